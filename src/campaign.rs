@@ -1,0 +1,256 @@
+//! The campaign: what an operator creates, and the validation of its fields. The rules live
+//! here, beside the type, so the HTTP layer and the store agree on what a valid campaign is.
+
+use serde::{Deserialize, Serialize};
+
+/// Interaction kinds a campaign accepts when the operator names none.
+pub const DEFAULT_KINDS: [&str; 4] = ["like", "cheer", "comment", "share"];
+/// Kinds per campaign are bounded so metric label sets and per-socket counters stay small.
+pub const MAX_KINDS: usize = 16;
+/// Regions per campaign are bounded for the same reason (plus `unknown` and `other`).
+pub const MAX_REGIONS: usize = 64;
+
+/// Who may open a viewer socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone with the link.
+    #[default]
+    Public,
+    /// Only viewers holding a join token minted by an operator.
+    Token,
+}
+
+/// Whether a campaign still counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Live,
+    Ended,
+}
+
+/// A campaign as the API shows it. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: String,
+    pub title: String,
+    pub stream_url: Option<String>,
+    pub kinds: Vec<String>,
+    pub regions: Vec<String>,
+    pub access: Access,
+    pub state: State,
+    pub created_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+impl Campaign {
+    /// Index of `kind` in this campaign's kinds: sockets count by index, not by string.
+    pub fn kind_index(&self, kind: &str) -> Option<usize> {
+        self.kinds.iter().position(|k| k == kind)
+    }
+
+    /// The region a viewer is counted under: absent → `unknown`, outside the list → `other`.
+    pub fn region_of(&self, region: Option<&str>) -> String {
+        match region {
+            None | Some("") => "unknown".to_owned(),
+            Some(r) if self.regions.iter().any(|x| x == r) => r.to_owned(),
+            Some(_) => "other".to_owned(),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.state == State::Live
+    }
+}
+
+/// The body of `POST /api/v1/campaigns`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub id: Option<String>,
+    pub title: Option<String>,
+    pub stream_url: Option<String>,
+    pub kinds: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub access: Option<Access>,
+}
+
+/// A field that failed validation, with a message meant for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl NewCampaign {
+    /// Checks every field and builds a live campaign created at `now_ms`.
+    pub fn validate(self, now_ms: i64) -> Result<Campaign, FieldError> {
+        let id = self.id.ok_or_else(|| field_error("id", "id is required"))?;
+        if !is_campaign_id(&id) {
+            return Err(field_error(
+                "id",
+                "id must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits, dashes)",
+            ));
+        }
+        let title = self.title.ok_or_else(|| field_error("title", "title is required"))?;
+        let title = title.trim().to_owned();
+        let len = title.chars().count();
+        if len == 0 || len > 200 {
+            return Err(field_error("title", "title must be 1 to 200 characters"));
+        }
+        if let Some(url) = &self.stream_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2048
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(field_error(
+                    "stream_url",
+                    "stream_url must be an http(s) URL of at most 2048 characters",
+                ));
+            }
+        }
+        let kinds = match self.kinds {
+            None => DEFAULT_KINDS.iter().map(|k| k.to_string()).collect(),
+            Some(kinds) => {
+                if kinds.is_empty() || kinds.len() > MAX_KINDS {
+                    return Err(field_error("kinds", format!("kinds must list 1 to {MAX_KINDS} kinds")));
+                }
+                for (i, k) in kinds.iter().enumerate() {
+                    if !is_kind(k) {
+                        return Err(field_error("kinds", format!("kind {k:?} must match ^[a-z][a-z0-9_]{{0,31}}$")));
+                    }
+                    if kinds[..i].contains(k) {
+                        return Err(field_error("kinds", format!("kind {k:?} is listed twice")));
+                    }
+                }
+                kinds
+            }
+        };
+        let regions = self.regions.unwrap_or_default();
+        if regions.len() > MAX_REGIONS {
+            return Err(field_error("regions", format!("at most {MAX_REGIONS} regions")));
+        }
+        for (i, r) in regions.iter().enumerate() {
+            if !is_region(r) || r == "unknown" || r == "other" {
+                return Err(field_error(
+                    "regions",
+                    format!("region {r:?} must match ^[A-Za-z0-9-]{{1,16}}$ and not be unknown/other"),
+                ));
+            }
+            if regions[..i].contains(r) {
+                return Err(field_error("regions", format!("region {r:?} is listed twice")));
+            }
+        }
+        Ok(Campaign {
+            id,
+            title,
+            stream_url: self.stream_url,
+            kinds,
+            regions,
+            access: self.access.unwrap_or_default(),
+            state: State::Live,
+            created_at: now_ms,
+            ended_at: None,
+        })
+    }
+}
+
+/// `^[a-z0-9][a-z0-9-]{0,62}$`
+pub fn is_campaign_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `^[a-z][a-z0-9_]{0,31}$`
+pub fn is_kind(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// `^[A-Za-z0-9-]{1,16}$`
+pub fn is_region(s: &str) -> bool {
+    (1..=16).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
+/// Viewer and session ids: `^[A-Za-z0-9_-]{8,64}$`
+pub fn is_client_id(s: &str) -> bool {
+    (8..=64).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+/// Share channel, `^[a-z0-9_-]{1,32}$`; anything else is counted as `other`.
+pub fn share_channel(via: Option<&str>) -> &str {
+    match via {
+        Some(v)
+            if (1..=32).contains(&v.len())
+                && v.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-') =>
+        {
+            v
+        }
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(id: &str, title: &str) -> NewCampaign {
+        NewCampaign {
+            id: Some(id.into()),
+            title: Some(title.into()),
+            stream_url: None,
+            kinds: None,
+            regions: None,
+            access: None,
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_contract_pattern() {
+        assert!(is_campaign_id("launch-2026"));
+        assert!(is_campaign_id("0"));
+        assert!(!is_campaign_id("-x"));
+        assert!(!is_campaign_id("Upper"));
+        assert!(!is_campaign_id(&"a".repeat(64)));
+        assert!(is_campaign_id(&"a".repeat(63)));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert_eq!(new("ok", "").validate(0).unwrap_err().field, "title");
+        assert_eq!(new("Bad", "t").validate(0).unwrap_err().field, "id");
+        let mut n = new("ok", "t");
+        n.kinds = Some(vec!["like".into(), "like".into()]);
+        assert_eq!(n.validate(0).unwrap_err().field, "kinds");
+        let c = new("ok", " Launch ").validate(5).unwrap();
+        assert_eq!(c.title, "Launch");
+        assert_eq!(c.kinds, DEFAULT_KINDS);
+        assert_eq!(c.created_at, 5);
+    }
+
+    #[test]
+    fn regions_and_channels_fold_unknown_values() {
+        let mut n = new("ok", "t");
+        n.regions = Some(vec!["CN-BJ".into()]);
+        let c = n.validate(0).unwrap();
+        assert_eq!(c.region_of(None), "unknown");
+        assert_eq!(c.region_of(Some("CN-BJ")), "CN-BJ");
+        assert_eq!(c.region_of(Some("US")), "other");
+        assert_eq!(share_channel(Some("wechat")), "wechat");
+        assert_eq!(share_channel(Some("WeChat")), "other");
+        assert_eq!(share_channel(None), "other");
+    }
+}

@@ -1,0 +1,201 @@
+//! Node configuration: one `clap` struct, every flag mirrored by a `LIVETALLY_<FLAG>` env var,
+//! validated once at start so a bad value fails loudly with the flag's name instead of
+//! misbehaving later.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command line of the `livetally` binary.
+#[derive(Debug, Parser)]
+#[command(name = "livetally", version, about = "Live audience and engagement tracker")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand too (it is the default).
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// Subcommands; `serve` is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a node (the default when no subcommand is given).
+    Serve(Config),
+}
+
+/// Everything a node needs to know at start.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket traffic.
+    #[arg(long, env = "LIVETALLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Redis URL (redis:// or rediss://, password in the URL). Absent: embedded in-memory store.
+    #[arg(long, env = "LIVETALLY_REDIS", conflicts_with = "redis_cluster")]
+    pub redis: Option<String>,
+
+    /// Comma-separated seed URLs of a Redis Cluster.
+    #[arg(long, env = "LIVETALLY_REDIS_CLUSTER", value_delimiter = ',')]
+    pub redis_cluster: Vec<String>,
+
+    /// This node's name in presence and metrics (default: hostname-pid).
+    #[arg(long, env = "LIVETALLY_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Stats push interval (e.g. 1s, 500ms).
+    #[arg(long, env = "LIVETALLY_TICK", default_value = "1s", value_parser = parse_duration)]
+    pub tick: Duration,
+
+    /// How often batched deltas are written to the store (and acks released).
+    #[arg(long, env = "LIVETALLY_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+
+    /// Lease of a node's presence share: a node that dies stops counting after this.
+    #[arg(long, env = "LIVETALLY_PRESENCE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub presence_ttl: Duration,
+
+    /// Operator bearer token. Absent: one is generated and logged once at start.
+    #[arg(long, env = "LIVETALLY_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
+    /// Comma-separated origins allowed to open viewer sockets (absent: any).
+    #[arg(long, env = "LIVETALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Most sockets this node holds at once (default: open-file limit less a reserve).
+    #[arg(long, env = "LIVETALLY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Interaction messages per second per connection (burst is twice this).
+    #[arg(long, env = "LIVETALLY_MAX_INTERACTIONS_PER_SEC", default_value_t = 20)]
+    pub max_interactions_per_sec: u32,
+
+    /// Share the listen port with other nodes on this host (SO_REUSEPORT).
+    #[arg(long, env = "LIVETALLY_REUSE_PORT", default_value_t = false)]
+    pub reuse_port: bool,
+
+    /// Secret for signing viewer join tokens (default: derived from the operator token, so
+    /// nodes sharing an operator token accept each other's join tokens).
+    #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true)]
+    pub join_secret: Option<String>,
+
+    /// Most counts a node buffers while the store is unreachable before refusing new
+    /// interactions with an error.
+    #[arg(long, env = "LIVETALLY_MAX_PENDING", default_value_t = 1_000_000)]
+    pub max_pending: u64,
+}
+
+/// A flag that failed validation, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --{flag}: {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+fn bad(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Checks the values clap cannot check alone.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick < Duration::from_millis(50) || self.tick > Duration::from_secs(60) {
+            return Err(bad("tick", "must be between 50ms and 60s"));
+        }
+        if self.flush_interval < Duration::from_millis(5) || self.flush_interval > self.tick {
+            return Err(bad("flush-interval", "must be between 5ms and --tick"));
+        }
+        if self.presence_ttl < Duration::from_secs(1) || self.presence_ttl <= self.tick {
+            return Err(bad("presence-ttl", "must be at least 1s and longer than --tick"));
+        }
+        if let Some(t) = &self.operator_token {
+            if t.len() < 16 {
+                return Err(bad("operator-token", "must be at least 16 characters"));
+            }
+        }
+        if self.max_interactions_per_sec == 0 {
+            return Err(bad("max-interactions-per-sec", "must be at least 1"));
+        }
+        if self.max_connections == Some(0) {
+            return Err(bad("max-connections", "must be at least 1"));
+        }
+        if self.max_pending == 0 {
+            return Err(bad("max-pending", "must be at least 1"));
+        }
+        if let Some(url) = &self.redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("redis", "must start with redis:// or rediss://"));
+            }
+        }
+        for url in &self.redis_cluster {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("redis-cluster", "every URL must start with redis:// or rediss://"));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(bad("allowed-origins", format!("{origin:?} is not an http(s) origin")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node id used in presence: the flag, or hostname-pid.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "node".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+/// Parses `250ms`, `1s`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 100ms or 1s"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let cli = Cli::parse_from(["livetally", "--tick", "10ms"]);
+        let err = cli.serve.validate().unwrap_err();
+        assert_eq!(err.flag, "tick");
+        assert!(err.to_string().contains("--tick"));
+    }
+}

@@ -1,0 +1,24 @@
+//! livetally: a live-audience and engagement tracker.
+//!
+//! A like travels through the modules in this order:
+//! - [`ws`]: the viewer socket task parses the frame and checks limits,
+//! - [`tally`]: adds it to the session's local counters (no lock, no channel hop),
+//! - [`tally::flusher`]: every flush interval hands one batch per campaign to the [`store`],
+//!   then releases the acks,
+//! - [`broadcast`]: every tick reads the global stats back from the store, serialises ONE
+//!   frame per campaign and shares it with every socket.
+//!
+//! Beside that path: [`http`] (the JSON API and pages), [`auth`] (operator and join
+//! tokens), [`metrics`], [`config`], and [`node`], which wires it all and runs until shutdown.
+
+pub mod campaign;
+pub mod config;
+pub mod store;
+
+/// Milliseconds since the unix epoch: the unit of every timestamp on the wire.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,275 @@
+//! The embedded store: one node, no Redis. Everything lives in one `std::sync::Mutex`
+//! guarded map. A blocking mutex is right here (as in mini-redis `db.rs`): critical
+//! sections are short, never span an `.await`, and the store is called once per campaign
+//! per flush or tick, not per frame.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::hll::HyperLogLog;
+use super::{Applied, Batch, NodeShare, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use crate::campaign::{Campaign, State};
+
+/// In-memory [`Store`].
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<HashMap<String, CampaignData>>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    presence: Presence,
+    updated_at: i64,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct CampaignData {
+    campaign: Campaign,
+    /// Order of creation, for listing oldest first.
+    created_seq: u64,
+    interactions: HashMap<String, u64>,
+    sessions: HashMap<String, (u64, u64)>,
+    uniques: HyperLogLog,
+    interactors: HyperLogLog,
+    registrations: HashSet<String>,
+    shares: BTreeMap<String, u64>,
+    presence: HashMap<String, Lease>,
+    peak: u64,
+    peak_at: Option<i64>,
+    regions_at_peak: BTreeMap<String, u64>,
+    viewer_series: BTreeMap<i64, u64>,
+    /// bucket → kind → count
+    interaction_series: BTreeMap<i64, HashMap<String, u64>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, CampaignData>> {
+        // A panic while holding this lock would be a bug in this file; keep serving the data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let mut map = self.lock();
+        if map.contains_key(&campaign.id) {
+            return Err(StoreError::Conflict);
+        }
+        let created_seq = map.len() as u64;
+        map.insert(
+            campaign.id.clone(),
+            CampaignData {
+                campaign: campaign.clone(),
+                created_seq,
+                interactions: HashMap::new(),
+                sessions: HashMap::new(),
+                uniques: HyperLogLog::default(),
+                interactors: HyperLogLog::default(),
+                registrations: HashSet::new(),
+                shares: BTreeMap::new(),
+                presence: HashMap::new(),
+                peak: 0,
+                peak_at: None,
+                regions_at_peak: BTreeMap::new(),
+                viewer_series: BTreeMap::new(),
+                interaction_series: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
+        Ok(self.lock().get(id).map(|d| d.campaign.clone()))
+    }
+
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        let map = self.lock();
+        let mut all: Vec<_> = map.values().collect();
+        all.sort_by_key(|d| (d.campaign.created_at, d.created_seq));
+        Ok(all.into_iter().map(|d| d.campaign.clone()).collect())
+    }
+
+    async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
+        let mut map = self.lock();
+        let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
+        if d.campaign.state == State::Live {
+            d.campaign.state = State::Ended;
+            d.campaign.ended_at = Some(at_ms);
+            d.presence.clear();
+            d.sessions.clear();
+        }
+        Ok(d.campaign.clone())
+    }
+
+    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        let entry = d.sessions.entry(session.to_owned()).or_insert((0, 0));
+        entry.0 += 1;
+        Ok(*entry)
+    }
+
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
+        let mut map = self.lock();
+        let Some(d) = map.get_mut(&batch.campaign) else {
+            return Ok(Applied { fenced: vec![], ended: true });
+        };
+        if d.campaign.state == State::Ended {
+            return Ok(Applied { fenced: vec![], ended: true });
+        }
+        let mut fenced = Vec::new();
+        for (i, s) in batch.sessions.iter().enumerate() {
+            let (epoch, acked) = d.sessions.get(&s.session).copied().unwrap_or((0, 0));
+            if epoch != s.epoch {
+                fenced.push(i);
+                continue;
+            }
+            if s.seq > acked {
+                d.sessions.insert(s.session.clone(), (epoch, s.seq));
+            }
+            if !s.counts.is_empty() {
+                d.interactors.add(&s.viewer);
+            }
+            let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();
+            for (kind, n) in &s.counts {
+                *d.interactions.entry(kind.clone()).or_default() += n;
+                *bucket.entry(kind.clone()).or_default() += n;
+            }
+        }
+        for v in &batch.new_viewers {
+            d.uniques.add(v);
+        }
+        for (channel, n) in &batch.share_visits {
+            *d.shares.entry(channel.clone()).or_default() += n;
+        }
+        if let Some((node, presence)) = &batch.presence {
+            let now = crate::now_ms();
+            d.presence.insert(
+                node.clone(),
+                Lease {
+                    presence: presence.clone(),
+                    updated_at: now,
+                    expires: Instant::now() + batch.presence_ttl,
+                },
+            );
+        }
+        Ok(Applied { fenced, ended: false })
+    }
+
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        if let Some(d) = self.lock().get_mut(campaign) {
+            d.presence.remove(node);
+        }
+        Ok(())
+    }
+
+    async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        let now = Instant::now();
+        d.presence.retain(|_, l| l.expires > now);
+        let mut stats = Stats {
+            peak_viewers: d.peak,
+            peak_at: d.peak_at,
+            unique_viewers: d.uniques.count(),
+            interactors: d.interactors.count(),
+            registrations: d.registrations.len() as u64,
+            share_visits: d.shares.values().sum(),
+            share_visits_by_channel: d.shares.clone(),
+            regions_at_peak: d.regions_at_peak.clone(),
+            ..Stats::default()
+        };
+        for k in kinds {
+            stats.interactions.insert(k.clone(), d.interactions.get(k).copied().unwrap_or(0));
+        }
+        let mut nodes: Vec<_> = d.presence.iter().collect();
+        nodes.sort_by(|a, b| a.0.cmp(b.0));
+        for (node, lease) in nodes {
+            stats.viewers += lease.presence.viewers;
+            for (r, n) in &lease.presence.regions {
+                *stats.regions.entry(r.clone()).or_default() += n;
+            }
+            stats.nodes.push(NodeShare {
+                node: node.clone(),
+                viewers: lease.presence.viewers,
+                updated_at: lease.updated_at,
+            });
+        }
+        stats.regions.retain(|_, n| *n > 0);
+        Ok(stats)
+    }
+
+    async fn record_tick(
+        &self,
+        campaign: &str,
+        bucket_ms: i64,
+        at_ms: i64,
+        viewers: u64,
+        regions: &BTreeMap<String, u64>,
+    ) -> StoreResult<(u64, Option<i64>)> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        if d.campaign.state == State::Ended {
+            return Ok((d.peak, d.peak_at));
+        }
+        d.viewer_series.insert(bucket_ms, viewers);
+        if viewers > d.peak {
+            d.peak = viewers;
+            d.peak_at = Some(at_ms);
+            d.regions_at_peak = regions.clone();
+        }
+        Ok((d.peak, d.peak_at))
+    }
+
+    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        Ok(d.registrations.insert(viewer.to_owned()))
+    }
+
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        let map = self.lock();
+        let d = map.get(campaign).ok_or(StoreError::NotFound)?;
+        if from_ms > to_ms {
+            return Ok(vec![]);
+        }
+        Ok(match metric {
+            SeriesMetric::Viewers => d.viewer_series.range(from_ms..=to_ms).map(|(t, v)| (*t, *v)).collect(),
+            SeriesMetric::Interactions(kind) => d
+                .interaction_series
+                .range(from_ms..=to_ms)
+                .map(|(t, by_kind)| {
+                    let v = match kind {
+                        Some(k) => by_kind.get(k).copied().unwrap_or(0),
+                        None => by_kind.values().sum(),
+                    };
+                    (*t, v)
+                })
+                .collect(),
+        })
+    }
+}
+

@@ -1,0 +1,198 @@
+//! The seam between counting and storing. Everything a node shares with other nodes goes
+//! through [`Store`]: the embedded [`memory::MemoryStore`] for a single node, and the Redis
+//! store for many. Both pass the same contract suite (`tests/store_contract.rs`).
+//!
+//! The trait is shaped for Redis from day one: writes arrive as one [`Batch`] per campaign
+//! per flush interval (one round trip, applied atomically), reads as one [`Stats`] per
+//! campaign per tick, so store traffic grows with the number of campaigns and ticks, never
+//! with the interaction rate.
+
+pub mod hll;
+pub mod memory;
+pub mod redis;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::campaign::Campaign;
+
+/// Why a store call failed. Callers branch on it: `Unavailable` is retried (counts stay
+/// buffered, acks withheld), the others are answers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer (down, hung, failing over). Retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A campaign with this id already exists.
+    #[error("campaign already exists")]
+    Conflict,
+    /// No campaign with this id.
+    #[error("campaign not found")]
+    NotFound,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One session's counts since its last successful flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDelta {
+    /// Client-chosen (or server-assigned) session id.
+    pub session: String,
+    /// The viewer behind the session, added to the `interactors` sketch when `counts` is
+    /// non-empty.
+    pub viewer: String,
+    /// The ownership epoch this node got from [`Store::claim_session`]. A delta whose epoch
+    /// is no longer the session's current one was sent through a node that lost the session
+    /// to a reconnect elsewhere: it is rejected whole, so a resend is never counted twice.
+    pub epoch: u64,
+    /// Highest `seq` covered by this delta (0: no sequenced message in it). Stored as the
+    /// session's acked seq, never lowered.
+    pub seq: u64,
+    /// `(kind, count)` pairs, counts > 0.
+    pub counts: Vec<(String, u64)>,
+}
+
+/// This node's share of a campaign's live audience, published under a lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Presence {
+    /// Open viewer sockets of the campaign on this node.
+    pub viewers: u64,
+    /// The same sockets by region (regions with 0 may be omitted).
+    pub regions: BTreeMap<String, u64>,
+}
+
+/// Everything one node has to write for one campaign in one flush interval. Applied
+/// atomically: all of it or none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub campaign: String,
+    /// Start of the series bucket (tick-aligned unix ms) the interaction counts fall in.
+    pub bucket_ms: i64,
+    pub sessions: Vec<SessionDelta>,
+    /// Viewer ids that connected since the last flush (for the `unique_viewers` sketch).
+    pub new_viewers: Vec<String>,
+    /// `(channel, visits)` pairs.
+    pub share_visits: Vec<(String, u64)>,
+    /// This node's presence, when it changed or its lease is due for renewal.
+    pub presence: Option<(String, Presence)>,
+    /// Lease length for `presence`.
+    pub presence_ttl: Duration,
+}
+
+impl Batch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+            && self.new_viewers.is_empty()
+            && self.share_visits.is_empty()
+            && self.presence.is_none()
+    }
+}
+
+/// What the store did with a [`Batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Indices into `batch.sessions` that were rejected because their epoch is stale.
+    pub fenced: Vec<usize>,
+    /// True when the campaign has ended (or no longer exists): nothing was counted.
+    pub ended: bool,
+}
+
+/// A presence share as seen by readers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeShare {
+    pub node: String,
+    pub viewers: u64,
+    pub updated_at: i64,
+}
+
+/// A campaign's global numbers, read once per tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Sum of the live presence leases (0 once ended).
+    pub viewers: u64,
+    pub peak_viewers: u64,
+    pub peak_at: Option<i64>,
+    pub unique_viewers: u64,
+    pub interactors: u64,
+    /// Every kind of the campaign, 0 included.
+    pub interactions: BTreeMap<String, u64>,
+    pub registrations: u64,
+    pub share_visits: u64,
+    pub share_visits_by_channel: BTreeMap<String, u64>,
+    /// Live viewers by region, summed over live leases.
+    pub regions: BTreeMap<String, u64>,
+    pub regions_at_peak: BTreeMap<String, u64>,
+    pub nodes: Vec<NodeShare>,
+}
+
+/// Which series to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeriesMetric {
+    /// Total viewers at each tick.
+    Viewers,
+    /// Interactions counted in each tick bucket, of one kind or (None) of all kinds.
+    Interactions(Option<String>),
+}
+
+/// The store behind a node. See the module doc for the shape of the traffic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and `/readyz` ("memory", "redis", "redis-cluster").
+    fn kind(&self) -> &'static str;
+
+    /// Answers when the store is reachable (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a campaign; `Conflict` when the id is taken.
+    async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()>;
+    async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>>;
+    /// All campaigns, oldest first.
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>>;
+    /// Marks the campaign ended at `at_ms` (a no-op when already ended), drops every
+    /// presence lease so `viewers` reads 0, and returns the campaign. `NotFound` if unknown.
+    async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign>;
+
+    /// Takes ownership of a session for a new socket: bumps its epoch and returns
+    /// `(epoch, acked_seq)`. Deltas carrying an older epoch are fenced from then on.
+    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
+
+    /// Applies one flush atomically: interaction counts (per kind, and into the series
+    /// bucket), acked seqs, the unique and interactor sketches, share visits and the
+    /// presence lease. Counts of an ended campaign are dropped (`Applied::ended`).
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied>;
+
+    /// Removes this node's presence lease for a campaign (graceful leave).
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()>;
+
+    /// Reads the campaign's global numbers at `now_ms` (expired leases ignored). `kinds`
+    /// lists the campaign's kinds so every one appears in `interactions`.
+    async fn stats(&self, campaign: &str, kinds: &[String], now_ms: i64) -> StoreResult<Stats>;
+
+    /// Records one tick: the viewers point of the series at `bucket_ms`, and the peak
+    /// (with `at_ms` and the regions) when `viewers` exceeds it. Returns `(peak, peak_at)`.
+    async fn record_tick(
+        &self,
+        campaign: &str,
+        bucket_ms: i64,
+        at_ms: i64,
+        viewers: u64,
+        regions: &BTreeMap<String, u64>,
+    ) -> StoreResult<(u64, Option<i64>)>;
+
+    /// Registers a viewer for the campaign; `true` the first time, `false` after.
+    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool>;
+
+    /// Raw series points `(bucket_ms, value)` with `from_ms <= bucket_ms <= to_ms`,
+    /// ascending. Buckets with nothing recorded are absent.
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>>;
+}
