@@ -72,13 +72,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_counts_are_exact_enough() {
+    fn small_counts_are_within_two_percent() {
         let mut h = HyperLogLog::default();
         for i in 0..100 {
             h.add(&format!("viewer-{i}"));
             h.add(&format!("viewer-{i}"));
         }
-        assert_eq!(h.count(), 100);
+        assert!((98..=102).contains(&h.count()), "estimate {} for 100", h.count());
     }
 
     #[test]
