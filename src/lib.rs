@@ -11,9 +11,17 @@
 //! Beside that path: [`http`] (the JSON API and pages), [`auth`] (operator and join
 //! tokens), [`metrics`], [`config`], and [`node`], which wires it all and runs until shutdown.
 
+pub mod auth;
+pub mod broadcast;
 pub mod campaign;
 pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod node;
 pub mod store;
+pub mod tally;
+pub mod ws;
 
 /// Milliseconds since the unix epoch: the unit of every timestamp on the wire.
 pub fn now_ms() -> i64 {

@@ -194,6 +194,7 @@ impl Store for MemoryStore {
             share_visits: d.shares.values().sum(),
             share_visits_by_channel: d.shares.clone(),
             regions_at_peak: d.regions_at_peak.clone(),
+            ended: d.campaign.state == State::Ended,
             ..Stats::default()
         };
         for k in kinds {

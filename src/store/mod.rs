@@ -127,6 +127,8 @@ pub struct Stats {
     pub regions: BTreeMap<String, u64>,
     pub regions_at_peak: BTreeMap<String, u64>,
     pub nodes: Vec<NodeShare>,
+    /// The campaign has ended (another node may have ended it).
+    pub ended: bool,
 }
 
 /// Which series to read.

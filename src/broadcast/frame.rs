@@ -1,0 +1,132 @@
+//! The stats objects as they go on the wire, serialised once per campaign per tick.
+
+use bytestring::ByteString;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::store::{NodeShare, Stats};
+
+/// The stats object every viewer sees (`GET /stats` and the `stats` frame).
+#[derive(Debug, Serialize)]
+pub struct ViewerStats<'a> {
+    pub campaign: &'a str,
+    pub at: i64,
+    pub viewers: u64,
+    pub peak_viewers: u64,
+    pub unique_viewers: u64,
+    pub interactors: u64,
+    pub interactions: &'a BTreeMap<String, u64>,
+    pub registrations: u64,
+    pub share_visits: u64,
+}
+
+/// What operators see on top of [`ViewerStats`].
+#[derive(Debug, Serialize)]
+pub struct OperatorStats<'a> {
+    #[serde(flatten)]
+    pub base: ViewerStats<'a>,
+    pub peak_at: Option<i64>,
+    pub regions: &'a BTreeMap<String, u64>,
+    pub share_visits_by_channel: &'a BTreeMap<String, u64>,
+    pub nodes: &'a [NodeShare],
+}
+
+impl<'a> ViewerStats<'a> {
+    pub fn new(campaign: &'a str, at: i64, s: &'a Stats) -> Self {
+        Self {
+            campaign,
+            at,
+            viewers: s.viewers,
+            peak_viewers: s.peak_viewers,
+            unique_viewers: s.unique_viewers,
+            interactors: s.interactors,
+            interactions: &s.interactions,
+            registrations: s.registrations,
+            share_visits: s.share_visits,
+        }
+    }
+}
+
+impl<'a> OperatorStats<'a> {
+    pub fn new(campaign: &'a str, at: i64, s: &'a Stats) -> Self {
+        Self {
+            base: ViewerStats::new(campaign, at, s),
+            peak_at: s.peak_at,
+            regions: &s.regions,
+            share_visits_by_channel: &s.share_visits_by_channel,
+            nodes: &s.nodes,
+        }
+    }
+}
+
+/// The frames of one tick: the stats objects (for `welcome`) and the full `stats` messages.
+#[derive(Debug)]
+pub struct Frames {
+    /// Numbers without `at` and node timestamps, to skip ticks where nothing changed.
+    numbers: Option<Stats>,
+    pub viewer_stats: ByteString,
+    pub operator_stats: ByteString,
+    pub viewer_frame: ByteString,
+    pub operator_frame: ByteString,
+}
+
+/// `{"type":"stats",` + the object's fields.
+fn as_message(object: &str) -> ByteString {
+    let mut s = String::with_capacity(object.len() + 16);
+    s.push_str(r#"{"type":"stats","#);
+    s.push_str(&object[1..]);
+    ByteString::from(s)
+}
+
+impl Frames {
+    /// Before the first tick: zeros, so a welcome always carries a stats object.
+    pub fn empty(campaign: &str) -> Self {
+        let mut f = Self::build(campaign, crate::now_ms(), &Stats::default());
+        f.numbers = None;
+        f
+    }
+
+    pub fn build(campaign: &str, at: i64, stats: &Stats) -> Self {
+        // unwrap: serialising plain structs of strings and integers cannot fail.
+        let viewer = serde_json::to_string(&ViewerStats::new(campaign, at, stats)).unwrap();
+        let operator = serde_json::to_string(&OperatorStats::new(campaign, at, stats)).unwrap();
+        let mut numbers = stats.clone();
+        for n in &mut numbers.nodes {
+            n.updated_at = 0;
+        }
+        Self {
+            numbers: Some(numbers),
+            viewer_frame: as_message(&viewer),
+            operator_frame: as_message(&operator),
+            viewer_stats: ByteString::from(viewer),
+            operator_stats: ByteString::from(operator),
+        }
+    }
+
+    /// True when `other` carries the same numbers (so no push is needed this tick).
+    pub fn same_numbers(&self, other: &Frames) -> bool {
+        self.numbers.is_some() && self.numbers == other.numbers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_the_object_with_a_type() {
+        let mut s = Stats::default();
+        s.viewers = 3;
+        s.interactions.insert("like".into(), 2);
+        let f = Frames::build("c1", 7, &s);
+        let v: serde_json::Value = serde_json::from_str(&f.viewer_frame).unwrap();
+        assert_eq!(v["type"], "stats");
+        assert_eq!(v["viewers"], 3);
+        assert_eq!(v["interactions"]["like"], 2);
+        assert!(v.get("regions").is_none());
+        let o: serde_json::Value = serde_json::from_str(&f.operator_frame).unwrap();
+        assert_eq!(o["regions"], serde_json::json!({}));
+        assert_eq!(o["at"], 7);
+        assert!(f.same_numbers(&Frames::build("c1", 9, &s)));
+    }
+}

@@ -1,0 +1,71 @@
+//! Step four: every tick, read each active campaign's global stats from the store, record
+//! the tick (peak, series), serialise ONE viewer frame and ONE operator frame, and publish
+//! them through the campaign's `watch` channel. Every socket sends the same bytes (a
+//! reference-counted `ByteString`), so broadcast cost per viewer is a refcount bump plus
+//! the socket write, never a serialisation.
+
+pub mod frame;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+pub use frame::Frames;
+
+use crate::node::NodeCtx;
+use crate::tally::CampaignTally;
+
+/// Runs until `stop` is cancelled.
+pub async fn run(ctx: Arc<NodeCtx>, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(ctx.config.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let tallies = ctx.tallies.all();
+        let started = Instant::now();
+        futures_util::future::join_all(tallies.into_iter().map(|t| tick_campaign(&ctx, t))).await;
+        ctx.metrics.broadcast_seconds.observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// One tick of one campaign.
+async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
+    let c = &tally.campaign;
+    let at = crate::now_ms();
+    let mut stats = match ctx.store.stats(&c.id, &c.kinds, at).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(campaign = %c.id, error = %e, "stats read failed; keeping the last frame");
+            return;
+        }
+    };
+    if stats.ended {
+        tally.ended.cancel();
+        return;
+    }
+    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
+    match ctx
+        .store
+        .record_tick(&c.id, at - at.rem_euclid(tick_ms), at, stats.viewers, &stats.regions)
+        .await
+    {
+        Ok((peak, peak_at)) => {
+            stats.peak_viewers = peak;
+            stats.peak_at = peak_at;
+        }
+        Err(e) => tracing::debug!(campaign = %c.id, error = %e, "tick record failed"),
+    }
+    let frames = Frames::build(&c.id, at, &stats);
+    tally.frames.send_if_modified(|current| {
+        if current.same_numbers(&frames) {
+            false
+        } else {
+            *current = Arc::new(frames);
+            true
+        }
+    });
+}

@@ -1,0 +1,80 @@
+//! The HTTP side of a node: the JSON API ([`campaigns`] for operators, [`public`] for
+//! viewers), the pages ([`pages`]) and the probes ([`probes`]). Routes are declared here,
+//! in one place, in the order of the spec.
+
+pub mod campaigns;
+pub mod pages;
+pub mod probes;
+pub mod public;
+
+use actix_web::{web, HttpRequest};
+
+use crate::auth::TokenError;
+use crate::error::ApiError;
+use crate::node::NodeCtx;
+
+/// Largest JSON body the API accepts.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BODY)
+            .error_handler(|err, _| {
+                ApiError::BadRequest {
+                    field: None,
+                    message: format!("invalid JSON body: {err}"),
+                }
+                .into()
+            }),
+    )
+    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("route").into()))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::BadRequest {
+            field: None,
+            message: format!("invalid query: {err}"),
+        }
+        .into()
+    }))
+    .service(
+        web::scope("/api/v1/campaigns")
+            .route("", web::post().to(campaigns::create))
+            .route("", web::get().to(campaigns::list))
+            .route("/{id}", web::get().to(public::get))
+            .route("/{id}/end", web::post().to(campaigns::end))
+            .route("/{id}/tokens", web::post().to(campaigns::mint_token))
+            .route("/{id}/series", web::get().to(campaigns::series))
+            .route("/{id}/report", web::get().to(campaigns::report))
+            .route("/{id}/stats", web::get().to(public::stats))
+            .route("/{id}/registrations", web::post().to(public::register)),
+    )
+    .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::upgrade))
+    .route("/s/{id}", web::get().to(public::share))
+    .route("/metrics", web::get().to(probes::metrics))
+    .route("/healthz", web::get().to(probes::healthz))
+    .route("/readyz", web::get().to(probes::readyz))
+    .configure(pages::routes)
+    .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound("route")) }));
+}
+
+/// Operator routes call this first: 401 without a token, 403 with a wrong one.
+pub fn require_operator(req: &HttpRequest, ctx: &NodeCtx) -> Result<(), ApiError> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let presented = match header {
+        Some(h) if h.starts_with("Bearer ") => Some(h),
+        Some(_) => return Err(ApiError::Forbidden("Authorization must be a Bearer token")),
+        None => None,
+    };
+    ctx.auth.check_operator(presented).map_err(|e| match e {
+        TokenError::Missing => ApiError::Unauthorized("operator token required (Authorization: Bearer …)"),
+        TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+    })
+}
+
+/// Loads a campaign by path id; malformed ids are simply not found.
+pub async fn campaign(ctx: &NodeCtx, id: &str) -> Result<crate::campaign::Campaign, ApiError> {
+    if !crate::campaign::is_campaign_id(id) {
+        return Err(ApiError::NotFound("campaign"));
+    }
+    ctx.store.get_campaign(id).await?.ok_or(ApiError::NotFound("campaign"))
+}

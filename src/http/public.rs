@@ -1,0 +1,91 @@
+//! Public routes: a campaign with its stats, registrations and share links.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::campaign;
+use crate::broadcast::frame::ViewerStats;
+use crate::campaign::{is_client_id, share_channel};
+use crate::error::ApiError;
+use crate::node::NodeCtx;
+
+/// The viewer stats object read fresh from the store.
+async fn stats_value(ctx: &NodeCtx, c: &crate::campaign::Campaign) -> Result<serde_json::Value, ApiError> {
+    let at = crate::now_ms();
+    let s = ctx.store.stats(&c.id, &c.kinds, at).await?;
+    // unwrap: a struct of strings and integers always serialises.
+    Ok(serde_json::to_value(ViewerStats::new(&c.id, at, &s)).unwrap())
+}
+
+/// `GET /api/v1/campaigns/{id}`
+pub async fn get(ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let c = campaign(&ctx, &id).await?;
+    let stats = stats_value(&ctx, &c).await?;
+    // unwrap: see above.
+    let mut body = serde_json::to_value(&c).unwrap();
+    body["stats"] = stats;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/v1/campaigns/{id}/stats`
+pub async fn stats(ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let c = campaign(&ctx, &id).await?;
+    Ok(HttpResponse::Ok().json(stats_value(&ctx, &c).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Registration {
+    viewer: Option<String>,
+}
+
+/// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after.
+pub async fn register(
+    ctx: web::Data<NodeCtx>,
+    id: web::Path<String>,
+    body: web::Json<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = body
+        .into_inner()
+        .viewer
+        .filter(|v| is_client_id(v))
+        .ok_or_else(|| ApiError::bad("viewer", "viewer must match ^[A-Za-z0-9_-]{8,64}$"))?;
+    let c = campaign(&ctx, &id).await?;
+    if !c.is_live() {
+        return Err(ApiError::Gone);
+    }
+    let created = ctx.store.register(&id, &viewer).await?;
+    let body = json!({"campaign": c.id, "viewer": viewer, "registered": true, "created": created});
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShareQuery {
+    via: Option<String>,
+}
+
+/// `GET /s/{id}?via=CHANNEL`: 302 to the viewer page, one share visit counted while live.
+/// Visits go through the node's tally and reach the store in the next flush, so a viral
+/// link costs the store one write per flush, not one per click.
+pub async fn share(
+    ctx: web::Data<NodeCtx>,
+    id: web::Path<String>,
+    q: web::Query<ShareQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let c = match ctx.tallies.get(&id) {
+        Some(t) => t.campaign.clone(),
+        None => campaign(&ctx, &id).await?,
+    };
+    let ended = ctx.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
+    if c.is_live() && !ended {
+        ctx.tallies.get_or_create(&c).share_visit(share_channel(q.via.as_deref()));
+    }
+    Ok(HttpResponse::Found()
+        .insert_header(("location", format!("/c/{}", c.id)))
+        .insert_header(("cache-control", "no-store"))
+        .finish())
+}

@@ -1,0 +1,285 @@
+//! One async fn per socket: `select!` over shutdown, campaign end, acks, incoming frames,
+//! shared stats frames and the heartbeat. Step one of a like's path: a valid `interact`
+//! goes straight into the session's slot (see `tally::session`), no lock, no channel.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::protocol::{self, BadMessage};
+use super::transport::{Incoming, SendError, Transport};
+use crate::node::NodeCtx;
+use crate::tally::session::SessionSlot;
+use crate::tally::CampaignTally;
+
+/// The server pings this often; browsers answer pings themselves.
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// A socket silent this long (three missed pings) is dropped.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// More than this many bad messages within [`BAD_WINDOW`] closes the socket with 1008.
+pub const MAX_BAD_MESSAGES: usize = 10;
+pub const BAD_WINDOW: Duration = Duration::from_secs(10);
+/// Being rate limited this long without a single accepted message closes with 1008.
+pub const RATE_LIMITED_CLOSE_AFTER: Duration = Duration::from_secs(5);
+
+/// Close codes of the protocol (docs/protocol.md).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const ENDED: u16 = 4000;
+    pub const RESUMED_ELSEWHERE: u16 = 4001;
+}
+
+/// Who is on the other end.
+pub enum Peer {
+    Viewer { slot: Arc<SessionSlot>, region: usize },
+    Operator,
+}
+
+/// Runs one socket until it closes. `welcome` has been built by the upgrade handler.
+pub async fn run(ctx: Arc<NodeCtx>, tally: Arc<CampaignTally>, mut transport: Transport, peer: Peer, welcome: String) {
+    let role = match peer {
+        Peer::Viewer { .. } => "viewer",
+        Peer::Operator => "operator",
+    };
+    let mut frames = tally.frames.subscribe();
+    frames.mark_unchanged();
+    let reason = if transport.send(welcome).await.is_err() {
+        Closing::Drop("client_closed")
+    } else {
+        let mut conn = Conn::new(&ctx, &tally, &peer);
+        conn.serve(&mut transport, &mut frames).await
+    };
+    match reason {
+        Closing::Code(code, why) => {
+            transport.close(code, why).await;
+            ctx.metrics.closed(why_label(code));
+        }
+        Closing::Drop(why) => ctx.metrics.closed(why),
+    }
+    if let Peer::Viewer { region, .. } = peer {
+        tally.viewer_left(region);
+    } else {
+        tally.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+    ctx.connections.fetch_sub(1, Ordering::Relaxed);
+    ctx.metrics.connections.with_label_values(&[role]).dec();
+}
+
+fn why_label(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "shutdown",
+        close::POLICY => "policy",
+        close::TOO_BIG => "too_big",
+        close::ENDED => "campaign_ended",
+        close::RESUMED_ELSEWHERE => "resumed_elsewhere",
+        _ => "idle_timeout",
+    }
+}
+
+/// How a socket ends.
+enum Closing {
+    /// Send a close frame with this code and reason.
+    Code(u16, &'static str),
+    /// Just drop it (the peer is gone or too slow); the label is for metrics.
+    Drop(&'static str),
+}
+
+/// Per-socket state.
+struct Conn<'a> {
+    ctx: &'a NodeCtx,
+    tally: &'a CampaignTally,
+    slot: Option<&'a Arc<SessionSlot>>,
+    limiter: DefaultDirectRateLimiter,
+    /// Highest seq accepted on this socket (starts at the welcome's `acked_seq`).
+    last_seq: u64,
+    /// Highest ack sent.
+    last_ack: u64,
+    bad: VecDeque<Instant>,
+    limited_since: Option<Instant>,
+    last_seen: Instant,
+}
+
+fn send_err(e: SendError) -> Closing {
+    match e {
+        SendError::Closed => Closing::Drop("client_closed"),
+        SendError::Slow => Closing::Drop("slow_client"),
+    }
+}
+
+impl<'a> Conn<'a> {
+    fn new(ctx: &'a NodeCtx, tally: &'a CampaignTally, peer: &'a Peer) -> Self {
+        let per_sec = NonZeroU32::new(ctx.config.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        let slot = match peer {
+            Peer::Viewer { slot, .. } => Some(slot),
+            Peer::Operator => None,
+        };
+        let acked = slot.map(|s| s.acked()).unwrap_or(0);
+        Self {
+            ctx,
+            tally,
+            slot,
+            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            last_seq: acked,
+            last_ack: acked,
+            bad: VecDeque::with_capacity(MAX_BAD_MESSAGES + 1),
+            limited_since: None,
+            last_seen: Instant::now(),
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        transport: &mut Transport,
+        frames: &mut tokio::sync::watch::Receiver<Arc<crate::broadcast::Frames>>,
+    ) -> Closing {
+        let operator = self.slot.is_none();
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let never = tokio::sync::Notify::new();
+        loop {
+            let wake = match self.slot {
+                Some(s) => &s.wake,
+                None => &never,
+            };
+            tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.cancelled() => return Closing::Code(close::GOING_AWAY, "server shutting down"),
+                _ = self.tally.ended.cancelled() => return Closing::Code(close::ENDED, "campaign ended"),
+                _ = wake.notified() => {
+                    if let Some(c) = self.send_ack(transport).await {
+                        return c;
+                    }
+                }
+                incoming = transport.recv() => {
+                    self.last_seen = Instant::now();
+                    let reply = match incoming {
+                        Incoming::Text(text) => self.on_text(&text),
+                        Incoming::Binary => self.on_bad(BadMessage::BadJson),
+                        Incoming::Alive => Ok(None),
+                        Incoming::TooBig => {
+                            self.ctx.metrics.rejected("too_big");
+                            return Closing::Code(close::TOO_BIG, "message over 4096 bytes");
+                        }
+                        Incoming::Closed => return Closing::Drop("client_closed"),
+                    };
+                    match reply {
+                        Ok(Some(msg)) => {
+                            if let Err(e) = transport.send(msg).await {
+                                return send_err(e);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(c) => return c,
+                    }
+                }
+                changed = frames.changed() => {
+                    if changed.is_err() {
+                        return Closing::Code(close::GOING_AWAY, "campaign closed on this node");
+                    }
+                    let f = frames.borrow_and_update().clone();
+                    let frame = if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() };
+                    if let Err(e) = transport.send(frame).await {
+                        return send_err(e);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_seen.elapsed() >= IDLE_TIMEOUT {
+                        return Closing::Code(close::NORMAL, "idle timeout");
+                    }
+                    if let Err(e) = transport.ping().await {
+                        return send_err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the cumulative ack if it moved; closes when the session was resumed elsewhere.
+    async fn send_ack(&mut self, transport: &mut Transport) -> Option<Closing> {
+        let slot = self.slot?;
+        if slot.is_fenced() {
+            return Some(Closing::Code(close::RESUMED_ELSEWHERE, "session resumed on another socket"));
+        }
+        let acked = slot.acked();
+        if acked > self.last_ack {
+            self.last_ack = acked;
+            if let Err(e) = transport.send(protocol::ack(acked)).await {
+                return Some(send_err(e));
+            }
+        }
+        None
+    }
+
+    /// Handles a text frame; `Ok(Some(reply))` to answer, `Err` to close.
+    fn on_text(&mut self, text: &str) -> Result<Option<String>, Closing> {
+        let msg = match protocol::parse(text) {
+            Ok(m) => m,
+            Err(bad) => return self.on_bad(bad),
+        };
+        let Some(slot) = self.slot else {
+            return self.refuse("not_a_viewer", "operator watchers cannot interact");
+        };
+        let Some(kind) = self.tally.campaign.kind_index(&msg.kind) else {
+            return self.on_bad_with("unknown_kind", "this campaign does not count that kind");
+        };
+        if let Some(seq) = msg.seq {
+            if seq <= self.last_seq {
+                // A resend of something already taken: never counted twice.
+                return Ok(Some(protocol::ack(slot.acked())));
+            }
+            if seq != self.last_seq + 1 {
+                return self.on_bad_with("seq_gap", "seq must be the previous seq + 1");
+            }
+        }
+        if self.limiter.check().is_err() {
+            self.ctx.metrics.rejected("rate_limited");
+            let since = *self.limited_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RATE_LIMITED_CLOSE_AFTER {
+                return Err(Closing::Code(close::POLICY, "rate limited for too long"));
+            }
+            return Ok(Some(protocol::error("rate_limited", "too many interactions; slow down")));
+        }
+        self.limited_since = None;
+        if self.ctx.pending.load(Ordering::Relaxed) >= self.ctx.config.max_pending {
+            return self.refuse("store_unavailable", "the store is unreachable and the buffer is full; retry later");
+        }
+        self.ctx.pending.fetch_add(msg.count, Ordering::Relaxed);
+        if slot.add(kind, msg.count, msg.seq) {
+            self.tally.queue_dirty(slot);
+        }
+        if let Some(seq) = msg.seq {
+            self.last_seq = seq;
+        }
+        Ok(None)
+    }
+
+    fn refuse(&mut self, code: &'static str, message: &str) -> Result<Option<String>, Closing> {
+        self.ctx.metrics.rejected(code);
+        Ok(Some(protocol::error(code, message)))
+    }
+
+    fn on_bad(&mut self, bad: BadMessage) -> Result<Option<String>, Closing> {
+        self.on_bad_with(bad.code(), bad.message())
+    }
+
+    /// A bad message: answered with an error, and counted towards the 1008 close.
+    fn on_bad_with(&mut self, code: &'static str, message: &str) -> Result<Option<String>, Closing> {
+        self.ctx.metrics.rejected(code);
+        let now = Instant::now();
+        while self.bad.front().is_some_and(|t| now.duration_since(*t) > BAD_WINDOW) {
+            self.bad.pop_front();
+        }
+        self.bad.push_back(now);
+        if self.bad.len() > MAX_BAD_MESSAGES {
+            return Err(Closing::Code(close::POLICY, "too many bad messages"));
+        }
+        Ok(Some(protocol::error(code, message)))
+    }
+}
