@@ -74,7 +74,13 @@ impl Auth {
     /// Mints a join token for `campaign` expiring at `exp` (unix seconds).
     pub fn mint_join(&self, campaign: &str, exp: u64) -> String {
         // unwrap: serialising a struct of a string and an integer cannot fail.
-        let payload = B64.encode(serde_json::to_vec(&JoinClaims { c: campaign.to_owned(), exp }).unwrap());
+        let payload = B64.encode(
+            serde_json::to_vec(&JoinClaims {
+                c: campaign.to_owned(),
+                exp,
+            })
+            .unwrap(),
+        );
         let sig = B64.encode(self.mac(payload.as_bytes()).finalize().into_bytes());
         format!("{payload}.{sig}")
     }
@@ -84,7 +90,9 @@ impl Auth {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
         let (payload, sig) = token.split_once('.').ok_or(TokenError::Invalid)?;
         let sig = B64.decode(sig).map_err(|_| TokenError::Invalid)?;
-        self.mac(payload.as_bytes()).verify_slice(&sig).map_err(|_| TokenError::Invalid)?;
+        self.mac(payload.as_bytes())
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::Invalid)?;
         let claims: JoinClaims = B64
             .decode(payload)
             .ok()

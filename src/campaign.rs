@@ -124,7 +124,10 @@ impl NewCampaign {
                 }
                 for (i, k) in kinds.iter().enumerate() {
                     if !is_kind(k) {
-                        return Err(field_error("kinds", format!("kind {k:?} must match ^[a-z][a-z0-9_]{{0,31}}$")));
+                        return Err(field_error(
+                            "kinds",
+                            format!("kind {k:?} must match ^[a-z][a-z0-9_]{{0,31}}$"),
+                        ));
                     }
                     if kinds[..i].contains(k) {
                         return Err(field_error("kinds", format!("kind {k:?} is listed twice")));
@@ -168,7 +171,8 @@ pub fn is_campaign_id(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// `^[a-z][a-z0-9_]{0,31}$`
@@ -177,7 +181,8 @@ pub fn is_kind(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 32
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 /// `^[A-Za-z0-9-]{1,16}$`
@@ -195,7 +200,8 @@ pub fn share_channel(via: Option<&str>) -> &str {
     match via {
         Some(v)
             if (1..=32).contains(&v.len())
-                && v.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-') =>
+                && v.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-') =>
         {
             v
         }

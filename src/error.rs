@@ -11,7 +11,10 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { field: Option<&'static str>, message: String },
+    BadRequest {
+        field: Option<&'static str>,
+        message: String,
+    },
     #[error("missing operator token")]
     Unauthorized(&'static str),
     #[error("{0}")]

@@ -46,7 +46,11 @@ impl Metrics {
         // unwrap (all below): metric options are static and valid.
         let connections = reg(
             &r,
-            IntGaugeVec::new(Opts::new("livetally_connections", "Open WebSockets by role."), &["role"]).unwrap(),
+            IntGaugeVec::new(
+                Opts::new("livetally_connections", "Open WebSockets by role."),
+                &["role"],
+            )
+            .unwrap(),
         );
         let connections_opened = reg(
             &r,
@@ -67,7 +71,10 @@ impl Metrics {
         let campaign_viewers = reg(
             &r,
             IntGaugeVec::new(
-                Opts::new("livetally_campaign_viewers", "Viewer sockets of a campaign on this node (this node's share)."),
+                Opts::new(
+                    "livetally_campaign_viewers",
+                    "Viewer sockets of a campaign on this node (this node's share).",
+                ),
                 &["campaign"],
             )
             .unwrap(),
@@ -97,8 +104,13 @@ impl Metrics {
         let store_flush_seconds = reg(
             &r,
             Histogram::with_opts(
-                HistogramOpts::new("livetally_store_flush_seconds", "Time to write one campaign's batch to the store.")
-                    .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                HistogramOpts::new(
+                    "livetally_store_flush_seconds",
+                    "Time to write one campaign's batch to the store.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
             )
             .unwrap(),
         );
@@ -115,12 +127,19 @@ impl Metrics {
         );
         let store_errors = reg(
             &r,
-            IntCounter::new("livetally_store_errors_total", "Store calls that failed (flushes, reads, claims).").unwrap(),
+            IntCounter::new(
+                "livetally_store_errors_total",
+                "Store calls that failed (flushes, reads, claims).",
+            )
+            .unwrap(),
         );
         let store_pending = reg(
             &r,
-            IntGauge::new("livetally_store_pending", "Interactions counted locally but not yet written to the store.")
-                .unwrap(),
+            IntGauge::new(
+                "livetally_store_pending",
+                "Interactions counted locally but not yet written to the store.",
+            )
+            .unwrap(),
         );
         let broadcast_seconds = reg(
             &r,
@@ -129,23 +148,36 @@ impl Metrics {
                     "livetally_broadcast_seconds",
                     "Time to read stats and publish one tick's frames for all campaigns.",
                 )
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
             )
             .unwrap(),
         );
         let max_connections = reg(
             &r,
-            IntGauge::new("livetally_max_connections", "Socket limit of this node (--max-connections).").unwrap(),
+            IntGauge::new(
+                "livetally_max_connections",
+                "Socket limit of this node (--max-connections).",
+            )
+            .unwrap(),
         );
         let store_up = reg(
             &r,
-            IntGauge::new("livetally_store_up", "1 when the last store call succeeded, 0 otherwise.").unwrap(),
+            IntGauge::new(
+                "livetally_store_up",
+                "1 when the last store call succeeded, 0 otherwise.",
+            )
+            .unwrap(),
         );
         let http_requests = reg(
             &r,
             HistogramVec::new(
-                HistogramOpts::new("livetally_http_request_seconds", "HTTP API latency by route and status class.")
-                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+                HistogramOpts::new(
+                    "livetally_http_request_seconds",
+                    "HTTP API latency by route and status class.",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
                 &["route", "status"],
             )
             .unwrap(),

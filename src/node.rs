@@ -145,7 +145,13 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let server_task = tokio::spawn(server);
 
     let stop_flusher = CancellationToken::new();
-    let flusher = tokio::spawn(crate::tally::flusher::run(ctx.clone(), stop_flusher.clone()));
+    let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
+    let flush_now: crate::tally::flusher::FlushNow = flush_now;
+    let flusher = tokio::spawn(crate::tally::flusher::run(
+        ctx.clone(),
+        stop_flusher.clone(),
+        flush_requests,
+    ));
     let stop_ticker = CancellationToken::new();
     let ticker = tokio::spawn(crate::broadcast::run(ctx.clone(), stop_ticker.clone()));
 
@@ -159,11 +165,19 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     );
 
     shutdown.cancelled().await;
-    tracing::info!("shutting down: closing sockets with 1001");
+    tracing::info!("shutting down: flushing, then closing sockets with 1001");
     handle.pause().await;
+    // Flush while the sockets are still open, so what they sent so far is acked.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if flush_now.send(tx).await.is_ok() {
+        let _ = tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, rx).await;
+    }
     ctx.shutdown.cancel();
     ctx.tracker.close();
-    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, ctx.tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, ctx.tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(left = ctx.tracker.len(), "some sockets did not close in time");
     }
     stop_ticker.cancel();

@@ -115,8 +115,10 @@ mod tests {
 
     #[test]
     fn frames_are_the_object_with_a_type() {
-        let mut s = Stats::default();
-        s.viewers = 3;
+        let mut s = Stats {
+            viewers: 3,
+            ..Default::default()
+        };
         s.interactions.insert("like".into(), 2);
         let f = Frames::build("c1", 7, &s);
         let v: serde_json::Value = serde_json::from_str(&f.viewer_frame).unwrap();

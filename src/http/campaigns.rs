@@ -131,7 +131,10 @@ pub async fn series(
         None => tick_ms.max((span + DEFAULT_SERIES_POINTS - 1) / DEFAULT_SERIES_POINTS),
     };
     if span / step_ms > MAX_SERIES_POINTS {
-        return Err(ApiError::bad("step", format!("step too small: more than {MAX_SERIES_POINTS} points")));
+        return Err(ApiError::bad(
+            "step",
+            format!("step too small: more than {MAX_SERIES_POINTS} points"),
+        ));
     }
     let raw = ctx.store.series(&id, &metric, from, to).await?;
     let points = downsample(&raw, from, to, step_ms, matches!(metric, SeriesMetric::Viewers));
@@ -237,7 +240,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, rows: &mut Vec<(String, String)>
     match v {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&name, v, rows);
             }
         }

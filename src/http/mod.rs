@@ -17,17 +17,13 @@ use crate::node::NodeCtx;
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BODY)
-            .error_handler(|err, _| {
-                ApiError::BadRequest {
-                    field: None,
-                    message: format!("invalid JSON body: {err}"),
-                }
-                .into()
-            }),
-    )
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BODY).error_handler(|err, _| {
+        ApiError::BadRequest {
+            field: None,
+            message: format!("invalid JSON body: {err}"),
+        }
+        .into()
+    }))
     .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("route").into()))
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
         ApiError::BadRequest {
@@ -54,7 +50,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(probes::healthz))
     .route("/readyz", web::get().to(probes::readyz))
     .configure(pages::routes)
-    .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound("route")) }));
+    .default_service(web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::NotFound("route"))
+    }));
 }
 
 /// Operator routes call this first: 401 without a token, 403 with a wrong one.

@@ -82,7 +82,9 @@ pub async fn share(
     };
     let ended = ctx.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
     if c.is_live() && !ended {
-        ctx.tallies.get_or_create(&c).share_visit(share_channel(q.via.as_deref()));
+        ctx.tallies
+            .get_or_create(&c)
+            .share_visit(share_channel(q.via.as_deref()));
     }
     Ok(HttpResponse::Found()
         .insert_header(("location", format!("/c/{}", c.id)))

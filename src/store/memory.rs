@@ -129,10 +129,16 @@ impl Store for MemoryStore {
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
         let mut map = self.lock();
         let Some(d) = map.get_mut(&batch.campaign) else {
-            return Ok(Applied { fenced: vec![], ended: true });
+            return Ok(Applied {
+                fenced: vec![],
+                ended: true,
+            });
         };
         if d.campaign.state == State::Ended {
-            return Ok(Applied { fenced: vec![], ended: true });
+            return Ok(Applied {
+                fenced: vec![],
+                ended: true,
+            });
         }
         let mut fenced = Vec::new();
         for (i, s) in batch.sessions.iter().enumerate() {
@@ -161,14 +167,29 @@ impl Store for MemoryStore {
         }
         if let Some((node, presence)) = &batch.presence {
             let now = crate::now_ms();
+            let instant = Instant::now();
             d.presence.insert(
                 node.clone(),
                 Lease {
                     presence: presence.clone(),
                     updated_at: now,
-                    expires: Instant::now() + batch.presence_ttl,
+                    expires: instant + batch.presence_ttl,
                 },
             );
+            // The peak moves with presence, so it is exact to the flush, not just the tick.
+            d.presence.retain(|_, l| l.expires > instant);
+            let total: u64 = d.presence.values().map(|l| l.presence.viewers).sum();
+            if total > d.peak {
+                let mut regions = BTreeMap::new();
+                for l in d.presence.values() {
+                    for (r, n) in &l.presence.regions {
+                        *regions.entry(r.clone()).or_default() += n;
+                    }
+                }
+                d.peak = total;
+                d.peak_at = Some(now);
+                d.regions_at_peak = regions;
+            }
         }
         Ok(Applied { fenced, ended: false })
     }
@@ -198,7 +219,9 @@ impl Store for MemoryStore {
             ..Stats::default()
         };
         for k in kinds {
-            stats.interactions.insert(k.clone(), d.interactions.get(k).copied().unwrap_or(0));
+            stats
+                .interactions
+                .insert(k.clone(), d.interactions.get(k).copied().unwrap_or(0));
         }
         let mut nodes: Vec<_> = d.presence.iter().collect();
         nodes.sort_by(|a, b| a.0.cmp(b.0));
@@ -273,4 +296,3 @@ impl Store for MemoryStore {
         })
     }
 }
-

@@ -164,7 +164,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series
     /// bucket), acked seqs, the unique and interactor sketches, share visits and the
-    /// presence lease. Counts of an ended campaign are dropped (`Applied::ended`).
+    /// presence lease. When presence is written, the peak (with its time and regions) is
+    /// raised to the sum of the live leases if that is higher, so the peak is exact to the
+    /// flush. Counts of an ended campaign are dropped (`Applied::ended`).
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied>;
 
     /// Removes this node's presence lease for a campaign (graceful leave).

@@ -31,17 +31,30 @@ struct FlushState {
     presence_at: Option<Instant>,
 }
 
-/// Runs until `stop` is cancelled, then flushes one last time.
-pub async fn run(ctx: Arc<NodeCtx>, stop: CancellationToken) {
+/// Asks the flusher for an immediate flush; the reply says whether everything was written.
+pub type FlushNow = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>;
+
+/// Runs until `stop` is cancelled, then flushes one last time and leaves presence.
+/// `requests` lets shutdown flush (and so ack) before it closes the sockets.
+pub async fn run(
+    ctx: Arc<NodeCtx>,
+    stop: CancellationToken,
+    mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<bool>>,
+) {
     let mut states: HashMap<String, FlushState> = HashMap::new();
     let mut interval = tokio::time::interval(ctx.config.flush_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = interval.tick() => {}
+            _ = interval.tick() => {
+                flush_all(&ctx, &mut states, false).await;
+            }
+            Some(reply) = requests.recv() => {
+                let ok = flush_all(&ctx, &mut states, false).await;
+                let _ = reply.send(ok);
+            }
             _ = stop.cancelled() => break,
         }
-        flush_all(&ctx, &mut states, false).await;
     }
     // Final flushes: sockets are closed by now; write what they left, then leave presence.
     for _ in 0..3 {
@@ -72,7 +85,9 @@ async fn flush_all(ctx: &Arc<NodeCtx>, states: &mut HashMap<String, FlushState>,
             states.insert(id, state);
         }
     }
-    ctx.metrics.store_pending.set(ctx.pending.load(Ordering::Relaxed) as i64);
+    ctx.metrics
+        .store_pending
+        .set(ctx.pending.load(Ordering::Relaxed) as i64);
     all_ok
 }
 
@@ -84,7 +99,11 @@ async fn flush_campaign(
     leaving: bool,
 ) -> (String, FlushState, bool, bool) {
     let id = tally.campaign.id.clone();
-    let (dirty, new_viewers, share_visits) = tally.drain();
+    let super::Drained {
+        dirty,
+        new_viewers,
+        share_visits,
+    } = tally.drain();
     let mut seen = HashSet::new();
     let slots: Vec<Arc<SessionSlot>> = std::mem::take(&mut state.retry)
         .into_iter()

@@ -116,7 +116,10 @@ impl CampaignTally {
 
     /// Open viewer sockets on this node.
     pub fn local_viewers(&self) -> u64 {
-        self.region_viewers.iter().map(|c| c.load(Ordering::Relaxed).max(0) as u64).sum()
+        self.region_viewers
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed).max(0) as u64)
+            .sum()
     }
 
     /// This node's presence share.
@@ -142,11 +145,12 @@ impl CampaignTally {
     }
 
     /// Flusher side: takes everything queued since the last flush.
-    pub fn drain(&self) -> (Vec<Arc<SessionSlot>>, Vec<String>, Vec<(String, u64)>) {
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
-        let viewers = std::mem::take(&mut *lock(&self.new_viewers));
-        let shares = std::mem::take(&mut *lock(&self.shares)).into_iter().collect();
-        (dirty, viewers, shares)
+    pub fn drain(&self) -> Drained {
+        Drained {
+            dirty: std::mem::take(&mut *lock(&self.dirty)),
+            new_viewers: std::mem::take(&mut *lock(&self.new_viewers)),
+            share_visits: std::mem::take(&mut *lock(&self.shares)).into_iter().collect(),
+        }
     }
 
     /// Flusher side: puts back what a failed flush could not write.
@@ -167,6 +171,13 @@ impl CampaignTally {
     pub fn unflushed_shares(&self) -> u64 {
         lock(&self.shares).values().sum()
     }
+}
+
+/// What a campaign's tally queued for one flush.
+pub struct Drained {
+    pub dirty: Vec<Arc<SessionSlot>>,
+    pub new_viewers: Vec<String>,
+    pub share_visits: Vec<(String, u64)>,
 }
 
 /// All campaign tallies of this node. The map is touched on connect, leave and per flush,

@@ -42,7 +42,12 @@ pub struct Snapshot {
 
 impl SessionSlot {
     pub fn new(session: String, viewer: String, epoch: u64, acked: u64, kinds: usize) -> Self {
-        let zeros = || (0..kinds).map(|_| AtomicU64::new(0)).collect::<Vec<_>>().into_boxed_slice();
+        let zeros = || {
+            (0..kinds)
+                .map(|_| AtomicU64::new(0))
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        };
         Self {
             session,
             viewer,
@@ -105,7 +110,11 @@ impl SessionSlot {
                 (d > 0).then_some((i, d))
             })
             .collect();
-        let seq = if snap.seq > self.flushed_seq.load(Ordering::Relaxed) { snap.seq } else { 0 };
+        let seq = if snap.seq > self.flushed_seq.load(Ordering::Relaxed) {
+            snap.seq
+        } else {
+            0
+        };
         (counts, seq)
     }
 

@@ -79,7 +79,8 @@ fn why_label(code: u16) -> &'static str {
         close::TOO_BIG => "too_big",
         close::ENDED => "campaign_ended",
         close::RESUMED_ELSEWHERE => "resumed_elsewhere",
-        _ => "idle_timeout",
+        close::NORMAL => "client_closed",
+        _ => "other",
     }
 }
 
@@ -150,13 +151,14 @@ impl<'a> Conn<'a> {
             };
             tokio::select! {
                 biased;
-                _ = self.ctx.shutdown.cancelled() => return Closing::Code(close::GOING_AWAY, "server shutting down"),
-                _ = self.tally.ended.cancelled() => return Closing::Code(close::ENDED, "campaign ended"),
+                // Acks first: at shutdown the last flush's acks go out before the 1001 close.
                 _ = wake.notified() => {
                     if let Some(c) = self.send_ack(transport).await {
                         return c;
                     }
                 }
+                _ = self.ctx.shutdown.cancelled() => return Closing::Code(close::GOING_AWAY, "server shutting down"),
+                _ = self.tally.ended.cancelled() => return Closing::Code(close::ENDED, "campaign ended"),
                 incoming = transport.recv() => {
                     self.last_seen = Instant::now();
                     let reply = match incoming {
@@ -167,7 +169,8 @@ impl<'a> Conn<'a> {
                             self.ctx.metrics.rejected("too_big");
                             return Closing::Code(close::TOO_BIG, "message over 4096 bytes");
                         }
-                        Incoming::Closed => return Closing::Drop("client_closed"),
+                        Incoming::ClientClosed => return Closing::Code(close::NORMAL, "bye"),
+                        Incoming::Closed => return Closing::Drop("client_gone"),
                     };
                     match reply {
                         Ok(Some(msg)) => {
@@ -191,7 +194,7 @@ impl<'a> Conn<'a> {
                 }
                 _ = heartbeat.tick() => {
                     if self.last_seen.elapsed() >= IDLE_TIMEOUT {
-                        return Closing::Code(close::NORMAL, "idle timeout");
+                        return Closing::Drop("idle_timeout");
                     }
                     if let Err(e) = transport.ping().await {
                         return send_err(e);
@@ -205,7 +208,10 @@ impl<'a> Conn<'a> {
     async fn send_ack(&mut self, transport: &mut Transport) -> Option<Closing> {
         let slot = self.slot?;
         if slot.is_fenced() {
-            return Some(Closing::Code(close::RESUMED_ELSEWHERE, "session resumed on another socket"));
+            return Some(Closing::Code(
+                close::RESUMED_ELSEWHERE,
+                "session resumed on another socket",
+            ));
         }
         let acked = slot.acked();
         if acked > self.last_ack {
@@ -244,11 +250,17 @@ impl<'a> Conn<'a> {
             if since.elapsed() >= RATE_LIMITED_CLOSE_AFTER {
                 return Err(Closing::Code(close::POLICY, "rate limited for too long"));
             }
-            return Ok(Some(protocol::error("rate_limited", "too many interactions; slow down")));
+            return Ok(Some(protocol::error(
+                "rate_limited",
+                "too many interactions; slow down",
+            )));
         }
         self.limited_since = None;
         if self.ctx.pending.load(Ordering::Relaxed) >= self.ctx.config.max_pending {
-            return self.refuse("store_unavailable", "the store is unreachable and the buffer is full; retry later");
+            return self.refuse(
+                "store_unavailable",
+                "the store is unreachable and the buffer is full; retry later",
+            );
         }
         self.ctx.pending.fetch_add(msg.count, Ordering::Relaxed);
         if slot.add(kind, msg.count, msg.seq) {

@@ -162,7 +162,11 @@ async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitt
         return Err(ApiError::Gone);
     }
     let stats = tally.frames.borrow().clone();
-    let welcome_stats = if operator { &stats.operator_stats } else { &stats.viewer_stats };
+    let welcome_stats = if operator {
+        &stats.operator_stats
+    } else {
+        &stats.viewer_stats
+    };
     let tick_ms = ctx.config.tick.as_millis();
     let peer = if operator {
         tally.watchers.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +181,13 @@ async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitt
             (0, 0)
         };
         let region = tally.region_index(&campaign.region_of(q.region.as_deref()));
-        let slot = Arc::new(SessionSlot::new(session.clone(), viewer.clone(), epoch, acked, campaign.kinds.len()));
+        let slot = Arc::new(SessionSlot::new(
+            session.clone(),
+            viewer.clone(),
+            epoch,
+            acked,
+            campaign.kinds.len(),
+        ));
         tally.viewer_joined(region, &viewer);
         Peer::Viewer { slot, region }
     };
@@ -229,6 +239,9 @@ fn client_id(given: Option<String>, field: &'static str) -> Result<String, ApiEr
     match given {
         None => Ok(random_id(16)),
         Some(v) if is_client_id(&v) => Ok(v),
-        Some(_) => Err(ApiError::bad(field, format!("{field} must match ^[A-Za-z0-9_-]{{8,64}}$"))),
+        Some(_) => Err(ApiError::bad(
+            field,
+            format!("{field} must match ^[A-Za-z0-9_-]{{8,64}}$"),
+        )),
     }
 }

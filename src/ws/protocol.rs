@@ -102,11 +102,19 @@ mod tests {
     fn parses_interactions() {
         assert_eq!(
             parse(r#"{"type":"interact","kind":"like"}"#),
-            Ok(Interact { kind: "like".into(), count: 1, seq: None })
+            Ok(Interact {
+                kind: "like".into(),
+                count: 1,
+                seq: None
+            })
         );
         assert_eq!(
             parse(r#"{"type":"interact","kind":"cheer","count":100,"seq":7}"#),
-            Ok(Interact { kind: "cheer".into(), count: 100, seq: Some(7) })
+            Ok(Interact {
+                kind: "cheer".into(),
+                count: 100,
+                seq: Some(7)
+            })
         );
     }
 
@@ -120,6 +128,9 @@ mod tests {
             let m = format!(r#"{{"type":"interact","kind":"like","count":{c}}}"#);
             assert_eq!(parse(&m), Err(BadMessage::BadCount), "{m}");
         }
-        assert_eq!(parse(r#"{"type":"interact","kind":"like","seq":0}"#), Err(BadMessage::BadSeq));
+        assert_eq!(
+            parse(r#"{"type":"interact","kind":"like","seq":0}"#),
+            Err(BadMessage::BadSeq)
+        );
     }
 }

@@ -24,7 +24,9 @@ pub enum Incoming {
     Binary,
     /// Ping, pong or anything else that only proves the peer is alive.
     Alive,
-    /// The client closed, or the connection failed.
+    /// The client sent a close frame (answered with 1000 by the caller).
+    ClientClosed,
+    /// The connection failed or ended without a close frame.
     Closed,
     /// A message over [`MAX_MESSAGE_BYTES`].
     TooBig,
@@ -65,7 +67,7 @@ impl Transport {
                 Incoming::Alive
             }
             Some(Ok(AggregatedMessage::Pong(_))) => Incoming::Alive,
-            Some(Ok(AggregatedMessage::Close(_))) => Incoming::Closed,
+            Some(Ok(AggregatedMessage::Close(_))) => Incoming::ClientClosed,
             Some(Err(ProtocolError::Overflow)) => Incoming::TooBig,
             Some(Err(_)) => Incoming::Closed,
         }
