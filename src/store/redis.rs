@@ -40,10 +40,11 @@
 //!
 //! # Traffic
 //!
-//! `apply` is one `EVALSHA` per batch. Inside it, the number of Redis commands is
-//! `~8 + 2·kinds + channels + ⌈sessions/1000⌉·3 + ⌈new_viewers/1000⌉`: it grows with
-//! distinct kinds and channels and (in chunks of 1000 fields per command) with the sessions
-//! that interacted, never with the number of interactions.
+//! `apply` is one `EVALSHA` per batch. Inside it run at most
+//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
+//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
+//! command, with the sessions that sent something, never with the number of interactions
+//! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -744,6 +745,7 @@ impl Store for RedisStore {
         .await
     }
 
+    /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
         let reply: Option<StatsReply> = self
             .call(|mut c| async move {
