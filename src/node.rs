@@ -30,6 +30,8 @@ pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct NodeCtx {
     pub config: Config,
     pub node_id: String,
+    /// `node_id/run id`: tells the store which process sent a batch (see `Batch::origin`).
+    pub origin: String,
     pub store: Arc<dyn Store>,
     pub tallies: Tallies,
     pub metrics: Metrics,
@@ -117,6 +119,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     metrics.max_connections.set(max_connections as i64);
     let addr = listener.local_addr()?;
     let ctx = Arc::new(NodeCtx {
+        origin: format!("{node_id}/{}", random_id(6)),
         node_id: node_id.clone(),
         store,
         tallies: Tallies::default(),

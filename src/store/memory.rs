@@ -33,6 +33,8 @@ struct CampaignData {
     created_seq: u64,
     interactions: HashMap<String, u64>,
     sessions: HashMap<String, (u64, u64)>,
+    /// Last applied batch number and its fenced indices, per origin.
+    applied: HashMap<String, (u64, Vec<usize>)>,
     uniques: HyperLogLog,
     interactors: HyperLogLog,
     registrations: HashSet<String>,
@@ -80,6 +82,7 @@ impl Store for MemoryStore {
                 created_seq,
                 interactions: HashMap::new(),
                 sessions: HashMap::new(),
+                applied: HashMap::new(),
                 uniques: HyperLogLog::default(),
                 interactors: HyperLogLog::default(),
                 registrations: HashSet::new(),
@@ -140,6 +143,16 @@ impl Store for MemoryStore {
                 ended: true,
             });
         }
+        if batch.number > 0 {
+            if let Some((n, fenced)) = d.applied.get(&batch.origin) {
+                if *n >= batch.number {
+                    return Ok(Applied {
+                        fenced: fenced.clone(),
+                        ended: false,
+                    });
+                }
+            }
+        }
         let mut fenced = Vec::new();
         for (i, s) in batch.sessions.iter().enumerate() {
             let (epoch, acked) = d.sessions.get(&s.session).copied().unwrap_or((0, 0));
@@ -190,6 +203,9 @@ impl Store for MemoryStore {
                 d.peak_at = Some(now);
                 d.regions_at_peak = regions;
             }
+        }
+        if batch.number > 0 {
+            d.applied.insert(batch.origin.clone(), (batch.number, fenced.clone()));
         }
         Ok(Applied { fenced, ended: false })
     }

@@ -69,6 +69,13 @@ pub struct Presence {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     pub campaign: String,
+    /// Who sent the batch (node id and a per-process run id) ...
+    pub origin: String,
+    /// ... and its number, increasing per campaign and origin. A call that timed out may
+    /// still have been applied; the flusher then resends the SAME batch, and the store
+    /// recognises it by `(origin, number)` and answers with the first result instead of
+    /// counting it twice. 0 turns the check off.
+    pub number: u64,
     /// Start of the series bucket (tick-aligned unix ms) the interaction counts fall in.
     pub bucket_ms: i64,
     pub sessions: Vec<SessionDelta>,

@@ -1,15 +1,994 @@
-//! Redis store (standalone and Cluster): see issue 3. Not yet implemented.
+//! The shared store: standalone Redis (through an auto-reconnecting `ConnectionManager`)
+//! or Redis Cluster (through `cluster_async::ClusterConnection`). It behaves exactly like
+//! [`super::memory::MemoryStore`]; both pass `tests/store_contract.rs`.
+//!
+//! # Key layout
+//!
+//! Every key of one campaign carries the hash tag `{c:<id>}`, so all of them live in one
+//! Cluster slot and every per-campaign call is ONE round trip (one `EVALSHA`, or one
+//! single-slot pipeline), on Cluster as on a single server:
+//!
+//! | key                          | type  | content                                             |
+//! |------------------------------|-------|-----------------------------------------------------|
+//! | `lt:{c:<id>}:meta`           | hash  | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) |
+//! | `lt:{c:<id>}:counts`         | hash  | kind → interactions                                 |
+//! | `lt:{c:<id>}:epochs`         | hash  | session → ownership epoch                           |
+//! | `lt:{c:<id>}:sessions`       | hash  | session → acked seq                                 |
+//! | `lt:{c:<id>}:uniq`           | HLL   | viewers seen (`unique_viewers`)                     |
+//! | `lt:{c:<id>}:actors`         | HLL   | viewers who interacted (`interactors`)              |
+//! | `lt:{c:<id>}:regs`           | set   | registered viewers                                  |
+//! | `lt:{c:<id>}:shares`         | hash  | channel → share visits                              |
+//! | `lt:{c:<id>}:presence`       | hash  | node → `<updated_at ms>|<Presence JSON>`            |
+//! | `lt:{c:<id>}:presence-exp`   | hash  | node → lease expiry (unix ms, Redis clock)          |
+//! | `lt:{c:<id>}:vseries:<p>`    | hash  | bucket ms → viewers, for the hour starting at `<p>` |
+//! | `lt:{c:<id>}:vparts`         | zset  | the `<p>` that have a `vseries` hash                |
+//! | `lt:{c:<id>}:iseries:<p>`    | hash  | `<bucket>` → all kinds, `<bucket>:<kind>` → count   |
+//! | `lt:{c:<id>}:iparts`         | zset  | the `<p>` that have an `iseries` hash               |
+//!
+//! The campaign index lives in its own slot, `{campaigns}`: `lt:{campaigns}:index` (zset,
+//! score = `created_at`, member = id) and `lt:{campaigns}:order` (hash, id → creation
+//! sequence from the counter `lt:{campaigns}:next`), which breaks ties between campaigns
+//! created in the same millisecond the way the memory store does (creation order).
+//! `create_campaign` writes the index first and the meta second, so a create interrupted
+//! between the two is completed by a retry, and listing skips index entries without meta.
+//!
+//! Series hashes are split by hour so that reading a window reads only the hours it
+//! covers, not the whole two weeks of a festival.
+//!
+//! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
+//! nodes with skewed clocks still agree on which leases are alive.
+//!
+//! # Traffic
+//!
+//! `apply` is one `EVALSHA` per batch. Inside it run at most
+//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
+//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
+//! command, with the sessions that sent something, never with the number of interactions
+//! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
-use super::{StoreError, StoreResult};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
 
-/// Placeholder until the Redis store lands.
-pub struct RedisStore;
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
+use serde::{Deserialize, Serialize};
+
+use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use crate::campaign::{Campaign, State};
+
+/// Upper bound on one store call, reconnects and retries included. A hung Redis (SIGSTOP,
+/// a failover in progress) then reads as `Unavailable` after 2 s: long enough for a large
+/// batch script on a busy server, short enough to keep well inside one flush retry cycle
+/// and the 10 s presence lease.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Upper bound on one TCP/TLS connect attempt; half the call timeout so one attempt (and
+/// a retry) fits inside a call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// First reconnect delay of the standalone manager; it doubles per attempt.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+
+/// Cap on the reconnect delay, so a Redis that comes back is used within ~2 s.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Reconnect attempts per outage episode; the next failing call starts a new episode, so
+/// the manager keeps trying for as long as the node keeps calling.
+const RECONNECT_RETRIES: usize = 6;
+
+/// Width of one series hash: an hour of 1 s ticks is 3,600 buckets (×kinds fields).
+const SERIES_PARTITION_MS: i64 = 3_600_000;
+
+/// The connection to either deployment; both are cheap to clone (shared multiplexed
+/// connections), so every call clones one and drives it.
+#[derive(Clone)]
+enum Conn {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Standalone(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
+pub struct RedisStore {
+    conn: Conn,
+    scripts: Scripts,
+}
+
+/// The Lua scripts, hashed once; `Script` sends `EVALSHA` and loads on `NOSCRIPT`.
+struct Scripts {
+    index: Script,
+    create: Script,
+    end: Script,
+    claim: Script,
+    apply: Script,
+    stats: Script,
+    tick: Script,
+    register: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            index: Script::new(INDEX_LUA),
+            create: Script::new(CREATE_LUA),
+            end: Script::new(END_LUA),
+            claim: Script::new(CLAIM_LUA),
+            apply: Script::new(&format!("{LUA_PRELUDE}{APPLY_LUA}")),
+            stats: Script::new(&format!("{LUA_PRELUDE}{STATS_LUA}")),
+            tick: Script::new(TICK_LUA),
+            register: Script::new(REGISTER_LUA),
+        }
+    }
+}
+
+/// Shared Lua helpers: at most `CHUNK` fields per variadic command keeps `unpack` far
+/// below Lua's C-stack limit (8,000) while a 100,000-session batch stays ~100 commands.
+const LUA_PRELUDE: &str = r#"
+local CHUNK = 1000
+local function chunks(list, f)
+  for i0 = 1, #list, CHUNK do
+    f(i0, math.min(i0 + CHUNK - 1, #list))
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"#;
+
+/// KEYS: index zset, order hash, next counter. ARGV: id, created_at.
+const INDEX_LUA: &str = r#"
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  local n = redis.call('INCR', KEYS[3])
+  redis.call('HSET', KEYS[2], ARGV[1], n)
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: meta. ARGV: campaign JSON, state, ended_at ('' = none). 1 = created, 0 = taken.
+const CREATE_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'campaign', ARGV[1], 'state', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'ended_at', ARGV[3]) end
+return 1
+"#;
+
+/// KEYS: meta, presence, presence-exp, epochs, sessions. ARGV: at_ms.
+/// Returns {campaign JSON, state, ended_at} or nil when unknown.
+const END_LUA: &str = r#"
+local m = redis.call('HMGET', KEYS[1], 'campaign', 'state', 'ended_at')
+if not m[1] then return false end
+if m[2] == 'live' then
+  redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_at', ARGV[1])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return {m[1], 'ended', ARGV[1]}
+end
+return {m[1], m[2], m[3]}
+"#;
+
+/// KEYS: meta, epochs, sessions. ARGV: session. Returns {epoch, acked} or nil.
+const CLAIM_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local e = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return {e, redis.call('HGET', KEYS[3], ARGV[1]) or '0'}
+"#;
+
+/// KEYS: 1 meta, 2 epochs, 3 sessions, 4 counts, 5 iseries partition, 6 iparts, 7 uniq,
+/// 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied (origin → number|fenced).
+/// ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
+/// 5 origin, 6 batch number ('0': no retry check).
+/// Numbers travel as decimal strings: epochs are compared as strings and nothing is
+/// formatted by Lua's `%.14g`. Returns {ended (0/1), {fenced 0-based indices}}.
+const APPLY_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {1, {}} end
+if ARGV[6] ~= '0' then
+  local prev = redis.call('HGET', KEYS[12], ARGV[5])
+  if prev then
+    local sep = string.find(prev, '|', 1, true)
+    if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
+      return {0, cjson.decode(string.sub(prev, sep + 1))}
+    end
+  end
+end
+local b = cjson.decode(ARGV[1])
+local sessions = b.s
+local names = {}
+for i = 1, #sessions do names[i] = sessions[i][1] end
+local fenced, actors, kinds, by_kind, acked, acked_names = {}, {}, {}, {}, {}, {}
+local accepted = false
+chunks(names, function(i0, i1)
+  local epochs = redis.call('HMGET', KEYS[2], unpack(names, i0, i1))
+  for i = i0, i1 do
+    local s = sessions[i]
+    if (epochs[i - i0 + 1] or '0') ~= s[2] then
+      fenced[#fenced + 1] = i - 1
+    else
+      accepted = true
+      local seq = tonumber(s[3])
+      if seq > 0 then
+        local prev = acked[s[1]]
+        if prev == nil then acked_names[#acked_names + 1] = s[1] end
+        if prev == nil or seq > prev[1] then acked[s[1]] = {seq, s[3]} end
+      end
+      if #s[5] > 0 then actors[#actors + 1] = s[4] end
+      for _, kc in ipairs(s[5]) do
+        local k = kc[1]
+        if by_kind[k] == nil then by_kind[k] = 0; kinds[#kinds + 1] = k end
+        by_kind[k] = by_kind[k] + tonumber(kc[2])
+      end
+    end
+  end
+end)
+chunks(acked_names, function(i0, i1)
+  local old = redis.call('HMGET', KEYS[3], unpack(acked_names, i0, i1))
+  local set = {}
+  for i = i0, i1 do
+    local a = acked[acked_names[i]]
+    if a[1] > tonumber(old[i - i0 + 1] or '0') then
+      set[#set + 1] = acked_names[i]
+      set[#set + 1] = a[2]
+    end
+  end
+  if #set > 0 then redis.call('HSET', KEYS[3], unpack(set)) end
+end)
+if accepted then
+  local total = 0
+  for _, k in ipairs(kinds) do
+    total = total + by_kind[k]
+    local n = string.format('%d', by_kind[k])
+    redis.call('HINCRBY', KEYS[4], k, n)
+    redis.call('HINCRBY', KEYS[5], ARGV[2] .. ':' .. k, n)
+  end
+  redis.call('HINCRBY', KEYS[5], ARGV[2], string.format('%d', total))
+  redis.call('ZADD', KEYS[6], ARGV[3], ARGV[3])
+end
+chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
+chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
+local ch, channels = {}, {}
+for _, c in ipairs(b.h) do
+  if ch[c[1]] == nil then ch[c[1]] = 0; channels[#channels + 1] = c[1] end
+  ch[c[1]] = ch[c[1]] + tonumber(c[2])
+end
+for _, c in ipairs(channels) do
+  redis.call('HINCRBY', KEYS[9], c, string.format('%d', ch[c]))
+end
+if b.p then
+  local now = now_ms()
+  redis.call('HSET', KEYS[10], b.p[1], string.format('%d', now) .. '|' .. b.p[2])
+  redis.call('HSET', KEYS[11], b.p[1], string.format('%d', now + tonumber(ARGV[4])))
+  -- The peak moves with presence: sum the live leases and raise it if higher.
+  local exp = redis.call('HGETALL', KEYS[11])
+  local alive = {}
+  for i = 1, #exp, 2 do
+    if tonumber(exp[i + 1]) > now then alive[#alive + 1] = exp[i] end
+  end
+  local total, regions = 0, {}
+  chunks(alive, function(i0, i1)
+    local vals = redis.call('HMGET', KEYS[10], unpack(alive, i0, i1))
+    for i = 1, i1 - i0 + 1 do
+      local v = vals[i]
+      if v then
+        local sep = string.find(v, '|', 1, true)
+        local p = cjson.decode(string.sub(v, sep + 1))
+        total = total + p.viewers
+        for r, n in pairs(p.regions) do regions[r] = (regions[r] or 0) + n end
+      end
+    end
+  end)
+  local peak = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
+  if total > peak then
+    local parts = {}
+    for r, n in pairs(regions) do
+      parts[#parts + 1] = cjson.encode(r) .. ':' .. string.format('%d', n)
+    end
+    table.sort(parts)
+    redis.call('HSET', KEYS[1], 'peak', string.format('%d', total), 'peak_at', string.format('%d', now),
+      'peak_regions', '{' .. table.concat(parts, ',') .. '}')
+  end
+end
+if ARGV[6] ~= '0' then
+  local parts = {}
+  for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
+  redis.call('HSET', KEYS[12], ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']')
+end
+return {0, fenced}
+"#;
+
+/// KEYS: 1 meta, 2 counts, 3 uniq, 4 actors, 5 regs, 6 shares, 7 presence, 8 presence-exp.
+/// Drops expired leases. Returns nil when unknown, else {counts (flat), uniques,
+/// interactors, registrations, shares (flat), live leases (flat node, value), peak,
+/// peak_at ('' = none), peak_regions JSON ('' = none)}.
+const STATS_LUA: &str = r#"
+local m = redis.call('HMGET', KEYS[1], 'state', 'peak', 'peak_at', 'peak_regions')
+if not m[1] then return false end
+local live = {}
+local exp = redis.call('HGETALL', KEYS[8])
+if #exp > 0 then
+  local now = now_ms()
+  local dead, alive = {}, {}
+  for i = 1, #exp, 2 do
+    if tonumber(exp[i + 1]) > now then alive[#alive + 1] = exp[i] else dead[#dead + 1] = exp[i] end
+  end
+  chunks(dead, function(i0, i1)
+    redis.call('HDEL', KEYS[7], unpack(dead, i0, i1))
+    redis.call('HDEL', KEYS[8], unpack(dead, i0, i1))
+  end)
+  chunks(alive, function(i0, i1)
+    local vals = redis.call('HMGET', KEYS[7], unpack(alive, i0, i1))
+    for i = i0, i1 do
+      local v = vals[i - i0 + 1]
+      if v then live[#live + 1] = alive[i]; live[#live + 1] = v end
+    end
+  end)
+end
+return {
+  redis.call('HGETALL', KEYS[2]),
+  redis.call('PFCOUNT', KEYS[3]),
+  redis.call('PFCOUNT', KEYS[4]),
+  redis.call('SCARD', KEYS[5]),
+  redis.call('HGETALL', KEYS[6]),
+  live,
+  m[2] or '0',
+  m[3] or '',
+  m[4] or '',
+  m[1],
+}
+"#;
+
+/// KEYS: meta, vseries partition, vparts. ARGV: bucket, at, viewers, regions JSON,
+/// partition start. Returns {peak, peak_at ('' = none)} or nil when unknown.
+const TICK_LUA: &str = r#"
+local m = redis.call('HMGET', KEYS[1], 'state', 'peak', 'peak_at')
+if not m[1] then return false end
+local peak, peak_at = m[2] or '0', m[3] or ''
+if m[1] == 'live' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[5])
+  if tonumber(ARGV[3]) > tonumber(peak) then
+    redis.call('HSET', KEYS[1], 'peak', ARGV[3], 'peak_at', ARGV[2], 'peak_regions', ARGV[4])
+    peak, peak_at = ARGV[3], ARGV[2]
+  end
+end
+return {peak, peak_at}
+"#;
+
+/// KEYS: meta, regs. ARGV: viewer. Returns 1 (added), 0 (known) or nil (no campaign).
+const REGISTER_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('SADD', KEYS[2], ARGV[1])
+"#;
+
+/// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
+#[derive(Serialize)]
+struct LuaBatch<'a> {
+    /// `[session, epoch, seq, viewer, [[kind, count], ...]]`
+    s: Vec<LuaSession<'a>>,
+    /// New viewers.
+    v: &'a [String],
+    /// `[[channel, visits], ...]`
+    h: Vec<(&'a str, String)>,
+    /// `[node, presence JSON]`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<(&'a str, String)>,
+}
+
+type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
+
+/// A presence lease value as stored after the `<updated_at>|` prefix.
+#[derive(Deserialize)]
+struct StoredPresence {
+    viewers: u64,
+    #[serde(default)]
+    regions: BTreeMap<String, u64>,
+}
+
+/// The stats script's answer, in its order.
+type StatsReply = (
+    Vec<String>,
+    u64,
+    u64,
+    u64,
+    Vec<String>,
+    Vec<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn key(campaign: &str, suffix: &str) -> String {
+    format!("lt:{{c:{campaign}}}:{suffix}")
+}
+
+const INDEX_KEY: &str = "lt:{campaigns}:index";
+const ORDER_KEY: &str = "lt:{campaigns}:order";
+const NEXT_KEY: &str = "lt:{campaigns}:next";
+
+/// Start of the series partition holding `bucket_ms`.
+fn partition(bucket_ms: i64) -> i64 {
+    bucket_ms
+        .div_euclid(SERIES_PARTITION_MS)
+        .saturating_mul(SERIES_PARTITION_MS)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
+}
+
+fn state_str(state: State) -> &'static str {
+    match state {
+        State::Live => "live",
+        State::Ended => "ended",
+    }
+}
+
+/// Builds a campaign from the meta hash: the JSON as created, overlaid with the fields
+/// `end_campaign` changes (so Lua never has to re-encode the JSON).
+fn campaign_from_meta(json: &str, state: Option<&str>, ended_at: Option<&str>) -> StoreResult<Campaign> {
+    let mut c: Campaign = serde_json::from_str(json).map_err(|_| corrupt("campaign JSON"))?;
+    c.state = match state {
+        Some("ended") => State::Ended,
+        _ => State::Live,
+    };
+    c.ended_at = match ended_at {
+        Some(s) if !s.is_empty() => Some(s.parse().map_err(|_| corrupt("ended_at"))?),
+        _ => None,
+    };
+    Ok(c)
+}
+
+/// Pairs up a flat `[field, value, ...]` reply.
+fn pairs(flat: Vec<String>) -> impl Iterator<Item = (String, String)> {
+    let mut it = flat.into_iter();
+    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+}
+
+fn parse_u64(s: &str, what: &str) -> StoreResult<u64> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        s.parse().map(Some).map_err(|_| corrupt(what))
+    }
+}
 
 impl RedisStore {
-    pub async fn connect_standalone(_url: &str) -> StoreResult<super::memory::MemoryStore> {
-        Err(StoreError::Unavailable("the Redis store is not built yet".into()))
+    /// Connects to a standalone Redis (`redis://` or `rediss://`, password in the URL).
+    /// Fails with `Unavailable` when it cannot connect within [`CALL_TIMEOUT`]; once
+    /// connected, lost connections are re-established in the background with exponential
+    /// backoff.
+    pub async fn connect_standalone(url: &str) -> StoreResult<RedisStore> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_number_of_retries(RECONNECT_RETRIES);
+        let manager = with_timeout(ConnectionManager::new_with_config(client, config)).await?;
+        Ok(Self::new(Conn::Standalone(manager)))
     }
-    pub async fn connect_cluster(_urls: &[String]) -> StoreResult<super::memory::MemoryStore> {
-        Err(StoreError::Unavailable("the Redis store is not built yet".into()))
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://` or `rediss://`).
+    /// The cluster connection follows slot moves and reconnects to nodes on its own.
+    pub async fn connect_cluster(urls: &[String]) -> StoreResult<RedisStore> {
+        let client = ClusterClient::builder(urls.iter().map(String::as_str))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(unavailable)?;
+        let conn = with_timeout(client.get_async_connection()).await?;
+        Ok(Self::new(Conn::Cluster(conn)))
+    }
+
+    fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            scripts: Scripts::new(),
+        }
+    }
+
+    /// Runs one Redis call under [`CALL_TIMEOUT`] on a clone of the connection.
+    async fn call<T, F, Fut>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        with_timeout(f(self.conn.clone())).await
+    }
+
+    /// `HMGET` of the meta fields a campaign is built from.
+    async fn meta_fields(&self, meta: String) -> StoreResult<MetaFields> {
+        self.call(|mut c| async move {
+            redis::cmd("HMGET")
+                .arg(&meta)
+                .arg("campaign")
+                .arg("state")
+                .arg("ended_at")
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+}
+
+/// `(campaign JSON, state, ended_at)` of a meta hash; all `None` for an unknown campaign.
+type MetaFields = (Option<String>, Option<String>, Option<String>);
+
+async fn with_timeout<T>(f: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(e)),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "Redis did not answer within {CALL_TIMEOUT:?}"
+        ))),
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        match self.conn {
+            Conn::Standalone(_) => "redis",
+            Conn::Cluster(_) => "redis-cluster",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let _: String = self
+            .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let json = serde_json::to_string(campaign).map_err(unavailable)?;
+        // Index first: a create cut short after it is finished by a retry (the index
+        // script is idempotent), and list skips index entries without meta.
+        let _: i64 = self
+            .call(|mut c| async move {
+                self.scripts
+                    .index
+                    .key(INDEX_KEY)
+                    .key(ORDER_KEY)
+                    .key(NEXT_KEY)
+                    .arg(&campaign.id)
+                    .arg(campaign.created_at)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let ended_at = campaign.ended_at.map(|t| t.to_string()).unwrap_or_default();
+        let created: i64 = self
+            .call(|mut c| async move {
+                self.scripts
+                    .create
+                    .key(key(&campaign.id, "meta"))
+                    .arg(json)
+                    .arg(state_str(campaign.state))
+                    .arg(ended_at)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
+        match self.meta_fields(key(id, "meta")).await? {
+            (Some(json), state, ended_at) => campaign_from_meta(&json, state.as_deref(), ended_at.as_deref()).map(Some),
+            (None, _, _) => Ok(None),
+        }
+    }
+
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        let (ids, order): (Vec<String>, HashMap<String, u64>) = self
+            .call(|mut c| async move {
+                redis::pipe()
+                    .zrange(INDEX_KEY, 0, -1)
+                    .hgetall(ORDER_KEY)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let metas: Vec<MetaFields> = match &self.conn {
+            // One pipeline: one round trip for every campaign.
+            Conn::Standalone(_) => {
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    pipe.cmd("HMGET")
+                        .arg(key(id, "meta"))
+                        .arg("campaign")
+                        .arg("state")
+                        .arg("ended_at");
+                }
+                self.call(|mut c| async move { pipe.query_async(&mut c).await }).await?
+            }
+            // Metas live in different slots: concurrent reads on the multiplexed
+            // connections, bounded so thousands of campaigns do not flood one node.
+            Conn::Cluster(_) => {
+                use futures_util::stream::{self, StreamExt, TryStreamExt};
+                let metas: Vec<String> = ids.iter().map(|id| key(id, "meta")).collect();
+                stream::iter(metas)
+                    .map(|meta| self.meta_fields(meta))
+                    .buffered(32)
+                    .try_collect()
+                    .await?
+            }
+        };
+        let mut all = Vec::with_capacity(ids.len());
+        for (id, (json, state, ended_at)) in ids.iter().zip(metas) {
+            let Some(json) = json else { continue };
+            let c = campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())?;
+            let seq = order.get(id).copied().unwrap_or(u64::MAX);
+            all.push((c.created_at, seq, c));
+        }
+        all.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+        Ok(all.into_iter().map(|(_, _, c)| c).collect())
+    }
+
+    async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
+        let reply: Option<(String, Option<String>, Option<String>)> = self
+            .call(|mut c| async move {
+                self.scripts
+                    .end
+                    .key(key(id, "meta"))
+                    .key(key(id, "presence"))
+                    .key(key(id, "presence-exp"))
+                    .key(key(id, "epochs"))
+                    .key(key(id, "sessions"))
+                    .arg(at_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
+        campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
+    }
+
+    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+        let reply: Option<(u64, u64)> = self
+            .call(|mut c| async move {
+                self.scripts
+                    .claim
+                    .key(key(campaign, "meta"))
+                    .key(key(campaign, "epochs"))
+                    .key(key(campaign, "sessions"))
+                    .arg(session)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        reply.ok_or(StoreError::NotFound)
+    }
+
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
+        let presence = match &batch.presence {
+            Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
+            None => None,
+        };
+        let lua = LuaBatch {
+            s: batch
+                .sessions
+                .iter()
+                .map(|s| {
+                    (
+                        s.session.as_str(),
+                        s.epoch.to_string(),
+                        s.seq.to_string(),
+                        s.viewer.as_str(),
+                        s.counts.iter().map(|(k, n)| (k.as_str(), n.to_string())).collect(),
+                    )
+                })
+                .collect(),
+            v: &batch.new_viewers,
+            h: batch
+                .share_visits
+                .iter()
+                .map(|(c, n)| (c.as_str(), n.to_string()))
+                .collect(),
+            p: presence,
+        };
+        let json = serde_json::to_string(&lua).map_err(unavailable)?;
+        let id = batch.campaign.as_str();
+        let part = partition(batch.bucket_ms);
+        let ttl_ms = batch.presence_ttl.as_millis() as u64;
+        let (ended, fenced): (u8, Vec<usize>) = self
+            .call(|mut c| async move {
+                self.scripts
+                    .apply
+                    .key(key(id, "meta"))
+                    .key(key(id, "epochs"))
+                    .key(key(id, "sessions"))
+                    .key(key(id, "counts"))
+                    .key(key(id, &format!("iseries:{part}")))
+                    .key(key(id, "iparts"))
+                    .key(key(id, "uniq"))
+                    .key(key(id, "actors"))
+                    .key(key(id, "shares"))
+                    .key(key(id, "presence"))
+                    .key(key(id, "presence-exp"))
+                    .key(key(id, "applied"))
+                    .arg(json)
+                    .arg(batch.bucket_ms)
+                    .arg(part)
+                    .arg(ttl_ms)
+                    .arg(&batch.origin)
+                    .arg(batch.number.to_string())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Applied {
+            fenced,
+            ended: ended == 1,
+        })
+    }
+
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        self.call(|mut c| async move {
+            redis::pipe()
+                .hdel(key(campaign, "presence"), node)
+                .ignore()
+                .hdel(key(campaign, "presence-exp"), node)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
+    async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
+        let reply: Option<StatsReply> = self
+            .call(|mut c| async move {
+                self.scripts
+                    .stats
+                    .key(key(campaign, "meta"))
+                    .key(key(campaign, "counts"))
+                    .key(key(campaign, "uniq"))
+                    .key(key(campaign, "actors"))
+                    .key(key(campaign, "regs"))
+                    .key(key(campaign, "shares"))
+                    .key(key(campaign, "presence"))
+                    .key(key(campaign, "presence-exp"))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state) =
+            reply.ok_or(StoreError::NotFound)?;
+        let counts: HashMap<String, String> = pairs(counts).collect();
+        let mut stats = Stats {
+            peak_viewers: parse_u64(&peak, "peak")?,
+            peak_at: opt_i64(&peak_at, "peak_at")?,
+            unique_viewers: uniques,
+            interactors,
+            registrations,
+            ended: state != "live",
+            regions_at_peak: if regions.is_empty() {
+                BTreeMap::new()
+            } else {
+                serde_json::from_str(&regions).map_err(|_| corrupt("peak_regions"))?
+            },
+            ..Stats::default()
+        };
+        for k in kinds {
+            let n = match counts.get(k) {
+                Some(n) => parse_u64(n, "count")?,
+                None => 0,
+            };
+            stats.interactions.insert(k.clone(), n);
+        }
+        for (channel, n) in pairs(shares) {
+            let n = parse_u64(&n, "share visits")?;
+            stats.share_visits += n;
+            stats.share_visits_by_channel.insert(channel, n);
+        }
+        for (node, value) in pairs(live) {
+            let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
+            let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
+            let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
+            stats.viewers += p.viewers;
+            for (r, n) in p.regions {
+                *stats.regions.entry(r).or_default() += n;
+            }
+            stats.nodes.push(NodeShare {
+                node,
+                viewers: p.viewers,
+                updated_at,
+            });
+        }
+        stats.regions.retain(|_, n| *n > 0);
+        stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(stats)
+    }
+
+    async fn record_tick(
+        &self,
+        campaign: &str,
+        bucket_ms: i64,
+        at_ms: i64,
+        viewers: u64,
+        regions: &BTreeMap<String, u64>,
+    ) -> StoreResult<(u64, Option<i64>)> {
+        let regions = serde_json::to_string(regions).map_err(unavailable)?;
+        let part = partition(bucket_ms);
+        let reply: Option<(u64, String)> = self
+            .call(|mut c| async move {
+                self.scripts
+                    .tick
+                    .key(key(campaign, "meta"))
+                    .key(key(campaign, &format!("vseries:{part}")))
+                    .key(key(campaign, "vparts"))
+                    .arg(bucket_ms)
+                    .arg(at_ms)
+                    .arg(viewers)
+                    .arg(regions)
+                    .arg(part)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let (peak, peak_at) = reply.ok_or(StoreError::NotFound)?;
+        Ok((peak, opt_i64(&peak_at, "peak_at")?))
+    }
+
+    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let reply: Option<i64> = self
+            .call(|mut c| async move {
+                self.scripts
+                    .register
+                    .key(key(campaign, "meta"))
+                    .key(key(campaign, "regs"))
+                    .arg(viewer)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.ok_or(StoreError::NotFound)? == 1)
+    }
+
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        let (series, parts) = match metric {
+            SeriesMetric::Viewers => ("vseries", "vparts"),
+            SeriesMetric::Interactions(_) => ("iseries", "iparts"),
+        };
+        // Round trip 1: does the campaign exist, and which hour hashes cover the window.
+        let (exists, parts): (bool, Vec<i64>) = self
+            .call(|mut c| async move {
+                redis::pipe()
+                    .exists(key(campaign, "meta"))
+                    .zrangebyscore(key(campaign, parts), partition(from_ms), partition(to_ms))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        if from_ms > to_ms || parts.is_empty() {
+            return Ok(vec![]);
+        }
+        // Round trip 2: those hashes (one slot, so one pipeline on Cluster too).
+        let mut pipe = redis::pipe();
+        for p in &parts {
+            pipe.hgetall(key(campaign, &format!("{series}:{p}")));
+        }
+        let hashes: Vec<HashMap<String, String>> =
+            self.call(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let in_window = |t: i64| from_ms <= t && t <= to_ms;
+        let mut points = BTreeMap::new();
+        for hash in &hashes {
+            match metric {
+                SeriesMetric::Viewers => {
+                    for (t, v) in hash {
+                        let t: i64 = t.parse().map_err(|_| corrupt("series bucket"))?;
+                        if in_window(t) {
+                            points.insert(t, parse_u64(v, "series value")?);
+                        }
+                    }
+                }
+                // A bucket exists when its all-kinds field does (the memory store keeps a
+                // bucket for every accepted session, with 0 for kinds not counted in it).
+                SeriesMetric::Interactions(kind) => {
+                    for (t, total) in hash.iter().filter(|(f, _)| !f.contains(':')) {
+                        let tv: i64 = t.parse().map_err(|_| corrupt("series bucket"))?;
+                        if !in_window(tv) {
+                            continue;
+                        }
+                        let v = match kind {
+                            None => Some(total),
+                            Some(k) => hash.get(&format!("{t}:{k}")),
+                        };
+                        let v = match v {
+                            Some(v) => parse_u64(v, "series value")?,
+                            None => 0,
+                        };
+                        points.insert(tv, v);
+                    }
+                }
+            }
+        }
+        Ok(points.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_campaign_share_a_slot_tag() {
+        assert_eq!(key("launch", "meta"), "lt:{c:launch}:meta");
+        assert_eq!(key("launch", "iseries:0"), "lt:{c:launch}:iseries:0");
+    }
+
+    #[test]
+    fn partitions_are_hour_aligned_and_floor_negative_buckets() {
+        assert_eq!(partition(0), 0);
+        assert_eq!(partition(3_599_999), 0);
+        assert_eq!(partition(3_600_000), 3_600_000);
+        assert_eq!(partition(-1), -3_600_000);
+        assert!(partition(i64::MIN) <= i64::MIN / 2);
+    }
+
+    #[test]
+    fn meta_fields_overlay_the_stored_json() {
+        let json = r#"{"id":"a","title":"t","stream_url":null,"kinds":[],"regions":[],
+            "access":"public","state":"live","created_at":5,"ended_at":null}"#;
+        let c = campaign_from_meta(json, Some("ended"), Some("9")).unwrap();
+        assert_eq!(c.state, State::Ended);
+        assert_eq!(c.ended_at, Some(9));
+        assert!(campaign_from_meta(json, Some("live"), None).unwrap().is_live());
     }
 }

@@ -1,7 +1,10 @@
 //! Step three: every flush interval, turn each campaign's tally into ONE [`Batch`] and hand
-//! it to the store; on success advance the flushed marks and wake the sockets to ack. On
-//! failure nothing moves: the counts stay in the session slots (bounded by
-//! `--max-pending`), acks are withheld, and the next flush retries with the larger delta.
+//! it to the store; on success advance the flushed marks and wake the sockets to ack.
+//!
+//! On failure nothing moves: the batch is kept and resent unchanged (same origin and
+//! number, so a store that did apply it before the reply was lost recognises the retry),
+//! no newer batch is built until it lands, the counts that keep coming stay in the session
+//! slots (bounded by `--max-pending`), and acks are withheld.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -21,18 +24,33 @@ use crate::store::{Batch, SessionDelta};
 /// requests at once.
 const FLUSH_CONCURRENCY: usize = 64;
 
+/// Asks the flusher for an immediate flush; the reply says whether everything was written.
+pub type FlushNow = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>;
+
+/// A batch on its way to the store, with what is needed to settle it.
+struct InFlight {
+    batch: Batch,
+    /// The sessions whose snapshots went into the batch (some may have had no delta).
+    slots: Vec<Arc<SessionSlot>>,
+    snaps: Vec<Snapshot>,
+    /// For each `batch.sessions[i]`, its index in `slots`.
+    entries: Vec<usize>,
+    /// Interactions the batch carries (for the pending gauge and metrics).
+    counted: u64,
+    presence_version: u64,
+}
+
 /// What the flusher remembers of a campaign between flushes.
 #[derive(Default)]
 struct FlushState {
-    /// Sessions of a failed flush, retried even if their socket stays quiet.
-    retry: Vec<Arc<SessionSlot>>,
+    /// A batch the store has not confirmed; resent as is until it is.
+    inflight: Option<InFlight>,
+    /// Number of the last batch built.
+    number: u64,
     /// Presence version and time last written.
     presence_version: Option<u64>,
     presence_at: Option<Instant>,
 }
-
-/// Asks the flusher for an immediate flush; the reply says whether everything was written.
-pub type FlushNow = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>;
 
 /// Runs until `stop` is cancelled, then flushes one last time and leaves presence.
 /// `requests` lets shutdown flush (and so ack) before it closes the sockets.
@@ -67,21 +85,24 @@ pub async fn run(
 
 /// Flushes every campaign; returns true when everything was written.
 async fn flush_all(ctx: &Arc<NodeCtx>, states: &mut HashMap<String, FlushState>, leaving: bool) -> bool {
-    let tallies = ctx.tallies.all();
-    let mut work = Vec::with_capacity(tallies.len());
-    for t in tallies {
-        let state = states.remove(&t.campaign.id).unwrap_or_default();
-        work.push((t, state));
-    }
+    let work: Vec<_> = ctx
+        .tallies
+        .all()
+        .into_iter()
+        .map(|t| {
+            let state = states.remove(&t.campaign.id).unwrap_or_default();
+            (t, state)
+        })
+        .collect();
     let results: Vec<_> = stream::iter(work)
         .map(|(t, state)| flush_campaign(ctx, t, state, leaving))
         .buffer_unordered(FLUSH_CONCURRENCY)
         .collect()
         .await;
     let mut all_ok = true;
-    for (id, state, ok, left) in results {
+    for (id, state, ok, removed) in results {
         all_ok &= ok;
-        if !left {
+        if !removed {
             states.insert(id, state);
         }
     }
@@ -91,7 +112,8 @@ async fn flush_all(ctx: &Arc<NodeCtx>, states: &mut HashMap<String, FlushState>,
     all_ok
 }
 
-/// Flushes one campaign. Returns `(id, state, ok, removed)`.
+/// Flushes one campaign: first the batch still in flight, then a new one. Returns
+/// `(id, state, ok, removed)`.
 async fn flush_campaign(
     ctx: &Arc<NodeCtx>,
     tally: Arc<CampaignTally>,
@@ -99,107 +121,27 @@ async fn flush_campaign(
     leaving: bool,
 ) -> (String, FlushState, bool, bool) {
     let id = tally.campaign.id.clone();
-    let super::Drained {
-        dirty,
-        new_viewers,
-        share_visits,
-    } = tally.drain();
-    let mut seen = HashSet::new();
-    let slots: Vec<Arc<SessionSlot>> = std::mem::take(&mut state.retry)
-        .into_iter()
-        .chain(dirty)
-        .filter(|s| seen.insert(Arc::as_ptr(s) as usize))
-        .collect();
-    let snaps: Vec<Snapshot> = slots.iter().map(|s| s.take_snapshot()).collect();
-    let mut entries = Vec::new(); // index into slots for each batch session
-    let mut sessions = Vec::new();
-    for (i, (slot, snap)) in slots.iter().zip(&snaps).enumerate() {
-        let (counts, seq) = slot.delta(snap);
-        if counts.is_empty() && seq == 0 {
-            continue;
+    if let Some(inflight) = state.inflight.take() {
+        if let Err(inflight) = send(ctx, &tally, &mut state, inflight).await {
+            state.inflight = Some(inflight);
+            return (id, state, false, false);
         }
-        entries.push(i);
-        sessions.push(SessionDelta {
-            session: slot.session.clone(),
-            viewer: slot.viewer.clone(),
-            epoch: slot.epoch,
-            seq,
-            counts: counts
-                .into_iter()
-                .map(|(k, n)| (tally.campaign.kinds[k].clone(), n))
-                .collect(),
-        });
     }
-    let now = Instant::now();
-    let version = tally.presence_version();
-    let renew_every = ctx.config.presence_ttl / 3;
-    let presence_due = state.presence_version != Some(version)
-        || state.presence_at.is_none_or(|at| now.duration_since(at) >= renew_every);
     let idle = tally.sockets() == 0;
-    let presence = (presence_due && !(leaving || idle)).then(|| (ctx.node_id.clone(), tally.presence()));
-    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
-    let at = crate::now_ms();
-    let batch = Batch {
-        campaign: id.clone(),
-        bucket_ms: at - at.rem_euclid(tick_ms),
-        sessions,
-        new_viewers,
-        share_visits,
-        presence,
-        presence_ttl: ctx.config.presence_ttl,
-    };
-    let counted: u64 = batch.sessions.iter().flat_map(|s| s.counts.iter().map(|c| c.1)).sum();
-    let mut ok = true;
-    if !batch.is_empty() {
-        let started = Instant::now();
-        let result = ctx.store.apply(&batch).await;
-        ctx.metrics.store_flush_seconds.observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(applied) => {
-                let fenced: HashSet<usize> = applied.fenced.iter().map(|&e| entries[e]).collect();
-                for (i, (slot, snap)) in slots.iter().zip(&snaps).enumerate() {
-                    if fenced.contains(&i) {
-                        slot.mark_fenced(snap);
-                    } else {
-                        slot.mark_flushed(snap);
-                    }
-                }
-                ctx.pending.fetch_sub(counted, Ordering::Relaxed);
-                let mut by_kind: HashMap<&str, u64> = HashMap::new();
-                for (i, s) in batch.sessions.iter().enumerate() {
-                    if !applied.fenced.contains(&i) {
-                        for (k, n) in &s.counts {
-                            *by_kind.entry(k.as_str()).or_default() += n;
-                        }
-                    }
-                }
-                for (k, n) in by_kind {
-                    ctx.metrics.interactions.with_label_values(&[id.as_str(), k]).inc_by(n);
-                }
-                ctx.metrics.flush_batch_counts.observe(counted as f64);
-                if batch.presence.is_some() {
-                    state.presence_version = Some(version);
-                    state.presence_at = Some(now);
-                }
-                if applied.ended {
-                    tally.ended.cancel();
-                }
-            }
-            Err(e) => {
-                ok = false;
-                ctx.metrics.store_errors.inc();
-                tracing::warn!(campaign = %id, error = %e, "flush failed; counts stay buffered");
-                state.retry = slots;
-                tally.requeue(batch.new_viewers, batch.share_visits);
-            }
+    let inflight = build(ctx, &tally, &mut state, leaving || idle);
+    if !inflight.batch.is_empty() {
+        if let Err(inflight) = send(ctx, &tally, &mut state, inflight).await {
+            state.inflight = Some(inflight);
+            return (id, state, false, false);
         }
     }
     ctx.metrics
         .campaign_viewers
         .with_label_values(&[id.as_str()])
         .set(tally.local_viewers() as i64);
+    let mut ok = true;
     let mut removed = false;
-    if ok && (idle || leaving) && state.retry.is_empty() {
+    if idle || leaving {
         // The last socket left: give back this node's share now rather than at lease expiry.
         if state.presence_version.is_some() || leaving {
             if ctx.store.drop_presence(&id, &ctx.node_id).await.is_ok() {
@@ -218,4 +160,127 @@ async fn flush_campaign(
         }
     }
     (id, state, ok, removed)
+}
+
+/// Builds the next batch from what the sockets queued.
+fn build(ctx: &NodeCtx, tally: &CampaignTally, state: &mut FlushState, no_presence: bool) -> InFlight {
+    let super::Drained {
+        dirty,
+        new_viewers,
+        share_visits,
+    } = tally.drain();
+    let mut seen = HashSet::new();
+    let slots: Vec<Arc<SessionSlot>> = dirty
+        .into_iter()
+        .filter(|s| seen.insert(Arc::as_ptr(s) as usize))
+        .collect();
+    let snaps: Vec<Snapshot> = slots.iter().map(|s| s.take_snapshot()).collect();
+    let mut entries = Vec::new();
+    let mut sessions = Vec::new();
+    let mut counted = 0;
+    for (i, (slot, snap)) in slots.iter().zip(&snaps).enumerate() {
+        let (counts, seq) = slot.delta(snap);
+        if counts.is_empty() && seq == 0 {
+            continue;
+        }
+        entries.push(i);
+        counted += counts.iter().map(|c| c.1).sum::<u64>();
+        sessions.push(SessionDelta {
+            session: slot.session.clone(),
+            viewer: slot.viewer.clone(),
+            epoch: slot.epoch,
+            seq,
+            counts: counts
+                .into_iter()
+                .map(|(k, n)| (tally.campaign.kinds[k].clone(), n))
+                .collect(),
+        });
+    }
+    let version = tally.presence_version();
+    let presence_due = state.presence_version != Some(version)
+        || state
+            .presence_at
+            .is_none_or(|at| at.elapsed() >= ctx.config.presence_ttl / 3);
+    let presence = (presence_due && !no_presence).then(|| (ctx.node_id.clone(), tally.presence()));
+    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
+    let at = crate::now_ms();
+    let mut batch = Batch {
+        campaign: tally.campaign.id.clone(),
+        origin: ctx.origin.clone(),
+        number: 0,
+        bucket_ms: at - at.rem_euclid(tick_ms),
+        sessions,
+        new_viewers,
+        share_visits,
+        presence,
+        presence_ttl: ctx.config.presence_ttl,
+    };
+    if !batch.is_empty() {
+        state.number += 1;
+        batch.number = state.number;
+    }
+    InFlight {
+        batch,
+        slots,
+        snaps,
+        entries,
+        counted,
+        presence_version: version,
+    }
+}
+
+/// Sends one batch; on success settles it (acks, fencing, metrics), on failure hands it back.
+async fn send(
+    ctx: &NodeCtx,
+    tally: &CampaignTally,
+    state: &mut FlushState,
+    inflight: InFlight,
+) -> Result<(), InFlight> {
+    let started = Instant::now();
+    let result = ctx.store.apply(&inflight.batch).await;
+    ctx.metrics.store_flush_seconds.observe(started.elapsed().as_secs_f64());
+    let applied = match result {
+        Ok(a) => a,
+        Err(e) => {
+            ctx.metrics.store_errors.inc();
+            tracing::warn!(campaign = %tally.campaign.id, error = %e, "flush failed; counts stay buffered");
+            return Err(inflight);
+        }
+    };
+    let fenced: HashSet<usize> = applied
+        .fenced
+        .iter()
+        .filter_map(|&e| inflight.entries.get(e).copied())
+        .collect();
+    for (i, (slot, snap)) in inflight.slots.iter().zip(&inflight.snaps).enumerate() {
+        if fenced.contains(&i) {
+            slot.mark_fenced(snap);
+        } else {
+            slot.mark_flushed(snap);
+        }
+    }
+    ctx.pending.fetch_sub(inflight.counted, Ordering::Relaxed);
+    ctx.metrics.flush_batch_counts.observe(inflight.counted as f64);
+    let mut by_kind: HashMap<&str, u64> = HashMap::new();
+    for (i, s) in inflight.batch.sessions.iter().enumerate() {
+        if !applied.fenced.contains(&i) {
+            for (k, n) in &s.counts {
+                *by_kind.entry(k.as_str()).or_default() += n;
+            }
+        }
+    }
+    for (k, n) in by_kind {
+        ctx.metrics
+            .interactions
+            .with_label_values(&[inflight.batch.campaign.as_str(), k])
+            .inc_by(n);
+    }
+    if inflight.batch.presence.is_some() {
+        state.presence_version = Some(inflight.presence_version);
+        state.presence_at = Some(started);
+    }
+    if applied.ended {
+        tally.ended.cancel();
+    }
+    Ok(())
 }

@@ -153,23 +153,9 @@ impl CampaignTally {
         }
     }
 
-    /// Flusher side: puts back what a failed flush could not write.
-    pub fn requeue(&self, viewers: Vec<String>, shares: Vec<(String, u64)>) {
-        lock(&self.new_viewers).extend(viewers);
-        let mut map = lock(&self.shares);
-        for (c, n) in shares {
-            *map.entry(c).or_default() += n;
-        }
-    }
-
     /// Nothing is queued for the flusher.
     pub fn is_drained(&self) -> bool {
         lock(&self.dirty).is_empty() && lock(&self.new_viewers).is_empty() && lock(&self.shares).is_empty()
-    }
-
-    /// Share visits waiting for a flush.
-    pub fn unflushed_shares(&self) -> u64 {
-        lock(&self.shares).values().sum()
     }
 }
 

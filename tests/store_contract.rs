@@ -1,0 +1,974 @@
+//! The `Store` contract: one suite, run on every backend (memory, standalone Redis, a
+//! 3-master Redis Cluster). Every check asserts the numbers a user would see.
+//!
+//! Redis servers are started once per test binary, lazily, and shared: each test works on
+//! campaigns with ids of its own. Each test connects its own store, because a Redis
+//! connection belongs to the runtime of the test that made it.
+//!
+//! A few Redis-only tests at the end (hung server, AOF restart, command count per batch)
+//! start servers of their own, since they pause or restart them.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use livetally::campaign::{Access, Campaign, State};
+use livetally::store::memory::MemoryStore;
+use livetally::store::redis::RedisStore;
+use livetally::store::{Applied, Batch, NodeShare, Presence, SeriesMetric, SessionDelta, Store, StoreError};
+use support::redis::{RedisCluster, RedisServer};
+
+// ---------------------------------------------------------------------------------------
+// Backends
+
+static REDIS: OnceLock<RedisServer> = OnceLock::new();
+static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+
+async fn memory_store() -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new())
+}
+
+async fn redis_store() -> Arc<dyn Store> {
+    let url = REDIS.get_or_init(RedisServer::start).url();
+    Arc::new(RedisStore::connect_standalone(&url).await.expect("connect redis"))
+}
+
+async fn cluster_store() -> Arc<dyn Store> {
+    let urls = CLUSTER.get_or_init(|| RedisCluster::start(3)).urls();
+    Arc::new(RedisStore::connect_cluster(&urls).await.expect("connect cluster"))
+}
+
+/// Instantiates every contract test for every backend: `memory::x`, `redis::x`,
+/// `cluster::x`.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $test() { super::$test(super::memory_store().await, "memory").await; })*
+        }
+        mod redis {
+            $(#[tokio::test] async fn $test() { super::$test(super::redis_store().await, "redis").await; })*
+        }
+        mod cluster {
+            $(#[tokio::test] async fn $test() { super::$test(super::cluster_store().await, "redis-cluster").await; })*
+        }
+    };
+}
+
+contract!(
+    kind_and_ping,
+    create_get_and_conflict,
+    list_is_oldest_first_with_ties_in_creation_order,
+    end_is_idempotent_and_unknown_is_not_found,
+    claim_bumps_epoch_and_returns_acked_seq,
+    apply_counts_exactly,
+    acked_seq_is_never_lowered,
+    stale_epoch_is_fenced_and_not_counted,
+    ended_campaign_freezes_counts,
+    unique_viewers_and_interactors,
+    large_batch_is_counted_exactly,
+    share_visits_by_channel,
+    presence_sums_nodes_and_drops_on_leave,
+    presence_expires_after_ttl,
+    end_drops_viewers_to_zero,
+    record_tick_tracks_peak_and_viewer_series,
+    interaction_series_per_kind_and_total,
+    register_is_idempotent,
+    retried_batch_is_applied_once,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// A campaign id no other test (of this binary) uses.
+fn uid(tag: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!("{tag}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn kinds() -> Vec<String> {
+    ["like", "cheer", "comment", "share"].map(String::from).to_vec()
+}
+
+fn campaign(id: &str, created_at: i64) -> Campaign {
+    Campaign {
+        id: id.to_owned(),
+        title: "Launch — «live» / 直播".to_owned(),
+        stream_url: Some("https://example.com/live".to_owned()),
+        kinds: kinds(),
+        regions: vec!["CN-BJ".to_owned(), "US".to_owned()],
+        access: Access::Public,
+        state: State::Live,
+        created_at,
+        ended_at: None,
+    }
+}
+
+async fn new_campaign(store: &dyn Store, tag: &str) -> String {
+    let id = uid(tag);
+    store.create_campaign(&campaign(&id, 1_000)).await.unwrap();
+    id
+}
+
+fn delta(session: &str, viewer: &str, epoch: u64, seq: u64, counts: &[(&str, u64)]) -> SessionDelta {
+    SessionDelta {
+        session: session.to_owned(),
+        viewer: viewer.to_owned(),
+        epoch,
+        seq,
+        counts: counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+    }
+}
+
+fn batch(campaign: &str, bucket_ms: i64, sessions: Vec<SessionDelta>) -> Batch {
+    Batch {
+        campaign: campaign.to_owned(),
+        bucket_ms,
+        sessions,
+        presence_ttl: Duration::from_secs(30),
+        ..Batch::default()
+    }
+}
+
+fn presence(viewers: u64, regions: &[(&str, u64)]) -> Presence {
+    Presence {
+        viewers,
+        regions: map(regions),
+    }
+}
+
+fn map(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+async fn interactions(store: &dyn Store, id: &str) -> BTreeMap<String, u64> {
+    store.stats(id, &kinds(), now()).await.unwrap().interactions
+}
+
+fn now() -> i64 {
+    livetally::now_ms()
+}
+
+fn ok() -> Applied {
+    Applied::default()
+}
+
+fn ended() -> Applied {
+    Applied {
+        fenced: vec![],
+        ended: true,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The contract
+
+async fn kind_and_ping(store: Arc<dyn Store>, kind: &str) {
+    assert_eq!(store.kind(), kind);
+    store.ping().await.unwrap();
+}
+
+async fn create_get_and_conflict(store: Arc<dyn Store>, _: &str) {
+    let id = uid("create");
+    let c = campaign(&id, 1_700_000_000_123);
+    store.create_campaign(&c).await.unwrap();
+    assert_eq!(store.get_campaign(&id).await.unwrap(), Some(c.clone()));
+
+    let mut other = campaign(&id, 5);
+    other.title = "Another".to_owned();
+    assert!(matches!(store.create_campaign(&other).await, Err(StoreError::Conflict)));
+    // The first one is untouched.
+    assert_eq!(store.get_campaign(&id).await.unwrap(), Some(c));
+
+    // Empty lists, no stream URL and token access round-trip too.
+    let id2 = uid("create");
+    let mut bare = campaign(&id2, 7);
+    bare.regions.clear();
+    bare.stream_url = None;
+    bare.access = Access::Token;
+    store.create_campaign(&bare).await.unwrap();
+    assert_eq!(store.get_campaign(&id2).await.unwrap(), Some(bare));
+
+    assert_eq!(store.get_campaign(&uid("missing")).await.unwrap(), None);
+}
+
+async fn list_is_oldest_first_with_ties_in_creation_order(store: Arc<dyn Store>, _: &str) {
+    let base = uid("list");
+    // Created in this order; ids sort the other way round within the tie at t=2000.
+    let created = [("z", 3_000), ("y", 2_000), ("b", 2_000), ("a", 1_000)];
+    for (suffix, at) in created {
+        store
+            .create_campaign(&campaign(&format!("{base}-{suffix}"), at))
+            .await
+            .unwrap();
+    }
+    let listed: Vec<(String, i64)> = store
+        .list_campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.id.starts_with(&format!("{base}-")))
+        .map(|c| (c.id, c.created_at))
+        .collect();
+    let expected: Vec<(String, i64)> = [("a", 1_000), ("y", 2_000), ("b", 2_000), ("z", 3_000)]
+        .iter()
+        .map(|(s, at)| (format!("{base}-{s}"), *at))
+        .collect();
+    assert_eq!(listed, expected);
+
+    // Ended campaigns are listed with their state.
+    store.end_campaign(&format!("{base}-y"), 9_000).await.unwrap();
+    let y = store
+        .list_campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == format!("{base}-y"))
+        .unwrap();
+    assert_eq!((y.state, y.ended_at), (State::Ended, Some(9_000)));
+}
+
+async fn end_is_idempotent_and_unknown_is_not_found(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "end").await;
+    let ended = store.end_campaign(&id, 5_000).await.unwrap();
+    assert_eq!(ended.state, State::Ended);
+    assert_eq!(ended.ended_at, Some(5_000));
+    assert!(!ended.is_live());
+    assert_eq!(ended.title, campaign(&id, 1_000).title);
+
+    // Ending again changes nothing, ended_at included.
+    let again = store.end_campaign(&id, 9_000).await.unwrap();
+    assert_eq!(again, ended);
+    assert_eq!(store.get_campaign(&id).await.unwrap(), Some(ended));
+
+    assert!(matches!(
+        store.end_campaign(&uid("missing"), 1).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn claim_bumps_epoch_and_returns_acked_seq(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "claim").await;
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (2, 0));
+    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (1, 0));
+
+    let applied = store
+        .apply(&batch(
+            &id,
+            0,
+            vec![delta("session-1", "viewer-1", 2, 5, &[("like", 5)])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(applied, ok());
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (3, 5));
+    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (2, 0));
+
+    assert!(matches!(
+        store.claim_session(&uid("missing"), "session-1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "counts").await;
+    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let b1 = batch(
+        &id,
+        1_000,
+        vec![
+            delta("session-1", "viewer-1", e1, 3, &[("like", 4), ("cheer", 1)]),
+            delta("session-2", "viewer-2", e2, 0, &[("like", 2)]),
+            // Never claimed: epoch 0 is the current one, so it counts.
+            delta("session-3", "viewer-3", 0, 1, &[("comment", 1)]),
+        ],
+    );
+    assert_eq!(store.apply(&b1).await.unwrap(), ok());
+    let b2 = batch(
+        &id,
+        2_000,
+        vec![delta("session-1", "viewer-1", e1, 7, &[("like", 1), ("cheer", 2)])],
+    );
+    assert_eq!(store.apply(&b2).await.unwrap(), ok());
+
+    assert_eq!(
+        interactions(&*store, &id).await,
+        map(&[("like", 7), ("cheer", 3), ("comment", 1), ("share", 0)])
+    );
+    // Only the kinds asked for are reported.
+    let only = store.stats(&id, &["like".to_owned()], now()).await.unwrap();
+    assert_eq!(only.interactions, map(&[("like", 7)]));
+    assert_eq!(store.claim_session(&id, "session-3").await.unwrap(), (1, 1));
+
+    // An empty batch changes nothing and is not refused.
+    assert_eq!(store.apply(&batch(&id, 3_000, vec![])).await.unwrap(), ok());
+    assert_eq!(interactions(&*store, &id).await["like"], 7);
+}
+
+async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "acked").await;
+    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    for seq in [10, 4, 0] {
+        store
+            .apply(&batch(
+                &id,
+                0,
+                vec![delta("session-1", "viewer-1", e, seq, &[("like", 1)])],
+            ))
+            .await
+            .unwrap();
+    }
+    // The same session twice in one batch: the higher seq wins whatever the order.
+    store
+        .apply(&batch(
+            &id,
+            0,
+            vec![
+                delta("session-1", "viewer-1", e, 12, &[]),
+                delta("session-1", "viewer-1", e, 11, &[]),
+            ],
+        ))
+        .await
+        .unwrap();
+    let (_, acked) = store.claim_session(&id, "session-1").await.unwrap();
+    assert_eq!(acked, 12);
+    assert_eq!(interactions(&*store, &id).await["like"], 3);
+}
+
+async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "fence").await;
+    // Node A owns the session, then the viewer reconnects through node B.
+    let (a, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (b, _) = store.claim_session(&id, "session-1").await.unwrap();
+    assert_eq!((a, b), (1, 2));
+    let (other, _) = store.claim_session(&id, "session-2").await.unwrap();
+
+    let applied = store
+        .apply(&batch(
+            &id,
+            1_000,
+            vec![
+                delta("session-1", "viewer-stale", a, 9, &[("like", 5)]),
+                delta("session-2", "viewer-2", other, 1, &[("like", 2)]),
+                delta("session-1", "viewer-1", b, 3, &[("cheer", 1)]),
+                delta("session-2", "viewer-2", other + 5, 4, &[("like", 100)]),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        Applied {
+            fenced: vec![0, 3],
+            ended: false
+        }
+    );
+    assert_eq!(
+        interactions(&*store, &id).await,
+        map(&[("like", 2), ("cheer", 1), ("comment", 0), ("share", 0)])
+    );
+    // The fenced seqs did not move the acks; the stale viewer is no interactor.
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (3, 3));
+    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (2, 1));
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().interactors, 2);
+    // The fenced counts are not in the series either.
+    let total = store
+        .series(&id, &SeriesMetric::Interactions(None), 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(total, vec![(1_000, 3)]);
+}
+
+async fn ended_campaign_freezes_counts(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "frozen").await;
+    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let mut b = batch(&id, 1_000, vec![delta("session-1", "viewer-1", e, 1, &[("like", 3)])]);
+    b.new_viewers = vec!["viewer-1".to_owned()];
+    b.share_visits = vec![("wechat".to_owned(), 2)];
+    assert_eq!(store.apply(&b).await.unwrap(), ok());
+    store.end_campaign(&id, 2_000).await.unwrap();
+    let before = store.stats(&id, &kinds(), now()).await.unwrap();
+
+    let mut late = batch(&id, 2_000, vec![delta("session-1", "viewer-1", e, 2, &[("like", 9)])]);
+    late.new_viewers = vec!["viewer-9".to_owned()];
+    late.share_visits = vec![("wechat".to_owned(), 5)];
+    late.presence = Some(("node-a".to_owned(), presence(4, &[])));
+    assert_eq!(store.apply(&late).await.unwrap(), ended());
+
+    let after = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(after, before);
+    assert_eq!(after.interactions["like"], 3);
+    assert_eq!((after.unique_viewers, after.share_visits, after.viewers), (1, 2, 0));
+
+    // Unknown campaigns read as ended: nothing to count into.
+    assert_eq!(store.apply(&batch(&uid("missing"), 0, vec![])).await.unwrap(), ended());
+}
+
+async fn unique_viewers_and_interactors(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "uniq").await;
+    let viewers: Vec<String> = (0..1000).map(|i| format!("viewer-{i:05}")).collect();
+    // Two batches, overlapping by 200: 1000 distinct.
+    let mut b1 = batch(&id, 0, vec![]);
+    b1.new_viewers = viewers[..600].to_vec();
+    let mut b2 = batch(&id, 0, vec![]);
+    b2.new_viewers = viewers[400..].to_vec();
+    store.apply(&b1).await.unwrap();
+    store.apply(&b2).await.unwrap();
+
+    // Interactors: viewers with counts in an accepted delta; empty counts do not count.
+    let b3 = batch(
+        &id,
+        0,
+        vec![
+            delta("session-1", "viewer-a", 0, 0, &[("like", 1)]),
+            delta("session-2", "viewer-b", 0, 0, &[("cheer", 2)]),
+            delta("session-3", "viewer-a", 0, 0, &[("like", 1)]),
+            delta("session-4", "viewer-c", 0, 1, &[]),
+            delta("session-5", "viewer-d", 3, 0, &[("like", 1)]), // fenced
+        ],
+    );
+    assert_eq!(store.apply(&b3).await.unwrap().fenced, vec![4]);
+
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert!(
+        (980..=1020).contains(&stats.unique_viewers),
+        "unique_viewers {} not within 2% of 1000",
+        stats.unique_viewers
+    );
+    assert_eq!(stats.interactors, 2);
+}
+
+async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
+    // More sessions and viewers than one variadic Redis command carries.
+    let id = new_campaign(&*store, "large").await;
+    let sessions: Vec<SessionDelta> = (0..2_500)
+        .map(|i| {
+            let s = format!("session-{i:05}");
+            let v = format!("viewer-{i:05}");
+            delta(
+                &s,
+                &v,
+                0,
+                (i % 7) as u64 + 1,
+                &[("like", 2), ("cheer", (i % 3) as u64 + 1)],
+            )
+        })
+        .collect();
+    let mut b = batch(&id, 5_000, sessions);
+    b.new_viewers = (0..3_000).map(|i| format!("viewer-{i:05}")).collect();
+    assert_eq!(store.apply(&b).await.unwrap(), ok());
+
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    // cheer: i%3+1 over 2500 sessions = 834·1 + 833·2 + 833·3
+    assert_eq!(
+        stats.interactions,
+        map(&[("like", 5_000), ("cheer", 4_999), ("comment", 0), ("share", 0)])
+    );
+    assert!((2_450..=2_550).contains(&stats.interactors), "{}", stats.interactors);
+    assert!(
+        (2_940..=3_060).contains(&stats.unique_viewers),
+        "{}",
+        stats.unique_viewers
+    );
+    // Acked seq of session i is i%7+1.
+    assert_eq!(store.claim_session(&id, "session-02498").await.unwrap(), (1, 7));
+    assert_eq!(
+        store
+            .series(&id, &SeriesMetric::Interactions(None), 0, i64::MAX)
+            .await
+            .unwrap(),
+        vec![(5_000, 9_999)]
+    );
+}
+
+async fn share_visits_by_channel(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "shares").await;
+    let mut b1 = batch(&id, 0, vec![]);
+    b1.share_visits = vec![("wechat".into(), 3), ("x".into(), 2), ("wechat".into(), 1)];
+    let mut b2 = batch(&id, 0, vec![]);
+    b2.share_visits = vec![("other".into(), 1), ("x".into(), 40)];
+    store.apply(&b1).await.unwrap();
+    store.apply(&b2).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits, 47);
+    assert_eq!(
+        stats.share_visits_by_channel,
+        map(&[("wechat", 4), ("x", 42), ("other", 1)])
+    );
+}
+
+async fn presence_sums_nodes_and_drops_on_leave(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "presence").await;
+    let before = now();
+    let mut a = batch(&id, 0, vec![]);
+    a.presence = Some(("node-a".into(), presence(3, &[("CN-BJ", 2), ("US", 1)])));
+    let mut b = batch(&id, 0, vec![]);
+    b.presence = Some(("node-b".into(), presence(4, &[("US", 4)])));
+    store.apply(&a).await.unwrap();
+    store.apply(&b).await.unwrap();
+
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.viewers, 7);
+    assert_eq!(stats.regions, map(&[("CN-BJ", 2), ("US", 5)]));
+    let nodes: Vec<(String, u64)> = stats.nodes.iter().map(|n| (n.node.clone(), n.viewers)).collect();
+    assert_eq!(nodes, vec![("node-a".to_owned(), 3), ("node-b".to_owned(), 4)]);
+    for NodeShare { updated_at, .. } in &stats.nodes {
+        // Redis stamps leases with its own clock: same host, so within a few seconds.
+        assert!((before - 5_000..=now() + 5_000).contains(updated_at), "{updated_at}");
+    }
+
+    // A newer lease replaces the node's share; regions at 0 are not reported.
+    let mut a2 = batch(&id, 0, vec![]);
+    a2.presence = Some(("node-a".into(), presence(0, &[("CN-BJ", 0)])));
+    store.apply(&a2).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.viewers, stats.regions.clone()), (4, map(&[("US", 4)])));
+    assert_eq!(stats.nodes.len(), 2);
+
+    store.drop_presence(&id, "node-b").await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.viewers, 0);
+    assert_eq!(stats.nodes.len(), 1);
+    assert_eq!(stats.nodes[0].node, "node-a");
+    // Dropping what is not there, or on an unknown campaign, is fine.
+    store.drop_presence(&id, "node-b").await.unwrap();
+    store.drop_presence(&uid("missing"), "node-b").await.unwrap();
+    assert!(matches!(
+        store.stats(&uid("missing"), &kinds(), now()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn presence_expires_after_ttl(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "expiry").await;
+    let mut short = batch(&id, 0, vec![]);
+    short.presence = Some(("node-dies".into(), presence(5, &[("US", 5)])));
+    short.presence_ttl = Duration::from_secs(1);
+    let mut long = batch(&id, 0, vec![]);
+    long.presence = Some(("node-lives".into(), presence(2, &[("US", 2)])));
+    let started = Instant::now();
+    store.apply(&short).await.unwrap();
+    store.apply(&long).await.unwrap();
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 7);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+        if stats.viewers == 2 {
+            assert_eq!(stats.regions, map(&[("US", 2)]));
+            assert_eq!(stats.nodes.len(), 1);
+            break;
+        }
+        assert_eq!(stats.viewers, 7);
+        assert!(Instant::now() < deadline, "the 1 s lease never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "expired early: {:?}",
+        started.elapsed()
+    );
+}
+
+async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "end-viewers").await;
+    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let mut b = batch(&id, 0, vec![delta("session-1", "viewer-1", e, 4, &[("like", 1)])]);
+    b.presence = Some(("node-a".into(), presence(5, &[("US", 5)])));
+    let before = now() - 1_000;
+    store.apply(&b).await.unwrap();
+    store
+        .record_tick(&id, 1_000, 1_001, 5, &map(&[("US", 5)]))
+        .await
+        .unwrap();
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 5);
+
+    store.end_campaign(&id, 2_000).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.viewers, stats.nodes.len(), stats.regions.len()), (0, 0, 0));
+    // The peak was raised when the presence was written (at the store's clock).
+    assert_eq!(stats.peak_viewers, 5);
+    assert!(stats.peak_at.is_some_and(|t| t >= before), "{:?}", stats.peak_at);
+    assert_eq!(stats.regions_at_peak, map(&[("US", 5)]));
+    assert_eq!(stats.interactions["like"], 1);
+    // Sessions are forgotten with the campaign: a late claim starts over.
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
+}
+
+async fn record_tick_tracks_peak_and_viewer_series(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "tick").await;
+    let hour = 3_600_000;
+    assert_eq!(
+        store
+            .record_tick(&id, 1_000, 1_010, 5, &map(&[("US", 5)]))
+            .await
+            .unwrap(),
+        (5, Some(1_010))
+    );
+    assert_eq!(
+        store
+            .record_tick(&id, 2_000, 2_010, 3, &map(&[("US", 3)]))
+            .await
+            .unwrap(),
+        (5, Some(1_010))
+    );
+    // Equal to the peak: not a new peak.
+    assert_eq!(
+        store
+            .record_tick(&id, hour - 1_000, hour - 990, 5, &map(&[]))
+            .await
+            .unwrap(),
+        (5, Some(1_010))
+    );
+    let at_peak = map(&[("CN-BJ", 2), ("US", 6)]);
+    assert_eq!(
+        store
+            .record_tick(&id, hour + 1_000, hour + 1_020, 8, &at_peak)
+            .await
+            .unwrap(),
+        (8, Some(hour + 1_020))
+    );
+    // A bucket written twice keeps the last value.
+    assert_eq!(
+        store.record_tick(&id, 2_000, 2_050, 4, &map(&[])).await.unwrap(),
+        (8, Some(hour + 1_020))
+    );
+    assert_eq!(
+        store
+            .record_tick(&id, 3 * hour, 3 * hour + 5, 0, &map(&[]))
+            .await
+            .unwrap(),
+        (8, Some(hour + 1_020))
+    );
+
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.peak_viewers, stats.peak_at), (8, Some(hour + 1_020)));
+    assert_eq!(stats.regions_at_peak, at_peak);
+
+    let all = store
+        .series(&id, &SeriesMetric::Viewers, i64::MIN, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![
+            (1_000, 5),
+            (2_000, 4),
+            (hour - 1_000, 5),
+            (hour + 1_000, 8),
+            (3 * hour, 0)
+        ]
+    );
+    let window = store
+        .series(&id, &SeriesMetric::Viewers, 2_000, hour + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(window, vec![(2_000, 4), (hour - 1_000, 5), (hour + 1_000, 8)]);
+    assert_eq!(
+        store
+            .series(&id, &SeriesMetric::Viewers, 2_001, hour - 1_001)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.series(&id, &SeriesMetric::Viewers, 5_000, 4_000).await.unwrap(),
+        vec![]
+    );
+
+    // Once ended, ticks record nothing and report the frozen peak.
+    store.end_campaign(&id, 4 * hour).await.unwrap();
+    assert_eq!(
+        store.record_tick(&id, 4 * hour, 4 * hour, 99, &map(&[])).await.unwrap(),
+        (8, Some(hour + 1_020))
+    );
+    assert_eq!(
+        store
+            .series(&id, &SeriesMetric::Viewers, 0, i64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    let missing = uid("missing");
+    assert!(matches!(
+        store.record_tick(&missing, 0, 0, 1, &map(&[])).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.series(&missing, &SeriesMetric::Viewers, 0, 1).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A fresh campaign has no peak yet.
+    let fresh = new_campaign(&*store, "tick").await;
+    let stats = store.stats(&fresh, &kinds(), now()).await.unwrap();
+    assert_eq!(
+        (stats.peak_viewers, stats.peak_at, stats.regions_at_peak.len()),
+        (0, None, 0)
+    );
+}
+
+async fn interaction_series_per_kind_and_total(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "iseries").await;
+    let hour = 3_600_000;
+    let apply = |bucket: i64, sessions: Vec<SessionDelta>| {
+        let store = store.clone();
+        let b = batch(&id, bucket, sessions);
+        async move { store.apply(&b).await.unwrap() }
+    };
+    apply(1_000, vec![delta("s-1", "v-1", 0, 0, &[("like", 2), ("cheer", 1)])]).await;
+    apply(1_000, vec![delta("s-2", "v-2", 0, 0, &[("like", 1)])]).await;
+    apply(2_000, vec![delta("s-1", "v-1", 0, 0, &[("like", 3)])]).await;
+    apply(hour + 1_000, vec![delta("s-2", "v-2", 0, 0, &[("comment", 4)])]).await;
+    // Nothing accepted: no bucket.
+    apply(9 * hour, vec![delta("s-3", "v-3", 7, 0, &[("like", 50)])]).await;
+
+    let like = SeriesMetric::Interactions(Some("like".to_owned()));
+    let total = SeriesMetric::Interactions(None);
+    // A bucket with other kinds reads 0 for this one.
+    assert_eq!(
+        store.series(&id, &like, 0, i64::MAX).await.unwrap(),
+        vec![(1_000, 3), (2_000, 3), (hour + 1_000, 0)]
+    );
+    assert_eq!(
+        store.series(&id, &total, i64::MIN, i64::MAX).await.unwrap(),
+        vec![(1_000, 4), (2_000, 3), (hour + 1_000, 4)]
+    );
+    assert_eq!(
+        store
+            .series(&id, &SeriesMetric::Interactions(Some("cheer".into())), 0, 1_999)
+            .await
+            .unwrap(),
+        vec![(1_000, 1)]
+    );
+    assert_eq!(
+        store.series(&id, &total, 1_500, hour + 1_000).await.unwrap(),
+        vec![(2_000, 3), (hour + 1_000, 4)]
+    );
+    assert_eq!(store.series(&id, &total, 2_001, hour + 999).await.unwrap(), vec![]);
+    assert_eq!(store.series(&id, &total, 3_000, 1_000).await.unwrap(), vec![]);
+    // Interactions are not viewers.
+    assert_eq!(
+        store.series(&id, &SeriesMetric::Viewers, 0, i64::MAX).await.unwrap(),
+        vec![]
+    );
+}
+
+async fn register_is_idempotent(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "register").await;
+    assert!(store.register(&id, "viewer-1").await.unwrap());
+    assert!(!store.register(&id, "viewer-1").await.unwrap());
+    assert!(store.register(&id, "viewer-2").await.unwrap());
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, 2);
+    assert!(matches!(
+        store.register(&uid("missing"), "viewer-1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis only: failure behaviour and traffic shape, on servers of their own.
+
+mod redis_only {
+    use super::*;
+    use livetally::store::redis::CALL_TIMEOUT;
+
+    #[tokio::test]
+    async fn hung_redis_is_unavailable_within_the_timeout_then_recovers() {
+        let server = RedisServer::start();
+        let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+        let id = new_campaign(&store, "hung").await;
+
+        server.pause();
+        let started = Instant::now();
+        let mut first = batch(&id, 0, vec![delta("s-1", "v-1", 0, 1, &[("like", 1)])]);
+        first.origin = "node-a/run-1".into();
+        first.number = 1;
+        let err = store.apply(&first).await;
+        assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(
+            started.elapsed() < 2 * CALL_TIMEOUT + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+
+        server.resume();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "store did not recover after SIGCONT");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The timed-out batch ran when the server woke up; the flusher resends it unchanged
+        // and the store recognises the retry, so the like is counted once.
+        assert_eq!(store.apply(&first).await.unwrap(), ok());
+        assert_eq!(interactions(&store, &id).await["like"], 1);
+        let mut second = batch(&id, 0, vec![delta("s-1", "v-1", 0, 2, &[("like", 1)])]);
+        second.origin = "node-a/run-1".into();
+        second.number = 2;
+        assert_eq!(store.apply(&second).await.unwrap(), ok());
+        assert_eq!(interactions(&store, &id).await["like"], 2);
+    }
+
+    #[tokio::test]
+    async fn aof_restart_keeps_counts_and_the_store_reconnects() {
+        let mut server = RedisServer::start_with_aof();
+        let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+        let id = new_campaign(&store, "aof").await;
+        let (e, _) = store.claim_session(&id, "s-1").await.unwrap();
+        store
+            .apply(&batch(&id, 0, vec![delta("s-1", "v-1", e, 6, &[("like", 6)])]))
+            .await
+            .unwrap();
+
+        server.kill(); // a crash: appendfsync always keeps every acknowledged write
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+        server.restart();
+
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while store.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "store did not reconnect after restart");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(interactions(&store, &id).await["like"], 6);
+        assert_eq!(store.claim_session(&id, "s-1").await.unwrap(), (2, 6));
+        // Scripts are gone after a restart; EVALSHA reloads them transparently.
+        store
+            .apply(&batch(&id, 0, vec![delta("s-1", "v-1", 2, 7, &[("like", 1)])]))
+            .await
+            .unwrap();
+        assert_eq!(interactions(&store, &id).await["like"], 7);
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_fast_at_connect() {
+        let mut server = RedisServer::start();
+        let url = server.url();
+        server.stop();
+        let started = Instant::now();
+        let res = RedisStore::connect_standalone(&url).await;
+        assert!(matches!(res, Err(StoreError::Unavailable(_))));
+        assert!(started.elapsed() <= CALL_TIMEOUT + Duration::from_millis(500));
+    }
+
+    /// Sum of `calls=` over `INFO commandstats` (commands run inside scripts included).
+    fn commands_run(server: &RedisServer) -> u64 {
+        let info: String = server.query(&["INFO", "commandstats"]);
+        info.lines()
+            .filter_map(|l| l.split("calls=").nth(1))
+            .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn commands_per_batch_do_not_grow_with_interactions() {
+        let server = RedisServer::start();
+        let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+        let id = new_campaign(&store, "traffic").await;
+        let run = |per_session: u64| {
+            let sessions = (0..10)
+                .map(|i| {
+                    delta(
+                        &format!("s-{i}"),
+                        &format!("v-{i}"),
+                        0,
+                        i + 1,
+                        &[("like", per_session), ("cheer", per_session)],
+                    )
+                })
+                .collect();
+            let mut b = batch(&id, 0, sessions);
+            b.new_viewers = (0..10).map(|i| format!("v-{i}")).collect();
+            b.share_visits = vec![("wechat".into(), per_session)];
+            b.presence = Some(("node-a".into(), presence(10, &[("US", 10)])));
+            b
+        };
+        store.apply(&run(1)).await.unwrap(); // loads the script
+        let before = commands_run(&server);
+        store.apply(&run(1)).await.unwrap();
+        let small = commands_run(&server) - before;
+        let before = commands_run(&server);
+        store.apply(&run(100_000)).await.unwrap();
+        let big = commands_run(&server) - before;
+        // INFO itself is one call; the rest is one EVALSHA and what runs inside it.
+        assert_eq!(small, big);
+        assert!(small <= 20, "{small} commands for one batch");
+        assert_eq!(interactions(&store, &id).await["like"], 2 * 10 + 10 * 100_000);
+    }
+}
+
+mod cluster_only {
+    use super::*;
+    use livetally::store::redis::CALL_TIMEOUT;
+
+    #[tokio::test]
+    async fn hung_cluster_is_unavailable_within_the_timeout_then_recovers() {
+        let cluster = RedisCluster::start(3);
+        let store = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
+        let id = new_campaign(&store, "hung").await;
+
+        // Short of --cluster-node-timeout (5 s), so no node is marked failed meanwhile.
+        for node in cluster.nodes() {
+            node.pause();
+        }
+        let started = Instant::now();
+        let res = store.claim_session(&id, "s-1").await;
+        let elapsed = started.elapsed();
+        for node in cluster.nodes() {
+            node.resume();
+        }
+        assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
+        assert!(elapsed < CALL_TIMEOUT + Duration::from_millis(500), "{elapsed:?}");
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "cluster store did not recover");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (epoch, acked) = store.claim_session(&id, "s-1").await.unwrap();
+        // The timed-out claim may have run when the node woke up.
+        assert!((1..=2).contains(&epoch) && acked == 0, "{epoch} {acked}");
+    }
+}
+
+async fn retried_batch_is_applied_once(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "retry").await;
+    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    // session-2 moves on elsewhere, so its delta in this batch is fenced.
+    store.claim_session(&id, "session-2").await.unwrap();
+    let mut b = batch(
+        &id,
+        0,
+        vec![
+            delta("session-1", "viewer-1", e1, 3, &[("like", 3)]),
+            delta("session-2", "viewer-2", e2, 1, &[("like", 5)]),
+        ],
+    );
+    b.origin = "node-a/run-1".into();
+    b.number = 7;
+    let first = store.apply(&b).await.unwrap();
+    assert_eq!(first.fenced, vec![1]);
+    // The same batch again (its reply was lost): same answer, nothing counted twice.
+    assert_eq!(store.apply(&b).await.unwrap(), first);
+    assert_eq!(interactions(&*store, &id).await["like"], 3);
+    // An older number from the same origin is a retry too.
+    b.number = 6;
+    assert_eq!(store.apply(&b).await.unwrap().fenced, vec![1]);
+    assert_eq!(interactions(&*store, &id).await["like"], 3);
+    // Another process (a restarted node) numbers its batches on its own.
+    let mut other = batch(&id, 0, vec![delta("session-1", "viewer-1", e1, 4, &[("like", 1)])]);
+    other.origin = "node-a/run-2".into();
+    other.number = 1;
+    assert_eq!(store.apply(&other).await.unwrap(), ok());
+    assert_eq!(interactions(&*store, &id).await["like"], 4);
+    assert!(!store.stats(&id, &kinds(), now()).await.unwrap().ended);
+    store.end_campaign(&id, now()).await.unwrap();
+    assert!(store.stats(&id, &kinds(), now()).await.unwrap().ended);
+}
