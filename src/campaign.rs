@@ -64,7 +64,7 @@ impl Campaign {
 }
 
 /// The body of `POST /api/v1/campaigns`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     pub id: Option<String>,

@@ -25,22 +25,47 @@ pub async fn create(
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &ctx)?;
-    let new: NewCampaign = serde_json::from_value(body.into_inner()).map_err(|e| {
-        let msg = e.to_string();
-        let field = ["id", "title", "stream_url", "kinds", "regions", "access"]
-            .into_iter()
-            .find(|f| msg.contains(&format!("`{f}`")));
-        ApiError::BadRequest {
-            field,
-            message: format!("invalid campaign: {msg}"),
-        }
-    })?;
+    let new = parse_new_campaign(body.into_inner())?;
     let c = new
         .validate(crate::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
     ctx.store.create_campaign(&c).await?;
     tracing::info!(campaign = %c.id, "campaign created");
     Ok(HttpResponse::Created().json(&c))
+}
+
+/// Reads the create body field by field, so a wrong type names its field.
+fn parse_new_campaign(body: serde_json::Value) -> Result<NewCampaign, ApiError> {
+    let serde_json::Value::Object(fields) = body else {
+        return Err(ApiError::BadRequest {
+            field: None,
+            message: "body must be a JSON object".into(),
+        });
+    };
+    let mut new = NewCampaign::default();
+    for (name, value) in fields {
+        let value = (!value.is_null()).then_some(value);
+        let bad = |field: &'static str, what: &str| ApiError::bad(field, format!("{field} must be {what}"));
+        match name.as_str() {
+            "id" => new.id = parse(value).map_err(|_| bad("id", "a string"))?,
+            "title" => new.title = parse(value).map_err(|_| bad("title", "a string"))?,
+            "stream_url" => new.stream_url = parse(value).map_err(|_| bad("stream_url", "a string"))?,
+            "kinds" => new.kinds = parse(value).map_err(|_| bad("kinds", "a list of strings"))?,
+            "regions" => new.regions = parse(value).map_err(|_| bad("regions", "a list of strings"))?,
+            "access" => new.access = parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?,
+            _ => {
+                return Err(ApiError::BadRequest {
+                    field: None,
+                    message: format!("unknown field {name:?}"),
+                })
+            }
+        }
+    }
+    Ok(new)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Option<serde_json::Value>) -> serde_json::Result<Option<T>> {
+    v.map(serde_json::from_value).transpose()
 }
 
 /// `GET /api/v1/campaigns`
@@ -119,7 +144,9 @@ pub async fn series(
         _ => return Err(ApiError::bad("metric", "metric must be viewers or interactions")),
     };
     let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
-    let from = q.from.unwrap_or(c.created_at);
+    // Points sit at the start of their tick bucket, so the default start is the bucket the
+    // campaign was created in.
+    let from = q.from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
     let to = q.to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::now_ms));
     if from > to {
         return Err(ApiError::bad("from", "from must not be after to"));

@@ -25,6 +25,8 @@ pub const MAX_BAD_MESSAGES: usize = 10;
 pub const BAD_WINDOW: Duration = Duration::from_secs(10);
 /// Being rate limited this long without a single accepted message closes with 1008.
 pub const RATE_LIMITED_CLOSE_AFTER: Duration = Duration::from_secs(5);
+/// A rate-limit streak ends after this long without a refusal.
+pub const LIMIT_STREAK_GAP: Duration = Duration::from_secs(1);
 
 /// Close codes of the protocol (docs/protocol.md).
 pub mod close {
@@ -103,7 +105,8 @@ struct Conn<'a> {
     /// Highest ack sent.
     last_ack: u64,
     bad: VecDeque<Instant>,
-    limited_since: Option<Instant>,
+    /// Start and latest refusal of the current rate-limit streak.
+    limited_since: Option<(Instant, Instant)>,
     last_seen: Instant,
 }
 
@@ -246,8 +249,15 @@ impl<'a> Conn<'a> {
         }
         if self.limiter.check().is_err() {
             self.ctx.metrics.rejected("rate_limited");
-            let since = *self.limited_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= RATE_LIMITED_CLOSE_AFTER {
+            // A streak of refusals survives the odd message that slips through on a refilled
+            // token; it ends only after a quiet second without any refusal.
+            let now = Instant::now();
+            let since = match self.limited_since {
+                Some((since, last)) if now.duration_since(last) <= LIMIT_STREAK_GAP => since,
+                _ => now,
+            };
+            self.limited_since = Some((since, now));
+            if now.duration_since(since) >= RATE_LIMITED_CLOSE_AFTER {
                 return Err(Closing::Code(close::POLICY, "rate limited for too long"));
             }
             return Ok(Some(protocol::error(
@@ -255,7 +265,6 @@ impl<'a> Conn<'a> {
                 "too many interactions; slow down",
             )));
         }
-        self.limited_since = None;
         if self.ctx.pending.load(Ordering::Relaxed) >= self.ctx.config.max_pending {
             return self.refuse(
                 "store_unavailable",

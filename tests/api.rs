@@ -1,0 +1,382 @@
+//! The HTTP API: campaigns, auth, registrations, share links, series, reports, probes.
+
+mod support;
+
+use serde_json::json;
+use support::node::{Node, TOKEN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_are_created_listed_and_fetched() {
+    let node = Node::start(&[]);
+    let c = node
+        .campaign_with(json!({
+            "id": "launch-2026", "title": "Launch", "stream_url": "https://video.example/live.m3u8",
+            "kinds": ["like", "signup"], "regions": ["CN", "US"], "access": "public"
+        }))
+        .await;
+    assert_eq!(c["id"], "launch-2026");
+    assert_eq!(c["kinds"], json!(["like", "signup"]));
+    assert_eq!(c["state"], "live");
+    assert!(c["created_at"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_eq!(c["ended_at"], serde_json::Value::Null);
+    node.campaign("second").await;
+    let (status, dup) = node
+        .op(
+            "POST",
+            "/api/v1/campaigns",
+            Some(json!({"id": "second", "title": "Again"})),
+        )
+        .await;
+    assert_eq!((status, dup["error"]["code"].as_str()), (409, Some("conflict")));
+    let (status, list) = node.op("GET", "/api/v1/campaigns", None).await;
+    assert_eq!(status, 200);
+    let ids: Vec<_> = list["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("launch-2026"), json!("second")]);
+    // Public read: the campaign plus its stats.
+    let (status, got) = node.call("GET", "/api/v1/campaigns/second", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["title"], "Campaign second");
+    assert_eq!(got["kinds"], json!(["like", "cheer", "comment", "share"]));
+    assert_eq!(got["stats"]["viewers"], 0);
+    assert_eq!(got["stats"]["interactions"]["cheer"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_routes_need_the_token() {
+    let node = Node::start(&[]);
+    node.campaign("auth").await;
+    let routes = [
+        ("POST", "/api/v1/campaigns"),
+        ("GET", "/api/v1/campaigns"),
+        ("POST", "/api/v1/campaigns/auth/end"),
+        ("POST", "/api/v1/campaigns/auth/tokens"),
+        ("GET", "/api/v1/campaigns/auth/series"),
+        ("GET", "/api/v1/campaigns/auth/report"),
+    ];
+    for (method, path) in routes {
+        let (status, body) = node.call(method, path, Some(json!({})), None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{method} {path}"
+        );
+        let (status, body) = node.call(method, path, Some(json!({})), Some("not-the-token")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}"
+        );
+    }
+    let (status, _) = node.call("GET", "/api/v1/campaigns", None, Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    // Unknown campaigns are 404 for operators too.
+    assert_eq!(node.op("POST", "/api/v1/campaigns/nope/end", None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_idempotent_per_viewer() {
+    let node = Node::start(&[]);
+    node.campaign("signup").await;
+    let path = "/api/v1/campaigns/signup/registrations";
+    let first = node
+        .call(
+            "POST",
+            path,
+            Some(json!({"viewer": "viewer-0001", "name": "Ann"})),
+            None,
+        )
+        .await;
+    assert_eq!(first.0, 201);
+    assert_eq!(first.1["created"], true);
+    let again = node
+        .call("POST", path, Some(json!({"viewer": "viewer-0001"})), None)
+        .await;
+    assert_eq!(again.0, 200);
+    assert_eq!(again.1["created"], false);
+    assert_eq!(
+        node.call("POST", path, Some(json!({"viewer": "viewer-0002"})), None)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(node.stats("signup").await["registrations"], 2);
+    node.op("POST", "/api/v1/campaigns/signup/end", None).await;
+    let (status, body) = node
+        .call("POST", path, Some(json!({"viewer": "viewer-0003"})), None)
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (410, Some("ended")));
+    assert_eq!(node.stats("signup").await["registrations"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_redirect_and_count_by_channel() {
+    let node = Node::start(&[]);
+    node.campaign("viral").await;
+    for via in ["wechat", "wechat", "weibo", "NOT VALID", ""] {
+        let resp = node
+            .http
+            .get(node.url(&format!("/s/viral?via={via}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        assert_eq!(resp.headers()["location"], "/c/viral");
+    }
+    let resp = node.http.get(node.url("/s/viral")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let s = node
+        .await_stats("viral", "6 share visits", |s| s["share_visits"] == 6)
+        .await;
+    assert_eq!(s["share_visits"], 6);
+    let (_, report) = node.op("GET", "/api/v1/campaigns/viral/report", None).await;
+    assert_eq!(
+        report["share_visits_by_channel"],
+        json!({"wechat": 2, "weibo": 1, "other": 3})
+    );
+    assert_eq!(
+        node.http.get(node.url("/s/unknown")).send().await.unwrap().status(),
+        404
+    );
+    // Ended: still redirects (the page says it ended), no longer counts.
+    node.op("POST", "/api/v1/campaigns/viral/end", None).await;
+    let resp = node.http.get(node.url("/s/viral?via=wechat")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let (_, report) = node.op("GET", "/api/v1/campaigns/viral/report", None).await;
+    assert_eq!(report["share_visits"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_json_and_csv_carry_the_same_numbers() {
+    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+    node.campaign_with(json!({"id": "rep", "title": "Report, \"quoted\"", "regions": ["CN"]}))
+        .await;
+    let mut a = node
+        .viewer("rep", "viewer=viewer-aaaa&session=session-aaaa&region=CN")
+        .await;
+    a.next().await;
+    let mut b = node.viewer("rep", "viewer=viewer-bbbb&session=session-bbbb").await;
+    b.next().await;
+    a.send(json!({"type":"interact","kind":"like","count":5,"seq":1})).await;
+    b.send(json!({"type":"interact","kind":"cheer","count":2,"seq":1}))
+        .await;
+    a.next_of("ack").await;
+    b.next_of("ack").await;
+    node.call(
+        "POST",
+        "/api/v1/campaigns/rep/registrations",
+        Some(json!({"viewer":"viewer-aaaa"})),
+        None,
+    )
+    .await;
+    node.http.get(node.url("/s/rep?via=wechat")).send().await.unwrap();
+    node.await_stats("rep", "everything flushed", |s| {
+        s["share_visits"] == 1 && s["viewers"] == 2
+    })
+    .await;
+    node.op("POST", "/api/v1/campaigns/rep/end", None).await;
+
+    let (status, r) = node.op("GET", "/api/v1/campaigns/rep/report", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["campaign"]["id"], "rep");
+    assert_eq!(r["campaign"]["state"], "ended");
+    assert_eq!(r["peak_viewers"], 2);
+    assert!(r["peak_at"].as_i64().is_some());
+    assert_eq!(r["unique_viewers"], 2);
+    assert_eq!(r["interactors"], 2);
+    assert_eq!(
+        r["interactions"],
+        json!({"like": 5, "cheer": 2, "comment": 0, "share": 0})
+    );
+    assert_eq!(r["registrations"], 1);
+    assert_eq!(r["share_visits"], 1);
+    assert_eq!(r["share_visits_by_channel"], json!({"wechat": 1}));
+    assert_eq!(r["regions_at_peak"], json!({"CN": 1, "unknown": 1}));
+    assert!(r["duration_s"].as_i64().unwrap() >= 0);
+
+    for csv in [
+        node.http
+            .get(node.url("/api/v1/campaigns/rep/report?format=csv"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+        node.http
+            .get(node.url("/api/v1/campaigns/rep/report"))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(csv.status(), 200);
+        assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        let text = csv.text().await.unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "metric,value");
+        for row in [
+            "peak_viewers,2",
+            "unique_viewers,2",
+            "interactors,2",
+            "interactions.like,5",
+            "interactions.cheer,2",
+            "registrations,1",
+            "share_visits,1",
+            "share_visits_by_channel.wechat,1",
+            "regions_at_peak.CN,1",
+            "campaign.id,rep",
+            "campaign.title,\"Report, \"\"quoted\"\"\"",
+        ] {
+            assert!(lines.contains(&row), "missing {row} in\n{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_hold_viewers_and_interactions_per_tick() {
+    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+    node.campaign("series").await;
+    let mut ws = node.viewer("series", "session=session-ssss").await;
+    ws.next().await;
+    for seq in 1..=3 {
+        ws.send(json!({"type":"interact","kind":"like","count":2,"seq":seq}))
+            .await;
+    }
+    ws.until(|m| m["type"] == "ack" && m["seq"] == 3).await;
+    ws.send(json!({"type":"interact","kind":"cheer","seq":4})).await;
+    ws.until(|m| m["type"] == "ack" && m["seq"] == 4).await;
+    // Wait until a tick has recorded one viewer.
+    let deadline = std::time::Instant::now() + support::node::PATIENCE;
+    let viewers = loop {
+        let (status, v) = node
+            .op("GET", "/api/v1/campaigns/series/series?metric=viewers", None)
+            .await;
+        assert_eq!(status, 200);
+        if v["points"].as_array().is_some_and(|p| p.iter().any(|p| p[1] == 1)) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no viewer point: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(viewers["metric"], "viewers");
+    assert!(viewers["step_ms"].as_i64().unwrap() >= 100);
+    let sum = |v: &serde_json::Value| {
+        v["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let (_, all) = node
+        .op("GET", "/api/v1/campaigns/series/series?metric=interactions", None)
+        .await;
+    assert_eq!(sum(&all), 7);
+    let (_, likes) = node
+        .op(
+            "GET",
+            "/api/v1/campaigns/series/series?metric=interactions&kind=like",
+            None,
+        )
+        .await;
+    assert_eq!(sum(&likes), 6);
+    let (_, coarse) = node
+        .op(
+            "GET",
+            "/api/v1/campaigns/series/series?metric=interactions&step=3600",
+            None,
+        )
+        .await;
+    assert_eq!(coarse["step_ms"], 3_600_000);
+    assert_eq!(coarse["points"].as_array().unwrap().len(), 1);
+    assert_eq!(sum(&coarse), 7);
+    for bad in [
+        "metric=likes",
+        "metric=interactions&kind=dance",
+        "step=0",
+        "from=10&to=5",
+    ] {
+        let (status, body) = node
+            .op("GET", &format!("/api/v1/campaigns/series/series?{bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_carry_the_contract_names() {
+    let node = Node::start(&[]);
+    node.campaign("m").await;
+    let mut ws = node.viewer("m", "session=session-mmmm").await;
+    ws.next().await;
+    ws.send(json!({"type":"interact","kind":"like","seq":1})).await;
+    ws.next_of("ack").await;
+    ws.send_text("garbage").await;
+    ws.next_of("error").await;
+    let deadline = std::time::Instant::now() + support::node::PATIENCE;
+    let text = loop {
+        let resp = node.http.get(node.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let text = resp.text().await.unwrap();
+        if text.contains(r#"livetally_campaign_viewers{campaign="m"} 1"#) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "viewer gauge never reached 1:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Every sample line is `name{labels} value` with a numeric value.
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line}"));
+        assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
+        assert!(name.chars().next().unwrap().is_ascii_alphabetic(), "bad name in {line}");
+    }
+    for name in [
+        r#"livetally_connections{role="viewer"} 1"#,
+        r#"livetally_interactions_total{campaign="m",kind="like"} 1"#,
+        r#"livetally_rejected_total{reason="bad_json"} 1"#,
+        "livetally_store_flush_seconds_bucket",
+        "livetally_store_errors_total 0",
+        "livetally_store_pending 0",
+        "livetally_broadcast_seconds_bucket",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+    for probe in ["/healthz", "/readyz"] {
+        let resp = node.http.get(node.url(probe)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{probe}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_served() {
+    let node = Node::start(&[]);
+    for path in ["/", "/c/some-campaign", "/ops"] {
+        let resp = node.http.get(node.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+    assert_eq!(
+        node.http.get(node.url("/c/Not_Valid")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        node.http.get(node.url("/nothing-here")).send().await.unwrap().status(),
+        404
+    );
+}

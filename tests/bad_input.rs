@@ -1,0 +1,239 @@
+//! Every bad input of the contract gets its exact status, error code or close code, and
+//! never a corrupted count.
+
+mod support;
+
+use serde_json::json;
+use support::node::{End, Node, Ws};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_errors_and_count_nothing() {
+    let node = Node::start(&[]);
+    node.campaign("bad").await;
+    let mut ws = node.viewer("bad", "session=session-bbbb").await;
+    ws.next().await;
+    let cases = [
+        ("{not json", "bad_json"),
+        (r#"{"type":"hello"}"#, "unknown_type"),
+        (r#"{"type":"interact","kind":"dance"}"#, "unknown_kind"),
+        (r#"{"type":"interact","kind":"like","count":0}"#, "bad_count"),
+        (r#"{"type":"interact","kind":"like","count":101}"#, "bad_count"),
+        (r#"{"type":"interact","kind":"like","seq":-1}"#, "bad_seq"),
+        (r#"{"type":"interact","kind":"like","seq":5}"#, "seq_gap"),
+    ];
+    for (text, code) in cases {
+        ws.send_text(text).await;
+        let m = ws.next_of("error").await;
+        assert_eq!(m["code"], code, "for {text}");
+        assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    // Still open, and a good message after all that is counted alone.
+    ws.send(json!({"type":"interact","kind":"like","seq":1})).await;
+    assert_eq!(ws.next_of("ack").await["seq"], 1);
+    let s = node.stats("bad").await;
+    assert_eq!(
+        s["interactions"],
+        json!({"like": 1, "cheer": 0, "comment": 0, "share": 0})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008() {
+    let node = Node::start(&[]);
+    node.campaign("spam").await;
+    let mut ws = node.viewer("spam", "").await;
+    ws.next().await;
+    for _ in 0..10 {
+        ws.send_text("nope").await;
+        assert_eq!(ws.next_of("error").await["code"], "bad_json");
+    }
+    ws.send_text("nope").await;
+    assert_eq!(ws.closed().await, End::Close(1008));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5_kib_frame_closes_with_1009() {
+    let node = Node::start(&[]);
+    node.campaign("big").await;
+    let mut ws = node.viewer("big", "").await;
+    ws.next().await;
+    let huge = format!(
+        r#"{{"type":"interact","kind":"like","pad":"{}"}}"#,
+        "x".repeat(5 * 1024)
+    );
+    ws.send_text(&huge).await;
+    assert_eq!(ws.closed().await, End::Close(1009));
+    assert_eq!(node.stats("big").await["interactions"]["like"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_rate_limited_then_closed_with_1008() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let node = Node::start(&["--max-interactions-per-sec", "20"]);
+    node.campaign("flood").await;
+    let ws = node.viewer("flood", "").await;
+    let (mut tx, mut rx) = ws.stream.split();
+    let started = std::time::Instant::now();
+    // Flood at ~200 messages/s from one task while another reads the answers.
+    let sender = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let msg = json!({"type":"interact","kind":"like"}).to_string();
+        while tx.send(Message::text(msg.clone())).await.is_ok() && sent < 5_000 {
+            sent += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sent
+    });
+    let mut limited = 0u64;
+    let code = loop {
+        match tokio::time::timeout(support::node::PATIENCE, rx.next())
+            .await
+            .expect("no close")
+        {
+            Some(Ok(Message::Text(t))) => {
+                let m: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if m["type"] == "error" {
+                    assert_eq!(m["code"], "rate_limited");
+                    limited += 1;
+                }
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let sent = sender.await.unwrap();
+    assert_eq!(code, 1008);
+    assert!(
+        elapsed >= 5.0,
+        "closed after {elapsed:.1}s, before 5 s of rate limiting"
+    );
+    assert!(limited > 100, "only {limited} rate_limited errors");
+    let counted = node.stats("flood").await["interactions"]["like"].as_u64().unwrap();
+    let counted = node
+        .await_stats("flood", "the accepted burst", |s| {
+            s["interactions"]["like"].as_u64() >= Some(counted.max(40))
+        })
+        .await["interactions"]["like"]
+        .as_u64()
+        .unwrap();
+    // Never more than the burst plus the refill, and refused messages are never counted.
+    let allowed = 40 + (20.0 * elapsed).ceil() as u64;
+    assert!(counted <= allowed, "{counted} counted, limiter allows {allowed}");
+    assert!(
+        counted + limited <= sent,
+        "{counted} counted + {limited} refused > {sent} sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_upgrades_have_exact_statuses() {
+    let node = Node::start(&["--allowed-origins", "https://live.example"]);
+    node.campaign("gate").await;
+    assert_eq!(node.refused("/ws/v1/campaigns/nope").await, 404, "unknown campaign");
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/Bad_Id").await,
+        404,
+        "malformed campaign id"
+    );
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/gate?viewer=short").await,
+        400,
+        "bad viewer id"
+    );
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/gate?session=bad%20id%20!!").await,
+        400,
+        "bad session"
+    );
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/gate?region=way-too-long-region").await,
+        400,
+        "bad region"
+    );
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/gate?role=operator").await,
+        401,
+        "operator without token"
+    );
+    assert_eq!(
+        node.refused("/ws/v1/campaigns/gate?role=operator&token=wrong").await,
+        403,
+        "wrong token"
+    );
+    let url = node.ws_url("/ws/v1/campaigns/gate");
+    assert_eq!(
+        Ws::connect_with(&url, &[("origin", "https://evil.example")])
+            .await
+            .err(),
+        Some(403),
+        "origin not allowed"
+    );
+    let ok = Ws::connect_with(&url, &[("origin", "https://live.example")]).await;
+    assert!(ok.is_ok(), "allowed origin");
+    assert!(Ws::connect(&url).await.is_ok(), "no origin header is allowed");
+    node.op("POST", "/api/v1/campaigns/gate/end", None).await;
+    assert_eq!(node.refused("/ws/v1/campaigns/gate").await, 410, "ended campaign");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_api_input_gets_json_errors() {
+    let node = Node::start(&[]);
+    let cases = [
+        (json!({"title": "No id"}), "id"),
+        (json!({"id": "UPPER", "title": "x"}), "id"),
+        (json!({"id": "ok-id"}), "title"),
+        (json!({"id": "ok-id", "title": ""}), "title"),
+        (json!({"id": "ok-id", "title": "x".repeat(201)}), "title"),
+        (json!({"id": "ok-id", "title": "t", "kinds": []}), "kinds"),
+        (json!({"id": "ok-id", "title": "t", "kinds": ["Like!"]}), "kinds"),
+        (json!({"id": "ok-id", "title": "t", "access": "secret"}), "access"),
+        (
+            json!({"id": "ok-id", "title": "t", "stream_url": "ftp://x"}),
+            "stream_url",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, err) = node.op("POST", "/api/v1/campaigns", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(err["error"]["code"], "invalid", "{body}");
+        assert_eq!(err["error"]["field"], field, "{body}: {err}");
+    }
+    // Not JSON at all.
+    let resp = node
+        .http
+        .post(node.url("/api/v1/campaigns"))
+        .bearer_auth(support::node::TOKEN)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid");
+    // Registrations need a valid viewer id; unknown campaigns are 404.
+    node.campaign("reg").await;
+    let (status, err) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/reg/registrations",
+            Some(json!({"viewer": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("viewer")));
+    let (status, _) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/none/registrations",
+            Some(json!({"viewer": "viewer-1234"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, err) = node.call("GET", "/api/v1/campaigns/none", None, None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+}
