@@ -2,12 +2,24 @@
 
 mod support;
 
+use support::node::Backend;
+
+on_every_store!(
+    campaigns_are_created_listed_and_fetched,
+    operator_routes_need_the_token,
+    registrations_are_idempotent_per_viewer,
+    share_links_redirect_and_count_by_channel,
+    report_json_and_csv_carry_the_same_numbers,
+    series_hold_viewers_and_interactions_per_tick,
+    metrics_parse_and_carry_the_contract_names,
+    pages_are_served,
+);
+
 use serde_json::json;
 use support::node::{Node, TOKEN};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn campaigns_are_created_listed_and_fetched() {
-    let node = Node::start(&[]);
+async fn campaigns_are_created_listed_and_fetched(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     let c = node
         .campaign_with(json!({
             "id": "launch-2026", "title": "Launch", "stream_url": "https://video.example/live.m3u8",
@@ -46,9 +58,8 @@ async fn campaigns_are_created_listed_and_fetched() {
     assert_eq!(got["stats"]["interactions"]["cheer"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_routes_need_the_token() {
-    let node = Node::start(&[]);
+async fn operator_routes_need_the_token(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("auth").await;
     let routes = [
         ("POST", "/api/v1/campaigns"),
@@ -78,9 +89,8 @@ async fn operator_routes_need_the_token() {
     assert_eq!(node.op("POST", "/api/v1/campaigns/nope/end", None).await.0, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registrations_are_idempotent_per_viewer() {
-    let node = Node::start(&[]);
+async fn registrations_are_idempotent_per_viewer(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("signup").await;
     let path = "/api/v1/campaigns/signup/registrations";
     let first = node
@@ -113,9 +123,8 @@ async fn registrations_are_idempotent_per_viewer() {
     assert_eq!(node.stats("signup").await["registrations"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_links_redirect_and_count_by_channel() {
-    let node = Node::start(&[]);
+async fn share_links_redirect_and_count_by_channel(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("viral").await;
     for via in ["wechat", "wechat", "weibo", "NOT VALID", ""] {
         let resp = node
@@ -150,9 +159,8 @@ async fn share_links_redirect_and_count_by_channel() {
     assert_eq!(report["share_visits"], 6);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_json_and_csv_carry_the_same_numbers() {
-    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+async fn report_json_and_csv_carry_the_same_numbers(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign_with(json!({"id": "rep", "title": "Report, \"quoted\"", "regions": ["CN"]}))
         .await;
     let mut a = node
@@ -236,9 +244,8 @@ async fn report_json_and_csv_carry_the_same_numbers() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn series_hold_viewers_and_interactions_per_tick() {
-    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("series").await;
     let mut ws = node.viewer("series", "session=session-ssss").await;
     ws.next().await;
@@ -307,9 +314,8 @@ async fn series_hold_viewers_and_interactions_per_tick() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_parse_and_carry_the_contract_names() {
-    let node = Node::start(&[]);
+async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("m").await;
     let mut ws = node.viewer("m", "session=session-mmmm").await;
     ws.next().await;
@@ -360,9 +366,8 @@ async fn metrics_parse_and_carry_the_contract_names() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_are_served() {
-    let node = Node::start(&[]);
+async fn pages_are_served(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     for path in ["/", "/c/some-campaign", "/ops"] {
         let resp = node.http.get(node.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");

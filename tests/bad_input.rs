@@ -3,12 +3,22 @@
 
 mod support;
 
+use support::node::Backend;
+
+on_every_store!(
+    bad_messages_get_errors_and_count_nothing,
+    more_than_ten_bad_messages_in_ten_seconds_close_with_1008,
+    a_5_kib_frame_closes_with_1009,
+    a_flood_is_rate_limited_then_closed_with_1008,
+    refused_upgrades_have_exact_statuses,
+    bad_api_input_gets_json_errors,
+);
+
 use serde_json::json;
 use support::node::{End, Node, Ws};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_messages_get_errors_and_count_nothing() {
-    let node = Node::start(&[]);
+async fn bad_messages_get_errors_and_count_nothing(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("bad").await;
     let mut ws = node.viewer("bad", "session=session-bbbb").await;
     ws.next().await;
@@ -37,9 +47,8 @@ async fn bad_messages_get_errors_and_count_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008() {
-    let node = Node::start(&[]);
+async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("spam").await;
     let mut ws = node.viewer("spam", "").await;
     ws.next().await;
@@ -51,9 +60,8 @@ async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008() {
     assert_eq!(ws.closed().await, End::Close(1008));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_5_kib_frame_closes_with_1009() {
-    let node = Node::start(&[]);
+async fn a_5_kib_frame_closes_with_1009(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("big").await;
     let mut ws = node.viewer("big", "").await;
     ws.next().await;
@@ -66,11 +74,10 @@ async fn a_5_kib_frame_closes_with_1009() {
     assert_eq!(node.stats("big").await["interactions"]["like"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_is_rate_limited_then_closed_with_1008() {
+async fn a_flood_is_rate_limited_then_closed_with_1008(backend: Backend) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let node = Node::start(&["--max-interactions-per-sec", "20"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "20"]);
     node.campaign("flood").await;
     let ws = node.viewer("flood", "").await;
     let (mut tx, mut rx) = ws.stream.split();
@@ -128,9 +135,8 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_upgrades_have_exact_statuses() {
-    let node = Node::start(&["--allowed-origins", "https://live.example"]);
+async fn refused_upgrades_have_exact_statuses(backend: Backend) {
+    let node = Node::start_with(backend, &["--allowed-origins", "https://live.example"]);
     node.campaign("gate").await;
     assert_eq!(node.refused("/ws/v1/campaigns/nope").await, 404, "unknown campaign");
     assert_eq!(
@@ -178,9 +184,8 @@ async fn refused_upgrades_have_exact_statuses() {
     assert_eq!(node.refused("/ws/v1/campaigns/gate").await, 410, "ended campaign");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_api_input_gets_json_errors() {
-    let node = Node::start(&[]);
+async fn bad_api_input_gets_json_errors(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     let cases = [
         (json!({"title": "No id"}), "id"),
         (json!({"id": "UPPER", "title": "x"}), "id"),

@@ -2,12 +2,15 @@
 
 mod support;
 
+use support::node::Backend;
+
+on_every_store!(sigterm_acks_what_was_sent_then_closes_viewers_with_1001,);
+
 use serde_json::json;
 use support::node::{End, Node};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_acks_what_was_sent_then_closes_viewers_with_1001() {
-    let mut node = Node::start(&["--max-interactions-per-sec", "1000"]);
+async fn sigterm_acks_what_was_sent_then_closes_viewers_with_1001(backend: Backend) {
+    let mut node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("bye").await;
     let mut viewers = Vec::new();
     for i in 0..5 {

@@ -2,12 +2,22 @@
 
 mod support;
 
+use support::node::Backend;
+
+on_every_store!(
+    counts_200_viewers_exactly_then_100_after_half_leave,
+    acks_arrive_in_order_and_totals_are_exact,
+    resume_after_reconnect_never_double_counts,
+    operators_watch_without_being_counted,
+    ending_a_campaign_closes_sockets_with_4000_and_freezes_counts,
+    private_campaigns_need_a_valid_join_token,
+);
+
 use serde_json::json;
 use support::node::{End, Node};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_200_viewers_exactly_then_100_after_half_leave() {
-    let node = Node::start(&[]);
+async fn counts_200_viewers_exactly_then_100_after_half_leave(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("crowd").await;
     let mut sockets = Vec::new();
     for i in 0..200 {
@@ -30,9 +40,8 @@ async fn counts_200_viewers_exactly_then_100_after_half_leave() {
     last.until(|m| m["type"] == "stats" && m["viewers"] == 100).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acks_arrive_in_order_and_totals_are_exact() {
-    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+async fn acks_arrive_in_order_and_totals_are_exact(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("acks").await;
     let mut ws = node.viewer("acks", "viewer=viewer-aaaa&session=session-aaaa").await;
     let welcome = ws.next().await;
@@ -65,9 +74,8 @@ async fn acks_arrive_in_order_and_totals_are_exact() {
     assert_eq!(s["interactors"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_after_reconnect_never_double_counts() {
-    let node = Node::start(&["--max-interactions-per-sec", "1000"]);
+async fn resume_after_reconnect_never_double_counts(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("resume").await;
     let q = "viewer=viewer-rrrr&session=session-rrrr";
     let mut ws = node.viewer("resume", q).await;
@@ -96,9 +104,8 @@ async fn resume_after_reconnect_never_double_counts() {
     assert_eq!(node.stats("resume").await["interactions"]["like"], 12);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_watch_without_being_counted() {
-    let node = Node::start(&[]);
+async fn operators_watch_without_being_counted(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign_with(json!({"id":"ops","title":"Ops","regions":["CN","US"]}))
         .await;
     let mut op = node
@@ -120,9 +127,8 @@ async fn operators_watch_without_being_counted() {
     assert!(vm.get("nodes").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ending_a_campaign_closes_sockets_with_4000_and_freezes_counts() {
-    let node = Node::start(&[]);
+async fn ending_a_campaign_closes_sockets_with_4000_and_freezes_counts(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign("fin").await;
     let mut ws = node.viewer("fin", "session=session-ffff").await;
     ws.next().await;
@@ -144,9 +150,8 @@ async fn ending_a_campaign_closes_sockets_with_4000_and_freezes_counts() {
     assert_eq!(node.refused("/ws/v1/campaigns/fin").await, 410);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_campaigns_need_a_valid_join_token() {
-    let node = Node::start(&[]);
+async fn private_campaigns_need_a_valid_join_token(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
     node.campaign_with(json!({"id":"vip","title":"VIP","access":"token"}))
         .await;
     assert_eq!(node.refused("/ws/v1/campaigns/vip").await, 401);

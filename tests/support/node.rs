@@ -19,15 +19,83 @@ pub const TOKEN: &str = "test-operator-token-0123456789";
 /// How long a test waits for a condition before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Which store a test node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+    Cluster,
+}
+
+/// The Redis processes behind a test node, stopped when the node is dropped.
+pub enum Storage {
+    Memory,
+    Redis(super::redis::RedisServer),
+    Cluster(super::redis::RedisCluster),
+}
+
+impl Storage {
+    /// Starts fresh servers for `backend` (each test gets its own, so tests never share keys).
+    pub fn start(backend: Backend) -> Storage {
+        match backend {
+            Backend::Memory => Storage::Memory,
+            Backend::Redis => Storage::Redis(super::redis::RedisServer::start()),
+            Backend::Cluster => Storage::Cluster(super::redis::RedisCluster::start(3)),
+        }
+    }
+
+    /// The node flags that select this store.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Storage::Memory => vec![],
+            Storage::Redis(r) => vec!["--redis".into(), r.url()],
+            Storage::Cluster(c) => vec!["--redis-cluster".into(), c.urls().join(",")],
+        }
+    }
+}
+
+/// Runs each listed `async fn(Backend)` as three tests: on the memory store, on a
+/// standalone Redis and on a 3-master Redis Cluster.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test($crate::support::node::Backend::Memory).await; })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test($crate::support::node::Backend::Redis).await; })*
+        }
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test($crate::support::node::Backend::Cluster).await; })*
+        }
+    };
+}
+
 /// A running node process.
 pub struct Node {
     child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
+    /// The store's servers, when the node owns them (dropped after the node is killed).
+    pub storage: Option<Storage>,
 }
 
 impl Node {
+    /// Starts a node on fresh servers of `backend`.
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
+        let storage = Storage::start(backend);
+        let args = storage.args();
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let mut node = Self::start(&all);
+        node.storage = Some(storage);
+        node
+    }
+
     /// Starts a node with fast ticks and flushes plus `extra` flags.
     pub fn start(extra: &[&str]) -> Node {
         Self::start_on("127.0.0.1:0", extra)
@@ -87,6 +155,7 @@ impl Node {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            storage: None,
         }
     }
 
