@@ -17,11 +17,11 @@ function svg(tag, attrs = {}, text) {
   return e;
 }
 
-/** A "nice" upper bound (1, 2, 2.5, 5 × 10^k) at or above `v`. */
-function niceCeil(v) {
+/** A "nice" whole step (1, 2, 5 × 10^k, and 25 × 10^k from 25 up) at or above `v`. */
+function niceStep(v) {
   if (v <= 1) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of p >= 10 ? [1, 2, 2.5, 5, 10] : [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -88,19 +88,20 @@ export class LineChart {
     const plotH = HEIGHT - PAD.top - PAD.bottom;
     const tMax = Math.max(now, last ? last.t : now);
     const tMin = Math.min(pts.length ? pts[0].t : tMax, tMax - this.minSpanMs);
-    const yMax = niceCeil(peak * 1.1);
+    const ticks = 4;
+    const yStep = niceStep((peak * 1.1) / ticks);
+    const yMax = yStep * ticks;
     const x = (t) => PAD.left + ((t - tMin) / (tMax - tMin)) * plotW;
     const y = (v) => PAD.top + plotH - (v / yMax) * plotH;
 
     // Horizontal grid and value labels.
     const grid = svg('g', { class: 'chart-grid' });
-    const ticks = 4;
     for (let i = 0; i <= ticks; i++) {
-      const v = (yMax / ticks) * i;
+      const v = yStep * i;
       const yy = Math.round(y(v)) + 0.5;
       grid.append(svg('line', { x1: PAD.left, x2: width - PAD.right, y1: yy, y2: yy }));
       grid.append(svg('text', { x: PAD.left - 8, y: yy + 4, 'text-anchor': 'end', class: 'chart-label' },
-        this.fmt.number(Number.isInteger(v) ? v : Math.round(v * 10) / 10)));
+        this.fmt.number(v)));
     }
     // Time labels, at least ~90 px apart.
     const span = tMax - tMin;
