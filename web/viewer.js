@@ -17,8 +17,9 @@ const MAX_COUNT = 100;
 /** Messages per second we allow ourselves; the server's default limit is 20/s, burst 40. */
 const SEND_RATE = 10;
 const SEND_BURST = 20;
-/** Screen readers hear the changing count at most this often. */
+/** Screen readers hear the changing count at most this often, once it held this long. */
 const ANNOUNCE_EVERY_MS = 15000;
+const ANNOUNCE_SETTLE_MS = 2000;
 /** A ledger nobody has touched for this long belongs to a tab that is gone for good. */
 const LEDGER_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 /** Kinds with their own icon and label; any other kind gets a generic button. */
@@ -258,15 +259,17 @@ function onMessage(ws, msg) {
       if (Number.isFinite(msg.tick_ms) && msg.tick_ms > 0) tickMs = msg.tick_ms;
       ledger.rebase(Number(msg.acked_seq) || 0);
       awaiting = {};
+      lastAnnounce = -Infinity;
+      announced = null;
       if (msg.stats) stats = msg.stats;
       setState('live');
-      render();
+      render('maybe');
       flush();
       break;
     case 'stats':
       stats = msg;
       awaiting = {};
-      render();
+      render('maybe');
       break;
     case 'ack': {
       const settled = ledger.ack(Number(msg.seq) || 0);
@@ -466,21 +469,42 @@ function renderPending() {
   if (ledger) app.dataset.session = ledger.session;
 }
 
-let lastAnnounce = 0;
-function renderViewers(force) {
+/** When the count was last announced, and what it was; reset by each welcome. */
+let lastAnnounce = -Infinity;
+let announced = null;
+let announceTimer = null;
+
+/**
+ * The big number follows every frame. Screen readers hear it once it has settled for
+ * ANNOUNCE_SETTLE_MS, at most every ANNOUNCE_EVERY_MS, and only when it changed; at once
+ * when `announce` is 'force' (a language switch).
+ */
+function renderViewers(announce = 'no') {
   const n = stats.viewers || 0;
   const big = $('viewer-count');
   big.dataset.count = String(n);
   big.textContent = formatNumber(n, lang());
-  const now = Date.now();
-  if (force || now - lastAnnounce >= ANNOUNCE_EVERY_MS) {
-    lastAnnounce = now;
-    $('count-announce').textContent = t('viewers_announce', { n: formatNumber(n, lang()) });
+  if (announce === 'force') {
+    clearTimeout(announceTimer);
+    announceTimer = null;
+    speakCount();
+  } else if (announce === 'maybe' && !announceTimer) {
+    const wait = Math.max(ANNOUNCE_SETTLE_MS, lastAnnounce + ANNOUNCE_EVERY_MS - Date.now());
+    announceTimer = setTimeout(() => {
+      announceTimer = null;
+      if (state === 'live' && (stats.viewers || 0) !== announced) speakCount();
+    }, wait);
   }
 }
 
-function render() {
-  renderViewers(false);
+function speakCount() {
+  announced = stats.viewers || 0;
+  lastAnnounce = Date.now();
+  $('count-announce').textContent = t('viewers_announce', { n: formatNumber(announced, lang()) });
+}
+
+function render(announce = 'no') {
+  renderViewers(announce);
   renderCounts();
 }
 
@@ -561,7 +585,7 @@ function renderAll() {
   document.title = campaign && campaign.title ? `${campaign.title} · livetally` : 'livetally';
   renderLabels();
   renderState();
-  renderViewers(true);
+  renderViewers(state === 'live' ? 'force' : 'no');
   renderCounts();
   renderNotice();
   const status = $('signup-result').dataset.status;

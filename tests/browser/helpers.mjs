@@ -135,7 +135,11 @@ export async function launchBrowser() {
  */
 export async function newPage(browser, { locale = 'en-US', viewport = { width: 1280, height: 800 }, allow = [], ...opts } = {}) {
   const context = await browser.newContext({ locale, viewport, ...opts });
-  const page = await context.newPage();
+  return watchErrors(await context.newPage(), allow);
+}
+
+/** Collects the page's uncaught errors and console errors (less `allow`) in `page.errors`. */
+export function watchErrors(page, allow = []) {
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
