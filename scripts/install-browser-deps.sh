@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Installs what the browser tests need, and nothing when it is already there:
-# Debian's chromium (the tests never download a browser of their own), a CJK font so the
-# zh-CN screenshots show Chinese instead of boxes, and the npm devDependencies.
-# Runs as root in CI; safe to run again.
+# Installs what the browser tests need, and nothing that is already there: Debian's
+# chromium (the tests never download a browser of their own), a CJK font so zh-CN pages
+# and screenshots show Chinese rather than boxes, Node.js with npm, and the npm
+# devDependencies from package-lock.json. Runs as root in CI; safe to run again.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk'; then
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk' || packages+=(fonts-wqy-zenhei fontconfig)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+
+if [ ${#packages[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei fontconfig >/dev/null
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 if [ ! -d node_modules/playwright-core ]; then
-    if ! command -v npm >/dev/null; then
-        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    fi
     npm ci --no-audit --no-fund
 fi

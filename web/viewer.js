@@ -309,10 +309,28 @@ function onServerError(ws, msg) {
   }
 }
 
+/** When this page's session was last taken over by another socket (close 4001). */
+let lastResumedElsewhere = -Infinity;
+
 async function onClosed(code, welcomed) {
   if (code === 4000) {
     showEnded();
     return;
+  }
+  if (code === 4001) {
+    // Another socket resumed our session. Once is a race with our own previous socket;
+    // twice in a row means another tab shares it (a browser without Web Locks let a
+    // duplicated tab keep our id): this tab moves to a session of its own.
+    const now = Date.now();
+    if (now - lastResumedElsewhere < 30_000) {
+      const tab = randomId(12);
+      session.set(TAB_KEY, tab);
+      const pending = ledger.pending;
+      ledger = new Ledger(ledgerPrefix + tab);
+      for (const m of pending) for (let i = 0; i < m.count; i++) ledger.add(m.kind);
+      renderPending();
+    }
+    lastResumedElsewhere = now;
   }
   // A socket that never got its welcome was refused before the upgrade (404, 410, 401,
   // 403...), which a browser cannot see: ask the API what the campaign looks like now,

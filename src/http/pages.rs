@@ -61,14 +61,15 @@ const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const CACHE_REVALIDATE: &str = "no-cache";
 
 /// The viewer page embeds the campaign's stream (any http(s) video or player) and talks to
-/// its own origin only.
+/// its own origin only. `ws:`/`wss:` are named because older Safari does not let `'self'`
+/// cover WebSockets.
 const CSP_VIEWER: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    media-src http: https: blob:; frame-src http: https:; connect-src 'self'; object-src 'none'; \
+    media-src http: https: blob:; frame-src http: https:; connect-src 'self' ws: wss:; object-src 'none'; \
     base-uri 'none'; form-action 'self'";
 /// The dashboard and the landing page embed nothing and must not be framed (clickjacking an
 /// "End campaign" button).
 const CSP_STRICT: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// FNV-1a over the names and bytes of every asset: stable across runs and nodes of one
 /// build, which is what a versioned URL behind a load balancer needs.

@@ -36,6 +36,10 @@ export function startNode({ port = 0, token = randomToken(), tick = '200ms', ext
   });
   const node = { proc, token, port: 0, base: '', log: [], exited: null };
   node.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+  // Never leave a node behind, even when a test file dies half-way.
+  const reap = () => proc.kill('SIGKILL');
+  process.once('exit', reap);
+  proc.once('exit', () => process.off('exit', reap));
   return new Promise((res, rej) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
