@@ -52,6 +52,21 @@ describe('screenshots', { timeout: 120_000 }, () => {
     await stopNode(node);
   });
 
+  it('viewer page and dashboard in dark mode', async () => {
+    const page = await newPage(browser, { viewport: PHONE, colorScheme: 'dark', isMobile: true, hasTouch: true });
+    await page.goto(`${node.base}/c/launch-2026`);
+    await waitAttr(page, '#app', 'data-state', 'live');
+    await waitAttr(page, '[data-kind="like"]', 'data-count', '13');
+    await page.screenshot({ path: artifact('viewer-phone-dark.png'), fullPage: true });
+    const ops = await newPage(browser, { viewport: DESKTOP, colorScheme: 'dark' });
+    await openDashboard(ops, node, 'launch-2026');
+    await waitAttr(ops, '#kinds [data-kind="like"]', 'data-value', '13');
+    await ops.screenshot({ path: artifact('ops-desktop-dark.png') });
+    assert.deepEqual([...page.errors, ...ops.errors], []);
+    await page.context().close();
+    await ops.context().close();
+  });
+
   for (const [name, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     it(`viewer page, ${name}`, async () => {
       const page = await newPage(browser, { viewport, isMobile: name === 'phone', hasTouch: name === 'phone' });
