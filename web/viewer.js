@@ -337,7 +337,8 @@ async function onClosed(code, welcomed) {
   // on the first failure and then every few attempts.
   if (!welcomed && (conn.attempt === 0 || conn.attempt % 4 === 3)) {
     const verdict = await checkCampaign();
-    if (verdict) return;
+    // Stopped, or "Retry now" / the network coming back opened a socket meanwhile.
+    if (verdict || conn.ws) return;
   }
   scheduleReconnect(welcomed);
 }
