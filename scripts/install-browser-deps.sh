@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the browser tests need, and nothing that is already there: Debian's
+# chromium (the tests never download a browser of their own), a CJK font so zh-CN pages
+# and screenshots show Chinese rather than boxes, Node.js with npm, and the npm
+# devDependencies from package-lock.json. Runs as root in CI; safe to run again.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk' || packages+=(fonts-wqy-zenhei fontconfig)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+
+if [ ${#packages[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules/playwright-core ]; then
+    npm ci --no-audit --no-fund
+fi
