@@ -115,7 +115,16 @@ impl Node {
             "20ms",
         ];
         args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
+        // The node dies with the test process, even when that one is killed: an orphan
+        // would keep publishing presence into a later test's Redis.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd
             .args(&args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -305,7 +314,11 @@ impl Ws {
                 v.parse().unwrap(),
             );
         }
-        match tokio_tungstenite::connect_async(req).await {
+        let connect = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req));
+        match connect
+            .await
+            .unwrap_or_else(|_| panic!("websocket connect to {url} timed out"))
+        {
             Ok((stream, _)) => Ok(Ws { stream }),
             Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
             Err(e) => panic!("websocket connect to {url} failed: {e}"),
