@@ -91,7 +91,7 @@ async fn spread_sixty(nodes: &[Node], campaign: &str) -> Vec<Vec<Ws>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Nodes that die and nodes that leave
+// Nodes that die and nodes that leave
 
 /// SIGKILL: nobody says goodbye, so node-b's 20 viewers leave the total when its lease
 /// runs out (within the TTL), and the other nodes' 40 stay counted.
@@ -159,7 +159,7 @@ async fn a_node_that_shuts_down_leaves_at_once_with_1001() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 4. Redis hangs
+// Redis hangs
 
 fn streams(clients: Vec<Client>, last: u64, per_sec: f64, stop: &watch::Receiver<bool>) -> Vec<Streaming> {
     clients
@@ -247,7 +247,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 5. Redis and node restarts
+// Redis and node restarts
 
 /// Redis (AOF, `appendfsync always`) is killed with SIGKILL mid-stream and restarted on
 /// the same port and directory: the node reconnects, flushes what it buffered, and the
@@ -338,6 +338,11 @@ async fn a_new_node_sees_everything_the_old_one_wrote() {
         assert_eq!(s2[field], s[field], "{field}");
     }
     assert_eq!(s2["viewers"], 0, "the old node left");
+    assert_eq!(s2["peak_viewers"], 5);
+    assert_eq!(load::likes(&s2), 3 * total_upto(40));
+    support::node::assert_sketch(&s2["unique_viewers"], 5);
+    support::node::assert_sketch(&s2["interactors"], 3);
+    assert_eq!(s2["share_visits"], 1);
     let mut report2 = new.op("GET", "/api/v1/campaigns/history/report", None).await.1;
     report2["duration_s"] = report["duration_s"].clone();
     assert_eq!(report2, report);
@@ -365,7 +370,7 @@ fn now_ms() -> i64 {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7. Graceful shutdown
+// Graceful shutdown
 
 /// Clients stream seq'd likes; SIGTERM closes every socket with 1001 after a last flush.
 /// A new node then holds exactly what the old one acknowledged (plus, at most, what its
