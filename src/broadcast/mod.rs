@@ -32,6 +32,15 @@ pub async fn run(ctx: Arc<NodeCtx>, stop: CancellationToken) {
     }
 }
 
+/// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
+/// before the campaign's creation. Series windows start at `created_at` by default, so a
+/// first bucket starting earlier (the campaign was created mid-tick) would fall outside
+/// it and its counts would be missing from every default series read.
+pub fn bucket_of(created_at: i64, at_ms: i64, tick: std::time::Duration) -> i64 {
+    let tick_ms = tick.as_millis().max(1) as i64;
+    (at_ms - at_ms.rem_euclid(tick_ms)).max(created_at)
+}
+
 /// One tick of one campaign.
 async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
     let c = &tally.campaign;
@@ -47,10 +56,15 @@ async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
         tally.ended.cancel();
         return;
     }
-    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
     match ctx
         .store
-        .record_tick(&c.id, at - at.rem_euclid(tick_ms), at, stats.viewers, &stats.regions)
+        .record_tick(
+            &c.id,
+            bucket_of(c.created_at, at, ctx.config.tick),
+            at,
+            stats.viewers,
+            &stats.regions,
+        )
         .await
     {
         Ok((peak, peak_at)) => {
@@ -68,4 +82,18 @@ async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
             true
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn buckets_are_tick_aligned_but_never_before_the_campaign() {
+        let tick = Duration::from_millis(100);
+        assert_eq!(bucket_of(1_050, 1_080, tick), 1_050);
+        assert_eq!(bucket_of(1_050, 1_100, tick), 1_100);
+        assert_eq!(bucket_of(1_050, 1_234, tick), 1_200);
+    }
 }

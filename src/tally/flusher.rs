@@ -202,13 +202,12 @@ fn build(ctx: &NodeCtx, tally: &CampaignTally, state: &mut FlushState, no_presen
             .presence_at
             .is_none_or(|at| at.elapsed() >= ctx.config.presence_ttl / 3);
     let presence = (presence_due && !no_presence).then(|| (ctx.node_id.clone(), tally.presence()));
-    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
     let at = crate::now_ms();
     let mut batch = Batch {
         campaign: tally.campaign.id.clone(),
         origin: ctx.origin.clone(),
         number: 0,
-        bucket_ms: at - at.rem_euclid(tick_ms),
+        bucket_ms: crate::broadcast::bucket_of(tally.campaign.created_at, at, ctx.config.tick),
         sessions,
         new_viewers,
         share_visits,

@@ -1,2 +1,3 @@
+pub mod load;
 pub mod node;
 pub mod redis;

@@ -101,19 +101,15 @@ impl Node {
         Self::start_on("127.0.0.1:0", extra)
     }
 
-    /// Starts a node on `listen` (a fixed port for restarts).
+    /// Starts a node on `listen` (a fixed port for restarts). `--tick 100ms` and
+    /// `--flush-interval 20ms` unless `extra` sets them.
     pub fn start_on(listen: &str, extra: &[&str]) -> Node {
-        let mut args = vec![
-            "serve",
-            "--listen",
-            listen,
-            "--operator-token",
-            TOKEN,
-            "--tick",
-            "100ms",
-            "--flush-interval",
-            "20ms",
-        ];
+        let mut args = vec!["serve", "--listen", listen, "--operator-token", TOKEN];
+        for (flag, default) in [("--tick", "100ms"), ("--flush-interval", "20ms")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
         args.extend_from_slice(extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
         // The node dies with the test process, even when that one is killed: an orphan
@@ -335,8 +331,15 @@ impl Ws {
 
     /// The next JSON message (control frames skipped); panics on close or timeout.
     pub async fn next(&mut self) -> Value {
+        self.next_before(tokio::time::Instant::now() + PATIENCE).await
+    }
+
+    /// [`next`](Self::next) with one deadline for the whole wait: the server pings every
+    /// 10 s and pushes stats every tick, so a per-read timeout would restart on every
+    /// frame and might never fire.
+    async fn next_before(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("timed out waiting for a message")
                 .expect("socket ended")
@@ -351,8 +354,9 @@ impl Ws {
 
     /// The next message of `ty` (other types skipped).
     pub async fn next_of(&mut self, ty: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let v = self.next().await;
+            let v = self.next_before(deadline).await;
             if v["type"] == ty {
                 return v;
             }
@@ -361,8 +365,9 @@ impl Ws {
 
     /// Reads until a message satisfies `pred`.
     pub async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let v = self.next().await;
+            let v = self.next_before(deadline).await;
             if pred(&v) {
                 return v;
             }
@@ -371,8 +376,9 @@ impl Ws {
 
     /// Reads until the server closes; returns the close code.
     pub async fn closed(&mut self) -> End {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("timed out waiting for close");
             match msg {
@@ -387,7 +393,8 @@ impl Ws {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
         // Read until the server's close reply, so the server has seen ours.
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(PATIENCE, self.stream.next()).await {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
             if m.is_close() {
                 break;
             }
