@@ -82,6 +82,9 @@ pub struct Node {
     pub http: reqwest::Client,
     /// The store's servers, when the node owns them (dropped after the node is killed).
     pub storage: Option<Storage>,
+    /// Kills the node if the test process dies without dropping it: an orphan would keep
+    /// publishing presence into a later test's Redis.
+    _watchdog: super::redis::Watchdog,
 }
 
 impl Node {
@@ -112,14 +115,6 @@ impl Node {
         }
         args.extend_from_slice(extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
-        // The node dies with the test process, even when that one is killed: an orphan
-        // would keep publishing presence into a later test's Redis.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                    .map_err(std::io::Error::from)
-            });
-        }
         let mut child = cmd
             .args(&args)
             .env("RUST_LOG", "info")
@@ -153,7 +148,6 @@ impl Node {
             }
         };
         Node {
-            child,
             addr,
             log,
             http: reqwest::Client::builder()
@@ -161,6 +155,8 @@ impl Node {
                 .build()
                 .unwrap(),
             storage: None,
+            _watchdog: super::redis::Watchdog::kill_on_exit(child.id()).expect("node watchdog"),
+            child,
         }
     }
 

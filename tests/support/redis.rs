@@ -48,7 +48,7 @@ pub struct RedisServer {
 
 /// A shell that kills the server (and removes its directory) when our end of its stdin
 /// pipe closes, i.e. when this process goes away.
-struct Watchdog {
+pub struct Watchdog {
     child: Child,
     _stdin: ChildStdin,
 }
@@ -221,6 +221,22 @@ impl RedisServer {
 }
 
 impl Watchdog {
+    /// Kills `pid` when this process goes away (nodes started by the harness).
+    pub fn kill_on_exit(pid: u32) -> Result<Watchdog, String> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"read _unused; kill -9 "$1" 2>/dev/null"#)
+            .arg("node-watchdog")
+            .arg(pid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn watchdog: {e}"))?;
+        let stdin = child.stdin.take().ok_or("watchdog stdin")?;
+        Ok(Watchdog { child, _stdin: stdin })
+    }
+
     fn guard(pid: u32, dir: &Path) -> Result<Watchdog, String> {
         // `read` returns only at EOF: when every write end is closed, i.e. when this
         // process has exited (pipes are created close-on-exec, so no other child holds one).
