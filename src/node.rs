@@ -32,6 +32,8 @@ pub struct NodeCtx {
     pub node_id: String,
     /// `node_id/run id`: tells the store which process sent a batch (see `Batch::origin`).
     pub origin: String,
+    /// Last batch number handed out (see `Batch::number`), increasing for the process life.
+    pub batch_numbers: AtomicU64,
     pub store: Arc<dyn Store>,
     pub tallies: Tallies,
     pub metrics: Metrics,
@@ -120,6 +122,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let addr = listener.local_addr()?;
     let ctx = Arc::new(NodeCtx {
         origin: format!("{node_id}/{}", random_id(6)),
+        batch_numbers: AtomicU64::new(0),
         node_id: node_id.clone(),
         store,
         tallies: Tallies::default(),

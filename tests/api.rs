@@ -142,10 +142,33 @@ async fn share_links_redirect_and_count_by_channel(backend: Backend) {
         .await_stats("viral", "6 share visits", |s| s["share_visits"] == 6)
         .await;
     assert_eq!(s["share_visits"], 6);
+    // Once flushed, the campaign leaves the node (its metrics go); a later visit brings it
+    // back, and its batches must still count (regression: batch numbers restarted at 1 and
+    // the store took them for retries).
+    let deadline = std::time::Instant::now() + support::node::PATIENCE;
+    loop {
+        let metrics = node
+            .http
+            .get(node.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !metrics.contains(r#"campaign="viral""#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "campaign never left the node");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    node.http.get(node.url("/s/viral?via=wechat")).send().await.unwrap();
+    node.await_stats("viral", "7 share visits", |s| s["share_visits"] == 7)
+        .await;
     let (_, report) = node.op("GET", "/api/v1/campaigns/viral/report", None).await;
     assert_eq!(
         report["share_visits_by_channel"],
-        json!({"wechat": 2, "weibo": 1, "other": 3})
+        json!({"wechat": 3, "weibo": 1, "other": 3})
     );
     assert_eq!(
         node.http.get(node.url("/s/unknown")).send().await.unwrap().status(),
@@ -156,7 +179,7 @@ async fn share_links_redirect_and_count_by_channel(backend: Backend) {
     let resp = node.http.get(node.url("/s/viral?via=wechat")).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let (_, report) = node.op("GET", "/api/v1/campaigns/viral/report", None).await;
-    assert_eq!(report["share_visits"], 6);
+    assert_eq!(report["share_visits"], 7);
 }
 
 async fn report_json_and_csv_carry_the_same_numbers(backend: Backend) {

@@ -11,6 +11,10 @@ use crate::node::NodeCtx;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn metrics(ctx: web::Data<NodeCtx>) -> HttpResponse {
+    // Fresh at every scrape: while the store hangs, flushes (which also set it) are slow.
+    ctx.metrics
+        .store_pending
+        .set(ctx.pending.load(std::sync::atomic::Ordering::Relaxed) as i64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(ctx.metrics.render())

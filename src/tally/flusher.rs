@@ -45,8 +45,6 @@ struct InFlight {
 struct FlushState {
     /// A batch the store has not confirmed; resent as is until it is.
     inflight: Option<InFlight>,
-    /// Number of the last batch built.
-    number: u64,
     /// Presence version and time last written.
     presence_version: Option<u64>,
     presence_at: Option<Instant>,
@@ -215,8 +213,9 @@ fn build(ctx: &NodeCtx, tally: &CampaignTally, state: &mut FlushState, no_presen
         presence_ttl: ctx.config.presence_ttl,
     };
     if !batch.is_empty() {
-        state.number += 1;
-        batch.number = state.number;
+        // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
+        // the node and come back, and its new batches must still number above the old ones.
+        batch.number = ctx.batch_numbers.fetch_add(1, Ordering::Relaxed) + 1;
     }
     InFlight {
         batch,
