@@ -35,6 +35,13 @@ async fn bad_messages_get_errors_and_count_nothing(backend: Backend) {
         ws.send_text(text).await;
         let m = ws.next_of("error").await;
         assert_eq!(m["code"], code, "for {text}");
+        // A refused sequenced message is named, so the client can resend exactly it.
+        let expected_seq = if code == "seq_gap" {
+            json!(5)
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(m["seq"], expected_seq, "for {text}");
         assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
     }
     // Still open, and a good message after all that is counted alone.

@@ -108,6 +108,8 @@ struct Conn<'a> {
     /// Start and latest refusal of the current rate-limit streak.
     limited_since: Option<(Instant, Instant)>,
     last_seen: Instant,
+    /// `seq` of the message being handled, echoed in its error reply.
+    current_seq: Option<u64>,
 }
 
 fn send_err(e: SendError) -> Closing {
@@ -136,6 +138,7 @@ impl<'a> Conn<'a> {
             bad: VecDeque::with_capacity(MAX_BAD_MESSAGES + 1),
             limited_since: None,
             last_seen: Instant::now(),
+            current_seq: None,
         }
     }
 
@@ -228,10 +231,12 @@ impl<'a> Conn<'a> {
 
     /// Handles a text frame; `Ok(Some(reply))` to answer, `Err` to close.
     fn on_text(&mut self, text: &str) -> Result<Option<String>, Closing> {
+        self.current_seq = None;
         let msg = match protocol::parse(text) {
             Ok(m) => m,
             Err(bad) => return self.on_bad(bad),
         };
+        self.current_seq = msg.seq;
         let Some(slot) = self.slot else {
             return self.refuse("not_a_viewer", "operator watchers cannot interact");
         };
@@ -263,6 +268,7 @@ impl<'a> Conn<'a> {
             return Ok(Some(protocol::error(
                 "rate_limited",
                 "too many interactions; slow down",
+                self.current_seq,
             )));
         }
         if self.ctx.pending.load(Ordering::Relaxed) >= self.ctx.config.max_pending {
@@ -283,7 +289,7 @@ impl<'a> Conn<'a> {
 
     fn refuse(&mut self, code: &'static str, message: &str) -> Result<Option<String>, Closing> {
         self.ctx.metrics.rejected(code);
-        Ok(Some(protocol::error(code, message)))
+        Ok(Some(protocol::error(code, message, self.current_seq)))
     }
 
     fn on_bad(&mut self, bad: BadMessage) -> Result<Option<String>, Closing> {
@@ -301,6 +307,6 @@ impl<'a> Conn<'a> {
         if self.bad.len() > MAX_BAD_MESSAGES {
             return Err(Closing::Code(close::POLICY, "too many bad messages"));
         }
-        Ok(Some(protocol::error(code, message)))
+        Ok(Some(protocol::error(code, message, self.current_seq)))
     }
 }

@@ -89,9 +89,14 @@ pub fn ack(seq: u64) -> String {
     format!(r#"{{"type":"ack","seq":{seq}}}"#)
 }
 
-/// `{"type":"error","code":..,"message":..}`
-pub fn error(code: &str, message: &str) -> String {
-    serde_json::json!({"type": "error", "code": code, "message": message}).to_string()
+/// `{"type":"error","code":..,"message":..,"seq"?:N}`: `seq` names the refused message when
+/// it had one, so a client can resend exactly that message (it was not taken).
+pub fn error(code: &str, message: &str, seq: Option<u64>) -> String {
+    let mut v = serde_json::json!({"type": "error", "code": code, "message": message});
+    if let Some(seq) = seq {
+        v["seq"] = seq.into();
+    }
+    v.to_string()
 }
 
 #[cfg(test)]
