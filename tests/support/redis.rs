@@ -223,29 +223,26 @@ impl RedisServer {
 impl Watchdog {
     /// Kills `pid` when this process goes away (nodes started by the harness).
     pub fn kill_on_exit(pid: u32) -> Result<Watchdog, String> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"read _unused; kill -9 "$1" 2>/dev/null"#)
-            .arg("node-watchdog")
-            .arg(pid.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn watchdog: {e}"))?;
-        let stdin = child.stdin.take().ok_or("watchdog stdin")?;
-        Ok(Watchdog { child, _stdin: stdin })
+        Self::spawn(r#"read _unused; kill -9 "$1" 2>/dev/null"#, &[pid.to_string()])
     }
 
+    /// Kills `pid` and removes `dir` when this process goes away (redis servers).
     fn guard(pid: u32, dir: &Path) -> Result<Watchdog, String> {
+        let dir = dir.to_string_lossy().into_owned();
+        Self::spawn(
+            r#"read _unused; kill -9 "$1" 2>/dev/null; sleep 0.2; rm -rf "$2""#,
+            &[pid.to_string(), dir],
+        )
+    }
+
+    fn spawn(script: &str, args: &[String]) -> Result<Watchdog, String> {
         // `read` returns only at EOF: when every write end is closed, i.e. when this
         // process has exited (pipes are created close-on-exec, so no other child holds one).
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(r#"read _unused; kill -9 "$1" 2>/dev/null; sleep 0.2; rm -rf "$2""#)
-            .arg("redis-watchdog")
-            .arg(pid.to_string())
-            .arg(dir)
+            .arg(script)
+            .arg("livetally-watchdog")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
