@@ -442,3 +442,36 @@ async fn graceful_shutdown_keeps_every_ack_and_resends_count_once() {
     let s = new.stats("drain").await;
     assert_eq!(load::likes(&s), SESSIONS as u64 * total_upto(FINAL), "{s}");
 }
+
+/// Past `--max-pending` buffered counts, a node refuses new interactions with an error
+/// instead of dropping them silently; what it took is acked once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_buffer_bound_interactions_are_refused_not_dropped() {
+    let redis = RedisServer::start();
+    let node = Node::start(&["--redis", &redis.url(), "--max-pending", "5"]);
+    node.campaign("bounded").await;
+    let mut ws = node.viewer("bounded", "session=session-bound").await;
+    ws.next().await;
+    redis.pause();
+    // Wait until the node has noticed (readiness fails) so nothing below can be flushed.
+    eventually("readyz 503", || async {
+        (node.http.get(node.url("/readyz")).send().await.unwrap().status() == 503).then_some(())
+    })
+    .await;
+    for seq in 1..=5 {
+        ws.send(json!({"type":"interact","kind":"like","seq":seq})).await;
+    }
+    ws.send(json!({"type":"interact","kind":"like","seq":6})).await;
+    let refused = ws.next_of("error").await;
+    assert_eq!(refused["code"], "store_unavailable");
+    assert_eq!(refused["seq"], 6);
+    redis.resume();
+    assert_eq!(ws.until(|m| m["type"] == "ack").await["seq"], 5);
+    // Seq 6 was not taken: the client sends it again and it counts once.
+    ws.send(json!({"type":"interact","kind":"like","seq":6})).await;
+    ws.until(|m| m["type"] == "ack" && m["seq"] == 6).await;
+    let s = node
+        .await_stats("bounded", "6 likes", |s| s["interactions"]["like"] == 6)
+        .await;
+    assert_eq!(s["interactions"]["like"], 6);
+}
