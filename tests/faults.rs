@@ -21,20 +21,10 @@ use tokio::sync::watch;
 /// A short lease, so a dead node's share expires quickly.
 const TTL: Duration = Duration::from_secs(2);
 
-fn start_nodes(args: Vec<Vec<String>>) -> Vec<Node> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = args
-            .iter()
-            .map(|a| s.spawn(move || Node::start(&a.iter().map(String::as_str).collect::<Vec<_>>())))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("node start")).collect()
-    })
-}
-
 /// Three nodes `node-a`, `node-b`, `node-c` on `redis` with `extra` flags.
 fn three_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
-    start_nodes(
-        ["node-a", "node-b", "node-c"]
+    Node::start_many(
+        &["node-a", "node-b", "node-c"]
             .iter()
             .map(|id| {
                 let mut a = vec![
@@ -46,7 +36,7 @@ fn three_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
                 a.extend(extra.iter().map(|s| (*s).to_owned()));
                 a
             })
-            .collect(),
+            .collect::<Vec<_>>(),
     )
 }
 

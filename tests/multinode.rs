@@ -17,18 +17,6 @@ use support::node::{End, Node, Ws, PATIENCE, TOKEN};
 use support::redis::{RedisCluster, RedisServer};
 use tokio::sync::watch;
 
-/// Starts one node per argument list, concurrently (each start waits for the node's
-/// "listening" line).
-fn start_nodes(args: &[Vec<String>]) -> Vec<Node> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = args
-            .iter()
-            .map(|a| s.spawn(move || Node::start(&a.iter().map(String::as_str).collect::<Vec<_>>())))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("node start")).collect()
-    })
-}
-
 /// `store` flags plus `--node-id <id>` plus `extra`, for each id.
 fn node_args(store: &[String], ids: &[&str], extra: &[&str]) -> Vec<Vec<String>> {
     ids.iter()
@@ -110,7 +98,7 @@ static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 /// operators; 10 leaving one node read 50 everywhere.
 async fn sixty_viewers_on_three_nodes(store: Vec<String>) {
     let ids = ["node-a", "node-b", "node-c"];
-    let nodes = start_nodes(&node_args(&store, &ids, &[]));
+    let nodes = Node::start_many(&node_args(&store, &ids, &[]));
     nodes[0].campaign("spread").await;
     let mut sockets = Vec::new();
     for (node, n) in nodes.iter().zip([30, 20, 10]) {
@@ -163,7 +151,7 @@ async fn a_session_resumed_on_another_node_is_counted_exactly_once() {
     let _shared = EXCLUSIVE.read().await;
     let redis = RedisServer::start();
     let store = vec!["--redis".to_owned(), redis.url()];
-    let nodes = start_nodes(&node_args(
+    let nodes = Node::start_many(&node_args(
         &store,
         &["node-a", "node-b"],
         &["--max-interactions-per-sec", "1000"],
@@ -218,7 +206,7 @@ async fn a_late_flush_from_a_frozen_node_is_fenced() {
     // long enough to freeze it.
     args[0].extend(["--tick", "1s", "--flush-interval", "1s"].map(String::from));
     args.extend(node_args(&store, &["node-b"], &["--max-interactions-per-sec", "1000"]));
-    let nodes = start_nodes(&args);
+    let nodes = Node::start_many(&args);
     let (a, b) = (&nodes[0], &nodes[1]);
     a.campaign("slow").await;
 

@@ -88,6 +88,18 @@ pub struct Node {
 }
 
 impl Node {
+    /// Starts one node per argument list, concurrently (each start waits for the node's
+    /// "listening" line).
+    pub fn start_many(args: &[Vec<String>]) -> Vec<Node> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = args
+                .iter()
+                .map(|a| s.spawn(move || Node::start(&a.iter().map(String::as_str).collect::<Vec<_>>())))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("node start")).collect()
+        })
+    }
+
     /// Starts a node on fresh servers of `backend`.
     pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
         let storage = Storage::start(backend);
