@@ -176,8 +176,17 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     );
 
     shutdown.cancelled().await;
-    tracing::info!("shutting down: flushing, then closing sockets with 1001");
-    handle.pause().await;
+    let drain = ctx.config.drain_period;
+    tracing::info!(
+        drain_period_ms = drain.as_millis() as u64,
+        "shutting down: flushing, then closing sockets with 1001"
+    );
+    // With a drain period the listener stays open while sockets close one by one: new
+    // sockets and /readyz get a quick 503 (so a proxy retries another node) instead of
+    // waiting in the accept queue.
+    if drain.is_zero() {
+        handle.pause().await;
+    }
     // Flush while the sockets are still open, so what they sent so far is acked.
     let (tx, rx) = tokio::sync::oneshot::channel();
     if flush_now.send(tx).await.is_ok() {
@@ -185,7 +194,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     }
     ctx.shutdown.cancel();
     ctx.tracker.close();
-    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, ctx.tracker.wait())
+    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, ctx.tracker.wait())
         .await
         .is_err()
     {
