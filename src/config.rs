@@ -81,11 +81,21 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true)]
     pub join_secret: Option<String>,
 
+    /// On SIGTERM, close sockets (1001) at random moments spread over this period rather
+    /// than all at once, so viewers reconnect to other nodes gradually; meanwhile new
+    /// sockets and /readyz get 503. 0: close them all at once.
+    #[arg(long, env = "LIVETALLY_DRAIN_PERIOD", default_value = "0s", value_parser = parse_duration)]
+    pub drain_period: Duration,
+
     /// Most counts a node buffers while the store is unreachable before refusing new
     /// interactions with an error.
     #[arg(long, env = "LIVETALLY_MAX_PENDING", default_value_t = 1_000_000)]
     pub max_pending: u64,
 }
+
+/// Longest `--drain-period`: past this an orchestrator's grace period would kill the node
+/// mid-drain anyway, and the last viewers would wait far too long for their turn.
+pub const MAX_DRAIN_PERIOD: Duration = Duration::from_secs(600);
 
 /// A flag that failed validation, named so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +123,9 @@ impl Config {
         }
         if self.presence_ttl < Duration::from_secs(1) || self.presence_ttl <= self.tick {
             return Err(bad("presence-ttl", "must be at least 1s and longer than --tick"));
+        }
+        if self.drain_period > MAX_DRAIN_PERIOD {
+            return Err(bad("drain-period", "must be at most 10m"));
         }
         if let Some(t) = &self.operator_token {
             if t.len() < 16 {

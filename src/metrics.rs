@@ -1,11 +1,30 @@
-//! Prometheus metrics. The names in the spec are the contract; the rest serve on-call.
-//! Label values stay bounded: `campaign` only takes operator-created ids, and a campaign's
-//! series are removed when its tally leaves this node.
+//! Prometheus metrics. The names in the spec are the contract; the rest serve on-call
+//! (`docs/operations.md` lists them all with the alerts built on them).
+//!
+//! Conventions: every metric has help text, counters end in `_total`, durations are in
+//! seconds. Label values stay bounded: `campaign` only takes operator-created ids, `kind`
+//! the campaign's kinds, `reason`/`role`/`route`/`status` fixed sets. A campaign's series
+//! are kept for [`CAMPAIGN_SERIES_GRACE`] after its tally left this node (it ended, or its
+//! last socket here closed), then removed, so ended campaigns do not accumulate.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+
+/// How long a campaign's series outlive its tally on this node. Five minutes is longer
+/// than a few scrape intervals and than the `[5m]` windows of the shipped alerts and
+/// dashboard, so the final values (viewers 0, the last interaction totals) are scraped and
+/// `increase()` over the end of a campaign stays right; after that the series disappear.
+pub const CAMPAIGN_SERIES_GRACE: Duration = Duration::from_secs(300);
 
 /// Every metric of a node, registered in its own registry (tests run several nodes in one
 /// process).
@@ -22,9 +41,18 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     pub store_pending: IntGauge,
     pub broadcast_seconds: Histogram,
+    pub broadcast_lag_seconds: Histogram,
+    pub presence_renewals: IntCounter,
+    pub presence_failures: IntCounter,
+    pub store_reconnects: IntCounter,
+    pub store_pending_limit: IntGauge,
     pub max_connections: IntGauge,
     pub store_up: IntGauge,
     pub http_requests: HistogramVec,
+    /// True after a failed store call, until one succeeds (for `store_reconnects`).
+    store_failing: AtomicBool,
+    /// Campaigns whose tally left this node: their kinds and when their series go.
+    retiring: Mutex<HashMap<String, (Vec<String>, Instant)>>,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -154,6 +182,54 @@ impl Metrics {
             )
             .unwrap(),
         );
+        let broadcast_lag_seconds = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "livetally_broadcast_lag_seconds",
+                    "Time from a tick's scheduled start until its stats frame was published to the \
+                     campaign's sockets (store read, series record and serialisation included), per \
+                     campaign and published frame.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .unwrap(),
+        );
+        let presence_renewals = reg(
+            &r,
+            IntCounter::new(
+                "livetally_presence_lease_renewals_total",
+                "Flush batches carrying this node's presence lease that the store applied.",
+            )
+            .unwrap(),
+        );
+        let presence_failures = reg(
+            &r,
+            IntCounter::new(
+                "livetally_presence_lease_failures_total",
+                "Flush batches carrying this node's presence lease that failed (lease not renewed).",
+            )
+            .unwrap(),
+        );
+        let store_reconnects = reg(
+            &r,
+            IntCounter::new(
+                "livetally_store_reconnects_total",
+                "Store recoveries: a successful store call after failed ones (reconnect after an \
+                 outage, restart or failover).",
+            )
+            .unwrap(),
+        );
+        let store_pending_limit = reg(
+            &r,
+            IntGauge::new(
+                "livetally_store_pending_limit",
+                "Most interactions this node buffers before refusing new ones (--max-pending).",
+            )
+            .unwrap(),
+        );
         let max_connections = reg(
             &r,
             IntGauge::new(
@@ -182,6 +258,18 @@ impl Metrics {
             )
             .unwrap(),
         );
+        let build_info = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "livetally_build_info",
+                    "Always 1; the version label names the running build.",
+                ),
+                &["version"],
+            )
+            .unwrap(),
+        );
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -200,9 +288,16 @@ impl Metrics {
             store_errors,
             store_pending,
             broadcast_seconds,
+            broadcast_lag_seconds,
+            presence_renewals,
+            presence_failures,
+            store_reconnects,
+            store_pending_limit,
             max_connections,
             store_up,
             http_requests,
+            store_failing: AtomicBool::new(false),
+            retiring: Mutex::new(HashMap::new()),
         }
     }
 
@@ -214,19 +309,164 @@ impl Metrics {
         self.connections_closed.with_label_values(&[reason]).inc();
     }
 
-    /// Removes the per-campaign series of a campaign that left this node.
-    pub fn forget_campaign(&self, campaign: &str, kinds: &[String]) {
-        let _ = self.campaign_viewers.remove_label_values(&[campaign]);
-        for k in kinds {
-            let _ = self.interactions.remove_label_values(&[campaign, k]);
+    /// Records the outcome of a store call: `livetally_store_up`, and one
+    /// `livetally_store_reconnects_total` when a call succeeds after failed ones.
+    pub fn store_call(&self, ok: bool) {
+        self.store_up.set(i64::from(ok));
+        if ok {
+            if self.store_failing.swap(false, Ordering::Relaxed) {
+                self.store_reconnects.inc();
+            }
+        } else {
+            self.store_failing.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Records the outcome of one flush batch: the presence lease counters when it carried
+    /// this node's presence, and the store's health (see [`Metrics::store_call`]). A batch
+    /// that is retried counts once per attempt.
+    pub fn batch_sent(&self, carried_presence: bool, ok: bool) {
+        if carried_presence {
+            if ok {
+                self.presence_renewals.inc();
+            } else {
+                self.presence_failures.inc();
+            }
+        }
+        self.store_call(ok);
+    }
+
+    /// Sets this node's viewers of a live campaign, and keeps its series if they were due
+    /// to go (the campaign came back to this node within the grace period).
+    pub fn set_campaign_viewers(&self, campaign: &str, viewers: u64) {
+        {
+            let mut retiring = lock(&self.retiring);
+            if !retiring.is_empty() {
+                retiring.remove(campaign);
+            }
+        }
+        self.campaign_viewers.with_label_values(&[campaign]).set(viewers as i64);
+    }
+
+    /// A campaign's tally left this node (it ended, or its last socket here closed): its
+    /// series stay for [`CAMPAIGN_SERIES_GRACE`], with viewers at 0, then disappear.
+    pub fn forget_campaign(&self, campaign: &str, kinds: &[String]) {
+        self.forget_campaign_at(campaign, kinds, Instant::now());
+    }
+
+    fn forget_campaign_at(&self, campaign: &str, kinds: &[String], now: Instant) {
+        if let Ok(g) = self.campaign_viewers.get_metric_with_label_values(&[campaign]) {
+            g.set(0);
+        }
+        lock(&self.retiring).insert(campaign.to_owned(), (kinds.to_vec(), now + CAMPAIGN_SERIES_GRACE));
+        self.sweep(now);
+    }
+
+    /// Removes the series of campaigns whose grace period is over.
+    fn sweep(&self, now: Instant) {
+        let mut retiring = lock(&self.retiring);
+        retiring.retain(|campaign, (kinds, until)| {
+            if *until > now {
+                return true;
+            }
+            let _ = self.campaign_viewers.remove_label_values(&[campaign]);
+            for k in kinds.iter() {
+                let _ = self.interactions.remove_label_values(&[campaign, k]);
+            }
+            false
+        });
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        self.sweep(Instant::now());
         let mut buf = Vec::new();
         // unwrap: encoding into a Vec cannot fail.
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).unwrap();
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Middleware feeding `livetally_http_request_seconds`. The route label is the matched
+/// pattern (`/api/v1/campaigns/{id}`), never the raw path, so it stays bounded; unknown
+/// paths are `unmatched`. A WebSocket is timed until its upgrade response.
+pub async fn time_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let res = next.call(req).await?;
+    if let Some(ctx) = res.request().app_data::<actix_web::web::Data<crate::node::NodeCtx>>() {
+        let route = res.request().match_pattern();
+        let class = match res.status().as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        ctx.metrics
+            .http_requests
+            .with_label_values(&[route.as_deref().unwrap_or("unmatched"), class])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(m: &Metrics, needle: &str) -> bool {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&m.registry.gather(), &mut buf).unwrap();
+        String::from_utf8(buf).unwrap().contains(needle)
+    }
+
+    #[test]
+    fn ended_campaign_series_go_after_the_grace_period() {
+        let m = Metrics::new();
+        let kinds = vec!["like".to_owned()];
+        m.set_campaign_viewers("c1", 3);
+        m.interactions.with_label_values(&["c1", "like"]).inc_by(5);
+        let t0 = Instant::now();
+        m.forget_campaign_at("c1", &kinds, t0);
+        assert!(has(&m, r#"livetally_campaign_viewers{campaign="c1"} 0"#));
+        assert!(has(&m, r#"livetally_interactions_total{campaign="c1",kind="like"} 5"#));
+        m.sweep(t0 + CAMPAIGN_SERIES_GRACE - Duration::from_secs(1));
+        assert!(has(&m, r#"campaign="c1""#), "kept during the grace period");
+        m.sweep(t0 + CAMPAIGN_SERIES_GRACE);
+        assert!(!has(&m, r#"campaign="c1""#), "gone after it");
+    }
+
+    #[test]
+    fn a_campaign_back_within_the_grace_period_keeps_its_series() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        m.set_campaign_viewers("c1", 1);
+        m.forget_campaign_at("c1", &["like".to_owned()], t0);
+        m.set_campaign_viewers("c1", 2);
+        m.sweep(t0 + CAMPAIGN_SERIES_GRACE * 2);
+        assert!(has(&m, r#"livetally_campaign_viewers{campaign="c1"} 2"#));
+    }
+
+    #[test]
+    fn a_success_after_failures_counts_one_reconnect() {
+        let m = Metrics::new();
+        m.store_call(true);
+        assert_eq!(m.store_reconnects.get(), 0);
+        m.batch_sent(true, false);
+        m.store_call(false);
+        assert_eq!(m.store_up.get(), 0);
+        m.batch_sent(true, true);
+        m.store_call(true);
+        assert_eq!(m.store_reconnects.get(), 1);
+        assert_eq!(m.store_up.get(), 1);
+        assert_eq!(m.presence_failures.get(), 1);
+        assert_eq!(m.presence_renewals.get(), 1);
     }
 }

@@ -119,6 +119,9 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let auth = Auth::new(operator_token, config.join_secret.as_deref());
     let metrics = Metrics::new();
     metrics.max_connections.set(max_connections as i64);
+    metrics.store_pending_limit.set(config.max_pending as i64);
+    // connect_store succeeded above: the store answered.
+    metrics.store_up.set(1);
     let addr = listener.local_addr()?;
     let ctx = Arc::new(NodeCtx {
         origin: format!("{node_id}/{}", random_id(6)),
@@ -138,15 +141,20 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
 
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let data = web::Data::from(ctx.clone());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::http::routes))
-        .workers(workers)
-        .max_connections(max_connections + FD_RESERVE as usize)
-        .max_connection_rate(4096)
-        .backlog(8192)
-        .disable_signals()
-        .shutdown_timeout(2)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
+            .configure(crate::http::routes)
+    })
+    .workers(workers)
+    .max_connections(max_connections + FD_RESERVE as usize)
+    .max_connection_rate(4096)
+    .backlog(8192)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
@@ -171,8 +179,17 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     );
 
     shutdown.cancelled().await;
-    tracing::info!("shutting down: flushing, then closing sockets with 1001");
-    handle.pause().await;
+    let drain = ctx.config.drain_period;
+    tracing::info!(
+        drain_period_ms = drain.as_millis() as u64,
+        "shutting down: flushing, then closing sockets with 1001"
+    );
+    // With a drain period the listener stays open while sockets close one by one: new
+    // sockets and /readyz get a quick 503 (so a proxy retries another node) instead of
+    // waiting in the accept queue.
+    if drain.is_zero() {
+        handle.pause().await;
+    }
     // Flush while the sockets are still open, so what they sent so far is acked.
     let (tx, rx) = tokio::sync::oneshot::channel();
     if flush_now.send(tx).await.is_ok() {
@@ -180,7 +197,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     }
     ctx.shutdown.cancel();
     ctx.tracker.close();
-    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, ctx.tracker.wait())
+    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, ctx.tracker.wait())
         .await
         .is_err()
     {

@@ -21,13 +21,15 @@ pub async fn run(ctx: Arc<NodeCtx>, stop: CancellationToken) {
     let mut interval = tokio::time::interval(ctx.config.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
+        // `scheduled` is when this tick was due: broadcast lag counts from there, so a
+        // starved runtime that runs the tick late shows up in the lag too.
+        let scheduled = tokio::select! {
+            due = interval.tick() => due.into_std(),
             _ = stop.cancelled() => return,
-        }
+        };
         let tallies = ctx.tallies.all();
         let started = Instant::now();
-        futures_util::future::join_all(tallies.into_iter().map(|t| tick_campaign(&ctx, t))).await;
+        futures_util::future::join_all(tallies.into_iter().map(|t| tick_campaign(&ctx, t, scheduled))).await;
         ctx.metrics.broadcast_seconds.observe(started.elapsed().as_secs_f64());
     }
 }
@@ -42,12 +44,15 @@ pub fn bucket_of(created_at: i64, at_ms: i64, tick: std::time::Duration) -> i64 
 }
 
 /// One tick of one campaign.
-async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
+async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>, scheduled: Instant) {
     let c = &tally.campaign;
     let at = crate::now_ms();
-    let mut stats = match ctx.store.stats(&c.id, &c.kinds, at).await {
+    let stats = ctx.store.stats(&c.id, &c.kinds, at).await;
+    ctx.metrics.store_call(stats.is_ok());
+    let mut stats = match stats {
         Ok(s) => s,
         Err(e) => {
+            ctx.metrics.store_errors.inc();
             tracing::debug!(campaign = %c.id, error = %e, "stats read failed; keeping the last frame");
             return;
         }
@@ -74,7 +79,7 @@ async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
         Err(e) => tracing::debug!(campaign = %c.id, error = %e, "tick record failed"),
     }
     let frames = Frames::build(&c.id, at, &stats);
-    tally.frames.send_if_modified(|current| {
+    let published = tally.frames.send_if_modified(|current| {
         if current.same_numbers(&frames) {
             false
         } else {
@@ -82,6 +87,13 @@ async fn tick_campaign(ctx: &NodeCtx, tally: Arc<CampaignTally>) {
             true
         }
     });
+    if published {
+        // Handed to the sockets: each socket task now writes the shared frame on its own
+        // (a slow one is dropped, never waited for), so this is the lag the node controls.
+        ctx.metrics
+            .broadcast_lag_seconds
+            .observe(scheduled.elapsed().as_secs_f64());
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub async fn readyz(ctx: web::Data<NodeCtx>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
     }
     let ok = matches!(tokio::time::timeout(READY_TIMEOUT, ctx.store.ping()).await, Ok(Ok(())));
-    ctx.metrics.store_up.set(i64::from(ok));
+    ctx.metrics.store_call(ok);
     let body = json!({
         "status": if ok { "ready" } else { "store_unavailable" },
         "store": ctx.store.kind(),

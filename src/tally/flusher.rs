@@ -133,10 +133,7 @@ async fn flush_campaign(
             return (id, state, false, false);
         }
     }
-    ctx.metrics
-        .campaign_viewers
-        .with_label_values(&[id.as_str()])
-        .set(tally.local_viewers() as i64);
+    ctx.metrics.set_campaign_viewers(&id, tally.local_viewers());
     let mut ok = true;
     let mut removed = false;
     if idle || leaving {
@@ -237,6 +234,9 @@ async fn send(
     let started = Instant::now();
     let result = ctx.store.apply(&inflight.batch).await;
     ctx.metrics.store_flush_seconds.observe(started.elapsed().as_secs_f64());
+    // Presence lease renewals/failures and store recoveries (see `Metrics::batch_sent`).
+    ctx.metrics
+        .batch_sent(inflight.batch.presence.is_some(), result.is_ok());
     let applied = match result {
         Ok(a) => a,
         Err(e) => {

@@ -150,6 +150,23 @@ impl<'a> Conn<'a> {
         let operator = self.slot.is_none();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
         let never = tokio::sync::Notify::new();
+        // At shutdown this socket waits for its own random moment within --drain-period
+        // before closing, so viewers reconnect elsewhere gradually (0: at once). Pinned
+        // outside the loop so the wait is not restarted by every frame.
+        let ctx = self.ctx;
+        let drain = ctx.config.drain_period;
+        let delay = if drain.is_zero() {
+            Duration::ZERO
+        } else {
+            drain.mul_f64(rand::random::<f64>())
+        };
+        let going_away = async move {
+            ctx.shutdown.cancelled().await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        };
+        tokio::pin!(going_away);
         loop {
             let wake = match self.slot {
                 Some(s) => &s.wake,
@@ -163,7 +180,7 @@ impl<'a> Conn<'a> {
                         return c;
                     }
                 }
-                _ = self.ctx.shutdown.cancelled() => return Closing::Code(close::GOING_AWAY, "server shutting down"),
+                _ = &mut going_away => return Closing::Code(close::GOING_AWAY, "server shutting down"),
                 _ = self.tally.ended.cancelled() => return Closing::Code(close::ENDED, "campaign ended"),
                 incoming = transport.recv() => {
                     self.last_seen = Instant::now();
