@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests spawn when it is
-# missing (redis-server, redis-tools; Chromium and npm packages for the browser tests),
-# then runs the unit, contract and integration tests, then the browser tests.
+# missing (redis-server, redis-tools; prometheus, nginx and linters for the deploy kit;
+# Chromium and npm packages for the browser tests), checks the deploy kit with the real
+# tools, then runs the unit, contract and integration tests, then the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
+bash scripts/deploy-check.sh
 cargo test --all-targets --locked
 if [ -f scripts/browser-test.sh ]; then
     bash scripts/browser-test.sh
