@@ -46,6 +46,7 @@ pub struct Metrics {
     pub presence_failures: IntCounter,
     pub store_reconnects: IntCounter,
     pub store_pending_limit: IntGauge,
+    pub active_campaigns: IntGauge,
     pub max_connections: IntGauge,
     pub store_up: IntGauge,
     pub http_requests: HistogramVec,
@@ -230,6 +231,14 @@ impl Metrics {
             )
             .unwrap(),
         );
+        let active_campaigns = reg(
+            &r,
+            IntGauge::new(
+                "livetally_active_campaigns",
+                "Campaigns with sockets, share visits or unflushed counts on this node.",
+            )
+            .unwrap(),
+        );
         let max_connections = reg(
             &r,
             IntGauge::new(
@@ -293,6 +302,7 @@ impl Metrics {
             presence_failures,
             store_reconnects,
             store_pending_limit,
+            active_campaigns,
             max_connections,
             store_up,
             http_requests,

@@ -107,6 +107,7 @@ async fn flush_all(ctx: &Arc<NodeCtx>, states: &mut HashMap<String, FlushState>,
     ctx.metrics
         .store_pending
         .set(ctx.pending.load(Ordering::Relaxed) as i64);
+    ctx.metrics.active_campaigns.set(states.len() as i64);
     all_ok
 }
 
