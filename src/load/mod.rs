@@ -414,6 +414,8 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
     };
     board.until(|e| matches!(e, Event::Ready).then_some(())).await?;
     let rss_before = args.node_pid.and_then(report::rss_kib);
+    let connect_cpu_before = args.node_pid.and_then(report::cpu_ticks);
+    let tool_cpu_before = report::cpu_ticks(std::process::id());
     board.started = Instant::now();
     handles.iter_mut().for_each(|h| h.send(Cmd::Start));
     let connected = board
@@ -426,6 +428,7 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = args.node_pid.and_then(report::rss_kib);
     let cpu_before = args.node_pid.and_then(report::cpu_ticks);
+    let tool_cpu_connected = report::cpu_ticks(std::process::id());
     let go = Instant::now();
     handles.iter_mut().for_each(|h| h.send(Cmd::Go));
     let side = tokio::spawn(report::side_traffic(
@@ -444,6 +447,7 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
         .await?;
     let window = go.elapsed();
     let cpu_after = args.node_pid.and_then(report::cpu_ticks);
+    let tool_cpu_after = report::cpu_ticks(std::process::id());
     let side = side.await.unwrap_or_default();
     let acked: u64 = done.iter().map(|d| d.acked).sum();
     let want = Totals {
@@ -476,15 +480,22 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
         stats_lag.merge_sparse(&d.stats_lag);
     }
     let frames: u64 = done.iter().map(|d| d.frames).sum();
+    let seconds = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / report::CLOCK_TICKS as f64),
+        _ => None,
+    };
     let node = args.node_pid.map(|pid| NodeUsage {
         pid,
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
-        cpu_seconds: match (cpu_before, cpu_after) {
-            (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / report::CLOCK_TICKS as f64),
-            _ => None,
-        },
+        connect_cpu_seconds: seconds(connect_cpu_before, cpu_before),
+        cpu_seconds: seconds(cpu_before, cpu_after),
     });
+    // The coordinator's own CPU: all of the tool in a one-process run.
+    let tool_cpu = report::ToolCpu {
+        connect_seconds: seconds(tool_cpu_before, tool_cpu_connected),
+        load_seconds: seconds(tool_cpu_connected, tool_cpu_after),
+    };
     let report = Report::build(report::Inputs {
         args: &args,
         processes,
@@ -500,6 +511,7 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
         after,
         side,
         node,
+        tool_cpu,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

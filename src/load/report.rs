@@ -108,8 +108,18 @@ pub struct NodeUsage {
     pub pid: u32,
     pub rss_before_kib: Option<u64>,
     pub rss_after_kib: Option<u64>,
+    /// Node CPU (user + system) while the sockets connected.
+    pub connect_cpu_seconds: Option<f64>,
     /// Node CPU (user + system) over the load phase.
     pub cpu_seconds: Option<f64>,
+}
+
+/// CPU of the coordinator process (with one process, the whole tool): a run where the
+/// tool, not the node, is the bottleneck shows here.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ToolCpu {
+    pub connect_seconds: Option<f64>,
+    pub load_seconds: Option<f64>,
 }
 
 /// Latency summary in milliseconds.
@@ -202,6 +212,7 @@ pub struct Report {
     pub http: SideTraffic,
     pub server: ServerReport,
     pub node: Option<NodeReport>,
+    pub tool_cpu: ToolCpu,
     /// Sockets the server closed or lost before the end.
     pub dropped: u64,
     pub failures: BTreeMap<String, u64>,
@@ -225,6 +236,7 @@ pub struct Inputs<'a> {
     pub after: Totals,
     pub side: SideTraffic,
     pub node: Option<NodeUsage>,
+    pub tool_cpu: ToolCpu,
 }
 
 impl Report {
@@ -308,6 +320,7 @@ impl Report {
                 totals_equal,
             },
             node,
+            tool_cpu: i.tool_cpu,
             dropped,
             failures,
             clean,
@@ -392,6 +405,18 @@ impl Report {
                 ),
             );
             row(
+                "node cpu connecting",
+                format!(
+                    "{} ({} µs per connect)",
+                    opt(n.usage.connect_cpu_seconds, "s"),
+                    n.usage
+                        .connect_cpu_seconds
+                        .filter(|_| self.connect.connected > 0)
+                        .map(|s| format!("{:.1}", s * 1e6 / self.connect.connected as f64))
+                        .unwrap_or("-".into())
+                ),
+            );
+            row(
                 "node cpu",
                 format!(
                     "{} over the load phase ({}), {} per frame",
@@ -401,6 +426,15 @@ impl Report {
                 ),
             );
         }
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.2} s")).unwrap_or("-".into());
+        row(
+            "tool cpu",
+            format!(
+                "{} connecting, {} in the load phase (coordinator process)",
+                opt(self.tool_cpu.connect_seconds),
+                opt(self.tool_cpu.load_seconds)
+            ),
+        );
         row("dropped", self.dropped.to_string());
         if !self.failures.is_empty() {
             row("failures", format!("{:?}", self.failures));
