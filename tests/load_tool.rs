@@ -84,7 +84,8 @@ async fn a_few_hundred_sockets_acked_totals_equal_the_server() {
 /// with the campaign created by the tool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_on_redis_create_the_campaign_and_stay_exact() {
-    let node = Node::start_with(Backend::Redis, &[]);
+    // A flood needs the per-socket rate limit raised, as in a like-storm rehearsal.
+    let node = Node::start_with(Backend::Redis, &["--max-interactions-per-sec", "100000"]);
     let report = load(
         &node,
         &[

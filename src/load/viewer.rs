@@ -285,7 +285,10 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                                 samples.flush(shared, false);
                             }
                         }
-                    } else if t.starts_with(r#"{"type":"error""#) {
+                    } else if t.contains(r#""type":"error""#) {
+                        // Error messages put `type` last (keys in order); a refused
+                        // message is not resent, so it stays unacked and the run is not
+                        // clean: raise the node's --max-interactions-per-sec for floods.
                         c.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
