@@ -495,6 +495,7 @@ async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyh
     let tool_cpu = report::ToolCpu {
         connect_seconds: seconds(tool_cpu_before, tool_cpu_connected),
         load_seconds: seconds(tool_cpu_connected, tool_cpu_after),
+        workers_load_seconds: done.iter().map(|d| d.cpu_seconds).sum(),
     };
     let report = Report::build(report::Inputs {
         args: &args,

@@ -120,6 +120,9 @@ pub struct NodeUsage {
 pub struct ToolCpu {
     pub connect_seconds: Option<f64>,
     pub load_seconds: Option<f64>,
+    /// All worker processes together over the load phase (the whole tool but its
+    /// coordinator, when it runs several processes).
+    pub workers_load_seconds: Option<f64>,
 }
 
 /// Latency summary in milliseconds.
@@ -430,9 +433,10 @@ impl Report {
         row(
             "tool cpu",
             format!(
-                "{} connecting, {} in the load phase (coordinator process)",
+                "{} connecting, {} in the load phase (coordinator process); workers {} in the load phase",
                 opt(self.tool_cpu.connect_seconds),
-                opt(self.tool_cpu.load_seconds)
+                opt(self.tool_cpu.load_seconds),
+                opt(self.tool_cpu.workers_load_seconds)
             ),
         );
         row("dropped", self.dropped.to_string());

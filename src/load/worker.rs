@@ -71,6 +71,9 @@ pub struct Done {
     pub failures: BTreeMap<String, u64>,
     pub ack_latency: Sparse,
     pub stats_lag: Sparse,
+    /// CPU this worker's process used in the load phase (a child's own; for the in-process
+    /// worker, the whole tool's).
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Where a worker's sockets go.
@@ -180,6 +183,7 @@ pub async fn run(
     if !wait_for(&mut cmds, Cmd::Go).await {
         return;
     }
+    let cpu_go = super::report::cpu_ticks(std::process::id());
     phase_tx.send_replace(Phase::Go);
     let connected = c.connected.load(Ordering::Relaxed);
     while c.finished.load(Ordering::Relaxed) < connected {
@@ -194,6 +198,10 @@ pub async fn run(
         failures: shared.failures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ack_latency: shared.ack_latency.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
         stats_lag: shared.stats_lag.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
+        cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
+            _ => None,
+        },
     };
     reporter.abort();
     let _ = events.send(Event::Progress(progress(&shared)));
