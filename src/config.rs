@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Start a node (the default when no subcommand is given).
     Serve(Config),
+    /// Rehearse a launch: open many viewer sockets, send interactions, report the numbers.
+    Load(crate::load::LoadArgs),
 }
 
 /// Everything a node needs to know at start.

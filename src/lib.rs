@@ -10,6 +10,7 @@
 //!
 //! Beside that path: [`http`] (the JSON API and pages), [`auth`] (operator and join
 //! tokens), [`metrics`], [`config`], and [`node`], which wires it all and runs until shutdown.
+//! [`load`] is the load rehearsal tool (`livetally load`), a client of all of the above.
 
 pub mod auth;
 pub mod broadcast;
@@ -17,6 +18,7 @@ pub mod campaign;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -9,6 +9,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = match cli.command {
         Some(Command::Serve(c)) => c,
+        Some(Command::Load(args)) => std::process::exit(livetally::load::main(args)?),
         None => cli.serve,
     };
     tracing_subscriber::fmt()

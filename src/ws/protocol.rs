@@ -62,6 +62,61 @@ impl BadMessage {
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<Interact<'_>, BadMessage> {
+    match parse_canonical(text) {
+        Some(m) => Ok(m),
+        None => parse_json(text),
+    }
+}
+
+/// The fast path for the one shape clients send in a like-storm,
+/// `{"type":"interact","kind":"K","count":N,"seq":M}` (count and seq optional, in that
+/// order, no whitespace, a plain kind), read without a JSON parser: the criterion bench
+/// measured the general parse at ~370 ns per message, a third of a core at 1,000,000
+/// messages/s. Anything else, including a count or seq out of range, returns `None` and
+/// goes through [`parse_json`], so both paths give the same answer for every input.
+fn parse_canonical(text: &str) -> Option<Interact<'_>> {
+    let rest = text.strip_prefix(r#"{"type":"interact","kind":""#)?;
+    let end = rest.find('"')?;
+    let kind = &rest[..end];
+    if kind.is_empty()
+        || !kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    let mut rest = &rest[end + 1..];
+    let mut field = |name: &str| -> Option<Option<u64>> {
+        let Some(after) = rest.strip_prefix(name) else {
+            return Some(None);
+        };
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        // No leading zeros (invalid JSON) and no overflow: those go the slow way.
+        if digits == 0 || digits > 19 || (digits > 1 && after.starts_with('0')) {
+            return None;
+        }
+        let n: u64 = after[..digits].parse().ok()?;
+        rest = &after[digits..];
+        Some(Some(n))
+    };
+    let count = field(r#","count":"#)?;
+    let seq = field(r#","seq":"#)?;
+    if rest != "}" {
+        return None;
+    }
+    let count = count.unwrap_or(1);
+    if !(1..=MAX_COUNT).contains(&count) || seq == Some(0) {
+        return None;
+    }
+    Some(Interact {
+        kind: Cow::Borrowed(kind),
+        count,
+        seq,
+    })
+}
+
+/// The general parse: any JSON object, fields in any order.
+fn parse_json(text: &str) -> Result<Interact<'_>, BadMessage> {
     let raw: Raw<'_> = serde_json::from_str(text).map_err(|_| BadMessage::BadJson)?;
     if raw.ty.as_deref() != Some("interact") {
         return Err(BadMessage::UnknownType);
@@ -121,6 +176,35 @@ mod tests {
                 seq: Some(7)
             })
         );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_json_parse() {
+        let cases = [
+            r#"{"type":"interact","kind":"like"}"#,
+            r#"{"type":"interact","kind":"like","count":1,"seq":1}"#,
+            r#"{"type":"interact","kind":"cheer","count":100,"seq":18446744073709551615}"#,
+            r#"{"type":"interact","kind":"like","seq":42}"#,
+            r#"{"type":"interact","kind":"like","count":0}"#,
+            r#"{"type":"interact","kind":"like","count":101}"#,
+            r#"{"type":"interact","kind":"like","count":01}"#,
+            r#"{"type":"interact","kind":"like","seq":0}"#,
+            r#"{"type":"interact","kind":"like","seq":18446744073709551616}"#,
+            r#"{"type":"interact","kind":"like","count":1,"seq":1} "#,
+            r#"{"type":"interact","kind":"like","count":1,"seq":1,"x":2}"#,
+            r#"{"type":"interact","kind":"li"ke","count":1}"#,
+            r#"{"type":"interact","kind":"","count":1}"#,
+            r#"{"type":"interact","kind":"like","seq":1,"count":2}"#,
+            r#"{"type":"interact","kind":"like","count":1.5}"#,
+        ];
+        for c in cases {
+            let json = parse_json(c);
+            if let Some(fast) = parse_canonical(c) {
+                assert_eq!(Ok(fast), json, "{c}");
+            }
+            assert_eq!(parse(c), json, "{c}");
+        }
+        assert!(parse_canonical(r#"{"type":"interact","kind":"like","count":3,"seq":9}"#).is_some());
     }
 
     #[test]

@@ -1,0 +1,270 @@
+//! One load process: opens its share of the sockets, then follows the coordinator's
+//! commands (`start`, `go`, `close`) and reports events. In a single-process run the
+//! worker is a task talking over channels; with `--worker i/n` it is a child process
+//! talking JSON lines over stdin/stdout, so the coordinator treats both the same way.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use super::hist::{Hist, Sparse};
+use super::viewer::{self, Phase, Plan, Shared};
+use super::{LoadArgs, WorkerId};
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cmd {
+    /// Open the sockets.
+    Start,
+    /// Begin the load phase.
+    Go,
+    /// Close the sockets and exit.
+    Close,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum Event {
+    Ready,
+    Progress(Progress),
+    Connected(Connected),
+    Done(Done),
+}
+
+/// Running counters, for the progress line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub connected: u64,
+    pub failed: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub frames: u64,
+}
+
+/// The end of the connect phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connected {
+    pub connected: u64,
+    pub failed: u64,
+    /// From `start` to the last welcome.
+    pub seconds: f64,
+    pub latency: Sparse,
+}
+
+/// The end of the load phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    pub sent: u64,
+    pub acked: u64,
+    pub errors: u64,
+    pub frames: u64,
+    pub dropped: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub ack_latency: Sparse,
+    pub stats_lag: Sparse,
+    /// CPU this worker's process used in the load phase (a child's own; for the in-process
+    /// worker, the whole tool's).
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Where a worker's sockets go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `ws://host:port`
+    pub base: String,
+}
+
+/// How often a worker reports its counters.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The first source address of worker `me`: each worker gets its own addresses, so two
+/// processes never compete for the ephemeral ports of one address.
+fn first_source(args: &LoadArgs, me: WorkerId) -> Ipv4Addr {
+    let per_worker = args.viewers.div_ceil(me.count);
+    let ips_per_worker = per_worker.div_ceil(args.sockets_per_ip.max(1));
+    let base = u32::from(args.source_ip);
+    Ipv4Addr::from(base + (me.index * ips_per_worker) as u32)
+}
+
+/// Runs worker `me` until `Close`.
+pub async fn run(
+    args: Arc<LoadArgs>,
+    me: WorkerId,
+    targets: Vec<Target>,
+    run_id: String,
+    events: mpsc::UnboundedSender<Event>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+) {
+    let lo = me.index * args.viewers / me.count;
+    let hi = (me.index + 1) * args.viewers / me.count;
+    let rate = args.rate;
+    let shared = Arc::new(Shared {
+        campaign: args.campaign.clone(),
+        kind: args.kind.clone(),
+        interval: (rate.is_finite() && rate > 0.0).then(|| args.viewers as f64 / rate),
+        sends: rate > 0.0,
+        max_unacked: args.max_unacked.max(1),
+        duration: args.duration,
+        drain_timeout: args.drain_timeout,
+        counters: Default::default(),
+        ack_latency: Mutex::new(Hist::default()),
+        stats_lag: Mutex::new(Hist::default()),
+        connect_latency: Mutex::new(Hist::default()),
+        failures: Mutex::new(BTreeMap::new()),
+    });
+    let _ = events.send(Event::Ready);
+    if !wait_for(&mut cmds, Cmd::Start).await {
+        return;
+    }
+    let reporter = {
+        let shared = shared.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROGRESS_EVERY);
+            loop {
+                every.tick().await;
+                if events.send(Event::Progress(progress(&shared))).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
+    let tracker = TaskTracker::new();
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let per_process_ramp = args.ramp / me.count as f64;
+    let first = first_source(&args, me);
+    for (j, g) in (lo..hi).enumerate() {
+        if per_process_ramp > 0.0 {
+            tokio::time::sleep_until(started + Duration::from_secs_f64(j as f64 / per_process_ramp)).await;
+        }
+        // unwrap: the semaphore is never closed.
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let target = &targets[g % targets.len()];
+        let source = Ipv4Addr::from(u32::from(first) + (j / args.sockets_per_ip.max(1)) as u32);
+        let plan = Plan {
+            source,
+            target: target.addr,
+            url: format!(
+                "{}/ws/v1/campaigns/{}?viewer={run_id}v{g:08}&session={run_id}s{g:08}",
+                target.base, shared.campaign
+            ),
+            phase: rand::random::<f64>(),
+        };
+        tracker.spawn(viewer::run(plan, shared.clone(), started, phase_rx.clone(), permit));
+    }
+    let mine = (hi - lo) as u64;
+    let c = &shared.counters;
+    while c.connected.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed) < mine {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let latency = shared
+        .connect_latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .to_sparse();
+    let _ = events.send(Event::Connected(Connected {
+        connected: c.connected.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        seconds: c.last_welcome_us.load(Ordering::Relaxed) as f64 / 1e6,
+        latency,
+    }));
+    if !wait_for(&mut cmds, Cmd::Go).await {
+        return;
+    }
+    let cpu_go = super::report::cpu_ticks(std::process::id());
+    phase_tx.send_replace(Phase::Go);
+    let connected = c.connected.load(Ordering::Relaxed);
+    while c.finished.load(Ordering::Relaxed) < connected {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = Done {
+        sent: c.sent.load(Ordering::Relaxed),
+        acked: c.acked.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed),
+        frames: c.frames.load(Ordering::Relaxed),
+        dropped: c.dropped.load(Ordering::Relaxed),
+        failures: shared.failures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ack_latency: shared.ack_latency.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
+        stats_lag: shared.stats_lag.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
+        cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
+            _ => None,
+        },
+    };
+    reporter.abort();
+    let _ = events.send(Event::Progress(progress(&shared)));
+    let _ = events.send(Event::Done(done));
+    wait_for(&mut cmds, Cmd::Close).await;
+    phase_tx.send_replace(Phase::Close);
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+}
+
+fn progress(shared: &Shared) -> Progress {
+    let c = &shared.counters;
+    Progress {
+        connected: c.connected.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        sent: c.sent.load(Ordering::Relaxed),
+        acked: c.acked.load(Ordering::Relaxed),
+        frames: c.frames.load(Ordering::Relaxed),
+    }
+}
+
+/// Waits for `want`; false when the coordinator went away (or sent `Close` early).
+async fn wait_for(cmds: &mut mpsc::UnboundedReceiver<Cmd>, want: Cmd) -> bool {
+    while let Some(cmd) = cmds.recv().await {
+        if cmd == want {
+            return true;
+        }
+        if cmd == Cmd::Close {
+            return false;
+        }
+    }
+    false
+}
+
+/// A worker in a child process: commands from stdin, events to stdout, one JSON per line.
+pub async fn run_child(args: Arc<LoadArgs>, me: WorkerId, targets: Vec<Target>, run_id: String) {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<Cmd>(&line) {
+                Ok(cmd) => {
+                    if cmd_tx.send(cmd).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("worker {}: bad command {line:?}: {e}", me.index),
+            }
+        }
+    });
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let writer = tokio::spawn(async move {
+        use std::io::Write;
+        while let Some(ev) = ev_rx.recv().await {
+            // unwrap: the events are plain structs of numbers, strings and maps.
+            let line = serde_json::to_string(&ev).expect("event serialises");
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                break;
+            }
+        }
+    });
+    run(args, me, targets, run_id, ev_tx, cmd_rx).await;
+    let _ = writer.await;
+}
