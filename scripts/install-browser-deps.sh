@@ -14,9 +14,7 @@ command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 
 if [ ${#packages[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    bash scripts/apt-install.sh "${packages[@]}"
 fi
 
 if [ ! -d node_modules/playwright-core ]; then
