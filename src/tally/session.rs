@@ -120,10 +120,7 @@ impl SessionSlot {
 
     /// Flusher side, after the store took `snap`: advance the flushed mark and release acks.
     pub fn mark_flushed(&self, snap: &Snapshot) {
-        for (done, now) in self.flushed_counts.iter().zip(&snap.counts) {
-            done.store(*now, Ordering::Relaxed);
-        }
-        self.flushed_seq.store(snap.seq, Ordering::Relaxed);
+        self.advance(snap);
         if snap.seq > self.acked.load(Ordering::Relaxed) {
             self.acked.store(snap.seq, Ordering::Release);
             self.wake.notify_one();
@@ -134,21 +131,17 @@ impl SessionSlot {
     /// socket that lost the session, so they are dropped (the client resends them from the
     /// new socket's `acked_seq`), and the socket is told to close.
     pub fn mark_fenced(&self, snap: &Snapshot) {
-        for (done, now) in self.flushed_counts.iter().zip(&snap.counts) {
-            done.store(*now, Ordering::Relaxed);
-        }
-        self.flushed_seq.store(snap.seq, Ordering::Relaxed);
+        self.advance(snap);
         self.fenced.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
-    /// Counts taken by the socket but not yet in the store.
-    pub fn unflushed(&self) -> u64 {
-        self.counts
-            .iter()
-            .zip(self.flushed_counts.iter())
-            .map(|(a, b)| a.load(Ordering::Relaxed).saturating_sub(b.load(Ordering::Relaxed)))
-            .sum()
+    /// Moves the flushed marks to `snap`: its counts are settled, one way or the other.
+    fn advance(&self, snap: &Snapshot) {
+        for (done, now) in self.flushed_counts.iter().zip(&snap.counts) {
+            done.store(*now, Ordering::Relaxed);
+        }
+        self.flushed_seq.store(snap.seq, Ordering::Relaxed);
     }
 
     /// Socket side: the highest seq durably taken by the store.
@@ -178,7 +171,7 @@ mod tests {
         assert_eq!(s.delta(&snap), (vec![(0, 3), (1, 5)], 5));
         s.mark_flushed(&snap);
         assert_eq!(s.acked(), 5);
-        assert_eq!(s.unflushed(), 0);
+        // Nothing is left unflushed.
         let snap = s.take_snapshot();
         assert_eq!(s.delta(&snap), (vec![], 0));
     }
