@@ -37,6 +37,18 @@ impl ApiError {
         }
     }
 
+    /// The JSON body every error response carries.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({"code": self.code(), "message": self.to_string()});
+        if let ApiError::BadRequest { field: Some(f), .. } = self {
+            body["field"] = json!(f);
+        }
+        if let ApiError::Unauthorized(m) = self {
+            body["message"] = json!(m);
+        }
+        json!({ "error": body })
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "invalid",
@@ -74,13 +86,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({"code": self.code(), "message": self.to_string()});
-        if let ApiError::BadRequest { field: Some(f), .. } = self {
-            body["field"] = json!(f);
-        }
-        if let ApiError::Unauthorized(m) = self {
-            body["message"] = json!(m);
-        }
-        HttpResponse::build(self.status_code()).json(json!({ "error": body }))
+        HttpResponse::build(self.status_code()).json(self.body())
     }
 }

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -81,6 +84,48 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Tcp
     listener.into_std()
 }
 
+/// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
+/// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
+/// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
+fn http_server(
+    ctx: Arc<NodeCtx>,
+    listener: std::net::TcpListener,
+    max_connections: usize,
+) -> std::io::Result<actix_server::Server> {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let addr = listener.local_addr()?;
+    let data = web::Data::from(ctx.clone());
+    Ok(actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(max_connections + FD_RESERVE as usize)
+        .disable_signals()
+        .shutdown_timeout(2)
+        .listen("livetally", listener, move || {
+            let app = App::new()
+                .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
+                .configure(crate::http::routes);
+            let ctx = ctx.clone();
+            let upgrade = fn_factory(move || {
+                let ctx = ctx.clone();
+                async move {
+                    Ok::<_, ()>(fn_service(move |(req, framed)| {
+                        crate::ws::handshake::accept(ctx.clone(), req, framed)
+                    }))
+                }
+            });
+            HttpService::build()
+                .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .upgrade(upgrade)
+                .h1(map_config(app, move |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run())
+}
+
 /// Connects the store named by the config.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &config.redis {
@@ -139,22 +184,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         config,
     });
 
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let data = web::Data::from(ctx.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
-            .configure(crate::http::routes)
-    })
-    .workers(workers)
-    .max_connections(max_connections + FD_RESERVE as usize)
-    .max_connection_rate(4096)
-    .backlog(8192)
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(listener)?
-    .run();
+    let server = http_server(ctx.clone(), listener, max_connections)?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 

@@ -11,6 +11,7 @@ on_every_store!(
     a_5_kib_frame_closes_with_1009,
     a_flood_is_rate_limited_then_closed_with_1008,
     refused_upgrades_have_exact_statuses,
+    requests_that_are_not_websocket_upgrades_count_nobody,
     bad_api_input_gets_json_errors,
 );
 
@@ -189,6 +190,61 @@ async fn refused_upgrades_have_exact_statuses(backend: Backend) {
     assert!(Ws::connect(&url).await.is_ok(), "no origin header is allowed");
     node.op("POST", "/api/v1/campaigns/gate/end", None).await;
     assert_eq!(node.refused("/ws/v1/campaigns/gate").await, 410, "ended campaign");
+}
+
+/// Sends a raw HTTP/1.1 request and returns the status line and body of the response.
+async fn raw_request(node: &Node, path: &str, headers: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n{headers}\r\n", node.addr);
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+async fn requests_that_are_not_websocket_upgrades_count_nobody(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
+    node.campaign("plain").await;
+    let ws_path = "/ws/v1/campaigns/plain?viewer=viewer-plain-1&session=session-plain-1";
+    // A plain GET of the socket URL: the same checks, then 400.
+    let resp = node.http.get(node.url(ws_path)).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "expected a WebSocket upgrade request");
+    let resp = node.http.get(node.url("/ws/v1/campaigns/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    // An upgrade to something other than a WebSocket: 400; to another path: 404.
+    let key = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n";
+    let (status, body) = raw_request(&node, ws_path, &format!("connection: Upgrade\r\nupgrade: h2c\r\n{key}")).await;
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["message"], "expected a WebSocket upgrade request");
+    let (status, _) = raw_request(
+        &node,
+        "/healthz",
+        &format!("connection: Upgrade\r\nupgrade: websocket\r\n{key}"),
+    )
+    .await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    // A well-formed upgrade to an unknown campaign, written by hand: 404.
+    let (status, _) = raw_request(
+        &node,
+        "/ws/v1/campaigns/nope",
+        &format!("connection: Upgrade\r\nupgrade: websocket\r\n{key}"),
+    )
+    .await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    // None of that counted anyone: one real viewer is exactly one.
+    let mut ws = node.viewer("plain", "viewer=viewer-plain-2").await;
+    ws.next_of("welcome").await;
+    let stats = node.await_stats("plain", "the viewer", |s| s["viewers"] != 0).await;
+    assert_eq!(
+        (stats["viewers"].as_u64(), stats["unique_viewers"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
 }
 
 async fn bad_api_input_gets_json_errors(backend: Backend) {

@@ -1,8 +1,8 @@
 //! The stats objects as they go on the wire, serialised once per campaign per tick.
 
-use bytestring::ByteString;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::store::{NodeShare, Stats};
 
@@ -64,18 +64,18 @@ impl<'a> OperatorStats<'a> {
 pub struct Frames {
     /// Numbers without `at` and node timestamps, to skip ticks where nothing changed.
     numbers: Option<Stats>,
-    pub viewer_stats: ByteString,
-    pub operator_stats: ByteString,
-    pub viewer_frame: ByteString,
-    pub operator_frame: ByteString,
+    pub viewer_stats: Utf8Bytes,
+    pub operator_stats: Utf8Bytes,
+    pub viewer_frame: Utf8Bytes,
+    pub operator_frame: Utf8Bytes,
 }
 
 /// `{"type":"stats",` + the object's fields.
-fn as_message(object: &str) -> ByteString {
+fn as_message(object: &str) -> Utf8Bytes {
     let mut s = String::with_capacity(object.len() + 16);
     s.push_str(r#"{"type":"stats","#);
     s.push_str(&object[1..]);
-    ByteString::from(s)
+    Utf8Bytes::from(s)
 }
 
 impl Frames {
@@ -98,8 +98,8 @@ impl Frames {
             numbers: Some(numbers),
             viewer_frame: as_message(&viewer),
             operator_frame: as_message(&operator),
-            viewer_stats: ByteString::from(viewer),
-            operator_stats: ByteString::from(operator),
+            viewer_stats: Utf8Bytes::from(viewer),
+            operator_stats: Utf8Bytes::from(operator),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Step four: every tick, read each active campaign's global stats from the store, record
 //! the tick (peak, series), serialise ONE viewer frame and ONE operator frame, and publish
 //! them through the campaign's `watch` channel. Every socket sends the same bytes (a
-//! reference-counted `ByteString`), so broadcast cost per viewer is a refcount bump plus
+//! reference-counted `Utf8Bytes`), so broadcast cost per viewer is a refcount bump plus
 //! the socket write, never a serialisation.
 
 pub mod frame;

@@ -44,7 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/stats", web::get().to(public::stats))
             .route("/{id}/registrations", web::post().to(public::register)),
     )
-    .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::upgrade))
+    .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::not_upgraded))
     .route("/s/{id}", web::get().to(public::share))
     .route("/metrics", web::get().to(probes::metrics))
     .route("/healthz", web::get().to(probes::healthz))

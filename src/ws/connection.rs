@@ -12,6 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::protocol::{self, BadMessage};
 use super::transport::{Incoming, SendError, Transport};
+use super::Admitted;
 use crate::node::NodeCtx;
 use crate::tally::session::SessionSlot;
 use crate::tally::CampaignTally;
@@ -44,18 +45,16 @@ pub enum Peer {
     Operator,
 }
 
-/// Runs one socket until it closes. `welcome` has been built by the upgrade handler.
-pub async fn run(ctx: Arc<NodeCtx>, tally: Arc<CampaignTally>, mut transport: Transport, peer: Peer, welcome: String) {
-    let role = match peer {
-        Peer::Viewer { .. } => "viewer",
-        Peer::Operator => "operator",
-    };
+/// Runs one admitted socket until it closes.
+pub async fn run(ctx: Arc<NodeCtx>, mut admitted: Admitted, mut transport: Transport) {
+    let welcome = std::mem::take(&mut admitted.welcome);
+    let tally = &admitted.tally;
     let mut frames = tally.frames.subscribe();
     frames.mark_unchanged();
     let reason = if transport.send(welcome).await.is_err() {
         Closing::Drop("client_closed")
     } else {
-        let mut conn = Conn::new(&ctx, &tally, &peer);
+        let mut conn = Conn::new(&ctx, tally, &admitted.peer);
         conn.serve(&mut transport, &mut frames).await
     };
     match reason {
@@ -65,11 +64,21 @@ pub async fn run(ctx: Arc<NodeCtx>, tally: Arc<CampaignTally>, mut transport: Tr
         }
         Closing::Drop(why) => ctx.metrics.closed(why),
     }
-    if let Peer::Viewer { region, .. } = peer {
-        tally.viewer_left(region);
-    } else {
-        tally.watchers.fetch_sub(1, Ordering::Relaxed);
-    }
+    release(&ctx, &admitted);
+}
+
+/// Undoes what admission counted: the viewer (or watcher) and the connection.
+pub fn release(ctx: &NodeCtx, admitted: &Admitted) {
+    let role = match admitted.peer {
+        Peer::Viewer { region, .. } => {
+            admitted.tally.viewer_left(region);
+            "viewer"
+        }
+        Peer::Operator => {
+            admitted.tally.watchers.fetch_sub(1, Ordering::Relaxed);
+            "operator"
+        }
+    };
     ctx.connections.fetch_sub(1, Ordering::Relaxed);
     ctx.metrics.connections.with_label_values(&[role]).dec();
 }

@@ -1,15 +1,18 @@
-//! Step one: the viewer socket. [`upgrade`] checks everything that can be refused with an
-//! HTTP status before the upgrade (campaign, origin, tokens, ids, limits), claims the
-//! session in the store, then hands the socket to [`connection::run`].
+//! Step one: the viewer socket. [`handshake::accept`] takes the upgrade request from
+//! actix-http, [`check`]s everything that can be refused with an HTTP status before the
+//! upgrade (campaign, origin, tokens, ids), [`admit`]s the socket (connection limit,
+//! session claim in the store, viewer count), then hands it to [`connection::run`].
 
 pub mod connection;
+pub mod handshake;
 pub mod protocol;
 pub mod transport;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 
 use crate::auth::{random_id, TokenError};
@@ -19,7 +22,6 @@ use crate::node::NodeCtx;
 use crate::tally::session::SessionSlot;
 use crate::tally::CampaignTally;
 use connection::Peer;
-use transport::Transport;
 
 /// Query of `GET /ws/v1/campaigns/{id}`.
 #[derive(Debug, Deserialize)]
@@ -31,45 +33,34 @@ pub struct WsQuery {
     role: Option<String>,
 }
 
-/// `GET /ws/v1/campaigns/{id}`
-pub async fn upgrade(
+/// `GET /ws/v1/campaigns/{id}` without upgrade headers (a WebSocket upgrade never gets
+/// here: actix-http hands it to [`handshake::accept`]). Answers what the upgrade would be
+/// refused with, else 400; it never counts anyone.
+pub async fn not_upgraded(
     req: HttpRequest,
-    body: web::Payload,
     path: web::Path<String>,
     ctx: web::Data<NodeCtx>,
-) -> Result<HttpResponse, ApiError> {
-    let ctx = ctx.into_inner();
-    let result = admit(&req, &path, &ctx).await;
-    let admitted = match result {
-        Ok(a) => a,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    match check(&ctx, &path, req.query_string(), req.headers().get("origin")).await {
         Err(e) => {
             ctx.metrics.rejected(reject_reason(&e));
-            return Err(e);
+            Err(e)
         }
-    };
-    let (response, session, stream) = match actix_ws::handle(&req, body) {
-        Ok(parts) => parts,
-        Err(_) => {
+        Ok(_) => {
             ctx.metrics.rejected("not_websocket");
-            return Err(ApiError::BadRequest {
-                field: None,
-                message: "expected a WebSocket upgrade request".into(),
-            });
+            Err(not_websocket())
         }
-    };
-    let Admitted { tally, peer, welcome } = admitted;
-    let role = match peer {
-        Peer::Viewer { .. } => "viewer",
-        Peer::Operator => "operator",
-    };
-    ctx.metrics.connections.with_label_values(&[role]).inc();
-    ctx.metrics.connections_opened.with_label_values(&[role]).inc();
-    let task = connection::run(ctx.clone(), tally, Transport::new(session, stream), peer, welcome);
-    actix_web::rt::spawn(ctx.tracker.track_future(task));
-    Ok(response)
+    }
 }
 
-fn reject_reason(e: &ApiError) -> &'static str {
+fn not_websocket() -> ApiError {
+    ApiError::BadRequest {
+        field: None,
+        message: "expected a WebSocket upgrade request".into(),
+    }
+}
+
+pub(crate) fn reject_reason(e: &ApiError) -> &'static str {
     match e {
         ApiError::NotFound(_) => "unknown_campaign",
         ApiError::Gone => "campaign_ended",
@@ -82,7 +73,7 @@ fn reject_reason(e: &ApiError) -> &'static str {
 }
 
 /// A socket that passed every check, registered in its campaign's tally.
-struct Admitted {
+pub struct Admitted {
     tally: Arc<CampaignTally>,
     peer: Peer,
     welcome: String,
@@ -99,23 +90,35 @@ impl Drop for Reservation<'_> {
     }
 }
 
-async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitted, ApiError> {
+/// What the checks found: everything needed to admit the socket.
+pub struct Checked {
+    campaign: Campaign,
+    operator: bool,
+    viewer: String,
+    session: String,
+    given_session: bool,
+    region: Option<String>,
+}
+
+/// Every refusal that needs no side effect: shutdown, query, origin, campaign, tokens, ids.
+pub async fn check(ctx: &NodeCtx, id: &str, query: &str, origin: Option<&HeaderValue>) -> Result<Checked, ApiError> {
     if ctx.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("node is shutting down".into()));
     }
-    let q = web::Query::<WsQuery>::from_query(req.query_string())
+    let q = web::Query::<WsQuery>::from_query(query)
         .map_err(|e| ApiError::BadRequest {
             field: None,
             message: format!("bad query: {e}"),
         })?
         .into_inner();
     if !ctx.config.allowed_origins.is_empty() {
-        if let Some(origin) = req.headers().get("origin") {
-            let ok = origin
-                .to_str()
-                .map(|o| ctx.config.allowed_origins.iter().any(|a| a == o))
-                .unwrap_or(false);
-            if !ok {
+        if let Some(origin) = origin {
+            if !ctx
+                .config
+                .allowed_origins
+                .iter()
+                .any(|a| a.as_bytes() == origin.as_bytes())
+            {
                 return Err(ApiError::Forbidden("origin not allowed"));
             }
         }
@@ -151,6 +154,28 @@ async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitt
             return Err(ApiError::bad("region", "region must match ^[A-Za-z0-9-]{1,16}$"));
         }
     }
+    Ok(Checked {
+        campaign,
+        operator,
+        viewer,
+        session,
+        given_session,
+        region: q.region,
+    })
+}
+
+/// Admits a checked socket: reserves a connection, claims the session in the store,
+/// registers the viewer and builds the welcome. Counting starts here.
+pub async fn admit(ctx: &NodeCtx, checked: Checked) -> Result<Admitted, ApiError> {
+    let Checked {
+        campaign,
+        operator,
+        viewer,
+        session,
+        given_session,
+        region,
+    } = checked;
+    let id = campaign.id.as_str();
     // Reserve a place before the store round trip so a connect storm cannot overshoot.
     if ctx.connections.fetch_add(1, Ordering::Relaxed) >= ctx.max_connections {
         ctx.connections.fetch_sub(1, Ordering::Relaxed);
@@ -180,7 +205,7 @@ async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitt
         } else {
             (0, 0)
         };
-        let region = tally.region_index(&campaign.region_of(q.region.as_deref()));
+        let region = tally.region_index(&campaign.region_of(region.as_deref()));
         let slot = Arc::new(SessionSlot::new(
             session.clone(),
             viewer.clone(),
@@ -206,6 +231,12 @@ async fn admit(req: &HttpRequest, id: &str, ctx: &Arc<NodeCtx>) -> Result<Admitt
         welcome_stats
     );
     reservation.1 = true;
+    let role = match peer {
+        Peer::Viewer { .. } => "viewer",
+        Peer::Operator => "operator",
+    };
+    ctx.metrics.connections.with_label_values(&[role]).inc();
+    ctx.metrics.connections_opened.with_label_values(&[role]).inc();
     Ok(Admitted { tally, peer, welcome })
 }
 

@@ -1,30 +1,53 @@
 //! The seam between a connection task and the WebSocket library. The task sees text frames
-//! in, text frames out, pings and closes; nothing of actix-ws leaks past this file, so the
-//! socket layer can be swapped for a leaner one (memory per socket is a headline number)
-//! without touching the protocol logic.
+//! in, text frames out, pings and closes; nothing of tungstenite leaks past this file.
+//!
+//! Why tungstenite and not actix-ws: memory per idle socket is a headline number, and
+//! actix-ws keeps every socket inside actix-http's HTTP/1 dispatcher with its fixed 8 KiB
+//! read and 8 KiB write buffers plus a channel per socket (15.4 KiB per idle socket,
+//! measured). Here the raw TCP stream is taken from actix-http at the upgrade (see
+//! `handshake`) and owned by the connection task itself, with a [`READ_BUFFER_BYTES`] read
+//! buffer and no write buffering: a frame is written straight to the kernel.
 
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
-use bytestring::ByteString;
+use actix_web::rt::net::TcpStream;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 /// Largest message a client may send; larger ones close the socket with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// How long one outgoing frame may wait for room in the socket's send queue. A viewer that
-/// cannot take a frame for this long is dropped: it never delays anyone else, and its
-/// queue never grows past actix-ws's bound.
+/// Initial read buffer per socket. Protocol messages are ~60–120 bytes, so 1 KiB holds a
+/// burst of a dozen; a larger message grows the buffer up to [`MAX_MESSAGE_BYTES`].
+pub const READ_BUFFER_BYTES: usize = 1024;
+
+/// Bytes a socket may have queued towards a client that is not reading before a send
+/// fails. With no write buffering, frames queue only while the kernel's socket buffer is
+/// full, so this bounds what a stalled viewer costs.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024;
+
+/// How long one outgoing frame may wait for the client to take it. A viewer that cannot
+/// take a frame for this long is dropped: it never delays anyone else.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a server-initiated close waits for the client's close reply. Waiting (rather
+/// than dropping the stream at once) lets the close frame arrive: closing a TCP stream
+/// with unread input makes the kernel send a reset, and the client would see 1006.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the client sent.
 #[derive(Debug)]
 pub enum Incoming {
-    Text(ByteString),
+    Text(Utf8Bytes),
     /// Binary frames are not part of the protocol.
     Binary,
     /// Ping, pong or anything else that only proves the peer is alive.
     Alive,
-    /// The client sent a close frame (answered with 1000 by the caller).
+    /// The client sent a close frame (tungstenite echoes it, as RFC 6455 asks).
     ClientClosed,
     /// The connection failed or ended without a close frame.
     Closed,
@@ -43,59 +66,73 @@ pub enum SendError {
 
 /// One accepted WebSocket.
 pub struct Transport {
-    session: Session,
-    stream: AggregatedMessageStream,
+    ws: WebSocketStream<TcpStream>,
+}
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_QUEUED_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
 impl Transport {
-    pub fn new(session: Session, stream: actix_ws::MessageStream) -> Self {
-        let stream = stream
-            .max_frame_size(MAX_MESSAGE_BYTES)
-            .aggregate_continuations()
-            .max_continuation_size(MAX_MESSAGE_BYTES);
-        Self { session, stream }
+    /// Wraps a stream whose `101 Switching Protocols` has been sent. `read_ahead` holds
+    /// bytes the client sent after its request that the HTTP layer already read.
+    pub async fn new(io: TcpStream, read_ahead: Vec<u8>) -> Self {
+        let ws = if read_ahead.is_empty() {
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await
+        } else {
+            WebSocketStream::from_partially_read(io, read_ahead, Role::Server, Some(config())).await
+        };
+        Self { ws }
     }
 
-    /// The next thing the client did. Pings are answered here.
+    /// The next thing the client did. Pongs to its pings are written by tungstenite on the
+    /// next read or write.
     pub async fn recv(&mut self) -> Incoming {
-        match self.stream.recv().await {
+        match self.ws.next().await {
             None => Incoming::Closed,
-            Some(Ok(AggregatedMessage::Text(t))) => Incoming::Text(t),
-            Some(Ok(AggregatedMessage::Binary(_))) => Incoming::Binary,
-            Some(Ok(AggregatedMessage::Ping(p))) => {
-                let _ = self.session.pong(&p).await;
-                Incoming::Alive
-            }
-            Some(Ok(AggregatedMessage::Pong(_))) => Incoming::Alive,
-            Some(Ok(AggregatedMessage::Close(_))) => Incoming::ClientClosed,
-            Some(Err(ProtocolError::Overflow)) => Incoming::TooBig,
+            Some(Ok(Message::Text(t))) => Incoming::Text(t),
+            Some(Ok(Message::Binary(_))) => Incoming::Binary,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Alive,
+            Some(Ok(Message::Close(_))) => Incoming::ClientClosed,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Incoming::TooBig,
             Some(Err(_)) => Incoming::Closed,
         }
     }
 
     /// Sends a text frame, giving up on a client that cannot take it in [`SEND_TIMEOUT`].
-    pub async fn send(&mut self, text: impl Into<ByteString>) -> Result<(), SendError> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(SendError::Closed),
-            Err(_) => Err(SendError::Slow),
-        }
+    pub async fn send(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        self.send_message(Message::Text(text.into())).await
     }
 
     pub async fn ping(&mut self) -> Result<(), SendError> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.session.ping(b"")).await {
+        self.send_message(Message::Ping(Default::default())).await
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), SendError> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.ws.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SendError::Closed),
             Err(_) => Err(SendError::Slow),
         }
     }
 
-    /// Closes with `code` and a short reason.
-    pub async fn close(self, code: u16, reason: &str) {
-        let reason = CloseReason {
+    /// Closes with `code` and a short reason, then waits (up to [`CLOSE_TIMEOUT`]) for the
+    /// client's reply so the close frame is not lost to a reset.
+    pub async fn close(mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
             code: CloseCode::from(code),
-            description: Some(reason.to_owned()),
+            reason: reason.into(),
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.session.close(Some(reason))).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if self.ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
     }
 }

@@ -1,0 +1,98 @@
+//! The upgrade itself. actix-http calls [`accept`] for every request that asks to switch
+//! protocols, before any routing, with the request and its connection. Here the connection
+//! leaves actix-http for good: its 8 KiB HTTP buffers are dropped and the bare TCP stream
+//! goes to the connection task (see `transport` for why).
+
+use std::sync::Arc;
+
+use actix_codec::Framed;
+use actix_http::{h1, Request};
+use actix_web::rt::net::TcpStream;
+use actix_web::ResponseError;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::connection;
+use super::transport::Transport;
+use super::{admit, check, not_websocket, reject_reason, Admitted};
+use crate::error::ApiError;
+use crate::node::NodeCtx;
+
+/// The only path that upgrades; the campaign id follows it.
+const PATH: &str = "/ws/v1/campaigns/";
+
+/// Answers one upgrade request: refused with a JSON error and closed, or switched to a
+/// WebSocket served by its own task.
+///
+/// Never fails: a refusal the client cannot receive needs nothing more. (The error type is
+/// what actix-http requires of an upgrade service.)
+pub async fn accept(
+    ctx: Arc<NodeCtx>,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error> {
+    let parts = framed.into_parts();
+    let mut io = parts.io;
+    let (key, admitted) = match admission(&ctx, &req).await {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = refuse(&mut io, &e).await;
+            return Ok(());
+        }
+    };
+    let switching = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if io.write_all(switching.as_bytes()).await.is_err() {
+        connection::release(&ctx, &admitted);
+        ctx.metrics.closed("client_gone");
+        return Ok(());
+    }
+    // Whatever the client sent after its request (a first message, in theory) is kept.
+    let transport = Transport::new(io, parts.read_buf.to_vec()).await;
+    let task = connection::run(ctx.clone(), admitted, transport);
+    actix_web::rt::spawn(ctx.tracker.track_future(task));
+    Ok(())
+}
+
+/// The handshake key of a well-formed upgrade to a live campaign, and the admitted socket.
+async fn admission(ctx: &NodeCtx, req: &Request) -> Result<(String, Admitted), ApiError> {
+    let id = match req.path().strip_prefix(PATH) {
+        Some(id) if !id.contains('/') && req.method() == actix_http::Method::GET => id,
+        _ => return Err(ApiError::NotFound("route")),
+    };
+    let headers = &req.head().headers;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        && header("sec-websocket-version") == Some("13");
+    let key = match header("sec-websocket-key") {
+        Some(k) if websocket => k.to_owned(),
+        _ => {
+            ctx.metrics.rejected("not_websocket");
+            return Err(not_websocket());
+        }
+    };
+    let query = req.uri().query().unwrap_or("");
+    let checked = check(ctx, id, query, headers.get("origin")).await.inspect_err(|e| {
+        ctx.metrics.rejected(reject_reason(e));
+    })?;
+    let admitted = admit(ctx, checked).await.inspect_err(|e| {
+        ctx.metrics.rejected(reject_reason(e));
+    })?;
+    Ok((key, admitted))
+}
+
+/// Writes `e` as a complete HTTP response and closes the connection.
+async fn refuse(io: &mut TcpStream, e: &ApiError) -> std::io::Result<()> {
+    let body = e.body().to_string();
+    let status = e.status_code();
+    let response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    io.write_all(response.as_bytes()).await?;
+    io.shutdown().await
+}
