@@ -68,8 +68,11 @@ pub struct LoadArgs {
     #[arg(long, env = "LIVETALLY_LOAD_SOURCE_IP", default_value = "127.0.0.2")]
     pub source_ip: Ipv4Addr,
 
-    /// Sockets per source address (the ephemeral port range holds about 28,000).
-    #[arg(long, env = "LIVETALLY_LOAD_SOCKETS_PER_IP", default_value_t = 20_000)]
+    /// Sockets per source address. The ephemeral port range holds about 28,000 per
+    /// address, and a previous run's closed sockets hold theirs in TIME_WAIT for 60 s:
+    /// at 20,000 per address, a second 200,000-viewer run in a row stalled near 155,000
+    /// while `connect` searched for free ports. 5,000 leaves room for both.
+    #[arg(long, env = "LIVETALLY_LOAD_SOCKETS_PER_IP", default_value_t = 5_000)]
     pub sockets_per_ip: usize,
 
     /// Total interaction messages per second over all sockets, or `max` (as fast as acks

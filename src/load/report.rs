@@ -178,6 +178,9 @@ pub struct StatsReport {
     pub frames_per_sec: f64,
     /// Receive time minus the frame's `at`.
     pub lag: Latency,
+    /// `[min, max]` of `viewers` in every socket's last stats frame: with every node
+    /// exact, both equal the viewers connected (when nobody else watches the campaign).
+    pub viewers_seen: Option<[u64; 2]>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -315,6 +318,11 @@ impl Report {
                 frames: i.frames,
                 frames_per_sec: i.frames as f64 / secs,
                 lag: i.stats_lag.into(),
+                viewers_seen: i
+                    .done
+                    .iter()
+                    .filter_map(|d| d.viewers_seen)
+                    .reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]),
             },
             http: i.side,
             server: ServerReport {
@@ -373,6 +381,15 @@ impl Report {
             format!("{} ({:.0}/s)", self.stats.frames, self.stats.frames_per_sec),
         );
         row("stats lag", lat(&self.stats.lag));
+        if let Some([min, max]) = self.stats.viewers_seen {
+            row(
+                "viewers seen",
+                format!(
+                    "min {min} max {max} in every socket's last stats frame ({} connected)",
+                    self.connect.connected
+                ),
+            );
+        }
         let h = &self.http;
         row(
             "registrations",

@@ -76,6 +76,36 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// µs from the worker's start to the latest welcome.
     pub last_welcome_us: AtomicU64,
+    /// The `viewers` of every socket's last stats frame: what each node told its viewers.
+    pub viewers_seen: SeenRange,
+}
+
+/// Smallest and largest of a set of numbers gathered from many tasks.
+pub struct SeenRange {
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Default for SeenRange {
+    fn default() -> Self {
+        Self {
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SeenRange {
+    pub fn add(&self, v: u64) {
+        self.min.fetch_min(v, Ordering::Relaxed);
+        self.max.fetch_max(v, Ordering::Relaxed);
+    }
+
+    /// `[min, max]`, or `None` when nothing was added.
+    pub fn get(&self) -> Option<[u64; 2]> {
+        let min = self.min.load(Ordering::Relaxed);
+        (min != u64::MAX).then(|| [min, self.max.load(Ordering::Relaxed)])
+    }
 }
 
 impl Shared {
@@ -239,10 +269,14 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
     let mut stop_at = far;
     let mut go_at = far;
     let mut k = 0u64;
-    let finish = |state: &mut State, samples: &mut Samples| {
+    let mut last_viewers = None;
+    let finish = |state: &mut State, samples: &mut Samples, last_viewers: Option<u64>| {
         if *state != State::Finished {
             *state = State::Finished;
             samples.flush(shared, true);
+            if let Some(v) = last_viewers {
+                c.viewers_seen.add(v);
+            }
             c.finished.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -274,9 +308,10 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                             samples.flush(shared, false);
                         }
                         if state == State::Draining && acked == seq {
-                            finish(&mut state, &mut samples);
+                            finish(&mut state, &mut samples, last_viewers);
                         }
                     } else if t.starts_with(r#"{"type":"stats""#) {
+                        last_viewers = number_after(&t, r#""viewers":"#).or(last_viewers);
                         if state != State::Waiting {
                             c.frames.fetch_add(1, Ordering::Relaxed);
                             if let Some(at) = number_after(&t, r#""at":"#) {
@@ -298,7 +333,7 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
             changed = phase.changed() => {
                 let p = *phase.borrow_and_update();
                 if changed.is_err() || p == Phase::Close {
-                    finish(&mut state, &mut samples);
+                    finish(&mut state, &mut samples, last_viewers);
                     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                     return;
                 }
@@ -324,10 +359,10 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                             state = State::Draining;
                             stop_at = now + shared.drain_timeout;
                             if acked == seq {
-                                finish(&mut state, &mut samples);
+                                finish(&mut state, &mut samples, last_viewers);
                             }
                         }
-                        State::Draining => finish(&mut state, &mut samples),
+                        State::Draining => finish(&mut state, &mut samples, last_viewers),
                         _ => {}
                     }
                     continue;
@@ -370,7 +405,7 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
     if state != State::Finished {
         shared.note("dropped");
     }
-    finish(&mut state, &mut samples);
+    finish(&mut state, &mut samples, last_viewers);
     let _ = phase.wait_for(|p| *p == Phase::Close).await;
 }
 

@@ -71,6 +71,8 @@ pub struct Done {
     pub failures: BTreeMap<String, u64>,
     pub ack_latency: Sparse,
     pub stats_lag: Sparse,
+    /// `[min, max]` of `viewers` in every socket's last stats frame.
+    pub viewers_seen: Option<[u64; 2]>,
     /// CPU this worker's process used in the load phase (a child's own; for the in-process
     /// worker, the whole tool's).
     pub cpu_seconds: Option<f64>,
@@ -198,6 +200,7 @@ pub async fn run(
         failures: shared.failures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ack_latency: shared.ack_latency.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
         stats_lag: shared.stats_lag.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
+        viewers_seen: c.viewers_seen.get(),
         cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
             _ => None,
