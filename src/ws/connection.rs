@@ -147,7 +147,7 @@ impl<'a> Conn<'a> {
             ctx,
             tally,
             slot,
-            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            limiter: RateLimiter::direct_with_clock(Quota::per_second(per_sec).allow_burst(burst), ctx.clock.clone()),
             last_seq: acked,
             last_ack: acked,
             bad: VecDeque::with_capacity(MAX_BAD_MESSAGES + 1),
