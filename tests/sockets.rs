@@ -11,6 +11,7 @@ on_every_store!(
     operators_watch_without_being_counted,
     ending_a_campaign_closes_sockets_with_4000_and_freezes_counts,
     private_campaigns_need_a_valid_join_token,
+    a_message_sent_with_the_upgrade_request_is_counted_and_acked,
 );
 
 use serde_json::json;
@@ -186,4 +187,64 @@ async fn private_campaigns_need_a_valid_join_token(backend: Backend) {
         assert!(std::time::Instant::now() < deadline, "token never expired");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// A client may send its first frame in the same packet as its upgrade request, before the
+/// 101 arrives: the node must read it from what the HTTP layer already buffered.
+async fn a_message_sent_with_the_upgrade_request_is_counted_and_acked(backend: Backend) {
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let node = Node::start_with(backend, &[]);
+    node.campaign("eager").await;
+    let payload = br#"{"type":"interact","kind":"like","count":3,"seq":1}"#;
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut bytes = format!(
+        "GET /ws/v1/campaigns/eager?session=session-eager-1 HTTP/1.1\r\nhost: {}\r\n\
+         connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        node.addr
+    )
+    .into_bytes();
+    // One masked text frame: FIN + text, mask bit + length, key, masked payload.
+    bytes.extend([0x81, 0x80 | payload.len() as u8]);
+    bytes.extend(mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    tcp.write_all(&bytes).await.unwrap();
+
+    let mut head = Vec::new();
+    let end = loop {
+        let mut chunk = [0u8; 1024];
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the response");
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let status = String::from_utf8_lossy(&head[..end]);
+    assert!(status.starts_with("HTTP/1.1 101 "), "{status}");
+    assert!(
+        status.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{status}"
+    );
+    let mut ws =
+        tokio_tungstenite::WebSocketStream::from_partially_read(tcp, head[end..].to_vec(), Role::Client, None).await;
+    let mut seen = Vec::new();
+    while let Some(Ok(Message::Text(t))) = ws.next().await {
+        let m: serde_json::Value = serde_json::from_str(&t).unwrap();
+        if m["type"] == "ack" {
+            assert_eq!(m["seq"], 1);
+            break;
+        }
+        seen.push(m["type"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("welcome"), "{seen:?}");
+    let s = node
+        .await_stats("eager", "the like", |s| s["interactions"]["like"] != 0)
+        .await;
+    assert_eq!(s["interactions"]["like"], 3, "{s}");
 }

@@ -313,6 +313,9 @@ function onServerError(ws, msg) {
 let lastResumedElsewhere = -Infinity;
 
 async function onClosed(code, welcomed) {
+  // Acknowledged taps not yet in a stats frame stay shown while the socket is down: no
+  // frame can come until the next welcome, which carries totals that include them.
+  clearTimeout(awaitingTimer);
   if (code === 4000) {
     showEnded();
     return;

@@ -181,6 +181,9 @@ pub struct StatsReport {
     /// `[min, max]` of `viewers` in every socket's last stats frame: with every node
     /// exact, both equal the viewers connected (when nobody else watches the campaign).
     pub viewers_seen: Option<[u64; 2]>,
+    /// The latest stats frame any socket received, in ms after the latest welcome: with
+    /// no interactions, how long the nodes took to tell everyone the final total.
+    pub last_frame_after_last_welcome_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -323,6 +326,11 @@ impl Report {
                     .iter()
                     .filter_map(|d| d.viewers_seen)
                     .reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]),
+                last_frame_after_last_welcome_ms: {
+                    let welcome = i.done.iter().map(|d| d.last_welcome_ms).max().unwrap_or(0);
+                    let frame = i.done.iter().map(|d| d.last_frame_ms).max().unwrap_or(0);
+                    (welcome > 0 && frame > 0).then(|| frame as i64 - welcome as i64)
+                },
             },
             http: i.side,
             server: ServerReport {
@@ -382,10 +390,15 @@ impl Report {
         );
         row("stats lag", lat(&self.stats.lag));
         if let Some([min, max]) = self.stats.viewers_seen {
+            let settled = self
+                .stats
+                .last_frame_after_last_welcome_ms
+                .map(|ms| format!("; the last frame came {ms} ms after the last welcome"))
+                .unwrap_or_default();
             row(
                 "viewers seen",
                 format!(
-                    "min {min} max {max} in every socket's last stats frame ({} connected)",
+                    "min {min} max {max} in every socket's last stats frame ({} connected){settled}",
                     self.connect.connected
                 ),
             );

@@ -78,6 +78,10 @@ pub struct Counters {
     pub last_welcome_us: AtomicU64,
     /// The `viewers` of every socket's last stats frame: what each node told its viewers.
     pub viewers_seen: SeenRange,
+    /// Unix ms of the latest welcome and of the latest stats frame, over all sockets (wall
+    /// clock, so workers in other processes compare).
+    pub last_welcome_ms: AtomicU64,
+    pub last_frame_ms: AtomicU64,
 }
 
 /// Smallest and largest of a set of numbers gathered from many tasks.
@@ -245,6 +249,7 @@ pub async fn run(
     c.connected.fetch_add(1, Ordering::Relaxed);
     c.last_welcome_us
         .fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    c.last_welcome_ms.fetch_max(crate::now_ms() as u64, Ordering::Relaxed);
     drive(ws, &plan, &shared, &mut phase).await;
 }
 
@@ -312,6 +317,7 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                         }
                     } else if t.starts_with(r#"{"type":"stats""#) {
                         last_viewers = number_after(&t, r#""viewers":"#).or(last_viewers);
+                        c.last_frame_ms.fetch_max(crate::now_ms() as u64, Ordering::Relaxed);
                         if state != State::Waiting {
                             c.frames.fetch_add(1, Ordering::Relaxed);
                             if let Some(at) = number_after(&t, r#""at":"#) {

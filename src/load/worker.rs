@@ -73,6 +73,9 @@ pub struct Done {
     pub stats_lag: Sparse,
     /// `[min, max]` of `viewers` in every socket's last stats frame.
     pub viewers_seen: Option<[u64; 2]>,
+    /// Unix ms of this worker's latest welcome and latest stats frame (0: none).
+    pub last_welcome_ms: u64,
+    pub last_frame_ms: u64,
     /// CPU this worker's process used in the load phase (a child's own; for the in-process
     /// worker, the whole tool's).
     pub cpu_seconds: Option<f64>,
@@ -201,6 +204,8 @@ pub async fn run(
         ack_latency: shared.ack_latency.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
         stats_lag: shared.stats_lag.lock().unwrap_or_else(|e| e.into_inner()).to_sparse(),
         viewers_seen: c.viewers_seen.get(),
+        last_welcome_ms: c.last_welcome_ms.load(Ordering::Relaxed),
+        last_frame_ms: c.last_frame_ms.load(Ordering::Relaxed),
         cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
             _ => None,

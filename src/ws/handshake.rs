@@ -40,6 +40,10 @@ pub async fn accept(
             return Ok(());
         }
     };
+    // Frames are small and each one should leave at once: with Nagle's algorithm a frame
+    // written while the previous one is unacknowledged waits for the peer's (possibly
+    // delayed) ACK. Go's net package (Centrifugo) and Node's `ws` turn it off too.
+    let _ = io.set_nodelay(true);
     let switching = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
@@ -49,7 +53,8 @@ pub async fn accept(
         ctx.metrics.closed("client_gone");
         return Ok(());
     }
-    // Whatever the client sent after its request (a first message, in theory) is kept.
+    // Bytes the client sent right behind its request (a first message may share the
+    // packet) are already in actix's read buffer: tungstenite starts with them.
     let transport = Transport::new(io, parts.read_buf.to_vec()).await;
     let task = connection::run(ctx.clone(), admitted, transport);
     actix_web::rt::spawn(ctx.tracker.track_future(task));
