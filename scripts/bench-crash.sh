@@ -14,6 +14,7 @@ B=target/release/livetally
 cargo build --release --quiet
 workdir=$(mktemp -d)
 pids=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true

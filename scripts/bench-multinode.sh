@@ -17,10 +17,11 @@ B=target/release/livetally
 cargo build --release --quiet
 workdir=$(mktemp -d)
 pids=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] && echo "logs kept in $workdir" || rm -rf "$workdir"
+    if [ -n "${KEEP:-}" ]; then echo "logs kept in $workdir"; else rm -rf "$workdir"; fi
 }
 trap cleanup EXIT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
@@ -28,6 +29,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --d
 pids+=($!)
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 for i in $(seq 1 "$NODES"); do
+    # shellcheck disable=SC2086  # NODE_FLAGS is a list of flags
     RUST_LOG=warn $B serve --listen "127.0.0.1:$PORT" --reuse-port --node-id "node-$i" \
         --redis "redis://127.0.0.1:$REDIS_PORT" --operator-token "$T" $NODE_FLAGS >"$workdir/node-$i.log" 2>&1 &
     pids+=($!)
@@ -38,7 +40,7 @@ sleep 1
 # Each node's open fds and VmRSS every 2 s; the busiest sample per node is reported.
 (while sleep 2; do
     for p in "${node_pids[@]}"; do
-        echo "$p $(ls /proc/"$p"/fd 2>/dev/null | wc -l) $(awk '/VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null)"
+        echo "$p $(find /proc/"$p"/fd -mindepth 1 2>/dev/null | wc -l) $(awk '/VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null)"
     done
 done >"$workdir/samples") &
 pids+=($!)
