@@ -9,22 +9,8 @@ VIEWERS=${VIEWERS:-15000}
 NODE_FLAGS=${NODE_FLAGS:-}
 PORT=${PORT:-19300}
 REDIS_PORT=${REDIS_PORT:-16391}
-T=bench-operator-token-0123456789
-B=target/release/livetally
-cargo build --release --quiet
-workdir=$(mktemp -d)
-pids=()
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
-    >"$workdir/redis.log" 2>&1 &
-pids+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 for n in a b; do
     port=$PORT
     [ "$n" = b ] && port=$((PORT + 1))

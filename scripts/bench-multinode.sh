@@ -12,22 +12,8 @@ REDIS_PORT=${REDIS_PORT:-16390}
 DURATION=${DURATION:-30s}
 RAMP=${RAMP:-4000}
 NODE_FLAGS=${NODE_FLAGS:-}
-T=bench-operator-token-0123456789
-B=target/release/livetally
-cargo build --release --quiet
-workdir=$(mktemp -d)
-pids=()
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    if [ -n "${KEEP:-}" ]; then echo "logs kept in $workdir"; else rm -rf "$workdir"; fi
-}
-trap cleanup EXIT
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
-    >"$workdir/redis.log" 2>&1 &
-pids+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 for i in $(seq 1 "$NODES"); do
     # shellcheck disable=SC2086  # NODE_FLAGS is a list of flags
     RUST_LOG=warn $B serve --listen "127.0.0.1:$PORT" --reuse-port --node-id "node-$i" \
