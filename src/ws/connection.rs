@@ -51,6 +51,16 @@ pub enum Peer {
     Operator,
 }
 
+impl Peer {
+    /// The `role` label of the connection metrics.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Peer::Viewer { .. } => "viewer",
+            Peer::Operator => "operator",
+        }
+    }
+}
+
 /// Runs one admitted socket until it closes.
 pub async fn run(ctx: Arc<NodeCtx>, mut admitted: Admitted, mut transport: Transport) {
     let welcome = std::mem::take(&mut admitted.welcome);
@@ -75,18 +85,14 @@ pub async fn run(ctx: Arc<NodeCtx>, mut admitted: Admitted, mut transport: Trans
 
 /// Undoes what admission counted: the viewer (or watcher) and the connection.
 pub fn release(ctx: &NodeCtx, admitted: &Admitted) {
-    let role = match admitted.peer {
-        Peer::Viewer { region, .. } => {
-            admitted.tally.viewer_left(region);
-            "viewer"
-        }
+    match admitted.peer {
+        Peer::Viewer { region, .. } => admitted.tally.viewer_left(region),
         Peer::Operator => {
             admitted.tally.watchers.fetch_sub(1, Ordering::Relaxed);
-            "operator"
         }
-    };
+    }
     ctx.connections.fetch_sub(1, Ordering::Relaxed);
-    ctx.metrics.connections.with_label_values(&[role]).dec();
+    ctx.metrics.connections.with_label_values(&[admitted.peer.role()]).dec();
 }
 
 fn why_label(code: u16) -> &'static str {

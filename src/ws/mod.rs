@@ -231,10 +231,7 @@ pub async fn admit(ctx: &NodeCtx, checked: Checked) -> Result<Admitted, ApiError
         welcome_stats
     );
     reservation.1 = true;
-    let role = match peer {
-        Peer::Viewer { .. } => "viewer",
-        Peer::Operator => "operator",
-    };
+    let role = peer.role();
     ctx.metrics.connections.with_label_values(&[role]).inc();
     ctx.metrics.connections_opened.with_label_values(&[role]).inc();
     Ok(Admitted { tally, peer, welcome })
