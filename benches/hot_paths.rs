@@ -5,14 +5,13 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use livetally::broadcast::Frames;
+use livetally::protocol::{self, Frames};
 use livetally::store::{NodeShare, Stats};
 use livetally::tally::session::SessionSlot;
-use livetally::ws::protocol;
 
 fn parse(c: &mut Criterion) {
     let frame = r#"{"type":"interact","kind":"like","count":1,"seq":123456}"#;
-    let mut g = c.benchmark_group("ws::protocol::parse");
+    let mut g = c.benchmark_group("protocol::parse");
     g.throughput(Throughput::Elements(1));
     g.bench_function("interact with seq", |b| b.iter(|| protocol::parse(black_box(frame))));
     g.finish();

@@ -5,27 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-/// Command line of the `livetally` binary.
-#[derive(Debug, Parser)]
-#[command(name = "livetally", version, about = "Live audience and engagement tracker")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Flags of `serve`, accepted without the subcommand too (it is the default).
-    #[command(flatten)]
-    pub serve: Config,
-}
-
-/// Subcommands; `serve` is the default.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Start a node (the default when no subcommand is given).
-    Serve(Config),
-    /// Rehearse a launch: open many viewer sockets, send interactions, report the numbers.
-    Load(crate::load::LoadArgs),
-}
+use crate::util::duration::parse_duration;
 
 /// Everything a node needs to know at start.
 #[derive(Debug, Clone, Args)]
@@ -173,45 +155,19 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `1s`, `2m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 100ms or 1s"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("1h").is_err());
-        assert!(parse_duration("x").is_err());
-    }
-
-    #[test]
     fn validation_names_the_flag() {
-        let cli = Cli::parse_from(["livetally", "--tick", "10ms"]);
-        let err = cli.serve.validate().unwrap_err();
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let cli = <Cli as clap::Parser>::parse_from(["livetally", "--tick", "10ms"]);
+        let err = cli.config.validate().unwrap_err();
         assert_eq!(err.flag, "tick");
         assert!(err.to_string().contains("--tick"));
     }

@@ -21,14 +21,8 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod node;
+pub mod protocol;
 pub mod store;
 pub mod tally;
+pub mod util;
 pub mod ws;
-
-/// Milliseconds since the unix epoch: the unit of every timestamp on the wire.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

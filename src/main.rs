@@ -1,9 +1,29 @@
 //! The `livetally` binary: parse the command line, set up logging, run a node until
-//! SIGTERM or SIGINT. Everything else lives in the library.
+//! SIGTERM or SIGINT, or run the load tool. Everything else lives in the library.
 
-use clap::Parser;
-use livetally::config::{Cli, Command};
+use clap::{Parser, Subcommand};
+use livetally::config::Config;
 use tokio_util::sync::CancellationToken;
+
+/// Command line of the `livetally` binary.
+#[derive(Debug, Parser)]
+#[command(name = "livetally", version, about = "Live audience and engagement tracker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand too (it is the default).
+    #[command(flatten)]
+    serve: Config,
+}
+
+/// Subcommands; `serve` is the default.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a node (the default when no subcommand is given).
+    Serve(Config),
+    /// Rehearse a launch: open many viewer sockets, send interactions, report the numbers.
+    Load(livetally::load::LoadArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -26,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let listener = livetally::node::bind(config.listen, config.reuse_port)
+        let listener = livetally::util::listen::bind(config.listen, config.reuse_port)
             .map_err(|e| anyhow::anyhow!("cannot listen on --listen {}: {e}", config.listen))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signal(shutdown.clone()));

@@ -56,12 +56,48 @@ pub struct Metrics {
     retiring: Mutex<HashMap<String, (Vec<String>, Instant)>>,
 }
 
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-    // unwrap: names are static and unique in this file; a clash is a programming error
-    // caught by the first test run.
+/// Registration helpers: every metric is a name, a help text and maybe labels or buckets.
+/// unwrap (in all of them): names and options are static and unique in this file, so a
+/// failure is a programming error the first test run catches.
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
     r.register(Box::new(m.clone())).unwrap();
     m
 }
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).unwrap())
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(r, IntCounterVec::new(Opts::new(name, help), labels).unwrap())
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).unwrap())
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(r, IntGaugeVec::new(Opts::new(name, help), labels).unwrap())
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap(),
+    )
+}
+
+fn histogram_vec(r: &Registry, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
+    register(
+        r,
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).unwrap(),
+    )
+}
+
+/// Buckets for store round trips and tick work: 0.5 ms to 2.5 s.
+const STORE_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -72,211 +108,11 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        // unwrap (all below): metric options are static and valid.
-        let connections = reg(
+        let build_info = gauge_vec(
             &r,
-            IntGaugeVec::new(
-                Opts::new("livetally_connections", "Open WebSockets by role."),
-                &["role"],
-            )
-            .unwrap(),
-        );
-        let connections_opened = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("livetally_connections_opened_total", "WebSockets accepted, by role."),
-                &["role"],
-            )
-            .unwrap(),
-        );
-        let connections_closed = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("livetally_connections_closed_total", "WebSockets closed, by reason."),
-                &["reason"],
-            )
-            .unwrap(),
-        );
-        let campaign_viewers = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "livetally_campaign_viewers",
-                    "Viewer sockets of a campaign on this node (this node's share).",
-                ),
-                &["campaign"],
-            )
-            .unwrap(),
-        );
-        let interactions = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "livetally_interactions_total",
-                    "Interactions written to the store by this node, by campaign and kind.",
-                ),
-                &["campaign", "kind"],
-            )
-            .unwrap(),
-        );
-        let rejected = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "livetally_rejected_total",
-                    "Refused connections and messages, by reason (bad input, limits, auth).",
-                ),
-                &["reason"],
-            )
-            .unwrap(),
-        );
-        let store_flush_seconds = reg(
-            &r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "livetally_store_flush_seconds",
-                    "Time to write one campaign's batch to the store.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
-            )
-            .unwrap(),
-        );
-        let flush_batch_counts = reg(
-            &r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "livetally_flush_batch_interactions",
-                    "Interactions carried by one successful campaign batch.",
-                )
-                .buckets(prometheus::exponential_buckets(1.0, 4.0, 10).unwrap()),
-            )
-            .unwrap(),
-        );
-        let store_errors = reg(
-            &r,
-            IntCounter::new(
-                "livetally_store_errors_total",
-                "Store calls that failed (flushes, reads, claims).",
-            )
-            .unwrap(),
-        );
-        let store_pending = reg(
-            &r,
-            IntGauge::new(
-                "livetally_store_pending",
-                "Interactions counted locally but not yet written to the store.",
-            )
-            .unwrap(),
-        );
-        let broadcast_seconds = reg(
-            &r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "livetally_broadcast_seconds",
-                    "Time to read stats and publish one tick's frames for all campaigns.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                ]),
-            )
-            .unwrap(),
-        );
-        let broadcast_lag_seconds = reg(
-            &r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "livetally_broadcast_lag_seconds",
-                    "Time from a tick's scheduled start until its stats frame was published to the \
-                     campaign's sockets (store read, series record and serialisation included), per \
-                     campaign and published frame.",
-                )
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]),
-            )
-            .unwrap(),
-        );
-        let presence_renewals = reg(
-            &r,
-            IntCounter::new(
-                "livetally_presence_lease_renewals_total",
-                "Flush batches carrying this node's presence lease that the store applied.",
-            )
-            .unwrap(),
-        );
-        let presence_failures = reg(
-            &r,
-            IntCounter::new(
-                "livetally_presence_lease_failures_total",
-                "Flush batches carrying this node's presence lease that failed (lease not renewed).",
-            )
-            .unwrap(),
-        );
-        let store_reconnects = reg(
-            &r,
-            IntCounter::new(
-                "livetally_store_reconnects_total",
-                "Store recoveries: a successful store call after failed ones (reconnect after an \
-                 outage, restart or failover).",
-            )
-            .unwrap(),
-        );
-        let store_pending_limit = reg(
-            &r,
-            IntGauge::new(
-                "livetally_store_pending_limit",
-                "Most interactions this node buffers before refusing new ones (--max-pending).",
-            )
-            .unwrap(),
-        );
-        let active_campaigns = reg(
-            &r,
-            IntGauge::new(
-                "livetally_active_campaigns",
-                "Campaigns with sockets, share visits or unflushed counts on this node.",
-            )
-            .unwrap(),
-        );
-        let max_connections = reg(
-            &r,
-            IntGauge::new(
-                "livetally_max_connections",
-                "Socket limit of this node (--max-connections).",
-            )
-            .unwrap(),
-        );
-        let store_up = reg(
-            &r,
-            IntGauge::new(
-                "livetally_store_up",
-                "1 when the last store call succeeded, 0 otherwise.",
-            )
-            .unwrap(),
-        );
-        let http_requests = reg(
-            &r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "livetally_http_request_seconds",
-                    "HTTP API latency by route and status class.",
-                )
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
-                &["route", "status"],
-            )
-            .unwrap(),
-        );
-        let build_info = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "livetally_build_info",
-                    "Always 1; the version label names the running build.",
-                ),
-                &["version"],
-            )
-            .unwrap(),
+            "livetally_build_info",
+            "Always 1; the version label names the running build.",
+            &["version"],
         );
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         #[cfg(target_os = "linux")]
@@ -285,27 +121,120 @@ impl Metrics {
             let _ = r.register(Box::new(pc));
         }
         Self {
+            connections: gauge_vec(&r, "livetally_connections", "Open WebSockets by role.", &["role"]),
+            connections_opened: counter_vec(
+                &r,
+                "livetally_connections_opened_total",
+                "WebSockets accepted, by role.",
+                &["role"],
+            ),
+            connections_closed: counter_vec(
+                &r,
+                "livetally_connections_closed_total",
+                "WebSockets closed, by reason.",
+                &["reason"],
+            ),
+            campaign_viewers: gauge_vec(
+                &r,
+                "livetally_campaign_viewers",
+                "Viewer sockets of a campaign on this node (this node's share).",
+                &["campaign"],
+            ),
+            interactions: counter_vec(
+                &r,
+                "livetally_interactions_total",
+                "Interactions written to the store by this node, by campaign and kind.",
+                &["campaign", "kind"],
+            ),
+            rejected: counter_vec(
+                &r,
+                "livetally_rejected_total",
+                "Refused connections and messages, by reason (bad input, limits, auth).",
+                &["reason"],
+            ),
+            store_flush_seconds: histogram(
+                &r,
+                "livetally_store_flush_seconds",
+                "Time to write one campaign's batch to the store.",
+                STORE_BUCKETS.to_vec(),
+            ),
+            flush_batch_counts: histogram(
+                &r,
+                "livetally_flush_batch_interactions",
+                "Interactions carried by one successful campaign batch.",
+                // unwrap: static, valid arguments.
+                prometheus::exponential_buckets(1.0, 4.0, 10).unwrap(),
+            ),
+            store_errors: counter(
+                &r,
+                "livetally_store_errors_total",
+                "Store calls that failed (flushes, reads, claims).",
+            ),
+            store_pending: gauge(
+                &r,
+                "livetally_store_pending",
+                "Interactions counted locally but not yet written to the store.",
+            ),
+            broadcast_seconds: histogram(
+                &r,
+                "livetally_broadcast_seconds",
+                "Time to read stats and publish one tick's frames for all campaigns.",
+                STORE_BUCKETS[..11].to_vec(),
+            ),
+            broadcast_lag_seconds: histogram(
+                &r,
+                "livetally_broadcast_lag_seconds",
+                "Time from a tick's scheduled start until its stats frame was published to the \
+                 campaign's sockets (store read, series record and serialisation included), per \
+                 campaign and published frame.",
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            ),
+            presence_renewals: counter(
+                &r,
+                "livetally_presence_lease_renewals_total",
+                "Flush batches carrying this node's presence lease that the store applied.",
+            ),
+            presence_failures: counter(
+                &r,
+                "livetally_presence_lease_failures_total",
+                "Flush batches carrying this node's presence lease that failed (lease not renewed).",
+            ),
+            store_reconnects: counter(
+                &r,
+                "livetally_store_reconnects_total",
+                "Store recoveries: a successful store call after failed ones (reconnect after an \
+                 outage, restart or failover).",
+            ),
+            store_pending_limit: gauge(
+                &r,
+                "livetally_store_pending_limit",
+                "Most interactions this node buffers before refusing new ones (--max-pending).",
+            ),
+            active_campaigns: gauge(
+                &r,
+                "livetally_active_campaigns",
+                "Campaigns with sockets, share visits or unflushed counts on this node.",
+            ),
+            max_connections: gauge(
+                &r,
+                "livetally_max_connections",
+                "Socket limit of this node (--max-connections).",
+            ),
+            store_up: gauge(
+                &r,
+                "livetally_store_up",
+                "1 when the last store call succeeded, 0 otherwise.",
+            ),
+            http_requests: histogram_vec(
+                &r,
+                "livetally_http_request_seconds",
+                "HTTP API latency by route and status class.",
+                vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+                &["route", "status"],
+            ),
             registry: r,
-            connections,
-            connections_opened,
-            connections_closed,
-            campaign_viewers,
-            interactions,
-            rejected,
-            store_flush_seconds,
-            flush_batch_counts,
-            store_errors,
-            store_pending,
-            broadcast_seconds,
-            broadcast_lag_seconds,
-            presence_renewals,
-            presence_failures,
-            store_reconnects,
-            store_pending_limit,
-            active_campaigns,
-            max_connections,
-            store_up,
-            http_requests,
             store_failing: AtomicBool::new(false),
             retiring: Mutex::new(HashMap::new()),
         }
@@ -410,7 +339,7 @@ pub async fn time_http(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let res = next.call(req).await?;
-    if let Some(ctx) = res.request().app_data::<actix_web::web::Data<crate::node::NodeCtx>>() {
+    if let Some(metrics) = res.request().app_data::<actix_web::web::Data<Metrics>>() {
         let route = res.request().match_pattern();
         let class = match res.status().as_u16() {
             100..=199 => "1xx",
@@ -419,7 +348,7 @@ pub async fn time_http(
             400..=499 => "4xx",
             _ => "5xx",
         };
-        ctx.metrics
+        metrics
             .http_requests
             .with_label_values(&[route.as_deref().unwrap_or("unmatched"), class])
             .observe(started.elapsed().as_secs_f64());

@@ -2,8 +2,7 @@
 //! HTTP server. `run(listener, config, shutdown)` takes its listener and its stop signal
 //! from the caller, so tests can bind port 0 and stop the node on demand.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +15,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
+use crate::broadcast::Broadcaster;
 use crate::config::Config;
+use crate::http::Api;
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
+use crate::tally::flusher::{self, Flusher};
 use crate::tally::Tallies;
+use crate::ws::admission::{Admission, Connections};
+use crate::ws::connection::SocketEnv;
+use crate::ws::Sockets;
 
 /// File descriptors kept back from `--max-connections` for the store, logs, listeners and
 /// the HTTP API's short-lived connections.
@@ -29,75 +34,20 @@ pub const FD_RESERVE: u64 = 256;
 /// How long shutdown waits for sockets to take their 1001 close before moving on.
 pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Everything the tasks of a node share.
-pub struct NodeCtx {
-    pub config: Config,
-    pub node_id: String,
-    /// `node_id/run id`: tells the store which process sent a batch (see `Batch::origin`).
-    pub origin: String,
-    /// Last batch number handed out (see `Batch::number`), increasing for the process life.
-    pub batch_numbers: AtomicU64,
-    pub store: Arc<dyn Store>,
-    pub tallies: Tallies,
-    pub metrics: Metrics,
-    pub auth: Auth,
-    /// Interactions taken by sockets and not yet in the store.
-    pub pending: AtomicU64,
-    /// Open sockets (viewers and operators).
-    pub connections: AtomicUsize,
-    pub max_connections: usize,
-    /// Cancelled at shutdown: every socket closes with 1001.
-    pub shutdown: CancellationToken,
-    /// Socket tasks, awaited at shutdown before the last flush.
-    pub tracker: TaskTracker,
-    /// The clock of every socket's rate limiter, made once: building one per socket
-    /// calibrated it per connect, 5% of a connect storm's CPU (measured with perf).
-    pub clock: governor::clock::DefaultClock,
-}
-
-/// Raises the soft open-file limit to the hard one and returns the new soft limit.
-pub fn raise_fd_limit() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let lim = getrlimit(Resource::Nofile);
-    let target = lim.maximum.or(lim.current).unwrap_or(1024);
-    let _ = setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(target),
-            maximum: lim.maximum,
-        },
-    );
-    getrlimit(Resource::Nofile).current.unwrap_or(1024)
-}
-
-/// Binds the listener with a deep accept backlog (connect storms) and, with
-/// `--reuse-port`, SO_REUSEPORT so several nodes on one host share the port.
-pub fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    if reuse_port {
-        socket.set_reuseport(true)?;
-    }
-    socket.bind(addr)?;
-    let listener = socket.listen(8192)?;
-    listener.into_std()
-}
-
 /// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
 /// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
 /// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
 fn http_server(
-    ctx: Arc<NodeCtx>,
+    api: Arc<Api>,
+    sockets: Arc<Sockets>,
     listener: std::net::TcpListener,
     max_connections: usize,
 ) -> std::io::Result<actix_server::Server> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let addr = listener.local_addr()?;
-    let data = web::Data::from(ctx.clone());
+    let metrics = web::Data::from(api.metrics.clone());
+    let api = web::Data::from(api);
+    let sockets_data = web::Data::from(sockets.clone());
     Ok(actix_server::Server::build()
         .workers(workers)
         .max_concurrent_connections(max_connections + FD_RESERVE as usize)
@@ -105,15 +55,17 @@ fn http_server(
         .shutdown_timeout(2)
         .listen("livetally", listener, move || {
             let app = App::new()
-                .app_data(data.clone())
+                .app_data(api.clone())
+                .app_data(sockets_data.clone())
+                .app_data(metrics.clone())
                 .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
                 .configure(crate::http::routes);
-            let ctx = ctx.clone();
+            let sockets = sockets.clone();
             let upgrade = fn_factory(move || {
-                let ctx = ctx.clone();
+                let sockets = sockets.clone();
                 async move {
                     Ok::<_, ()>(fn_service(move |(req, framed)| {
-                        crate::ws::handshake::accept(ctx.clone(), req, framed)
+                        crate::ws::handshake::accept(sockets.clone(), req, framed)
                     }))
                 }
             });
@@ -150,7 +102,7 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// accepting, close sockets with 1001, flush the last counts, leave presence, exit.
 pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
-    let fd_limit = raise_fd_limit();
+    let fd_limit = crate::util::fd::raise_fd_limit();
     let max_connections = config
         .max_connections
         .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1) as usize);
@@ -164,56 +116,89 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         }
     };
     let node_id = config.node_id();
-    let auth = Auth::new(operator_token, config.join_secret.as_deref());
-    let metrics = Metrics::new();
+    let auth = Arc::new(Auth::new(operator_token, config.join_secret.as_deref()));
+    let metrics = Arc::new(Metrics::new());
     metrics.max_connections.set(max_connections as i64);
     metrics.store_pending_limit.set(config.max_pending as i64);
     // connect_store succeeded above: the store answered.
     metrics.store_up.set(1);
+    let tallies = Arc::new(Tallies::new(config.max_pending));
     let addr = listener.local_addr()?;
-    let ctx = Arc::new(NodeCtx {
-        origin: format!("{node_id}/{}", random_id(6)),
-        batch_numbers: AtomicU64::new(0),
-        node_id: node_id.clone(),
-        store,
-        tallies: Tallies::default(),
-        metrics,
-        auth,
-        pending: AtomicU64::new(0),
-        connections: AtomicUsize::new(0),
-        max_connections,
-        shutdown: CancellationToken::new(),
+    // Cancelled after the last flush's acks went out: every socket closes with 1001.
+    let close_sockets = CancellationToken::new();
+    let sockets = Arc::new(Sockets {
+        admission: Admission {
+            tallies: tallies.clone(),
+            store: store.clone(),
+            auth: auth.clone(),
+            metrics: metrics.clone(),
+            connections: Arc::new(Connections::new(max_connections)),
+            allowed_origins: config.allowed_origins.clone(),
+            tick: config.tick,
+            shutdown: close_sockets.clone(),
+        },
+        env: Arc::new(SocketEnv {
+            metrics: metrics.clone(),
+            pending: tallies.pending().clone(),
+            per_sec: NonZeroU32::new(config.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN),
+            drain_period: config.drain_period,
+            shutdown: close_sockets.clone(),
+            clock: governor::clock::DefaultClock::default(),
+        }),
         tracker: TaskTracker::new(),
-        clock: governor::clock::DefaultClock::default(),
-        config,
+    });
+    let api = Arc::new(Api {
+        store: store.clone(),
+        tallies: tallies.clone(),
+        auth,
+        metrics: metrics.clone(),
+        node_id: node_id.clone(),
+        tick: config.tick,
+        shutdown: close_sockets.clone(),
     });
 
-    let server = http_server(ctx.clone(), listener, max_connections)?;
+    let server = http_server(api, sockets.clone(), listener, max_connections)?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
     let stop_flusher = CancellationToken::new();
     let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
-    let flush_now: crate::tally::flusher::FlushNow = flush_now;
-    let flusher = tokio::spawn(crate::tally::flusher::run(
-        ctx.clone(),
-        stop_flusher.clone(),
-        flush_requests,
-    ));
+    let flush_now: flusher::FlushNow = flush_now;
+    let timing = flusher::Timing {
+        flush_interval: config.flush_interval,
+        tick: config.tick,
+        presence_ttl: config.presence_ttl,
+    };
+    let origin = format!("{node_id}/{}", random_id(6));
+    let flusher = Flusher::new(
+        tallies.clone(),
+        store.clone(),
+        metrics.clone(),
+        node_id.clone(),
+        origin,
+        timing,
+    );
+    let flusher = tokio::spawn(flusher.run(stop_flusher.clone(), flush_requests));
     let stop_ticker = CancellationToken::new();
-    let ticker = tokio::spawn(crate::broadcast::run(ctx.clone(), stop_ticker.clone()));
+    let broadcaster = Broadcaster {
+        tallies,
+        store: store.clone(),
+        metrics,
+        tick: config.tick,
+    };
+    let ticker = tokio::spawn(broadcaster.run(stop_ticker.clone()));
 
     tracing::info!(
         %addr,
         node = %node_id,
-        store = ctx.store.kind(),
+        store = store.kind(),
         max_connections,
         fd_limit,
         "listening"
     );
 
     shutdown.cancelled().await;
-    let drain = ctx.config.drain_period;
+    let drain = config.drain_period;
     tracing::info!(
         drain_period_ms = drain.as_millis() as u64,
         "shutting down: flushing, then closing sockets with 1001"
@@ -229,13 +214,14 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     if flush_now.send(tx).await.is_ok() {
         let _ = tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, rx).await;
     }
-    ctx.shutdown.cancel();
-    ctx.tracker.close();
-    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, ctx.tracker.wait())
+    close_sockets.cancel();
+    let tracker = &sockets.tracker;
+    tracker.close();
+    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!(left = ctx.tracker.len(), "some sockets did not close in time");
+        tracing::warn!(left = tracker.len(), "some sockets did not close in time");
     }
     stop_ticker.cancel();
     let _ = ticker.await;

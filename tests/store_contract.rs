@@ -148,7 +148,7 @@ async fn interactions(store: &dyn Store, id: &str) -> BTreeMap<String, u64> {
 }
 
 fn now() -> i64 {
-    livetally::now_ms()
+    livetally::util::now_ms()
 }
 
 fn ok() -> Applied {

@@ -6,11 +6,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Api;
 use super::{campaign, require_operator};
 use crate::auth::{DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
 use crate::campaign::{is_kind, NewCampaign};
 use crate::error::ApiError;
-use crate::node::NodeCtx;
 use crate::store::SeriesMetric;
 
 /// Most points a series answer may hold when the caller picks the step.
@@ -21,15 +21,15 @@ pub const DEFAULT_SERIES_POINTS: i64 = 1_000;
 /// `POST /api/v1/campaigns`
 pub async fn create(
     req: HttpRequest,
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
+    require_operator(&req, &api)?;
     let new = parse_new_campaign(body.into_inner())?;
     let c = new
-        .validate(crate::now_ms())
+        .validate(crate::util::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
-    ctx.store.create_campaign(&c).await?;
+    api.store.create_campaign(&c).await?;
     tracing::info!(campaign = %c.id, "campaign created");
     Ok(HttpResponse::Created().json(&c))
 }
@@ -69,19 +69,19 @@ fn parse<T: serde::de::DeserializeOwned>(v: Option<serde_json::Value>) -> serde_
 }
 
 /// `GET /api/v1/campaigns`
-pub async fn list(req: HttpRequest, ctx: web::Data<NodeCtx>) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
-    let campaigns = ctx.store.list_campaigns().await?;
+pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    let campaigns = api.store.list_campaigns().await?;
     Ok(HttpResponse::Ok().json(json!({ "campaigns": campaigns })))
 }
 
 /// `POST /api/v1/campaigns/{id}/end`: idempotent; closes this node's sockets with 4000
 /// at once (other nodes see it at their next tick).
-pub async fn end(req: HttpRequest, ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
-    campaign(&ctx, &id).await?;
-    let c = ctx.store.end_campaign(&id, crate::now_ms()).await?;
-    if let Some(t) = ctx.tallies.get(&id) {
+pub async fn end(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    campaign(&api, &id).await?;
+    let c = api.store.end_campaign(&id, crate::util::now_ms()).await?;
+    if let Some(t) = api.tallies.get(&id) {
         t.ended.cancel();
     }
     tracing::info!(campaign = %c.id, "campaign ended");
@@ -97,12 +97,12 @@ pub struct TokenRequest {
 /// `POST /api/v1/campaigns/{id}/tokens`
 pub async fn mint_token(
     req: HttpRequest,
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     id: web::Path<String>,
     body: Option<web::Json<TokenRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
-    let c = campaign(&ctx, &id).await?;
+    require_operator(&req, &api)?;
+    let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
     }
@@ -110,8 +110,8 @@ pub async fn mint_token(
     if ttl == 0 || ttl > MAX_JOIN_TTL_S {
         return Err(ApiError::bad("ttl_s", format!("ttl_s must be 1 to {MAX_JOIN_TTL_S}")));
     }
-    let exp = (crate::now_ms() / 1000) as u64 + ttl;
-    let token = ctx.auth.mint_join(&id, exp);
+    let exp = (crate::util::now_ms() / 1000) as u64 + ttl;
+    let token = api.auth.mint_join(&id, exp);
     Ok(HttpResponse::Created().json(json!({"token": token, "expires_at": exp as i64 * 1000})))
 }
 
@@ -127,12 +127,12 @@ pub struct SeriesQuery {
 /// `GET /api/v1/campaigns/{id}/series`
 pub async fn series(
     req: HttpRequest,
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     id: web::Path<String>,
     q: web::Query<SeriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
-    let c = campaign(&ctx, &id).await?;
+    require_operator(&req, &api)?;
+    let c = campaign(&api, &id).await?;
     let metric_name = q.metric.as_deref().unwrap_or("viewers");
     let metric = match metric_name {
         "viewers" => SeriesMetric::Viewers,
@@ -143,11 +143,11 @@ pub async fn series(
         },
         _ => return Err(ApiError::bad("metric", "metric must be viewers or interactions")),
     };
-    let tick_ms = ctx.config.tick.as_millis().max(1) as i64;
+    let tick_ms = api.tick.as_millis().max(1) as i64;
     // Points sit at the start of their tick bucket, so the default start is the bucket the
     // campaign was created in.
     let from = q.from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
-    let to = q.to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::now_ms));
+    let to = q.to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::util::now_ms));
     if from > to {
         return Err(ApiError::bad("from", "from must not be after to"));
     }
@@ -163,7 +163,7 @@ pub async fn series(
             format!("step too small: more than {MAX_SERIES_POINTS} points"),
         ));
     }
-    let raw = ctx.store.series(&id, &metric, from, to).await?;
+    let raw = api.store.series(&id, &metric, from, to).await?;
     let points = downsample(&raw, from, to, step_ms, matches!(metric, SeriesMetric::Viewers));
     Ok(HttpResponse::Ok().json(json!({"metric": metric_name, "step_ms": step_ms, "points": points})))
 }
@@ -209,14 +209,14 @@ pub struct ReportQuery {
 /// `GET /api/v1/campaigns/{id}/report` (JSON, or CSV with `?format=csv` / `Accept: text/csv`)
 pub async fn report(
     req: HttpRequest,
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     id: web::Path<String>,
     q: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_operator(&req, &ctx)?;
-    let c = campaign(&ctx, &id).await?;
-    let s = ctx.store.stats(&id, &c.kinds, crate::now_ms()).await?;
-    let end = c.ended_at.unwrap_or_else(crate::now_ms);
+    require_operator(&req, &api)?;
+    let c = campaign(&api, &id).await?;
+    let s = api.store.stats(&id, &c.kinds, crate::util::now_ms()).await?;
+    let end = c.ended_at.unwrap_or_else(crate::util::now_ms);
     let duration_s = ((end - c.created_at).max(0)) / 1000;
     let body = json!({
         "campaign": c,

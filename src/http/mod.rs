@@ -7,11 +7,32 @@ pub mod pages;
 pub mod probes;
 pub mod public;
 
-use actix_web::{web, HttpRequest};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::auth::TokenError;
+use actix_web::{web, HttpRequest};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, TokenError};
 use crate::error::ApiError;
-use crate::node::NodeCtx;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::tally::Tallies;
+
+/// What the HTTP routes touch.
+pub struct Api {
+    pub store: Arc<dyn Store>,
+    /// For share visits (counted through the tally) and ending a campaign's sockets here.
+    pub tallies: Arc<Tallies>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    /// This node's name, shown by `/readyz`.
+    pub node_id: String,
+    /// `--tick`: the series step.
+    pub tick: Duration,
+    /// Cancelled at shutdown: `/readyz` answers 503.
+    pub shutdown: CancellationToken,
+}
 
 /// Largest JSON body the API accepts.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -56,23 +77,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Operator routes call this first: 401 without a token, 403 with a wrong one.
-pub fn require_operator(req: &HttpRequest, ctx: &NodeCtx) -> Result<(), ApiError> {
+pub fn require_operator(req: &HttpRequest, api: &Api) -> Result<(), ApiError> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     let presented = match header {
         Some(h) if h.starts_with("Bearer ") => Some(h),
         Some(_) => return Err(ApiError::Forbidden("Authorization must be a Bearer token")),
         None => None,
     };
-    ctx.auth.check_operator(presented).map_err(|e| match e {
+    api.auth.check_operator(presented).map_err(|e| match e {
         TokenError::Missing => ApiError::Unauthorized("operator token required (Authorization: Bearer …)"),
         TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
     })
 }
 
 /// Loads a campaign by path id; malformed ids are simply not found.
-pub async fn campaign(ctx: &NodeCtx, id: &str) -> Result<crate::campaign::Campaign, ApiError> {
+pub async fn campaign(api: &Api, id: &str) -> Result<crate::campaign::Campaign, ApiError> {
     if !crate::campaign::is_campaign_id(id) {
         return Err(ApiError::NotFound("campaign"));
     }
-    ctx.store.get_campaign(id).await?.ok_or(ApiError::NotFound("campaign"))
+    api.store.get_campaign(id).await?.ok_or(ApiError::NotFound("campaign"))
 }

@@ -5,19 +5,17 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::node::NodeCtx;
+use super::Api;
 
 /// `/readyz` waits this long for the store before calling the node unready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn metrics(ctx: web::Data<NodeCtx>) -> HttpResponse {
+pub async fn metrics(api: web::Data<Api>) -> HttpResponse {
     // Fresh at every scrape: while the store hangs, flushes (which also set it) are slow.
-    ctx.metrics
-        .store_pending
-        .set(ctx.pending.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    api.metrics.store_pending.set(api.tallies.pending().get() as i64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(ctx.metrics.render())
+        .body(api.metrics.render())
 }
 
 pub async fn healthz() -> HttpResponse {
@@ -25,17 +23,17 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// 200 only while the store answers and the node is not shutting down.
-pub async fn readyz(ctx: web::Data<NodeCtx>) -> HttpResponse {
-    if ctx.shutdown.is_cancelled() {
+pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
+    if api.shutdown.is_cancelled() {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
     }
-    let ok = matches!(tokio::time::timeout(READY_TIMEOUT, ctx.store.ping()).await, Ok(Ok(())));
-    ctx.metrics.store_call(ok);
+    let ok = matches!(tokio::time::timeout(READY_TIMEOUT, api.store.ping()).await, Ok(Ok(())));
+    api.metrics.store_call(ok);
     let body = json!({
         "status": if ok { "ready" } else { "store_unavailable" },
-        "store": ctx.store.kind(),
-        "node": ctx.node_id,
-        "pending": ctx.pending.load(std::sync::atomic::Ordering::Relaxed),
+        "store": api.store.kind(),
+        "node": api.node_id,
+        "pending": api.tallies.pending().get(),
     });
     if ok {
         HttpResponse::Ok().json(body)

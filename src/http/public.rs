@@ -5,23 +5,23 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::campaign;
-use crate::broadcast::frame::ViewerStats;
+use super::Api;
 use crate::campaign::{is_client_id, share_channel};
 use crate::error::ApiError;
-use crate::node::NodeCtx;
+use crate::protocol::stats::ViewerStats;
 
 /// The viewer stats object read fresh from the store.
-async fn stats_value(ctx: &NodeCtx, c: &crate::campaign::Campaign) -> Result<serde_json::Value, ApiError> {
-    let at = crate::now_ms();
-    let s = ctx.store.stats(&c.id, &c.kinds, at).await?;
+async fn stats_value(api: &Api, c: &crate::campaign::Campaign) -> Result<serde_json::Value, ApiError> {
+    let at = crate::util::now_ms();
+    let s = api.store.stats(&c.id, &c.kinds, at).await?;
     // unwrap: a struct of strings and integers always serialises.
     Ok(serde_json::to_value(ViewerStats::new(&c.id, at, &s)).unwrap())
 }
 
 /// `GET /api/v1/campaigns/{id}`
-pub async fn get(ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let c = campaign(&ctx, &id).await?;
-    let stats = stats_value(&ctx, &c).await?;
+pub async fn get(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let c = campaign(&api, &id).await?;
+    let stats = stats_value(&api, &c).await?;
     // unwrap: see above.
     let mut body = serde_json::to_value(&c).unwrap();
     body["stats"] = stats;
@@ -29,9 +29,9 @@ pub async fn get(ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpR
 }
 
 /// `GET /api/v1/campaigns/{id}/stats`
-pub async fn stats(ctx: web::Data<NodeCtx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let c = campaign(&ctx, &id).await?;
-    Ok(HttpResponse::Ok().json(stats_value(&ctx, &c).await?))
+pub async fn stats(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let c = campaign(&api, &id).await?;
+    Ok(HttpResponse::Ok().json(stats_value(&api, &c).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +41,7 @@ pub struct Registration {
 
 /// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after.
 pub async fn register(
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     id: web::Path<String>,
     body: web::Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
@@ -50,11 +50,11 @@ pub async fn register(
         .viewer
         .filter(|v| is_client_id(v))
         .ok_or_else(|| ApiError::bad("viewer", "viewer must match ^[A-Za-z0-9_-]{8,64}$"))?;
-    let c = campaign(&ctx, &id).await?;
+    let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
     }
-    let created = ctx.store.register(&id, &viewer).await?;
+    let created = api.store.register(&id, &viewer).await?;
     let body = json!({"campaign": c.id, "viewer": viewer, "registered": true, "created": created});
     Ok(if created {
         HttpResponse::Created().json(body)
@@ -72,17 +72,17 @@ pub struct ShareQuery {
 /// Visits go through the node's tally and reach the store in the next flush, so a viral
 /// link costs the store one write per flush, not one per click.
 pub async fn share(
-    ctx: web::Data<NodeCtx>,
+    api: web::Data<Api>,
     id: web::Path<String>,
     q: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = match ctx.tallies.get(&id) {
+    let c = match api.tallies.get(&id) {
         Some(t) => t.campaign.clone(),
-        None => campaign(&ctx, &id).await?,
+        None => campaign(&api, &id).await?,
     };
-    let ended = ctx.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
+    let ended = api.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
     if c.is_live() && !ended {
-        ctx.tallies
+        api.tallies
             .get_or_create(&c)
             .share_visit(share_channel(q.via.as_deref()));
     }

@@ -24,7 +24,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::parse_duration;
+use crate::util::duration::parse_duration;
 use hist::Hist;
 use report::{NodeUsage, Report};
 use worker::{Cmd, Event, Target};
@@ -170,7 +170,7 @@ pub fn main(args: LoadArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let targets = resolve(&args.urls).await?;
-        let fd_limit = crate::node::raise_fd_limit();
+        let fd_limit = crate::util::fd::raise_fd_limit();
         if let Some(me) = args.worker {
             let run_id = args.run_id.clone().context("--worker needs --run-id")?;
             worker::run_child(Arc::new(args), me, targets, run_id).await;

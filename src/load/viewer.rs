@@ -249,7 +249,8 @@ pub async fn run(
     c.connected.fetch_add(1, Ordering::Relaxed);
     c.last_welcome_us
         .fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    c.last_welcome_ms.fetch_max(crate::now_ms() as u64, Ordering::Relaxed);
+    c.last_welcome_ms
+        .fetch_max(crate::util::now_ms() as u64, Ordering::Relaxed);
     drive(ws, &plan, &shared, &mut phase).await;
 }
 
@@ -317,11 +318,11 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                         }
                     } else if t.starts_with(r#"{"type":"stats""#) {
                         last_viewers = number_after(&t, r#""viewers":"#).or(last_viewers);
-                        c.last_frame_ms.fetch_max(crate::now_ms() as u64, Ordering::Relaxed);
+                        c.last_frame_ms.fetch_max(crate::util::now_ms() as u64, Ordering::Relaxed);
                         if state != State::Waiting {
                             c.frames.fetch_add(1, Ordering::Relaxed);
                             if let Some(at) = number_after(&t, r#""at":"#) {
-                                let lag_ms = (crate::now_ms() as u64).saturating_sub(at);
+                                let lag_ms = (crate::util::now_ms() as u64).saturating_sub(at);
                                 samples.lags.push(lag_ms * 1000);
                                 samples.flush(shared, false);
                             }

@@ -179,7 +179,7 @@ impl Store for MemoryStore {
             *d.shares.entry(channel.clone()).or_default() += n;
         }
         if let Some((node, presence)) = &batch.presence {
-            let now = crate::now_ms();
+            let now = crate::util::now_ms();
             let instant = Instant::now();
             d.presence.insert(
                 node.clone(),

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::campaign::Campaign;
+pub use crate::protocol::stats::{NodeShare, Stats};
 
 /// Why a store call failed. Callers branch on it: `Unavailable` is retried (counts stay
 /// buffered, acks withheld), the others are answers.
@@ -108,34 +109,13 @@ pub struct Applied {
     pub ended: bool,
 }
 
-/// A presence share as seen by readers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeShare {
-    pub node: String,
-    pub viewers: u64,
-    pub updated_at: i64,
-}
-
-/// A campaign's global numbers, read once per tick.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Sum of the live presence leases (0 once ended).
-    pub viewers: u64,
-    pub peak_viewers: u64,
-    pub peak_at: Option<i64>,
-    pub unique_viewers: u64,
-    pub interactors: u64,
-    /// Every kind of the campaign, 0 included.
-    pub interactions: BTreeMap<String, u64>,
-    pub registrations: u64,
-    pub share_visits: u64,
-    pub share_visits_by_channel: BTreeMap<String, u64>,
-    /// Live viewers by region, summed over live leases.
-    pub regions: BTreeMap<String, u64>,
-    pub regions_at_peak: BTreeMap<String, u64>,
-    pub nodes: Vec<NodeShare>,
-    /// The campaign has ended (another node may have ended it).
-    pub ended: bool,
+/// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
+/// before the campaign's creation. Series windows start at `created_at` by default, so a
+/// first bucket starting earlier (the campaign was created mid-tick) would fall outside
+/// it and its counts would be missing from every default series read.
+pub fn bucket_of(created_at: i64, at_ms: i64, tick: Duration) -> i64 {
+    let tick_ms = tick.as_millis().max(1) as i64;
+    (at_ms - at_ms.rem_euclid(tick_ms)).max(created_at)
 }
 
 /// Which series to read.
@@ -206,4 +186,17 @@ pub trait Store: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<(i64, u64)>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_tick_aligned_but_never_before_the_campaign() {
+        let tick = Duration::from_millis(100);
+        assert_eq!(bucket_of(1_050, 1_080, tick), 1_050);
+        assert_eq!(bucket_of(1_050, 1_100, tick), 1_100);
+        assert_eq!(bucket_of(1_050, 1_234, tick), 1_200);
+    }
 }

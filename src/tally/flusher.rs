@@ -7,17 +7,17 @@
 //! slots (bounded by `--max-pending`), and acks are withheld.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{SessionSlot, Snapshot};
-use super::CampaignTally;
-use crate::node::NodeCtx;
-use crate::store::{Batch, SessionDelta};
+use super::{CampaignTally, Tallies};
+use crate::metrics::Metrics;
+use crate::store::{bucket_of, Batch, SessionDelta, Store};
 
 /// Campaigns flushed concurrently: one slow campaign (or a hung store call) must not hold
 /// back the others, yet a node with thousands of campaigns must not open thousands of
@@ -50,236 +50,277 @@ struct FlushState {
     presence_at: Option<Instant>,
 }
 
-/// Runs until `stop` is cancelled, then flushes one last time and leaves presence.
-/// `requests` lets shutdown flush (and so ack) before it closes the sockets.
-pub async fn run(
-    ctx: Arc<NodeCtx>,
-    stop: CancellationToken,
-    mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<bool>>,
-) {
-    let mut states: HashMap<String, FlushState> = HashMap::new();
-    let mut interval = tokio::time::interval(ctx.config.flush_interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {
-                flush_all(&ctx, &mut states, false).await;
-            }
-            Some(reply) = requests.recv() => {
-                let ok = flush_all(&ctx, &mut states, false).await;
-                let _ = reply.send(ok);
-            }
-            _ = stop.cancelled() => break,
-        }
-    }
-    // Final flushes: sockets are closed by now; write what they left, then leave presence.
-    for _ in 0..3 {
-        if flush_all(&ctx, &mut states, true).await {
-            break;
-        }
-        tokio::time::sleep(ctx.config.flush_interval).await;
-    }
+/// The flusher's timing, from the node's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// `--flush-interval`: how often batches go to the store (and acks come back).
+    pub flush_interval: Duration,
+    /// `--tick`: the series bucket width.
+    pub tick: Duration,
+    /// `--presence-ttl`: the lease length; it is renewed every third of it.
+    pub presence_ttl: Duration,
 }
 
-/// Flushes every campaign; returns true when everything was written.
-async fn flush_all(ctx: &Arc<NodeCtx>, states: &mut HashMap<String, FlushState>, leaving: bool) -> bool {
-    let work: Vec<_> = ctx
-        .tallies
-        .all()
-        .into_iter()
-        .map(|t| {
-            let state = states.remove(&t.campaign.id).unwrap_or_default();
-            (t, state)
-        })
-        .collect();
-    let results: Vec<_> = stream::iter(work)
-        .map(|(t, state)| flush_campaign(ctx, t, state, leaving))
-        .buffer_unordered(FLUSH_CONCURRENCY)
-        .collect()
-        .await;
-    let mut all_ok = true;
-    for (id, state, ok, removed) in results {
-        all_ok &= ok;
-        if !removed {
-            states.insert(id, state);
-        }
-    }
-    ctx.metrics
-        .store_pending
-        .set(ctx.pending.load(Ordering::Relaxed) as i64);
-    ctx.metrics.active_campaigns.set(states.len() as i64);
-    all_ok
+/// The flusher task and the few things it touches.
+pub struct Flusher {
+    pub tallies: Arc<Tallies>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    /// This node's name in presence.
+    pub node_id: String,
+    /// `node_id/run id`: tells the store which process sent a batch (see `Batch::origin`).
+    pub origin: String,
+    pub timing: Timing,
+    /// Last batch number handed out (see `Batch::number`), increasing for the process life.
+    batch_numbers: AtomicU64,
 }
 
-/// Flushes one campaign: first the batch still in flight, then a new one. Returns
-/// `(id, state, ok, removed)`.
-async fn flush_campaign(
-    ctx: &Arc<NodeCtx>,
-    tally: Arc<CampaignTally>,
-    mut state: FlushState,
-    leaving: bool,
-) -> (String, FlushState, bool, bool) {
-    let id = tally.campaign.id.clone();
-    if let Some(inflight) = state.inflight.take() {
-        if let Err(inflight) = send(ctx, &tally, &mut state, inflight).await {
-            state.inflight = Some(inflight);
-            return (id, state, false, false);
+impl Flusher {
+    pub fn new(
+        tallies: Arc<Tallies>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        node_id: String,
+        origin: String,
+        timing: Timing,
+    ) -> Self {
+        Self {
+            tallies,
+            store,
+            metrics,
+            node_id,
+            origin,
+            timing,
+            batch_numbers: AtomicU64::new(0),
         }
     }
-    let idle = tally.sockets() == 0;
-    let inflight = build(ctx, &tally, &mut state, leaving || idle);
-    if !inflight.batch.is_empty() {
-        if let Err(inflight) = send(ctx, &tally, &mut state, inflight).await {
-            state.inflight = Some(inflight);
-            return (id, state, false, false);
+
+    /// Runs until `stop` is cancelled, then flushes one last time and leaves presence.
+    /// `requests` lets shutdown flush (and so ack) before it closes the sockets.
+    pub async fn run(
+        self,
+        stop: CancellationToken,
+        mut requests: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<bool>>,
+    ) {
+        let mut states: HashMap<String, FlushState> = HashMap::new();
+        let mut interval = tokio::time::interval(self.timing.flush_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    self.flush_all(&mut states, false).await;
+                }
+                Some(reply) = requests.recv() => {
+                    let ok = self.flush_all(&mut states, false).await;
+                    let _ = reply.send(ok);
+                }
+                _ = stop.cancelled() => break,
+            }
+        }
+        // Final flushes: sockets are closed by now; write what they left, then leave presence.
+        for _ in 0..3 {
+            if self.flush_all(&mut states, true).await {
+                break;
+            }
+            tokio::time::sleep(self.timing.flush_interval).await;
         }
     }
-    ctx.metrics.set_campaign_viewers(&id, tally.local_viewers());
-    let mut ok = true;
-    let mut removed = false;
-    if idle || leaving {
-        // The last socket left: give back this node's share now rather than at lease expiry.
-        if state.presence_version.is_some() || leaving {
-            if ctx.store.drop_presence(&id, &ctx.node_id).await.is_ok() {
-                state.presence_version = None;
+
+    /// Flushes every campaign; returns true when everything was written.
+    async fn flush_all(&self, states: &mut HashMap<String, FlushState>, leaving: bool) -> bool {
+        let work: Vec<_> = self
+            .tallies
+            .all()
+            .into_iter()
+            .map(|t| {
+                let state = states.remove(&t.campaign.id).unwrap_or_default();
+                (t, state)
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(work)
+            .map(|(t, state)| self.flush_campaign(t, state, leaving))
+            .buffer_unordered(FLUSH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut all_ok = true;
+        for (id, state, ok, removed) in results {
+            all_ok &= ok;
+            if !removed {
+                states.insert(id, state);
+            }
+        }
+        self.metrics.store_pending.set(self.tallies.pending().get() as i64);
+        self.metrics.active_campaigns.set(states.len() as i64);
+        all_ok
+    }
+
+    /// Flushes one campaign: first the batch still in flight, then a new one. Returns
+    /// `(id, state, ok, removed)`.
+    async fn flush_campaign(
+        &self,
+        tally: Arc<CampaignTally>,
+        mut state: FlushState,
+        leaving: bool,
+    ) -> (String, FlushState, bool, bool) {
+        let id = tally.campaign.id.clone();
+        if let Some(inflight) = state.inflight.take() {
+            if let Err(inflight) = self.send(&tally, &mut state, inflight).await {
+                state.inflight = Some(inflight);
+                return (id, state, false, false);
+            }
+        }
+        let idle = tally.sockets() == 0;
+        let inflight = self.build(&tally, &mut state, leaving || idle);
+        if !inflight.batch.is_empty() {
+            if let Err(inflight) = self.send(&tally, &mut state, inflight).await {
+                state.inflight = Some(inflight);
+                return (id, state, false, false);
+            }
+        }
+        self.metrics.set_campaign_viewers(&id, tally.local_viewers());
+        let mut ok = true;
+        let mut removed = false;
+        if idle || leaving {
+            // The last socket left: give back this node's share now rather than at lease expiry.
+            if state.presence_version.is_some() || leaving {
+                if self.store.drop_presence(&id, &self.node_id).await.is_ok() {
+                    state.presence_version = None;
+                } else {
+                    ok = false;
+                }
+            }
+            if ok && idle {
+                let kinds = tally.campaign.kinds.clone();
+                drop(tally);
+                removed = self.tallies.remove_if_idle(&id);
+                if removed {
+                    self.metrics.forget_campaign(&id, &kinds);
+                }
+            }
+        }
+        (id, state, ok, removed)
+    }
+
+    /// Builds the next batch from what the sockets queued.
+    fn build(&self, tally: &CampaignTally, state: &mut FlushState, no_presence: bool) -> InFlight {
+        let super::Drained {
+            dirty,
+            new_viewers,
+            share_visits,
+        } = tally.drain();
+        let mut seen = HashSet::new();
+        let slots: Vec<Arc<SessionSlot>> = dirty
+            .into_iter()
+            .filter(|s| seen.insert(Arc::as_ptr(s) as usize))
+            .collect();
+        let snaps: Vec<Snapshot> = slots.iter().map(|s| s.take_snapshot()).collect();
+        let mut entries = Vec::new();
+        let mut sessions = Vec::new();
+        let mut counted = 0;
+        for (i, (slot, snap)) in slots.iter().zip(&snaps).enumerate() {
+            let (counts, seq) = slot.delta(snap);
+            if counts.is_empty() && seq == 0 {
+                continue;
+            }
+            entries.push(i);
+            counted += counts.iter().map(|c| c.1).sum::<u64>();
+            sessions.push(SessionDelta {
+                session: slot.session.clone(),
+                viewer: slot.viewer.clone(),
+                epoch: slot.epoch,
+                seq,
+                counts: counts
+                    .into_iter()
+                    .map(|(k, n)| (tally.campaign.kinds[k].clone(), n))
+                    .collect(),
+            });
+        }
+        let version = tally.presence_version();
+        let presence_due = state.presence_version != Some(version)
+            || state
+                .presence_at
+                .is_none_or(|at| at.elapsed() >= self.timing.presence_ttl / 3);
+        let presence = (presence_due && !no_presence).then(|| (self.node_id.clone(), tally.presence()));
+        let at = crate::util::now_ms();
+        let mut batch = Batch {
+            campaign: tally.campaign.id.clone(),
+            origin: self.origin.clone(),
+            number: 0,
+            bucket_ms: bucket_of(tally.campaign.created_at, at, self.timing.tick),
+            sessions,
+            new_viewers,
+            share_visits,
+            presence,
+            presence_ttl: self.timing.presence_ttl,
+        };
+        if !batch.is_empty() {
+            // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
+            // the node and come back, and its new batches must still number above the old ones.
+            batch.number = self.batch_numbers.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        InFlight {
+            batch,
+            slots,
+            snaps,
+            entries,
+            counted,
+            presence_version: version,
+        }
+    }
+
+    /// Sends one batch; on success settles it (acks, fencing, metrics), on failure hands it back.
+    async fn send(&self, tally: &CampaignTally, state: &mut FlushState, inflight: InFlight) -> Result<(), InFlight> {
+        let started = Instant::now();
+        let result = self.store.apply(&inflight.batch).await;
+        self.metrics
+            .store_flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        // Presence lease renewals/failures and store recoveries (see `Metrics::batch_sent`).
+        self.metrics
+            .batch_sent(inflight.batch.presence.is_some(), result.is_ok());
+        let applied = match result {
+            Ok(a) => a,
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                tracing::warn!(campaign = %tally.campaign.id, error = %e, "flush failed; counts stay buffered");
+                return Err(inflight);
+            }
+        };
+        let fenced: HashSet<usize> = applied
+            .fenced
+            .iter()
+            .filter_map(|&e| inflight.entries.get(e).copied())
+            .collect();
+        for (i, (slot, snap)) in inflight.slots.iter().zip(&inflight.snaps).enumerate() {
+            if fenced.contains(&i) {
+                slot.mark_fenced(snap);
             } else {
-                ok = false;
+                slot.mark_flushed(snap);
             }
         }
-        if ok && idle {
-            let kinds = tally.campaign.kinds.clone();
-            drop(tally);
-            removed = ctx.tallies.remove_if_idle(&id);
-            if removed {
-                ctx.metrics.forget_campaign(&id, &kinds);
+        self.tallies.pending().settle(inflight.counted);
+        self.metrics.flush_batch_counts.observe(inflight.counted as f64);
+        let mut by_kind: HashMap<&str, u64> = HashMap::new();
+        for (i, s) in inflight.batch.sessions.iter().enumerate() {
+            if !applied.fenced.contains(&i) {
+                for (k, n) in &s.counts {
+                    *by_kind.entry(k.as_str()).or_default() += n;
+                }
             }
         }
-    }
-    (id, state, ok, removed)
-}
-
-/// Builds the next batch from what the sockets queued.
-fn build(ctx: &NodeCtx, tally: &CampaignTally, state: &mut FlushState, no_presence: bool) -> InFlight {
-    let super::Drained {
-        dirty,
-        new_viewers,
-        share_visits,
-    } = tally.drain();
-    let mut seen = HashSet::new();
-    let slots: Vec<Arc<SessionSlot>> = dirty
-        .into_iter()
-        .filter(|s| seen.insert(Arc::as_ptr(s) as usize))
-        .collect();
-    let snaps: Vec<Snapshot> = slots.iter().map(|s| s.take_snapshot()).collect();
-    let mut entries = Vec::new();
-    let mut sessions = Vec::new();
-    let mut counted = 0;
-    for (i, (slot, snap)) in slots.iter().zip(&snaps).enumerate() {
-        let (counts, seq) = slot.delta(snap);
-        if counts.is_empty() && seq == 0 {
-            continue;
+        for (k, n) in by_kind {
+            self.metrics
+                .interactions
+                .with_label_values(&[inflight.batch.campaign.as_str(), k])
+                .inc_by(n);
         }
-        entries.push(i);
-        counted += counts.iter().map(|c| c.1).sum::<u64>();
-        sessions.push(SessionDelta {
-            session: slot.session.clone(),
-            viewer: slot.viewer.clone(),
-            epoch: slot.epoch,
-            seq,
-            counts: counts
-                .into_iter()
-                .map(|(k, n)| (tally.campaign.kinds[k].clone(), n))
-                .collect(),
-        });
-    }
-    let version = tally.presence_version();
-    let presence_due = state.presence_version != Some(version)
-        || state
-            .presence_at
-            .is_none_or(|at| at.elapsed() >= ctx.config.presence_ttl / 3);
-    let presence = (presence_due && !no_presence).then(|| (ctx.node_id.clone(), tally.presence()));
-    let at = crate::now_ms();
-    let mut batch = Batch {
-        campaign: tally.campaign.id.clone(),
-        origin: ctx.origin.clone(),
-        number: 0,
-        bucket_ms: crate::broadcast::bucket_of(tally.campaign.created_at, at, ctx.config.tick),
-        sessions,
-        new_viewers,
-        share_visits,
-        presence,
-        presence_ttl: ctx.config.presence_ttl,
-    };
-    if !batch.is_empty() {
-        // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
-        // the node and come back, and its new batches must still number above the old ones.
-        batch.number = ctx.batch_numbers.fetch_add(1, Ordering::Relaxed) + 1;
-    }
-    InFlight {
-        batch,
-        slots,
-        snaps,
-        entries,
-        counted,
-        presence_version: version,
-    }
-}
-
-/// Sends one batch; on success settles it (acks, fencing, metrics), on failure hands it back.
-async fn send(
-    ctx: &NodeCtx,
-    tally: &CampaignTally,
-    state: &mut FlushState,
-    inflight: InFlight,
-) -> Result<(), InFlight> {
-    let started = Instant::now();
-    let result = ctx.store.apply(&inflight.batch).await;
-    ctx.metrics.store_flush_seconds.observe(started.elapsed().as_secs_f64());
-    // Presence lease renewals/failures and store recoveries (see `Metrics::batch_sent`).
-    ctx.metrics
-        .batch_sent(inflight.batch.presence.is_some(), result.is_ok());
-    let applied = match result {
-        Ok(a) => a,
-        Err(e) => {
-            ctx.metrics.store_errors.inc();
-            tracing::warn!(campaign = %tally.campaign.id, error = %e, "flush failed; counts stay buffered");
-            return Err(inflight);
+        if inflight.batch.presence.is_some() {
+            state.presence_version = Some(inflight.presence_version);
+            state.presence_at = Some(started);
         }
-    };
-    let fenced: HashSet<usize> = applied
-        .fenced
-        .iter()
-        .filter_map(|&e| inflight.entries.get(e).copied())
-        .collect();
-    for (i, (slot, snap)) in inflight.slots.iter().zip(&inflight.snaps).enumerate() {
-        if fenced.contains(&i) {
-            slot.mark_fenced(snap);
-        } else {
-            slot.mark_flushed(snap);
+        if applied.ended {
+            tally.ended.cancel();
         }
+        Ok(())
     }
-    ctx.pending.fetch_sub(inflight.counted, Ordering::Relaxed);
-    ctx.metrics.flush_batch_counts.observe(inflight.counted as f64);
-    let mut by_kind: HashMap<&str, u64> = HashMap::new();
-    for (i, s) in inflight.batch.sessions.iter().enumerate() {
-        if !applied.fenced.contains(&i) {
-            for (k, n) in &s.counts {
-                *by_kind.entry(k.as_str()).or_default() += n;
-            }
-        }
-    }
-    for (k, n) in by_kind {
-        ctx.metrics
-            .interactions
-            .with_label_values(&[inflight.batch.campaign.as_str(), k])
-            .inc_by(n);
-    }
-    if inflight.batch.presence.is_some() {
-        state.presence_version = Some(inflight.presence_version);
-        state.presence_at = Some(started);
-    }
-    if applied.ended {
-        tally.ended.cancel();
-    }
-    Ok(())
 }

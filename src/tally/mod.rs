@@ -6,6 +6,7 @@
 //! frames and the `ended` signal.
 
 pub mod flusher;
+pub mod pending;
 pub mod session;
 
 use std::collections::HashMap;
@@ -15,8 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::broadcast::Frames;
 use crate::campaign::Campaign;
+use crate::protocol::Frames;
+use crate::store::Presence;
+pub use pending::Pending;
 use session::SessionSlot;
 
 /// Distinct share channels counted per campaign and flush; more are folded into `other` so
@@ -123,8 +126,8 @@ impl CampaignTally {
     }
 
     /// This node's presence share.
-    pub fn presence(&self) -> crate::store::Presence {
-        let mut p = crate::store::Presence::default();
+    pub fn presence(&self) -> Presence {
+        let mut p = Presence::default();
         for (i, c) in self.region_viewers.iter().enumerate() {
             let n = c.load(Ordering::Relaxed).max(0) as u64;
             if n > 0 {
@@ -168,12 +171,26 @@ pub struct Drained {
 
 /// All campaign tallies of this node. The map is touched on connect, leave and per flush,
 /// never per frame.
-#[derive(Default)]
 pub struct Tallies {
     map: Mutex<HashMap<String, Arc<CampaignTally>>>,
+    /// Interactions in any tally not yet in the store (bounded by `--max-pending`).
+    pending: Arc<Pending>,
 }
 
 impl Tallies {
+    /// No tallies yet; at most `max_pending` interactions buffered node-wide.
+    pub fn new(max_pending: u64) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            pending: Arc::new(Pending::new(max_pending)),
+        }
+    }
+
+    /// The node-wide count of unflushed interactions.
+    pub fn pending(&self) -> &Arc<Pending> {
+        &self.pending
+    }
+
     /// The tally of `campaign`, created on first use.
     pub fn get_or_create(&self, campaign: &Campaign) -> Arc<CampaignTally> {
         lock(&self.map)

@@ -1,68 +1,47 @@
 //! One async fn per socket: `select!` over shutdown, campaign end, acks, incoming frames,
 //! shared stats frames and the heartbeat. Step one of a like's path: a valid `interact`
 //! goes straight into the session's slot (see `tally::session`), no lock, no channel.
+//! What the socket tolerates is decided in [`super::policy`].
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::protocol::{self, BadMessage};
+use super::admission::{Admitted, Peer};
+use super::policy::{self, BadWindow, RateStreak, PING_INTERVAL};
 use super::transport::{Incoming, SendError, Transport};
-use super::Admitted;
-use crate::node::NodeCtx;
+use crate::metrics::Metrics;
+use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
-use crate::tally::CampaignTally;
+use crate::tally::{CampaignTally, Pending};
 
-/// The server pings this often; browsers answer pings themselves. 25 s (as Centrifugo)
-/// keeps proxies with a 60 s idle timeout open while an idle audience of 200,000 costs
-/// 8,000 pings a second, not 20,000.
-pub const PING_INTERVAL: Duration = Duration::from_secs(25);
-/// A socket silent this long (three missed pings) is dropped.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.
 pub const MAX_BURST: usize = 64;
-/// More than this many bad messages within [`BAD_WINDOW`] closes the socket with 1008.
-pub const MAX_BAD_MESSAGES: usize = 10;
-pub const BAD_WINDOW: Duration = Duration::from_secs(10);
-/// Being rate limited this long without a single accepted message closes with 1008.
-pub const RATE_LIMITED_CLOSE_AFTER: Duration = Duration::from_secs(5);
-/// A rate-limit streak ends after this long without a refusal.
-pub const LIMIT_STREAK_GAP: Duration = Duration::from_secs(1);
 
-/// Close codes of the protocol (docs/protocol.md).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const ENDED: u16 = 4000;
-    pub const RESUMED_ELSEWHERE: u16 = 4001;
+/// What every socket task touches besides its own admitted state.
+pub struct SocketEnv {
+    pub metrics: Arc<Metrics>,
+    /// Interactions taken and not yet in the store (bounded by `--max-pending`).
+    pub pending: Arc<Pending>,
+    /// `--max-interactions-per-sec` (burst is twice this).
+    pub per_sec: NonZeroU32,
+    /// `--drain-period`: at shutdown each socket closes at a random moment within it.
+    pub drain_period: Duration,
+    /// Cancelled at shutdown: every socket closes with 1001.
+    pub shutdown: CancellationToken,
+    /// The clock of every socket's rate limiter, made once: building one per socket
+    /// calibrated it per connect, 5% of a connect storm's CPU (measured with perf).
+    pub clock: governor::clock::DefaultClock,
 }
 
-/// Who is on the other end.
-pub enum Peer {
-    Viewer { slot: Arc<SessionSlot>, region: usize },
-    Operator,
-}
-
-impl Peer {
-    /// The `role` label of the connection metrics.
-    pub fn role(&self) -> &'static str {
-        match self {
-            Peer::Viewer { .. } => "viewer",
-            Peer::Operator => "operator",
-        }
-    }
-}
-
-/// Runs one admitted socket until it closes.
-pub async fn run(ctx: Arc<NodeCtx>, mut admitted: Admitted, mut transport: Transport) {
+/// Runs one admitted socket until it closes; dropping `admitted` at the end releases it.
+pub async fn run(env: Arc<SocketEnv>, mut admitted: Admitted, mut transport: Transport) {
     let welcome = std::mem::take(&mut admitted.welcome);
     let tally = &admitted.tally;
     let mut frames = tally.frames.subscribe();
@@ -70,31 +49,19 @@ pub async fn run(ctx: Arc<NodeCtx>, mut admitted: Admitted, mut transport: Trans
     let reason = if transport.send(welcome).await.is_err() {
         Closing::Drop("client_closed")
     } else {
-        let mut conn = Conn::new(&ctx, tally, &admitted.peer);
+        let mut conn = Conn::new(&env, tally, &admitted.peer);
         conn.serve(&mut transport, &mut frames).await
     };
     match reason {
-        Closing::Code(code, why) => {
-            transport.close(code, why).await;
-            ctx.metrics.closed(why_label(code));
+        Closing::Code(c) => {
+            transport.close(c.code, c.reason).await;
+            env.metrics.closed(why_label(c.code));
         }
-        Closing::Drop(why) => ctx.metrics.closed(why),
+        Closing::Drop(why) => env.metrics.closed(why),
     }
-    release(&ctx, &admitted);
 }
 
-/// Undoes what admission counted: the viewer (or watcher) and the connection.
-pub fn release(ctx: &NodeCtx, admitted: &Admitted) {
-    match admitted.peer {
-        Peer::Viewer { region, .. } => admitted.tally.viewer_left(region),
-        Peer::Operator => {
-            admitted.tally.watchers.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    ctx.connections.fetch_sub(1, Ordering::Relaxed);
-    ctx.metrics.connections.with_label_values(&[admitted.peer.role()]).dec();
-}
-
+/// The `reason` label of `livetally_connections_closed_total` for a close code.
 fn why_label(code: u16) -> &'static str {
     match code {
         close::GOING_AWAY => "shutdown",
@@ -110,14 +77,14 @@ fn why_label(code: u16) -> &'static str {
 /// How a socket ends.
 enum Closing {
     /// Send a close frame with this code and reason.
-    Code(u16, &'static str),
+    Code(Close),
     /// Just drop it (the peer is gone or too slow); the label is for metrics.
     Drop(&'static str),
 }
 
 /// Per-socket state.
 struct Conn<'a> {
-    ctx: &'a NodeCtx,
+    env: &'a SocketEnv,
     tally: &'a CampaignTally,
     slot: Option<&'a Arc<SessionSlot>>,
     limiter: DefaultDirectRateLimiter,
@@ -125,9 +92,8 @@ struct Conn<'a> {
     last_seq: u64,
     /// Highest ack sent.
     last_ack: u64,
-    bad: VecDeque<Instant>,
-    /// Start and latest refusal of the current rate-limit streak.
-    limited_since: Option<(Instant, Instant)>,
+    bad: BadWindow,
+    streak: RateStreak,
     last_seen: Instant,
     /// `seq` of the message being handled, echoed in its error reply.
     current_seq: Option<u64>,
@@ -141,23 +107,27 @@ fn send_err(e: SendError) -> Closing {
 }
 
 impl<'a> Conn<'a> {
-    fn new(ctx: &'a NodeCtx, tally: &'a CampaignTally, peer: &'a Peer) -> Self {
-        let per_sec = NonZeroU32::new(ctx.config.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    fn new(env: &'a SocketEnv, tally: &'a CampaignTally, peer: &'a Peer) -> Self {
+        let burst = env
+            .per_sec
+            .saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let slot = match peer {
             Peer::Viewer { slot, .. } => Some(slot),
             Peer::Operator => None,
         };
         let acked = slot.map(|s| s.acked()).unwrap_or(0);
         Self {
-            ctx,
+            env,
             tally,
             slot,
-            limiter: RateLimiter::direct_with_clock(Quota::per_second(per_sec).allow_burst(burst), ctx.clock.clone()),
+            limiter: RateLimiter::direct_with_clock(
+                Quota::per_second(env.per_sec).allow_burst(burst),
+                env.clock.clone(),
+            ),
             last_seq: acked,
             last_ack: acked,
-            bad: VecDeque::with_capacity(MAX_BAD_MESSAGES + 1),
-            limited_since: None,
+            bad: BadWindow::default(),
+            streak: RateStreak::default(),
             last_seen: Instant::now(),
             current_seq: None,
         }
@@ -166,7 +136,7 @@ impl<'a> Conn<'a> {
     async fn serve(
         &mut self,
         transport: &mut Transport,
-        frames: &mut tokio::sync::watch::Receiver<Arc<crate::broadcast::Frames>>,
+        frames: &mut tokio::sync::watch::Receiver<Arc<protocol::Frames>>,
     ) -> Closing {
         let operator = self.slot.is_none();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
@@ -174,15 +144,15 @@ impl<'a> Conn<'a> {
         // At shutdown this socket waits for its own random moment within --drain-period
         // before closing, so viewers reconnect elsewhere gradually (0: at once). Pinned
         // outside the loop so the wait is not restarted by every frame.
-        let ctx = self.ctx;
-        let drain = ctx.config.drain_period;
+        let env = self.env;
+        let drain = env.drain_period;
         let delay = if drain.is_zero() {
             Duration::ZERO
         } else {
             drain.mul_f64(rand::random::<f64>())
         };
         let going_away = async move {
-            ctx.shutdown.cancelled().await;
+            env.shutdown.cancelled().await;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -206,8 +176,8 @@ impl<'a> Conn<'a> {
                         return c;
                     }
                 }
-                _ = &mut going_away => return Closing::Code(close::GOING_AWAY, "server shutting down"),
-                _ = &mut ended => return Closing::Code(close::ENDED, "campaign ended"),
+                _ = &mut going_away => return Closing::Code(Close::SHUTTING_DOWN),
+                _ = &mut ended => return Closing::Code(Close::ENDED),
                 incoming = transport.recv() => {
                     self.last_seen = Instant::now();
                     if let Some(c) = self.on_incoming(transport, incoming).await {
@@ -224,7 +194,7 @@ impl<'a> Conn<'a> {
                 }
                 changed = frames.changed() => {
                     if changed.is_err() {
-                        return Closing::Code(close::GOING_AWAY, "campaign closed on this node");
+                        return Closing::Code(Close::CAMPAIGN_CLOSED_HERE);
                     }
                     let f = frames.borrow_and_update().clone();
                     let frame = if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() };
@@ -233,7 +203,7 @@ impl<'a> Conn<'a> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if self.last_seen.elapsed() >= IDLE_TIMEOUT {
+                    if policy::is_idle(self.last_seen, Instant::now()) {
                         return Closing::Drop("idle_timeout");
                     }
                     if let Err(e) = transport.ping().await {
@@ -248,13 +218,13 @@ impl<'a> Conn<'a> {
     async fn on_incoming(&mut self, transport: &mut Transport, incoming: Incoming) -> Option<Closing> {
         let reply = match incoming {
             Incoming::Text(text) => self.on_text(&text),
-            Incoming::Binary => self.on_bad(BadMessage::BadJson),
+            Incoming::Binary => self.refuse(ErrorCode::BadJson),
             Incoming::Alive => Ok(None),
             Incoming::TooBig => {
-                self.ctx.metrics.rejected("too_big");
-                return Some(Closing::Code(close::TOO_BIG, "message over 4096 bytes"));
+                self.env.metrics.rejected("too_big");
+                return Some(Closing::Code(Close::TOO_BIG));
             }
-            Incoming::ClientClosed => return Some(Closing::Code(close::NORMAL, "bye")),
+            Incoming::ClientClosed => return Some(Closing::Code(Close::BYE)),
             Incoming::Closed => return Some(Closing::Drop("client_gone")),
         };
         match reply {
@@ -268,10 +238,7 @@ impl<'a> Conn<'a> {
     async fn send_ack(&mut self, transport: &mut Transport) -> Option<Closing> {
         let slot = self.slot?;
         if slot.is_fenced() {
-            return Some(Closing::Code(
-                close::RESUMED_ELSEWHERE,
-                "session resumed on another socket",
-            ));
+            return Some(Closing::Code(Close::RESUMED_ELSEWHERE));
         }
         let acked = slot.acked();
         if acked > self.last_ack {
@@ -288,14 +255,14 @@ impl<'a> Conn<'a> {
         self.current_seq = None;
         let msg = match protocol::parse(text) {
             Ok(m) => m,
-            Err(bad) => return self.on_bad(bad),
+            Err(bad) => return self.refuse(bad.into()),
         };
         self.current_seq = msg.seq;
         let Some(slot) = self.slot else {
-            return self.refuse("not_a_viewer", "operator watchers cannot interact");
+            return self.refuse(ErrorCode::NotAViewer);
         };
         let Some(kind) = self.tally.campaign.kind_index(&msg.kind) else {
-            return self.on_bad_with("unknown_kind", "this campaign does not count that kind");
+            return self.refuse(ErrorCode::UnknownKind);
         };
         if let Some(seq) = msg.seq {
             if seq <= self.last_seq {
@@ -303,35 +270,19 @@ impl<'a> Conn<'a> {
                 return Ok(Some(protocol::ack(slot.acked())));
             }
             if seq != self.last_seq + 1 {
-                return self.on_bad_with("seq_gap", "seq must be the previous seq + 1");
+                return self.refuse(ErrorCode::SeqGap);
             }
         }
         if self.limiter.check().is_err() {
-            self.ctx.metrics.rejected("rate_limited");
-            // A streak of refusals survives the odd message that slips through on a refilled
-            // token; it ends only after a quiet second without any refusal.
-            let now = Instant::now();
-            let since = match self.limited_since {
-                Some((since, last)) if now.duration_since(last) <= LIMIT_STREAK_GAP => since,
-                _ => now,
-            };
-            self.limited_since = Some((since, now));
-            if now.duration_since(since) >= RATE_LIMITED_CLOSE_AFTER {
-                return Err(Closing::Code(close::POLICY, "rate limited for too long"));
+            if self.streak.refused(Instant::now()) {
+                self.env.metrics.rejected(ErrorCode::RateLimited.code());
+                return Err(Closing::Code(Close::RATE_LIMITED));
             }
-            return Ok(Some(protocol::error(
-                "rate_limited",
-                "too many interactions; slow down",
-                self.current_seq,
-            )));
+            return self.refuse(ErrorCode::RateLimited);
         }
-        if self.ctx.pending.load(Ordering::Relaxed) >= self.ctx.config.max_pending {
-            return self.refuse(
-                "store_unavailable",
-                "the store is unreachable and the buffer is full; retry later",
-            );
+        if !self.env.pending.try_take(msg.count) {
+            return self.refuse(ErrorCode::StoreUnavailable);
         }
-        self.ctx.pending.fetch_add(msg.count, Ordering::Relaxed);
         if slot.add(kind, msg.count, msg.seq) {
             self.tally.queue_dirty(slot);
         }
@@ -341,26 +292,13 @@ impl<'a> Conn<'a> {
         Ok(None)
     }
 
-    fn refuse(&mut self, code: &'static str, message: &str) -> Result<Option<String>, Closing> {
-        self.ctx.metrics.rejected(code);
-        Ok(Some(protocol::error(code, message, self.current_seq)))
-    }
-
-    fn on_bad(&mut self, bad: BadMessage) -> Result<Option<String>, Closing> {
-        self.on_bad_with(bad.code(), bad.message())
-    }
-
-    /// A bad message: answered with an error, and counted towards the 1008 close.
-    fn on_bad_with(&mut self, code: &'static str, message: &str) -> Result<Option<String>, Closing> {
-        self.ctx.metrics.rejected(code);
-        let now = Instant::now();
-        while self.bad.front().is_some_and(|t| now.duration_since(*t) > BAD_WINDOW) {
-            self.bad.pop_front();
+    /// Refuses the current message with an `error` reply; bad input also counts towards
+    /// the 1008 close.
+    fn refuse(&mut self, code: ErrorCode) -> Result<Option<String>, Closing> {
+        self.env.metrics.rejected(code.code());
+        if code.is_bad_input() && self.bad.record(Instant::now()) {
+            return Err(Closing::Code(Close::TOO_MANY_BAD));
         }
-        self.bad.push_back(now);
-        if self.bad.len() > MAX_BAD_MESSAGES {
-            return Err(Closing::Code(close::POLICY, "too many bad messages"));
-        }
-        Ok(Some(protocol::error(code, message, self.current_seq)))
+        Ok(Some(protocol::error(code, self.current_seq)))
     }
 }

@@ -12,11 +12,10 @@ use actix_web::ResponseError;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::connection;
+use super::admission::{reject_reason, Admitted};
 use super::transport::Transport;
-use super::{admit, check, not_websocket, reject_reason, Admitted};
+use super::{connection, not_websocket, Sockets};
 use crate::error::ApiError;
-use crate::node::NodeCtx;
 
 /// The only path that upgrades; the campaign id follows it.
 const PATH: &str = "/ws/v1/campaigns/";
@@ -27,13 +26,13 @@ const PATH: &str = "/ws/v1/campaigns/";
 /// Never fails: a refusal the client cannot receive needs nothing more. (The error type is
 /// what actix-http requires of an upgrade service.)
 pub async fn accept(
-    ctx: Arc<NodeCtx>,
+    sockets: Arc<Sockets>,
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
     let parts = framed.into_parts();
     let mut io = parts.io;
-    let (key, admitted) = match admission(&ctx, &req).await {
+    let (key, admitted) = match admission(&sockets, &req).await {
         Ok(a) => a,
         Err(e) => {
             let _ = refuse(&mut io, &e).await;
@@ -49,20 +48,21 @@ pub async fn accept(
         derive_accept_key(key.as_bytes())
     );
     if io.write_all(switching.as_bytes()).await.is_err() {
-        connection::release(&ctx, &admitted);
-        ctx.metrics.closed("client_gone");
-        return Ok(());
+        sockets.env.metrics.closed("client_gone");
+        return Ok(()); // dropping `admitted` releases it
     }
     // Bytes the client sent right behind its request (a first message may share the
     // packet) are already in actix's read buffer: tungstenite starts with them.
     let transport = Transport::new(io, parts.read_buf.to_vec()).await;
-    let task = connection::run(ctx.clone(), admitted, transport);
-    actix_web::rt::spawn(ctx.tracker.track_future(task));
+    let task = connection::run(sockets.env.clone(), admitted, transport);
+    actix_web::rt::spawn(sockets.tracker.track_future(task));
     Ok(())
 }
 
 /// The handshake key of a well-formed upgrade to a live campaign, and the admitted socket.
-async fn admission(ctx: &NodeCtx, req: &Request) -> Result<(String, Admitted), ApiError> {
+async fn admission(sockets: &Sockets, req: &Request) -> Result<(String, Admitted), ApiError> {
+    let admission = &sockets.admission;
+    let metrics = &admission.metrics;
     let id = match req.path().strip_prefix(PATH) {
         Some(id) if !id.contains('/') && req.method() == actix_http::Method::GET => id,
         _ => return Err(ApiError::NotFound("route")),
@@ -74,17 +74,16 @@ async fn admission(ctx: &NodeCtx, req: &Request) -> Result<(String, Admitted), A
     let key = match header("sec-websocket-key") {
         Some(k) if websocket => k.to_owned(),
         _ => {
-            ctx.metrics.rejected("not_websocket");
+            metrics.rejected("not_websocket");
             return Err(not_websocket());
         }
     };
     let query = req.uri().query().unwrap_or("");
-    let checked = check(ctx, id, query, headers.get("origin")).await.inspect_err(|e| {
-        ctx.metrics.rejected(reject_reason(e));
-    })?;
-    let admitted = admit(ctx, checked).await.inspect_err(|e| {
-        ctx.metrics.rejected(reject_reason(e));
-    })?;
+    let admitted = match admission.check(id, query, headers.get("origin")).await {
+        Ok(checked) => admission.admit(checked).await,
+        Err(e) => Err(e),
+    };
+    let admitted = admitted.inspect_err(|e| metrics.rejected(reject_reason(e)))?;
     Ok((key, admitted))
 }
 

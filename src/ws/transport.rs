@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use actix_web::rt::net::TcpStream;
+use bytestring::ByteString;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,8 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-/// Largest message a client may send; larger ones close the socket with 1009.
-pub const MAX_MESSAGE_BYTES: usize = 4096;
+use crate::protocol::MAX_MESSAGE_BYTES;
 
 /// Initial read buffer per socket. Protocol messages are ~60–120 bytes, so 1 KiB holds a
 /// burst of a dozen; a larger message grows the buffer up to [`MAX_MESSAGE_BYTES`].
@@ -39,10 +39,52 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// with unread input makes the kernel send a reset, and the client would see 1006.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A text message the client sent (a string borrowed from the read buffer's bytes).
+#[derive(Debug)]
+pub struct Text(Utf8Bytes);
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// A text message to send: shared bytes (a stats frame every socket sends) or owned.
+pub enum Outgoing {
+    Shared(ByteString),
+    Owned(String),
+}
+
+impl From<ByteString> for Outgoing {
+    fn from(b: ByteString) -> Self {
+        Outgoing::Shared(b)
+    }
+}
+
+impl From<String> for Outgoing {
+    fn from(s: String) -> Self {
+        Outgoing::Owned(s)
+    }
+}
+
+impl From<Outgoing> for Utf8Bytes {
+    fn from(o: Outgoing) -> Self {
+        match o {
+            // SAFETY: a ByteString is valid UTF-8 by construction, which is all
+            // `from_bytes_unchecked` asks; checking again would cost a pass over every
+            // stats frame for every socket.
+            Outgoing::Shared(b) => unsafe { Utf8Bytes::from_bytes_unchecked(b.into_bytes()) },
+            Outgoing::Owned(s) => Utf8Bytes::from(s),
+        }
+    }
+}
+
 /// What the client sent.
 #[derive(Debug)]
 pub enum Incoming {
-    Text(Utf8Bytes),
+    Text(Text),
     /// Binary frames are not part of the protocol.
     Binary,
     /// Ping, pong or anything else that only proves the peer is alive.
@@ -95,7 +137,7 @@ impl Transport {
     pub async fn recv(&mut self) -> Incoming {
         match self.ws.next().await {
             None => Incoming::Closed,
-            Some(Ok(Message::Text(t))) => Incoming::Text(t),
+            Some(Ok(Message::Text(t))) => Incoming::Text(Text(t)),
             Some(Ok(Message::Binary(_))) => Incoming::Binary,
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Alive,
             Some(Ok(Message::Close(_))) => Incoming::ClientClosed,
@@ -105,8 +147,8 @@ impl Transport {
     }
 
     /// Sends a text frame, giving up on a client that cannot take it in [`SEND_TIMEOUT`].
-    pub async fn send(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
-        self.send_message(Message::Text(text.into())).await
+    pub async fn send(&mut self, text: impl Into<Outgoing>) -> Result<(), SendError> {
+        self.send_message(Message::Text(text.into().into())).await
     }
 
     pub async fn ping(&mut self) -> Result<(), SendError> {

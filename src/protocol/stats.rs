@@ -1,10 +1,42 @@
-//! The stats objects as they go on the wire, serialised once per campaign per tick.
+//! The `stats` message: a campaign's global numbers as the store reads them ([`Stats`]),
+//! the objects viewers and operators see, and the [`Frames`] of one tick, serialised once
+//! per campaign and shared by every socket (a [`ByteString`] is a reference-counted UTF-8
+//! buffer: handing it to a socket is a refcount bump, not a copy).
 
-use serde::Serialize;
 use std::collections::BTreeMap;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::store::{NodeShare, Stats};
+use bytestring::ByteString;
+use serde::Serialize;
+
+/// A presence share as seen by readers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeShare {
+    pub node: String,
+    pub viewers: u64,
+    pub updated_at: i64,
+}
+
+/// A campaign's global numbers, read once per tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Sum of the live presence leases (0 once ended).
+    pub viewers: u64,
+    pub peak_viewers: u64,
+    pub peak_at: Option<i64>,
+    pub unique_viewers: u64,
+    pub interactors: u64,
+    /// Every kind of the campaign, 0 included.
+    pub interactions: BTreeMap<String, u64>,
+    pub registrations: u64,
+    pub share_visits: u64,
+    pub share_visits_by_channel: BTreeMap<String, u64>,
+    /// Live viewers by region, summed over live leases.
+    pub regions: BTreeMap<String, u64>,
+    pub regions_at_peak: BTreeMap<String, u64>,
+    pub nodes: Vec<NodeShare>,
+    /// The campaign has ended (another node may have ended it).
+    pub ended: bool,
+}
 
 /// The stats object every viewer sees (`GET /stats` and the `stats` frame).
 #[derive(Debug, Serialize)]
@@ -64,24 +96,24 @@ impl<'a> OperatorStats<'a> {
 pub struct Frames {
     /// Numbers without `at` and node timestamps, to skip ticks where nothing changed.
     numbers: Option<Stats>,
-    pub viewer_stats: Utf8Bytes,
-    pub operator_stats: Utf8Bytes,
-    pub viewer_frame: Utf8Bytes,
-    pub operator_frame: Utf8Bytes,
+    pub viewer_stats: ByteString,
+    pub operator_stats: ByteString,
+    pub viewer_frame: ByteString,
+    pub operator_frame: ByteString,
 }
 
 /// `{"type":"stats",` + the object's fields.
-fn as_message(object: &str) -> Utf8Bytes {
+fn as_message(object: &str) -> ByteString {
     let mut s = String::with_capacity(object.len() + 16);
     s.push_str(r#"{"type":"stats","#);
     s.push_str(&object[1..]);
-    Utf8Bytes::from(s)
+    ByteString::from(s)
 }
 
 impl Frames {
     /// Before the first tick: zeros, so a welcome always carries a stats object.
     pub fn empty(campaign: &str) -> Self {
-        let mut f = Self::build(campaign, crate::now_ms(), &Stats::default());
+        let mut f = Self::build(campaign, crate::util::now_ms(), &Stats::default());
         f.numbers = None;
         f
     }
@@ -98,8 +130,8 @@ impl Frames {
             numbers: Some(numbers),
             viewer_frame: as_message(&viewer),
             operator_frame: as_message(&operator),
-            viewer_stats: Utf8Bytes::from(viewer),
-            operator_stats: Utf8Bytes::from(operator),
+            viewer_stats: ByteString::from(viewer),
+            operator_stats: ByteString::from(operator),
         }
     }
 

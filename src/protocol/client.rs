@@ -1,6 +1,5 @@
-//! The viewer socket's messages: parsing what clients send (borrowing from the frame, no
-//! allocation for the common case) and formatting the small messages the server sends.
-//! The big `stats` frames are built once per tick in `broadcast::frame`.
+//! Client → server: the `interact` message, parsed borrowing from the frame (no
+//! allocation for the common case), and built by clients such as the load tool.
 
 use std::borrow::Cow;
 
@@ -36,28 +35,6 @@ pub enum BadMessage {
     BadCount,
     BadSeq,
     MissingKind,
-}
-
-impl BadMessage {
-    pub fn code(self) -> &'static str {
-        match self {
-            BadMessage::BadJson => "bad_json",
-            BadMessage::UnknownType => "unknown_type",
-            BadMessage::BadCount => "bad_count",
-            BadMessage::BadSeq => "bad_seq",
-            BadMessage::MissingKind => "unknown_kind",
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            BadMessage::BadJson => "message is not a JSON object",
-            BadMessage::UnknownType => "unknown message type (expected \"interact\")",
-            BadMessage::BadCount => "count must be an integer from 1 to 100",
-            BadMessage::BadSeq => "seq must be a positive integer",
-            BadMessage::MissingKind => "kind is required",
-        }
-    }
 }
 
 /// Parses one text frame.
@@ -139,19 +116,28 @@ fn parse_json(text: &str) -> Result<Interact<'_>, BadMessage> {
     Ok(Interact { kind, count, seq })
 }
 
-/// `{"type":"ack","seq":N}`
-pub fn ack(seq: u64) -> String {
-    format!(r#"{{"type":"ack","seq":{seq}}}"#)
+/// Why a message was refused, as the `error` code the client gets back.
+impl From<BadMessage> for super::server::ErrorCode {
+    fn from(bad: BadMessage) -> Self {
+        use super::server::ErrorCode;
+        match bad {
+            BadMessage::BadJson => ErrorCode::BadJson,
+            BadMessage::UnknownType => ErrorCode::UnknownType,
+            BadMessage::BadCount => ErrorCode::BadCount,
+            BadMessage::BadSeq => ErrorCode::BadSeq,
+            BadMessage::MissingKind => ErrorCode::MissingKind,
+        }
+    }
 }
 
-/// `{"type":"error","code":..,"message":..,"seq"?:N}`: `seq` names the refused message when
-/// it had one, so a client can resend exactly that message (it was not taken).
-pub fn error(code: &str, message: &str, seq: Option<u64>) -> String {
-    let mut v = serde_json::json!({"type": "error", "code": code, "message": message});
-    if let Some(seq) = seq {
-        v["seq"] = seq.into();
+/// `{"type":"interact","kind":K,"count":N,"seq":M}` in the canonical shape the server's
+/// fast path reads (`seq` omitted when `None`). `kind` must be a campaign kind
+/// (`^[a-z][a-z0-9_]{0,31}$`), which needs no JSON escaping.
+pub fn interact(kind: &str, count: u64, seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!(r#"{{"type":"interact","kind":"{kind}","count":{count},"seq":{seq}}}"#),
+        None => format!(r#"{{"type":"interact","kind":"{kind}","count":{count}}}"#),
     }
-    v.to_string()
 }
 
 #[cfg(test)]
@@ -205,6 +191,28 @@ mod tests {
             assert_eq!(parse(c), json, "{c}");
         }
         assert!(parse_canonical(r#"{"type":"interact","kind":"like","count":3,"seq":9}"#).is_some());
+    }
+
+    #[test]
+    fn built_messages_take_the_fast_path() {
+        let m = interact("like", 3, Some(9));
+        assert_eq!(
+            parse_canonical(&m),
+            Some(Interact {
+                kind: "like".into(),
+                count: 3,
+                seq: Some(9)
+            })
+        );
+        let m = interact("cheer", 1, None);
+        assert_eq!(
+            parse_canonical(&m),
+            Some(Interact {
+                kind: "cheer".into(),
+                count: 1,
+                seq: None
+            })
+        );
     }
 
     #[test]

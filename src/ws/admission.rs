@@ -1,0 +1,325 @@
+//! Admission: everything that can refuse a socket with an HTTP status before the upgrade.
+//! [`Admission::check`] has no side effect (query, origin, campaign, tokens, ids);
+//! [`Admission::admit`] reserves a connection, claims the session in the store, registers
+//! the viewer and builds the welcome. Counting starts there, and ends when the
+//! [`Admitted`] socket is dropped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+use actix_web::web;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{random_id, Auth, TokenError};
+use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::protocol::Welcome;
+use crate::store::Store;
+use crate::tally::session::SessionSlot;
+use crate::tally::{CampaignTally, Tallies};
+
+/// Open sockets of this node (viewers and operators) against `--max-connections`.
+#[derive(Debug)]
+pub struct Connections {
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl Connections {
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes a place, or `false` at the limit. Taken before the store round trip, so a
+    /// connect storm cannot overshoot.
+    fn try_take(&self) -> bool {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn give_back(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// What admission touches.
+pub struct Admission {
+    pub tallies: Arc<Tallies>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    pub connections: Arc<Connections>,
+    /// `--allowed-origins` (empty: any).
+    pub allowed_origins: Vec<String>,
+    /// `--tick`, told to clients in the welcome.
+    pub tick: Duration,
+    /// Cancelled at shutdown: new sockets get 503.
+    pub shutdown: CancellationToken,
+}
+
+/// Query of `GET /ws/v1/campaigns/{id}`.
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    viewer: Option<String>,
+    session: Option<String>,
+    region: Option<String>,
+    token: Option<String>,
+    role: Option<String>,
+}
+
+/// What the checks found: everything needed to admit the socket.
+pub struct Checked {
+    campaign: Campaign,
+    operator: bool,
+    viewer: String,
+    session: String,
+    given_session: bool,
+    region: Option<String>,
+}
+
+/// Who is on the other end.
+pub enum Peer {
+    Viewer { slot: Arc<SessionSlot>, region: usize },
+    Operator,
+}
+
+impl Peer {
+    /// The `role` label of the connection metrics.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Peer::Viewer { .. } => "viewer",
+            Peer::Operator => "operator",
+        }
+    }
+}
+
+/// A socket that passed every check, counted in its campaign's tally until dropped.
+pub struct Admitted {
+    pub tally: Arc<CampaignTally>,
+    pub peer: Peer,
+    /// The first message to send.
+    pub welcome: String,
+    connections: Arc<Connections>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Admitted {
+    /// Undoes what admission counted: the viewer (or watcher) and the connection.
+    fn drop(&mut self) {
+        match self.peer {
+            Peer::Viewer { region, .. } => self.tally.viewer_left(region),
+            Peer::Operator => {
+                self.tally.watchers.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.connections.give_back();
+        self.metrics.connections.with_label_values(&[self.peer.role()]).dec();
+    }
+}
+
+/// Gives a reserved place back if admission fails after taking it.
+struct Reservation<'a>(&'a Connections, bool);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.give_back();
+        }
+    }
+}
+
+/// The `reason` label of `livetally_rejected_total` for a refused socket.
+pub fn reject_reason(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::NotFound(_) => "unknown_campaign",
+        ApiError::Gone => "campaign_ended",
+        ApiError::Unauthorized(_) => "missing_token",
+        ApiError::Forbidden(_) => "bad_token",
+        ApiError::BadRequest { .. } => "bad_query",
+        ApiError::Unavailable(_) => "unavailable",
+        ApiError::Conflict => "conflict",
+    }
+}
+
+impl Admission {
+    /// Every refusal that needs no side effect: shutdown, query, origin, campaign, tokens, ids.
+    pub async fn check(&self, id: &str, query: &str, origin: Option<&HeaderValue>) -> Result<Checked, ApiError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ApiError::Unavailable("node is shutting down".into()));
+        }
+        let q = web::Query::<WsQuery>::from_query(query)
+            .map_err(|e| ApiError::BadRequest {
+                field: None,
+                message: format!("bad query: {e}"),
+            })?
+            .into_inner();
+        if !self.allowed_origins.is_empty() {
+            if let Some(origin) = origin {
+                if !self.allowed_origins.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+                    return Err(ApiError::Forbidden("origin not allowed"));
+                }
+            }
+        }
+        if !is_campaign_id(id) {
+            return Err(ApiError::NotFound("campaign"));
+        }
+        let campaign = self.load_campaign(id).await?;
+        let operator = q.role.as_deref() == Some("operator");
+        if let Some(role) = q.role.as_deref() {
+            if role != "operator" && role != "viewer" {
+                return Err(ApiError::bad("role", "role must be viewer or operator"));
+            }
+        }
+        if operator {
+            self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
+                TokenError::Missing => ApiError::Unauthorized("operator token required"),
+                TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+            })?;
+        } else if campaign.access == Access::Token {
+            self.auth
+                .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
+                .map_err(|e| match e {
+                    TokenError::Missing => ApiError::Unauthorized("join token required"),
+                    TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
+                })?;
+        }
+        let viewer = client_id(q.viewer, "viewer")?;
+        let given_session = q.session.is_some();
+        let session = client_id(q.session, "session")?;
+        if let Some(r) = q.region.as_deref() {
+            if !is_region(r) {
+                return Err(ApiError::bad("region", "region must match ^[A-Za-z0-9-]{1,16}$"));
+            }
+        }
+        Ok(Checked {
+            campaign,
+            operator,
+            viewer,
+            session,
+            given_session,
+            region: q.region,
+        })
+    }
+
+    /// Admits a checked socket: reserves a connection, claims the session in the store,
+    /// registers the viewer and builds the welcome. Counting starts here.
+    pub async fn admit(&self, checked: Checked) -> Result<Admitted, ApiError> {
+        let Checked {
+            campaign,
+            operator,
+            viewer,
+            session,
+            given_session,
+            region,
+        } = checked;
+        let id = campaign.id.as_str();
+        if !self.connections.try_take() {
+            return Err(ApiError::Unavailable("node is at its connection limit".into()));
+        }
+        let mut reservation = Reservation(&self.connections, false);
+        let tally = self.tallies.get_or_create(&campaign);
+        if tally.ended.is_cancelled() {
+            return Err(ApiError::Gone);
+        }
+        let frames = tally.frames.borrow().clone();
+        let peer = if operator {
+            tally.watchers.fetch_add(1, Ordering::Relaxed);
+            Peer::Operator
+        } else {
+            let (epoch, acked) = if given_session {
+                self.store.claim_session(id, &session).await.map_err(|e| {
+                    self.metrics.store_errors.inc();
+                    ApiError::from(e)
+                })?
+            } else {
+                (0, 0)
+            };
+            let region = tally.region_index(&campaign.region_of(region.as_deref()));
+            let slot = Arc::new(SessionSlot::new(
+                session.clone(),
+                viewer.clone(),
+                epoch,
+                acked,
+                campaign.kinds.len(),
+            ));
+            tally.viewer_joined(region, &viewer);
+            Peer::Viewer { slot, region }
+        };
+        let acked_seq = match &peer {
+            Peer::Viewer { slot, .. } => slot.acked(),
+            Peer::Operator => 0,
+        };
+        let welcome = Welcome {
+            campaign: id,
+            role: peer.role(),
+            viewer: &viewer,
+            session: &session,
+            acked_seq,
+            tick_ms: self.tick.as_millis() as u64,
+            stats: if operator {
+                &frames.operator_stats
+            } else {
+                &frames.viewer_stats
+            },
+        }
+        .to_text();
+        reservation.1 = true;
+        let role = peer.role();
+        self.metrics.connections.with_label_values(&[role]).inc();
+        self.metrics.connections_opened.with_label_values(&[role]).inc();
+        Ok(Admitted {
+            tally,
+            peer,
+            welcome,
+            connections: self.connections.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// The campaign behind a socket: the node's cached copy when a tally exists (no store
+    /// round trip per connect), else the store's.
+    async fn load_campaign(&self, id: &str) -> Result<Campaign, ApiError> {
+        if let Some(t) = self.tallies.get(id) {
+            if t.ended.is_cancelled() {
+                return Err(ApiError::Gone);
+            }
+            return Ok(t.campaign.clone());
+        }
+        let c = self
+            .store
+            .get_campaign(id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound("campaign"))?;
+        if !c.is_live() {
+            return Err(ApiError::Gone);
+        }
+        Ok(c)
+    }
+}
+
+/// A valid client id, or a fresh one when absent.
+fn client_id(given: Option<String>, field: &'static str) -> Result<String, ApiError> {
+    match given {
+        None => Ok(random_id(16)),
+        Some(v) if is_client_id(&v) => Ok(v),
+        Some(_) => Err(ApiError::bad(
+            field,
+            format!("{field} must match ^[A-Za-z0-9_-]{{8,64}}$"),
+        )),
+    }
+}
