@@ -95,3 +95,134 @@ impl Broadcaster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::flaky::{campaign, Flaky};
+    use crate::store::{Batch, Presence, SessionDelta};
+
+    const TICK: Duration = Duration::from_secs(1);
+
+    fn broadcaster(store: Arc<Flaky>, tallies: &Arc<Tallies>) -> (Broadcaster, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let b = Broadcaster {
+            tallies: tallies.clone(),
+            store,
+            metrics: metrics.clone(),
+            tick: TICK,
+        };
+        (b, metrics)
+    }
+
+    /// What a flush from node `n1` with one viewer and `likes` new likes writes.
+    async fn flush(store: &Flaky, number: u64, likes: u64) {
+        let (epoch, _) = store.claim_session("launch", "session-1").await.unwrap();
+        let batch = Batch {
+            campaign: "launch".into(),
+            origin: "n1/run".into(),
+            number,
+            bucket_ms: crate::util::now_ms(),
+            sessions: vec![SessionDelta {
+                session: "session-1".into(),
+                viewer: "viewer-1".into(),
+                epoch,
+                seq: 0,
+                counts: vec![("like".into(), likes)],
+            }],
+            presence: Some((
+                "n1".into(),
+                Presence {
+                    viewers: 1,
+                    ..Default::default()
+                },
+            )),
+            presence_ttl: Duration::from_secs(10),
+            ..Default::default()
+        };
+        store.apply(&batch).await.unwrap();
+    }
+
+    fn viewer_frame(tally: &CampaignTally) -> serde_json::Value {
+        serde_json::from_str(&tally.frames.borrow().viewer_frame).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_change_is_published_once_to_every_socket() {
+        let store = Arc::new(Flaky::default());
+        let c = campaign("launch");
+        store.create_campaign(&c).await.unwrap();
+        flush(&store, 1, 2).await;
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&c);
+        let mut socket = tally.frames.subscribe();
+        let (b, _) = broadcaster(store.clone(), &tallies);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(b.run(stop.clone()));
+
+        socket.changed().await.unwrap();
+        let v = viewer_frame(&tally);
+        assert_eq!(v["type"], "stats");
+        assert_eq!((v["viewers"].as_u64(), v["peak_viewers"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(v["interactions"]["like"], 2);
+        socket.mark_unchanged();
+
+        tokio::time::sleep(TICK * 3).await;
+        assert!(!socket.has_changed().unwrap(), "ticks without a change push nothing");
+
+        flush(&store, 2, 1).await;
+        socket.changed().await.unwrap();
+        assert_eq!(viewer_frame(&tally)["interactions"]["like"], 3);
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_keeps_the_last_frame() {
+        let store = Arc::new(Flaky::default());
+        let c = campaign("launch");
+        store.create_campaign(&c).await.unwrap();
+        flush(&store, 1, 2).await;
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&c);
+        let mut socket = tally.frames.subscribe();
+        let (b, metrics) = broadcaster(store.clone(), &tallies);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(b.run(stop.clone()));
+        socket.changed().await.unwrap();
+        socket.mark_unchanged();
+
+        store.set_down(true);
+        tokio::time::sleep(TICK * 3 + Duration::from_millis(1)).await;
+        assert!(!socket.has_changed().unwrap());
+        assert_eq!(viewer_frame(&tally)["interactions"]["like"], 2);
+        assert_eq!(metrics.store_up.get(), 0);
+        assert_eq!(metrics.store_errors.get(), 3, "one failed read per tick");
+
+        store.set_down(false);
+        flush(&store, 2, 5).await;
+        socket.changed().await.unwrap();
+        assert_eq!(viewer_frame(&tally)["interactions"]["like"], 7);
+        assert_eq!(metrics.store_reconnects.get(), 1);
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_campaign_ended_on_another_node_closes_its_sockets_here() {
+        let store = Arc::new(Flaky::default());
+        let c = campaign("launch");
+        store.create_campaign(&c).await.unwrap();
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&c);
+        let (b, _) = broadcaster(store.clone(), &tallies);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(b.run(stop.clone()));
+        tokio::time::sleep(TICK * 2).await;
+        assert!(!tally.ended.is_cancelled());
+        store.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        tally.ended.cancelled().await;
+        stop.cancel();
+        task.await.unwrap();
+    }
+}

@@ -7,6 +7,8 @@
 //! campaign per tick, so store traffic grows with the number of campaigns and ticks, never
 //! with the interaction rate.
 
+#[cfg(test)]
+pub mod flaky;
 pub mod hll;
 pub mod memory;
 pub mod redis;

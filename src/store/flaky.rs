@@ -1,0 +1,116 @@
+//! A test double: the memory store behind a switch that makes every call fail as an
+//! unreachable Redis would, so the tasks that must survive an outage (flusher,
+//! broadcaster) are unit-tested without a Redis to kill.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::memory::MemoryStore;
+use super::{Applied, Batch, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use crate::campaign::Campaign;
+
+/// [`MemoryStore`] that can be taken down and brought back.
+#[derive(Default)]
+pub struct Flaky {
+    pub inner: MemoryStore,
+    down: AtomicBool,
+    /// `apply` calls that reached the store (failed ones excluded).
+    pub applied: AtomicU64,
+}
+
+impl Flaky {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn up(&self) -> StoreResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("test store is down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.up()
+    }
+    async fn create_campaign(&self, c: &Campaign) -> StoreResult<()> {
+        self.up()?;
+        self.inner.create_campaign(c).await
+    }
+    async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
+        self.up()?;
+        self.inner.get_campaign(id).await
+    }
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        self.up()?;
+        self.inner.list_campaigns().await
+    }
+    async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
+        self.up()?;
+        self.inner.end_campaign(id, at_ms).await
+    }
+    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+        self.up()?;
+        self.inner.claim_session(campaign, session).await
+    }
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
+        self.up()?;
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(batch).await
+    }
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        self.up()?;
+        self.inner.drop_presence(campaign, node).await
+    }
+    async fn stats(&self, campaign: &str, kinds: &[String], now_ms: i64) -> StoreResult<Stats> {
+        self.up()?;
+        self.inner.stats(campaign, kinds, now_ms).await
+    }
+    async fn record_tick(
+        &self,
+        campaign: &str,
+        bucket_ms: i64,
+        at_ms: i64,
+        viewers: u64,
+        regions: &BTreeMap<String, u64>,
+    ) -> StoreResult<(u64, Option<i64>)> {
+        self.up()?;
+        self.inner
+            .record_tick(campaign, bucket_ms, at_ms, viewers, regions)
+            .await
+    }
+    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        self.up()?;
+        self.inner.register(campaign, viewer).await
+    }
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        self.up()?;
+        self.inner.series(campaign, metric, from_ms, to_ms).await
+    }
+}
+
+/// A live campaign `id` with the default kinds (like, cheer, comment, share), created now.
+pub fn campaign(id: &str) -> Campaign {
+    crate::campaign::NewCampaign {
+        id: Some(id.into()),
+        title: Some("test".into()),
+        ..Default::default()
+    }
+    .validate(crate::util::now_ms())
+    // unwrap: a valid id and title.
+    .unwrap()
+}
