@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admitted, Peer};
 use super::policy::{self, BadWindow, RateStreak, PING_INTERVAL};
-use super::transport::{Incoming, SendError, Transport};
+use super::transport::{Incoming, Io, SendError, Transport};
 use crate::metrics::Metrics;
 use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
@@ -41,7 +41,7 @@ pub struct SocketEnv {
 }
 
 /// Runs one admitted socket until it closes; dropping `admitted` at the end releases it.
-pub async fn run(env: Arc<SocketEnv>, mut admitted: Admitted, mut transport: Transport) {
+pub async fn run<S: Io>(env: Arc<SocketEnv>, mut admitted: Admitted, mut transport: Transport<S>) {
     let welcome = std::mem::take(&mut admitted.welcome);
     let tally = &admitted.tally;
     let mut frames = tally.frames.subscribe();
@@ -133,9 +133,9 @@ impl<'a> Conn<'a> {
         }
     }
 
-    async fn serve(
+    async fn serve<S: Io>(
         &mut self,
-        transport: &mut Transport,
+        transport: &mut Transport<S>,
         frames: &mut tokio::sync::watch::Receiver<Arc<protocol::Frames>>,
     ) -> Closing {
         let operator = self.slot.is_none();
@@ -215,7 +215,7 @@ impl<'a> Conn<'a> {
     }
 
     /// Handles one thing the client did; `Some` to close.
-    async fn on_incoming(&mut self, transport: &mut Transport, incoming: Incoming) -> Option<Closing> {
+    async fn on_incoming<S: Io>(&mut self, transport: &mut Transport<S>, incoming: Incoming) -> Option<Closing> {
         let reply = match incoming {
             Incoming::Text(text) => self.on_text(&text),
             Incoming::Binary => self.refuse(ErrorCode::BadJson),
@@ -235,7 +235,7 @@ impl<'a> Conn<'a> {
     }
 
     /// Sends the cumulative ack if it moved; closes when the session was resumed elsewhere.
-    async fn send_ack(&mut self, transport: &mut Transport) -> Option<Closing> {
+    async fn send_ack<S: Io>(&mut self, transport: &mut Transport<S>) -> Option<Closing> {
         let slot = self.slot?;
         if slot.is_fenced() {
             return Some(Closing::Code(Close::RESUMED_ELSEWHERE));
@@ -300,5 +300,224 @@ impl<'a> Conn<'a> {
             return Err(Closing::Code(Close::TOO_MANY_BAD));
         }
         Ok(Some(protocol::error(code, self.current_seq)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The socket loop over an in-memory pipe, against the memory store, under paused time:
+    //! what a client sees for each way a socket can go.
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::DuplexStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    use super::*;
+    use crate::auth::Auth;
+    use crate::store::flaky::{campaign, Flaky};
+    use crate::store::Store;
+    use crate::tally::flusher::{Flusher, Timing};
+    use crate::tally::Tallies;
+    use crate::ws::admission::{Admission, Connections};
+
+    type Client = WebSocketStream<DuplexStream>;
+
+    struct Rig {
+        env: Arc<SocketEnv>,
+        admission: Admission,
+        store: Arc<Flaky>,
+        tallies: Arc<Tallies>,
+    }
+
+    async fn rig() -> Rig {
+        let store = Arc::new(Flaky::default());
+        store.create_campaign(&campaign("launch")).await.unwrap();
+        let tallies = Arc::new(Tallies::new(1_000));
+        let metrics = Arc::new(Metrics::new());
+        let shutdown = CancellationToken::new();
+        let env = Arc::new(SocketEnv {
+            metrics: metrics.clone(),
+            pending: tallies.pending().clone(),
+            per_sec: NonZeroU32::new(20).unwrap(),
+            drain_period: Duration::ZERO,
+            shutdown: shutdown.clone(),
+            clock: Default::default(),
+        });
+        let admission = Admission {
+            tallies: tallies.clone(),
+            store: store.clone(),
+            auth: Arc::new(Auth::new("operator-token-0123456789".into(), None)),
+            metrics,
+            connections: Arc::new(Connections::new(10)),
+            allowed_origins: vec![],
+            tick: Duration::from_secs(1),
+            shutdown,
+        };
+        Rig {
+            env,
+            admission,
+            store,
+            tallies,
+        }
+    }
+
+    impl Rig {
+        /// Admits a viewer with `query` and serves it; returns the client end.
+        async fn connect(&self, query: &str) -> (Client, tokio::task::JoinHandle<()>) {
+            let checked = self.admission.check("launch", query, None).await.unwrap();
+            let admitted = self.admission.admit(checked).await.unwrap();
+            let (server, client) = tokio::io::duplex(64 * 1024);
+            let transport = Transport::new(server, vec![]).await;
+            let task = tokio::spawn(run(self.env.clone(), admitted, transport));
+            (WebSocketStream::from_raw_socket(client, Role::Client, None).await, task)
+        }
+
+        fn flusher(&self) -> CancellationToken {
+            let timing = Timing {
+                flush_interval: Duration::from_millis(100),
+                tick: Duration::from_secs(1),
+                presence_ttl: Duration::from_secs(10),
+            };
+            let f = Flusher::new(
+                self.tallies.clone(),
+                self.store.clone(),
+                self.env.metrics.clone(),
+                "n1".into(),
+                "n1/run".into(),
+                timing,
+            );
+            let stop = CancellationToken::new();
+            let (_tx, rx) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(f.run(stop.clone(), rx));
+            stop
+        }
+
+        fn closed(&self, reason: &str) -> u64 {
+            self.env.metrics.connections_closed.with_label_values(&[reason]).get()
+        }
+    }
+
+    /// The next text message as JSON (pings skipped).
+    async fn next_json(c: &mut Client) -> serde_json::Value {
+        loop {
+            match c.next().await {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the socket ends: the close code, or `None` when it ended without one.
+    async fn close_code(c: &mut Client) -> Option<u16> {
+        loop {
+            match c.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    async fn send(c: &mut Client, text: &str) {
+        c.send(Message::text(text)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_like_is_acked_once_stored_and_a_resend_is_not_counted_again() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut c, _) = rig.connect("session=session-0001").await;
+        let welcome = next_json(&mut c).await;
+        assert_eq!(
+            (welcome["type"].as_str(), welcome["acked_seq"].as_u64()),
+            (Some("welcome"), Some(0))
+        );
+        send(&mut c, &protocol::client::interact("like", 2, Some(1))).await;
+        assert_eq!(next_json(&mut c).await, serde_json::json!({"type":"ack","seq":1}));
+        send(&mut c, &protocol::client::interact("like", 2, Some(1))).await;
+        assert_eq!(next_json(&mut c).await, serde_json::json!({"type":"ack","seq":1}));
+        let s = rig
+            .store
+            .stats("launch", &["like".into()], crate::util::now_ms())
+            .await
+            .unwrap();
+        assert_eq!(s.interactions["like"], 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_eleventh_bad_message_closes_with_1008() {
+        let rig = rig().await;
+        let (mut c, task) = rig.connect("").await;
+        next_json(&mut c).await;
+        for _ in 0..policy::MAX_BAD_MESSAGES {
+            send(&mut c, "{").await;
+            assert_eq!(next_json(&mut c).await["code"], "bad_json");
+        }
+        send(&mut c, r#"{"type":"interact","kind":"boo","seq":1}"#).await;
+        assert_eq!(close_code(&mut c).await, Some(close::POLICY));
+        task.await.unwrap();
+        assert_eq!(rig.closed("policy"), 1);
+        assert_eq!(rig.tallies.get("launch").unwrap().local_viewers(), 0, "released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_dropped_after_the_idle_timeout_without_a_close() {
+        let rig = rig().await;
+        let (mut c, task) = rig.connect("").await;
+        next_json(&mut c).await;
+        // The client reads nothing, so it answers no ping: after three pings it is gone.
+        tokio::time::sleep(policy::IDLE_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(task.is_finished());
+        assert_eq!(close_code(&mut c).await, None);
+        assert_eq!(rig.closed("idle_timeout"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_answering_pings_stays() {
+        let rig = rig().await;
+        let (mut c, task) = rig.connect("").await;
+        next_json(&mut c).await;
+        // Reading lets tungstenite answer each ping with a pong.
+        let _ = tokio::time::timeout(policy::IDLE_TIMEOUT * 2, c.next()).await;
+        assert!(!task.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_closes_with_1001_and_campaign_end_with_4000() {
+        let rig = rig().await;
+        let (mut a, _) = rig.connect("").await;
+        next_json(&mut a).await;
+        rig.tallies.get("launch").unwrap().ended.cancel();
+        assert_eq!(close_code(&mut a).await, Some(close::ENDED));
+
+        let rig = self::rig().await; // a fresh campaign: the first one ended
+        let (mut b, _) = rig.connect("").await;
+        next_json(&mut b).await;
+        rig.env.shutdown.cancel();
+        assert_eq!(close_code(&mut b).await, Some(close::GOING_AWAY));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_socket_gets_the_published_frame() {
+        let rig = rig().await;
+        let (mut a, _) = rig.connect("").await;
+        let (mut b, _) = rig.connect("role=operator&token=operator-token-0123456789").await;
+        next_json(&mut a).await;
+        assert_eq!(next_json(&mut b).await["role"], "operator");
+        let stats = crate::store::Stats {
+            viewers: 7,
+            ..Default::default()
+        };
+        let tally = rig.tallies.get("launch").unwrap();
+        tally
+            .frames
+            .send_replace(Arc::new(protocol::Frames::build("launch", 1, &stats)));
+        let (va, vb) = (next_json(&mut a).await, next_json(&mut b).await);
+        assert_eq!((va["type"].as_str(), va["viewers"].as_u64()), (Some("stats"), Some(7)));
+        assert!(va.get("nodes").is_none(), "viewers get the viewer frame");
+        assert_eq!(vb["nodes"], serde_json::json!([]), "operators the operator frame");
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::rt::net::TcpStream;
 use bytestring::ByteString;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -106,9 +107,13 @@ pub enum SendError {
     Slow,
 }
 
+/// What a WebSocket runs over: a TCP stream in production, an in-memory pipe in tests.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
 /// One accepted WebSocket.
-pub struct Transport {
-    ws: WebSocketStream<TcpStream>,
+pub struct Transport<S = TcpStream> {
+    ws: WebSocketStream<S>,
 }
 
 fn config() -> WebSocketConfig {
@@ -120,10 +125,10 @@ fn config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-impl Transport {
+impl<S: Io> Transport<S> {
     /// Wraps a stream whose `101 Switching Protocols` has been sent. `read_ahead` holds
     /// bytes the client sent after its request that the HTTP layer already read.
-    pub async fn new(io: TcpStream, read_ahead: Vec<u8>) -> Self {
+    pub async fn new(io: S, read_ahead: Vec<u8>) -> Self {
         let ws = if read_ahead.is_empty() {
             WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await
         } else {
