@@ -2,41 +2,8 @@
 //! or Redis Cluster (through `cluster_async::ClusterConnection`). It behaves exactly like
 //! [`super::memory::MemoryStore`]; both pass `tests/store_contract.rs`.
 //!
-//! # Key layout
-//!
-//! Every key of one campaign carries the hash tag `{c:<id>}`, so all of them live in one
-//! Cluster slot and every per-campaign call is ONE round trip (one `EVALSHA`, or one
-//! single-slot pipeline), on Cluster as on a single server:
-//!
-//! | key                          | type  | content                                             |
-//! |------------------------------|-------|-----------------------------------------------------|
-//! | `lt:{c:<id>}:meta`           | hash  | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) |
-//! | `lt:{c:<id>}:counts`         | hash  | kind → interactions                                 |
-//! | `lt:{c:<id>}:epochs`         | hash  | session → ownership epoch                           |
-//! | `lt:{c:<id>}:sessions`       | hash  | session → acked seq                                 |
-//! | `lt:{c:<id>}:uniq`           | HLL   | viewers seen (`unique_viewers`)                     |
-//! | `lt:{c:<id>}:actors`         | HLL   | viewers who interacted (`interactors`)              |
-//! | `lt:{c:<id>}:regs`           | set   | registered viewers                                  |
-//! | `lt:{c:<id>}:shares`         | hash  | channel → share visits                              |
-//! | `lt:{c:<id>}:presence`       | hash  | node → `<updated_at ms>|<Presence JSON>`            |
-//! | `lt:{c:<id>}:presence-exp`   | hash  | node → lease expiry (unix ms, Redis clock)          |
-//! | `lt:{c:<id>}:vseries:<p>`    | hash  | bucket ms → viewers, for the hour starting at `<p>` |
-//! | `lt:{c:<id>}:vparts`         | zset  | the `<p>` that have a `vseries` hash                |
-//! | `lt:{c:<id>}:iseries:<p>`    | hash  | `<bucket>` → all kinds, `<bucket>:<kind>` → count   |
-//! | `lt:{c:<id>}:iparts`         | zset  | the `<p>` that have an `iseries` hash               |
-//!
-//! The campaign index lives in its own slot, `{campaigns}`: `lt:{campaigns}:index` (zset,
-//! score = `created_at`, member = id) and `lt:{campaigns}:order` (hash, id → creation
-//! sequence from the counter `lt:{campaigns}:next`), which breaks ties between campaigns
-//! created in the same millisecond the way the memory store does (creation order).
-//! `create_campaign` writes the index first and the meta second, so a create interrupted
-//! between the two is completed by a retry, and listing skips index entries without meta.
-//!
-//! Series hashes are split by hour so that reading a window reads only the hours it
-//! covers, not the whole two weeks of a festival.
-//!
-//! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
-//! nodes with skewed clocks still agree on which leases are alive.
+//! Where each piece of data lives, and why it is laid out so, is in `keys.rs`; the Lua
+//! scripts are in `lua/`, one file each.
 //!
 //! # Traffic
 //!
@@ -45,6 +12,8 @@
 //! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
 //! command, with the sessions that sent something, never with the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
+
+mod keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -59,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use crate::campaign::{Campaign, State};
+use keys::{partition, CampaignKeys};
 
 /// Upper bound on one store call, reconnects and retries included. A hung Redis (SIGSTOP,
 /// a failover in progress) then reads as `Unavailable` after 2 s: long enough for a large
@@ -79,9 +49,6 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 /// Reconnect attempts per outage episode; the next failing call starts a new episode, so
 /// the manager keeps trying for as long as the node keeps calling.
 const RECONNECT_RETRIES: usize = 6;
-
-/// Width of one series hash: an hour of 1 s ticks is 3,600 buckets (×kinds fields).
-const SERIES_PARTITION_MS: i64 = 3_600_000;
 
 /// The connection to either deployment; both are cheap to clone (shared multiplexed
 /// connections), so every call clones one and drives it.
@@ -190,21 +157,6 @@ type StatsReply = (
     String,
     String,
 );
-
-fn key(campaign: &str, suffix: &str) -> String {
-    format!("lt:{{c:{campaign}}}:{suffix}")
-}
-
-const INDEX_KEY: &str = "lt:{campaigns}:index";
-const ORDER_KEY: &str = "lt:{campaigns}:order";
-const NEXT_KEY: &str = "lt:{campaigns}:next";
-
-/// Start of the series partition holding `bucket_ms`.
-fn partition(bucket_ms: i64) -> i64 {
-    bucket_ms
-        .div_euclid(SERIES_PARTITION_MS)
-        .saturating_mul(SERIES_PARTITION_MS)
-}
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -351,9 +303,9 @@ impl Store for RedisStore {
             .call(|mut c| async move {
                 self.scripts
                     .index
-                    .key(INDEX_KEY)
-                    .key(ORDER_KEY)
-                    .key(NEXT_KEY)
+                    .key(keys::INDEX)
+                    .key(keys::ORDER)
+                    .key(keys::NEXT)
                     .arg(&campaign.id)
                     .arg(campaign.created_at)
                     .invoke_async(&mut c)
@@ -365,7 +317,7 @@ impl Store for RedisStore {
             .call(|mut c| async move {
                 self.scripts
                     .create
-                    .key(key(&campaign.id, "meta"))
+                    .key(CampaignKeys(&campaign.id).meta())
                     .arg(json)
                     .arg(state_str(campaign.state))
                     .arg(ended_at)
@@ -381,7 +333,7 @@ impl Store for RedisStore {
     }
 
     async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
-        match self.meta_fields(key(id, "meta")).await? {
+        match self.meta_fields(CampaignKeys(id).meta()).await? {
             (Some(json), state, ended_at) => campaign_from_meta(&json, state.as_deref(), ended_at.as_deref()).map(Some),
             (None, _, _) => Ok(None),
         }
@@ -391,8 +343,8 @@ impl Store for RedisStore {
         let (ids, order): (Vec<String>, HashMap<String, u64>) = self
             .call(|mut c| async move {
                 redis::pipe()
-                    .zrange(INDEX_KEY, 0, -1)
-                    .hgetall(ORDER_KEY)
+                    .zrange(keys::INDEX, 0, -1)
+                    .hgetall(keys::ORDER)
                     .query_async(&mut c)
                     .await
             })
@@ -403,7 +355,7 @@ impl Store for RedisStore {
                 let mut pipe = redis::pipe();
                 for id in &ids {
                     pipe.cmd("HMGET")
-                        .arg(key(id, "meta"))
+                        .arg(CampaignKeys(id).meta())
                         .arg("campaign")
                         .arg("state")
                         .arg("ended_at");
@@ -414,7 +366,7 @@ impl Store for RedisStore {
             // connections, bounded so thousands of campaigns do not flood one node.
             Conn::Cluster(_) => {
                 use futures_util::stream::{self, StreamExt, TryStreamExt};
-                let metas: Vec<String> = ids.iter().map(|id| key(id, "meta")).collect();
+                let metas: Vec<String> = ids.iter().map(|id| CampaignKeys(id).meta()).collect();
                 stream::iter(metas)
                     .map(|meta| self.meta_fields(meta))
                     .buffered(32)
@@ -434,15 +386,16 @@ impl Store for RedisStore {
     }
 
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
+        let k = CampaignKeys(id);
         let reply: Option<(String, Option<String>, Option<String>)> = self
             .call(|mut c| async move {
                 self.scripts
                     .end
-                    .key(key(id, "meta"))
-                    .key(key(id, "presence"))
-                    .key(key(id, "presence-exp"))
-                    .key(key(id, "epochs"))
-                    .key(key(id, "sessions"))
+                    .key(k.meta())
+                    .key(k.presence())
+                    .key(k.presence_exp())
+                    .key(k.epochs())
+                    .key(k.sessions())
                     .arg(at_ms)
                     .invoke_async(&mut c)
                     .await
@@ -453,13 +406,14 @@ impl Store for RedisStore {
     }
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+        let k = CampaignKeys(campaign);
         let reply: Option<(u64, u64)> = self
             .call(|mut c| async move {
                 self.scripts
                     .claim
-                    .key(key(campaign, "meta"))
-                    .key(key(campaign, "epochs"))
-                    .key(key(campaign, "sessions"))
+                    .key(k.meta())
+                    .key(k.epochs())
+                    .key(k.sessions())
                     .arg(session)
                     .invoke_async(&mut c)
                     .await
@@ -496,25 +450,25 @@ impl Store for RedisStore {
             p: presence,
         };
         let json = serde_json::to_string(&lua).map_err(unavailable)?;
-        let id = batch.campaign.as_str();
+        let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
         let (ended, fenced): (u8, Vec<usize>) = self
             .call(|mut c| async move {
                 self.scripts
                     .apply
-                    .key(key(id, "meta"))
-                    .key(key(id, "epochs"))
-                    .key(key(id, "sessions"))
-                    .key(key(id, "counts"))
-                    .key(key(id, &format!("iseries:{part}")))
-                    .key(key(id, "iparts"))
-                    .key(key(id, "uniq"))
-                    .key(key(id, "actors"))
-                    .key(key(id, "shares"))
-                    .key(key(id, "presence"))
-                    .key(key(id, "presence-exp"))
-                    .key(key(id, "applied"))
+                    .key(k.meta())
+                    .key(k.epochs())
+                    .key(k.sessions())
+                    .key(k.counts())
+                    .key(k.iseries(part))
+                    .key(k.iparts())
+                    .key(k.uniq())
+                    .key(k.actors())
+                    .key(k.shares())
+                    .key(k.presence())
+                    .key(k.presence_exp())
+                    .key(k.applied())
                     .arg(json)
                     .arg(batch.bucket_ms)
                     .arg(part)
@@ -532,11 +486,12 @@ impl Store for RedisStore {
     }
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        let k = CampaignKeys(campaign);
         self.call(|mut c| async move {
             redis::pipe()
-                .hdel(key(campaign, "presence"), node)
+                .hdel(k.presence(), node)
                 .ignore()
-                .hdel(key(campaign, "presence-exp"), node)
+                .hdel(k.presence_exp(), node)
                 .ignore()
                 .query_async::<()>(&mut c)
                 .await
@@ -546,18 +501,19 @@ impl Store for RedisStore {
 
     /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
+        let k = CampaignKeys(campaign);
         let reply: Option<StatsReply> = self
             .call(|mut c| async move {
                 self.scripts
                     .stats
-                    .key(key(campaign, "meta"))
-                    .key(key(campaign, "counts"))
-                    .key(key(campaign, "uniq"))
-                    .key(key(campaign, "actors"))
-                    .key(key(campaign, "regs"))
-                    .key(key(campaign, "shares"))
-                    .key(key(campaign, "presence"))
-                    .key(key(campaign, "presence-exp"))
+                    .key(k.meta())
+                    .key(k.counts())
+                    .key(k.uniq())
+                    .key(k.actors())
+                    .key(k.regs())
+                    .key(k.shares())
+                    .key(k.presence())
+                    .key(k.presence_exp())
                     .invoke_async(&mut c)
                     .await
             })
@@ -618,15 +574,16 @@ impl Store for RedisStore {
         viewers: u64,
         regions: &BTreeMap<String, u64>,
     ) -> StoreResult<(u64, Option<i64>)> {
+        let k = CampaignKeys(campaign);
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
         let reply: Option<(u64, String)> = self
             .call(|mut c| async move {
                 self.scripts
                     .tick
-                    .key(key(campaign, "meta"))
-                    .key(key(campaign, &format!("vseries:{part}")))
-                    .key(key(campaign, "vparts"))
+                    .key(k.meta())
+                    .key(k.vseries(part))
+                    .key(k.vparts())
                     .arg(bucket_ms)
                     .arg(at_ms)
                     .arg(viewers)
@@ -641,12 +598,13 @@ impl Store for RedisStore {
     }
 
     async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let k = CampaignKeys(campaign);
         let reply: Option<i64> = self
             .call(|mut c| async move {
                 self.scripts
                     .register
-                    .key(key(campaign, "meta"))
-                    .key(key(campaign, "regs"))
+                    .key(k.meta())
+                    .key(k.regs())
                     .arg(viewer)
                     .invoke_async(&mut c)
                     .await
@@ -662,16 +620,13 @@ impl Store for RedisStore {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<(i64, u64)>> {
-        let (series, parts) = match metric {
-            SeriesMetric::Viewers => ("vseries", "vparts"),
-            SeriesMetric::Interactions(_) => ("iseries", "iparts"),
-        };
+        let k = CampaignKeys(campaign);
         // Round trip 1: does the campaign exist, and which hour hashes cover the window.
         let (exists, parts): (bool, Vec<i64>) = self
             .call(|mut c| async move {
                 redis::pipe()
-                    .exists(key(campaign, "meta"))
-                    .zrangebyscore(key(campaign, parts), partition(from_ms), partition(to_ms))
+                    .exists(k.meta())
+                    .zrangebyscore(k.series_parts(metric), partition(from_ms), partition(to_ms))
                     .query_async(&mut c)
                     .await
             })
@@ -685,7 +640,7 @@ impl Store for RedisStore {
         // Round trip 2: those hashes (one slot, so one pipeline on Cluster too).
         let mut pipe = redis::pipe();
         for p in &parts {
-            pipe.hgetall(key(campaign, &format!("{series}:{p}")));
+            pipe.hgetall(k.series(metric, *p));
         }
         let hashes: Vec<HashMap<String, String>> =
             self.call(|mut c| async move { pipe.query_async(&mut c).await }).await?;
@@ -729,21 +684,6 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_of_one_campaign_share_a_slot_tag() {
-        assert_eq!(key("launch", "meta"), "lt:{c:launch}:meta");
-        assert_eq!(key("launch", "iseries:0"), "lt:{c:launch}:iseries:0");
-    }
-
-    #[test]
-    fn partitions_are_hour_aligned_and_floor_negative_buckets() {
-        assert_eq!(partition(0), 0);
-        assert_eq!(partition(3_599_999), 0);
-        assert_eq!(partition(3_600_000), 3_600_000);
-        assert_eq!(partition(-1), -3_600_000);
-        assert!(partition(i64::MIN) <= i64::MIN / 2);
-    }
 
     #[test]
     fn meta_fields_overlay_the_stored_json() {
