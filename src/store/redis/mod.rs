@@ -13,78 +13,21 @@
 //! command, with the sessions that sent something, never with the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
+mod conn;
 mod keys;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
+use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use crate::campaign::{Campaign, State};
+use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
 
-/// Upper bound on one store call, reconnects and retries included. A hung Redis (SIGSTOP,
-/// a failover in progress) then reads as `Unavailable` after 2 s: long enough for a large
-/// batch script on a busy server, short enough to keep well inside one flush retry cycle
-/// and the 10 s presence lease.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Upper bound on one TCP/TLS connect attempt; half the call timeout so one attempt (and
-/// a retry) fits inside a call.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// First reconnect delay of the standalone manager; it doubles per attempt.
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
-
-/// Cap on the reconnect delay, so a Redis that comes back is used within ~2 s.
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
-
-/// Reconnect attempts per outage episode; the next failing call starts a new episode, so
-/// the manager keeps trying for as long as the node keeps calling.
-const RECONNECT_RETRIES: usize = 6;
-
-/// The connection to either deployment; both are cheap to clone (shared multiplexed
-/// connections), so every call clones one and drives it.
-#[derive(Clone)]
-enum Conn {
-    Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Standalone(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
+pub use conn::CALL_TIMEOUT;
 
 /// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
 pub struct RedisStore {
@@ -158,10 +101,6 @@ type StatsReply = (
     String,
 );
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
 }
@@ -212,27 +151,13 @@ impl RedisStore {
     /// connected, lost connections are re-established in the background with exponential
     /// backoff.
     pub async fn connect_standalone(url: &str) -> StoreResult<RedisStore> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_min_delay(RECONNECT_MIN_DELAY)
-            .set_max_delay(RECONNECT_MAX_DELAY)
-            .set_number_of_retries(RECONNECT_RETRIES);
-        let manager = with_timeout(ConnectionManager::new_with_config(client, config)).await?;
-        Ok(Self::new(Conn::Standalone(manager)))
+        Ok(Self::new(Conn::standalone(url).await?))
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://` or `rediss://`).
     /// The cluster connection follows slot moves and reconnects to nodes on its own.
     pub async fn connect_cluster(urls: &[String]) -> StoreResult<RedisStore> {
-        let client = ClusterClient::builder(urls.iter().map(String::as_str))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(CALL_TIMEOUT)
-            .build()
-            .map_err(unavailable)?;
-        let conn = with_timeout(client.get_async_connection()).await?;
-        Ok(Self::new(Conn::Cluster(conn)))
+        Ok(Self::new(Conn::cluster(urls).await?))
     }
 
     fn new(conn: Conn) -> Self {
@@ -242,42 +167,24 @@ impl RedisStore {
         }
     }
 
-    /// Runs one Redis call under [`CALL_TIMEOUT`] on a clone of the connection.
-    async fn call<T, F, Fut>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(Conn) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        with_timeout(f(self.conn.clone())).await
-    }
-
     /// `HMGET` of the meta fields a campaign is built from.
     async fn meta_fields(&self, meta: String) -> StoreResult<MetaFields> {
-        self.call(|mut c| async move {
-            redis::cmd("HMGET")
-                .arg(&meta)
-                .arg("campaign")
-                .arg("state")
-                .arg("ended_at")
-                .query_async(&mut c)
-                .await
-        })
-        .await
+        self.conn
+            .call(|mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg("campaign")
+                    .arg("state")
+                    .arg("ended_at")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
     }
 }
 
 /// `(campaign JSON, state, ended_at)` of a meta hash; all `None` for an unknown campaign.
 type MetaFields = (Option<String>, Option<String>, Option<String>);
-
-async fn with_timeout<T>(f: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "Redis did not answer within {CALL_TIMEOUT:?}"
-        ))),
-    }
-}
 
 #[async_trait]
 impl Store for RedisStore {
@@ -290,6 +197,7 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> StoreResult<()> {
         let _: String = self
+            .conn
             .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
             .await?;
         Ok(())
@@ -300,6 +208,7 @@ impl Store for RedisStore {
         // Index first: a create cut short after it is finished by a retry (the index
         // script is idempotent), and list skips index entries without meta.
         let _: i64 = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .index
@@ -314,6 +223,7 @@ impl Store for RedisStore {
             .await?;
         let ended_at = campaign.ended_at.map(|t| t.to_string()).unwrap_or_default();
         let created: i64 = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .create
@@ -341,6 +251,7 @@ impl Store for RedisStore {
 
     async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
         let (ids, order): (Vec<String>, HashMap<String, u64>) = self
+            .conn
             .call(|mut c| async move {
                 redis::pipe()
                     .zrange(keys::INDEX, 0, -1)
@@ -360,7 +271,9 @@ impl Store for RedisStore {
                         .arg("state")
                         .arg("ended_at");
                 }
-                self.call(|mut c| async move { pipe.query_async(&mut c).await }).await?
+                self.conn
+                    .call(|mut c| async move { pipe.query_async(&mut c).await })
+                    .await?
             }
             // Metas live in different slots: concurrent reads on the multiplexed
             // connections, bounded so thousands of campaigns do not flood one node.
@@ -388,6 +301,7 @@ impl Store for RedisStore {
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
         let k = CampaignKeys(id);
         let reply: Option<(String, Option<String>, Option<String>)> = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .end
@@ -408,6 +322,7 @@ impl Store for RedisStore {
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
         let reply: Option<(u64, u64)> = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .claim
@@ -454,6 +369,7 @@ impl Store for RedisStore {
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
         let (ended, fenced): (u8, Vec<usize>) = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .apply
@@ -487,22 +403,24 @@ impl Store for RedisStore {
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
         let k = CampaignKeys(campaign);
-        self.call(|mut c| async move {
-            redis::pipe()
-                .hdel(k.presence(), node)
-                .ignore()
-                .hdel(k.presence_exp(), node)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        self.conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .hdel(k.presence(), node)
+                    .ignore()
+                    .hdel(k.presence_exp(), node)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
     /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
         let k = CampaignKeys(campaign);
         let reply: Option<StatsReply> = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .stats
@@ -578,6 +496,7 @@ impl Store for RedisStore {
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
         let reply: Option<(u64, String)> = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .tick
@@ -600,6 +519,7 @@ impl Store for RedisStore {
     async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         let k = CampaignKeys(campaign);
         let reply: Option<i64> = self
+            .conn
             .call(|mut c| async move {
                 self.scripts
                     .register
@@ -623,6 +543,7 @@ impl Store for RedisStore {
         let k = CampaignKeys(campaign);
         // Round trip 1: does the campaign exist, and which hour hashes cover the window.
         let (exists, parts): (bool, Vec<i64>) = self
+            .conn
             .call(|mut c| async move {
                 redis::pipe()
                     .exists(k.meta())
@@ -642,8 +563,10 @@ impl Store for RedisStore {
         for p in &parts {
             pipe.hgetall(k.series(metric, *p));
         }
-        let hashes: Vec<HashMap<String, String>> =
-            self.call(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let hashes: Vec<HashMap<String, String>> = self
+            .conn
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
         let in_window = |t: i64| from_ms <= t && t <= to_ms;
         let mut points = BTreeMap::new();
         for hash in &hashes {
