@@ -15,17 +15,18 @@
 
 mod conn;
 mod keys;
+mod script;
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use crate::campaign::{Campaign, State};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
+use script::{Scripts, NO_ARGS};
 
 pub use conn::CALL_TIMEOUT;
 
@@ -33,34 +34,6 @@ pub use conn::CALL_TIMEOUT;
 pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
-}
-
-/// The Lua scripts (`lua/*.lua`, each headed by its KEYS and ARGV), hashed once; `Script`
-/// sends `EVALSHA` and loads on `NOSCRIPT`.
-struct Scripts {
-    index: Script,
-    create: Script,
-    end: Script,
-    claim: Script,
-    apply: Script,
-    stats: Script,
-    tick: Script,
-    register: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            index: Script::new(include_str!("lua/index.lua")),
-            create: Script::new(include_str!("lua/create.lua")),
-            end: Script::new(include_str!("lua/end.lua")),
-            claim: Script::new(include_str!("lua/claim.lua")),
-            apply: Script::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/apply.lua"))),
-            stats: Script::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
-            tick: Script::new(include_str!("lua/tick.lua")),
-            register: Script::new(include_str!("lua/register.lua")),
-        }
-    }
 }
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
@@ -208,32 +181,23 @@ impl Store for RedisStore {
         // Index first: a create cut short after it is finished by a retry (the index
         // script is idempotent), and list skips index entries without meta.
         let _: i64 = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .index
-                    .key(keys::INDEX)
-                    .key(keys::ORDER)
-                    .key(keys::NEXT)
-                    .arg(&campaign.id)
-                    .arg(campaign.created_at)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .index
+            .run(
+                &self.conn,
+                &[keys::INDEX, keys::ORDER, keys::NEXT],
+                (&campaign.id, campaign.created_at),
+            )
             .await?;
         let ended_at = campaign.ended_at.map(|t| t.to_string()).unwrap_or_default();
         let created: i64 = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .create
-                    .key(CampaignKeys(&campaign.id).meta())
-                    .arg(json)
-                    .arg(state_str(campaign.state))
-                    .arg(ended_at)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .create
+            .run(
+                &self.conn,
+                &[CampaignKeys(&campaign.id).meta()],
+                (json, state_str(campaign.state), ended_at),
+            )
             .await?;
         if created == 1 {
             Ok(())
@@ -301,19 +265,13 @@ impl Store for RedisStore {
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
         let k = CampaignKeys(id);
         let reply: Option<(String, Option<String>, Option<String>)> = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .end
-                    .key(k.meta())
-                    .key(k.presence())
-                    .key(k.presence_exp())
-                    .key(k.epochs())
-                    .key(k.sessions())
-                    .arg(at_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .end
+            .run(
+                &self.conn,
+                &[k.meta(), k.presence(), k.presence_exp(), k.epochs(), k.sessions()],
+                at_ms,
+            )
             .await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
@@ -322,17 +280,9 @@ impl Store for RedisStore {
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
         let reply: Option<(u64, u64)> = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .claim
-                    .key(k.meta())
-                    .key(k.epochs())
-                    .key(k.sessions())
-                    .arg(session)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .claim
+            .run(&self.conn, &[k.meta(), k.epochs(), k.sessions()], session)
             .await?;
         reply.ok_or(StoreError::NotFound)
     }
@@ -369,31 +319,33 @@ impl Store for RedisStore {
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
         let (ended, fenced): (u8, Vec<usize>) = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .apply
-                    .key(k.meta())
-                    .key(k.epochs())
-                    .key(k.sessions())
-                    .key(k.counts())
-                    .key(k.iseries(part))
-                    .key(k.iparts())
-                    .key(k.uniq())
-                    .key(k.actors())
-                    .key(k.shares())
-                    .key(k.presence())
-                    .key(k.presence_exp())
-                    .key(k.applied())
-                    .arg(json)
-                    .arg(batch.bucket_ms)
-                    .arg(part)
-                    .arg(ttl_ms)
-                    .arg(&batch.origin)
-                    .arg(batch.number.to_string())
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .apply
+            .run(
+                &self.conn,
+                &[
+                    k.meta(),
+                    k.epochs(),
+                    k.sessions(),
+                    k.counts(),
+                    k.iseries(part),
+                    k.iparts(),
+                    k.uniq(),
+                    k.actors(),
+                    k.shares(),
+                    k.presence(),
+                    k.presence_exp(),
+                    k.applied(),
+                ],
+                (
+                    json,
+                    batch.bucket_ms,
+                    part,
+                    ttl_ms,
+                    &batch.origin,
+                    batch.number.to_string(),
+                ),
+            )
             .await?;
         Ok(Applied {
             fenced,
@@ -420,21 +372,22 @@ impl Store for RedisStore {
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
         let k = CampaignKeys(campaign);
         let reply: Option<StatsReply> = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .stats
-                    .key(k.meta())
-                    .key(k.counts())
-                    .key(k.uniq())
-                    .key(k.actors())
-                    .key(k.regs())
-                    .key(k.shares())
-                    .key(k.presence())
-                    .key(k.presence_exp())
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .stats
+            .run(
+                &self.conn,
+                &[
+                    k.meta(),
+                    k.counts(),
+                    k.uniq(),
+                    k.actors(),
+                    k.regs(),
+                    k.shares(),
+                    k.presence(),
+                    k.presence_exp(),
+                ],
+                NO_ARGS,
+            )
             .await?;
         let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state) =
             reply.ok_or(StoreError::NotFound)?;
@@ -496,21 +449,13 @@ impl Store for RedisStore {
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
         let reply: Option<(u64, String)> = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .tick
-                    .key(k.meta())
-                    .key(k.vseries(part))
-                    .key(k.vparts())
-                    .arg(bucket_ms)
-                    .arg(at_ms)
-                    .arg(viewers)
-                    .arg(regions)
-                    .arg(part)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .tick
+            .run(
+                &self.conn,
+                &[k.meta(), k.vseries(part), k.vparts()],
+                (bucket_ms, at_ms, viewers, regions, part),
+            )
             .await?;
         let (peak, peak_at) = reply.ok_or(StoreError::NotFound)?;
         Ok((peak, opt_i64(&peak_at, "peak_at")?))
@@ -519,16 +464,9 @@ impl Store for RedisStore {
     async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         let k = CampaignKeys(campaign);
         let reply: Option<i64> = self
-            .conn
-            .call(|mut c| async move {
-                self.scripts
-                    .register
-                    .key(k.meta())
-                    .key(k.regs())
-                    .arg(viewer)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .scripts
+            .register
+            .run(&self.conn, &[k.meta(), k.regs()], viewer)
             .await?;
         Ok(reply.ok_or(StoreError::NotFound)? == 1)
     }
