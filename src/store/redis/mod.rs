@@ -406,12 +406,12 @@ impl Store for RedisStore {
             },
             ..Stats::default()
         };
-        for k in kinds {
-            let n = match counts.get(k) {
+        for kind in kinds {
+            let n = match counts.get(kind) {
                 Some(n) => parse_u64(n, "count")?,
                 None => 0,
             };
-            stats.interactions.insert(k.clone(), n);
+            stats.interactions.insert(kind.clone(), n);
         }
         for (channel, n) in pairs(shares) {
             let n = parse_u64(&n, "share visits")?;
