@@ -1,0 +1,189 @@
+//! The key layout: what the Redis store keeps, where. Changing a key here orphans the data
+//! already stored under the old one, so the layout is part of the stored format.
+//!
+//! Every key of one campaign carries the hash tag `{c:<id>}`, so all of them live in one
+//! Cluster slot and every per-campaign call is ONE round trip (one `EVALSHA`, or one
+//! single-slot pipeline), on Cluster as on a single server. The campaign index lives in
+//! its own slot, `{campaigns}`.
+//!
+//! Scripts are named by their file in `lua/`; no key carries a Redis TTL, so what a
+//! campaign keeps for its report stays until an operator deletes it.
+//!
+//! | key | type | holds | written by | expires / deleted |
+//! |-----|------|-------|------------|-------------------|
+//! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | never |
+//! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | never |
+//! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields) | never |
+//! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
+//! | `lt:{c:<id>}:epochs` | hash | session → ownership epoch | `claim.lua` | deleted when the campaign ends (`end.lua`) |
+//! | `lt:{c:<id>}:sessions` | hash | session → acked seq | `apply.lua` | deleted when the campaign ends (`end.lua`) |
+//! | `lt:{c:<id>}:applied` | hash | origin node → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | never (one field per node) |
+//! | `lt:{c:<id>}:uniq` | HLL | viewers seen (`unique_viewers`) | `apply.lua` | never |
+//! | `lt:{c:<id>}:actors` | HLL | viewers who interacted (`interactors`) | `apply.lua` | never |
+//! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
+//! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
+//! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
+//! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock) | `apply.lua` | as `presence` |
+//! | `lt:{c:<id>}:vseries:<p>` | hash | bucket ms → viewers, for the hour starting at `<p>` | `tick.lua` | never |
+//! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
+//! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
+//! | `lt:{c:<id>}:iparts` | zset | the `<p>` that have an `iseries` hash (member = score) | `apply.lua` | never |
+//!
+//! `create_campaign` writes the index first and the meta second, so a create interrupted
+//! between the two is completed by a retry, and listing skips index entries without meta.
+//!
+//! Series hashes are split by hour so that reading a window reads only the hours it
+//! covers, not the whole two weeks of a festival.
+//!
+//! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
+//! nodes with skewed clocks still agree on which leases are alive.
+
+use crate::store::SeriesMetric;
+
+/// Width of one series hash: an hour of 1 s ticks is 3,600 buckets (×kinds fields).
+const SERIES_PARTITION_MS: i64 = 3_600_000;
+
+pub(super) const INDEX: &str = "lt:{campaigns}:index";
+pub(super) const ORDER: &str = "lt:{campaigns}:order";
+pub(super) const NEXT: &str = "lt:{campaigns}:next";
+
+/// The keys of one campaign, all in its `{c:<id>}` slot.
+#[derive(Clone, Copy)]
+pub(super) struct CampaignKeys<'a>(pub(super) &'a str);
+
+impl CampaignKeys<'_> {
+    fn key(self, suffix: &str) -> String {
+        format!("lt:{{c:{}}}:{suffix}", self.0)
+    }
+
+    pub(super) fn meta(self) -> String {
+        self.key("meta")
+    }
+
+    pub(super) fn counts(self) -> String {
+        self.key("counts")
+    }
+
+    pub(super) fn epochs(self) -> String {
+        self.key("epochs")
+    }
+
+    pub(super) fn sessions(self) -> String {
+        self.key("sessions")
+    }
+
+    pub(super) fn applied(self) -> String {
+        self.key("applied")
+    }
+
+    pub(super) fn uniq(self) -> String {
+        self.key("uniq")
+    }
+
+    pub(super) fn actors(self) -> String {
+        self.key("actors")
+    }
+
+    pub(super) fn regs(self) -> String {
+        self.key("regs")
+    }
+
+    pub(super) fn shares(self) -> String {
+        self.key("shares")
+    }
+
+    pub(super) fn presence(self) -> String {
+        self.key("presence")
+    }
+
+    pub(super) fn presence_exp(self) -> String {
+        self.key("presence-exp")
+    }
+
+    /// `part` is a [`partition`] start.
+    pub(super) fn vseries(self, part: i64) -> String {
+        self.key(&format!("vseries:{part}"))
+    }
+
+    pub(super) fn vparts(self) -> String {
+        self.key("vparts")
+    }
+
+    /// `part` is a [`partition`] start.
+    pub(super) fn iseries(self, part: i64) -> String {
+        self.key(&format!("iseries:{part}"))
+    }
+
+    pub(super) fn iparts(self) -> String {
+        self.key("iparts")
+    }
+
+    /// The hour hash holding `part` of a metric's series.
+    pub(super) fn series(self, metric: &SeriesMetric, part: i64) -> String {
+        match metric {
+            SeriesMetric::Viewers => self.vseries(part),
+            SeriesMetric::Interactions(_) => self.iseries(part),
+        }
+    }
+
+    /// The zset listing which hours of a metric's series have a hash.
+    pub(super) fn series_parts(self, metric: &SeriesMetric) -> String {
+        match metric {
+            SeriesMetric::Viewers => self.vparts(),
+            SeriesMetric::Interactions(_) => self.iparts(),
+        }
+    }
+}
+
+/// Start of the series partition holding `bucket_ms`.
+pub(super) fn partition(bucket_ms: i64) -> i64 {
+    bucket_ms
+        .div_euclid(SERIES_PARTITION_MS)
+        .saturating_mul(SERIES_PARTITION_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_campaign_share_a_slot_tag() {
+        assert_eq!(CampaignKeys("launch").meta(), "lt:{c:launch}:meta");
+        assert_eq!(CampaignKeys("launch").iseries(0), "lt:{c:launch}:iseries:0");
+    }
+
+    /// The table above, spelled out: data already in Redis is only found under these names.
+    #[test]
+    fn every_key_is_named_as_stored() {
+        let k = CampaignKeys("x");
+        for (key, stored) in [
+            (k.meta(), "lt:{c:x}:meta"),
+            (k.counts(), "lt:{c:x}:counts"),
+            (k.epochs(), "lt:{c:x}:epochs"),
+            (k.sessions(), "lt:{c:x}:sessions"),
+            (k.applied(), "lt:{c:x}:applied"),
+            (k.uniq(), "lt:{c:x}:uniq"),
+            (k.actors(), "lt:{c:x}:actors"),
+            (k.regs(), "lt:{c:x}:regs"),
+            (k.shares(), "lt:{c:x}:shares"),
+            (k.presence(), "lt:{c:x}:presence"),
+            (k.presence_exp(), "lt:{c:x}:presence-exp"),
+            (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
+            (k.vparts(), "lt:{c:x}:vparts"),
+            (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),
+            (k.iparts(), "lt:{c:x}:iparts"),
+        ] {
+            assert_eq!(key, stored);
+        }
+    }
+
+    #[test]
+    fn partitions_are_hour_aligned_and_floor_negative_buckets() {
+        assert_eq!(partition(0), 0);
+        assert_eq!(partition(3_599_999), 0);
+        assert_eq!(partition(3_600_000), 3_600_000);
+        assert_eq!(partition(-1), -3_600_000);
+        assert!(partition(i64::MIN) <= i64::MIN / 2);
+    }
+}

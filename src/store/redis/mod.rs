@@ -1,0 +1,558 @@
+//! The shared store: standalone Redis (through an auto-reconnecting `ConnectionManager`)
+//! or Redis Cluster (through `cluster_async::ClusterConnection`). It behaves exactly like
+//! [`super::memory::MemoryStore`]; both pass `tests/store_contract.rs`.
+//!
+//! Where each piece of data lives, and why it is laid out so, is in `keys.rs`; the Lua
+//! scripts are in `lua/`, one file each.
+//!
+//! # Traffic
+//!
+//! `apply` is one `EVALSHA` per batch. Inside it run at most
+//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
+//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
+//! command, with the sessions that sent something, never with the number of interactions
+//! (`tests/store_contract.rs` checks this against `INFO commandstats`).
+
+mod conn;
+mod keys;
+mod script;
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use crate::campaign::{Campaign, State};
+use conn::{unavailable, Conn};
+use keys::{partition, CampaignKeys};
+use script::{Scripts, NO_ARGS};
+
+pub use conn::CALL_TIMEOUT;
+
+/// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
+pub struct RedisStore {
+    conn: Conn,
+    scripts: Scripts,
+}
+
+/// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
+#[derive(Serialize)]
+struct LuaBatch<'a> {
+    /// `[session, epoch, seq, viewer, [[kind, count], ...]]`
+    s: Vec<LuaSession<'a>>,
+    /// New viewers.
+    v: &'a [String],
+    /// `[[channel, visits], ...]`
+    h: Vec<(&'a str, String)>,
+    /// `[node, presence JSON]`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<(&'a str, String)>,
+}
+
+type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
+
+/// A presence lease value as stored after the `<updated_at>|` prefix.
+#[derive(Deserialize)]
+struct StoredPresence {
+    viewers: u64,
+    #[serde(default)]
+    regions: BTreeMap<String, u64>,
+}
+
+/// The stats script's answer, in its order.
+type StatsReply = (
+    Vec<String>,
+    u64,
+    u64,
+    u64,
+    Vec<String>,
+    Vec<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
+}
+
+fn state_str(state: State) -> &'static str {
+    match state {
+        State::Live => "live",
+        State::Ended => "ended",
+    }
+}
+
+/// Builds a campaign from the meta hash: the JSON as created, overlaid with the fields
+/// `end_campaign` changes (so Lua never has to re-encode the JSON).
+fn campaign_from_meta(json: &str, state: Option<&str>, ended_at: Option<&str>) -> StoreResult<Campaign> {
+    let mut c: Campaign = serde_json::from_str(json).map_err(|_| corrupt("campaign JSON"))?;
+    c.state = match state {
+        Some("ended") => State::Ended,
+        _ => State::Live,
+    };
+    c.ended_at = match ended_at {
+        Some(s) if !s.is_empty() => Some(s.parse().map_err(|_| corrupt("ended_at"))?),
+        _ => None,
+    };
+    Ok(c)
+}
+
+/// Pairs up a flat `[field, value, ...]` reply.
+fn pairs(flat: Vec<String>) -> impl Iterator<Item = (String, String)> {
+    let mut it = flat.into_iter();
+    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+}
+
+fn parse_u64(s: &str, what: &str) -> StoreResult<u64> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        s.parse().map(Some).map_err(|_| corrupt(what))
+    }
+}
+
+impl RedisStore {
+    /// Connects to a standalone Redis (`redis://` or `rediss://`, password in the URL).
+    /// Fails with `Unavailable` when it cannot connect within [`CALL_TIMEOUT`]; once
+    /// connected, lost connections are re-established in the background with exponential
+    /// backoff.
+    pub async fn connect_standalone(url: &str) -> StoreResult<RedisStore> {
+        Ok(Self::new(Conn::standalone(url).await?))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://` or `rediss://`).
+    /// The cluster connection follows slot moves and reconnects to nodes on its own.
+    pub async fn connect_cluster(urls: &[String]) -> StoreResult<RedisStore> {
+        Ok(Self::new(Conn::cluster(urls).await?))
+    }
+
+    fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            scripts: Scripts::new(),
+        }
+    }
+
+    /// `HMGET` of the meta fields a campaign is built from.
+    async fn meta_fields(&self, meta: String) -> StoreResult<MetaFields> {
+        self.conn
+            .call(|mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg("campaign")
+                    .arg("state")
+                    .arg("ended_at")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+    }
+}
+
+/// `(campaign JSON, state, ended_at)` of a meta hash; all `None` for an unknown campaign.
+type MetaFields = (Option<String>, Option<String>, Option<String>);
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        match self.conn {
+            Conn::Standalone(_) => "redis",
+            Conn::Cluster(_) => "redis-cluster",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let _: String = self
+            .conn
+            .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        let json = serde_json::to_string(campaign).map_err(unavailable)?;
+        // Index first: a create cut short after it is finished by a retry (the index
+        // script is idempotent), and list skips index entries without meta.
+        let _: i64 = self
+            .scripts
+            .index
+            .run(
+                &self.conn,
+                &[keys::INDEX, keys::ORDER, keys::NEXT],
+                (&campaign.id, campaign.created_at),
+            )
+            .await?;
+        let ended_at = campaign.ended_at.map(|t| t.to_string()).unwrap_or_default();
+        let created: i64 = self
+            .scripts
+            .create
+            .run(
+                &self.conn,
+                &[CampaignKeys(&campaign.id).meta()],
+                (json, state_str(campaign.state), ended_at),
+            )
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
+        match self.meta_fields(CampaignKeys(id).meta()).await? {
+            (Some(json), state, ended_at) => campaign_from_meta(&json, state.as_deref(), ended_at.as_deref()).map(Some),
+            (None, _, _) => Ok(None),
+        }
+    }
+
+    async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
+        let (ids, order): (Vec<String>, HashMap<String, u64>) = self
+            .conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .zrange(keys::INDEX, 0, -1)
+                    .hgetall(keys::ORDER)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let metas: Vec<MetaFields> = match &self.conn {
+            // One pipeline: one round trip for every campaign.
+            Conn::Standalone(_) => {
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    pipe.cmd("HMGET")
+                        .arg(CampaignKeys(id).meta())
+                        .arg("campaign")
+                        .arg("state")
+                        .arg("ended_at");
+                }
+                self.conn
+                    .call(|mut c| async move { pipe.query_async(&mut c).await })
+                    .await?
+            }
+            // Metas live in different slots: concurrent reads on the multiplexed
+            // connections, bounded so thousands of campaigns do not flood one node.
+            Conn::Cluster(_) => {
+                use futures_util::stream::{self, StreamExt, TryStreamExt};
+                let metas: Vec<String> = ids.iter().map(|id| CampaignKeys(id).meta()).collect();
+                stream::iter(metas)
+                    .map(|meta| self.meta_fields(meta))
+                    .buffered(32)
+                    .try_collect()
+                    .await?
+            }
+        };
+        let mut all = Vec::with_capacity(ids.len());
+        for (id, (json, state, ended_at)) in ids.iter().zip(metas) {
+            let Some(json) = json else { continue };
+            let c = campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())?;
+            let seq = order.get(id).copied().unwrap_or(u64::MAX);
+            all.push((c.created_at, seq, c));
+        }
+        all.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
+        Ok(all.into_iter().map(|(_, _, c)| c).collect())
+    }
+
+    async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
+        let k = CampaignKeys(id);
+        let reply: Option<(String, Option<String>, Option<String>)> = self
+            .scripts
+            .end
+            .run(
+                &self.conn,
+                &[k.meta(), k.presence(), k.presence_exp(), k.epochs(), k.sessions()],
+                at_ms,
+            )
+            .await?;
+        let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
+        campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
+    }
+
+    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+        let k = CampaignKeys(campaign);
+        let reply: Option<(u64, u64)> = self
+            .scripts
+            .claim
+            .run(&self.conn, &[k.meta(), k.epochs(), k.sessions()], session)
+            .await?;
+        reply.ok_or(StoreError::NotFound)
+    }
+
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
+        let presence = match &batch.presence {
+            Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
+            None => None,
+        };
+        let lua = LuaBatch {
+            s: batch
+                .sessions
+                .iter()
+                .map(|s| {
+                    (
+                        s.session.as_str(),
+                        s.epoch.to_string(),
+                        s.seq.to_string(),
+                        s.viewer.as_str(),
+                        s.counts.iter().map(|(k, n)| (k.as_str(), n.to_string())).collect(),
+                    )
+                })
+                .collect(),
+            v: &batch.new_viewers,
+            h: batch
+                .share_visits
+                .iter()
+                .map(|(c, n)| (c.as_str(), n.to_string()))
+                .collect(),
+            p: presence,
+        };
+        let json = serde_json::to_string(&lua).map_err(unavailable)?;
+        let k = CampaignKeys(&batch.campaign);
+        let part = partition(batch.bucket_ms);
+        let ttl_ms = batch.presence_ttl.as_millis() as u64;
+        let (ended, fenced): (u8, Vec<usize>) = self
+            .scripts
+            .apply
+            .run(
+                &self.conn,
+                &[
+                    k.meta(),
+                    k.epochs(),
+                    k.sessions(),
+                    k.counts(),
+                    k.iseries(part),
+                    k.iparts(),
+                    k.uniq(),
+                    k.actors(),
+                    k.shares(),
+                    k.presence(),
+                    k.presence_exp(),
+                    k.applied(),
+                ],
+                (
+                    json,
+                    batch.bucket_ms,
+                    part,
+                    ttl_ms,
+                    &batch.origin,
+                    batch.number.to_string(),
+                ),
+            )
+            .await?;
+        Ok(Applied {
+            fenced,
+            ended: ended == 1,
+        })
+    }
+
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        let k = CampaignKeys(campaign);
+        self.conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .hdel(k.presence(), node)
+                    .ignore()
+                    .hdel(k.presence_exp(), node)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
+    async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
+        let k = CampaignKeys(campaign);
+        let reply: Option<StatsReply> = self
+            .scripts
+            .stats
+            .run(
+                &self.conn,
+                &[
+                    k.meta(),
+                    k.counts(),
+                    k.uniq(),
+                    k.actors(),
+                    k.regs(),
+                    k.shares(),
+                    k.presence(),
+                    k.presence_exp(),
+                ],
+                NO_ARGS,
+            )
+            .await?;
+        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state) =
+            reply.ok_or(StoreError::NotFound)?;
+        let counts: HashMap<String, String> = pairs(counts).collect();
+        let mut stats = Stats {
+            peak_viewers: parse_u64(&peak, "peak")?,
+            peak_at: opt_i64(&peak_at, "peak_at")?,
+            unique_viewers: uniques,
+            interactors,
+            registrations,
+            ended: state != "live",
+            regions_at_peak: if regions.is_empty() {
+                BTreeMap::new()
+            } else {
+                serde_json::from_str(&regions).map_err(|_| corrupt("peak_regions"))?
+            },
+            ..Stats::default()
+        };
+        for kind in kinds {
+            let n = match counts.get(kind) {
+                Some(n) => parse_u64(n, "count")?,
+                None => 0,
+            };
+            stats.interactions.insert(kind.clone(), n);
+        }
+        for (channel, n) in pairs(shares) {
+            let n = parse_u64(&n, "share visits")?;
+            stats.share_visits += n;
+            stats.share_visits_by_channel.insert(channel, n);
+        }
+        for (node, value) in pairs(live) {
+            let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
+            let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
+            let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
+            stats.viewers += p.viewers;
+            for (r, n) in p.regions {
+                *stats.regions.entry(r).or_default() += n;
+            }
+            stats.nodes.push(NodeShare {
+                node,
+                viewers: p.viewers,
+                updated_at,
+            });
+        }
+        stats.regions.retain(|_, n| *n > 0);
+        stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(stats)
+    }
+
+    async fn record_tick(
+        &self,
+        campaign: &str,
+        bucket_ms: i64,
+        at_ms: i64,
+        viewers: u64,
+        regions: &BTreeMap<String, u64>,
+    ) -> StoreResult<(u64, Option<i64>)> {
+        let k = CampaignKeys(campaign);
+        let regions = serde_json::to_string(regions).map_err(unavailable)?;
+        let part = partition(bucket_ms);
+        let reply: Option<(u64, String)> = self
+            .scripts
+            .tick
+            .run(
+                &self.conn,
+                &[k.meta(), k.vseries(part), k.vparts()],
+                (bucket_ms, at_ms, viewers, regions, part),
+            )
+            .await?;
+        let (peak, peak_at) = reply.ok_or(StoreError::NotFound)?;
+        Ok((peak, opt_i64(&peak_at, "peak_at")?))
+    }
+
+    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let k = CampaignKeys(campaign);
+        let reply: Option<i64> = self
+            .scripts
+            .register
+            .run(&self.conn, &[k.meta(), k.regs()], viewer)
+            .await?;
+        Ok(reply.ok_or(StoreError::NotFound)? == 1)
+    }
+
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        let k = CampaignKeys(campaign);
+        // Round trip 1: does the campaign exist, and which hour hashes cover the window.
+        let (exists, parts): (bool, Vec<i64>) = self
+            .conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .exists(k.meta())
+                    .zrangebyscore(k.series_parts(metric), partition(from_ms), partition(to_ms))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        if from_ms > to_ms || parts.is_empty() {
+            return Ok(vec![]);
+        }
+        // Round trip 2: those hashes (one slot, so one pipeline on Cluster too).
+        let mut pipe = redis::pipe();
+        for p in &parts {
+            pipe.hgetall(k.series(metric, *p));
+        }
+        let hashes: Vec<HashMap<String, String>> = self
+            .conn
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        let in_window = |t: i64| from_ms <= t && t <= to_ms;
+        let mut points = BTreeMap::new();
+        for hash in &hashes {
+            match metric {
+                SeriesMetric::Viewers => {
+                    for (t, v) in hash {
+                        let t: i64 = t.parse().map_err(|_| corrupt("series bucket"))?;
+                        if in_window(t) {
+                            points.insert(t, parse_u64(v, "series value")?);
+                        }
+                    }
+                }
+                // A bucket exists when its all-kinds field does (the memory store keeps a
+                // bucket for every accepted session, with 0 for kinds not counted in it).
+                SeriesMetric::Interactions(kind) => {
+                    for (t, total) in hash.iter().filter(|(f, _)| !f.contains(':')) {
+                        let tv: i64 = t.parse().map_err(|_| corrupt("series bucket"))?;
+                        if !in_window(tv) {
+                            continue;
+                        }
+                        let v = match kind {
+                            None => Some(total),
+                            Some(k) => hash.get(&format!("{t}:{k}")),
+                        };
+                        let v = match v {
+                            Some(v) => parse_u64(v, "series value")?,
+                            None => 0,
+                        };
+                        points.insert(tv, v);
+                    }
+                }
+            }
+        }
+        Ok(points.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_fields_overlay_the_stored_json() {
+        let json = r#"{"id":"a","title":"t","stream_url":null,"kinds":[],"regions":[],
+            "access":"public","state":"live","created_at":5,"ended_at":null}"#;
+        let c = campaign_from_meta(json, Some("ended"), Some("9")).unwrap();
+        assert_eq!(c.state, State::Ended);
+        assert_eq!(c.ended_at, Some(9));
+        assert!(campaign_from_meta(json, Some("live"), None).unwrap().is_live());
+    }
+}
