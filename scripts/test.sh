@@ -2,10 +2,12 @@
 # The whole test suite, as the README gives it: installs what the tests spawn when it is
 # missing (redis-server, redis-tools; prometheus, nginx and linters for the deploy kit;
 # Chromium and npm packages for the browser tests), checks the deploy kit with the real
-# tools, then runs the unit, contract and integration tests, then the browser tests.
+# tools, then runs the unit, contract and integration tests, then the browser tests. First of
+# all it checks that modules depend on each other one way only (scripts/check-modules.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python3 scripts/check-modules.py
 bash scripts/install-test-deps.sh
 bash scripts/deploy-check.sh
 cargo test --all-targets --locked

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Checks that livetally's modules depend on each other one way only.
+
+Reads every `crate::<module>` path in src/ (in `use` lines and inline paths, grouped
+imports included), builds the graph of top-level modules, and fails when
+  - the graph has a cycle, or
+  - a module imports one in its own or a higher layer of LAYERS below, or
+  - the load tool imports anything but the protocol and the leaf helpers.
+Prints the graph, lowest layer first. Run: python3 scripts/check-modules.py
+"""
+
+import pathlib
+import re
+import sys
+
+# Lowest first. A module may import only modules of LOWER layers. The data path
+# (ws -> tally -> store -> broadcast -> back to the sockets) is described in
+# docs/architecture.md; this table is how the imports are allowed to point.
+LAYERS = [
+    ["util"],                        # leaf helpers: clock, durations, fd limit, bind
+    ["protocol", "campaign", "config"],  # the wire format, the domain type, the flags
+    ["store", "auth", "metrics"],    # the shared truth, secrets, Prometheus
+    ["error"],                       # the one HTTP error type (maps store errors)
+    ["tally"],                       # node-local counts and the flusher into the store
+    ["broadcast"],                   # stats from the store back to every tally's sockets
+    ["ws"],                          # admission and the socket loop, writing into tallies
+    ["http"],                        # the JSON API and pages (plain GETs of the socket URL)
+    ["load"],                        # the load tool: a client of the protocol only
+    ["node"],                        # wires it all and runs it
+]
+# What the load tool may use: it must work against any node, so it speaks only the wire.
+LOAD_MAY_USE = {"protocol", "util"}
+
+SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
+RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+
+
+def top_module(path: pathlib.Path) -> str | None:
+    rel = path.relative_to(SRC)
+    if rel.parts[0] in ("lib.rs", "main.rs"):
+        return None  # the crate root and the binary sit above everything
+    return rel.parts[0].removesuffix(".rs")
+
+
+def references(text: str) -> set[str]:
+    text = re.sub(r"//[^\n]*", "", text)  # comments may name modules freely
+    found = set(re.findall(r"\bcrate::([a-z_][a-z0-9_]*)", text))
+    # `use crate::{a::X, b}`: every first segment inside the braces
+    for group in re.findall(r"\bcrate::\{([^}]*)\}", text, flags=re.S):
+        found |= {seg.strip().split("::")[0] for seg in group.split(",") if seg.strip()}
+    return found
+
+
+def main() -> int:
+    graph: dict[str, set[str]] = {}
+    for path in sorted(SRC.rglob("*.rs")):
+        module = top_module(path)
+        if module is None:
+            continue
+        graph.setdefault(module, set())
+        graph[module] |= references(path.read_text()) - {module}
+
+    problems = []
+    unknown = sorted(set(graph) - set(RANK))
+    if unknown:
+        problems.append(f"modules missing from LAYERS: {', '.join(unknown)}")
+    for module, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            if dep not in graph:
+                continue  # e.g. a macro or a re-export at the crate root
+            if module == "load" and dep not in LOAD_MAY_USE:
+                problems.append(f"load imports {dep}: the load tool may use only {sorted(LOAD_MAY_USE)}")
+            elif module in RANK and dep in RANK and RANK[dep] >= RANK[module]:
+                problems.append(f"{module} imports {dep}, which is not in a lower layer")
+
+    # Cycles (also among modules the table would not catch).
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if d not in graph:
+                continue
+            if state.get(d) == 1:
+                problems.append("cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+    for layer in LAYERS:
+        for m in layer:
+            if m in graph:
+                deps = sorted(d for d in graph[m] if d in graph)
+                print(f"{m:10} -> {', '.join(deps) if deps else '(nothing)'}")
+    if problems:
+        print("\nmodule graph check FAILED:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    print("\nmodule graph: no cycles, every import points to a lower layer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
