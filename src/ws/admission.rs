@@ -323,3 +323,80 @@ fn client_id(given: Option<String>, field: &'static str) -> Result<String, ApiEr
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, SessionDelta};
+    use crate::ws::testing::{rig, rig_with};
+    use actix_web::ResponseError;
+
+    async fn admit(a: &Admission, query: &str) -> Result<Admitted, ApiError> {
+        a.admit(a.check("launch", query, None).await?).await
+    }
+
+    #[tokio::test]
+    async fn the_connection_limit_refuses_until_a_socket_leaves() {
+        let rig = rig_with(1).await;
+        let a = &rig.admission;
+        let first = admit(a, "").await.unwrap();
+        let refused = admit(a, "").await.err().unwrap();
+        assert_eq!(refused.status_code().as_u16(), 503);
+        assert_eq!(a.connections.open(), 1);
+        drop(first);
+        assert_eq!(a.connections.open(), 0);
+        let again = admit(a, "").await.unwrap();
+        assert_eq!(again.tally.local_viewers(), 1);
+        assert_eq!(a.metrics.connections.with_label_values(&["viewer"]).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_session_is_welcomed_with_what_the_store_acked() {
+        let rig = rig().await;
+        let (epoch, _) = rig.store.claim_session("launch", "session-0001").await.unwrap();
+        let delta = SessionDelta {
+            session: "session-0001".into(),
+            viewer: "viewer-0001".into(),
+            epoch,
+            seq: 5,
+            counts: vec![("like".into(), 5)],
+        };
+        let batch = Batch {
+            campaign: "launch".into(),
+            sessions: vec![delta],
+            ..Default::default()
+        };
+        rig.store.apply(&batch).await.unwrap();
+        let s = admit(&rig.admission, "viewer=viewer-0001&session=session-0001")
+            .await
+            .unwrap();
+        let welcome: serde_json::Value = serde_json::from_str(&s.welcome).unwrap();
+        assert_eq!(welcome["acked_seq"], 5);
+        assert_eq!(welcome["session"], "session-0001");
+        assert_eq!(welcome["stats"]["viewers"], 0, "zeros until the first tick");
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_their_status_and_count_nobody() {
+        let rig = rig().await;
+        let a = &rig.admission;
+        for (query, status) in [
+            ("viewer=short", 400),
+            ("region=far%20away", 400),
+            ("role=admin", 400),
+            ("role=operator", 401),
+            ("role=operator&token=wrong-token-0123456789", 403),
+        ] {
+            let e = admit(a, query).await.err().unwrap();
+            assert_eq!(e.status_code().as_u16(), status, "{query}");
+        }
+        assert_eq!(
+            a.check("nope", "", None).await.err().unwrap().status_code().as_u16(),
+            404
+        );
+        rig.admission.shutdown.cancel();
+        assert_eq!(admit(a, "").await.err().unwrap().status_code().as_u16(), 503);
+        assert_eq!(a.connections.open(), 0);
+        assert_eq!(rig.tallies.get("launch").map(|t| t.sockets()).unwrap_or(0), 0);
+    }
+}

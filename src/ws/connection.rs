@@ -315,53 +315,11 @@ mod tests {
     use tokio_tungstenite::WebSocketStream;
 
     use super::*;
-    use crate::auth::Auth;
-    use crate::store::flaky::{campaign, Flaky};
     use crate::store::Store;
     use crate::tally::flusher::{Flusher, Timing};
-    use crate::tally::Tallies;
-    use crate::ws::admission::{Admission, Connections};
+    use crate::ws::testing::{rig, Rig};
 
     type Client = WebSocketStream<DuplexStream>;
-
-    struct Rig {
-        env: Arc<SocketEnv>,
-        admission: Admission,
-        store: Arc<Flaky>,
-        tallies: Arc<Tallies>,
-    }
-
-    async fn rig() -> Rig {
-        let store = Arc::new(Flaky::default());
-        store.create_campaign(&campaign("launch")).await.unwrap();
-        let tallies = Arc::new(Tallies::new(1_000));
-        let metrics = Arc::new(Metrics::new());
-        let shutdown = CancellationToken::new();
-        let env = Arc::new(SocketEnv {
-            metrics: metrics.clone(),
-            pending: tallies.pending().clone(),
-            per_sec: NonZeroU32::new(20).unwrap(),
-            drain_period: Duration::ZERO,
-            shutdown: shutdown.clone(),
-            clock: Default::default(),
-        });
-        let admission = Admission {
-            tallies: tallies.clone(),
-            store: store.clone(),
-            auth: Arc::new(Auth::new("operator-token-0123456789".into(), None)),
-            metrics,
-            connections: Arc::new(Connections::new(10)),
-            allowed_origins: vec![],
-            tick: Duration::from_secs(1),
-            shutdown,
-        };
-        Rig {
-            env,
-            admission,
-            store,
-            tallies,
-        }
-    }
 
     impl Rig {
         /// Admits a viewer with `query` and serves it; returns the client end.
@@ -504,7 +462,9 @@ mod tests {
     async fn every_socket_gets_the_published_frame() {
         let rig = rig().await;
         let (mut a, _) = rig.connect("").await;
-        let (mut b, _) = rig.connect("role=operator&token=operator-token-0123456789").await;
+        let (mut b, _) = rig
+            .connect(&format!("role=operator&token={}", crate::ws::testing::OPERATOR_TOKEN))
+            .await;
         next_json(&mut a).await;
         assert_eq!(next_json(&mut b).await["role"], "operator");
         let stats = crate::store::Stats {

@@ -8,6 +8,8 @@ pub mod admission;
 pub mod connection;
 pub mod handshake;
 pub mod policy;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 
 use actix_web::{web, HttpRequest};
