@@ -1,16 +1,23 @@
 //! livetally: a live-audience and engagement tracker.
 //!
 //! A like travels through the modules in this order:
-//! - [`ws`]: the viewer socket task parses the frame and checks limits,
+//! - [`ws`]: admission counts the socket; the socket task parses each frame (with
+//!   [`protocol`]) and applies the socket policy,
 //! - [`tally`]: adds it to the session's local counters (no lock, no channel hop),
 //! - [`tally::flusher`]: every flush interval hands one batch per campaign to the [`store`],
 //!   then releases the acks,
 //! - [`broadcast`]: every tick reads the global stats back from the store, serialises ONE
 //!   frame per campaign and shares it with every socket.
 //!
-//! Beside that path: [`http`] (the JSON API and pages), [`auth`] (operator and join
-//! tokens), [`metrics`], [`config`], and [`node`], which wires it all and runs until shutdown.
-//! [`load`] is the load rehearsal tool (`livetally load`), a client of all of the above.
+//! [`protocol`] is the wire format, in one place. Beside the path: [`http`] (the JSON API
+//! and pages), [`auth`] (operator and join tokens), [`metrics`], [`config`], [`campaign`]
+//! (the domain type), [`error`] (HTTP errors) and [`util`] (leaf helpers). [`node`] wires
+//! it all and runs it until shutdown. [`load`] is the load rehearsal tool (`livetally
+//! load`), a client of [`protocol`] only.
+//!
+//! Imports point one way, from the layers above to the layers below (docs/architecture.md;
+//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config; store,
+//! auth, metrics; error; tally; broadcast; ws; http; load; node.
 
 pub mod auth;
 pub mod broadcast;
