@@ -26,7 +26,8 @@ pub enum TokenError {
 
 /// Secrets of this node.
 pub struct Auth {
-    operator_token: String,
+    /// SHA-256 of every accepted operator token (several during a rotation).
+    operator_digests: Vec<[u8; 32]>,
     join_key: Vec<u8>,
 }
 
@@ -44,15 +45,21 @@ pub fn random_id(bytes: usize) -> String {
 }
 
 impl Auth {
-    /// `join_secret` absent: derived from the operator token, so nodes configured with the
-    /// same operator token accept each other's join tokens.
-    pub fn new(operator_token: String, join_secret: Option<&str>) -> Self {
+    /// `operator_tokens`: every token accepted (at least one). `join_secret` absent: derived
+    /// from the first operator token, so nodes configured alike accept each other's join
+    /// tokens (a rotation that changes the first token retires those: set `--join-secret`
+    /// for join tokens that must outlive it).
+    pub fn new(operator_tokens: &[String], join_secret: Option<&str>) -> Self {
+        let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
         let join_key = match join_secret {
             Some(s) => s.as_bytes().to_vec(),
-            None => Sha256::digest(format!("livetally-join:{operator_token}")).to_vec(),
+            None => Sha256::digest(format!("livetally-join:{first}")).to_vec(),
         };
         Self {
-            operator_token,
+            operator_digests: operator_tokens
+                .iter()
+                .map(|t| Sha256::digest(t.as_bytes()).into())
+                .collect(),
             join_key,
         }
     }
@@ -61,10 +68,14 @@ impl Auth {
     pub fn check_operator(&self, presented: Option<&str>) -> Result<(), TokenError> {
         let token = presented.ok_or(TokenError::Missing)?;
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
-        // Compare digests so the time taken does not reveal a matching prefix.
-        let a = Sha256::digest(token.as_bytes());
-        let b = Sha256::digest(self.operator_token.as_bytes());
-        if a == b {
+        // Compare digests so the time taken does not reveal a matching prefix, and compare
+        // with every token so it does not reveal which one matched.
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let matches = self
+            .operator_digests
+            .iter()
+            .fold(false, |any, d| any | (*d == presented));
+        if matches {
             Ok(())
         } else {
             Err(TokenError::Invalid)
@@ -118,13 +129,13 @@ mod tests {
 
     #[test]
     fn join_tokens_verify_only_for_their_campaign_and_time() {
-        let a = Auth::new("operator-token-123456".into(), None);
+        let a = Auth::new(&["operator-token-123456".into()], None);
         let t = a.mint_join("c1", 100);
         assert_eq!(a.verify_join(Some(&t), "c1", 99), Ok(()));
         assert_eq!(a.verify_join(Some(&t), "c1", 100), Err(TokenError::Invalid));
         assert_eq!(a.verify_join(Some(&t), "c2", 99), Err(TokenError::Invalid));
         assert_eq!(a.verify_join(None, "c1", 0), Err(TokenError::Missing));
-        let other = Auth::new("another-token-123456".into(), None);
+        let other = Auth::new(&["another-token-123456".into()], None);
         assert_eq!(other.verify_join(Some(&t), "c1", 0), Err(TokenError::Invalid));
         let mut forged = t.clone();
         forged.replace_range(0..1, "x");
@@ -133,9 +144,27 @@ mod tests {
 
     #[test]
     fn operator_tokens() {
-        let a = Auth::new("operator-token-123456".into(), None);
+        let a = Auth::new(&["operator-token-123456".into()], None);
         assert_eq!(a.check_operator(Some("Bearer operator-token-123456")), Ok(()));
         assert_eq!(a.check_operator(Some("Bearer nope")), Err(TokenError::Invalid));
         assert_eq!(a.check_operator(None), Err(TokenError::Missing));
+    }
+
+    #[test]
+    fn every_token_of_a_rotation_is_accepted() {
+        let a = Auth::new(&["old-token-0123456789".into(), "new-token-0123456789".into()], None);
+        assert_eq!(a.check_operator(Some("Bearer old-token-0123456789")), Ok(()));
+        assert_eq!(a.check_operator(Some("Bearer new-token-0123456789")), Ok(()));
+        assert_eq!(
+            a.check_operator(Some("Bearer other-token-0123456")),
+            Err(TokenError::Invalid)
+        );
+        let old_only = Auth::new(&["old-token-0123456789".into()], None);
+        let t = old_only.mint_join("c1", 100);
+        assert_eq!(
+            a.verify_join(Some(&t), "c1", 99),
+            Ok(()),
+            "join key from the first token"
+        );
     }
 }

@@ -40,9 +40,16 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_PRESENCE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub presence_ttl: Duration,
 
-    /// Operator bearer token. Absent: one is generated and logged once at start.
-    #[arg(long, env = "LIVETALLY_OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<String>,
+    /// Operator bearer token, or a comma-separated list (every one is accepted, so a token
+    /// is rotated without downtime: add the new one, move clients, drop the old one).
+    /// Absent: one is generated and logged once at start.
+    #[arg(
+        long,
+        env = "LIVETALLY_OPERATOR_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub operator_token: Vec<String>,
 
     /// Comma-separated origins allowed to open viewer sockets (absent: any).
     #[arg(long, env = "LIVETALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -75,6 +82,39 @@ pub struct Config {
     /// interactions with an error.
     #[arg(long, env = "LIVETALLY_MAX_PENDING", default_value_t = 1_000_000)]
     pub max_pending: u64,
+
+    /// Comma-separated CIDRs of proxies whose `X-Forwarded-For` is believed (default: none;
+    /// the TCP peer is the client).
+    #[arg(long, env = "LIVETALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Concurrent viewer sockets one client address may hold on this node (0: no limit).
+    /// Mobile carriers put thousands of people behind one address: see docs/operations.md.
+    #[arg(long, env = "LIVETALLY_MAX_SOCKETS_PER_CLIENT", default_value_t = 1000)]
+    pub max_sockets_per_client: usize,
+
+    /// Registrations and share visits one client address may make per minute on this node
+    /// (0: no limit).
+    #[arg(long, env = "LIVETALLY_MAX_PUBLIC_WRITES_PER_CLIENT", default_value_t = 600)]
+    pub max_public_writes_per_client: u32,
+
+    /// Distinct share channels counted per campaign; visits on further channels count under
+    /// `other`.
+    #[arg(long, env = "LIVETALLY_MAX_SHARE_CHANNELS", default_value_t = 64)]
+    pub max_share_channels: usize,
+
+    /// How long a session's resume state (its acked seq) outlives its last socket: it is
+    /// forgotten within twice this.
+    #[arg(long, env = "LIVETALLY_SESSION_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`: that host only).
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an IP address"))
 }
 
 /// Longest `--drain-period`: past this an orchestrator's grace period would kill the node
@@ -111,10 +151,14 @@ impl Config {
         if self.drain_period > MAX_DRAIN_PERIOD {
             return Err(bad("drain-period", "must be at most 10m"));
         }
-        if let Some(t) = &self.operator_token {
-            if t.len() < 16 {
-                return Err(bad("operator-token", "must be at least 16 characters"));
-            }
+        if self.operator_token.iter().any(|t| t.len() < 16) {
+            return Err(bad("operator-token", "every token must be at least 16 characters"));
+        }
+        if self.session_ttl < self.presence_ttl {
+            return Err(bad("session-ttl", "must be at least --presence-ttl"));
+        }
+        if self.max_share_channels == 0 {
+            return Err(bad("max-share-channels", "must be at least 1"));
         }
         if self.max_interactions_per_sec == 0 {
             return Err(bad("max-interactions-per-sec", "must be at least 1"));
@@ -158,6 +202,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxies_are_cidrs_or_addresses() {
+        assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("10.1.2.3").unwrap().to_string(), "10.1.2.3/32");
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("proxy.example").is_err());
+    }
 
     #[test]
     fn validation_names_the_flag() {

@@ -27,6 +27,14 @@ pub enum ApiError {
     Gone,
     #[error("{0}")]
     Unavailable(String),
+    /// A per-client limit: 429 with `code` (`too_many_connections`, `rate_limited`) and,
+    /// when known, when to come back (`Retry-After`, seconds).
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: &'static str,
+        retry_after_s: Option<u64>,
+    },
 }
 
 impl ApiError {
@@ -58,6 +66,7 @@ impl ApiError {
             ApiError::Conflict => "conflict",
             ApiError::Gone => "ended",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooMany { code, .. } => code,
         }
     }
 }
@@ -67,7 +76,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict => ApiError::Conflict,
             StoreError::NotFound => ApiError::NotFound("campaign"),
-            StoreError::Unavailable(m) => ApiError::Unavailable(format!("store unavailable: {m}")),
+            // The store's own words (Redis and Lua messages) stay in the log: they describe
+            // the deployment, and a public client can do nothing with them.
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store call failed");
+                ApiError::Unavailable("store unavailable; retry later".into())
+            }
         }
     }
 }
@@ -82,10 +96,47 @@ impl ResponseError for ApiError {
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::Gone => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooMany {
+            retry_after_s: Some(s), ..
+        } = self
+        {
+            response.insert_header(("retry-after", s.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_never_show_the_stores_words() {
+        let e = ApiError::from(StoreError::Unavailable(
+            "ERR Error running script (call to f_9a1c): @user_script:12: oom".into(),
+        ));
+        let body = e.body().to_string();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.contains("script") && !body.contains("oom"), "{body}");
+        assert_eq!(e.body()["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn per_client_limits_are_429_with_retry_after() {
+        let e = ApiError::TooMany {
+            code: "rate_limited",
+            message: "too many requests from this address",
+            retry_after_s: Some(12),
+        };
+        let r = e.error_response();
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(r.headers().get("retry-after").unwrap(), "12");
+        assert_eq!(e.body()["error"]["code"], "rate_limited");
     }
 }

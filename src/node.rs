@@ -107,16 +107,15 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         .max_connections
         .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1) as usize);
     let store = connect_store(&config).await?;
-    let operator_token = match &config.operator_token {
-        Some(t) => t.clone(),
-        None => {
-            let t = random_id(24);
-            tracing::warn!(operator_token = %t, "no --operator-token given; generated one for this run (shown once)");
-            t
-        }
+    let operator_tokens = if config.operator_token.is_empty() {
+        let t = random_id(24);
+        tracing::warn!(operator_token = %t, "no --operator-token given; generated one for this run (shown once)");
+        vec![t]
+    } else {
+        config.operator_token.clone()
     };
     let node_id = config.node_id();
-    let auth = Arc::new(Auth::new(operator_token, config.join_secret.as_deref()));
+    let auth = Arc::new(Auth::new(&operator_tokens, config.join_secret.as_deref()));
     let metrics = Arc::new(Metrics::new());
     metrics.max_connections.set(max_connections as i64);
     metrics.store_pending_limit.set(config.max_pending as i64);

@@ -152,6 +152,7 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
         ApiError::BadRequest { .. } => "bad_query",
         ApiError::Unavailable(_) => "unavailable",
         ApiError::Conflict => "conflict",
+        ApiError::TooMany { code, .. } => code,
     }
 }
 

@@ -43,7 +43,7 @@ pub async fn rig_with(max_connections: usize) -> Rig {
     let admission = Admission {
         tallies: tallies.clone(),
         store: store.clone(),
-        auth: Arc::new(Auth::new(OPERATOR_TOKEN.into(), None)),
+        auth: Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], None)),
         metrics,
         connections: Arc::new(Connections::new(max_connections)),
         allowed_origins: vec![],
