@@ -12,11 +12,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::hist::Hist;
+use crate::protocol::{client, peek};
 
 /// A connect (TCP + upgrade + welcome) slower than this counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -190,18 +192,14 @@ async fn connect(plan: &Plan) -> Result<Ws, String> {
             e => format!("handshake: {e}"),
         })?;
     match ws.next().await {
-        Some(Ok(Message::Text(t))) if t.starts_with(r#"{"type":"welcome""#) => Ok(ws),
-        Some(Ok(Message::Close(f))) => Err(format!("closed {}", f.map(|f| u16::from(f.code)).unwrap_or(1005))),
+        Some(Ok(Message::Text(t))) if peek::kind_of(&t) == peek::Kind::Welcome => Ok(ws),
+        Some(Ok(Message::Close(f))) => {
+            // A close frame without a code reads as 1005, "no status received" (RFC 6455).
+            let code = f.map_or(CloseCode::Status, |f| f.code);
+            Err(format!("closed {}", u16::from(code)))
+        }
         _ => Err("no welcome".into()),
     }
-}
-
-/// The integer after `key` in `text` (the tool reads only `seq` and `at` of the messages
-/// it times, without a JSON parse per message).
-fn number_after(text: &str, key: &str) -> Option<u64> {
-    let i = text.find(key)? + key.len();
-    let digits = text[i..].bytes().take_while(u8::is_ascii_digit).count();
-    text[i..i + digits].parse().ok()
 }
 
 /// Per-socket samples, merged into the shared histograms in batches.
@@ -299,8 +297,9 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
             biased;
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    if t.starts_with(r#"{"type":"ack""#) {
-                        if let Some(n) = number_after(&t, r#""seq":"#) {
+                    let kind = peek::kind_of(&t);
+                    if kind == peek::Kind::Ack {
+                        if let Some(n) = peek::number_after(&t, peek::SEQ) {
                             if n > acked {
                                 c.acked.fetch_add(n - acked, Ordering::Relaxed);
                                 acked = n;
@@ -316,18 +315,18 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
                         if state == State::Draining && acked == seq {
                             finish(&mut state, &mut samples, last_viewers);
                         }
-                    } else if t.starts_with(r#"{"type":"stats""#) {
-                        last_viewers = number_after(&t, r#""viewers":"#).or(last_viewers);
+                    } else if kind == peek::Kind::Stats {
+                        last_viewers = peek::number_after(&t, peek::VIEWERS).or(last_viewers);
                         c.last_frame_ms.fetch_max(crate::util::now_ms() as u64, Ordering::Relaxed);
                         if state != State::Waiting {
                             c.frames.fetch_add(1, Ordering::Relaxed);
-                            if let Some(at) = number_after(&t, r#""at":"#) {
+                            if let Some(at) = peek::number_after(&t, peek::AT) {
                                 let lag_ms = (crate::util::now_ms() as u64).saturating_sub(at);
                                 samples.lags.push(lag_ms * 1000);
                                 samples.flush(shared, false);
                             }
                         }
-                    } else if t.contains(r#""type":"error""#) {
+                    } else if kind == peek::Kind::Error {
                         // Error messages put `type` last (keys in order); a refused
                         // message is not resent, so it stays unacked and the run is not
                         // clean: raise the node's --max-interactions-per-sec for floods.
@@ -416,10 +415,9 @@ async fn drive(mut ws: Ws, plan: &Plan, shared: &Shared, phase: &mut watch::Rece
     let _ = phase.wait_for(|p| *p == Phase::Close).await;
 }
 
+/// One interaction (count 1, so messages sent = counts taken).
 fn like(kind: &str, seq: u64) -> Message {
-    Message::text(format!(
-        r#"{{"type":"interact","kind":"{kind}","count":1,"seq":{seq}}}"#
-    ))
+    Message::text(client::interact(kind, 1, Some(seq)))
 }
 
 async fn send(ws: &mut Ws, kind: &str, seq: u64) -> Result<(), tokio_tungstenite::tungstenite::Error> {
@@ -431,12 +429,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_numbers_without_parsing_json() {
-        assert_eq!(number_after(r#"{"type":"ack","seq":42}"#, r#""seq":"#), Some(42));
+    fn interactions_are_the_canonical_message_and_fit_the_limit() {
         assert_eq!(
-            number_after(r#"{"type":"stats","campaign":"c","at":1700}"#, r#""at":"#),
-            Some(1700)
+            like("like", 7).into_text().unwrap().as_str(),
+            r#"{"type":"interact","kind":"like","count":1,"seq":7}"#
         );
-        assert_eq!(number_after("{}", r#""at":"#), None);
+        // The longest kind a campaign allows (32 characters) with the largest seq.
+        let longest = like(&"k".repeat(32), u64::MAX).into_text().unwrap();
+        assert!(longest.len() <= crate::protocol::MAX_MESSAGE_BYTES);
     }
 }
