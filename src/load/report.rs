@@ -1,106 +1,15 @@
-//! What a run measured, as a table for people and JSON for machines, plus the readings
-//! taken from outside the sockets: the node's /proc numbers, the machine load, and the
-//! HTTP side traffic (registrations, share visits).
+//! What a run measured, as a table for people and JSON for machines.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
+use super::api::{SideTraffic, Totals};
+use super::args::LoadArgs;
+use super::events::{Connected, Done};
 use super::hist::Hist;
-use super::worker::{Connected, Done};
-use super::{LoadArgs, Totals};
-
-/// Clock ticks per second of /proc/PID/stat times: 100 on every Linux configuration this
-/// tool runs on (USER_HZ is fixed at 100 for x86-64 and arm64 user space).
-pub const CLOCK_TICKS: u64 = 100;
-
-/// Side traffic calls in flight at once.
-const SIDE_CONCURRENCY: usize = 8;
-
-/// `/proc/loadavg`: the 1, 5 and 15 minute load averages.
-pub fn loadavg() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|s| s.parse().unwrap_or(0.0));
-    [(); 3].map(|_| it.next().unwrap_or(0.0))
-}
-
-/// Resident memory of `pid` in KiB (VmRSS).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// utime + stime of `pid`, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at state (field 3).
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-/// What the HTTP side traffic did.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct SideTraffic {
-    pub registrations_created: u64,
-    pub registrations_failed: u64,
-    pub share_visits_ok: u64,
-    pub share_visits_failed: u64,
-}
-
-/// Spreads `registrations` and `share_visits` calls evenly over `duration`.
-pub async fn side_traffic(
-    api: SocketAddr,
-    campaign: String,
-    run_id: String,
-    registrations: u64,
-    share_visits: u64,
-    duration: Duration,
-) -> SideTraffic {
-    let gate = Arc::new(Semaphore::new(SIDE_CONCURRENCY));
-    let start = Instant::now();
-    let total = registrations + share_visits;
-    let mut tasks = Vec::new();
-    for i in 0..total {
-        tokio::time::sleep_until(start + duration.mul_f64(i as f64 / total.max(1) as f64)).await;
-        // unwrap: the semaphore is never closed.
-        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
-        let campaign = campaign.clone();
-        // Call i is a registration when it moves the registration share up a whole call, so
-        // both kinds are spread evenly and exactly `registrations` are made.
-        let registration = (i + 1) * registrations / total > i * registrations / total;
-        let viewer = format!("{run_id}r{i:08}");
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
-            if registration {
-                let body = serde_json::json!({ "viewer": viewer });
-                let path = format!("/api/v1/campaigns/{campaign}/registrations");
-                let r = super::http::call(api, "POST", &path, Some(&body), None).await;
-                (true, matches!(r, Ok(r) if r.status == 201))
-            } else {
-                let path = format!("/s/{campaign}?via=load");
-                let r = super::http::call(api, "GET", &path, None, None).await;
-                (false, matches!(r, Ok(r) if r.status == 302))
-            }
-        }));
-    }
-    let mut out = SideTraffic::default();
-    for t in tasks {
-        match t.await {
-            Ok((true, true)) => out.registrations_created += 1,
-            Ok((true, false)) => out.registrations_failed += 1,
-            Ok((false, true)) => out.share_visits_ok += 1,
-            _ => out.share_visits_failed += 1,
-        }
-    }
-    out
-}
+use super::procfs::loadavg;
 
 /// The node's resource use, from /proc.
 #[derive(Debug, Clone, Serialize)]

@@ -4,90 +4,20 @@
 //! talking JSON lines over stdin/stdout, so the coordinator treats both the same way.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::hist::{Hist, Sparse};
+use super::args::{LoadArgs, Target, WorkerId};
+use super::events::{Cmd, Connected, Done, Event, Progress};
+use super::hist::Hist;
+use super::procfs;
 use super::viewer::{self, Phase, Plan, Shared};
-use super::{LoadArgs, WorkerId};
-
-/// Coordinator → worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cmd {
-    /// Open the sockets.
-    Start,
-    /// Begin the load phase.
-    Go,
-    /// Close the sockets and exit.
-    Close,
-}
-
-/// Worker → coordinator.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "ev", rename_all = "snake_case")]
-pub enum Event {
-    Ready,
-    Progress(Progress),
-    Connected(Connected),
-    Done(Done),
-}
-
-/// Running counters, for the progress line.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Progress {
-    pub connected: u64,
-    pub failed: u64,
-    pub sent: u64,
-    pub acked: u64,
-    pub frames: u64,
-}
-
-/// The end of the connect phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Connected {
-    pub connected: u64,
-    pub failed: u64,
-    /// From `start` to the last welcome.
-    pub seconds: f64,
-    pub latency: Sparse,
-}
-
-/// The end of the load phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Done {
-    pub sent: u64,
-    pub acked: u64,
-    pub errors: u64,
-    pub frames: u64,
-    pub dropped: u64,
-    pub failures: BTreeMap<String, u64>,
-    pub ack_latency: Sparse,
-    pub stats_lag: Sparse,
-    /// `[min, max]` of `viewers` in every socket's last stats frame.
-    pub viewers_seen: Option<[u64; 2]>,
-    /// Unix ms of this worker's latest welcome and latest stats frame (0: none).
-    pub last_welcome_ms: u64,
-    pub last_frame_ms: u64,
-    /// CPU this worker's process used in the load phase (a child's own; for the in-process
-    /// worker, the whole tool's).
-    pub cpu_seconds: Option<f64>,
-}
-
-/// Where a worker's sockets go.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    /// `ws://host:port`
-    pub base: String,
-}
 
 /// How often a worker reports its counters.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -188,7 +118,7 @@ pub async fn run(
     if !wait_for(&mut cmds, Cmd::Go).await {
         return;
     }
-    let cpu_go = super::report::cpu_ticks(std::process::id());
+    let cpu_go = procfs::cpu_ticks(std::process::id());
     phase_tx.send_replace(Phase::Go);
     let connected = c.connected.load(Ordering::Relaxed);
     while c.finished.load(Ordering::Relaxed) < connected {
@@ -206,8 +136,8 @@ pub async fn run(
         viewers_seen: c.viewers_seen.get(),
         last_welcome_ms: c.last_welcome_ms.load(Ordering::Relaxed),
         last_frame_ms: c.last_frame_ms.load(Ordering::Relaxed),
-        cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
+        cpu_seconds: match (cpu_go, procfs::cpu_ticks(std::process::id())) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / procfs::CLOCK_TICKS as f64),
             _ => None,
         },
     };
