@@ -7,8 +7,10 @@
 //! workers through the run), [`events`] (what coordinator and workers tell each other),
 //! [`worker`] (one process's share of the sockets, in-process or as a child re-executed
 //! with `--worker i/n` when one process's open-file limit is too small), [`viewer`] (one
-//! socket), [`hist`] (mergeable latency histograms), [`api`] over [`http`] (the few API
-//! calls), [`procfs`] (memory and CPU readings), [`report`] (the table and the JSON).
+//! viewer's connect), [`socket`] (its socket through the run), [`shared`] (the counters
+//! a worker's sockets add to), [`hist`] (mergeable latency histograms), [`api`] over
+//! [`http`] (the few API calls), [`procfs`] (memory and CPU readings), [`report`] (the
+//! table and the JSON).
 //!
 //! The tool is a client of the public protocol only: from the rest of the crate it uses
 //! [`crate::protocol`] and the [`crate::util`] leaves, nothing of the server's internals.
@@ -21,6 +23,8 @@ pub mod hist;
 pub mod http;
 pub mod procfs;
 pub mod report;
+pub mod shared;
+pub mod socket;
 pub mod viewer;
 pub mod worker;
 

@@ -17,7 +17,8 @@ use super::args::{LoadArgs, Target, WorkerId};
 use super::events::{Cmd, Connected, Done, Event, Progress};
 use super::hist::Hist;
 use super::procfs;
-use super::viewer::{self, Phase, Plan, Shared};
+use super::shared::{Phase, Shared};
+use super::viewer::{self, Plan};
 
 /// How often a worker reports its counters.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
