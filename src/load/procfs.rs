@@ -27,3 +27,11 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
+
+/// Seconds between two [`cpu_ticks`] readings; `None` when either is missing.
+pub fn seconds_between(from: Option<u64>, to: Option<u64>) -> Option<f64> {
+    match (from, to) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / CLOCK_TICKS as f64),
+        _ => None,
+    }
+}
