@@ -23,6 +23,16 @@ pub struct Totals {
     pub share_visits: u64,
 }
 
+/// Creates `campaign` with the operator `token`; one that already exists is used as it is.
+pub async fn create_campaign(api: SocketAddr, campaign: &str, token: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({"id": campaign, "title": "load rehearsal"});
+    let r = http::call(api, "POST", "/api/v1/campaigns", Some(&body), Some(token)).await?;
+    if r.status != 201 && r.status != 409 {
+        bail!("creating campaign {campaign}: HTTP {}", r.status);
+    }
+    Ok(())
+}
+
 /// The campaign's totals of `kind`, registrations and share visits, from its public stats.
 pub async fn totals(addr: SocketAddr, campaign: &str, kind: &str) -> anyhow::Result<Totals> {
     let r = http::call(addr, "GET", &format!("/api/v1/campaigns/{campaign}/stats"), None, None)

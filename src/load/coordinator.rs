@@ -1,20 +1,21 @@
 //! The coordinator: starts the workers, steps them through the run (connect, load, close)
 //! and combines what they report with the server's totals into the report.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::api::{self, Totals};
+use super::api::{self, SideTraffic, Totals};
 use super::args::{LoadArgs, Target, WorkerId};
-use super::events::{Cmd, Event, Progress};
+use super::events::{Cmd, Connected, Done, Event, Progress};
 use super::hist::Hist;
-use super::report::{self, NodeUsage, Report};
-use super::{http, procfs, worker};
+use super::procfs::{self, Snapshot};
+use super::report::{self, NodeUsage, Report, ToolCpu};
+use super::worker;
 
 /// Open files a process keeps for itself (stdio, the runtime, HTTP calls) besides sockets.
 const FD_RESERVE: u64 = 200;
@@ -22,6 +23,155 @@ const FD_RESERVE: u64 = 200;
 /// How long the tool waits for the server's totals to show what was acked: acks come
 /// after the store took the counts, so this only covers share visits, which are flushed.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the whole rehearsal and prints the report; returns the exit code (0: clean).
+pub async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyhow::Result<i32> {
+    let api = targets[0].addr;
+    let load_before = procfs::loadavg();
+    if args.create {
+        let token = args
+            .operator_token
+            .as_deref()
+            .context("--create needs --operator-token")?;
+        api::create_campaign(api, &args.campaign, token).await?;
+    }
+    let before = api::totals(api, &args.campaign, &args.kind).await?;
+    let per_process = fd_limit.saturating_sub(FD_RESERVE).max(1) as usize;
+    let processes = args.processes.unwrap_or(args.viewers.div_ceil(per_process)).max(1);
+    let run_id = format!("lt{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let args = Arc::new(args);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let mut handles = spawn_workers(&args, &targets, &run_id, processes, &ev_tx)?;
+    drop(ev_tx);
+    let mut board = Board::new(ev_rx, processes, args.viewers);
+    let run = run_phases(&args, api, &run_id, &mut handles, &mut board).await?;
+    let acked: u64 = run.done.iter().map(|d| d.acked).sum();
+    let want = Totals {
+        interactions: before.interactions + acked,
+        registrations: before.registrations + run.side.registrations_created,
+        share_visits: before.share_visits + run.side.share_visits_ok,
+    };
+    let after = settle(api, &args, want).await?;
+    handles.iter_mut().for_each(|h| h.send(Cmd::Close));
+    for h in handles {
+        h.finish().await;
+    }
+    let report = run.report(&args, processes, load_before, before, after);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.clean { 0 } else { 1 })
+}
+
+/// What the workers reported over a run, with the readings taken around its phases.
+struct Run {
+    connected: Vec<Connected>,
+    done: Vec<Done>,
+    /// From `go` to the last worker's `done`.
+    window: Duration,
+    side: SideTraffic,
+    /// Before connecting, once connected (before `go`), after the load phase.
+    readings: [Snapshot; 3],
+}
+
+/// Steps the workers through the connect and load phases, with the HTTP side traffic
+/// spread over the load phase.
+async fn run_phases(
+    args: &Arc<LoadArgs>,
+    api: SocketAddr,
+    run_id: &str,
+    handles: &mut [Handle],
+    board: &mut Board,
+) -> anyhow::Result<Run> {
+    board.until(|e| matches!(e, Event::Ready).then_some(())).await?;
+    let start = Snapshot::take(args.node_pid);
+    board.started = Instant::now();
+    handles.iter_mut().for_each(|h| h.send(Cmd::Start));
+    let connected = board
+        .until(|e| match e {
+            Event::Connected(c) => Some(c),
+            _ => None,
+        })
+        .await?;
+    // Let the node settle (welcome frames flushed, allocator caches warm) before reading RSS.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected_reading = Snapshot::take(args.node_pid);
+    let go = Instant::now();
+    handles.iter_mut().for_each(|h| h.send(Cmd::Go));
+    let side = tokio::spawn(api::side_traffic(
+        api,
+        args.campaign.clone(),
+        run_id.to_owned(),
+        args.registrations,
+        args.share_visits,
+        args.duration,
+    ));
+    let done = board
+        .until(|e| match e {
+            Event::Done(d) => Some(d),
+            _ => None,
+        })
+        .await?;
+    let window = go.elapsed();
+    let end = Snapshot::take(args.node_pid);
+    Ok(Run {
+        connected,
+        done,
+        window,
+        side: side.await.unwrap_or_default(),
+        readings: [start, connected_reading, end],
+    })
+}
+
+/// The server's totals once they show `want`, or after [`SETTLE_TIMEOUT`] whatever they are.
+async fn settle(api: SocketAddr, args: &LoadArgs, want: Totals) -> anyhow::Result<Totals> {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let t = api::totals(api, &args.campaign, &args.kind).await?;
+        let settled = t.interactions == want.interactions
+            && t.registrations == want.registrations
+            && t.share_visits == want.share_visits;
+        if settled || Instant::now() >= deadline {
+            return Ok(t);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Run {
+    fn report(
+        &self,
+        args: &LoadArgs,
+        processes: usize,
+        load_before: [f64; 3],
+        before: Totals,
+        after: Totals,
+    ) -> Report {
+        let connect_latency = Hist::merged(self.connected.iter().map(|c| &c.latency));
+        let ack_latency = Hist::merged(self.done.iter().map(|d| &d.ack_latency));
+        let stats_lag = Hist::merged(self.done.iter().map(|d| &d.stats_lag));
+        Report::build(report::Inputs {
+            args,
+            processes,
+            load_before,
+            connected: &self.connected,
+            connect_latency: &connect_latency,
+            done: &self.done,
+            ack_latency: &ack_latency,
+            stats_lag: &stats_lag,
+            frames: self.done.iter().map(|d| d.frames).sum(),
+            window: self.window,
+            before,
+            after,
+            side: self.side,
+            node: args.node_pid.map(|pid| NodeUsage::from_readings(pid, &self.readings)),
+            tool_cpu: ToolCpu::from_readings(&self.readings, &self.done),
+        })
+    }
+}
+
 /// A running worker, seen from the coordinator.
 enum Handle {
     Task(mpsc::UnboundedSender<Cmd>, tokio::task::JoinHandle<()>),
@@ -63,7 +213,8 @@ impl Handle {
     }
 }
 
-/// Starts `count` workers; their events arrive tagged with their index.
+/// Starts `count` workers; their events arrive tagged with their index. One worker runs
+/// as a task in this process; more run as child processes.
 fn spawn_workers(
     args: &Arc<LoadArgs>,
     targets: &[Target],
@@ -71,56 +222,70 @@ fn spawn_workers(
     count: usize,
     events: &mpsc::UnboundedSender<(usize, Event)>,
 ) -> anyhow::Result<Vec<Handle>> {
-    let mut handles = Vec::new();
-    for index in 0..count {
-        let me = WorkerId { index, count };
-        if count == 1 {
-            let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-            let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-            let events = events.clone();
-            tokio::spawn(async move {
-                while let Some(ev) = ev_rx.recv().await {
-                    let _ = events.send((index, ev));
-                }
-            });
-            let task = tokio::spawn(worker::run(
-                args.clone(),
-                me,
-                targets.to_vec(),
-                run_id.to_owned(),
-                ev_tx,
-                cmd_rx,
-            ));
-            handles.push(Handle::Task(cmd_tx, task));
-            continue;
-        }
-        let exe = std::env::current_exe().context("cannot find the livetally executable")?;
-        let mut child = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .args(["--worker", &format!("{index}/{count}"), "--run-id", run_id])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("cannot start a worker process")?;
-        let stdout = child.stdout.take().context("worker stdout")?;
-        let events = events.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Event>(&line) {
-                    Ok(ev) => {
-                        if events.send((index, ev)).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => eprintln!("worker {index}: unreadable event {line:?}: {e}"),
-                }
-            }
-        });
-        handles.push(Handle::Child(child));
+    if count == 1 {
+        return Ok(vec![spawn_task(args, targets, run_id, events)]);
     }
-    Ok(handles)
+    (0..count)
+        .map(|index| spawn_child(WorkerId { index, count }, run_id, events))
+        .collect()
+}
+
+/// The one worker of a one-process run, as a task.
+fn spawn_task(
+    args: &Arc<LoadArgs>,
+    targets: &[Target],
+    run_id: &str,
+    events: &mpsc::UnboundedSender<(usize, Event)>,
+) -> Handle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let events = events.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            let _ = events.send((0, ev));
+        }
+    });
+    let me = WorkerId { index: 0, count: 1 };
+    let task = tokio::spawn(worker::run(
+        args.clone(),
+        me,
+        targets.to_vec(),
+        run_id.to_owned(),
+        ev_tx,
+        cmd_rx,
+    ));
+    Handle::Task(cmd_tx, task)
+}
+
+/// Worker `me` as this executable re-run with the same flags plus `--worker i/n`; a
+/// thread reads its events from its stdout.
+fn spawn_child(me: WorkerId, run_id: &str, events: &mpsc::UnboundedSender<(usize, Event)>) -> anyhow::Result<Handle> {
+    let index = me.index;
+    let exe = std::env::current_exe().context("cannot find the livetally executable")?;
+    let mut child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .args(["--worker", &format!("{index}/{}", me.count), "--run-id", run_id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start a worker process")?;
+    let stdout = child.stdout.take().context("worker stdout")?;
+    let events = events.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<Event>(&line) {
+                Ok(ev) => {
+                    if events.send((index, ev)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("worker {index}: unreadable event {line:?}: {e}"),
+            }
+        }
+    });
+    Ok(Handle::Child(child))
 }
 
 /// Collects events until every worker sent the kind `want` picks; prints progress.
@@ -135,6 +300,19 @@ struct Board {
 }
 
 impl Board {
+    fn new(events: mpsc::UnboundedReceiver<(usize, Event)>, workers: usize, viewers: usize) -> Self {
+        let now = Instant::now();
+        Board {
+            events,
+            progress: vec![Default::default(); workers],
+            started: now,
+            viewers,
+            last_print: now,
+            last_acked: 0,
+            last_frames: 0,
+        }
+    }
+
     async fn until<T>(&mut self, want: impl Fn(Event) -> Option<T>) -> anyhow::Result<Vec<T>> {
         let n = self.progress.len();
         let mut got: Vec<Option<T>> = (0..n).map(|_| None).collect();
@@ -177,146 +355,4 @@ impl Board {
         self.last_acked = acked;
         self.last_frames = frames;
     }
-}
-
-pub async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyhow::Result<i32> {
-    let api = targets[0].addr;
-    let load_before = procfs::loadavg();
-    if args.create {
-        let token = args
-            .operator_token
-            .as_deref()
-            .context("--create needs --operator-token")?;
-        let body = json!({"id": args.campaign, "title": "load rehearsal"});
-        let r = http::call(api, "POST", "/api/v1/campaigns", Some(&body), Some(token)).await?;
-        if r.status != 201 && r.status != 409 {
-            bail!("creating campaign {}: HTTP {}", args.campaign, r.status);
-        }
-    }
-    let before = api::totals(api, &args.campaign, &args.kind).await?;
-    let per_process = fd_limit.saturating_sub(FD_RESERVE).max(1) as usize;
-    let processes = args.processes.unwrap_or(args.viewers.div_ceil(per_process)).max(1);
-    let run_id = format!("lt{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let args = Arc::new(args);
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let mut handles = spawn_workers(&args, &targets, &run_id, processes, &ev_tx)?;
-    drop(ev_tx);
-    let now = Instant::now();
-    let mut board = Board {
-        events: ev_rx,
-        progress: vec![Default::default(); processes],
-        started: now,
-        viewers: args.viewers,
-        last_print: now,
-        last_acked: 0,
-        last_frames: 0,
-    };
-    board.until(|e| matches!(e, Event::Ready).then_some(())).await?;
-    let rss_before = args.node_pid.and_then(procfs::rss_kib);
-    let connect_cpu_before = args.node_pid.and_then(procfs::cpu_ticks);
-    let tool_cpu_before = procfs::cpu_ticks(std::process::id());
-    board.started = Instant::now();
-    handles.iter_mut().for_each(|h| h.send(Cmd::Start));
-    let connected = board
-        .until(|e| match e {
-            Event::Connected(c) => Some(c),
-            _ => None,
-        })
-        .await?;
-    // Let the node settle (welcome frames flushed, allocator caches warm) before reading RSS.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after = args.node_pid.and_then(procfs::rss_kib);
-    let cpu_before = args.node_pid.and_then(procfs::cpu_ticks);
-    let tool_cpu_connected = procfs::cpu_ticks(std::process::id());
-    let go = Instant::now();
-    handles.iter_mut().for_each(|h| h.send(Cmd::Go));
-    let side = tokio::spawn(api::side_traffic(
-        api,
-        args.campaign.clone(),
-        run_id.clone(),
-        args.registrations,
-        args.share_visits,
-        args.duration,
-    ));
-    let done = board
-        .until(|e| match e {
-            Event::Done(d) => Some(d),
-            _ => None,
-        })
-        .await?;
-    let window = go.elapsed();
-    let cpu_after = args.node_pid.and_then(procfs::cpu_ticks);
-    let tool_cpu_after = procfs::cpu_ticks(std::process::id());
-    let side = side.await.unwrap_or_default();
-    let acked: u64 = done.iter().map(|d| d.acked).sum();
-    let want = Totals {
-        interactions: before.interactions + acked,
-        registrations: before.registrations + side.registrations_created,
-        share_visits: before.share_visits + side.share_visits_ok,
-    };
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    let after = loop {
-        let t = api::totals(api, &args.campaign, &args.kind).await?;
-        let settled = t.interactions == want.interactions
-            && t.registrations == want.registrations
-            && t.share_visits == want.share_visits;
-        if settled || Instant::now() >= deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    handles.iter_mut().for_each(|h| h.send(Cmd::Close));
-    for h in handles {
-        h.finish().await;
-    }
-
-    let mut connect_latency = Hist::default();
-    connected.iter().for_each(|c| connect_latency.merge_sparse(&c.latency));
-    let mut ack_latency = Hist::default();
-    let mut stats_lag = Hist::default();
-    for d in &done {
-        ack_latency.merge_sparse(&d.ack_latency);
-        stats_lag.merge_sparse(&d.stats_lag);
-    }
-    let frames: u64 = done.iter().map(|d| d.frames).sum();
-    let seconds = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / procfs::CLOCK_TICKS as f64),
-        _ => None,
-    };
-    let node = args.node_pid.map(|pid| NodeUsage {
-        pid,
-        rss_before_kib: rss_before,
-        rss_after_kib: rss_after,
-        connect_cpu_seconds: seconds(connect_cpu_before, cpu_before),
-        cpu_seconds: seconds(cpu_before, cpu_after),
-    });
-    // The coordinator's own CPU: all of the tool in a one-process run.
-    let tool_cpu = report::ToolCpu {
-        connect_seconds: seconds(tool_cpu_before, tool_cpu_connected),
-        load_seconds: seconds(tool_cpu_connected, tool_cpu_after),
-        workers_load_seconds: done.iter().map(|d| d.cpu_seconds).sum(),
-    };
-    let report = Report::build(report::Inputs {
-        args: &args,
-        processes,
-        load_before,
-        connected: &connected,
-        connect_latency: &connect_latency,
-        done: &done,
-        ack_latency: &ack_latency,
-        stats_lag: &stats_lag,
-        frames,
-        window,
-        before,
-        after,
-        side,
-        node,
-        tool_cpu,
-    });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(if report.clean { 0 } else { 1 })
 }

@@ -28,6 +28,26 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// What the coordinator reads at each step of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// The node's resident memory and CPU ticks (with `--node-pid`).
+    pub node_rss_kib: Option<u64>,
+    pub node_cpu: Option<u64>,
+    /// This process's CPU ticks.
+    pub tool_cpu: Option<u64>,
+}
+
+impl Snapshot {
+    pub fn take(node_pid: Option<u32>) -> Self {
+        Self {
+            node_rss_kib: node_pid.and_then(rss_kib),
+            node_cpu: node_pid.and_then(cpu_ticks),
+            tool_cpu: cpu_ticks(std::process::id()),
+        }
+    }
+}
+
 /// Seconds between two [`cpu_ticks`] readings; `None` when either is missing.
 pub fn seconds_between(from: Option<u64>, to: Option<u64>) -> Option<f64> {
     match (from, to) {

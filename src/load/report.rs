@@ -9,7 +9,7 @@ use super::api::{SideTraffic, Totals};
 use super::args::LoadArgs;
 use super::events::{Connected, Done};
 use super::hist::Hist;
-use super::procfs::loadavg;
+use super::procfs::{loadavg, seconds_between, Snapshot};
 
 /// The node's resource use, from /proc.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,31 @@ pub struct ToolCpu {
     /// All worker processes together over the load phase (the whole tool but its
     /// coordinator, when it runs several processes).
     pub workers_load_seconds: Option<f64>,
+}
+
+impl NodeUsage {
+    /// From the readings before connecting, once connected and after the load phase.
+    pub fn from_readings(pid: u32, [start, connected, end]: &[Snapshot; 3]) -> Self {
+        NodeUsage {
+            pid,
+            rss_before_kib: start.node_rss_kib,
+            rss_after_kib: connected.node_rss_kib,
+            connect_cpu_seconds: seconds_between(start.node_cpu, connected.node_cpu),
+            cpu_seconds: seconds_between(connected.node_cpu, end.node_cpu),
+        }
+    }
+}
+
+impl ToolCpu {
+    /// The coordinator's own CPU from its readings (all of the tool in a one-process run),
+    /// and the workers' from what they reported.
+    pub fn from_readings([start, connected, end]: &[Snapshot; 3], done: &[Done]) -> Self {
+        ToolCpu {
+            connect_seconds: seconds_between(start.tool_cpu, connected.tool_cpu),
+            load_seconds: seconds_between(connected.tool_cpu, end.tool_cpu),
+            workers_load_seconds: done.iter().map(|d| d.cpu_seconds).sum(),
+        }
+    }
 }
 
 /// Latency summary in milliseconds.
