@@ -12,9 +12,8 @@ use tokio::time::Instant;
 use super::api::{self, SideTraffic, Totals};
 use super::args::{LoadArgs, Target, WorkerId};
 use super::events::{Cmd, Connected, Done, Event, Progress};
-use super::hist::Hist;
 use super::procfs::{self, Snapshot};
-use super::report::{self, NodeUsage, Report, ToolCpu};
+use super::report::{self, Report};
 use super::worker;
 
 /// Open files a process keeps for itself (stdio, the runtime, HTTP calls) besides sockets.
@@ -149,25 +148,17 @@ impl Run {
         before: Totals,
         after: Totals,
     ) -> Report {
-        let connect_latency = Hist::merged(self.connected.iter().map(|c| &c.latency));
-        let ack_latency = Hist::merged(self.done.iter().map(|d| &d.ack_latency));
-        let stats_lag = Hist::merged(self.done.iter().map(|d| &d.stats_lag));
         Report::build(report::Inputs {
             args,
             processes,
             load_before,
             connected: &self.connected,
-            connect_latency: &connect_latency,
             done: &self.done,
-            ack_latency: &ack_latency,
-            stats_lag: &stats_lag,
-            frames: self.done.iter().map(|d| d.frames).sum(),
             window: self.window,
             before,
             after,
             side: self.side,
-            node: args.node_pid.map(|pid| NodeUsage::from_readings(pid, &self.readings)),
-            tool_cpu: ToolCpu::from_readings(&self.readings, &self.done),
+            readings: &self.readings,
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod procfs;
 pub mod report;
 pub mod shared;
 pub mod socket;
+pub mod table;
 pub mod viewer;
 pub mod worker;
 
