@@ -10,7 +10,7 @@
 //!
 //! Beside that path: [`http`] (the JSON API and pages), [`auth`] (operator and join
 //! tokens), [`metrics`], [`config`], and [`node`], which wires it all and runs until shutdown.
-//! [`load`] is the load rehearsal tool (`livetally load`), a client of all of the above.
+//! [`load`] is the load rehearsal tool (`livetally load`), a client of the public [`protocol`] only.
 
 pub mod auth;
 pub mod broadcast;
