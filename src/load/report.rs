@@ -311,8 +311,8 @@ impl NodeReport {
 mod tests {
     use clap::Parser;
 
+    use super::super::hist::Sparse;
     use super::*;
-    use crate::load::hist::Sparse;
 
     #[derive(Parser)]
     struct Cli {
