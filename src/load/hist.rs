@@ -110,6 +110,13 @@ impl Hist {
         }
     }
 
+    /// One histogram of the sparse ones several workers sent.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Sparse>) -> Hist {
+        let mut h = Hist::default();
+        parts.into_iter().for_each(|s| h.merge_sparse(s));
+        h
+    }
+
     pub fn merge_sparse(&mut self, s: &Sparse) {
         for &(i, n) in &s.buckets {
             if let Some(b) = self.buckets.get_mut(i as usize) {

@@ -1,106 +1,15 @@
-//! What a run measured, as a table for people and JSON for machines, plus the readings
-//! taken from outside the sockets: the node's /proc numbers, the machine load, and the
-//! HTTP side traffic (registrations, share visits).
+//! What a run measured, as a table for people and JSON for machines.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
+use super::api::{SideTraffic, Totals};
+use super::args::LoadArgs;
+use super::events::{Connected, Done};
 use super::hist::Hist;
-use super::worker::{Connected, Done};
-use super::{LoadArgs, Totals};
-
-/// Clock ticks per second of /proc/PID/stat times: 100 on every Linux configuration this
-/// tool runs on (USER_HZ is fixed at 100 for x86-64 and arm64 user space).
-pub const CLOCK_TICKS: u64 = 100;
-
-/// Side traffic calls in flight at once.
-const SIDE_CONCURRENCY: usize = 8;
-
-/// `/proc/loadavg`: the 1, 5 and 15 minute load averages.
-pub fn loadavg() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|s| s.parse().unwrap_or(0.0));
-    [(); 3].map(|_| it.next().unwrap_or(0.0))
-}
-
-/// Resident memory of `pid` in KiB (VmRSS).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// utime + stime of `pid`, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at state (field 3).
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-/// What the HTTP side traffic did.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct SideTraffic {
-    pub registrations_created: u64,
-    pub registrations_failed: u64,
-    pub share_visits_ok: u64,
-    pub share_visits_failed: u64,
-}
-
-/// Spreads `registrations` and `share_visits` calls evenly over `duration`.
-pub async fn side_traffic(
-    api: SocketAddr,
-    campaign: String,
-    run_id: String,
-    registrations: u64,
-    share_visits: u64,
-    duration: Duration,
-) -> SideTraffic {
-    let gate = Arc::new(Semaphore::new(SIDE_CONCURRENCY));
-    let start = Instant::now();
-    let total = registrations + share_visits;
-    let mut tasks = Vec::new();
-    for i in 0..total {
-        tokio::time::sleep_until(start + duration.mul_f64(i as f64 / total.max(1) as f64)).await;
-        // unwrap: the semaphore is never closed.
-        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
-        let campaign = campaign.clone();
-        // Call i is a registration when it moves the registration share up a whole call, so
-        // both kinds are spread evenly and exactly `registrations` are made.
-        let registration = (i + 1) * registrations / total > i * registrations / total;
-        let viewer = format!("{run_id}r{i:08}");
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
-            if registration {
-                let body = serde_json::json!({ "viewer": viewer });
-                let path = format!("/api/v1/campaigns/{campaign}/registrations");
-                let r = super::http::call(api, "POST", &path, Some(&body), None).await;
-                (true, matches!(r, Ok(r) if r.status == 201))
-            } else {
-                let path = format!("/s/{campaign}?via=load");
-                let r = super::http::call(api, "GET", &path, None, None).await;
-                (false, matches!(r, Ok(r) if r.status == 302))
-            }
-        }));
-    }
-    let mut out = SideTraffic::default();
-    for t in tasks {
-        match t.await {
-            Ok((true, true)) => out.registrations_created += 1,
-            Ok((true, false)) => out.registrations_failed += 1,
-            Ok((false, true)) => out.share_visits_ok += 1,
-            _ => out.share_visits_failed += 1,
-        }
-    }
-    out
-}
+use super::procfs::{loadavg, seconds_between, Snapshot};
 
 /// The node's resource use, from /proc.
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +32,31 @@ pub struct ToolCpu {
     /// All worker processes together over the load phase (the whole tool but its
     /// coordinator, when it runs several processes).
     pub workers_load_seconds: Option<f64>,
+}
+
+impl NodeUsage {
+    /// From the readings before connecting, once connected and after the load phase.
+    pub fn from_readings(pid: u32, [start, connected, end]: &[Snapshot; 3]) -> Self {
+        NodeUsage {
+            pid,
+            rss_before_kib: start.node_rss_kib,
+            rss_after_kib: connected.node_rss_kib,
+            connect_cpu_seconds: seconds_between(start.node_cpu, connected.node_cpu),
+            cpu_seconds: seconds_between(connected.node_cpu, end.node_cpu),
+        }
+    }
+}
+
+impl ToolCpu {
+    /// The coordinator's own CPU from its readings (all of the tool in a one-process run),
+    /// and the workers' from what they reported.
+    pub fn from_readings([start, connected, end]: &[Snapshot; 3], done: &[Done]) -> Self {
+        ToolCpu {
+            connect_seconds: seconds_between(start.tool_cpu, connected.tool_cpu),
+            load_seconds: seconds_between(connected.tool_cpu, end.tool_cpu),
+            workers_load_seconds: done.iter().map(|d| d.cpu_seconds).sum(),
+        }
+    }
 }
 
 /// Latency summary in milliseconds.
@@ -235,59 +169,35 @@ pub struct Inputs<'a> {
     pub processes: usize,
     pub load_before: [f64; 3],
     pub connected: &'a [Connected],
-    pub connect_latency: &'a Hist,
     pub done: &'a [Done],
-    pub ack_latency: &'a Hist,
-    pub stats_lag: &'a Hist,
-    pub frames: u64,
+    /// From `go` to the last worker's `done`.
     pub window: Duration,
     pub before: Totals,
     pub after: Totals,
     pub side: SideTraffic,
-    pub node: Option<NodeUsage>,
-    pub tool_cpu: ToolCpu,
+    /// Before connecting, once connected, after the load phase.
+    pub readings: &'a [Snapshot; 3],
 }
 
 impl Report {
     pub fn build(i: Inputs<'_>) -> Report {
         let secs = i.window.as_secs_f64().max(1e-9);
-        let connected: u64 = i.connected.iter().map(|c| c.connected).sum();
-        let failed: u64 = i.connected.iter().map(|c| c.failed).sum();
-        let connect_secs = i.connected.iter().map(|c| c.seconds).fold(0.0, f64::max);
-        let sent: u64 = i.done.iter().map(|d| d.sent).sum();
-        let acked: u64 = i.done.iter().map(|d| d.acked).sum();
+        let connect = ConnectReport::new(i.args.viewers, i.connected);
+        let interactions = InteractionReport::new(i.done, secs);
+        let stats = StatsReport::new(i.done, secs);
+        let server = ServerReport::new(i.before, i.after, interactions.acked, &i.side);
         let mut failures = BTreeMap::new();
-        for d in i.done {
-            for (k, v) in &d.failures {
-                *failures.entry(k.clone()).or_insert(0) += v;
-            }
+        for (k, v) in i.done.iter().flat_map(|d| &d.failures) {
+            *failures.entry(k.clone()).or_insert(0) += v;
         }
-        let dropped = i.done.iter().map(|d| d.dropped).sum();
-        let totals_equal = i.after.interactions - i.before.interactions.min(i.after.interactions) == acked
-            && i.after.interactions >= i.before.interactions
-            && i.after.registrations == i.before.registrations + i.side.registrations_created
-            && i.after.share_visits == i.before.share_visits + i.side.share_visits_ok;
-        let node = i.node.map(|usage| {
-            let rss_per_socket_kib = match (usage.rss_before_kib, usage.rss_after_kib) {
-                (Some(a), Some(b)) if connected > 0 => Some((b as f64 - a as f64) / connected as f64),
-                _ => None,
-            };
-            let cpu_us_per_frame = usage
-                .cpu_seconds
-                .filter(|_| i.frames > 0)
-                .map(|c| c * 1e6 / i.frames as f64);
-            let cpu_utilisation = usage.cpu_seconds.map(|c| c / secs);
-            NodeReport {
-                usage,
-                rss_per_socket_kib,
-                cpu_us_per_frame,
-                cpu_utilisation,
-            }
+        let node = i.args.node_pid.map(|pid| {
+            let usage = NodeUsage::from_readings(pid, i.readings);
+            NodeReport::new(usage, connect.connected, stats.frames, secs)
         });
-        let clean = failed == 0
+        let clean = connect.failed == 0
             && failures.is_empty()
-            && sent == acked
-            && totals_equal
+            && interactions.sent == interactions.acked
+            && server.totals_equal
             && i.side.registrations_failed == 0
             && i.side.share_visits_failed == 0;
         Report {
@@ -297,184 +207,216 @@ impl Report {
             machine_load_start: i.load_before,
             machine_load_end: loadavg(),
             load_phase_seconds: secs,
-            connect: ConnectReport {
-                requested: i.args.viewers,
-                connected,
-                failed,
-                seconds: connect_secs,
-                per_sec: if connect_secs > 0.0 {
-                    connected as f64 / connect_secs
-                } else {
-                    0.0
-                },
-                latency: i.connect_latency.into(),
-            },
-            interactions: InteractionReport {
-                sent,
-                acked,
-                unacked: sent.saturating_sub(acked),
-                errors: i.done.iter().map(|d| d.errors).sum(),
-                acked_per_sec: acked as f64 / secs,
-                ack_latency: i.ack_latency.into(),
-            },
-            stats: StatsReport {
-                frames: i.frames,
-                frames_per_sec: i.frames as f64 / secs,
-                lag: i.stats_lag.into(),
-                viewers_seen: i
-                    .done
-                    .iter()
-                    .filter_map(|d| d.viewers_seen)
-                    .reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]),
-                last_frame_after_last_welcome_ms: {
-                    let welcome = i.done.iter().map(|d| d.last_welcome_ms).max().unwrap_or(0);
-                    let frame = i.done.iter().map(|d| d.last_frame_ms).max().unwrap_or(0);
-                    (welcome > 0 && frame > 0).then(|| frame as i64 - welcome as i64)
-                },
-            },
+            connect,
+            interactions,
+            stats,
             http: i.side,
-            server: ServerReport {
-                before: i.before,
-                after: i.after,
-                totals_equal,
-            },
+            server,
             node,
-            tool_cpu: i.tool_cpu,
-            dropped,
+            tool_cpu: ToolCpu::from_readings(i.readings, i.done),
+            dropped: i.done.iter().map(|d| d.dropped).sum(),
             failures,
             clean,
         }
     }
+}
 
-    /// The human-readable table.
-    pub fn table(&self) -> String {
-        let mut rows: Vec<(String, String)> = Vec::new();
-        let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
-        let lat = |l: &Latency| {
-            format!(
-                "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (n={})",
-                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.samples
-            )
+impl ConnectReport {
+    fn new(requested: usize, workers: &[Connected]) -> Self {
+        let connected: u64 = workers.iter().map(|c| c.connected).sum();
+        let seconds = workers.iter().map(|c| c.seconds).fold(0.0, f64::max);
+        ConnectReport {
+            requested,
+            connected,
+            failed: workers.iter().map(|c| c.failed).sum(),
+            seconds,
+            per_sec: if seconds > 0.0 { connected as f64 / seconds } else { 0.0 },
+            latency: (&Hist::merged(workers.iter().map(|c| &c.latency))).into(),
+        }
+    }
+}
+
+impl InteractionReport {
+    /// Over a load phase of `secs`.
+    fn new(done: &[Done], secs: f64) -> Self {
+        let sent: u64 = done.iter().map(|d| d.sent).sum();
+        let acked: u64 = done.iter().map(|d| d.acked).sum();
+        InteractionReport {
+            sent,
+            acked,
+            unacked: sent.saturating_sub(acked),
+            errors: done.iter().map(|d| d.errors).sum(),
+            acked_per_sec: acked as f64 / secs,
+            ack_latency: (&Hist::merged(done.iter().map(|d| &d.ack_latency))).into(),
+        }
+    }
+}
+
+impl StatsReport {
+    /// Over a load phase of `secs`.
+    fn new(done: &[Done], secs: f64) -> Self {
+        let frames: u64 = done.iter().map(|d| d.frames).sum();
+        let welcome = done.iter().map(|d| d.last_welcome_ms).max().unwrap_or(0);
+        let frame = done.iter().map(|d| d.last_frame_ms).max().unwrap_or(0);
+        StatsReport {
+            frames,
+            frames_per_sec: frames as f64 / secs,
+            lag: (&Hist::merged(done.iter().map(|d| &d.stats_lag))).into(),
+            viewers_seen: done
+                .iter()
+                .filter_map(|d| d.viewers_seen)
+                .reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])]),
+            last_frame_after_last_welcome_ms: (welcome > 0 && frame > 0).then(|| frame as i64 - welcome as i64),
+        }
+    }
+}
+
+impl ServerReport {
+    /// `acked` interactions and the side traffic's successes against the server's totals.
+    fn new(before: Totals, after: Totals, acked: u64, side: &SideTraffic) -> Self {
+        let totals_equal = after.interactions - before.interactions.min(after.interactions) == acked
+            && after.interactions >= before.interactions
+            && after.registrations == before.registrations + side.registrations_created
+            && after.share_visits == before.share_visits + side.share_visits_ok;
+        ServerReport {
+            before,
+            after,
+            totals_equal,
+        }
+    }
+}
+
+impl NodeReport {
+    /// Per socket over `connected` sockets, per frame over `frames`, over `secs` of load.
+    fn new(usage: NodeUsage, connected: u64, frames: u64, secs: f64) -> Self {
+        let rss_per_socket_kib = match (usage.rss_before_kib, usage.rss_after_kib) {
+            (Some(a), Some(b)) if connected > 0 => Some((b as f64 - a as f64) / connected as f64),
+            _ => None,
         };
-        let c = &self.connect;
-        row("campaign", format!("{} via {}", self.campaign, self.urls.join(", ")));
-        row(
-            "machine load",
-            format!(
-                "{:?} at start, {:?} at end",
-                self.machine_load_start, self.machine_load_end
-            ),
-        );
-        row("processes", self.processes.to_string());
-        row(
-            "connected",
-            format!(
-                "{}/{} in {:.3} s ({:.0}/s), {} failed",
-                c.connected, c.requested, c.seconds, c.per_sec, c.failed
-            ),
-        );
-        row("connect latency", lat(&c.latency));
-        let it = &self.interactions;
-        row(
-            "interactions",
-            format!(
-                "sent {} acked {} unacked {} errors {} over {:.2} s",
-                it.sent, it.acked, it.unacked, it.errors, self.load_phase_seconds
-            ),
-        );
-        row("acked/s", format!("{:.0}", it.acked_per_sec));
-        row("ack latency", lat(&it.ack_latency));
-        row(
-            "stats frames",
-            format!("{} ({:.0}/s)", self.stats.frames, self.stats.frames_per_sec),
-        );
-        row("stats lag", lat(&self.stats.lag));
-        if let Some([min, max]) = self.stats.viewers_seen {
-            let settled = self
-                .stats
-                .last_frame_after_last_welcome_ms
-                .map(|ms| format!("; the last frame came {ms} ms after the last welcome"))
-                .unwrap_or_default();
-            row(
-                "viewers seen",
-                format!(
-                    "min {min} max {max} in every socket's last stats frame ({} connected){settled}",
-                    self.connect.connected
-                ),
-            );
+        let cpu_us_per_frame = usage
+            .cpu_seconds
+            .filter(|_| frames > 0)
+            .map(|c| c * 1e6 / frames as f64);
+        let cpu_utilisation = usage.cpu_seconds.map(|c| c / secs);
+        NodeReport {
+            usage,
+            rss_per_socket_kib,
+            cpu_us_per_frame,
+            cpu_utilisation,
         }
-        let h = &self.http;
-        row(
-            "registrations",
-            format!("{} created, {} failed", h.registrations_created, h.registrations_failed),
-        );
-        row(
-            "share visits",
-            format!("{} ok, {} failed", h.share_visits_ok, h.share_visits_failed),
-        );
-        let s = &self.server;
-        row(
-            "server totals",
-            format!(
-                "interactions {} -> {}, registrations {} -> {}, share visits {} -> {}: {}",
-                s.before.interactions,
-                s.after.interactions,
-                s.before.registrations,
-                s.after.registrations,
-                s.before.share_visits,
-                s.after.share_visits,
-                if s.totals_equal { "EQUAL to acked" } else { "MISMATCH" }
-            ),
-        );
-        if let Some(n) = &self.node {
-            let opt = |v: Option<f64>, unit: &str| v.map(|v| format!("{v:.2} {unit}")).unwrap_or("-".into());
-            row(
-                "node rss",
-                format!(
-                    "{:?} KiB -> {:?} KiB, {} per socket",
-                    n.usage.rss_before_kib,
-                    n.usage.rss_after_kib,
-                    opt(n.rss_per_socket_kib, "KiB")
-                ),
-            );
-            row(
-                "node cpu connecting",
-                format!(
-                    "{} ({} µs per connect)",
-                    opt(n.usage.connect_cpu_seconds, "s"),
-                    n.usage
-                        .connect_cpu_seconds
-                        .filter(|_| self.connect.connected > 0)
-                        .map(|s| format!("{:.1}", s * 1e6 / self.connect.connected as f64))
-                        .unwrap_or("-".into())
-                ),
-            );
-            row(
-                "node cpu",
-                format!(
-                    "{} over the load phase ({}), {} per frame",
-                    opt(n.usage.cpu_seconds, "s"),
-                    opt(n.cpu_utilisation.map(|u| u * 100.0), "%"),
-                    opt(n.cpu_us_per_frame, "µs")
-                ),
-            );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::hist::Sparse;
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadArgs,
+    }
+
+    fn sample(us: &[u64]) -> Sparse {
+        let mut h = Hist::default();
+        us.iter().for_each(|v| h.record(*v));
+        h.to_sparse()
+    }
+
+    fn connected(connected: u64, failed: u64, seconds: f64, latency: &[u64]) -> Connected {
+        let latency = sample(latency);
+        Connected {
+            connected,
+            failed,
+            seconds,
+            latency,
         }
-        let opt = |v: Option<f64>| v.map(|v| format!("{v:.2} s")).unwrap_or("-".into());
-        row(
-            "tool cpu",
-            format!(
-                "{} connecting, {} in the load phase (coordinator process); workers {} in the load phase",
-                opt(self.tool_cpu.connect_seconds),
-                opt(self.tool_cpu.load_seconds),
-                opt(self.tool_cpu.workers_load_seconds)
-            ),
-        );
-        row("dropped", self.dropped.to_string());
-        if !self.failures.is_empty() {
-            row("failures", format!("{:?}", self.failures));
+    }
+
+    fn done(sent: u64, acked: u64, frames: u64, seen: [u64; 2], dropped: u64, cpu: f64) -> Done {
+        Done {
+            sent,
+            acked,
+            errors: 1,
+            frames,
+            dropped,
+            failures: (dropped > 0)
+                .then(|| ("dropped".to_owned(), dropped))
+                .into_iter()
+                .collect(),
+            ack_latency: sample(&[300, 400, 700_000]),
+            stats_lag: sample(&[2_000, 3_000]),
+            viewers_seen: Some(seen),
+            last_welcome_ms: 1_000,
+            last_frame_ms: 1_850,
+            cpu_seconds: Some(cpu),
         }
-        row("clean", self.clean.to_string());
-        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        rows.iter().map(|(k, v)| format!("{k:<w$}  {v}\n")).collect()
+    }
+
+    fn report(args: &LoadArgs, done: &[Done], window_ms: u64, after: Totals, side: SideTraffic) -> String {
+        let readings =
+            [(Some(10_000), 100, 50), (Some(13_000), 130, 70), (None, 330, 170)].map(|(rss, node, tool)| Snapshot {
+                node_rss_kib: rss,
+                node_cpu: Some(node),
+                tool_cpu: Some(tool),
+            });
+        let mut r = Report::build(Inputs {
+            args,
+            processes: if args.node_pid.is_some() { 2 } else { 1 },
+            load_before: [1.0, 2.0, 3.0],
+            connected: &[
+                connected(150, 0, 0.5, &[900, 1200, 5000]),
+                connected(149, 1, 0.75, &[800, 20_000]),
+            ],
+            done,
+            window: Duration::from_millis(window_ms),
+            before: BEFORE,
+            after,
+            side,
+            readings: &readings,
+        });
+        r.machine_load_end = [0.5, 0.25, 0.125];
+        format!("{}\n{}\n", r.table(), serde_json::to_string_pretty(&r).unwrap())
+    }
+
+    const BEFORE: Totals = Totals {
+        interactions: 5,
+        registrations: 1,
+        share_visits: 2,
+    };
+
+    /// The table and the JSON, with every optional row, then without them, as scripts and
+    /// rehearsal notes read them: a change here is a change of the tool's output.
+    #[test]
+    fn the_report_reads_as_documented() {
+        let mut args = Cli::parse_from(["t", "--campaign", "c1", "--viewers", "300", "--url", "ws://127.0.0.1:1"]).args;
+        args.node_pid = Some(4242);
+        let done_full = [
+            done(600, 600, 400, [298, 299], 0, 0.25),
+            done(601, 598, 410, [297, 299], 1, 0.5),
+        ];
+        let after = Totals {
+            interactions: 1203,
+            registrations: 4,
+            share_visits: 2,
+        };
+        let side = SideTraffic {
+            registrations_created: 3,
+            share_visits_failed: 1,
+            ..Default::default()
+        };
+        let mut out = report(&args, &done_full, 2500, after, side);
+        let done_bare = done_full.map(|mut d| {
+            (d.viewers_seen, d.last_frame_ms, d.cpu_seconds, d.frames) = (None, 0, None, 0);
+            d.failures.clear();
+            d.ack_latency = Sparse::default();
+            d
+        });
+        args.node_pid = None;
+        out += &report(&args, &done_bare, 0, BEFORE, SideTraffic::default());
+        assert_eq!(out, include_str!("testdata/report.txt"));
     }
 }

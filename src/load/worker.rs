@@ -4,90 +4,21 @@
 //! talking JSON lines over stdin/stdout, so the coordinator treats both the same way.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use super::hist::{Hist, Sparse};
-use super::viewer::{self, Phase, Plan, Shared};
-use super::{LoadArgs, WorkerId};
-
-/// Coordinator → worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cmd {
-    /// Open the sockets.
-    Start,
-    /// Begin the load phase.
-    Go,
-    /// Close the sockets and exit.
-    Close,
-}
-
-/// Worker → coordinator.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "ev", rename_all = "snake_case")]
-pub enum Event {
-    Ready,
-    Progress(Progress),
-    Connected(Connected),
-    Done(Done),
-}
-
-/// Running counters, for the progress line.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Progress {
-    pub connected: u64,
-    pub failed: u64,
-    pub sent: u64,
-    pub acked: u64,
-    pub frames: u64,
-}
-
-/// The end of the connect phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Connected {
-    pub connected: u64,
-    pub failed: u64,
-    /// From `start` to the last welcome.
-    pub seconds: f64,
-    pub latency: Sparse,
-}
-
-/// The end of the load phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Done {
-    pub sent: u64,
-    pub acked: u64,
-    pub errors: u64,
-    pub frames: u64,
-    pub dropped: u64,
-    pub failures: BTreeMap<String, u64>,
-    pub ack_latency: Sparse,
-    pub stats_lag: Sparse,
-    /// `[min, max]` of `viewers` in every socket's last stats frame.
-    pub viewers_seen: Option<[u64; 2]>,
-    /// Unix ms of this worker's latest welcome and latest stats frame (0: none).
-    pub last_welcome_ms: u64,
-    pub last_frame_ms: u64,
-    /// CPU this worker's process used in the load phase (a child's own; for the in-process
-    /// worker, the whole tool's).
-    pub cpu_seconds: Option<f64>,
-}
-
-/// Where a worker's sockets go.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    /// `ws://host:port`
-    pub base: String,
-}
+use super::args::{LoadArgs, Target, WorkerId};
+use super::events::{Cmd, Connected, Done, Event, Progress};
+use super::hist::Hist;
+use super::procfs;
+use super::shared::{Phase, Shared};
+use super::viewer::{self, Plan};
 
 /// How often a worker reports its counters.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -110,10 +41,39 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
-    let lo = me.index * args.viewers / me.count;
-    let hi = (me.index + 1) * args.viewers / me.count;
+    let shared = Arc::new(shared_for(&args));
+    let _ = events.send(Event::Ready);
+    if !wait_for(&mut cmds, Cmd::Start).await {
+        return;
+    }
+    let reporter = spawn_reporter(shared.clone(), events.clone());
+    let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
+    let tracker = TaskTracker::new();
+    let mine = open_sockets(&args, me, &targets, &run_id, &shared, &tracker, &phase_rx).await;
+    let c = &shared.counters;
+    wait_until(|| c.connected.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed) >= mine).await;
+    let _ = events.send(Event::Connected(connected(&shared)));
+    if !wait_for(&mut cmds, Cmd::Go).await {
+        return;
+    }
+    let cpu_go = procfs::cpu_ticks(std::process::id());
+    phase_tx.send_replace(Phase::Go);
+    let connected = c.connected.load(Ordering::Relaxed);
+    wait_until(|| c.finished.load(Ordering::Relaxed) >= connected).await;
+    let done = done(&shared, cpu_go);
+    reporter.abort();
+    let _ = events.send(Event::Progress(progress(&shared)));
+    let _ = events.send(Event::Done(done));
+    wait_for(&mut cmds, Cmd::Close).await;
+    phase_tx.send_replace(Phase::Close);
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+}
+
+/// What this worker's sockets share, from the flags.
+fn shared_for(args: &LoadArgs) -> Shared {
     let rate = args.rate;
-    let shared = Arc::new(Shared {
+    Shared {
         campaign: args.campaign.clone(),
         kind: args.kind.clone(),
         interval: (rate.is_finite() && rate > 0.0).then(|| args.viewers as f64 / rate),
@@ -126,30 +86,39 @@ pub async fn run(
         stats_lag: Mutex::new(Hist::default()),
         connect_latency: Mutex::new(Hist::default()),
         failures: Mutex::new(BTreeMap::new()),
-    });
-    let _ = events.send(Event::Ready);
-    if !wait_for(&mut cmds, Cmd::Start).await {
-        return;
     }
-    let reporter = {
-        let shared = shared.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PROGRESS_EVERY);
-            loop {
-                every.tick().await;
-                if events.send(Event::Progress(progress(&shared))).is_err() {
-                    return;
-                }
+}
+
+/// Sends the counters every [`PROGRESS_EVERY`] until aborted (or the coordinator left).
+fn spawn_reporter(shared: Arc<Shared>, events: mpsc::UnboundedSender<Event>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            every.tick().await;
+            if events.send(Event::Progress(progress(&shared))).is_err() {
+                return;
             }
-        })
-    };
-    let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
-    let tracker = TaskTracker::new();
+        }
+    })
+}
+
+/// Starts a viewer task for each socket of worker `me` (at `--ramp`, at most
+/// `--connect-concurrency` connecting at once); returns how many.
+async fn open_sockets(
+    args: &LoadArgs,
+    me: WorkerId,
+    targets: &[Target],
+    run_id: &str,
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    phase: &watch::Receiver<Phase>,
+) -> u64 {
+    let lo = me.index * args.viewers / me.count;
+    let hi = (me.index + 1) * args.viewers / me.count;
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let per_process_ramp = args.ramp / me.count as f64;
-    let first = first_source(&args, me);
+    let first = first_source(args, me);
     for (j, g) in (lo..hi).enumerate() {
         if per_process_ramp > 0.0 {
             tokio::time::sleep_until(started + Duration::from_secs_f64(j as f64 / per_process_ramp)).await;
@@ -167,34 +136,38 @@ pub async fn run(
             ),
             phase: rand::random::<f64>(),
         };
-        tracker.spawn(viewer::run(plan, shared.clone(), started, phase_rx.clone(), permit));
+        tracker.spawn(viewer::run(plan, shared.clone(), started, phase.clone(), permit));
     }
-    let mine = (hi - lo) as u64;
-    let c = &shared.counters;
-    while c.connected.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed) < mine {
+    (hi - lo) as u64
+}
+
+/// Checks `done` every 5 ms until it holds.
+async fn wait_until(done: impl Fn() -> bool) {
+    while !done() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The end of the connect phase, from the counters.
+fn connected(shared: &Shared) -> Connected {
+    let c = &shared.counters;
     let latency = shared
         .connect_latency
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .to_sparse();
-    let _ = events.send(Event::Connected(Connected {
+    Connected {
         connected: c.connected.load(Ordering::Relaxed),
         failed: c.failed.load(Ordering::Relaxed),
         seconds: c.last_welcome_us.load(Ordering::Relaxed) as f64 / 1e6,
         latency,
-    }));
-    if !wait_for(&mut cmds, Cmd::Go).await {
-        return;
     }
-    let cpu_go = super::report::cpu_ticks(std::process::id());
-    phase_tx.send_replace(Phase::Go);
-    let connected = c.connected.load(Ordering::Relaxed);
-    while c.finished.load(Ordering::Relaxed) < connected {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let done = Done {
+}
+
+/// The end of the load phase, from the counters; `cpu_go` is this process's CPU at `go`.
+fn done(shared: &Shared, cpu_go: Option<u64>) -> Done {
+    let c = &shared.counters;
+    Done {
         sent: c.sent.load(Ordering::Relaxed),
         acked: c.acked.load(Ordering::Relaxed),
         errors: c.errors.load(Ordering::Relaxed),
@@ -206,18 +179,8 @@ pub async fn run(
         viewers_seen: c.viewers_seen.get(),
         last_welcome_ms: c.last_welcome_ms.load(Ordering::Relaxed),
         last_frame_ms: c.last_frame_ms.load(Ordering::Relaxed),
-        cpu_seconds: match (cpu_go, super::report::cpu_ticks(std::process::id())) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::report::CLOCK_TICKS as f64),
-            _ => None,
-        },
-    };
-    reporter.abort();
-    let _ = events.send(Event::Progress(progress(&shared)));
-    let _ = events.send(Event::Done(done));
-    wait_for(&mut cmds, Cmd::Close).await;
-    phase_tx.send_replace(Phase::Close);
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        cpu_seconds: procfs::seconds_between(cpu_go, procfs::cpu_ticks(std::process::id())),
+    }
 }
 
 fn progress(shared: &Shared) -> Progress {

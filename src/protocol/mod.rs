@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod close;
+pub mod peek;
 pub mod server;
 pub mod stats;
 

@@ -1,0 +1,169 @@
+//! The flags of `livetally load` and what they resolve to: the nodes to connect to, and
+//! which share of the sockets a worker process opens.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::util::duration::parse_duration;
+
+/// Flags of `livetally load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Node base URL (ws://host:port); repeat for several nodes, used round-robin.
+    #[arg(
+        long = "url",
+        env = "LIVETALLY_LOAD_URL",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080"
+    )]
+    pub urls: Vec<String>,
+
+    /// Campaign the viewers watch.
+    #[arg(long, env = "LIVETALLY_LOAD_CAMPAIGN")]
+    pub campaign: String,
+
+    /// Viewer sockets to open (over all processes).
+    #[arg(long, env = "LIVETALLY_LOAD_VIEWERS", default_value_t = 100)]
+    pub viewers: usize,
+
+    /// Connects per second over all processes; 0 opens them as fast as the node accepts.
+    #[arg(long, env = "LIVETALLY_LOAD_RAMP", default_value_t = 0.0)]
+    pub ramp: f64,
+
+    /// Most connects in flight per process (a bound, so a storm never exhausts the tool).
+    #[arg(long, env = "LIVETALLY_LOAD_CONNECT_CONCURRENCY", default_value_t = 2048)]
+    pub connect_concurrency: usize,
+
+    /// First source address; sockets bind 127.0.0.2, 127.0.0.3, ... in turn.
+    #[arg(long, env = "LIVETALLY_LOAD_SOURCE_IP", default_value = "127.0.0.2")]
+    pub source_ip: Ipv4Addr,
+
+    /// Sockets per source address. The ephemeral port range holds about 28,000 per
+    /// address, and a previous run's closed sockets hold theirs in TIME_WAIT for 60 s:
+    /// at 20,000 per address, a second 200,000-viewer run in a row stalled near 155,000
+    /// while `connect` searched for free ports. 5,000 leaves room for both.
+    #[arg(long, env = "LIVETALLY_LOAD_SOCKETS_PER_IP", default_value_t = 5_000)]
+    pub sockets_per_ip: usize,
+
+    /// Total interaction messages per second over all sockets, or `max` (as fast as acks
+    /// allow); 0 sends none.
+    #[arg(long, env = "LIVETALLY_LOAD_RATE", default_value = "0", value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Kind of the interactions sent (each carries count 1, so messages = counts).
+    #[arg(long, env = "LIVETALLY_LOAD_KIND", default_value = "like")]
+    pub kind: String,
+
+    /// Most messages a socket sends past its last ack.
+    #[arg(long, env = "LIVETALLY_LOAD_MAX_UNACKED", default_value_t = 1)]
+    pub max_unacked: u64,
+
+    /// Length of the load phase (after every socket connected): interactions are sent and
+    /// stats frames timed for this long.
+    #[arg(long, env = "LIVETALLY_LOAD_DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// After the load phase, how long sockets wait for their last acks.
+    #[arg(long, env = "LIVETALLY_LOAD_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Registrations (POST .../registrations, each a new viewer) spread over the load phase.
+    #[arg(long, env = "LIVETALLY_LOAD_REGISTRATIONS", default_value_t = 0)]
+    pub registrations: u64,
+
+    /// Share-link visits (GET /s/{id}?via=load) spread over the load phase.
+    #[arg(long, env = "LIVETALLY_LOAD_SHARE_VISITS", default_value_t = 0)]
+    pub share_visits: u64,
+
+    /// PID of a node on this host: its memory per socket (VmRSS before and after
+    /// connecting) and CPU per delivered stats frame are reported.
+    #[arg(long, env = "LIVETALLY_LOAD_NODE_PID")]
+    pub node_pid: Option<u32>,
+
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long, env = "LIVETALLY_LOAD_JSON", default_value_t = false)]
+    pub json: bool,
+
+    /// Create the campaign first (operator API; needs --operator-token). An existing one is used.
+    #[arg(long, env = "LIVETALLY_LOAD_CREATE", default_value_t = false)]
+    pub create: bool,
+
+    /// Operator token, for --create.
+    #[arg(long, env = "LIVETALLY_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
+    /// Processes to spread the sockets over (default: as many as the open-file limit needs).
+    #[arg(long, env = "LIVETALLY_LOAD_PROCESSES")]
+    pub processes: Option<usize>,
+
+    /// Internal: run as worker i of n under a coordinator.
+    #[arg(long, hide = true, value_parser = parse_worker)]
+    pub worker: Option<WorkerId>,
+
+    /// Internal: the run's id prefix for viewer and session ids.
+    #[arg(long, hide = true)]
+    pub run_id: Option<String>,
+}
+
+/// Worker `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerId {
+    pub index: usize,
+    pub count: usize,
+}
+
+fn parse_worker(s: &str) -> Result<WorkerId, String> {
+    let (i, n) = s.split_once('/').ok_or("expected i/n")?;
+    let index: usize = i.parse().map_err(|_| "bad worker index")?;
+    let count: usize = n.parse().map_err(|_| "bad worker count")?;
+    if count == 0 || index >= count {
+        return Err("need 0 <= i < n".into());
+    }
+    Ok(WorkerId { index, count })
+}
+
+/// A rate: messages per second, or `max`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    if s == "max" {
+        return Ok(f64::INFINITY);
+    }
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate (messages/s, or max)")),
+    }
+}
+
+/// Where a worker's sockets go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `ws://host:port`
+    pub base: String,
+}
+
+/// The `ws://host:port` of each `--url`, resolved to an IPv4 address.
+pub async fn resolve(urls: &[String]) -> anyhow::Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for url in urls {
+        let base = url.trim_end_matches('/');
+        let Some(hostport) = base.strip_prefix("ws://") else {
+            bail!("invalid --url {url:?}: expected ws://host:port");
+        };
+        let addr = tokio::net::lookup_host(hostport)
+            .await
+            .with_context(|| format!("invalid --url {url:?}"))?
+            .find(SocketAddr::is_ipv4)
+            .with_context(|| format!("invalid --url {url:?}: no IPv4 address"))?;
+        out.push(Target {
+            addr,
+            base: base.to_owned(),
+        });
+    }
+    if out.is_empty() {
+        bail!("invalid --url: at least one is needed");
+    }
+    Ok(out)
+}
