@@ -3,7 +3,7 @@
 
 Reads every `crate::<module>` path in src/ (in `use` lines and inline paths, grouped
 imports included), builds the graph of top-level modules, and fails when
-  - the graph has a cycle, or
+  - the graph has a cycle, or two files of one folder import each other, or
   - a module imports one in its own or a higher layer of LAYERS below, or
   - the load tool imports anything but the protocol and the leaf helpers.
 Prints the graph, lowest layer first. Run: python3 scripts/check-modules.py
@@ -93,6 +93,20 @@ def main() -> int:
     for m in sorted(graph):
         if m not in state:
             visit(m)
+
+    # Inside a module: sibling files must not import each other in a circle either
+    # (`super::x` from a file beside x.rs; mod.rs, the parent, is not a sibling).
+    for folder in sorted({p.parent for p in SRC.rglob("*.rs")}):
+        files = {p.stem: p for p in folder.glob("*.rs") if p.stem not in ("mod", "lib", "main")}
+        sib = {
+            name: set(re.findall(r"\bsuper::([a-z_][a-z0-9_]*)", re.sub(r"//[^\n]*", "", p.read_text())))
+            & (set(files) - {name})
+            for name, p in files.items()
+        }
+        for a, deps in sib.items():
+            for b in deps:
+                if a < b and a in sib.get(b, set()):
+                    problems.append(f"{folder.relative_to(SRC)}: {a}.rs and {b}.rs import each other")
 
     for layer in LAYERS:
         for m in layer:
