@@ -49,7 +49,7 @@ fn assert_exact(report: &Value, viewers: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_few_hundred_sockets_acked_totals_equal_the_server() {
-    let node = Node::start(&[]);
+    let node = Node::spawn(&[]);
     node.campaign("rehearsal").await;
     let report = load(
         &node,
@@ -85,7 +85,7 @@ async fn a_few_hundred_sockets_acked_totals_equal_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_on_redis_create_the_campaign_and_stay_exact() {
     // A flood needs the per-socket rate limit raised, as in a like-storm rehearsal.
-    let node = Node::start_with(Backend::Redis, &["--max-interactions-per-sec", "100000"]);
+    let node = Node::spawn_with(Backend::Redis, &["--max-interactions-per-sec", "100000"]);
     let report = load(
         &node,
         &[

@@ -1,4 +1,4 @@
-//! Starts real `livetally` processes on port 0 and talks to them like a browser would.
+//! Spawns real `livetally` processes on port 0 and talks to them like a browser would.
 
 #![allow(dead_code)]
 
@@ -88,37 +88,37 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts one node per argument list, concurrently (each start waits for the node's
-    /// "listening" line).
-    pub fn start_many(args: &[Vec<String>]) -> Vec<Node> {
+    /// Spawns one node process per argument list, concurrently (each start waits for the
+    /// node's "listening" line).
+    pub fn spawn_many(args: &[Vec<String>]) -> Vec<Node> {
         std::thread::scope(|s| {
             let handles: Vec<_> = args
                 .iter()
-                .map(|a| s.spawn(move || Node::start(&a.iter().map(String::as_str).collect::<Vec<_>>())))
+                .map(|a| s.spawn(move || Node::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>())))
                 .collect();
             handles.into_iter().map(|h| h.join().expect("node start")).collect()
         })
     }
 
-    /// Starts a node on fresh servers of `backend`.
-    pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
+    /// Spawns a node process on fresh servers of `backend`.
+    pub fn spawn_with(backend: Backend, extra: &[&str]) -> Node {
         let storage = Storage::start(backend);
         let args = storage.args();
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
         all.extend_from_slice(extra);
-        let mut node = Self::start(&all);
+        let mut node = Self::spawn(&all);
         node.storage = Some(storage);
         node
     }
 
-    /// Starts a node with fast ticks and flushes plus `extra` flags.
-    pub fn start(extra: &[&str]) -> Node {
-        Self::start_on("127.0.0.1:0", extra)
+    /// Spawns a node process with fast ticks and flushes plus `extra` flags.
+    pub fn spawn(extra: &[&str]) -> Node {
+        Self::spawn_on("127.0.0.1:0", extra)
     }
 
-    /// Starts a node on `listen` (a fixed port for restarts). `--tick 100ms` and
+    /// Spawns a node process on `listen` (a fixed port for restarts). `--tick 100ms` and
     /// `--flush-interval 20ms` unless `extra` sets them.
-    pub fn start_on(listen: &str, extra: &[&str]) -> Node {
+    pub fn spawn_on(listen: &str, extra: &[&str]) -> Node {
         let mut args = vec!["serve", "--listen", listen, "--operator-token", TOKEN];
         for (flag, default) in [("--tick", "100ms"), ("--flush-interval", "20ms")] {
             if !extra.contains(&flag) {
