@@ -19,7 +19,7 @@ use serde_json::json;
 use support::node::{Node, TOKEN};
 
 async fn campaigns_are_created_listed_and_fetched(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     let c = node
         .campaign_with(json!({
             "id": "launch-2026", "title": "Launch", "stream_url": "https://video.example/live.m3u8",
@@ -59,7 +59,7 @@ async fn campaigns_are_created_listed_and_fetched(backend: Backend) {
 }
 
 async fn operator_routes_need_the_token(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("auth").await;
     let routes = [
         ("POST", "/api/v1/campaigns"),
@@ -90,7 +90,7 @@ async fn operator_routes_need_the_token(backend: Backend) {
 }
 
 async fn registrations_are_idempotent_per_viewer(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("signup").await;
     let path = "/api/v1/campaigns/signup/registrations";
     let first = node
@@ -124,7 +124,7 @@ async fn registrations_are_idempotent_per_viewer(backend: Backend) {
 }
 
 async fn share_links_redirect_and_count_by_channel(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("viral").await;
     for via in ["wechat", "wechat", "weibo", "NOT VALID", ""] {
         let resp = node
@@ -183,7 +183,7 @@ async fn share_links_redirect_and_count_by_channel(backend: Backend) {
 }
 
 async fn report_json_and_csv_carry_the_same_numbers(backend: Backend) {
-    let node = Node::spawn_with(backend, &["--max-interactions-per-sec", "1000"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign_with(json!({"id": "rep", "title": "Report, \"quoted\"", "regions": ["CN"]}))
         .await;
     let mut a = node
@@ -268,7 +268,7 @@ async fn report_json_and_csv_carry_the_same_numbers(backend: Backend) {
 }
 
 async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
-    let node = Node::spawn_with(backend, &["--max-interactions-per-sec", "1000"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("series").await;
     let mut ws = node.viewer("series", "session=session-ssss").await;
     ws.next().await;
@@ -338,7 +338,7 @@ async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
 }
 
 async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("m").await;
     let mut ws = node.viewer("m", "session=session-mmmm").await;
     ws.next().await;
@@ -390,7 +390,7 @@ async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
 }
 
 async fn pages_are_served(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     for path in ["/", "/c/some-campaign", "/ops"] {
         let resp = node.http.get(node.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");

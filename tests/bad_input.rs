@@ -19,7 +19,7 @@ use serde_json::json;
 use support::node::{End, Node, Ws};
 
 async fn bad_messages_get_errors_and_count_nothing(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("bad").await;
     let mut ws = node.viewer("bad", "session=session-bbbb").await;
     ws.next().await;
@@ -56,7 +56,7 @@ async fn bad_messages_get_errors_and_count_nothing(backend: Backend) {
 }
 
 async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("spam").await;
     let mut ws = node.viewer("spam", "").await;
     ws.next().await;
@@ -69,7 +69,7 @@ async fn more_than_ten_bad_messages_in_ten_seconds_close_with_1008(backend: Back
 }
 
 async fn a_5_kib_frame_closes_with_1009(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("big").await;
     let mut ws = node.viewer("big", "").await;
     ws.next().await;
@@ -85,7 +85,7 @@ async fn a_5_kib_frame_closes_with_1009(backend: Backend) {
 async fn a_flood_is_rate_limited_then_closed_with_1008(backend: Backend) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let node = Node::spawn_with(backend, &["--max-interactions-per-sec", "20"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "20"]);
     node.campaign("flood").await;
     let ws = node.viewer("flood", "").await;
     let (mut tx, mut rx) = ws.stream.split();
@@ -144,7 +144,7 @@ async fn a_flood_is_rate_limited_then_closed_with_1008(backend: Backend) {
 }
 
 async fn refused_upgrades_have_exact_statuses(backend: Backend) {
-    let node = Node::spawn_with(backend, &["--allowed-origins", "https://live.example"]);
+    let node = Node::start_with(backend, &["--allowed-origins", "https://live.example"]);
     node.campaign("gate").await;
     assert_eq!(node.refused("/ws/v1/campaigns/nope").await, 404, "unknown campaign");
     assert_eq!(
@@ -205,7 +205,7 @@ async fn raw_request(node: &Node, path: &str, headers: &str) -> (String, String)
 }
 
 async fn requests_that_are_not_websocket_upgrades_count_nobody(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("plain").await;
     let ws_path = "/ws/v1/campaigns/plain?viewer=viewer-plain-1&session=session-plain-1";
     // A plain GET of the socket URL: the same checks, then 400.
@@ -248,7 +248,7 @@ async fn requests_that_are_not_websocket_upgrades_count_nobody(backend: Backend)
 }
 
 async fn bad_api_input_gets_json_errors(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     let cases = [
         (json!({"title": "No id"}), "id"),
         (json!({"id": "UPPER", "title": "x"}), "id"),

@@ -18,7 +18,7 @@ use serde_json::json;
 use support::node::{End, Node};
 
 async fn counts_200_viewers_exactly_then_100_after_half_leave(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("crowd").await;
     let mut sockets = Vec::new();
     for i in 0..200 {
@@ -45,7 +45,7 @@ async fn counts_200_viewers_exactly_then_100_after_half_leave(backend: Backend) 
 }
 
 async fn acks_arrive_in_order_and_totals_are_exact(backend: Backend) {
-    let node = Node::spawn_with(backend, &["--max-interactions-per-sec", "1000"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("acks").await;
     let mut ws = node.viewer("acks", "viewer=viewer-aaaa&session=session-aaaa").await;
     let welcome = ws.next().await;
@@ -79,7 +79,7 @@ async fn acks_arrive_in_order_and_totals_are_exact(backend: Backend) {
 }
 
 async fn resume_after_reconnect_never_double_counts(backend: Backend) {
-    let node = Node::spawn_with(backend, &["--max-interactions-per-sec", "1000"]);
+    let node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("resume").await;
     let q = "viewer=viewer-rrrr&session=session-rrrr";
     let mut ws = node.viewer("resume", q).await;
@@ -109,7 +109,7 @@ async fn resume_after_reconnect_never_double_counts(backend: Backend) {
 }
 
 async fn operators_watch_without_being_counted(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign_with(json!({"id":"ops","title":"Ops","regions":["CN","US"]}))
         .await;
     let mut op = node
@@ -132,7 +132,7 @@ async fn operators_watch_without_being_counted(backend: Backend) {
 }
 
 async fn ending_a_campaign_closes_sockets_with_4000_and_freezes_counts(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("fin").await;
     let mut ws = node.viewer("fin", "session=session-ffff").await;
     ws.next().await;
@@ -155,7 +155,7 @@ async fn ending_a_campaign_closes_sockets_with_4000_and_freezes_counts(backend: 
 }
 
 async fn private_campaigns_need_a_valid_join_token(backend: Backend) {
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign_with(json!({"id":"vip","title":"VIP","access":"token"}))
         .await;
     assert_eq!(node.refused("/ws/v1/campaigns/vip").await, 401);
@@ -197,7 +197,7 @@ async fn a_message_sent_with_the_upgrade_request_is_counted_and_acked(backend: B
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
 
-    let node = Node::spawn_with(backend, &[]);
+    let node = Node::start_with(backend, &[]);
     node.campaign("eager").await;
     let payload = br#"{"type":"interact","kind":"like","count":3,"seq":1}"#;
     let mask = [0x12u8, 0x34, 0x56, 0x78];
