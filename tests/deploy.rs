@@ -379,8 +379,8 @@ async fn promtool_accepts_live_metrics_and_the_kit_names_only_real_ones() {
     };
     // Exercise every labelled family so it has at least one series: a viewer that likes
     // (interactions, flush, presence, broadcast), one that leaves (closed), a refused
-    // socket (rejected), API calls (http).
-    let node = Node::spawn(&[]);
+    // socket (rejected), API calls (http). One node's `/metrics`: in-process is enough.
+    let node = Node::start(&[]);
     node.campaign("metrics").await;
     let mut ws = node.viewer("metrics", "session=metrics-session-1").await;
     ws.next().await;

@@ -185,7 +185,8 @@ impl Node {
     ///
     /// In-process suites: `tests/api.rs`, `tests/bad_input.rs`, `tests/sockets.rs` (one
     /// node per test, talked to over HTTP and WebSockets only, dropped when the test
-    /// ends).
+    /// ends), the Redis test of `tests/load_tool.rs` (the load tool is the process there)
+    /// and the promtool test of `tests/deploy.rs` (one node's `/metrics`).
     pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
         Self::with_storage(backend, extra, Self::start)
     }
@@ -270,8 +271,9 @@ impl Node {
     /// flags.
     ///
     /// Used where the process is the point: signals, SIGKILL, exit status, the node's log
-    /// or pid (`tests/faults.rs`, `tests/multinode.rs`, `tests/deploy.rs`,
-    /// `tests/load_tool.rs`), and several nodes on one store.
+    /// or pid (`tests/faults.rs`, `tests/multinode.rs`, the nginx and drain tests of
+    /// `tests/deploy.rs`, the node usage in the report of `tests/load_tool.rs`), and
+    /// several nodes on one store (the Prometheus test of `tests/deploy.rs`).
     pub fn spawn(extra: &[&str]) -> Node {
         Self::spawn_on("127.0.0.1:0", extra)
     }
