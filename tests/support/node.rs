@@ -338,13 +338,18 @@ impl Node {
         node
     }
 
-    /// The node's HTTP client. `keep_alive: false` keeps no idle connection: a graceful
-    /// stop waits for open connections (actix's 2 s shutdown timeout, checked once a
-    /// second), while a killed process does not.
+    /// The node's HTTP client. `keep_alive: false` sends `connection: close`, so the node
+    /// closes each connection as it answers: a graceful stop waits for open connections
+    /// (actix's 2 s shutdown timeout, checked once a second), while a killed process does
+    /// not. Leaving the close to the client raced with the stop now and then.
     fn client(keep_alive: bool) -> reqwest::Client {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if !keep_alive {
-            builder = builder.pool_max_idle_per_host(0);
+            let close = [(
+                reqwest::header::CONNECTION,
+                reqwest::header::HeaderValue::from_static("close"),
+            )];
+            builder = builder.default_headers(close.into_iter().collect());
         }
         builder.build().unwrap()
     }
