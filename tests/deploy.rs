@@ -274,8 +274,8 @@ async fn prometheus_sums_viewers_over_two_nodes_exactly() {
         return;
     };
     let redis = RedisServer::start();
-    let a = Node::start(&["--redis", &redis.url()]);
-    let b = Node::start(&["--redis", &redis.url()]);
+    let a = Node::spawn(&["--redis", &redis.url()]);
+    let b = Node::spawn(&["--redis", &redis.url()]);
     a.campaign("launch").await;
     a.campaign("side-show").await;
     let mut sockets = Vec::new();
@@ -379,7 +379,7 @@ async fn promtool_accepts_live_metrics_and_the_kit_names_only_real_ones() {
     };
     // Exercise every labelled family so it has at least one series: a viewer that likes
     // (interactions, flush, presence, broadcast), one that leaves (closed), a refused
-    // socket (rejected), API calls (http).
+    // socket (rejected), API calls (http). One node's `/metrics`: in-process is enough.
     let node = Node::start(&[]);
     node.campaign("metrics").await;
     let mut ws = node.viewer("metrics", "session=metrics-session-1").await;
@@ -524,8 +524,8 @@ async fn nginx_balances_viewer_sockets_and_routes_around_a_stopped_node() {
         return;
     };
     let redis = RedisServer::start();
-    let a = Node::start(&["--redis", &redis.url()]);
-    let mut b = Node::start(&["--redis", &redis.url()]);
+    let a = Node::spawn(&["--redis", &redis.url()]);
+    let mut b = Node::spawn(&["--redis", &redis.url()]);
     a.campaign("gala").await;
     let lb = Nginx::start(&binary, [a.addr, b.addr]).await;
 
@@ -575,7 +575,7 @@ async fn nginx_balances_viewer_sockets_and_routes_around_a_stopped_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_period_spreads_closes_and_answers_503_meanwhile() {
-    let mut node = Node::start(&["--drain-period", "2s"]);
+    let mut node = Node::spawn(&["--drain-period", "2s"]);
     node.campaign("drain").await;
     let mut sockets = Vec::new();
     for _ in 0..10 {

@@ -23,7 +23,7 @@ const TTL: Duration = Duration::from_secs(2);
 
 /// Three nodes `node-a`, `node-b`, `node-c` on `redis` with `extra` flags.
 fn three_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
-    Node::start_many(
+    Node::spawn_many(
         &["node-a", "node-b", "node-c"]
             .iter()
             .map(|id| {
@@ -187,7 +187,7 @@ async fn await_ready(node: &Node, status: u16) -> Value {
 async fn a_hung_redis_withholds_acks_and_loses_nothing() {
     const LAST: u64 = 350; // 7 s at 50 messages/s per client
     let redis = RedisServer::start();
-    let node = Node::start(&["--redis", &redis.url(), "--max-interactions-per-sec", "1000"]);
+    let node = Node::spawn(&["--redis", &redis.url(), "--max-interactions-per-sec", "1000"]);
     node.campaign("hang").await;
     assert_eq!(load::readyz(&node).await.0, 200);
     let clients = load::clients(&node, "hang", "hang", 4).await;
@@ -246,7 +246,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
 async fn a_crashed_redis_with_aof_comes_back_with_every_ack() {
     const LAST: u64 = 300; // 3 s at 100 messages/s per client
     let mut redis = RedisServer::start_with_aof();
-    let node = Node::start(&["--redis", &redis.url(), "--max-interactions-per-sec", "1000"]);
+    let node = Node::spawn(&["--redis", &redis.url(), "--max-interactions-per-sec", "1000"]);
     node.campaign("crash").await;
     let clients = load::clients(&node, "crash", "crash", 4).await;
     let (_stop, stop) = watch::channel(false);
@@ -279,7 +279,7 @@ async fn a_crashed_redis_with_aof_comes_back_with_every_ack() {
 async fn a_new_node_sees_everything_the_old_one_wrote() {
     let redis = RedisServer::start();
     let store = ["--redis", &redis.url(), "--max-interactions-per-sec", "1000"];
-    let mut old = Node::start(&store);
+    let mut old = Node::spawn(&store);
     old.campaign_with(json!({"id":"history","title":"History","regions":["CN","US"]}))
         .await;
     // Five viewers at the peak, three of them with 40 acked seqs each; two leave.
@@ -314,7 +314,7 @@ async fn a_new_node_sees_everything_the_old_one_wrote() {
     drop(clients);
     old.signal("TERM");
     assert!(old.wait().success());
-    let new = Node::start(&store);
+    let new = Node::spawn(&store);
     assert_eq!(new.op("GET", "/api/v1/campaigns", None).await.1, campaigns);
     let s2 = new.stats("history").await;
     for field in [
@@ -373,7 +373,7 @@ async fn graceful_shutdown_keeps_every_ack_and_resends_count_once() {
     const FINAL: u64 = 1_000;
     let redis = RedisServer::start();
     let store = ["--redis", &redis.url(), "--max-interactions-per-sec", "1000"];
-    let mut old = Node::start(&store);
+    let mut old = Node::spawn(&store);
     old.campaign("drain").await;
     let clients = load::clients(&old, "drain", "drain", SESSIONS).await;
     let (_stop, stop) = watch::channel(false);
@@ -399,7 +399,7 @@ async fn graceful_shutdown_keeps_every_ack_and_resends_count_once() {
     let seen: Vec<u64> = clients.iter().map(Client::acked).collect();
     drop(clients);
 
-    let new = Node::start(&store);
+    let new = Node::spawn(&store);
     let mut resumed = Vec::new();
     for (i, seen) in seen.iter().enumerate() {
         let c = Client::connect(&new, "drain", &format!("drain-{i:04}")).await;
@@ -438,7 +438,7 @@ async fn graceful_shutdown_keeps_every_ack_and_resends_count_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_buffer_bound_interactions_are_refused_not_dropped() {
     let redis = RedisServer::start();
-    let node = Node::start(&["--redis", &redis.url(), "--max-pending", "5"]);
+    let node = Node::spawn(&["--redis", &redis.url(), "--max-pending", "5"]);
     node.campaign("bounded").await;
     let mut ws = node.viewer("bounded", "session=session-bound").await;
     ws.next().await;

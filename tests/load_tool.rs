@@ -8,11 +8,14 @@ use std::process::Command;
 use serde_json::Value;
 use support::node::{Backend, Node, TOKEN};
 
-/// Runs the tool against `node` with `extra` flags and returns its JSON report.
+/// Runs the tool against `node` with `extra` flags and returns its JSON report (with the
+/// node's RSS and CPU when the node is a process of its own).
 fn load(node: &Node, extra: &[&str]) -> Value {
     let url = format!("ws://{}", node.addr);
+    let node_pid = node.process_id().map(|pid| ["--node-pid".to_owned(), pid.to_string()]);
     let out = Command::new(env!("CARGO_BIN_EXE_livetally"))
-        .args(["load", "--url", &url, "--json", "--node-pid", &node.pid().to_string()])
+        .args(["load", "--url", &url, "--json"])
+        .args(node_pid.iter().flatten())
         .args(extra)
         .output()
         .expect("run livetally load");
@@ -47,9 +50,10 @@ fn assert_exact(report: &Value, viewers: u64) {
     assert_eq!(report["clean"], true, "{report:#}");
 }
 
+/// A node process: the report's node section reads its pid's RSS and CPU.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_few_hundred_sockets_acked_totals_equal_the_server() {
-    let node = Node::start(&[]);
+    let node = Node::spawn(&[]);
     node.campaign("rehearsal").await;
     let report = load(
         &node,
@@ -81,7 +85,8 @@ async fn a_few_hundred_sockets_acked_totals_equal_the_server() {
 }
 
 /// Two worker processes (the path a run above one process's file limit takes), on Redis,
-/// with the campaign created by the tool.
+/// with the campaign created by the tool. The tool is the process here; the node runs
+/// in-process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_on_redis_create_the_campaign_and_stay_exact() {
     // A flood needs the per-socket rate limit raised, as in a like-storm rehearsal.

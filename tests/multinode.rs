@@ -98,7 +98,7 @@ static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 /// operators; 10 leaving one node read 50 everywhere.
 async fn sixty_viewers_on_three_nodes(store: Vec<String>) {
     let ids = ["node-a", "node-b", "node-c"];
-    let nodes = Node::start_many(&node_args(&store, &ids, &[]));
+    let nodes = Node::spawn_many(&node_args(&store, &ids, &[]));
     nodes[0].campaign("spread").await;
     let mut sockets = Vec::new();
     for (node, n) in nodes.iter().zip([30, 20, 10]) {
@@ -151,7 +151,7 @@ async fn a_session_resumed_on_another_node_is_counted_exactly_once() {
     let _shared = EXCLUSIVE.read().await;
     let redis = RedisServer::start();
     let store = vec!["--redis".to_owned(), redis.url()];
-    let nodes = Node::start_many(&node_args(
+    let nodes = Node::spawn_many(&node_args(
         &store,
         &["node-a", "node-b"],
         &["--max-interactions-per-sec", "1000"],
@@ -206,7 +206,7 @@ async fn a_late_flush_from_a_frozen_node_is_fenced() {
     // long enough to freeze it.
     args[0].extend(["--tick", "1s", "--flush-interval", "1s"].map(String::from));
     args.extend(node_args(&store, &["node-b"], &["--max-interactions-per-sec", "1000"]));
-    let nodes = Node::start_many(&args);
+    let nodes = Node::spawn_many(&args);
     let (a, b) = (&nodes[0], &nodes[1]);
     a.campaign("slow").await;
 
@@ -312,7 +312,7 @@ async fn redis_traffic_stays_flat_while_interactions_grow() {
     // The product's default flush interval and tick: on a busy 2-core machine one flush
     // cycle (wake-up, script, reply) can take longer than the tests' usual 20 ms, and then
     // the flush rate would measure the scheduler, not the node.
-    let node = Node::start(&[
+    let node = Node::spawn(&[
         "--redis",
         &redis.url(),
         "--max-interactions-per-sec",

@@ -10,7 +10,7 @@ use serde_json::json;
 use support::node::{End, Node};
 
 async fn sigterm_acks_what_was_sent_then_closes_viewers_with_1001(backend: Backend) {
-    let mut node = Node::start_with(backend, &["--max-interactions-per-sec", "1000"]);
+    let mut node = Node::spawn_with(backend, &["--max-interactions-per-sec", "1000"]);
     node.campaign("bye").await;
     let mut viewers = Vec::new();
     for i in 0..5 {

@@ -1,17 +1,30 @@
-//! Starts real `livetally` processes on port 0 and talks to them like a browser would.
+//! Test nodes on port 0, talked to like a browser would. Two ways to run one:
+//!
+//! - in-process ([`Node::start`], [`Node::start_with`], [`Node::start_on`]): the library's
+//!   `node::run` on its own multi-thread runtime in its own thread, stopped gracefully on
+//!   drop. No binary to exec and no log line to wait for, so most suites use these.
+//! - a real `livetally` process ([`Node::spawn`], [`Node::spawn_with`], [`Node::spawn_on`],
+//!   [`Node::spawn_many`]), for tests where the process is the point: signals, crashes,
+//!   exit status, the node's log, its pid, or several nodes sharing one store.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use livetally::config::Config;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
 
 /// Operator token every test node uses.
 pub const TOKEN: &str = "test-operator-token-0123456789";
@@ -74,61 +87,204 @@ macro_rules! on_every_store {
     };
 }
 
-/// A running node process.
+/// How long a dropped in-process node may take to stop (flush, 1001 closes, server stop)
+/// before the test goes on without it.
+pub const STOP_PATIENCE: Duration = PATIENCE;
+
+/// A running node, in-process or a process (see the module doc).
 pub struct Node {
-    child: Child,
     pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
-    /// The store's servers, when the node owns them (dropped after the node is killed).
+    /// The store's servers, when the node owns them (dropped after the node is stopped).
     pub storage: Option<Storage>,
-    /// Kills the node if the test process dies without dropping it: an orphan would keep
-    /// publishing presence into a later test's Redis.
-    _watchdog: super::redis::Watchdog,
+    runner: Runner,
+}
+
+/// What runs a node.
+enum Runner {
+    /// `node::run` on its own runtime in `thread`, which reports the result on `done`
+    /// after the runtime is gone.
+    InProcess {
+        shutdown: CancellationToken,
+        done: Receiver<anyhow::Result<()>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// A `livetally` child process with its stderr lines.
+    Process {
+        child: Child,
+        log: Arc<Mutex<Vec<String>>>,
+        /// Kills the node if the test process dies without dropping it: an orphan would
+        /// keep publishing presence into a later test's Redis.
+        _watchdog: super::redis::Watchdog,
+    },
+}
+
+/// The command line of a node on `listen` with `extra` flags: the operator token, and
+/// `--tick 100ms` and `--flush-interval 20ms` unless `extra` sets them.
+fn node_flags<'a>(listen: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--listen", listen, "--operator-token", TOKEN];
+    for (flag, default) in [("--tick", "100ms"), ("--flush-interval", "20ms")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Parses a node's flags (and `LIVETALLY_*` variables) into its `Config` as the binary
+/// does.
+#[derive(Parser)]
+#[command(name = "livetally")]
+struct TestCli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// Binds a node's listener the way the binary does (deep backlog, `--reuse-port`). The one
+/// place that names the library's bind. Needs a tokio runtime context.
+fn bind(config: &Config) -> std::io::Result<std::net::TcpListener> {
+    livetally::node::bind(config.listen, config.reuse_port)
+}
+
+/// An in-process node's thread: a multi-thread runtime of its own, the listener (its
+/// address sent on `bound`), then `node::run` until `shutdown`. Returns once the runtime
+/// is gone.
+fn serve(config: Config, shutdown: CancellationToken, bound: Sender<SocketAddr>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listener = runtime
+        .block_on(async { bind(&config) })
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let _ = bound.send(listener.local_addr()?);
+    runtime.block_on(livetally::node::run(listener, config, shutdown))
+}
+
+/// Waits until the node at `addr` answers `GET /healthz` with 200, what the process's
+/// "listening" line promises: the listener is bound before the server runs, so the request
+/// waits in its backlog meanwhile; a node that fails to start closes it.
+fn await_serving(addr: SocketAddr) -> std::io::Result<()> {
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, PATIENCE)?;
+    tcp.set_read_timeout(Some(PATIENCE))?;
+    tcp.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())?;
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response)?;
+    let status = String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    if status.starts_with("HTTP/1.1 200 ") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("/healthz answered {status:?}")))
+    }
 }
 
 impl Node {
-    /// Starts one node per argument list, concurrently (each start waits for the node's
-    /// "listening" line).
-    pub fn start_many(args: &[Vec<String>]) -> Vec<Node> {
+    /// Starts an in-process node on fresh servers of `backend`.
+    ///
+    /// In-process suites: `tests/api.rs`, `tests/bad_input.rs`, `tests/sockets.rs` (one
+    /// node per test, talked to over HTTP and WebSockets only, dropped when the test
+    /// ends), the Redis test of `tests/load_tool.rs` (the load tool is the process there)
+    /// and the promtool test of `tests/deploy.rs` (one node's `/metrics`).
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
+        Self::with_storage(backend, extra, Self::start)
+    }
+
+    /// Starts an in-process node on 127.0.0.1:0 with fast ticks and flushes plus `extra`
+    /// flags (see [`Node::start_with`] for who uses these).
+    pub fn start(extra: &[&str]) -> Node {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts an in-process node on `listen`: `node::run` on its own multi-thread runtime
+    /// in its own thread, so a test runtime that blocks or ends does not stall it. Drop
+    /// stops it gracefully (sockets still open get 1001) and waits up to
+    /// [`STOP_PATIENCE`].
+    ///
+    /// Runs inside the test process: it has no pid, no signals, no exit status and no
+    /// captured log, and two of them share the default node id (hostname-pid), so
+    /// several nodes on one store need `--node-id` each or, better, [`Node::spawn_many`].
+    pub fn start_on(listen: &str, extra: &[&str]) -> Node {
+        let argv: Vec<&str> = std::iter::once("livetally").chain(node_flags(listen, extra)).collect();
+        let config = TestCli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("bad node flags {argv:?}: {e}"))
+            .config;
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let (bound_tx, bound) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("node {listen}"))
+            .spawn(move || {
+                let _ = done_tx.send(serve(config, stop, bound_tx));
+            })
+            .expect("spawn node thread");
+        let started = bound
+            .recv_timeout(PATIENCE)
+            .map_err(|e| e.to_string())
+            .and_then(|addr| await_serving(addr).map(|()| addr).map_err(|e| e.to_string()));
+        let addr = started.unwrap_or_else(|e| {
+            shutdown.cancel();
+            let ended = match done.recv_timeout(PATIENCE) {
+                Ok(Err(run)) => format!("{run:#}"),
+                other => format!("{other:?}"),
+            };
+            panic!("node did not start ({e}): {ended}");
+        });
+        Node {
+            addr,
+            http: Self::client(false),
+            storage: None,
+            runner: Runner::InProcess {
+                shutdown,
+                done,
+                thread: Some(thread),
+            },
+        }
+    }
+
+    /// Spawns one node process per argument list, concurrently.
+    ///
+    /// Process suites with several nodes: `tests/multinode.rs` and `tests/faults.rs` (nodes
+    /// sharing a store are told apart by their process, and get killed, stopped with
+    /// SIGSTOP/SIGTERM and waited for).
+    pub fn spawn_many(args: &[Vec<String>]) -> Vec<Node> {
         std::thread::scope(|s| {
             let handles: Vec<_> = args
                 .iter()
-                .map(|a| s.spawn(move || Node::start(&a.iter().map(String::as_str).collect::<Vec<_>>())))
+                .map(|a| s.spawn(move || Node::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>())))
                 .collect();
             handles.into_iter().map(|h| h.join().expect("node start")).collect()
         })
     }
 
-    /// Starts a node on fresh servers of `backend`.
-    pub fn start_with(backend: Backend, extra: &[&str]) -> Node {
-        let storage = Storage::start(backend);
-        let args = storage.args();
-        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-        all.extend_from_slice(extra);
-        let mut node = Self::start(&all);
-        node.storage = Some(storage);
-        node
+    /// Spawns a node process on fresh servers of `backend`.
+    ///
+    /// Used by `tests/shutdown.rs`: SIGTERM, the exit status and the "stopped" log line
+    /// are what it checks.
+    pub fn spawn_with(backend: Backend, extra: &[&str]) -> Node {
+        Self::with_storage(backend, extra, Self::spawn)
     }
 
-    /// Starts a node with fast ticks and flushes plus `extra` flags.
-    pub fn start(extra: &[&str]) -> Node {
-        Self::start_on("127.0.0.1:0", extra)
+    /// Spawns a node process on 127.0.0.1:0 with fast ticks and flushes plus `extra`
+    /// flags.
+    ///
+    /// Used where the process is the point: signals, SIGKILL, exit status, the node's log
+    /// or pid (`tests/faults.rs`, `tests/multinode.rs`, the nginx and drain tests of
+    /// `tests/deploy.rs`, the node usage in the report of `tests/load_tool.rs`), and
+    /// several nodes on one store (the Prometheus test of `tests/deploy.rs`).
+    pub fn spawn(extra: &[&str]) -> Node {
+        Self::spawn_on("127.0.0.1:0", extra)
     }
 
-    /// Starts a node on `listen` (a fixed port for restarts). `--tick 100ms` and
-    /// `--flush-interval 20ms` unless `extra` sets them.
-    pub fn start_on(listen: &str, extra: &[&str]) -> Node {
-        let mut args = vec!["serve", "--listen", listen, "--operator-token", TOKEN];
-        for (flag, default) in [("--tick", "100ms"), ("--flush-interval", "20ms")] {
-            if !extra.contains(&flag) {
-                args.extend([flag, default]);
-            }
-        }
-        args.extend_from_slice(extra);
+    /// Spawns a node process on `listen` (a fixed port for restarts) and waits for its
+    /// "listening" line.
+    pub fn spawn_on(listen: &str, extra: &[&str]) -> Node {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
         let mut child = cmd
-            .args(&args)
+            .arg("serve")
+            .args(node_flags(listen, extra))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -161,15 +317,41 @@ impl Node {
         };
         Node {
             addr,
-            log,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: Self::client(true),
             storage: None,
-            _watchdog: super::redis::Watchdog::kill_on_exit(child.id()).expect("node watchdog"),
-            child,
+            runner: Runner::Process {
+                _watchdog: super::redis::Watchdog::kill_on_exit(child.id()).expect("node watchdog"),
+                child,
+                log,
+            },
         }
+    }
+
+    /// Starts fresh servers of `backend` and a node on them with `start`.
+    fn with_storage(backend: Backend, extra: &[&str], start: fn(&[&str]) -> Node) -> Node {
+        let storage = Storage::start(backend);
+        let args = storage.args();
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let mut node = start(&all);
+        node.storage = Some(storage);
+        node
+    }
+
+    /// The node's HTTP client. `keep_alive: false` sends `connection: close`, so the node
+    /// closes each connection as it answers: a graceful stop waits for open connections
+    /// (actix's 2 s shutdown timeout, checked once a second), while a killed process does
+    /// not. Leaving the close to the client raced with the stop now and then.
+    fn client(keep_alive: bool) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if !keep_alive {
+            let close = [(
+                reqwest::header::CONNECTION,
+                reqwest::header::HeaderValue::from_static("close"),
+            )];
+            builder = builder.default_headers(close.into_iter().collect());
+        }
+        builder.build().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -180,13 +362,31 @@ impl Node {
         format!("ws://{}{}", self.addr, path)
     }
 
+    /// The node's process, for nodes started with `Node::spawn*`.
+    fn child(&mut self) -> &mut Child {
+        match &mut self.runner {
+            Runner::Process { child, .. } => child,
+            Runner::InProcess { .. } => panic!("an in-process node has no process: start it with Node::spawn*"),
+        }
+    }
+
+    /// The node's pid: a process node's own, None for an in-process node.
+    pub fn process_id(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { child, .. } => Some(child.id()),
+            Runner::InProcess { .. } => None,
+        }
+    }
+
+    /// The pid of a process node (panics for an in-process one).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process_id()
+            .expect("an in-process node has no process: start it with Node::spawn*")
     }
 
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .args([&format!("-{sig}"), &self.pid().to_string()])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -196,8 +396,9 @@ impl Node {
     /// Waits for the process to exit.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
+        let child = self.child();
         loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = child.try_wait().unwrap() {
                 return s;
             }
             assert!(Instant::now() < deadline, "node did not exit");
@@ -278,15 +479,56 @@ impl Node {
         }
     }
 
+    /// The node's log (stderr lines) for a process node; an in-process node's tracing
+    /// output is not captured, so it gets a note saying so.
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        match &self.runner {
+            Runner::Process { log, .. } => log.lock().unwrap().join("\n"),
+            Runner::InProcess { .. } => {
+                "(in-process node: its log is not captured; start it with Node::spawn* to see it)".to_owned()
+            }
+        }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.runner {
+            Runner::Process { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Runner::InProcess { shutdown, done, thread } => {
+                shutdown.cancel();
+                // Never panics here: the node may be dropped while a failed test unwinds.
+                match done.recv_timeout(STOP_PATIENCE) {
+                    Ok(result) => {
+                        if let Some(t) = thread.take() {
+                            let _ = t.join();
+                        }
+                        if let Err(e) = result {
+                            eprintln!("in-process node {} failed: {e:#}", self.addr);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        eprintln!(
+                            "in-process node {} did not stop within {STOP_PATIENCE:?}; left running",
+                            self.addr
+                        );
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if let Some(Err(panic)) = thread.take().map(JoinHandle::join) {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            eprintln!("in-process node {} panicked: {what}", self.addr);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
