@@ -3,6 +3,7 @@
 //! in one place, in the order of the spec.
 
 pub mod campaigns;
+pub mod openapi;
 pub mod pages;
 pub mod probes;
 pub mod public;
@@ -53,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }
         .into()
     }))
+    .route("/api/v1/openapi.json", web::get().to(openapi::document))
     .service(
         web::scope("/api/v1/campaigns")
             .route("", web::post().to(campaigns::create))

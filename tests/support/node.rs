@@ -144,7 +144,7 @@ struct TestCli {
 /// Binds a node's listener the way the binary does (deep backlog, `--reuse-port`). The one
 /// place that names the library's bind. Needs a tokio runtime context.
 fn bind(config: &Config) -> std::io::Result<std::net::TcpListener> {
-    livetally::node::bind(config.listen, config.reuse_port)
+    livetally::util::listen::bind(config.listen, config.reuse_port)
 }
 
 /// An in-process node's thread: a multi-thread runtime of its own, the listener (its
