@@ -20,7 +20,7 @@ struct Raw<'a> {
 }
 
 /// A valid `interact` message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interact<'a> {
     pub kind: Cow<'a, str>,
     pub count: u64,
@@ -229,5 +229,73 @@ mod tests {
             parse(r#"{"type":"interact","kind":"like","seq":0}"#),
             Err(BadMessage::BadSeq)
         );
+    }
+
+    mod properties {
+        //! The fast path must agree with the full JSON parse on every input, not only on the
+        //! hand-picked ones above: it is the parse a like-storm goes through.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Numbers as a client might write them: plain, zero-padded, huge, negative,
+        /// fractional or in exponent form.
+        fn number() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (0u64..200).prop_map(|n| n.to_string()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                "[0-9]{1,22}",
+                Just("-1".to_owned()),
+                Just("1.5".to_owned()),
+                Just("1e2".to_owned()),
+            ]
+        }
+
+        /// Messages shaped like the canonical one, with every part varied.
+        fn near_canonical() -> impl Strategy<Value = String> {
+            (
+                r#"[a-z0-9_\-"\\é ]{0,12}"#,
+                proptest::option::of(number()),
+                proptest::option::of(number()),
+                prop_oneof![Just("}"), Just("} "), Just(r#","x":1}"#), Just(""), Just("}}")],
+                any::<bool>(),
+            )
+                .prop_map(|(kind, count, seq, tail, swap)| {
+                    let mut s = format!(r#"{{"type":"interact","kind":"{kind}""#);
+                    let mut fields = vec![];
+                    if let Some(c) = count {
+                        fields.push(format!(r#","count":{c}"#));
+                    }
+                    if let Some(q) = seq {
+                        fields.push(format!(r#","seq":{q}"#));
+                    }
+                    if swap {
+                        fields.reverse();
+                    }
+                    s.extend(fields);
+                    s.push_str(tail);
+                    s
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            #[test]
+            fn fast_path_agrees_with_json(text in near_canonical()) {
+                let json = parse_json(&text);
+                if let Some(fast) = parse_canonical(&text) {
+                    prop_assert_eq!(Ok(fast), json.clone(), "{}", text);
+                }
+                prop_assert_eq!(parse(&text), json, "{}", text);
+            }
+
+            #[test]
+            fn any_text_parses_the_same_both_ways(text in ".{0,80}") {
+                let json = parse_json(&text);
+                if let Some(fast) = parse_canonical(&text) {
+                    prop_assert_eq!(Ok(fast), json.clone(), "{}", text);
+                }
+            }
+        }
     }
 }
