@@ -10,7 +10,13 @@ cd "$(dirname "$0")/.."
 python3 scripts/check-modules.py
 bash scripts/install-test-deps.sh
 bash scripts/deploy-check.sh
-cargo test --all-targets --locked
+# cargo-nextest runs test files at once (see .config/nextest.toml); plain cargo test is the
+# fallback on a machine without it.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --all-targets --locked
+else
+    cargo test --all-targets --locked
+fi
 if [ -f scripts/browser-test.sh ]; then
     bash scripts/browser-test.sh
 fi
