@@ -45,6 +45,16 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_connections`: this client holds `--max-sockets-per-client` sockets here;
+    /// it may come back when one of them closes, which no clock can tell.
+    pub fn too_many_connections() -> Self {
+        ApiError::TooMany {
+            code: "too_many_connections",
+            message: "too many open sockets from this address",
+            retry_after_s: None,
+        }
+    }
+
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code(), "message": self.to_string()});
@@ -138,5 +148,12 @@ mod tests {
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(r.headers().get("retry-after").unwrap(), "12");
         assert_eq!(e.body()["error"]["code"], "rate_limited");
+    }
+
+    #[test]
+    fn too_many_connections_has_no_retry_after() {
+        let r = ApiError::too_many_connections().error_response();
+        assert_eq!(r.status().as_u16(), 429);
+        assert!(r.headers().get("retry-after").is_none());
     }
 }

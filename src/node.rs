@@ -2,7 +2,7 @@
 //! HTTP server. `run(listener, config, shutdown)` takes its listener and its stop signal
 //! from the caller, so tests can bind port 0 and stop the node on demand.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
 use crate::broadcast::Broadcaster;
+use crate::clients::sockets::SocketsPerClient;
+use crate::clients::TrustedProxies;
 use crate::config::Config;
 use crate::http::Api;
 use crate::metrics::Metrics;
@@ -125,6 +127,8 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let addr = listener.local_addr()?;
     // Cancelled after the last flush's acks went out: every socket closes with 1001.
     let close_sockets = CancellationToken::new();
+    // The per-client limits (0 turns one off).
+    let trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
     let sockets = Arc::new(Sockets {
         admission: Admission {
             tallies: tallies.clone(),
@@ -135,6 +139,9 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             allowed_origins: config.allowed_origins.clone(),
             tick: config.tick,
             shutdown: close_sockets.clone(),
+            trusted_proxies,
+            sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
+                .map(|max| Arc::new(SocketsPerClient::new(max))),
         },
         env: Arc::new(SocketEnv {
             metrics: metrics.clone(),
