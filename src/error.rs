@@ -1,6 +1,8 @@
 //! One error type for the HTTP API and one mapping from it to status and JSON body
 //! (`{"error":{"code","message","field"?}}`), so every route fails the same way.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
@@ -42,6 +44,17 @@ impl ApiError {
         ApiError::BadRequest {
             field: Some(field),
             message: message.into(),
+        }
+    }
+
+    /// 429 `rate_limited`: come back after `wait`, rounded up to whole seconds (at least 1,
+    /// so a client never retries at once).
+    pub fn rate_limited(message: &'static str, wait: Duration) -> Self {
+        let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::TooMany {
+            code: "rate_limited",
+            message,
+            retry_after_s: Some(whole.max(1)),
         }
     }
 
@@ -148,6 +161,18 @@ mod tests {
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(r.headers().get("retry-after").unwrap(), "12");
         assert_eq!(e.body()["error"]["code"], "rate_limited");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_a_whole_second() {
+        let secs = |wait| match ApiError::rate_limited("x", wait) {
+            ApiError::TooMany { retry_after_s, .. } => retry_after_s,
+            _ => None,
+        };
+        assert_eq!(secs(Duration::from_millis(100)), Some(1));
+        assert_eq!(secs(Duration::from_millis(10_001)), Some(11));
+        assert_eq!(secs(Duration::from_secs(60)), Some(60));
+        assert_eq!(secs(Duration::ZERO), Some(1));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{random_id, Auth};
 use crate::broadcast::Broadcaster;
 use crate::clients::sockets::SocketsPerClient;
+use crate::clients::writes::PublicWrites;
 use crate::clients::TrustedProxies;
 use crate::config::Config;
 use crate::http::Api;
@@ -139,7 +140,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             allowed_origins: config.allowed_origins.clone(),
             tick: config.tick,
             shutdown: close_sockets.clone(),
-            trusted_proxies,
+            trusted_proxies: trusted_proxies.clone(),
             sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
                 .map(|max| Arc::new(SocketsPerClient::new(max))),
         },
@@ -161,6 +162,8 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         node_id: node_id.clone(),
         tick: config.tick,
         shutdown: close_sockets.clone(),
+        trusted_proxies,
+        public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
     });
 
     let server = http_server(api, sockets.clone(), listener, max_connections)?;

@@ -7,11 +7,13 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde_json::Value;
-use support::node::{Node, PATIENCE, TOKEN};
+use serde_json::{json, Value};
+use support::node::{Backend, Node, PATIENCE, TOKEN};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
+
+on_every_store!(public_writes_past_the_budget_are_refused_and_not_counted);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -95,6 +97,35 @@ async fn rejected(node: &Node, reason: &str) -> f64 {
     support::load::metric(node, &format!("livetally_rejected_total{{reason=\"{reason}\"}}")).await
 }
 
+async fn register(node: &Node, from: &str, campaign: &str, viewer: &str) -> reqwest::Response {
+    register_with(node, from, campaign, viewer, &[]).await
+}
+
+async fn register_with(
+    node: &Node,
+    from: &str,
+    campaign: &str,
+    viewer: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = http_from(from)
+        .post(node.url(&format!("/api/v1/campaigns/{campaign}/registrations")))
+        .json(&json!({ "viewer": viewer }));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+async fn share_visit(node: &Node, from: &str, campaign: &str) -> u16 {
+    let resp = http_from(from)
+        .get(node.url(&format!("/s/{campaign}?via=test")))
+        .send()
+        .await
+        .unwrap();
+    resp.status().as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holds_at_most_max_sockets_per_client_viewer_sockets() {
     let node = Node::start(&["--max-sockets-per-client", "3"]);
@@ -149,4 +180,93 @@ async fn a_client_holds_at_most_max_sockets_per_client_viewer_sockets() {
         429
     );
     drop((again, other, operator, held));
+}
+
+async fn public_writes_past_the_budget_are_refused_and_not_counted(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-public-writes-per-client", "5"]);
+    node.campaign("signup").await;
+    for i in 0..5 {
+        let resp = register(&node, "127.0.0.2", "signup", &format!("viewer-a-{i:04}")).await;
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    let resp = register(&node, "127.0.0.2", "signup", "viewer-a-0005").await;
+    assert_eq!(resp.status().as_u16(), 429);
+    // Five a minute: the next write is 12 s away.
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "Retry-After {retry}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        node.stats("signup").await["registrations"],
+        5,
+        "the refused one is not counted"
+    );
+    // Another address has its own budget.
+    let resp = register(&node, "127.0.0.3", "signup", "viewer-b-0000").await;
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(node.stats("signup").await["registrations"], 6);
+
+    // Share visits take from the same budget: 127.0.0.2 has none left, 127.0.0.4 has five.
+    assert_eq!(share_visit(&node, "127.0.0.2", "signup").await, 302);
+    for _ in 0..6 {
+        assert_eq!(share_visit(&node, "127.0.0.4", "signup").await, 302);
+    }
+    node.await_stats("signup", "5 share visits", |s| s["share_visits"] == 5)
+        .await;
+    // Another flush and tick later, still 5: the two visits past the budget were not counted.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(node.stats("signup").await["share_visits"], 5);
+    assert_eq!(rejected(&node, "client_rate_limited").await, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+    let node = Node::start(&[
+        "--trusted-proxies",
+        "127.0.0.2",
+        "--max-public-writes-per-client",
+        "1",
+        "--max-sockets-per-client",
+        "1",
+    ]);
+    node.campaign("proxied").await;
+    let xff = |v| [("x-forwarded-for", v)];
+
+    // (peer, X-Forwarded-For, status) in order, each a registration of a new viewer.
+    let a = "198.51.100.1";
+    let b = "203.0.113.9, 198.51.100.2";
+    let c = "198.51.100.3";
+    let d = "198.51.100.4";
+    let cases = [
+        // Through the trusted proxy, each forwarded address is a client of its own ...
+        ("127.0.0.2", a, 201),
+        ("127.0.0.2", b, 201),
+        ("127.0.0.2", a, 429),
+        // ... and what the client wrote left of its own address changes nothing.
+        ("127.0.0.2", "203.0.113.77, 198.51.100.1", 429),
+        // From an untrusted peer the header is ignored: the peer is the client.
+        ("127.0.0.3", c, 201),
+        ("127.0.0.3", d, 429),
+    ];
+    for (i, (peer, forwarded, expected)) in cases.into_iter().enumerate() {
+        let viewer = format!("viewer-x-{i:04}");
+        let resp = register_with(&node, peer, "proxied", &viewer, &xff(forwarded)).await;
+        assert_eq!(resp.status().as_u16(), expected, "from {peer} for {forwarded}");
+    }
+
+    // The same for sockets (--max-sockets-per-client 1); the admitted ones stay open.
+    let mut open = Vec::new();
+    for (peer, forwarded, admitted) in [
+        ("127.0.0.2", a, true),
+        ("127.0.0.2", b, true),
+        ("127.0.0.2", a, false),
+        ("127.0.0.3", c, true),
+        ("127.0.0.3", d, false),
+    ] {
+        match viewer_from(&node, peer, "proxied", &xff(forwarded)).await {
+            Ok(ws) if admitted => open.push(ws),
+            Err((429, _)) if !admitted => {}
+            other => panic!("socket from {peer} for {forwarded}: {:?}", other.map(|_| "admitted")),
+        }
+    }
 }

@@ -14,6 +14,8 @@ use actix_web::{web, HttpRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, TokenError};
+use crate::clients::writes::PublicWrites;
+use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -32,6 +34,18 @@ pub struct Api {
     pub tick: Duration,
     /// Cancelled at shutdown: `/readyz` answers 503.
     pub shutdown: CancellationToken,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// `--max-public-writes-per-client` for registrations and share visits (`None`: no limit).
+    pub public_writes: Option<PublicWrites>,
+}
+
+impl Api {
+    /// Who sent `req` (see `clients::address`).
+    pub fn client(&self, req: &HttpRequest) -> ClientKey {
+        self.trusted_proxies
+            .client(req.peer_addr().map(|a| a.ip()), req.headers())
+    }
 }
 
 /// Largest JSON body the API accepts.
