@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::clients::auth_failures::Refused;
 use crate::store::StoreError;
 
 /// An API failure with its HTTP status.
@@ -68,6 +69,12 @@ impl ApiError {
         }
     }
 
+    /// Whether a refused operator authentication counts towards the lockout: a wrong token
+    /// (403) does; a missing one (401) guessed nothing and does not.
+    pub fn is_failed_authentication(&self) -> bool {
+        matches!(self, ApiError::Forbidden(_))
+    }
+
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code(), "message": self.to_string()});
@@ -104,6 +111,19 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store call failed");
                 ApiError::Unavailable("store unavailable; retry later".into())
+            }
+        }
+    }
+}
+
+/// An operator authentication refused: the credentials' own error, or 429 while the
+/// client is locked out after too many failures.
+impl From<Refused<ApiError>> for ApiError {
+    fn from(r: Refused<ApiError>) -> Self {
+        match r {
+            Refused::Failed(e) => e,
+            Refused::LockedOut(wait) => {
+                ApiError::rate_limited("too many failed operator authentications from this address", wait)
             }
         }
     }

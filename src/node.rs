@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
 use crate::broadcast::Broadcaster;
+use crate::clients::auth_failures::AuthFailures;
 use crate::clients::sockets::SocketsPerClient;
 use crate::clients::writes::PublicWrites;
 use crate::clients::TrustedProxies;
@@ -128,8 +129,9 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let addr = listener.local_addr()?;
     // Cancelled after the last flush's acks went out: every socket closes with 1001.
     let close_sockets = CancellationToken::new();
-    // The per-client limits (0 turns one off).
+    // The per-client limits (0 turns one off); failed operator logins count on both sides.
     let trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
+    let auth_failures = Arc::new(AuthFailures::default());
     let sockets = Arc::new(Sockets {
         admission: Admission {
             tallies: tallies.clone(),
@@ -143,6 +145,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             trusted_proxies: trusted_proxies.clone(),
             sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
                 .map(|max| Arc::new(SocketsPerClient::new(max))),
+            auth_failures: auth_failures.clone(),
         },
         env: Arc::new(SocketEnv {
             metrics: metrics.clone(),
@@ -164,6 +167,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         shutdown: close_sockets.clone(),
         trusted_proxies,
         public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
+        auth_failures,
     });
 
     let server = http_server(api, sockets.clone(), listener, max_connections)?;

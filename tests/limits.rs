@@ -270,3 +270,52 @@ async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eleventh_wrong_operator_token_in_a_minute_locks_the_address_out() {
+    let node = Node::start(&[]);
+    node.campaign("guarded").await;
+    let list = |from: &str, token: &str| {
+        http_from(from)
+            .get(node.url("/api/v1/campaigns"))
+            .bearer_auth(token)
+            .send()
+    };
+    let wrong = "wrong-operator-token-0123456789";
+    for i in 0..10 {
+        assert_eq!(
+            list("127.0.0.2", wrong).await.unwrap().status().as_u16(),
+            403,
+            "attempt {i}"
+        );
+    }
+    let resp = list("127.0.0.2", wrong).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+
+    // The right token does not help the locked-out address, on routes or sockets ...
+    assert_eq!(list("127.0.0.2", TOKEN).await.unwrap().status().as_u16(), 429);
+    let (status, body) = ws_from(
+        &node,
+        "127.0.0.2",
+        &format!("/ws/v1/campaigns/guarded?role=operator&token={TOKEN}"),
+        &[],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")));
+    // ... while another address still gets its 401/403, and in with the right token.
+    let no_token = http_from("127.0.0.3")
+        .get(node.url("/api/v1/campaigns"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status().as_u16(), 401);
+    assert_eq!(list("127.0.0.3", wrong).await.unwrap().status().as_u16(), 403);
+    assert_eq!(list("127.0.0.3", TOKEN).await.unwrap().status().as_u16(), 200);
+    let (status, _) = node.op("GET", "/api/v1/campaigns", None).await;
+    assert_eq!(status, 200, "127.0.0.1 is another address too");
+}

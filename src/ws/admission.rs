@@ -1,13 +1,13 @@
 //! Admission: everything that can refuse a socket with an HTTP status before the upgrade.
-//! [`Admission::check`] has no side effect (query, origin, the client's socket limit,
-//! campaign, tokens, ids);
+//! [`Admission::check`] has no side effect but recording a failed operator authentication
+//! (query, origin, the client's socket limit, campaign, tokens, ids);
 //! [`Admission::admit`] reserves a connection and the client's socket, claims the session in
 //! the store, registers the viewer and builds the welcome. Counting starts there, and ends
 //! when the [`Admitted`] socket is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderValue;
 use actix_web::web;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{random_id, Auth, TokenError};
 use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
+use crate::clients::auth_failures::AuthFailures;
 use crate::clients::sockets::{ClientSocket, SocketsPerClient};
 use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
@@ -76,6 +77,8 @@ pub struct Admission {
     pub trusted_proxies: TrustedProxies,
     /// `--max-sockets-per-client` for viewer sockets (`None`: no limit).
     pub sockets_per_client: Option<Arc<SocketsPerClient>>,
+    /// Failed operator authentications per client, shared with the operator routes.
+    pub auth_failures: Arc<AuthFailures>,
 }
 
 /// Query of `GET /ws/v1/campaigns/{id}`.
@@ -169,7 +172,8 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
 
 impl Admission {
     /// Every refusal that needs no side effect: shutdown, query, origin, the socket limit of
-    /// `client`, campaign, tokens, ids.
+    /// `client`, campaign, tokens, ids. (A wrong operator token is recorded against
+    /// `client`: that is how guessing is limited.)
     pub async fn check(
         &self,
         id: &str,
@@ -208,10 +212,14 @@ impl Admission {
         }
         let campaign = self.load_campaign(id).await?;
         if operator {
-            self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
-                TokenError::Missing => ApiError::Unauthorized("operator token required"),
-                TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
-            })?;
+            let check = || {
+                self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
+                    TokenError::Missing => ApiError::Unauthorized("operator token required"),
+                    TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+                })
+            };
+            self.auth_failures
+                .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
         } else if campaign.access == Access::Token {
             self.auth
                 .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
@@ -465,5 +473,22 @@ mod tests {
         let _operator = admit(a, &query).await.unwrap();
         drop(first);
         let _again = admit(a, "").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wrong_operator_tokens_lock_the_client_out_of_operator_sockets() {
+        let rig = rig().await;
+        let a = &rig.admission;
+        let wrong = "role=operator&token=wrong-token-0123456789";
+        for _ in 0..crate::clients::auth_failures::MAX_FAILURES {
+            assert_eq!(admit(a, wrong).await.err().unwrap().status_code().as_u16(), 403);
+        }
+        let locked = admit(a, wrong).await.err().unwrap();
+        assert_eq!((locked.status_code().as_u16(), locked.code()), (429, "rate_limited"));
+        let right = format!("role=operator&token={}", crate::ws::testing::OPERATOR_TOKEN);
+        assert_eq!(admit(a, &right).await.err().unwrap().status_code().as_u16(), 429);
+        // Viewers of that client and operators elsewhere are not affected.
+        admit(a, "").await.unwrap();
+        admit_from(a, &right, "198.51.100.2").await.unwrap();
     }
 }

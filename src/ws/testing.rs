@@ -51,6 +51,7 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         shutdown,
         trusted_proxies: Default::default(),
         sockets_per_client: None,
+        auth_failures: Default::default(),
     };
     Rig {
         env,
