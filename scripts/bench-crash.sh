@@ -16,7 +16,8 @@ for n in a b; do
     [ "$n" = b ] && port=$((PORT + 1))
     # shellcheck disable=SC2086
     RUST_LOG=warn $B serve --listen "127.0.0.1:$port" --node-id "node-$n" \
-        --redis "redis://127.0.0.1:$REDIS_PORT" --operator-token "$T" $NODE_FLAGS >"$workdir/node-$n.log" 2>&1 &
+        --redis "redis://127.0.0.1:$REDIS_PORT" --operator-token "$T" "${PER_CLIENT[@]}" $NODE_FLAGS \
+        >"$workdir/node-$n.log" 2>&1 &
     pids+=($!)
     until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.2; done
 done

@@ -17,7 +17,8 @@ source scripts/bench-common.sh
 for i in $(seq 1 "$NODES"); do
     # shellcheck disable=SC2086  # NODE_FLAGS is a list of flags
     RUST_LOG=warn $B serve --listen "127.0.0.1:$PORT" --reuse-port --node-id "node-$i" \
-        --redis "redis://127.0.0.1:$REDIS_PORT" --operator-token "$T" $NODE_FLAGS >"$workdir/node-$i.log" 2>&1 &
+        --redis "redis://127.0.0.1:$REDIS_PORT" --operator-token "$T" "${PER_CLIENT[@]}" $NODE_FLAGS \
+        >"$workdir/node-$i.log" 2>&1 &
     pids+=($!)
 done
 node_pids=("${pids[@]:1}")

@@ -19,7 +19,7 @@ import sys
 LAYERS = [
     ["util"],                        # leaf helpers: clock, durations, fd limit, bind
     ["protocol", "campaign", "config"],  # the wire format, the domain type, the flags
-    ["store", "auth", "metrics"],    # the shared truth, secrets, Prometheus
+    ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
     ["error"],                       # the one HTTP error type (maps store errors)
     ["tally"],                       # node-local counts and the flusher into the store
     ["broadcast"],                   # stats from the store back to every tally's sockets

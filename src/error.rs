@@ -1,10 +1,13 @@
 //! One error type for the HTTP API and one mapping from it to status and JSON body
 //! (`{"error":{"code","message","field"?}}`), so every route fails the same way.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::clients::auth_failures::Refused;
 use crate::store::StoreError;
 
 /// An API failure with its HTTP status.
@@ -45,6 +48,33 @@ impl ApiError {
         }
     }
 
+    /// 429 `rate_limited`: come back after `wait`, rounded up to whole seconds (at least 1,
+    /// so a client never retries at once).
+    pub fn rate_limited(message: &'static str, wait: Duration) -> Self {
+        let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::TooMany {
+            code: "rate_limited",
+            message,
+            retry_after_s: Some(whole.max(1)),
+        }
+    }
+
+    /// 429 `too_many_connections`: this client holds `--max-sockets-per-client` sockets here;
+    /// it may come back when one of them closes, which no clock can tell.
+    pub fn too_many_connections() -> Self {
+        ApiError::TooMany {
+            code: "too_many_connections",
+            message: "too many open sockets from this address",
+            retry_after_s: None,
+        }
+    }
+
+    /// Whether a refused operator authentication counts towards the lockout: a wrong token
+    /// (403) does; a missing one (401) guessed nothing and does not.
+    pub fn is_failed_authentication(&self) -> bool {
+        matches!(self, ApiError::Forbidden(_))
+    }
+
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code(), "message": self.to_string()});
@@ -81,6 +111,19 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store call failed");
                 ApiError::Unavailable("store unavailable; retry later".into())
+            }
+        }
+    }
+}
+
+/// An operator authentication refused: the credentials' own error, or 429 while the
+/// client is locked out after too many failures.
+impl From<Refused<ApiError>> for ApiError {
+    fn from(r: Refused<ApiError>) -> Self {
+        match r {
+            Refused::Failed(e) => e,
+            Refused::LockedOut(wait) => {
+                ApiError::rate_limited("too many failed operator authentications from this address", wait)
             }
         }
     }
@@ -138,5 +181,24 @@ mod tests {
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(r.headers().get("retry-after").unwrap(), "12");
         assert_eq!(e.body()["error"]["code"], "rate_limited");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_a_whole_second() {
+        let secs = |wait| match ApiError::rate_limited("x", wait) {
+            ApiError::TooMany { retry_after_s, .. } => retry_after_s,
+            _ => None,
+        };
+        assert_eq!(secs(Duration::from_millis(100)), Some(1));
+        assert_eq!(secs(Duration::from_millis(10_001)), Some(11));
+        assert_eq!(secs(Duration::from_secs(60)), Some(60));
+        assert_eq!(secs(Duration::ZERO), Some(1));
+    }
+
+    #[test]
+    fn too_many_connections_has_no_retry_after() {
+        let r = ApiError::too_many_connections().error_response();
+        assert_eq!(r.status().as_u16(), 429);
+        assert!(r.headers().get("retry-after").is_none());
     }
 }

@@ -2,7 +2,7 @@
 //! HTTP server. `run(listener, config, shutdown)` takes its listener and its stop signal
 //! from the caller, so tests can bind port 0 and stop the node on demand.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
 use crate::broadcast::Broadcaster;
+use crate::clients::auth_failures::AuthFailures;
+use crate::clients::sockets::SocketsPerClient;
+use crate::clients::writes::PublicWrites;
+use crate::clients::TrustedProxies;
 use crate::config::Config;
 use crate::http::Api;
 use crate::metrics::Metrics;
@@ -125,6 +129,9 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let addr = listener.local_addr()?;
     // Cancelled after the last flush's acks went out: every socket closes with 1001.
     let close_sockets = CancellationToken::new();
+    // The per-client limits (0 turns one off); failed operator logins count on both sides.
+    let trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
+    let auth_failures = Arc::new(AuthFailures::default());
     let sockets = Arc::new(Sockets {
         admission: Admission {
             tallies: tallies.clone(),
@@ -135,6 +142,10 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             allowed_origins: config.allowed_origins.clone(),
             tick: config.tick,
             shutdown: close_sockets.clone(),
+            trusted_proxies: trusted_proxies.clone(),
+            sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
+                .map(|max| Arc::new(SocketsPerClient::new(max))),
+            auth_failures: auth_failures.clone(),
         },
         env: Arc::new(SocketEnv {
             metrics: metrics.clone(),
@@ -154,6 +165,9 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         node_id: node_id.clone(),
         tick: config.tick,
         shutdown: close_sockets.clone(),
+        trusted_proxies,
+        public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
+        auth_failures,
     });
 
     let server = http_server(api, sockets.clone(), listener, max_connections)?;

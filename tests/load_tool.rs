@@ -114,3 +114,25 @@ async fn two_worker_processes_on_redis_create_the_campaign_and_stay_exact() {
     assert_eq!(report["processes"], 2, "{report:#}");
     assert_exact(&report, 200);
 }
+
+/// Past 1,000 sockets the tool moves to the next source address, so its defaults fit a
+/// node's default `--max-sockets-per-client` (1,000): no socket is refused with 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sockets_per_address_fit_a_nodes_default_per_client_limit() {
+    let node = Node::start(&[]);
+    node.campaign("per-client").await;
+    let report = load(
+        &node,
+        &[
+            "--campaign",
+            "per-client",
+            "--viewers",
+            "1100",
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+        ],
+    );
+    assert_exact(&report, 1100);
+}

@@ -9,12 +9,15 @@ pub mod probes;
 pub mod public;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, TokenError};
+use crate::clients::auth_failures::AuthFailures;
+use crate::clients::writes::PublicWrites;
+use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -33,6 +36,20 @@ pub struct Api {
     pub tick: Duration,
     /// Cancelled at shutdown: `/readyz` answers 503.
     pub shutdown: CancellationToken,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// `--max-public-writes-per-client` for registrations and share visits (`None`: no limit).
+    pub public_writes: Option<PublicWrites>,
+    /// Failed operator authentications per client, shared with the operator sockets.
+    pub auth_failures: Arc<AuthFailures>,
+}
+
+impl Api {
+    /// Who sent `req` (see `clients::address`).
+    pub fn client(&self, req: &HttpRequest) -> ClientKey {
+        self.trusted_proxies
+            .client(req.peer_addr().map(|a| a.ip()), req.headers())
+    }
 }
 
 /// Largest JSON body the API accepts.
@@ -78,18 +95,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }));
 }
 
-/// Operator routes call this first: 401 without a token, 403 with a wrong one.
+/// Operator routes call this first: 401 without a token, 403 with a wrong one, 429 from
+/// a client locked out after too many wrong ones (see `clients::auth_failures`).
 pub fn require_operator(req: &HttpRequest, api: &Api) -> Result<(), ApiError> {
-    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    let presented = match header {
-        Some(h) if h.starts_with("Bearer ") => Some(h),
-        Some(_) => return Err(ApiError::Forbidden("Authorization must be a Bearer token")),
-        None => None,
+    let check = || {
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let presented = match header {
+            Some(h) if h.starts_with("Bearer ") => Some(h),
+            Some(_) => return Err(ApiError::Forbidden("Authorization must be a Bearer token")),
+            None => None,
+        };
+        api.auth.check_operator(presented).map_err(|e| match e {
+            TokenError::Missing => ApiError::Unauthorized("operator token required (Authorization: Bearer …)"),
+            TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+        })
     };
-    api.auth.check_operator(presented).map_err(|e| match e {
-        TokenError::Missing => ApiError::Unauthorized("operator token required (Authorization: Bearer …)"),
-        TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
-    })
+    api.auth_failures
+        .authenticate(
+            api.client(req),
+            Instant::now(),
+            check,
+            ApiError::is_failed_authentication,
+        )
+        .map_err(ApiError::from)
 }
 
 /// Loads a campaign by path id; malformed ids are simply not found.

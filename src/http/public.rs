@@ -1,6 +1,8 @@
 //! Public routes: a campaign with its stats, registrations and share links.
 
-use actix_web::{web, HttpResponse};
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -34,17 +36,33 @@ pub async fn stats(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(stats_value(&api, &c).await?))
 }
 
+/// Takes one of the client's public writes (`--max-public-writes-per-client`, shared by
+/// registrations and share visits); past the budget, how long until the next one, and the
+/// refusal is counted as `client_rate_limited`.
+fn public_write(api: &Api, req: &HttpRequest) -> Result<(), Duration> {
+    let Some(writes) = &api.public_writes else {
+        return Ok(());
+    };
+    writes
+        .check(&api.client(req))
+        .inspect_err(|_| api.metrics.rejected("client_rate_limited"))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Registration {
     viewer: Option<String>,
 }
 
-/// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after.
+/// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after; 429 past
+/// the client's public writes, before anything is looked up or counted.
 pub async fn register(
+    req: HttpRequest,
     api: web::Data<Api>,
     id: web::Path<String>,
     body: web::Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
+    public_write(&api, &req)
+        .map_err(|wait| ApiError::rate_limited("too many registrations and share visits from this address", wait))?;
     let viewer = body
         .into_inner()
         .viewer
@@ -68,10 +86,12 @@ pub struct ShareQuery {
     via: Option<String>,
 }
 
-/// `GET /s/{id}?via=CHANNEL`: 302 to the viewer page, one share visit counted while live.
+/// `GET /s/{id}?via=CHANNEL`: 302 to the viewer page, one share visit counted while live
+/// and within the client's public writes (past them the visitor still gets the page).
 /// Visits go through the node's tally and reach the store in the next flush, so a viral
 /// link costs the store one write per flush, not one per click.
 pub async fn share(
+    req: HttpRequest,
     api: web::Data<Api>,
     id: web::Path<String>,
     q: web::Query<ShareQuery>,
@@ -81,7 +101,7 @@ pub async fn share(
         None => campaign(&api, &id).await?,
     };
     let ended = api.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
-    if c.is_live() && !ended {
+    if c.is_live() && !ended && public_write(&api, &req).is_ok() {
         api.tallies
             .get_or_create(&c)
             .share_visit(share_channel(q.via.as_deref()));

@@ -41,11 +41,13 @@ pub struct LoadArgs {
     #[arg(long, env = "LIVETALLY_LOAD_SOURCE_IP", default_value = "127.0.0.2")]
     pub source_ip: Ipv4Addr,
 
-    /// Sockets per source address. The ephemeral port range holds about 28,000 per
-    /// address, and a previous run's closed sockets hold theirs in TIME_WAIT for 60 s:
+    /// Sockets per source address. A node refuses a client's sockets past its
+    /// `--max-sockets-per-client` (default 1,000), so the default fits a node's default;
+    /// above it, raise that flag on the node. The ephemeral port range holds about 28,000
+    /// per address, and a previous run's closed sockets hold theirs in TIME_WAIT for 60 s:
     /// at 20,000 per address, a second 200,000-viewer run in a row stalled near 155,000
-    /// while `connect` searched for free ports. 5,000 leaves room for both.
-    #[arg(long, env = "LIVETALLY_LOAD_SOCKETS_PER_IP", default_value_t = 5_000)]
+    /// while `connect` searched for free ports.
+    #[arg(long, env = "LIVETALLY_LOAD_SOCKETS_PER_IP", default_value_t = 1_000)]
     pub sockets_per_ip: usize,
 
     /// Total interaction messages per second over all sockets, or `max` (as fast as acks
@@ -71,6 +73,8 @@ pub struct LoadArgs {
     pub drain_timeout: Duration,
 
     /// Registrations (POST .../registrations, each a new viewer) spread over the load phase.
+    /// They and the share visits come from one address: past the node's
+    /// `--max-public-writes-per-client` a minute (default 600), raise that flag on the node.
     #[arg(long, env = "LIVETALLY_LOAD_REGISTRATIONS", default_value_t = 0)]
     pub registrations: u64,
 

@@ -1,12 +1,13 @@
 //! Admission: everything that can refuse a socket with an HTTP status before the upgrade.
-//! [`Admission::check`] has no side effect (query, origin, campaign, tokens, ids);
-//! [`Admission::admit`] reserves a connection, claims the session in the store, registers
-//! the viewer and builds the welcome. Counting starts there, and ends when the
-//! [`Admitted`] socket is dropped.
+//! [`Admission::check`] has no side effect but recording a failed operator authentication
+//! (query, origin, the client's socket limit, campaign, tokens, ids);
+//! [`Admission::admit`] reserves a connection and the client's socket, claims the session in
+//! the store, registers the viewer and builds the welcome. Counting starts there, and ends
+//! when the [`Admitted`] socket is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderValue;
 use actix_web::web;
@@ -15,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{random_id, Auth, TokenError};
 use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
+use crate::clients::auth_failures::AuthFailures;
+use crate::clients::sockets::{ClientSocket, SocketsPerClient};
+use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::Welcome;
@@ -69,6 +73,12 @@ pub struct Admission {
     pub tick: Duration,
     /// Cancelled at shutdown: new sockets get 503.
     pub shutdown: CancellationToken,
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// `--max-sockets-per-client` for viewer sockets (`None`: no limit).
+    pub sockets_per_client: Option<Arc<SocketsPerClient>>,
+    /// Failed operator authentications per client, shared with the operator routes.
+    pub auth_failures: Arc<AuthFailures>,
 }
 
 /// Query of `GET /ws/v1/campaigns/{id}`.
@@ -89,6 +99,7 @@ pub struct Checked {
     session: String,
     given_session: bool,
     region: Option<String>,
+    client: ClientKey,
 }
 
 /// Who is on the other end.
@@ -115,10 +126,13 @@ pub struct Admitted {
     pub welcome: String,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
+    /// The viewer's place in its client's socket limit, given back as this drops.
+    _client_socket: Option<ClientSocket>,
 }
 
 impl Drop for Admitted {
-    /// Undoes what admission counted: the viewer (or watcher) and the connection.
+    /// Undoes what admission counted: the viewer (or watcher) and the connection (the
+    /// client's socket goes with the `_client_socket` field).
     fn drop(&mut self) {
         match self.peer {
             Peer::Viewer { region, .. } => self.tally.viewer_left(region),
@@ -157,8 +171,16 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
 }
 
 impl Admission {
-    /// Every refusal that needs no side effect: shutdown, query, origin, campaign, tokens, ids.
-    pub async fn check(&self, id: &str, query: &str, origin: Option<&HeaderValue>) -> Result<Checked, ApiError> {
+    /// Every refusal that needs no side effect: shutdown, query, origin, the socket limit of
+    /// `client`, campaign, tokens, ids. (A wrong operator token is recorded against
+    /// `client`: that is how guessing is limited.)
+    pub async fn check(
+        &self,
+        id: &str,
+        query: &str,
+        origin: Option<&HeaderValue>,
+        client: ClientKey,
+    ) -> Result<Checked, ApiError> {
         if self.shutdown.is_cancelled() {
             return Err(ApiError::Unavailable("node is shutting down".into()));
         }
@@ -175,21 +197,29 @@ impl Admission {
                 }
             }
         }
-        if !is_campaign_id(id) {
-            return Err(ApiError::NotFound("campaign"));
-        }
-        let campaign = self.load_campaign(id).await?;
         let operator = q.role.as_deref() == Some("operator");
         if let Some(role) = q.role.as_deref() {
             if role != "operator" && role != "viewer" {
                 return Err(ApiError::bad("role", "role must be viewer or operator"));
             }
         }
+        // Before the store is asked anything: a client at its limit costs no round trip.
+        if !operator && self.sockets_per_client.as_ref().is_some_and(|s| s.is_full(&client)) {
+            return Err(ApiError::too_many_connections());
+        }
+        if !is_campaign_id(id) {
+            return Err(ApiError::NotFound("campaign"));
+        }
+        let campaign = self.load_campaign(id).await?;
         if operator {
-            self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
-                TokenError::Missing => ApiError::Unauthorized("operator token required"),
-                TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
-            })?;
+            let check = || {
+                self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
+                    TokenError::Missing => ApiError::Unauthorized("operator token required"),
+                    TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+                })
+            };
+            self.auth_failures
+                .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
         } else if campaign.access == Access::Token {
             self.auth
                 .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
@@ -213,11 +243,13 @@ impl Admission {
             session,
             given_session,
             region: q.region,
+            client,
         })
     }
 
-    /// Admits a checked socket: reserves a connection, claims the session in the store,
-    /// registers the viewer and builds the welcome. Counting starts here.
+    /// Admits a checked socket: reserves a connection (and a viewer's place in its
+    /// client's limit), claims the session in the store, registers the viewer and builds the
+    /// welcome. Counting starts here.
     pub async fn admit(&self, checked: Checked) -> Result<Admitted, ApiError> {
         let Checked {
             campaign,
@@ -226,8 +258,15 @@ impl Admission {
             session,
             given_session,
             region,
+            client,
         } = checked;
         let id = campaign.id.as_str();
+        // Taken for real here (`check` only looked), so a burst from one client cannot
+        // slip past the limit between its checks.
+        let client_socket = match &self.sockets_per_client {
+            Some(sockets) if !operator => Some(sockets.try_take(client).ok_or_else(ApiError::too_many_connections)?),
+            _ => None,
+        };
         if !self.connections.try_take() {
             return Err(ApiError::Unavailable("node is at its connection limit".into()));
         }
@@ -288,6 +327,7 @@ impl Admission {
             welcome,
             connections: self.connections.clone(),
             metrics: self.metrics.clone(),
+            _client_socket: client_socket,
         })
     }
 
@@ -332,8 +372,16 @@ mod tests {
     use crate::ws::testing::{rig, rig_with};
     use actix_web::ResponseError;
 
+    fn client(ip: &str) -> ClientKey {
+        ClientKey::of(ip.parse().unwrap())
+    }
+
+    async fn admit_from(a: &Admission, query: &str, from: &str) -> Result<Admitted, ApiError> {
+        a.admit(a.check("launch", query, None, client(from)).await?).await
+    }
+
     async fn admit(a: &Admission, query: &str) -> Result<Admitted, ApiError> {
-        a.admit(a.check("launch", query, None).await?).await
+        admit_from(a, query, "198.51.100.1").await
     }
 
     #[tokio::test]
@@ -392,12 +440,55 @@ mod tests {
             assert_eq!(e.status_code().as_u16(), status, "{query}");
         }
         assert_eq!(
-            a.check("nope", "", None).await.err().unwrap().status_code().as_u16(),
+            a.check("nope", "", None, client("198.51.100.1"))
+                .await
+                .err()
+                .unwrap()
+                .status_code()
+                .as_u16(),
             404
         );
         rig.admission.shutdown.cancel();
         assert_eq!(admit(a, "").await.err().unwrap().status_code().as_u16(), 503);
         assert_eq!(a.connections.open(), 0);
         assert_eq!(rig.tallies.get("launch").map(|t| t.sockets()).unwrap_or(0), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_at_its_socket_limit_is_refused_until_one_of_its_sockets_leaves() {
+        let mut rig = rig().await;
+        rig.admission.sockets_per_client = Some(Arc::new(SocketsPerClient::new(2.try_into().unwrap())));
+        let a = &rig.admission;
+        let first = admit(a, "").await.unwrap();
+        let _second = admit(a, "").await.unwrap();
+        let refused = admit(a, "").await.err().unwrap();
+        assert_eq!(refused.status_code().as_u16(), 429);
+        assert_eq!(refused.code(), "too_many_connections");
+        // Before the upgrade and before the store: nothing was counted.
+        assert_eq!(a.connections.open(), 2);
+        assert_eq!(rig.tallies.get("launch").unwrap().local_viewers(), 2);
+        // Another client, and operators of the same one, are not limited.
+        let _other = admit_from(a, "", "198.51.100.2").await.unwrap();
+        let query = format!("role=operator&token={}", crate::ws::testing::OPERATOR_TOKEN);
+        let _operator = admit(a, &query).await.unwrap();
+        drop(first);
+        let _again = admit(a, "").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wrong_operator_tokens_lock_the_client_out_of_operator_sockets() {
+        let rig = rig().await;
+        let a = &rig.admission;
+        let wrong = "role=operator&token=wrong-token-0123456789";
+        for _ in 0..crate::clients::auth_failures::MAX_FAILURES {
+            assert_eq!(admit(a, wrong).await.err().unwrap().status_code().as_u16(), 403);
+        }
+        let locked = admit(a, wrong).await.err().unwrap();
+        assert_eq!((locked.status_code().as_u16(), locked.code()), (429, "rate_limited"));
+        let right = format!("role=operator&token={}", crate::ws::testing::OPERATOR_TOKEN);
+        assert_eq!(admit(a, &right).await.err().unwrap().status_code().as_u16(), 429);
+        // Viewers of that client and operators elsewhere are not affected.
+        admit(a, "").await.unwrap();
+        admit_from(a, &right, "198.51.100.2").await.unwrap();
     }
 }

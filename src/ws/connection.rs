@@ -324,7 +324,8 @@ mod tests {
     impl Rig {
         /// Admits a viewer with `query` and serves it; returns the client end.
         async fn connect(&self, query: &str) -> (Client, tokio::task::JoinHandle<()>) {
-            let checked = self.admission.check("launch", query, None).await.unwrap();
+            let client = crate::clients::ClientKey::of([198, 51, 100, 1].into());
+            let checked = self.admission.check("launch", query, None, client).await.unwrap();
             let admitted = self.admission.admit(checked).await.unwrap();
             let (server, client) = tokio::io::duplex(64 * 1024);
             let transport = Transport::new(server, vec![]).await;

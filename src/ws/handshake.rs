@@ -3,6 +3,7 @@
 //! leaves actix-http for good: its 8 KiB HTTP buffers are dropped and the bare TCP stream
 //! goes to the connection task (see `transport` for why).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_codec::Framed;
@@ -32,7 +33,10 @@ pub async fn accept(
 ) -> Result<(), actix_web::Error> {
     let parts = framed.into_parts();
     let mut io = parts.io;
-    let (key, admitted) = match admission(&sockets, &req).await {
+    let Ok(peer) = io.peer_addr() else {
+        return Ok(()); // the client is already gone: nobody to answer
+    };
+    let (key, admitted) = match admission(&sockets, &req, peer.ip()).await {
         Ok(a) => a,
         Err(e) => {
             let _ = refuse(&mut io, &e).await;
@@ -60,7 +64,8 @@ pub async fn accept(
 }
 
 /// The handshake key of a well-formed upgrade to a live campaign, and the admitted socket.
-async fn admission(sockets: &Sockets, req: &Request) -> Result<(String, Admitted), ApiError> {
+/// `peer`: the TCP peer (the client, or the proxy that names it).
+async fn admission(sockets: &Sockets, req: &Request, peer: IpAddr) -> Result<(String, Admitted), ApiError> {
     let admission = &sockets.admission;
     let metrics = &admission.metrics;
     let id = match req.path().strip_prefix(PATH) {
@@ -79,7 +84,8 @@ async fn admission(sockets: &Sockets, req: &Request) -> Result<(String, Admitted
         }
     };
     let query = req.uri().query().unwrap_or("");
-    let admitted = match admission.check(id, query, headers.get("origin")).await {
+    let client = admission.trusted_proxies.client(Some(peer), headers);
+    let admitted = match admission.check(id, query, headers.get("origin"), client).await {
         Ok(checked) => admission.admit(checked).await,
         Err(e) => Err(e),
     };

@@ -37,8 +37,11 @@ pub async fn not_upgraded(
     sockets: web::Data<Sockets>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
     let admission = &sockets.admission;
+    let client = admission
+        .trusted_proxies
+        .client(req.peer_addr().map(|a| a.ip()), req.headers());
     match admission
-        .check(&path, req.query_string(), req.headers().get("origin"))
+        .check(&path, req.query_string(), req.headers().get("origin"), client)
         .await
     {
         Err(e) => {

@@ -49,6 +49,9 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         allowed_origins: vec![],
         tick: Duration::from_secs(1),
         shutdown,
+        trusted_proxies: Default::default(),
+        sockets_per_client: None,
+        auth_failures: Default::default(),
     };
     Rig {
         env,
