@@ -324,17 +324,57 @@ async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
     assert_eq!(coarse["step_ms"], 3_600_000);
     assert_eq!(coarse["points"].as_array().unwrap().len(), 1);
     assert_eq!(sum(&coarse), 7);
-    for bad in [
-        "metric=likes",
-        "metric=interactions&kind=dance",
-        "step=0",
-        "from=10&to=5",
+    for (bad, field) in [
+        ("metric=likes", "metric"),
+        ("metric=interactions&kind=dance", "kind"),
+        ("step=0", "step"),
+        ("step=soon", "step"),
+        ("from=10&to=5", "from"),
+        ("to=5", "to"),
+        ("from=-1", "from"),
+        ("from=x", "from"),
+        ("to=9007199254740992", "to"),
+        // Once the node allocated points until the kernel killed it.
+        ("metric=interactions&from=0&to=9223372036854775807", "to"),
+        ("metric=interactions&from=0&to=10000000&step=0.001", "step"),
+        ("metric=interactions&from=0&to=10000000&step=1", "step"),
+        ("metric=viewers&from=0&to=9007199254740991&step=0.5", "step"),
     ] {
+        let started = std::time::Instant::now();
         let (status, body) = node
             .op("GET", &format!("/api/v1/campaigns/series/series?{bad}"), None)
             .await;
-        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{bad}: {body}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{bad} took {:?}",
+            started.elapsed()
+        );
     }
+    // The widest windows are fine when the points are few, and take no time either.
+    for (wide, points) in [
+        ("metric=interactions&from=0&to=9007199254740991", 1_000),
+        ("metric=interactions&from=1&to=9007199254740991&step=1e300", 1),
+        ("metric=interactions&from=0&to=9999999&step=1", 10_000),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = node
+            .op("GET", &format!("/api/v1/campaigns/series/series?{wide}"), None)
+            .await;
+        assert_eq!(status, 200, "{wide}: {body}");
+        assert_eq!(body["points"].as_array().unwrap().len(), points, "{wide}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{wide} took {:?}",
+            started.elapsed()
+        );
+    }
+    // The node still answers, and still counts.
+    assert_eq!(node.stats("series").await["interactions"]["like"], 6);
 }
 
 async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {

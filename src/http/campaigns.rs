@@ -115,13 +115,42 @@ pub async fn mint_token(
     Ok(HttpResponse::Created().json(json!({"token": token, "expires_at": exp as i64 * 1000})))
 }
 
+/// `from`/`to` must be below this: 2^53 is the largest integer a JavaScript client reads
+/// exactly, far past any real timestamp, and far enough from `i64::MAX` that no sum of
+/// two bounds or a bound and a step can overflow.
+pub const MAX_SERIES_MS: i64 = 1 << 53;
+
+/// The series query as sent: numbers are parsed here, so a bad one is a 400 naming its field
+/// rather than the query extractor's anonymous one.
 #[derive(Debug, Deserialize)]
 pub struct SeriesQuery {
     metric: Option<String>,
     kind: Option<String>,
-    from: Option<i64>,
-    to: Option<i64>,
-    step: Option<f64>,
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+}
+
+/// A window bound: unix ms in `[0, 2^53)`.
+fn series_bound(value: Option<&str>, field: &'static str) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|t| (0..MAX_SERIES_MS).contains(t))
+                .ok_or_else(|| ApiError::bad(field, format!("{field} must be unix ms from 0 to 2^53 - 1")))
+        })
+        .transpose()
+}
+
+/// The step in ms from a positive number of seconds, at most [`MAX_SERIES_MS`] (one point
+/// for any window).
+fn series_step(value: &str) -> Result<i64, ApiError> {
+    match value.parse::<f64>() {
+        // `as` saturates, and the bound keeps every later sum far from overflow.
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(((s * 1000.0).round() as i64).clamp(1, MAX_SERIES_MS)),
+        _ => Err(ApiError::bad("step", "step must be a positive number of seconds")),
+    }
 }
 
 /// `GET /api/v1/campaigns/{id}/series`
@@ -143,21 +172,25 @@ pub async fn series(
         },
         _ => return Err(ApiError::bad("metric", "metric must be viewers or interactions")),
     };
-    let tick_ms = api.tick.as_millis().max(1) as i64;
+    let tick_ms = api.tick.as_millis().clamp(1, MAX_SERIES_MS as u128) as i64;
+    let given_from = series_bound(q.from.as_deref(), "from")?;
+    let given_to = series_bound(q.to.as_deref(), "to")?;
     // Points sit at the start of their tick bucket, so the default start is the bucket the
-    // campaign was created in.
-    let from = q.from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
-    let to = q.to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::util::now_ms));
+    // campaign was created in. Defaults are clamped into the same range as given bounds.
+    let from = given_from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
+    let to = given_to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::util::now_ms));
+    let (from, to) = (from.clamp(0, MAX_SERIES_MS - 1), to.clamp(0, MAX_SERIES_MS - 1));
     if from > to {
-        return Err(ApiError::bad("from", "from must not be after to"));
+        // Name the bound the caller gave: a `to` before the campaign's start is the `to`'s fault.
+        let field = if given_from.is_none() { "to" } else { "from" };
+        return Err(ApiError::bad(field, "from must not be after to"));
     }
     let span = to - from + 1;
-    let step_ms = match q.step {
-        Some(s) if s.is_finite() && s > 0.0 => ((s * 1000.0).round() as i64).max(1),
-        Some(_) => return Err(ApiError::bad("step", "step must be a positive number of seconds")),
+    let step_ms = match q.step.as_deref() {
+        Some(s) => series_step(s)?,
         None => tick_ms.max((span + DEFAULT_SERIES_POINTS - 1) / DEFAULT_SERIES_POINTS),
     };
-    if span / step_ms > MAX_SERIES_POINTS {
+    if (to - from) / step_ms + 1 > MAX_SERIES_POINTS {
         return Err(ApiError::bad(
             "step",
             format!("step too small: more than {MAX_SERIES_POINTS} points"),
@@ -171,30 +204,34 @@ pub async fn series(
 /// Groups raw tick points into `step_ms` buckets aligned on `from`: viewers keep the
 /// bucket's maximum (and buckets without data are left out), interactions are summed (and
 /// empty buckets are 0, so a chart shows the quiet time).
+///
+/// The caller bounds the number of steps (`series` allows [`MAX_SERIES_POINTS`]); the
+/// arithmetic is checked all the same, so no window can make it wrap and loop.
 pub fn downsample(raw: &[(i64, u64)], from: i64, to: i64, step_ms: i64, max: bool) -> Vec<[i64; 2]> {
+    let step_ms = step_ms.max(1);
     let mut out: Vec<[i64; 2]> = Vec::new();
     if !max {
-        let mut t = from;
-        while t <= to {
-            out.push([t, 0]);
-            t += step_ms;
+        let mut t = Some(from);
+        while let Some(at) = t.filter(|at| *at <= to) {
+            out.push([at, 0]);
+            t = at.checked_add(step_ms);
         }
     }
     for &(t, v) in raw {
-        if t < from || t > to {
+        let Some(offset) = t.checked_sub(from).filter(|_| t <= to && t >= from) else {
             continue;
-        }
-        let b = from + (t - from) / step_ms * step_ms;
-        let v = v as i64;
+        };
+        let steps = offset / step_ms;
+        let b = from + steps * step_ms;
+        let v = i64::try_from(v).unwrap_or(i64::MAX);
         if max {
             match out.last_mut() {
                 Some(last) if last[0] == b => last[1] = last[1].max(v),
                 _ => out.push([b, v]),
             }
         } else {
-            let i = ((b - from) / step_ms) as usize;
-            if let Some(p) = out.get_mut(i) {
-                p[1] += v;
+            if let Some(p) = usize::try_from(steps).ok().and_then(|i| out.get_mut(i)) {
+                p[1] = p[1].saturating_add(v);
             }
         }
     }
@@ -311,6 +348,41 @@ mod tests {
         let raw = [(0, 1), (100, 2), (250, 4)];
         assert_eq!(downsample(&raw, 0, 299, 200, false), vec![[0, 3], [200, 4]]);
         assert_eq!(downsample(&raw, 0, 299, 200, true), vec![[0, 2], [200, 4]]);
+    }
+
+    #[test]
+    fn downsampling_never_wraps_whatever_the_step() {
+        assert_eq!(downsample(&[(5, 2)], 1, 10, i64::MAX, false), vec![[1, 2]]);
+        assert_eq!(
+            downsample(&[(i64::MIN, 1), (5, 2)], 1, 10, i64::MAX, true),
+            vec![[1, 2]]
+        );
+        assert_eq!(
+            downsample(&[(5, u64::MAX), (6, 1)], 0, 9, 10, false),
+            vec![[0, i64::MAX]]
+        );
+    }
+
+    #[test]
+    fn series_bounds_are_unix_ms_below_2_pow_53() {
+        let field = |r: Result<Option<i64>, ApiError>| match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(series_bound(Some("0"), "from").unwrap(), Some(0));
+        assert_eq!(
+            series_bound(Some("9007199254740991"), "to").unwrap(),
+            Some(MAX_SERIES_MS - 1)
+        );
+        assert_eq!(series_bound(None, "to").unwrap(), None);
+        for bad in ["-1", "9007199254740992", "9223372036854775807", "1e3", "", "now"] {
+            assert_eq!(field(series_bound(Some(bad), "from")), Some("from"), "{bad}");
+        }
+        assert_eq!(series_step("1e300").unwrap(), MAX_SERIES_MS);
+        assert_eq!(series_step("0.0001").unwrap(), 1);
+        for bad in ["0", "-1", "NaN", "inf", "x"] {
+            assert!(series_step(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
