@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Api;
-use super::{campaign, require_operator};
+use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
 use crate::campaign::{is_kind, NewCampaign};
 use crate::error::ApiError;
@@ -19,13 +19,15 @@ pub const MAX_SERIES_POINTS: i64 = 10_000;
 pub const DEFAULT_SERIES_POINTS: i64 = 1_000;
 
 /// `POST /api/v1/campaigns`
-pub async fn create(
-    req: HttpRequest,
-    api: web::Data<Api>,
-    body: web::Json<serde_json::Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(req: HttpRequest, api: web::Data<Api>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
-    let new = parse_new_campaign(body.into_inner())?;
+    let fields = operator_body(&req, payload)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest {
+            field: None,
+            message: "body required: a JSON object with id and title".into(),
+        })?;
+    let new = parse_new_campaign(fields)?;
     let c = new
         .validate(crate::util::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
@@ -34,38 +36,28 @@ pub async fn create(
     Ok(HttpResponse::Created().json(&c))
 }
 
-/// Reads the create body field by field, so a wrong type names its field.
-fn parse_new_campaign(body: serde_json::Value) -> Result<NewCampaign, ApiError> {
-    let serde_json::Value::Object(fields) = body else {
-        return Err(ApiError::BadRequest {
-            field: None,
-            message: "body must be a JSON object".into(),
-        });
-    };
+/// Reads the create body field by field, so a wrong type names its field. `null` is
+/// accepted only where a campaign shows it (`stream_url`); for any other field it is a
+/// wrong type, never a silent default.
+fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Result<NewCampaign, ApiError> {
     let mut new = NewCampaign::default();
     for (name, value) in fields {
-        let value = (!value.is_null()).then_some(value);
         let bad = |field: &'static str, what: &str| ApiError::bad(field, format!("{field} must be {what}"));
         match name.as_str() {
-            "id" => new.id = parse(value).map_err(|_| bad("id", "a string"))?,
-            "title" => new.title = parse(value).map_err(|_| bad("title", "a string"))?,
-            "stream_url" => new.stream_url = parse(value).map_err(|_| bad("stream_url", "a string"))?,
-            "kinds" => new.kinds = parse(value).map_err(|_| bad("kinds", "a list of strings"))?,
-            "regions" => new.regions = parse(value).map_err(|_| bad("regions", "a list of strings"))?,
-            "access" => new.access = parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?,
-            _ => {
-                return Err(ApiError::BadRequest {
-                    field: None,
-                    message: format!("unknown field {name:?}"),
-                })
-            }
+            "id" => new.id = Some(parse(value).map_err(|_| bad("id", "a string"))?),
+            "title" => new.title = Some(parse(value).map_err(|_| bad("title", "a string"))?),
+            "stream_url" => new.stream_url = parse(value).map_err(|_| bad("stream_url", "a string or null"))?,
+            "kinds" => new.kinds = Some(parse(value).map_err(|_| bad("kinds", "a list of strings"))?),
+            "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
+            "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
+            _ => return Err(unknown_field(&name)),
         }
     }
     Ok(new)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: Option<serde_json::Value>) -> serde_json::Result<Option<T>> {
-    v.map(serde_json::from_value).transpose()
+fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> serde_json::Result<T> {
+    serde_json::from_value(v)
 }
 
 /// `GET /api/v1/campaigns`
@@ -76,9 +68,15 @@ pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse,
 }
 
 /// `POST /api/v1/campaigns/{id}/end`: idempotent; closes this node's sockets with 4000
-/// at once (other nodes see it at their next tick).
-pub async fn end(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// at once (other nodes see it at their next tick). Takes no body (or `{}`).
+pub async fn end(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
+    no_fields(operator_body(&req, payload).await?)?;
     campaign(&api, &id).await?;
     let c = api.store.end_campaign(&id, crate::util::now_ms()).await?;
     if let Some(t) = api.tallies.get(&id) {
@@ -88,10 +86,32 @@ pub async fn end(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) -
     Ok(HttpResponse::Ok().json(&c))
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    ttl_s: Option<u64>,
+/// For routes that take no body: none, or an empty object.
+fn no_fields(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<(), ApiError> {
+    match body.and_then(|fields| fields.into_iter().next()) {
+        Some((name, _)) => Err(unknown_field(&name)),
+        None => Ok(()),
+    }
+}
+
+/// The join token lifetime asked for: the default without a body, else `ttl_s`, an
+/// integer number of seconds from 1 to 30 days.
+fn token_ttl(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<u64, ApiError> {
+    let mut ttl = DEFAULT_JOIN_TTL_S;
+    for (name, value) in body.into_iter().flatten() {
+        match name.as_str() {
+            "ttl_s" => {
+                ttl = value
+                    .as_u64()
+                    .filter(|t| (1..=MAX_JOIN_TTL_S).contains(t))
+                    .ok_or_else(|| {
+                        ApiError::bad("ttl_s", format!("ttl_s must be an integer from 1 to {MAX_JOIN_TTL_S}"))
+                    })?
+            }
+            _ => return Err(unknown_field(&name)),
+        }
+    }
+    Ok(ttl)
 }
 
 /// `POST /api/v1/campaigns/{id}/tokens`
@@ -99,16 +119,13 @@ pub async fn mint_token(
     req: HttpRequest,
     api: web::Data<Api>,
     id: web::Path<String>,
-    body: Option<web::Json<TokenRequest>>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
+    let ttl = token_ttl(operator_body(&req, payload).await?)?;
     let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
-    }
-    let ttl = body.and_then(|b| b.ttl_s).unwrap_or(DEFAULT_JOIN_TTL_S);
-    if ttl == 0 || ttl > MAX_JOIN_TTL_S {
-        return Err(ApiError::bad("ttl_s", format!("ttl_s must be 1 to {MAX_JOIN_TTL_S}")));
     }
     let exp = (crate::util::now_ms() / 1000) as u64 + ttl;
     let token = api.auth.mint_join(&id, exp);
@@ -382,6 +399,50 @@ mod tests {
         assert_eq!(series_step("0.0001").unwrap(), 1);
         for bad in ["0", "-1", "NaN", "inf", "x"] {
             assert!(series_step(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn body(json: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match json {
+            serde_json::Value::Object(m) => Some(m),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_token_body_is_ttl_s_as_an_integer_or_nothing() {
+        assert_eq!(token_ttl(None).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(token_ttl(body(serde_json::json!({}))).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(token_ttl(body(serde_json::json!({"ttl_s": 60}))).unwrap(), 60);
+        for bad in [
+            serde_json::json!({"ttl_s": "60"}),
+            serde_json::json!({"ttl_s": -5}),
+            serde_json::json!({"ttl_s": 0}),
+            serde_json::json!({"ttl_s": 60.5}),
+            serde_json::json!({"ttl_s": null}),
+            serde_json::json!({"ttl_s": MAX_JOIN_TTL_S + 1}),
+            serde_json::json!({"ttl": 60}),
+            serde_json::json!({"ttl_s": 60, "sub": "viewer-1"}),
+        ] {
+            assert!(token_ttl(body(bad.clone())).is_err(), "{bad}");
+        }
+        assert!(no_fields(None).is_ok() && no_fields(body(serde_json::json!({}))).is_ok());
+        assert!(no_fields(body(serde_json::json!({"at": 5}))).is_err());
+    }
+
+    #[test]
+    fn a_create_body_has_no_nulls_but_stream_url() {
+        let ok = parse_new_campaign(body(serde_json::json!({"id": "a", "title": "t", "stream_url": null})).unwrap());
+        assert!(ok.is_ok());
+        for (bad, field) in [
+            (serde_json::json!({"kinds": null}), "kinds"),
+            (serde_json::json!({"title": null}), "title"),
+            (serde_json::json!({"access": 1}), "access"),
+        ] {
+            match parse_new_campaign(body(bad).unwrap()) {
+                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f, Some(field)),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
