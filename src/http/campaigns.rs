@@ -1,4 +1,4 @@
-//! Operator routes: create, list, end, join tokens, series, report.
+//! Operator routes: create, list, end, delete, join tokens, series, report.
 
 use std::fmt::Write;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_kind, NewCampaign};
+use crate::campaign::{is_campaign_id, is_kind, NewCampaign};
 use crate::error::ApiError;
 use crate::store::SeriesMetric;
 
@@ -84,6 +84,35 @@ pub async fn end(
     }
     tracing::info!(campaign = %c.id, "campaign ended");
     Ok(HttpResponse::Ok().json(&c))
+}
+
+/// `DELETE /api/v1/campaigns/{id}`: removes an ended campaign and all its data → 204. A
+/// live one is 409 (end it first), so one call cannot wipe a launch that is running.
+/// Takes no body (or `{}`).
+pub async fn delete(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    no_fields(operator_body(&req, payload).await?)?;
+    if !is_campaign_id(&id) {
+        return Err(ApiError::NotFound("campaign"));
+    }
+    api.store.delete_campaign(&id).await?;
+    // This node's tally of the ended campaign goes now rather than at the next flush, so
+    // the id can be created and joined again at once (other nodes drop theirs within a
+    // flush interval of their last socket closing).
+    if let Some(t) = api.tallies.get(&id) {
+        let kinds = t.campaign.kinds.clone();
+        drop(t);
+        if api.tallies.remove_if_idle(&id) {
+            api.metrics.forget_campaign(&id, &kinds);
+        }
+    }
+    tracing::info!(campaign = %id, "campaign deleted");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// For routes that take no body: none, or an empty object.

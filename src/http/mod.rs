@@ -59,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::post().to(campaigns::create))
             .route("", web::get().to(campaigns::list))
             .route("/{id}", web::get().to(public::get))
+            .route("/{id}", web::delete().to(campaigns::delete))
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
             .route("/{id}/series", web::get().to(campaigns::series))

@@ -4,6 +4,7 @@
 //! per flush or tick, not per frame.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -17,6 +18,9 @@ use crate::campaign::{Campaign, State};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<HashMap<String, CampaignData>>,
+    /// Campaigns created so far: the creation sequence (not the map's size, which shrinks
+    /// when a campaign is deleted).
+    created: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -74,7 +78,7 @@ impl Store for MemoryStore {
         if map.contains_key(&campaign.id) {
             return Err(StoreError::Conflict);
         }
-        let created_seq = map.len() as u64;
+        let created_seq = self.created.fetch_add(1, Ordering::Relaxed);
         map.insert(
             campaign.id.clone(),
             CampaignData {
@@ -119,6 +123,19 @@ impl Store for MemoryStore {
             d.sessions.clear();
         }
         Ok(d.campaign.clone())
+    }
+
+    /// A campaign's data is one map entry, so removing the entry removes all of it.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
+        let mut map = self.lock();
+        match map.get(id) {
+            None => Err(StoreError::NotFound),
+            Some(d) if d.campaign.state == State::Live => Err(StoreError::Live),
+            Some(_) => {
+                map.remove(id);
+                Ok(())
+            }
+        }
     }
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// No campaign with this id.
     #[error("campaign not found")]
     NotFound,
+    /// The campaign is still live, and this call needs it ended.
+    #[error("campaign is live")]
+    Live,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -146,6 +149,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the campaign ended at `at_ms` (a no-op when already ended), drops every
     /// presence lease so `viewers` reads 0, and returns the campaign. `NotFound` if unknown.
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign>;
+
+    /// Removes an ended campaign and everything kept for it: counters, series, sessions,
+    /// registrations, presence, retry marks, sketches, share channels and its index entry.
+    /// The id can be created again afterwards. `Live` when it has not ended (nothing is
+    /// removed), `NotFound` if unknown.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()>;
 
     /// Takes ownership of a session for a new socket: bumps its epoch and returns
     /// `(epoch, acked_seq)`. Deltas carrying an older epoch are fenced from then on.

@@ -43,6 +43,9 @@ struct InFlight {
 /// What the flusher remembers of a campaign between flushes.
 #[derive(Default)]
 struct FlushState {
+    /// `created_at` of the campaign this is about: an id deleted and created again is
+    /// another campaign, and nothing kept for the old one may reach the new one.
+    created_at: Option<i64>,
     /// A batch the store has not confirmed; resent as is until it is.
     inflight: Option<InFlight>,
     /// Presence version and time last written.
@@ -133,7 +136,16 @@ impl Flusher {
             .all()
             .into_iter()
             .map(|t| {
-                let state = states.remove(&t.campaign.id).unwrap_or_default();
+                let mut state = states.remove(&t.campaign.id).unwrap_or_default();
+                if state.created_at.is_some_and(|at| at != t.campaign.created_at) {
+                    // The old campaign ended before it was deleted, so the store would have
+                    // refused this batch anyway: its counts are settled, never sent.
+                    if let Some(old) = state.inflight.take() {
+                        self.tallies.pending().settle(old.counted);
+                    }
+                    state = FlushState::default();
+                }
+                state.created_at = Some(t.campaign.created_at);
                 (t, state)
             })
             .collect();
@@ -494,5 +506,41 @@ mod tests {
         task.await.unwrap();
         assert_eq!(slot.acked(), 1);
         assert_eq!(likes(&store, "launch").await, (7, 0), "counted, and presence left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_a_deleted_campaign_never_lands_in_the_new_one_of_its_id() {
+        let store = Arc::new(Flaky::default());
+        let mut old = campaign("launch");
+        old.created_at -= 1_000;
+        store.create_campaign(&old).await.unwrap();
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&old);
+        let slot = viewer(&store, &tally, "session-1").await;
+        store.set_down(true);
+        like(&tallies, &tally, &slot, 3, 1);
+        let (stop, task) = start(flusher(store.clone(), &tallies));
+        tokio::time::sleep(INTERVAL * 3).await;
+        // Meanwhile another node ended and deleted the campaign and created the id again;
+        // the old socket closes, a new one joins with the same session (epoch 1 again).
+        store.inner.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        store.inner.delete_campaign("launch").await.unwrap();
+        let new = campaign("launch");
+        store.inner.create_campaign(&new).await.unwrap();
+        tally.ended.cancel();
+        tally.viewer_left(tally.region_index("unknown"));
+        let fresh = tallies.get_or_create(&new);
+        assert!(!Arc::ptr_eq(&fresh, &tally));
+        let (epoch, _) = store.inner.claim_session("launch", "session-1").await.unwrap();
+        let slot2 = Arc::new(SessionSlot::new("session-1".into(), "viewer-1".into(), epoch, 0, 4));
+        fresh.viewer_joined(fresh.region_index("unknown"), "viewer-1");
+        like(&tallies, &fresh, &slot2, 2, 1);
+        store.set_down(false);
+        acked(&slot2, 1).await;
+        assert_eq!(likes(&store, "launch").await.0, 2, "the old batch was not sent");
+        assert_eq!(slot.acked(), 0);
+        assert_eq!(tallies.pending().get(), 0, "and its counts are settled");
+        stop.cancel();
+        task.await.unwrap();
     }
 }

@@ -191,12 +191,22 @@ impl Tallies {
         &self.pending
     }
 
-    /// The tally of `campaign`, created on first use.
+    /// The tally of `campaign`, created on first use. A tally belongs to one campaign, not
+    /// to its id: when the id was deleted and created again (another `created_at`), the
+    /// ended tally left by the old campaign is replaced once nothing of it is left to
+    /// flush, so the new campaign is joined at once even while the old sockets are still
+    /// closing with 4000.
     pub fn get_or_create(&self, campaign: &Campaign) -> Arc<CampaignTally> {
-        lock(&self.map)
-            .entry(campaign.id.clone())
-            .or_insert_with(|| Arc::new(CampaignTally::new(campaign.clone())))
-            .clone()
+        let mut map = lock(&self.map);
+        if let Some(t) = map.get(&campaign.id) {
+            let stale = t.campaign.created_at != campaign.created_at && t.ended.is_cancelled() && t.is_drained();
+            if !stale {
+                return t.clone();
+            }
+        }
+        let t = Arc::new(CampaignTally::new(campaign.clone()));
+        map.insert(campaign.id.clone(), t.clone());
+        t
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<CampaignTally>> {
@@ -218,5 +228,36 @@ impl Tallies {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::flaky::campaign;
+
+    #[test]
+    fn a_campaign_created_again_under_its_id_gets_a_tally_of_its_own() {
+        let tallies = Tallies::new(10);
+        let mut old = campaign("launch");
+        old.created_at -= 1_000;
+        let t = tallies.get_or_create(&old);
+        t.viewer_joined(0, "viewer-1");
+        let new = campaign("launch");
+        assert!(
+            Arc::ptr_eq(&tallies.get_or_create(&new), &t),
+            "not while the old one is live"
+        );
+        t.ended.cancel();
+        t.share_visit("wechat");
+        assert!(
+            Arc::ptr_eq(&tallies.get_or_create(&new), &t),
+            "nor while it has counts to flush"
+        );
+        t.drain();
+        let fresh = tallies.get_or_create(&new);
+        assert!(!Arc::ptr_eq(&fresh, &t) && !fresh.ended.is_cancelled());
+        assert_eq!((fresh.campaign.created_at, fresh.local_viewers()), (new.created_at, 0));
+        assert!(Arc::ptr_eq(&tallies.get_or_create(&new), &fresh));
     }
 }

@@ -224,6 +224,11 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        // An empty pipeline is an error in redis-rs (the index is empty before the first
+        // campaign and after the last one is deleted).
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
         let metas: Vec<MetaFields> = match &self.conn {
             // One pipeline: one round trip for every campaign.
             Conn::Standalone(_) => {
@@ -275,6 +280,56 @@ impl Store for RedisStore {
             .await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
+    }
+
+    /// Three steps. (1) One pipeline reads the state and the series' hour partitions from
+    /// `vparts`/`iparts`: the campaign already records every hour hash it writes there
+    /// (series reads use them), and once ended it writes no new one, so this list is
+    /// complete. A SCAN for `lt:{c:<id>}:*` would find the same keys but walk the whole
+    /// keyspace on a standalone server, and on Cluster it would have to be sent to the node
+    /// owning the slot, outside the one-call-per-campaign shape of everything else.
+    /// (2) `delete.lua` re-checks the state and deletes all of it atomically. (3) The index
+    /// entries, in their own slot. If (3) fails the call is `Unavailable` and the campaign is
+    /// gone but for an index entry without meta, which listing skips and a new campaign of
+    /// the same id reuses.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
+        let k = CampaignKeys(id);
+        let (state, vparts, iparts): (Option<String>, Vec<i64>, Vec<i64>) = self
+            .conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .hget(k.meta(), "state")
+                    .zrange(k.vparts(), 0, -1)
+                    .zrange(k.iparts(), 0, -1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        match state.as_deref() {
+            None => return Err(StoreError::NotFound),
+            Some("ended") => {}
+            Some(_) => return Err(StoreError::Live),
+        }
+        let mut keys = k.fixed().to_vec();
+        keys.extend(vparts.into_iter().map(|p| k.vseries(p)));
+        keys.extend(iparts.into_iter().map(|p| k.iseries(p)));
+        let deleted: i64 = self.scripts.delete.run(&self.conn, &keys, NO_ARGS).await?;
+        match deleted {
+            1 => {}
+            0 => return Err(StoreError::NotFound),
+            _ => return Err(StoreError::Live),
+        }
+        self.conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .zrem(keys::INDEX, id)
+                    .ignore()
+                    .hdel(keys::ORDER, id)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
