@@ -14,6 +14,7 @@ on_every_store!(
     metrics_parse_and_carry_the_contract_names,
     pages_are_served,
     deleting_an_ended_campaign_removes_it_and_frees_the_id,
+    share_channels_beyond_the_bound_count_under_other,
 );
 
 use serde_json::json;
@@ -553,5 +554,31 @@ async fn deleting_an_ended_campaign_removes_it_and_frees_the_id(backend: Backend
             .await
             .0,
         201
+    );
+}
+
+async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-share-channels", "3"]);
+    node.campaign("bounded").await;
+    // Six channels, one flush apart (20 ms), so a bound per flush would keep them all.
+    let visits = ["a", "b", "a", "c", "d", "e", "a", "f", "d", "other"];
+    for via in visits {
+        let resp = node
+            .http
+            .get(node.url(&format!("/s/bounded?via={via}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    node.await_stats("bounded", "every visit", |s| s["share_visits"] == 10)
+        .await;
+    let (_, report) = node.op("GET", "/api/v1/campaigns/bounded/report", None).await;
+    assert_eq!(report["share_visits"], 10);
+    assert_eq!(
+        report["share_visits_by_channel"],
+        json!({"a": 3, "b": 1, "c": 1, "other": 5}),
+        "{report}"
     );
 }

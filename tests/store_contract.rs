@@ -70,6 +70,7 @@ contract!(
     unique_viewers_and_interactors,
     large_batch_is_counted_exactly,
     share_visits_by_channel,
+    share_channels_are_bounded_per_campaign,
     presence_sums_nodes_and_drops_on_leave,
     presence_expires_after_ttl,
     end_drops_viewers_to_zero,
@@ -500,6 +501,48 @@ async fn share_visits_by_channel(store: Arc<dyn Store>, _: &str) {
         stats.share_visits_by_channel,
         map(&[("wechat", 4), ("x", 42), ("other", 1)])
     );
+}
+
+async fn share_channels_are_bounded_per_campaign(store: Arc<dyn Store>, _: &str) {
+    const MAX: u64 = 64;
+    // 2,000 distinct channels over 20 flushes (of any nodes), with more visits on a channel
+    // counted early and on `other` itself, which is not one of the 64.
+    let id = new_campaign(&*store, "channels").await;
+    let mut total = 0;
+    for flush in 0..20 {
+        let mut b = batch(&id, 0, vec![]);
+        b.origin = format!("node-{}/run", flush % 3);
+        b.max_share_channels = MAX;
+        b.share_visits = (0..100)
+            .map(|i| (format!("ch-{:04}", flush * 100 + i), i % 3 + 1))
+            .collect();
+        b.share_visits.push(("ch-0000".into(), 1));
+        b.share_visits.push(("other".into(), 2));
+        total += b.share_visits.iter().map(|(_, n)| n).sum::<u64>();
+        assert_eq!(store.apply(&b).await.unwrap(), ok());
+    }
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits, total, "no visit is lost");
+    let by_channel = &stats.share_visits_by_channel;
+    assert_eq!(by_channel.len() as u64, MAX + 1, "{by_channel:?}");
+    let firsts: Vec<String> = (0..MAX).map(|i| format!("ch-{i:04}")).collect();
+    assert!(
+        by_channel.keys().all(|c| c == "other" || firsts.contains(c)),
+        "{by_channel:?}"
+    );
+    assert_eq!(by_channel["ch-0000"], 1 + 20, "a counted channel keeps counting");
+    assert_eq!(by_channel.values().sum::<u64>(), total);
+
+    // One batch with more channels than one Redis command carries.
+    let id = new_campaign(&*store, "channels").await;
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = (0..2_000).map(|i| (format!("ch-{i:04}"), 1)).collect();
+    store.apply(&b).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits, 2_000);
+    assert_eq!(stats.share_visits_by_channel.len() as u64, MAX + 1);
+    assert_eq!(stats.share_visits_by_channel["other"], 2_000 - MAX);
 }
 
 async fn presence_sums_nodes_and_drops_on_leave(store: Arc<dyn Store>, _: &str) {

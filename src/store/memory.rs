@@ -63,6 +63,16 @@ impl MemoryStore {
     }
 }
 
+/// Where visits beyond a campaign's channel bound are counted.
+const OTHER_CHANNEL: &str = "other";
+
+/// True when `channel` is counted under its own name: it is known already, it is `other`,
+/// or the campaign has fewer than `max` distinct channels besides `other` (0: no bound).
+fn share_channel_fits(shares: &BTreeMap<String, u64>, channel: &str, max: u64) -> bool {
+    let distinct = shares.len() - usize::from(shares.contains_key(OTHER_CHANNEL));
+    max == 0 || channel == OTHER_CHANNEL || shares.contains_key(channel) || (distinct as u64) < max
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     fn kind(&self) -> &'static str {
@@ -193,7 +203,12 @@ impl Store for MemoryStore {
             d.uniques.add(v);
         }
         for (channel, n) in &batch.share_visits {
-            *d.shares.entry(channel.clone()).or_default() += n;
+            let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
+                channel.as_str()
+            } else {
+                OTHER_CHANNEL
+            };
+            *d.shares.entry(channel.to_owned()).or_default() += n;
         }
         if let Some((node, presence)) = &batch.presence {
             let now = crate::util::now_ms();

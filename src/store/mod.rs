@@ -89,6 +89,10 @@ pub struct Batch {
     pub new_viewers: Vec<String>,
     /// `(channel, visits)` pairs.
     pub share_visits: Vec<(String, u64)>,
+    /// `--max-share-channels`: the store counts visits on a channel beyond the campaign's
+    /// first this many distinct ones under `other` (which is not one of them), whichever
+    /// node or flush brings them. 0: no bound.
+    pub max_share_channels: u64,
     /// This node's presence, when it changed or its lease is due for renewal.
     pub presence: Option<(String, Presence)>,
     /// Lease length for `presence`.
@@ -161,8 +165,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series
-    /// bucket), acked seqs, the unique and interactor sketches, share visits and the
-    /// presence lease. When presence is written, the peak (with its time and regions) is
+    /// bucket), acked seqs, the unique and interactor sketches, share visits (bounded by
+    /// `batch.max_share_channels`) and the presence lease. When presence is written, the peak (with its time and regions) is
     /// raised to the sum of the live leases if that is higher, so the peak is exact to the
     /// flush. Counts of an ended campaign are dropped (`Applied::ended`).
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied>;

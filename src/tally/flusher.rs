@@ -262,6 +262,7 @@ impl Flusher {
             sessions,
             new_viewers,
             share_visits,
+            max_share_channels: self.tallies.max_share_channels() as u64,
             presence,
             presence_ttl: self.timing.presence_ttl,
         };

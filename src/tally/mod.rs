@@ -22,9 +22,15 @@ use crate::store::Presence;
 pub use pending::Pending;
 use session::SessionSlot;
 
-/// Distinct share channels counted per campaign and flush; more are folded into `other` so
-/// a crafted link cannot grow the store without bound.
+/// Distinct share channels a tally holds per flush at least; more are folded into `other`.
+/// The store bounds a campaign's channels (`--max-share-channels`); this bounds the node's
+/// memory between flushes, and is never below the store's bound, so it folds nothing the
+/// store would have counted under its own name unless one flush brings more channels
+/// than the campaign may have.
 pub const MAX_SHARE_CHANNELS: usize = 256;
+
+/// `--max-share-channels` when nothing else is said (its default).
+pub const DEFAULT_MAX_SHARE_CHANNELS: usize = 64;
 
 /// The node-local state of one campaign.
 pub struct CampaignTally {
@@ -39,6 +45,8 @@ pub struct CampaignTally {
     new_viewers: Mutex<Vec<String>>,
     /// Share visits since the last flush.
     shares: Mutex<HashMap<String, u64>>,
+    /// Distinct channels `shares` holds before folding into `other`.
+    share_fold: usize,
     /// Bumped on every connect and leave, so the flusher knows presence changed.
     presence_version: AtomicU64,
     /// Cancelled when the campaign ends: every socket closes with 4000.
@@ -52,9 +60,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CampaignTally {
-    fn new(campaign: Campaign) -> Self {
+    fn new(campaign: Campaign, share_fold: usize) -> Self {
         let regions = campaign.regions.len() + 2;
         Self {
+            share_fold,
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
@@ -109,7 +118,7 @@ impl CampaignTally {
     /// Counts one share visit for `channel`.
     pub fn share_visit(&self, channel: &str) {
         let mut shares = lock(&self.shares);
-        let channel = if shares.len() >= MAX_SHARE_CHANNELS && !shares.contains_key(channel) {
+        let channel = if shares.len() >= self.share_fold && !shares.contains_key(channel) {
             "other"
         } else {
             channel
@@ -175,6 +184,8 @@ pub struct Tallies {
     map: Mutex<HashMap<String, Arc<CampaignTally>>>,
     /// Interactions in any tally not yet in the store (bounded by `--max-pending`).
     pending: Arc<Pending>,
+    /// `--max-share-channels`: sent with every batch, the store applies it.
+    max_share_channels: usize,
 }
 
 impl Tallies {
@@ -183,7 +194,19 @@ impl Tallies {
         Self {
             map: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new(max_pending)),
+            max_share_channels: DEFAULT_MAX_SHARE_CHANNELS,
         }
+    }
+
+    /// With `--max-share-channels` distinct share channels per campaign.
+    pub fn with_max_share_channels(mut self, n: usize) -> Self {
+        self.max_share_channels = n;
+        self
+    }
+
+    /// Distinct share channels a campaign counts under their own name.
+    pub fn max_share_channels(&self) -> usize {
+        self.max_share_channels
     }
 
     /// The node-wide count of unflushed interactions.
@@ -204,7 +227,8 @@ impl Tallies {
                 return t.clone();
             }
         }
-        let t = Arc::new(CampaignTally::new(campaign.clone()));
+        let fold = self.max_share_channels.max(MAX_SHARE_CHANNELS);
+        let t = Arc::new(CampaignTally::new(campaign.clone(), fold));
         map.insert(campaign.id.clone(), t.clone());
         t
     }

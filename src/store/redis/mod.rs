@@ -8,8 +8,9 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
-//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
+//! `9 + 2·kinds + channels + ⌈channels/1000⌉ + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉`
+//! Redis commands: the count grows with distinct kinds and channels and, in chunks of 1,000
+//! fields per
 //! command, with the sessions that sent something, never with the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
@@ -399,6 +400,7 @@ impl Store for RedisStore {
                     ttl_ms,
                     &batch.origin,
                     batch.number.to_string(),
+                    batch.max_share_channels.to_string(),
                 ),
             )
             .await?;
