@@ -7,7 +7,7 @@
 //! slots (bounded by `--max-pending`), and acks are withheld.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,9 @@ pub struct Flusher {
     pub timing: Timing,
     /// Last batch number handed out (see `Batch::number`), increasing for the process life.
     batch_numbers: AtomicU64,
+    /// This round: some batch was sent / some batch failed (see `Pending::set_store_failing`).
+    round_sent: AtomicBool,
+    round_failed: AtomicBool,
 }
 
 impl Flusher {
@@ -95,6 +98,8 @@ impl Flusher {
             origin,
             timing,
             batch_numbers: AtomicU64::new(0),
+            round_sent: AtomicBool::new(false),
+            round_failed: AtomicBool::new(false),
         }
     }
 
@@ -154,6 +159,12 @@ impl Flusher {
             .buffer_unordered(FLUSH_CONCURRENCY)
             .collect()
             .await;
+        // The store is failing while a round's batches fail, healthy once one lands; a round
+        // that sent nothing changes nothing. Sockets refuse at --max-pending only meanwhile.
+        if self.round_sent.swap(false, Ordering::Relaxed) {
+            let failed = self.round_failed.swap(false, Ordering::Relaxed);
+            self.tallies.pending().set_store_failing(failed);
+        }
         let mut all_ok = true;
         for (id, state, ok, removed) in results {
             all_ok &= ok;
@@ -291,9 +302,11 @@ impl Flusher {
         // Presence lease renewals/failures and store recoveries (see `Metrics::batch_sent`).
         self.metrics
             .batch_sent(inflight.batch.presence.is_some(), result.is_ok());
+        self.round_sent.store(true, Ordering::Relaxed);
         let applied = match result {
             Ok(a) => a,
             Err(e) => {
+                self.round_failed.store(true, Ordering::Relaxed);
                 self.metrics.store_errors.inc();
                 tracing::warn!(campaign = %tally.campaign.id, error = %e, "flush failed; counts stay buffered");
                 return Err(inflight);
@@ -437,10 +450,15 @@ mod tests {
         tokio::time::sleep(INTERVAL * 10).await;
         assert_eq!(slot.acked(), 0, "nothing is acked while the store is down");
         assert_eq!(tallies.pending().get(), 5);
+        assert!(tallies.pending().is_store_failing(), "so --max-pending applies now");
         store.set_down(false);
         acked(&slot, 2).await;
         assert_eq!(likes(&store, "launch").await, (5, 1));
         assert_eq!(tallies.pending().get(), 0);
+        assert!(
+            !tallies.pending().is_store_failing(),
+            "and no longer once a batch landed"
+        );
         stop.cancel();
         task.await.unwrap();
     }
