@@ -312,6 +312,20 @@ impl Flusher {
                 return Err(inflight);
             }
         };
+        if inflight.batch.presence.is_some() {
+            state.presence_version = Some(inflight.presence_version);
+            state.presence_at = Some(started);
+        }
+        if applied.ended {
+            // Nothing of the batch was counted: no slot is acked, the counts are settled
+            // (never to be counted or resent), and the sockets close with 4000.
+            for (slot, snap) in inflight.slots.iter().zip(&inflight.snaps) {
+                slot.mark_refused(snap);
+            }
+            self.tallies.pending().settle(inflight.counted);
+            tally.ended.cancel();
+            return Ok(());
+        }
         let fenced: HashSet<usize> = applied
             .fenced
             .iter()
@@ -339,13 +353,6 @@ impl Flusher {
                 .interactions
                 .with_label_values(&[inflight.batch.campaign.as_str(), k])
                 .inc_by(n);
-        }
-        if inflight.batch.presence.is_some() {
-            state.presence_version = Some(inflight.presence_version);
-            state.presence_at = Some(started);
-        }
-        if applied.ended {
-            tally.ended.cancel();
         }
         Ok(())
     }
@@ -506,6 +513,12 @@ mod tests {
         let (stop, task) = start(flusher(store.clone(), &tallies));
         tally.ended.cancelled().await;
         assert_eq!(likes(&store, "launch").await.0, 0);
+        assert_eq!(slot.acked(), 0, "no ack without the count");
+        assert_eq!(tallies.pending().get(), 0, "settled: never to be counted");
+        // Nor is it sent again.
+        let sent = store.applied.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(INTERVAL * 5).await;
+        assert_eq!(store.applied.load(std::sync::atomic::Ordering::SeqCst), sent);
         stop.cancel();
         task.await.unwrap();
     }

@@ -530,4 +530,38 @@ mod tests {
         assert_eq!(rig.closed("policy"), 1);
         assert_eq!(rig.tallies.pending().get(), 1, "the resends took nothing");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_the_store_refused_as_ended_is_never_acked_and_the_socket_closes_with_4000() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut c, task) = rig.connect("session=session-0001").await;
+        next_json(&mut c).await;
+        send(&mut c, &protocol::client::interact("like", 1, Some(1))).await;
+        assert_eq!(next_json(&mut c).await, serde_json::json!({"type":"ack","seq":1}));
+        // Another node ends the campaign; this node learns it from its next batch.
+        rig.store.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        send(&mut c, &protocol::client::interact("like", 2, Some(2))).await;
+        send(&mut c, &protocol::client::interact("like", 3, Some(3))).await;
+        let code = loop {
+            match c.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let m: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    assert_ne!(m["type"], "ack", "acked what was not counted: {m}");
+                }
+                Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended without a close: {other:?}"),
+            }
+        };
+        assert_eq!(code, Some(close::ENDED));
+        task.await.unwrap();
+        let s = rig
+            .store
+            .stats("launch", &["like".into()], crate::util::now_ms())
+            .await
+            .unwrap();
+        assert_eq!(s.interactions["like"], 1);
+        assert_eq!(rig.tallies.pending().get(), 0);
+    }
 }
