@@ -105,11 +105,7 @@ pub async fn delete(
     // the id can be created and joined again at once (other nodes drop theirs within a
     // flush interval of their last socket closing).
     if let Some(t) = api.tallies.get(&id) {
-        let kinds = t.campaign.kinds.clone();
-        drop(t);
-        if api.tallies.remove_if_idle(&id) {
-            api.metrics.forget_campaign(&id, &kinds);
-        }
+        api.tallies.remove_if_idle(t, &api.metrics);
     }
     tracing::info!(campaign = %id, "campaign deleted");
     Ok(HttpResponse::NoContent().finish())

@@ -213,12 +213,7 @@ impl Flusher {
                 }
             }
             if ok && idle {
-                let kinds = tally.campaign.kinds.clone();
-                drop(tally);
-                removed = self.tallies.remove_if_idle(&id);
-                if removed {
-                    self.metrics.forget_campaign(&id, &kinds);
-                }
+                removed = self.tallies.remove_if_idle(tally, &self.metrics);
             }
         }
         (id, state, ok, removed)

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::campaign::Campaign;
+use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::Presence;
 pub use pending::Pending;
@@ -241,17 +242,26 @@ impl Tallies {
         lock(&self.map).values().cloned().collect()
     }
 
-    /// Forgets a tally, unless a socket joined since `idle` was checked (the caller holds
-    /// the only other references).
-    pub fn remove_if_idle(&self, id: &str) -> bool {
-        let mut map = lock(&self.map);
-        match map.get(id) {
-            Some(t) if Arc::strong_count(t) == 1 && t.sockets() == 0 && t.is_drained() => {
-                map.remove(id);
-                true
+    /// Forgets `tally` (handing back the caller's reference) and retires its metric series,
+    /// unless a socket joined since it was found idle or someone else still holds it.
+    pub fn remove_if_idle(&self, tally: Arc<CampaignTally>, metrics: &Metrics) -> bool {
+        let id = tally.campaign.id.clone();
+        let kinds = tally.campaign.kinds.clone();
+        drop(tally);
+        let removed = {
+            let mut map = lock(&self.map);
+            match map.get(&id) {
+                Some(t) if Arc::strong_count(t) == 1 && t.sockets() == 0 && t.is_drained() => {
+                    map.remove(&id);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
+        };
+        if removed {
+            metrics.forget_campaign(&id, &kinds);
         }
+        removed
     }
 }
 
