@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("campaign already exists")]
     Conflict,
+    /// 409 too: the campaign must be ended first (`DELETE` of a live one).
+    #[error("campaign is live: end it first")]
+    Live,
     #[error("campaign has ended")]
     Gone,
     #[error("{0}")]
@@ -93,7 +96,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict => "conflict",
+            ApiError::Conflict | ApiError::Live => "conflict",
             ApiError::Gone => "ended",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::TooMany { code, .. } => code,
@@ -106,6 +109,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict => ApiError::Conflict,
             StoreError::NotFound => ApiError::NotFound("campaign"),
+            StoreError::Live => ApiError::Live,
             // The store's own words (Redis and Lua messages) stay in the log: they describe
             // the deployment, and a public client can do nothing with them.
             StoreError::Unavailable(cause) => {
@@ -136,7 +140,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::Conflict | ApiError::Live => StatusCode::CONFLICT,
             ApiError::Gone => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -125,7 +125,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     metrics.store_pending_limit.set(config.max_pending as i64);
     // connect_store succeeded above: the store answered.
     metrics.store_up.set(1);
-    let tallies = Arc::new(Tallies::new(config.max_pending));
+    let tallies = Arc::new(Tallies::new(config.max_pending).with_max_share_channels(config.max_share_channels));
     let addr = listener.local_addr()?;
     // Cancelled after the last flush's acks went out: every socket closes with 1001.
     let close_sockets = CancellationToken::new();

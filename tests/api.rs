@@ -13,6 +13,8 @@ on_every_store!(
     series_hold_viewers_and_interactions_per_tick,
     metrics_parse_and_carry_the_contract_names,
     pages_are_served,
+    deleting_an_ended_campaign_removes_it_and_frees_the_id,
+    share_channels_beyond_the_bound_count_under_other,
 );
 
 use serde_json::json;
@@ -68,6 +70,7 @@ async fn operator_routes_need_the_token(backend: Backend) {
         ("POST", "/api/v1/campaigns/auth/tokens"),
         ("GET", "/api/v1/campaigns/auth/series"),
         ("GET", "/api/v1/campaigns/auth/report"),
+        ("DELETE", "/api/v1/campaigns/auth"),
     ];
     for (method, path) in routes {
         let (status, body) = node.call(method, path, Some(json!({})), None).await;
@@ -324,17 +327,57 @@ async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
     assert_eq!(coarse["step_ms"], 3_600_000);
     assert_eq!(coarse["points"].as_array().unwrap().len(), 1);
     assert_eq!(sum(&coarse), 7);
-    for bad in [
-        "metric=likes",
-        "metric=interactions&kind=dance",
-        "step=0",
-        "from=10&to=5",
+    for (bad, field) in [
+        ("metric=likes", "metric"),
+        ("metric=interactions&kind=dance", "kind"),
+        ("step=0", "step"),
+        ("step=soon", "step"),
+        ("from=10&to=5", "from"),
+        ("to=5", "to"),
+        ("from=-1", "from"),
+        ("from=x", "from"),
+        ("to=9007199254740992", "to"),
+        // Once the node allocated points until the kernel killed it.
+        ("metric=interactions&from=0&to=9223372036854775807", "to"),
+        ("metric=interactions&from=0&to=10000000&step=0.001", "step"),
+        ("metric=interactions&from=0&to=10000000&step=1", "step"),
+        ("metric=viewers&from=0&to=9007199254740991&step=0.5", "step"),
     ] {
+        let started = std::time::Instant::now();
         let (status, body) = node
             .op("GET", &format!("/api/v1/campaigns/series/series?{bad}"), None)
             .await;
-        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{bad}: {body}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{bad} took {:?}",
+            started.elapsed()
+        );
     }
+    // The widest windows are fine when the points are few, and take no time either.
+    for (wide, points) in [
+        ("metric=interactions&from=0&to=9007199254740991", 1_000),
+        ("metric=interactions&from=1&to=9007199254740991&step=1e300", 1),
+        ("metric=interactions&from=0&to=9999999&step=1", 10_000),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = node
+            .op("GET", &format!("/api/v1/campaigns/series/series?{wide}"), None)
+            .await;
+        assert_eq!(status, 200, "{wide}: {body}");
+        assert_eq!(body["points"].as_array().unwrap().len(), points, "{wide}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{wide} took {:?}",
+            started.elapsed()
+        );
+    }
+    // The node still answers, and still counts.
+    assert_eq!(node.stats("series").await["interactions"]["like"], 6);
 }
 
 async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
@@ -406,5 +449,136 @@ async fn pages_are_served(backend: Backend) {
     assert_eq!(
         node.http.get(node.url("/nothing-here")).send().await.unwrap().status(),
         404
+    );
+}
+
+async fn deleting_an_ended_campaign_removes_it_and_frees_the_id(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
+    node.campaign("gone").await;
+    let mut ws = node.viewer("gone", "session=session-gone").await;
+    ws.next().await;
+    ws.send(json!({"type":"interact","kind":"like","count":3,"seq":1}))
+        .await;
+    ws.until(|m| m["type"] == "ack" && m["seq"] == 1).await;
+    let path = "/api/v1/campaigns/gone/registrations";
+    assert_eq!(
+        node.call("POST", path, Some(json!({"viewer": "viewer-gone"})), None)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        node.http
+            .get(node.url("/s/gone?via=wechat"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        302
+    );
+    node.await_stats("gone", "the like and the visit", |s| {
+        s["interactions"]["like"] == 3 && s["share_visits"] == 1
+    })
+    .await;
+
+    // A live campaign is not deleted, nor is one asked with a body it does not take.
+    let (status, body) = node.op("DELETE", "/api/v1/campaigns/gone", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert_eq!(node.op("POST", "/api/v1/campaigns/gone/end", None).await.0, 200);
+    assert_eq!(ws.closed().await, support::node::End::Close(4000));
+    let (status, _) = node
+        .op("DELETE", "/api/v1/campaigns/gone", Some(json!({"force": true})))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(node.op("GET", "/api/v1/campaigns/gone/report", None).await.0, 200);
+
+    let resp = node
+        .http
+        .delete(node.url("/api/v1/campaigns/gone"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    for (method, path) in [
+        ("DELETE", "/api/v1/campaigns/gone"),
+        ("GET", "/api/v1/campaigns/gone"),
+        ("GET", "/api/v1/campaigns/gone/report"),
+        ("DELETE", "/api/v1/campaigns/never-was"),
+        ("DELETE", "/api/v1/campaigns/NOT-AN-ID"),
+    ] {
+        let (status, body) = node.op(method, path, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{method} {path}"
+        );
+    }
+    let (_, list) = node.op("GET", "/api/v1/campaigns", None).await;
+    assert_eq!(list["campaigns"], json!([]));
+
+    // The id is free again, and the new campaign starts from nothing.
+    node.campaign("gone").await;
+    let mut ws = node.viewer("gone", "session=session-gone").await;
+    let welcome = ws.next().await;
+    assert_eq!(welcome["acked_seq"], 0, "{welcome}");
+    let s = &welcome["stats"];
+    assert_eq!(
+        (
+            s["interactions"]["like"].as_u64().unwrap_or(0),
+            s["registrations"].as_u64(),
+            s["share_visits"].as_u64()
+        ),
+        (0, Some(0), Some(0)),
+        "{welcome}"
+    );
+    ws.send(json!({"type":"interact","kind":"like","seq":1})).await;
+    ws.until(|m| m["type"] == "ack" && m["seq"] == 1).await;
+    let s = node
+        .await_stats("gone", "one like and one viewer", |s| {
+            s["interactions"]["like"] == 1 && s["viewers"] == 1
+        })
+        .await;
+    assert_eq!(
+        (s["peak_viewers"].as_u64(), s["unique_viewers"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        node.call("POST", path, Some(json!({"viewer": "viewer-gone"})), None)
+            .await
+            .0,
+        201
+    );
+}
+
+async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
+    let node = Node::start_with(backend, &["--max-share-channels", "3"]);
+    node.campaign("bounded").await;
+    // Six channels, one flush apart (20 ms), so a bound per flush would keep them all.
+    let visits = ["a", "b", "a", "c", "d", "e", "a", "f", "d", "other"];
+    for via in visits {
+        let resp = node
+            .http
+            .get(node.url(&format!("/s/bounded?via={via}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    node.await_stats("bounded", "every visit", |s| s["share_visits"] == 10)
+        .await;
+    let (_, report) = node.op("GET", "/api/v1/campaigns/bounded/report", None).await;
+    assert_eq!(report["share_visits"], 10);
+    assert_eq!(
+        report["share_visits_by_channel"],
+        json!({"a": 3, "b": 1, "c": 1, "other": 5}),
+        "{report}"
     );
 }

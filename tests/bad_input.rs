@@ -282,6 +282,77 @@ async fn bad_api_input_gets_json_errors(backend: Backend) {
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid");
+    // Operator bodies are the documented JSON shape or nothing: no silent defaults.
+    node.campaign("strict").await;
+    let tokens = "/api/v1/campaigns/strict/tokens";
+    let form = Some("application/x-www-form-urlencoded");
+    let json = Some("application/json");
+    for (path, content_type, body, field) in [
+        (tokens, json, r#"{"ttl_s":"60"}"#, Some("ttl_s")),
+        (tokens, json, r#"{"ttl_s":-5}"#, Some("ttl_s")),
+        (tokens, json, r#"{"ttl_s":60.5}"#, Some("ttl_s")),
+        (tokens, json, r#"{"ttl_s":null}"#, Some("ttl_s")),
+        (tokens, json, r#"{"ttl":60}"#, None),
+        (tokens, json, "[60]", None),
+        (tokens, json, "{oops", None),
+        (tokens, form, "ttl_s=60", None),
+        (tokens, None, r#"{"ttl_s":60}"#, None),
+        ("/api/v1/campaigns", form, "id=form&title=Form", None),
+        ("/api/v1/campaigns", json, "", None),
+        ("/api/v1/campaigns", json, r#"["strict-2"]"#, None),
+        (
+            "/api/v1/campaigns",
+            json,
+            r#"{"id":"strict-2","title":"t","extra":1}"#,
+            None,
+        ),
+        (
+            "/api/v1/campaigns",
+            json,
+            r#"{"id":"strict-2","title":"t","kinds":null}"#,
+            Some("kinds"),
+        ),
+        (
+            "/api/v1/campaigns",
+            json,
+            r#"{"id":"strict-2","title":"t","access":true}"#,
+            Some("access"),
+        ),
+        ("/api/v1/campaigns/strict/end", json, r#"{"at":5}"#, None),
+        ("/api/v1/campaigns/strict/end", form, "now=1", None),
+        ("/api/v1/campaigns/strict/end", json, "null", None),
+    ] {
+        let (status, err) = raw_op(&node, path, content_type, body).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str(), err["error"]["field"].as_str()),
+            (400, Some("invalid"), field),
+            "{path} {content_type:?} {body}: {err}"
+        );
+    }
+    assert_eq!(node.op("GET", "/api/v1/campaigns/strict-2", None).await.0, 404);
+    let (_, strict) = node.op("GET", "/api/v1/campaigns/strict", None).await;
+    assert_eq!(strict["state"], "live", "not ended by a bad body");
+    // No body at all, or an empty object, means the defaults.
+    for (content_type, body) in [(None, ""), (json, ""), (json, "{}"), (json, " { } ")] {
+        let (status, t) = raw_op(&node, tokens, content_type, body).await;
+        assert_eq!(status, 201, "{content_type:?} {body:?}: {t}");
+        let ttl_ms = t["expires_at"].as_i64().unwrap() - now_ms();
+        assert!((86_390_000..=86_400_000).contains(&ttl_ms), "{ttl_ms}");
+    }
+    let (status, t) = raw_op(
+        &node,
+        tokens,
+        Some("application/json; charset=utf-8"),
+        r#"{"ttl_s":60}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    assert!(
+        (50_000..=60_000).contains(&(t["expires_at"].as_i64().unwrap() - now_ms())),
+        "{t}"
+    );
+    assert_eq!(raw_op(&node, "/api/v1/campaigns/strict/end", json, "{}").await.0, 200);
+
     // Registrations need a valid viewer id; unknown campaigns are 404.
     node.campaign("reg").await;
     let (status, err) = node
@@ -304,4 +375,22 @@ async fn bad_api_input_gets_json_errors(backend: Backend) {
     assert_eq!(status, 404);
     let (status, err) = node.call("GET", "/api/v1/campaigns/none", None, None).await;
     assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+/// An operator POST with a raw body and content type (none: no header).
+async fn raw_op(node: &Node, path: &str, content_type: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut req = node.http.post(node.url(path)).bearer_auth(support::node::TOKEN);
+    if let Some(t) = content_type {
+        req = req.header("content-type", t);
+    }
+    let resp = req.body(body.to_owned()).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

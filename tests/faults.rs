@@ -433,8 +433,9 @@ async fn graceful_shutdown_keeps_every_ack_and_resends_count_once() {
     assert_eq!(load::likes(&s), SESSIONS as u64 * total_upto(FINAL), "{s}");
 }
 
-/// Past `--max-pending` buffered counts, a node refuses new interactions with an error
-/// instead of dropping them silently; what it took is acked once Redis is back.
+/// `--max-pending` bounds what a failing store leaves buffered: a healthy store takes any
+/// amount, a failing one gets new interactions refused with an error once the bound is
+/// reached (never dropped silently), and what the node took is acked once Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_buffer_bound_interactions_are_refused_not_dropped() {
     let redis = RedisServer::start();
@@ -442,26 +443,45 @@ async fn past_the_buffer_bound_interactions_are_refused_not_dropped() {
     node.campaign("bounded").await;
     let mut ws = node.viewer("bounded", "session=session-bound").await;
     ws.next().await;
-    redis.pause();
-    // Wait until the node has noticed (readiness fails) so nothing below can be flushed.
-    eventually("readyz 503", || async {
-        (node.http.get(node.url("/readyz")).send().await.unwrap().status() == 503).then_some(())
-    })
-    .await;
-    for seq in 1..=5 {
-        ws.send(json!({"type":"interact","kind":"like","seq":seq})).await;
+    let like = |seq: u64, count: u64| json!({"type":"interact","kind":"like","count":count,"seq":seq});
+    // Healthy: 12 likes in one burst, more than the bound, are all taken.
+    for seq in 1..=4 {
+        ws.send(like(seq, 3)).await;
     }
-    ws.send(json!({"type":"interact","kind":"like","seq":6})).await;
-    let refused = ws.next_of("error").await;
-    assert_eq!(refused["code"], "store_unavailable");
-    assert_eq!(refused["seq"], 6);
-    redis.resume();
-    assert_eq!(ws.until(|m| m["type"] == "ack").await["seq"], 5);
-    // Seq 6 was not taken: the client sends it again and it counts once.
-    ws.send(json!({"type":"interact","kind":"like","seq":6})).await;
-    ws.until(|m| m["type"] == "ack" && m["seq"] == 6).await;
-    let s = node
-        .await_stats("bounded", "6 likes", |s| s["interactions"]["like"] == 6)
+    let ack = ws
+        .until(|m| m["type"] != "stats" && (m["type"] == "error" || m["seq"] == 4))
         .await;
-    assert_eq!(s["interactions"]["like"], 6);
+    assert_eq!(ack, json!({"type":"ack","seq":4}));
+
+    redis.pause();
+    // The node learns the store is failing when a batch fails (within the 2 s call
+    // timeout): it takes what comes until then, and refuses once 5 are buffered.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seq = 5;
+    let refused = loop {
+        assert!(Instant::now() < deadline, "no store_unavailable after seq {seq}");
+        ws.send(like(seq, 1)).await;
+        match tokio::time::timeout(Duration::from_millis(200), ws.next_of("error")).await {
+            Ok(e) => {
+                assert_eq!(
+                    (e["code"].as_str(), e["seq"].as_u64()),
+                    (Some("store_unavailable"), Some(seq))
+                );
+                break seq;
+            }
+            Err(_) => seq += 1,
+        }
+    };
+    assert!(refused >= 9, "refused at seq {refused}, before 5 were buffered");
+    redis.resume();
+    // The batch in flight at the pause lands first, then the rest: every seq taken is acked.
+    ws.until(|m| m["type"] == "ack" && m["seq"] == refused - 1).await;
+    // The refused seq was not taken: the client sends it again and it counts once.
+    ws.send(like(refused, 1)).await;
+    ws.until(|m| m["type"] == "ack" && m["seq"] == refused).await;
+    let total = 12 + (refused - 5) + 1;
+    let s = node
+        .await_stats("bounded", "every like taken", |s| s["interactions"]["like"] == total)
+        .await;
+    assert_eq!(s["interactions"]["like"], total);
 }

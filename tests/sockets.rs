@@ -12,6 +12,7 @@ on_every_store!(
     ending_a_campaign_closes_sockets_with_4000_and_freezes_counts,
     private_campaigns_need_a_valid_join_token,
     a_message_sent_with_the_upgrade_request_is_counted_and_acked,
+    a_healthy_store_is_never_a_reason_to_refuse,
 );
 
 use serde_json::json;
@@ -247,4 +248,39 @@ async fn a_message_sent_with_the_upgrade_request_is_counted_and_acked(backend: B
         .await_stats("eager", "the like", |s| s["interactions"]["like"] != 0)
         .await;
     assert_eq!(s["interactions"]["like"], 3, "{s}");
+}
+
+/// `--max-pending` bounds what a failing store leaves buffered, not the traffic: 30
+/// sockets sending `count` 100 buffer far more than 1,000 between two flushes, and a
+/// healthy store takes all of it.
+async fn a_healthy_store_is_never_a_reason_to_refuse(backend: Backend) {
+    let node = Node::start_with(
+        backend,
+        &["--max-pending", "1000", "--max-interactions-per-sec", "1000"],
+    );
+    node.campaign("busy").await;
+    let sockets = futures_util::future::join_all((0..30).map(|i| {
+        let node = &node;
+        async move {
+            let mut ws = node
+                .viewer("busy", &format!("viewer=viewer-{i:04}&session=session-{i:04}"))
+                .await;
+            assert_eq!(ws.next().await["type"], "welcome");
+            ws
+        }
+    }))
+    .await;
+    futures_util::future::join_all(sockets.into_iter().map(|mut ws| async move {
+        for seq in 1..=20 {
+            ws.send(json!({"type":"interact","kind":"like","count":100,"seq":seq}))
+                .await;
+        }
+        let last = ws.until(|m| m["type"] == "error" || m["seq"] == 20).await;
+        assert_eq!(last, json!({"type":"ack","seq":20}), "no refusal");
+    }))
+    .await;
+    let s = node
+        .await_stats("busy", "60,000 likes", |s| s["interactions"]["like"] == 60_000)
+        .await;
+    assert_eq!(s["interactions"]["like"], 60_000);
 }

@@ -70,6 +70,7 @@ contract!(
     unique_viewers_and_interactors,
     large_batch_is_counted_exactly,
     share_visits_by_channel,
+    share_channels_are_bounded_per_campaign,
     presence_sums_nodes_and_drops_on_leave,
     presence_expires_after_ttl,
     end_drops_viewers_to_zero,
@@ -77,6 +78,7 @@ contract!(
     interaction_series_per_kind_and_total,
     register_is_idempotent,
     retried_batch_is_applied_once,
+    delete_removes_an_ended_campaign_and_all_its_data,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -501,6 +503,48 @@ async fn share_visits_by_channel(store: Arc<dyn Store>, _: &str) {
     );
 }
 
+async fn share_channels_are_bounded_per_campaign(store: Arc<dyn Store>, _: &str) {
+    const MAX: u64 = 64;
+    // 2,000 distinct channels over 20 flushes (of any nodes), with more visits on a channel
+    // counted early and on `other` itself, which is not one of the 64.
+    let id = new_campaign(&*store, "channels").await;
+    let mut total = 0;
+    for flush in 0..20 {
+        let mut b = batch(&id, 0, vec![]);
+        b.origin = format!("node-{}/run", flush % 3);
+        b.max_share_channels = MAX;
+        b.share_visits = (0..100)
+            .map(|i| (format!("ch-{:04}", flush * 100 + i), i % 3 + 1))
+            .collect();
+        b.share_visits.push(("ch-0000".into(), 1));
+        b.share_visits.push(("other".into(), 2));
+        total += b.share_visits.iter().map(|(_, n)| n).sum::<u64>();
+        assert_eq!(store.apply(&b).await.unwrap(), ok());
+    }
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits, total, "no visit is lost");
+    let by_channel = &stats.share_visits_by_channel;
+    assert_eq!(by_channel.len() as u64, MAX + 1, "{by_channel:?}");
+    let firsts: Vec<String> = (0..MAX).map(|i| format!("ch-{i:04}")).collect();
+    assert!(
+        by_channel.keys().all(|c| c == "other" || firsts.contains(c)),
+        "{by_channel:?}"
+    );
+    assert_eq!(by_channel["ch-0000"], 1 + 20, "a counted channel keeps counting");
+    assert_eq!(by_channel.values().sum::<u64>(), total);
+
+    // One batch with more channels than one Redis command carries.
+    let id = new_campaign(&*store, "channels").await;
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = (0..2_000).map(|i| (format!("ch-{i:04}"), 1)).collect();
+    store.apply(&b).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits, 2_000);
+    assert_eq!(stats.share_visits_by_channel.len() as u64, MAX + 1);
+    assert_eq!(stats.share_visits_by_channel["other"], 2_000 - MAX);
+}
+
 async fn presence_sums_nodes_and_drops_on_leave(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "presence").await;
     let before = now();
@@ -772,6 +816,155 @@ async fn register_is_idempotent(store: Arc<dyn Store>, _: &str) {
     ));
 }
 
+async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>, kind: &str) {
+    let id = uid("delete");
+    let before = footprint(kind, &id);
+    assert_eq!(before, 0);
+    fill(&*store, &id).await;
+    if kind != "memory" {
+        // 13 fixed keys and two hour hashes per series, and the index entries.
+        assert_eq!(footprint(kind, &id), 13 + 4 + 2, "the probe sees every key");
+    }
+    // A live campaign is refused and keeps everything.
+    assert!(matches!(store.delete_campaign(&id).await, Err(StoreError::Live)));
+    assert_eq!(interactions(&*store, &id).await["like"], 5);
+    store.end_campaign(&id, 4 * HOUR).await.unwrap();
+
+    store.delete_campaign(&id).await.unwrap();
+    assert_eq!(footprint(kind, &id), before, "every key is gone");
+    assert_eq!(store.get_campaign(&id).await.unwrap(), None);
+    assert!(!store.list_campaigns().await.unwrap().iter().any(|c| c.id == id));
+    assert!(matches!(store.delete_campaign(&id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.stats(&id, &kinds(), now()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.series(&id, &SeriesMetric::Viewers, 0, i64::MAX).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.claim_session(&id, "session-1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.register(&id, "viewer-1").await,
+        Err(StoreError::NotFound)
+    ));
+    let mut late = batch(&id, 0, vec![delta("session-1", "viewer-1", 1, 9, &[("like", 1)])]);
+    late.presence = Some(("node-a".into(), presence(1, &[])));
+    assert_eq!(store.apply(&late).await.unwrap(), ended());
+    store.drop_presence(&id, "node-a").await.unwrap();
+    assert_eq!(footprint(kind, &id), before, "and nothing wrote it back");
+    assert!(matches!(
+        store.delete_campaign(&uid("missing")).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // The id can be created again, and starts from nothing.
+    store.create_campaign(&campaign(&id, 5 * HOUR)).await.unwrap();
+    let fresh = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(
+        fresh,
+        livetally::store::Stats {
+            interactions: map(&[("like", 0), ("cheer", 0), ("comment", 0), ("share", 0)]),
+            ..Default::default()
+        }
+    );
+    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
+    assert!(store.register(&id, "viewer-1").await.unwrap());
+    assert_eq!(
+        store
+            .series(&id, &SeriesMetric::Interactions(None), 0, i64::MAX)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    let listed: Vec<String> = store
+        .list_campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.id == id)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, vec![id.clone()]);
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Creates campaign `id` and writes every kind of data a campaign keeps: sessions and
+/// epochs, counts and interaction series in two hours, sketches, share channels, presence,
+/// a retry mark, registrations, viewer series in two hours and the peak.
+async fn fill(store: &dyn Store, id: &str) {
+    store.create_campaign(&campaign(id, 1_000)).await.unwrap();
+    let (e, _) = store.claim_session(id, "session-1").await.unwrap();
+    let mut b = batch(id, 1_000, vec![delta("session-1", "viewer-1", e, 1, &[("like", 2)])]);
+    b.origin = "node-a/run-1".into();
+    b.number = 1;
+    b.new_viewers = vec!["viewer-1".into(), "viewer-2".into()];
+    b.share_visits = vec![("wechat".into(), 3)];
+    b.presence = Some(("node-a".into(), presence(2, &[("US", 2)])));
+    assert_eq!(store.apply(&b).await.unwrap(), ok());
+    let later = batch(
+        id,
+        HOUR + 1_000,
+        vec![delta("session-1", "viewer-1", e, 2, &[("like", 3)])],
+    );
+    assert_eq!(store.apply(&later).await.unwrap(), ok());
+    assert!(store.register(id, "viewer-1").await.unwrap());
+    store
+        .record_tick(id, 1_000, 1_000, 2, &map(&[("US", 2)]))
+        .await
+        .unwrap();
+    store
+        .record_tick(id, HOUR + 1_000, HOUR + 1_000, 3, &map(&[]))
+        .await
+        .unwrap();
+}
+
+/// The Redis servers behind a backend (none for memory).
+fn servers(kind: &str) -> Vec<&'static RedisServer> {
+    match kind {
+        "redis" => REDIS.get().into_iter().collect(),
+        "redis-cluster" => CLUSTER.get().map(|c| c.nodes().iter().collect()).unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+/// What Redis holds for campaign `id`: its `{c:<id>}` keys on every server (SCAN, so
+/// other tests' campaigns on the shared servers do not count) plus its index entries.
+/// Always 0 on the memory store, where a campaign is one map entry.
+fn footprint(kind: &str, id: &str) -> usize {
+    let pattern = format!("lt:{{c:{id}}}:*");
+    let mut n = 0;
+    for server in servers(kind) {
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, keys): (String, Vec<String>) =
+                server.query(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"]);
+            n += keys.len();
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        // On Cluster only the node owning `{campaigns}` answers; the others redirect.
+        let client = ::redis::Client::open(server.url()).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let indexed: ::redis::RedisResult<Option<f64>> = ::redis::cmd("ZSCORE")
+            .arg("lt:{campaigns}:index")
+            .arg(id)
+            .query(&mut con);
+        let ordered: ::redis::RedisResult<bool> = ::redis::cmd("HEXISTS")
+            .arg("lt:{campaigns}:order")
+            .arg(id)
+            .query(&mut con);
+        n += usize::from(matches!(indexed, Ok(Some(_)))) + usize::from(matches!(ordered, Ok(true)));
+    }
+    n
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis only: failure behaviour and traffic shape, on servers of their own.
 
@@ -855,6 +1048,27 @@ mod redis_only {
         let res = RedisStore::connect_standalone(&url).await;
         assert!(matches!(res, Err(StoreError::Unavailable(_))));
         assert!(started.elapsed() <= CALL_TIMEOUT + Duration::from_millis(500));
+    }
+
+    /// On a server of its own, `DBSIZE` is where it was before the campaign: nothing of it
+    /// is left anywhere, the index included.
+    #[tokio::test]
+    async fn delete_leaves_the_key_count_where_it_was() {
+        let server = RedisServer::start();
+        let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+        assert_eq!(
+            store.list_campaigns().await.unwrap(),
+            vec![],
+            "an empty index lists nothing"
+        );
+        new_campaign(&store, "keeper").await; // the index keys exist before and after
+        let before: u64 = server.query(&["DBSIZE"]);
+        let id = uid("delete");
+        fill(&store, &id).await;
+        store.end_campaign(&id, now()).await.unwrap();
+        assert!(server.query::<u64>(&["DBSIZE"]) > before);
+        store.delete_campaign(&id).await.unwrap();
+        assert_eq!(server.query::<u64>(&["DBSIZE"]), before);
     }
 
     /// Sum of `calls=` over `INFO commandstats` (commands run inside scripts included).

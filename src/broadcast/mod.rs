@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
-use crate::store::{bucket_of, Store};
+use crate::store::{bucket_of, Store, StoreError};
 use crate::tally::{CampaignTally, Tallies};
 
 /// The broadcaster task and the few things it touches.
@@ -55,6 +55,11 @@ impl Broadcaster {
         self.metrics.store_call(stats.is_ok());
         let mut stats = match stats {
             Ok(s) => s,
+            // Deleted (so ended) before this node saw it end: close its sockets with 4000.
+            Err(StoreError::NotFound) => {
+                tally.ended.cancel();
+                return;
+            }
             Err(e) => {
                 self.metrics.store_errors.inc();
                 tracing::debug!(campaign = %c.id, error = %e, "stats read failed; keeping the last frame");
@@ -221,6 +226,23 @@ mod tests {
         tokio::time::sleep(TICK * 2).await;
         assert!(!tally.ended.is_cancelled());
         store.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        tally.ended.cancelled().await;
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_campaign_deleted_before_this_node_saw_it_end_closes_its_sockets_here() {
+        let store = Arc::new(Flaky::default());
+        let c = campaign("launch");
+        store.create_campaign(&c).await.unwrap();
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&c);
+        store.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        store.delete_campaign("launch").await.unwrap();
+        let (b, _) = broadcaster(store.clone(), &tallies);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(b.run(stop.clone()));
         tally.ended.cancelled().await;
         stop.cancel();
         task.await.unwrap();

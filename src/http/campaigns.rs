@@ -1,4 +1,4 @@
-//! Operator routes: create, list, end, join tokens, series, report.
+//! Operator routes: create, list, end, delete, join tokens, series, report.
 
 use std::fmt::Write;
 
@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Api;
-use super::{campaign, require_operator};
+use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_kind, NewCampaign};
+use crate::campaign::{is_campaign_id, is_kind, NewCampaign};
 use crate::error::ApiError;
 use crate::store::SeriesMetric;
 
@@ -19,13 +19,15 @@ pub const MAX_SERIES_POINTS: i64 = 10_000;
 pub const DEFAULT_SERIES_POINTS: i64 = 1_000;
 
 /// `POST /api/v1/campaigns`
-pub async fn create(
-    req: HttpRequest,
-    api: web::Data<Api>,
-    body: web::Json<serde_json::Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(req: HttpRequest, api: web::Data<Api>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
-    let new = parse_new_campaign(body.into_inner())?;
+    let fields = operator_body(&req, payload)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest {
+            field: None,
+            message: "body required: a JSON object with id and title".into(),
+        })?;
+    let new = parse_new_campaign(fields)?;
     let c = new
         .validate(crate::util::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
@@ -34,38 +36,28 @@ pub async fn create(
     Ok(HttpResponse::Created().json(&c))
 }
 
-/// Reads the create body field by field, so a wrong type names its field.
-fn parse_new_campaign(body: serde_json::Value) -> Result<NewCampaign, ApiError> {
-    let serde_json::Value::Object(fields) = body else {
-        return Err(ApiError::BadRequest {
-            field: None,
-            message: "body must be a JSON object".into(),
-        });
-    };
+/// Reads the create body field by field, so a wrong type names its field. `null` is
+/// accepted only where a campaign shows it (`stream_url`); for any other field it is a
+/// wrong type, never a silent default.
+fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Result<NewCampaign, ApiError> {
     let mut new = NewCampaign::default();
     for (name, value) in fields {
-        let value = (!value.is_null()).then_some(value);
         let bad = |field: &'static str, what: &str| ApiError::bad(field, format!("{field} must be {what}"));
         match name.as_str() {
-            "id" => new.id = parse(value).map_err(|_| bad("id", "a string"))?,
-            "title" => new.title = parse(value).map_err(|_| bad("title", "a string"))?,
-            "stream_url" => new.stream_url = parse(value).map_err(|_| bad("stream_url", "a string"))?,
-            "kinds" => new.kinds = parse(value).map_err(|_| bad("kinds", "a list of strings"))?,
-            "regions" => new.regions = parse(value).map_err(|_| bad("regions", "a list of strings"))?,
-            "access" => new.access = parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?,
-            _ => {
-                return Err(ApiError::BadRequest {
-                    field: None,
-                    message: format!("unknown field {name:?}"),
-                })
-            }
+            "id" => new.id = Some(parse(value).map_err(|_| bad("id", "a string"))?),
+            "title" => new.title = Some(parse(value).map_err(|_| bad("title", "a string"))?),
+            "stream_url" => new.stream_url = parse(value).map_err(|_| bad("stream_url", "a string or null"))?,
+            "kinds" => new.kinds = Some(parse(value).map_err(|_| bad("kinds", "a list of strings"))?),
+            "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
+            "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
+            _ => return Err(unknown_field(&name)),
         }
     }
     Ok(new)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: Option<serde_json::Value>) -> serde_json::Result<Option<T>> {
-    v.map(serde_json::from_value).transpose()
+fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> serde_json::Result<T> {
+    serde_json::from_value(v)
 }
 
 /// `GET /api/v1/campaigns`
@@ -76,9 +68,15 @@ pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse,
 }
 
 /// `POST /api/v1/campaigns/{id}/end`: idempotent; closes this node's sockets with 4000
-/// at once (other nodes see it at their next tick).
-pub async fn end(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// at once (other nodes see it at their next tick). Takes no body (or `{}`).
+pub async fn end(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
+    no_fields(operator_body(&req, payload).await?)?;
     campaign(&api, &id).await?;
     let c = api.store.end_campaign(&id, crate::util::now_ms()).await?;
     if let Some(t) = api.tallies.get(&id) {
@@ -88,10 +86,57 @@ pub async fn end(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) -
     Ok(HttpResponse::Ok().json(&c))
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    ttl_s: Option<u64>,
+/// `DELETE /api/v1/campaigns/{id}`: removes an ended campaign and all its data → 204. A
+/// live one is 409 (end it first), so one call cannot wipe a launch that is running.
+/// Takes no body (or `{}`).
+pub async fn delete(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    no_fields(operator_body(&req, payload).await?)?;
+    if !is_campaign_id(&id) {
+        return Err(ApiError::NotFound("campaign"));
+    }
+    api.store.delete_campaign(&id).await?;
+    // This node's tally of the ended campaign goes now rather than at the next flush, so
+    // the id can be created and joined again at once (other nodes drop theirs within a
+    // flush interval of their last socket closing).
+    if let Some(t) = api.tallies.get(&id) {
+        api.tallies.remove_if_idle(t, &api.metrics);
+    }
+    tracing::info!(campaign = %id, "campaign deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// For routes that take no body: none, or an empty object.
+fn no_fields(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<(), ApiError> {
+    match body.and_then(|fields| fields.into_iter().next()) {
+        Some((name, _)) => Err(unknown_field(&name)),
+        None => Ok(()),
+    }
+}
+
+/// The join token lifetime asked for: the default without a body, else `ttl_s`, an
+/// integer number of seconds from 1 to 30 days.
+fn token_ttl(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<u64, ApiError> {
+    let mut ttl = DEFAULT_JOIN_TTL_S;
+    for (name, value) in body.into_iter().flatten() {
+        match name.as_str() {
+            "ttl_s" => {
+                ttl = value
+                    .as_u64()
+                    .filter(|t| (1..=MAX_JOIN_TTL_S).contains(t))
+                    .ok_or_else(|| {
+                        ApiError::bad("ttl_s", format!("ttl_s must be an integer from 1 to {MAX_JOIN_TTL_S}"))
+                    })?
+            }
+            _ => return Err(unknown_field(&name)),
+        }
+    }
+    Ok(ttl)
 }
 
 /// `POST /api/v1/campaigns/{id}/tokens`
@@ -99,29 +144,55 @@ pub async fn mint_token(
     req: HttpRequest,
     api: web::Data<Api>,
     id: web::Path<String>,
-    body: Option<web::Json<TokenRequest>>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
+    let ttl = token_ttl(operator_body(&req, payload).await?)?;
     let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
-    }
-    let ttl = body.and_then(|b| b.ttl_s).unwrap_or(DEFAULT_JOIN_TTL_S);
-    if ttl == 0 || ttl > MAX_JOIN_TTL_S {
-        return Err(ApiError::bad("ttl_s", format!("ttl_s must be 1 to {MAX_JOIN_TTL_S}")));
     }
     let exp = (crate::util::now_ms() / 1000) as u64 + ttl;
     let token = api.auth.mint_join(&id, exp);
     Ok(HttpResponse::Created().json(json!({"token": token, "expires_at": exp as i64 * 1000})))
 }
 
+/// `from`/`to` must be below this: 2^53 is the largest integer a JavaScript client reads
+/// exactly, far past any real timestamp, and far enough from `i64::MAX` that no sum of
+/// two bounds or a bound and a step can overflow.
+pub const MAX_SERIES_MS: i64 = 1 << 53;
+
+/// The series query as sent: numbers are parsed here, so a bad one is a 400 naming its field
+/// rather than the query extractor's anonymous one.
 #[derive(Debug, Deserialize)]
 pub struct SeriesQuery {
     metric: Option<String>,
     kind: Option<String>,
-    from: Option<i64>,
-    to: Option<i64>,
-    step: Option<f64>,
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+}
+
+/// A window bound: unix ms in `[0, 2^53)`.
+fn series_bound(value: Option<&str>, field: &'static str) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|t| (0..MAX_SERIES_MS).contains(t))
+                .ok_or_else(|| ApiError::bad(field, format!("{field} must be unix ms from 0 to 2^53 - 1")))
+        })
+        .transpose()
+}
+
+/// The step in ms from a positive number of seconds, at most [`MAX_SERIES_MS`] (one point
+/// for any window).
+fn series_step(value: &str) -> Result<i64, ApiError> {
+    match value.parse::<f64>() {
+        // `as` saturates, and the bound keeps every later sum far from overflow.
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(((s * 1000.0).round() as i64).clamp(1, MAX_SERIES_MS)),
+        _ => Err(ApiError::bad("step", "step must be a positive number of seconds")),
+    }
 }
 
 /// `GET /api/v1/campaigns/{id}/series`
@@ -143,21 +214,25 @@ pub async fn series(
         },
         _ => return Err(ApiError::bad("metric", "metric must be viewers or interactions")),
     };
-    let tick_ms = api.tick.as_millis().max(1) as i64;
+    let tick_ms = api.tick.as_millis().clamp(1, MAX_SERIES_MS as u128) as i64;
+    let given_from = series_bound(q.from.as_deref(), "from")?;
+    let given_to = series_bound(q.to.as_deref(), "to")?;
     // Points sit at the start of their tick bucket, so the default start is the bucket the
-    // campaign was created in.
-    let from = q.from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
-    let to = q.to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::util::now_ms));
+    // campaign was created in. Defaults are clamped into the same range as given bounds.
+    let from = given_from.unwrap_or(c.created_at - c.created_at.rem_euclid(tick_ms));
+    let to = given_to.unwrap_or_else(|| c.ended_at.unwrap_or_else(crate::util::now_ms));
+    let (from, to) = (from.clamp(0, MAX_SERIES_MS - 1), to.clamp(0, MAX_SERIES_MS - 1));
     if from > to {
-        return Err(ApiError::bad("from", "from must not be after to"));
+        // Name the bound the caller gave: a `to` before the campaign's start is the `to`'s fault.
+        let field = if given_from.is_none() { "to" } else { "from" };
+        return Err(ApiError::bad(field, "from must not be after to"));
     }
     let span = to - from + 1;
-    let step_ms = match q.step {
-        Some(s) if s.is_finite() && s > 0.0 => ((s * 1000.0).round() as i64).max(1),
-        Some(_) => return Err(ApiError::bad("step", "step must be a positive number of seconds")),
+    let step_ms = match q.step.as_deref() {
+        Some(s) => series_step(s)?,
         None => tick_ms.max((span + DEFAULT_SERIES_POINTS - 1) / DEFAULT_SERIES_POINTS),
     };
-    if span / step_ms > MAX_SERIES_POINTS {
+    if (to - from) / step_ms + 1 > MAX_SERIES_POINTS {
         return Err(ApiError::bad(
             "step",
             format!("step too small: more than {MAX_SERIES_POINTS} points"),
@@ -171,30 +246,34 @@ pub async fn series(
 /// Groups raw tick points into `step_ms` buckets aligned on `from`: viewers keep the
 /// bucket's maximum (and buckets without data are left out), interactions are summed (and
 /// empty buckets are 0, so a chart shows the quiet time).
+///
+/// The caller bounds the number of steps (`series` allows [`MAX_SERIES_POINTS`]); the
+/// arithmetic is checked all the same, so no window can make it wrap and loop.
 pub fn downsample(raw: &[(i64, u64)], from: i64, to: i64, step_ms: i64, max: bool) -> Vec<[i64; 2]> {
+    let step_ms = step_ms.max(1);
     let mut out: Vec<[i64; 2]> = Vec::new();
     if !max {
-        let mut t = from;
-        while t <= to {
-            out.push([t, 0]);
-            t += step_ms;
+        let mut t = Some(from);
+        while let Some(at) = t.filter(|at| *at <= to) {
+            out.push([at, 0]);
+            t = at.checked_add(step_ms);
         }
     }
     for &(t, v) in raw {
-        if t < from || t > to {
+        let Some(offset) = t.checked_sub(from).filter(|_| t <= to && t >= from) else {
             continue;
-        }
-        let b = from + (t - from) / step_ms * step_ms;
-        let v = v as i64;
+        };
+        let steps = offset / step_ms;
+        let b = from + steps * step_ms;
+        let v = i64::try_from(v).unwrap_or(i64::MAX);
         if max {
             match out.last_mut() {
                 Some(last) if last[0] == b => last[1] = last[1].max(v),
                 _ => out.push([b, v]),
             }
         } else {
-            let i = ((b - from) / step_ms) as usize;
-            if let Some(p) = out.get_mut(i) {
-                p[1] += v;
+            if let Some(p) = usize::try_from(steps).ok().and_then(|i| out.get_mut(i)) {
+                p[1] = p[1].saturating_add(v);
             }
         }
     }
@@ -311,6 +390,85 @@ mod tests {
         let raw = [(0, 1), (100, 2), (250, 4)];
         assert_eq!(downsample(&raw, 0, 299, 200, false), vec![[0, 3], [200, 4]]);
         assert_eq!(downsample(&raw, 0, 299, 200, true), vec![[0, 2], [200, 4]]);
+    }
+
+    #[test]
+    fn downsampling_never_wraps_whatever_the_step() {
+        assert_eq!(downsample(&[(5, 2)], 1, 10, i64::MAX, false), vec![[1, 2]]);
+        assert_eq!(
+            downsample(&[(i64::MIN, 1), (5, 2)], 1, 10, i64::MAX, true),
+            vec![[1, 2]]
+        );
+        assert_eq!(
+            downsample(&[(5, u64::MAX), (6, 1)], 0, 9, 10, false),
+            vec![[0, i64::MAX]]
+        );
+    }
+
+    #[test]
+    fn series_bounds_are_unix_ms_below_2_pow_53() {
+        let field = |r: Result<Option<i64>, ApiError>| match r {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(series_bound(Some("0"), "from").unwrap(), Some(0));
+        assert_eq!(
+            series_bound(Some("9007199254740991"), "to").unwrap(),
+            Some(MAX_SERIES_MS - 1)
+        );
+        assert_eq!(series_bound(None, "to").unwrap(), None);
+        for bad in ["-1", "9007199254740992", "9223372036854775807", "1e3", "", "now"] {
+            assert_eq!(field(series_bound(Some(bad), "from")), Some("from"), "{bad}");
+        }
+        assert_eq!(series_step("1e300").unwrap(), MAX_SERIES_MS);
+        assert_eq!(series_step("0.0001").unwrap(), 1);
+        for bad in ["0", "-1", "NaN", "inf", "x"] {
+            assert!(series_step(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn body(json: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match json {
+            serde_json::Value::Object(m) => Some(m),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_token_body_is_ttl_s_as_an_integer_or_nothing() {
+        assert_eq!(token_ttl(None).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(token_ttl(body(serde_json::json!({}))).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(token_ttl(body(serde_json::json!({"ttl_s": 60}))).unwrap(), 60);
+        for bad in [
+            serde_json::json!({"ttl_s": "60"}),
+            serde_json::json!({"ttl_s": -5}),
+            serde_json::json!({"ttl_s": 0}),
+            serde_json::json!({"ttl_s": 60.5}),
+            serde_json::json!({"ttl_s": null}),
+            serde_json::json!({"ttl_s": MAX_JOIN_TTL_S + 1}),
+            serde_json::json!({"ttl": 60}),
+            serde_json::json!({"ttl_s": 60, "sub": "viewer-1"}),
+        ] {
+            assert!(token_ttl(body(bad.clone())).is_err(), "{bad}");
+        }
+        assert!(no_fields(None).is_ok() && no_fields(body(serde_json::json!({}))).is_ok());
+        assert!(no_fields(body(serde_json::json!({"at": 5}))).is_err());
+    }
+
+    #[test]
+    fn a_create_body_has_no_nulls_but_stream_url() {
+        let ok = parse_new_campaign(body(serde_json::json!({"id": "a", "title": "t", "stream_url": null})).unwrap());
+        assert!(ok.is_ok());
+        for (bad, field) in [
+            (serde_json::json!({"kinds": null}), "kinds"),
+            (serde_json::json!({"title": null}), "title"),
+            (serde_json::json!({"access": 1}), "access"),
+        ] {
+            match parse_new_campaign(body(bad).unwrap()) {
+                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f, Some(field)),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub mod public;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpRequest};
+use actix_web::mime;
+use actix_web::{web, HttpMessage, HttpRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, TokenError};
@@ -77,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::post().to(campaigns::create))
             .route("", web::get().to(campaigns::list))
             .route("/{id}", web::get().to(public::get))
+            .route("/{id}", web::delete().to(campaigns::delete))
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
             .route("/{id}/series", web::get().to(campaigns::series))
@@ -118,6 +120,48 @@ pub fn require_operator(req: &HttpRequest, api: &Api) -> Result<(), ApiError> {
             ApiError::is_failed_authentication,
         )
         .map_err(ApiError::from)
+}
+
+/// The body of an operator route: `None` when the request carries none (no bytes, whatever
+/// its content type), else the JSON object it must be. Anything else is a 400: another
+/// content type (a form), bytes that are not JSON, JSON that is not an object. Routes read
+/// it after the operator check, so a caller without the token learns nothing from it.
+pub async fn operator_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    let body = match payload.to_bytes_limited(MAX_JSON_BODY).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return Err(invalid_body(format!("could not read the body: {e}"))),
+        Err(_) => return Err(invalid_body(format!("body over {MAX_JSON_BODY} bytes"))),
+    };
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let json = match req.mime_type() {
+        Ok(Some(m)) => m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)),
+        _ => false,
+    };
+    if !json {
+        return Err(invalid_body(
+            "body must be JSON (Content-Type: application/json)".into(),
+        ));
+    }
+    match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Object(fields)) => Ok(Some(fields)),
+        Ok(_) => Err(invalid_body("body must be a JSON object".into())),
+        Err(e) => Err(invalid_body(format!("invalid JSON body: {e}"))),
+    }
+}
+
+/// A 400 about the body as a whole (no one field to name).
+fn invalid_body(message: String) -> ApiError {
+    ApiError::BadRequest { field: None, message }
+}
+
+/// A 400 for a body field the route does not know.
+pub fn unknown_field(name: &str) -> ApiError {
+    invalid_body(format!("unknown field {name:?}"))
 }
 
 /// Loads a campaign by path id; malformed ids are simply not found.

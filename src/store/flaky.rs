@@ -57,6 +57,10 @@ impl Store for Flaky {
         self.up()?;
         self.inner.end_campaign(id, at_ms).await
     }
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
+        self.up()?;
+        self.inner.delete_campaign(id).await
+    }
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
         self.up()?;
         self.inner.claim_session(campaign, session).await

@@ -4,6 +4,7 @@
 //! per flush or tick, not per frame.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -17,6 +18,9 @@ use crate::campaign::{Campaign, State};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<HashMap<String, CampaignData>>,
+    /// Campaigns created so far: the creation sequence (not the map's size, which shrinks
+    /// when a campaign is deleted).
+    created: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -59,6 +63,16 @@ impl MemoryStore {
     }
 }
 
+/// Where visits beyond a campaign's channel bound are counted.
+const OTHER_CHANNEL: &str = "other";
+
+/// True when `channel` is counted under its own name: it is known already, it is `other`,
+/// or the campaign has fewer than `max` distinct channels besides `other` (0: no bound).
+fn share_channel_fits(shares: &BTreeMap<String, u64>, channel: &str, max: u64) -> bool {
+    let distinct = shares.len() - usize::from(shares.contains_key(OTHER_CHANNEL));
+    max == 0 || channel == OTHER_CHANNEL || shares.contains_key(channel) || (distinct as u64) < max
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     fn kind(&self) -> &'static str {
@@ -74,7 +88,7 @@ impl Store for MemoryStore {
         if map.contains_key(&campaign.id) {
             return Err(StoreError::Conflict);
         }
-        let created_seq = map.len() as u64;
+        let created_seq = self.created.fetch_add(1, Ordering::Relaxed);
         map.insert(
             campaign.id.clone(),
             CampaignData {
@@ -119,6 +133,19 @@ impl Store for MemoryStore {
             d.sessions.clear();
         }
         Ok(d.campaign.clone())
+    }
+
+    /// A campaign's data is one map entry, so removing the entry removes all of it.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
+        let mut map = self.lock();
+        match map.get(id) {
+            None => Err(StoreError::NotFound),
+            Some(d) if d.campaign.state == State::Live => Err(StoreError::Live),
+            Some(_) => {
+                map.remove(id);
+                Ok(())
+            }
+        }
     }
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
@@ -176,7 +203,12 @@ impl Store for MemoryStore {
             d.uniques.add(v);
         }
         for (channel, n) in &batch.share_visits {
-            *d.shares.entry(channel.clone()).or_default() += n;
+            let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
+                channel.as_str()
+            } else {
+                OTHER_CHANNEL
+            };
+            *d.shares.entry(channel.to_owned()).or_default() += n;
         }
         if let Some((node, presence)) = &batch.presence {
             let now = crate::util::now_ms();

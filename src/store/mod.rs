@@ -35,6 +35,9 @@ pub enum StoreError {
     /// No campaign with this id.
     #[error("campaign not found")]
     NotFound,
+    /// The campaign is still live, and this call needs it ended.
+    #[error("campaign is live")]
+    Live,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -86,6 +89,10 @@ pub struct Batch {
     pub new_viewers: Vec<String>,
     /// `(channel, visits)` pairs.
     pub share_visits: Vec<(String, u64)>,
+    /// `--max-share-channels`: the store counts visits on a channel beyond the campaign's
+    /// first this many distinct ones under `other` (which is not one of them), whichever
+    /// node or flush brings them. 0: no bound.
+    pub max_share_channels: u64,
     /// This node's presence, when it changed or its lease is due for renewal.
     pub presence: Option<(String, Presence)>,
     /// Lease length for `presence`.
@@ -147,13 +154,19 @@ pub trait Store: Send + Sync + 'static {
     /// presence lease so `viewers` reads 0, and returns the campaign. `NotFound` if unknown.
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign>;
 
+    /// Removes an ended campaign and everything kept for it: counters, series, sessions,
+    /// registrations, presence, retry marks, sketches, share channels and its index entry.
+    /// The id can be created again afterwards. `Live` when it has not ended (nothing is
+    /// removed), `NotFound` if unknown.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()>;
+
     /// Takes ownership of a session for a new socket: bumps its epoch and returns
     /// `(epoch, acked_seq)`. Deltas carrying an older epoch are fenced from then on.
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series
-    /// bucket), acked seqs, the unique and interactor sketches, share visits and the
-    /// presence lease. When presence is written, the peak (with its time and regions) is
+    /// bucket), acked seqs, the unique and interactor sketches, share visits (bounded by
+    /// `batch.max_share_channels`) and the presence lease. When presence is written, the peak (with its time and regions) is
     /// raised to the sum of the live leases if that is higher, so the peak is exact to the
     /// flush. Counts of an ended campaign are dropped (`Applied::ended`).
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied>;

@@ -7,7 +7,7 @@
 //! slots (bounded by `--max-pending`), and acks are withheld.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ struct InFlight {
 /// What the flusher remembers of a campaign between flushes.
 #[derive(Default)]
 struct FlushState {
+    /// `created_at` of the campaign this is about: an id deleted and created again is
+    /// another campaign, and nothing kept for the old one may reach the new one.
+    created_at: Option<i64>,
     /// A batch the store has not confirmed; resent as is until it is.
     inflight: Option<InFlight>,
     /// Presence version and time last written.
@@ -73,6 +76,9 @@ pub struct Flusher {
     pub timing: Timing,
     /// Last batch number handed out (see `Batch::number`), increasing for the process life.
     batch_numbers: AtomicU64,
+    /// This round: some batch was sent / some batch failed (see `Pending::set_store_failing`).
+    round_sent: AtomicBool,
+    round_failed: AtomicBool,
 }
 
 impl Flusher {
@@ -92,6 +98,8 @@ impl Flusher {
             origin,
             timing,
             batch_numbers: AtomicU64::new(0),
+            round_sent: AtomicBool::new(false),
+            round_failed: AtomicBool::new(false),
         }
     }
 
@@ -133,7 +141,16 @@ impl Flusher {
             .all()
             .into_iter()
             .map(|t| {
-                let state = states.remove(&t.campaign.id).unwrap_or_default();
+                let mut state = states.remove(&t.campaign.id).unwrap_or_default();
+                if state.created_at.is_some_and(|at| at != t.campaign.created_at) {
+                    // The old campaign ended before it was deleted, so the store would have
+                    // refused this batch anyway: its counts are settled, never sent.
+                    if let Some(old) = state.inflight.take() {
+                        self.tallies.pending().settle(old.counted);
+                    }
+                    state = FlushState::default();
+                }
+                state.created_at = Some(t.campaign.created_at);
                 (t, state)
             })
             .collect();
@@ -142,6 +159,12 @@ impl Flusher {
             .buffer_unordered(FLUSH_CONCURRENCY)
             .collect()
             .await;
+        // The store is failing while a round's batches fail, healthy once one lands; a round
+        // that sent nothing changes nothing. Sockets refuse at --max-pending only meanwhile.
+        if self.round_sent.swap(false, Ordering::Relaxed) {
+            let failed = self.round_failed.swap(false, Ordering::Relaxed);
+            self.tallies.pending().set_store_failing(failed);
+        }
         let mut all_ok = true;
         for (id, state, ok, removed) in results {
             all_ok &= ok;
@@ -190,12 +213,7 @@ impl Flusher {
                 }
             }
             if ok && idle {
-                let kinds = tally.campaign.kinds.clone();
-                drop(tally);
-                removed = self.tallies.remove_if_idle(&id);
-                if removed {
-                    self.metrics.forget_campaign(&id, &kinds);
-                }
+                removed = self.tallies.remove_if_idle(tally, &self.metrics);
             }
         }
         (id, state, ok, removed)
@@ -250,6 +268,7 @@ impl Flusher {
             sessions,
             new_viewers,
             share_visits,
+            max_share_channels: self.tallies.max_share_channels() as u64,
             presence,
             presence_ttl: self.timing.presence_ttl,
         };
@@ -278,14 +297,30 @@ impl Flusher {
         // Presence lease renewals/failures and store recoveries (see `Metrics::batch_sent`).
         self.metrics
             .batch_sent(inflight.batch.presence.is_some(), result.is_ok());
+        self.round_sent.store(true, Ordering::Relaxed);
         let applied = match result {
             Ok(a) => a,
             Err(e) => {
+                self.round_failed.store(true, Ordering::Relaxed);
                 self.metrics.store_errors.inc();
                 tracing::warn!(campaign = %tally.campaign.id, error = %e, "flush failed; counts stay buffered");
                 return Err(inflight);
             }
         };
+        if inflight.batch.presence.is_some() {
+            state.presence_version = Some(inflight.presence_version);
+            state.presence_at = Some(started);
+        }
+        if applied.ended {
+            // Nothing of the batch was counted: no slot is acked, the counts are settled
+            // (never to be counted or resent), and the sockets close with 4000.
+            for (slot, snap) in inflight.slots.iter().zip(&inflight.snaps) {
+                slot.mark_refused(snap);
+            }
+            self.tallies.pending().settle(inflight.counted);
+            tally.ended.cancel();
+            return Ok(());
+        }
         let fenced: HashSet<usize> = applied
             .fenced
             .iter()
@@ -313,13 +348,6 @@ impl Flusher {
                 .interactions
                 .with_label_values(&[inflight.batch.campaign.as_str(), k])
                 .inc_by(n);
-        }
-        if inflight.batch.presence.is_some() {
-            state.presence_version = Some(inflight.presence_version);
-            state.presence_at = Some(started);
-        }
-        if applied.ended {
-            tally.ended.cancel();
         }
         Ok(())
     }
@@ -424,10 +452,15 @@ mod tests {
         tokio::time::sleep(INTERVAL * 10).await;
         assert_eq!(slot.acked(), 0, "nothing is acked while the store is down");
         assert_eq!(tallies.pending().get(), 5);
+        assert!(tallies.pending().is_store_failing(), "so --max-pending applies now");
         store.set_down(false);
         acked(&slot, 2).await;
         assert_eq!(likes(&store, "launch").await, (5, 1));
         assert_eq!(tallies.pending().get(), 0);
+        assert!(
+            !tallies.pending().is_store_failing(),
+            "and no longer once a batch landed"
+        );
         stop.cancel();
         task.await.unwrap();
     }
@@ -475,6 +508,12 @@ mod tests {
         let (stop, task) = start(flusher(store.clone(), &tallies));
         tally.ended.cancelled().await;
         assert_eq!(likes(&store, "launch").await.0, 0);
+        assert_eq!(slot.acked(), 0, "no ack without the count");
+        assert_eq!(tallies.pending().get(), 0, "settled: never to be counted");
+        // Nor is it sent again.
+        let sent = store.applied.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(INTERVAL * 5).await;
+        assert_eq!(store.applied.load(std::sync::atomic::Ordering::SeqCst), sent);
         stop.cancel();
         task.await.unwrap();
     }
@@ -494,5 +533,41 @@ mod tests {
         task.await.unwrap();
         assert_eq!(slot.acked(), 1);
         assert_eq!(likes(&store, "launch").await, (7, 0), "counted, and presence left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_a_deleted_campaign_never_lands_in_the_new_one_of_its_id() {
+        let store = Arc::new(Flaky::default());
+        let mut old = campaign("launch");
+        old.created_at -= 1_000;
+        store.create_campaign(&old).await.unwrap();
+        let tallies = Arc::new(Tallies::new(1_000));
+        let tally = tallies.get_or_create(&old);
+        let slot = viewer(&store, &tally, "session-1").await;
+        store.set_down(true);
+        like(&tallies, &tally, &slot, 3, 1);
+        let (stop, task) = start(flusher(store.clone(), &tallies));
+        tokio::time::sleep(INTERVAL * 3).await;
+        // Meanwhile another node ended and deleted the campaign and created the id again;
+        // the old socket closes, a new one joins with the same session (epoch 1 again).
+        store.inner.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        store.inner.delete_campaign("launch").await.unwrap();
+        let new = campaign("launch");
+        store.inner.create_campaign(&new).await.unwrap();
+        tally.ended.cancel();
+        tally.viewer_left(tally.region_index("unknown"));
+        let fresh = tallies.get_or_create(&new);
+        assert!(!Arc::ptr_eq(&fresh, &tally));
+        let (epoch, _) = store.inner.claim_session("launch", "session-1").await.unwrap();
+        let slot2 = Arc::new(SessionSlot::new("session-1".into(), "viewer-1".into(), epoch, 0, 4));
+        fresh.viewer_joined(fresh.region_index("unknown"), "viewer-1");
+        like(&tallies, &fresh, &slot2, 2, 1);
+        store.set_down(false);
+        acked(&slot2, 1).await;
+        assert_eq!(likes(&store, "launch").await.0, 2, "the old batch was not sent");
+        assert_eq!(slot.acked(), 0);
+        assert_eq!(tallies.pending().get(), 0, "and its counts are settled");
+        stop.cancel();
+        task.await.unwrap();
     }
 }

@@ -17,14 +17,21 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::campaign::Campaign;
+use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::Presence;
 pub use pending::Pending;
 use session::SessionSlot;
 
-/// Distinct share channels counted per campaign and flush; more are folded into `other` so
-/// a crafted link cannot grow the store without bound.
+/// Distinct share channels a tally holds per flush at least; more are folded into `other`.
+/// The store bounds a campaign's channels (`--max-share-channels`); this bounds the node's
+/// memory between flushes, and is never below the store's bound, so it folds nothing the
+/// store would have counted under its own name unless one flush brings more channels
+/// than the campaign may have.
 pub const MAX_SHARE_CHANNELS: usize = 256;
+
+/// `--max-share-channels` when nothing else is said (its default).
+pub const DEFAULT_MAX_SHARE_CHANNELS: usize = 64;
 
 /// The node-local state of one campaign.
 pub struct CampaignTally {
@@ -39,6 +46,8 @@ pub struct CampaignTally {
     new_viewers: Mutex<Vec<String>>,
     /// Share visits since the last flush.
     shares: Mutex<HashMap<String, u64>>,
+    /// Distinct channels `shares` holds before folding into `other`.
+    share_fold: usize,
     /// Bumped on every connect and leave, so the flusher knows presence changed.
     presence_version: AtomicU64,
     /// Cancelled when the campaign ends: every socket closes with 4000.
@@ -52,9 +61,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CampaignTally {
-    fn new(campaign: Campaign) -> Self {
+    fn new(campaign: Campaign, share_fold: usize) -> Self {
         let regions = campaign.regions.len() + 2;
         Self {
+            share_fold,
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
@@ -109,7 +119,7 @@ impl CampaignTally {
     /// Counts one share visit for `channel`.
     pub fn share_visit(&self, channel: &str) {
         let mut shares = lock(&self.shares);
-        let channel = if shares.len() >= MAX_SHARE_CHANNELS && !shares.contains_key(channel) {
+        let channel = if shares.len() >= self.share_fold && !shares.contains_key(channel) {
             "other"
         } else {
             channel
@@ -175,6 +185,8 @@ pub struct Tallies {
     map: Mutex<HashMap<String, Arc<CampaignTally>>>,
     /// Interactions in any tally not yet in the store (bounded by `--max-pending`).
     pending: Arc<Pending>,
+    /// `--max-share-channels`: sent with every batch, the store applies it.
+    max_share_channels: usize,
 }
 
 impl Tallies {
@@ -183,7 +195,19 @@ impl Tallies {
         Self {
             map: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new(max_pending)),
+            max_share_channels: DEFAULT_MAX_SHARE_CHANNELS,
         }
+    }
+
+    /// With `--max-share-channels` distinct share channels per campaign.
+    pub fn with_max_share_channels(mut self, n: usize) -> Self {
+        self.max_share_channels = n;
+        self
+    }
+
+    /// Distinct share channels a campaign counts under their own name.
+    pub fn max_share_channels(&self) -> usize {
+        self.max_share_channels
     }
 
     /// The node-wide count of unflushed interactions.
@@ -191,12 +215,23 @@ impl Tallies {
         &self.pending
     }
 
-    /// The tally of `campaign`, created on first use.
+    /// The tally of `campaign`, created on first use. A tally belongs to one campaign, not
+    /// to its id: when the id was deleted and created again (another `created_at`), the
+    /// ended tally left by the old campaign is replaced once nothing of it is left to
+    /// flush, so the new campaign is joined at once even while the old sockets are still
+    /// closing with 4000.
     pub fn get_or_create(&self, campaign: &Campaign) -> Arc<CampaignTally> {
-        lock(&self.map)
-            .entry(campaign.id.clone())
-            .or_insert_with(|| Arc::new(CampaignTally::new(campaign.clone())))
-            .clone()
+        let mut map = lock(&self.map);
+        if let Some(t) = map.get(&campaign.id) {
+            let stale = t.campaign.created_at != campaign.created_at && t.ended.is_cancelled() && t.is_drained();
+            if !stale {
+                return t.clone();
+            }
+        }
+        let fold = self.max_share_channels.max(MAX_SHARE_CHANNELS);
+        let t = Arc::new(CampaignTally::new(campaign.clone(), fold));
+        map.insert(campaign.id.clone(), t.clone());
+        t
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<CampaignTally>> {
@@ -207,16 +242,56 @@ impl Tallies {
         lock(&self.map).values().cloned().collect()
     }
 
-    /// Forgets a tally, unless a socket joined since `idle` was checked (the caller holds
-    /// the only other references).
-    pub fn remove_if_idle(&self, id: &str) -> bool {
-        let mut map = lock(&self.map);
-        match map.get(id) {
-            Some(t) if Arc::strong_count(t) == 1 && t.sockets() == 0 && t.is_drained() => {
-                map.remove(id);
-                true
+    /// Forgets `tally` (handing back the caller's reference) and retires its metric series,
+    /// unless a socket joined since it was found idle or someone else still holds it.
+    pub fn remove_if_idle(&self, tally: Arc<CampaignTally>, metrics: &Metrics) -> bool {
+        let id = tally.campaign.id.clone();
+        let kinds = tally.campaign.kinds.clone();
+        drop(tally);
+        let removed = {
+            let mut map = lock(&self.map);
+            match map.get(&id) {
+                Some(t) if Arc::strong_count(t) == 1 && t.sockets() == 0 && t.is_drained() => {
+                    map.remove(&id);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
+        };
+        if removed {
+            metrics.forget_campaign(&id, &kinds);
         }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::flaky::campaign;
+
+    #[test]
+    fn a_campaign_created_again_under_its_id_gets_a_tally_of_its_own() {
+        let tallies = Tallies::new(10);
+        let mut old = campaign("launch");
+        old.created_at -= 1_000;
+        let t = tallies.get_or_create(&old);
+        t.viewer_joined(0, "viewer-1");
+        let new = campaign("launch");
+        assert!(
+            Arc::ptr_eq(&tallies.get_or_create(&new), &t),
+            "not while the old one is live"
+        );
+        t.ended.cancel();
+        t.share_visit("wechat");
+        assert!(
+            Arc::ptr_eq(&tallies.get_or_create(&new), &t),
+            "nor while it has counts to flush"
+        );
+        t.drain();
+        let fresh = tallies.get_or_create(&new);
+        assert!(!Arc::ptr_eq(&fresh, &t) && !fresh.ended.is_cancelled());
+        assert_eq!((fresh.campaign.created_at, fresh.local_viewers()), (new.created_at, 0));
+        assert!(Arc::ptr_eq(&tallies.get_or_create(&new), &fresh));
     }
 }

@@ -127,6 +127,14 @@ impl SessionSlot {
         }
     }
 
+    /// Flusher side, when the store refused `snap` because the campaign has ended: its
+    /// counts are settled without being counted, so they are never resent and never acked
+    /// (an ack means counted); the socket closes with 4000 and the client treats what was
+    /// unacked as not counted.
+    pub fn mark_refused(&self, snap: &Snapshot) {
+        self.advance(snap);
+    }
+
     /// Flusher side, when the store fenced this session: its unflushed counts belong to a
     /// socket that lost the session, so they are dropped (the client resends them from the
     /// new socket's `acked_seq`), and the socket is told to close.

@@ -165,7 +165,7 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
         ApiError::Forbidden(_) => "bad_token",
         ApiError::BadRequest { .. } => "bad_query",
         ApiError::Unavailable(_) => "unavailable",
-        ApiError::Conflict => "conflict",
+        ApiError::Conflict | ApiError::Live => "conflict",
         ApiError::TooMany { code, .. } => code,
     }
 }
@@ -333,11 +333,10 @@ impl Admission {
 
     /// The campaign behind a socket: the node's cached copy when a tally exists (no store
     /// round trip per connect), else the store's.
+    /// An ended tally sends the question to the store: the id may have been deleted and
+    /// created again since.
     async fn load_campaign(&self, id: &str) -> Result<Campaign, ApiError> {
-        if let Some(t) = self.tallies.get(id) {
-            if t.ended.is_cancelled() {
-                return Err(ApiError::Gone);
-            }
+        if let Some(t) = self.tallies.get(id).filter(|t| !t.ended.is_cancelled()) {
             return Ok(t.campaign.clone());
         }
         let c = self

@@ -266,19 +266,19 @@ impl<'a> Conn<'a> {
         };
         if let Some(seq) = msg.seq {
             if seq <= self.last_seq {
-                // A resend of something already taken: never counted twice.
+                // A resend of something already taken: never counted twice, and paced like
+                // any message, so resends cannot buy a busy socket for free.
+                if let Some(refused) = self.rate_limited() {
+                    return refused;
+                }
                 return Ok(Some(protocol::ack(slot.acked())));
             }
             if seq != self.last_seq + 1 {
                 return self.refuse(ErrorCode::SeqGap);
             }
         }
-        if self.limiter.check().is_err() {
-            if self.streak.refused(Instant::now()) {
-                self.env.metrics.rejected(ErrorCode::RateLimited.code());
-                return Err(Closing::Code(Close::RATE_LIMITED));
-            }
-            return self.refuse(ErrorCode::RateLimited);
+        if let Some(refused) = self.rate_limited() {
+            return refused;
         }
         if !self.env.pending.try_take(msg.count) {
             return self.refuse(ErrorCode::StoreUnavailable);
@@ -290,6 +290,19 @@ impl<'a> Conn<'a> {
             self.last_seq = seq;
         }
         Ok(None)
+    }
+
+    /// Takes a token from the socket's rate limiter; without one, the refusal to answer
+    /// (`rate_limited`, or the 1008 close after a 5 s streak).
+    fn rate_limited(&mut self) -> Option<Result<Option<String>, Closing>> {
+        if self.limiter.check().is_ok() {
+            return None;
+        }
+        if self.streak.refused(Instant::now()) {
+            self.env.metrics.rejected(ErrorCode::RateLimited.code());
+            return Some(Err(Closing::Code(Close::RATE_LIMITED)));
+        }
+        Some(self.refuse(ErrorCode::RateLimited))
     }
 
     /// Refuses the current message with an `error` reply; bad input also counts towards
@@ -480,5 +493,76 @@ mod tests {
         assert_eq!((va["type"].as_str(), va["viewers"].as_u64()), (Some("stats"), Some(7)));
         assert!(va.get("nodes").is_none(), "viewers get the viewer frame");
         assert_eq!(vb["nodes"], serde_json::json!([]), "operators the operator frame");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resend_flood_meets_the_rate_limit_then_closes_with_1008() {
+        let rig = rig().await; // 20 messages a second, a burst of 40
+        let (mut c, task) = rig.connect("session=session-0001").await;
+        next_json(&mut c).await;
+        send(&mut c, &protocol::client::interact("like", 1, Some(1))).await;
+        let resend = protocol::client::interact("like", 1, Some(1));
+        let (mut acks, mut limited) = (0, 0);
+        for _ in 0..300 {
+            send(&mut c, &resend).await;
+            let reply = next_json(&mut c).await;
+            match reply["type"].as_str() {
+                Some("ack") => acks += 1,
+                _ if reply["code"] == "rate_limited" => limited += 1,
+                _ => panic!("{reply}"),
+            }
+        }
+        // The limiter's clock is the real one: the 300 took milliseconds, so hardly any
+        // token came back beyond the burst (the first message took one).
+        assert!(acks <= 45, "{acks} resends answered");
+        assert_eq!(acks + limited, 300);
+        // Refused for 5 s in a row (tokio time), the socket closes like any flood.
+        for _ in 0..60 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            if c.send(Message::text(resend.clone())).await.is_err() {
+                break;
+            }
+            if task.is_finished() {
+                break;
+            }
+        }
+        assert_eq!(close_code(&mut c).await, Some(close::POLICY));
+        task.await.unwrap();
+        assert_eq!(rig.closed("policy"), 1);
+        assert_eq!(rig.tallies.pending().get(), 1, "the resends took nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_the_store_refused_as_ended_is_never_acked_and_the_socket_closes_with_4000() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut c, task) = rig.connect("session=session-0001").await;
+        next_json(&mut c).await;
+        send(&mut c, &protocol::client::interact("like", 1, Some(1))).await;
+        assert_eq!(next_json(&mut c).await, serde_json::json!({"type":"ack","seq":1}));
+        // Another node ends the campaign; this node learns it from its next batch.
+        rig.store.end_campaign("launch", crate::util::now_ms()).await.unwrap();
+        send(&mut c, &protocol::client::interact("like", 2, Some(2))).await;
+        send(&mut c, &protocol::client::interact("like", 3, Some(3))).await;
+        let code = loop {
+            match c.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let m: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    assert_ne!(m["type"], "ack", "acked what was not counted: {m}");
+                }
+                Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended without a close: {other:?}"),
+            }
+        };
+        assert_eq!(code, Some(close::ENDED));
+        task.await.unwrap();
+        let s = rig
+            .store
+            .stats("launch", &["like".into()], crate::util::now_ms())
+            .await
+            .unwrap();
+        assert_eq!(s.interactions["like"], 1);
+        assert_eq!(rig.tallies.pending().get(), 0);
     }
 }

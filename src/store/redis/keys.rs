@@ -11,8 +11,8 @@
 //!
 //! | key | type | holds | written by | expires / deleted |
 //! |-----|------|-------|------------|-------------------|
-//! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | never |
-//! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | never |
+//! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | member: `delete_campaign` |
+//! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | field: `delete_campaign` |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
 //! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
@@ -29,6 +29,10 @@
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
 //! | `lt:{c:<id>}:iparts` | zset | the `<p>` that have an `iseries` hash (member = score) | `apply.lua` | never |
+//!
+//! "never" above means until `delete_campaign` (`delete.lua`): it removes every
+//! `{c:<id>}` key of an ended campaign (the fixed ones of [`CampaignKeys::fixed`] and the
+//! hour hashes its `vparts`/`iparts` list), then the id's index entries.
 //!
 //! `create_campaign` writes the index first and the meta second, so a create interrupted
 //! between the two is completed by a retry, and listing skips index entries without meta.
@@ -99,6 +103,26 @@ impl CampaignKeys<'_> {
 
     pub(super) fn presence_exp(self) -> String {
         self.key("presence-exp")
+    }
+
+    /// Every key of the campaign except the hour hashes of its series (those are listed
+    /// in `vparts` and `iparts`): what `delete_campaign` removes besides them.
+    pub(super) fn fixed(self) -> [String; 13] {
+        [
+            self.meta(),
+            self.counts(),
+            self.epochs(),
+            self.sessions(),
+            self.applied(),
+            self.uniq(),
+            self.actors(),
+            self.regs(),
+            self.shares(),
+            self.presence(),
+            self.presence_exp(),
+            self.vparts(),
+            self.iparts(),
+        ]
     }
 
     /// `part` is a [`partition`] start.

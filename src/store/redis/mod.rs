@@ -8,8 +8,9 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
-//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
+//! `9 + 2·kinds + channels + ⌈channels/1000⌉ + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉`
+//! Redis commands: the count grows with distinct kinds and channels and, in chunks of 1,000
+//! fields per
 //! command, with the sessions that sent something, never with the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
@@ -224,6 +225,11 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
+        // An empty pipeline is an error in redis-rs (the index is empty before the first
+        // campaign and after the last one is deleted).
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
         let metas: Vec<MetaFields> = match &self.conn {
             // One pipeline: one round trip for every campaign.
             Conn::Standalone(_) => {
@@ -275,6 +281,56 @@ impl Store for RedisStore {
             .await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
+    }
+
+    /// Three steps. (1) One pipeline reads the state and the series' hour partitions from
+    /// `vparts`/`iparts`: the campaign already records every hour hash it writes there
+    /// (series reads use them), and once ended it writes no new one, so this list is
+    /// complete. A SCAN for `lt:{c:<id>}:*` would find the same keys but walk the whole
+    /// keyspace on a standalone server, and on Cluster it would have to be sent to the node
+    /// owning the slot, outside the one-call-per-campaign shape of everything else.
+    /// (2) `delete.lua` re-checks the state and deletes all of it atomically. (3) The index
+    /// entries, in their own slot. If (3) fails the call is `Unavailable` and the campaign is
+    /// gone but for an index entry without meta, which listing skips and a new campaign of
+    /// the same id reuses.
+    async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
+        let k = CampaignKeys(id);
+        let (state, vparts, iparts): (Option<String>, Vec<i64>, Vec<i64>) = self
+            .conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .hget(k.meta(), "state")
+                    .zrange(k.vparts(), 0, -1)
+                    .zrange(k.iparts(), 0, -1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        match state.as_deref() {
+            None => return Err(StoreError::NotFound),
+            Some("ended") => {}
+            Some(_) => return Err(StoreError::Live),
+        }
+        let mut keys = k.fixed().to_vec();
+        keys.extend(vparts.into_iter().map(|p| k.vseries(p)));
+        keys.extend(iparts.into_iter().map(|p| k.iseries(p)));
+        let deleted: i64 = self.scripts.delete.run(&self.conn, &keys, NO_ARGS).await?;
+        match deleted {
+            1 => {}
+            0 => return Err(StoreError::NotFound),
+            _ => return Err(StoreError::Live),
+        }
+        self.conn
+            .call(|mut c| async move {
+                redis::pipe()
+                    .zrem(keys::INDEX, id)
+                    .ignore()
+                    .hdel(keys::ORDER, id)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
@@ -344,6 +400,7 @@ impl Store for RedisStore {
                     ttl_ms,
                     &batch.origin,
                     batch.number.to_string(),
+                    batch.max_share_channels.to_string(),
                 ),
             )
             .await?;

@@ -3,7 +3,7 @@
 -- KEYS: 1 meta, 2 epochs, 3 sessions, 4 counts, 5 iseries partition, 6 iparts, 7 uniq,
 --       8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied (origin -> number|fenced).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
---       5 origin, 6 batch number ('0': no retry check).
+--       5 origin, 6 batch number ('0': no retry check), 7 max share channels ('0': none).
 -- Returns {ended (0/1), {fenced 0-based session indices}}.
 if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {1, {}} end
 if ARGV[6] ~= '0' then
@@ -73,6 +73,28 @@ local ch, channels = {}, {}
 for _, c in ipairs(b.h) do
   if ch[c[1]] == nil then ch[c[1]] = 0; channels[#channels + 1] = c[1] end
   ch[c[1]] = ch[c[1]] + tonumber(c[2])
+end
+-- Channels beyond the campaign's first ARGV[7] distinct ones count under 'other' (not one).
+local max_channels = tonumber(ARGV[7])
+if max_channels > 0 and #channels > 0 then
+  local distinct = redis.call('HLEN', KEYS[9]) - redis.call('HEXISTS', KEYS[9], 'other')
+  local kept = {}
+  chunks(channels, function(i0, i1)
+    local known = redis.call('HMGET', KEYS[9], unpack(channels, i0, i1))
+    for i = i0, i1 do
+      local c = channels[i]
+      if known[i - i0 + 1] or c == 'other' then
+        kept[#kept + 1] = c
+      elseif distinct < max_channels then
+        distinct = distinct + 1
+        kept[#kept + 1] = c
+      else
+        if ch['other'] == nil then ch['other'] = 0; kept[#kept + 1] = 'other' end
+        ch['other'] = ch['other'] + ch[c]
+      end
+    end
+  end)
+  channels = kept
 end
 for _, c in ipairs(channels) do
   redis.call('HINCRBY', KEYS[9], c, string.format('%d', ch[c]))

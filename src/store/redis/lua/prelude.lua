@@ -1,4 +1,4 @@
--- Helpers shared by apply.lua and stats.lua, prepended to them (no KEYS or ARGV of its own).
+-- Helpers shared by apply.lua, stats.lua and delete.lua, prepended to them (no KEYS or ARGV of its own).
 -- At most CHUNK fields per variadic command keeps `unpack` far below Lua's C-stack limit
 -- (8,000) while a 100,000-session batch stays ~100 commands.
 local CHUNK = 1000
