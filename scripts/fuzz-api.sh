@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+command -v curl >/dev/null || bash scripts/apt-install.sh curl
 if ! command -v schemathesis >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
@@ -36,7 +37,7 @@ curl -fsS -X POST "$BASE/api/v1/campaigns/fuzz-ended/end" -H "Authorization: Bea
 schemathesis --config-file scripts/schemathesis.toml run "$BASE/api/v1/openapi.json" \
     --checks all --exclude-checks positive_data_acceptance,unsupported_method \
     --header "Authorization: Bearer $T" \
-    --phases examples,coverage,fuzzing --max-examples "${FUZZ_EXAMPLES:-40}" \
+    --phases examples,coverage,fuzzing --max-examples "${FUZZ_EXAMPLES:-150}" \
     --workers 2 --seed "${FUZZ_SEED:-20261130}"
 
 curl -fsS "$BASE/healthz" >/dev/null || { echo "the node died under fuzzing:"; cat "$LOG"; exit 1; }

@@ -2,7 +2,8 @@
 # The whole test suite, as the README gives it: installs what the tests spawn when it is
 # missing (redis-server, redis-tools; prometheus, nginx and linters for the deploy kit;
 # Chromium and npm packages for the browser tests), checks the deploy kit with the real
-# tools, then runs the unit, contract and integration tests, then the browser tests. First of
+# tools, then runs the unit, contract and integration tests, fuzzes the HTTP API from its
+# OpenAPI document, then runs the browser tests. First of
 # all it checks that modules depend on each other one way only (scripts/check-modules.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --all-targets --locked
 fi
+# A live node fuzzed from its own OpenAPI document (schemathesis, from PyPI).
+bash scripts/fuzz-api.sh
 if [ -f scripts/browser-test.sh ]; then
     bash scripts/browser-test.sh
 fi
