@@ -582,3 +582,22 @@ async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
         "{report}"
     );
 }
+
+/// `--operator-token` takes a list, so a token is rotated without a restart that logs every
+/// operator out: both tokens work during the rotation, for HTTP and for operator sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_token_of_a_rotation_is_accepted() {
+    const NEXT: &str = "next-operator-token-0123456789";
+    let node = Node::start(&["--operator-token", NEXT]);
+    node.campaign("rotate").await;
+    for token in [TOKEN, NEXT] {
+        let (status, body) = node.call("GET", "/api/v1/campaigns", None, Some(token)).await;
+        assert_eq!((status, body["campaigns"][0]["id"].as_str()), (200, Some("rotate")));
+        let mut ws = node.viewer("rotate", &format!("role=operator&token={token}")).await;
+        assert_eq!(ws.next_of("welcome").await["role"], "operator");
+    }
+    let (status, _) = node
+        .call("GET", "/api/v1/campaigns", None, Some("retired-token-0123456789"))
+        .await;
+    assert_eq!(status, 403);
+}
