@@ -87,15 +87,15 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         let s = crate::store::redis::RedisStore::connect_standalone(url)
             .await
             .with_context(|| "connecting --redis")?;
-        return Ok(Arc::new(s));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
     }
     if !config.redis_cluster.is_empty() {
         let s = crate::store::redis::RedisStore::connect_cluster(&config.redis_cluster)
             .await
             .with_context(|| "connecting --redis-cluster")?;
-        return Ok(Arc::new(s));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
     }
-    Ok(Arc::new(MemoryStore::new()))
+    Ok(Arc::new(MemoryStore::new().with_session_ttl(config.session_ttl)))
 }
 
 /// Runs a node on `listener` until `shutdown` is cancelled, then drains it: stop
@@ -167,6 +167,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         flush_interval: config.flush_interval,
         tick: config.tick,
         presence_ttl: config.presence_ttl,
+        session_ttl: config.session_ttl,
     };
     let origin = format!("{node_id}/{}", random_id(6));
     let flusher = Flusher::new(

@@ -5,18 +5,93 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::hll::HyperLogLog;
-use super::{Applied, Batch, NodeShare, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{
+    Applied, Batch, NodeShare, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+};
 use crate::campaign::{Campaign, State};
 
 /// In-memory [`Store`].
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<HashMap<String, CampaignData>>,
+    /// The session TTL new campaigns get (see [`Store::claim_session`]).
+    session_ttl: Duration,
+    /// Generation 0 starts here, for every campaign.
+    started: Instant,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            session_ttl: DEFAULT_SESSION_TTL,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Entries kept at least `ttl` and at most `2·ttl` after their last write, without a
+/// timer per entry: one map per generation of length `ttl` (counted from `origin`),
+/// writes go to the current one, reads look in it and then in the previous one, and
+/// anything older is dropped when the generation moves on. The Redis store keeps the
+/// same shape in two hashes (`keys.rs`).
+#[derive(Debug)]
+struct Generations<V> {
+    ttl: Duration,
+    origin: Instant,
+    g: u128,
+    cur: HashMap<String, V>,
+    prev: HashMap<String, V>,
+}
+
+impl<V> Generations<V> {
+    fn new(ttl: Duration, origin: Instant) -> Self {
+        Self {
+            ttl,
+            origin,
+            g: 0,
+            cur: HashMap::new(),
+            prev: HashMap::new(),
+        }
+    }
+
+    /// Moves to the generation of `now`, dropping what is older than the previous one.
+    fn roll(&mut self, now: Instant) {
+        let g = now.saturating_duration_since(self.origin).as_nanos() / self.ttl.as_nanos().max(1);
+        if g == self.g {
+            return;
+        }
+        if g == self.g + 1 {
+            self.prev = std::mem::take(&mut self.cur);
+        } else {
+            self.prev.clear();
+            self.cur.clear();
+        }
+        self.g = g;
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.cur.get(key).or_else(|| self.prev.get(key))
+    }
+
+    /// Writes into the current generation (so the entry lives another `ttl` at least).
+    fn put(&mut self, key: &str, value: V) {
+        self.prev.remove(key);
+        self.cur.insert(key.to_owned(), value);
+    }
+
+    fn len(&self) -> usize {
+        self.cur.len() + self.prev.len()
+    }
+
+    fn clear(&mut self) {
+        self.cur.clear();
+        self.prev.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -32,9 +107,13 @@ struct CampaignData {
     /// Order of creation, for listing oldest first.
     created_seq: u64,
     interactions: HashMap<String, u64>,
-    sessions: HashMap<String, (u64, u64)>,
-    /// Last applied batch number and its fenced indices, per origin.
-    applied: HashMap<String, (u64, Vec<usize>)>,
+    /// Session → (epoch, acked seq), forgotten within two session TTLs of its last write.
+    sessions: Generations<(u64, u64)>,
+    /// Last epoch handed out; never reset, so epochs are never reused (not even after a
+    /// session was forgotten).
+    last_epoch: u64,
+    /// Last applied batch number and its fenced indices, per origin, forgotten like sessions.
+    applied: Generations<(u64, Vec<usize>)>,
     uniques: HyperLogLog,
     interactors: HyperLogLog,
     registrations: HashSet<String>,
@@ -48,9 +127,40 @@ struct CampaignData {
     interaction_series: BTreeMap<i64, HashMap<String, u64>>,
 }
 
+impl CampaignData {
+    /// Moves the forgetful parts to the generation of `now`.
+    fn roll(&mut self, now: Instant) {
+        self.sessions.roll(now);
+        self.applied.roll(now);
+    }
+}
+
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Campaigns created from now on forget sessions after `ttl` (`--session-ttl`).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// How many entries the store holds for a campaign, over every map (counts, sessions,
+    /// retry records, registrations, shares, presence, series): for tests that check the
+    /// store does not grow with the sessions it has seen. 0 for an unknown campaign.
+    pub fn footprint(&self, campaign: &str) -> usize {
+        let mut map = self.lock();
+        let Some(d) = map.get_mut(campaign) else { return 0 };
+        d.roll(Instant::now());
+        d.interactions.len()
+            + d.sessions.len()
+            + d.applied.len()
+            + d.registrations.len()
+            + d.shares.len()
+            + d.presence.len()
+            + d.viewer_series.len()
+            + d.interaction_series.values().map(HashMap::len).sum::<usize>()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, CampaignData>> {
@@ -81,8 +191,9 @@ impl Store for MemoryStore {
                 campaign: campaign.clone(),
                 created_seq,
                 interactions: HashMap::new(),
-                sessions: HashMap::new(),
-                applied: HashMap::new(),
+                sessions: Generations::new(self.session_ttl, self.started),
+                last_epoch: 0,
+                applied: Generations::new(self.session_ttl, self.started),
                 uniques: HyperLogLog::default(),
                 interactors: HyperLogLog::default(),
                 registrations: HashSet::new(),
@@ -124,45 +235,50 @@ impl Store for MemoryStore {
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        let entry = d.sessions.entry(session.to_owned()).or_insert((0, 0));
-        entry.0 += 1;
-        Ok(*entry)
+        d.roll(Instant::now());
+        d.last_epoch += 1;
+        let acked = d.sessions.get(session).map_or(0, |e| e.1);
+        d.sessions.put(session, (d.last_epoch, acked));
+        Ok((d.last_epoch, acked))
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
         let mut map = self.lock();
+        let ended = Applied {
+            ended: true,
+            ..Applied::default()
+        };
         let Some(d) = map.get_mut(&batch.campaign) else {
-            return Ok(Applied {
-                fenced: vec![],
-                ended: true,
-            });
+            return Ok(ended);
         };
         if d.campaign.state == State::Ended {
-            return Ok(Applied {
-                fenced: vec![],
-                ended: true,
-            });
+            return Ok(ended);
         }
+        d.roll(Instant::now());
+        let session_ttl = Some(d.sessions.ttl);
         if batch.number > 0 {
             if let Some((n, fenced)) = d.applied.get(&batch.origin) {
                 if *n >= batch.number {
                     return Ok(Applied {
                         fenced: fenced.clone(),
                         ended: false,
+                        session_ttl,
                     });
                 }
             }
         }
+        for (session, epoch) in &batch.touch {
+            if let Some(&entry) = d.sessions.get(session).filter(|e| e.0 == *epoch) {
+                d.sessions.put(session, entry);
+            }
+        }
         let mut fenced = Vec::new();
         for (i, s) in batch.sessions.iter().enumerate() {
-            let (epoch, acked) = d.sessions.get(&s.session).copied().unwrap_or((0, 0));
-            if epoch != s.epoch {
+            let Some(&(epoch, acked)) = d.sessions.get(&s.session).filter(|e| e.0 == s.epoch) else {
                 fenced.push(i);
                 continue;
-            }
-            if s.seq > acked {
-                d.sessions.insert(s.session.clone(), (epoch, s.seq));
-            }
+            };
+            d.sessions.put(&s.session, (epoch, acked.max(s.seq)));
             if !s.counts.is_empty() {
                 d.interactors.add(&s.viewer);
             }
@@ -205,9 +321,13 @@ impl Store for MemoryStore {
             }
         }
         if batch.number > 0 {
-            d.applied.insert(batch.origin.clone(), (batch.number, fenced.clone()));
+            d.applied.put(&batch.origin, (batch.number, fenced.clone()));
         }
-        Ok(Applied { fenced, ended: false })
+        Ok(Applied {
+            fenced,
+            ended: false,
+            session_ttl,
+        })
     }
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
@@ -222,6 +342,8 @@ impl Store for MemoryStore {
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
         let now = Instant::now();
         d.presence.retain(|_, l| l.expires > now);
+        // Read every tick while anyone watches: forgotten sessions leave memory here too.
+        d.roll(now);
         let mut stats = Stats {
             peak_viewers: d.peak,
             peak_at: d.peak_at,

@@ -39,6 +39,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// `--session-ttl`'s default, for stores built without the flag (tests, embedded use).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// One session's counts since its last successful flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDelta {
@@ -49,7 +52,9 @@ pub struct SessionDelta {
     pub viewer: String,
     /// The ownership epoch this node got from [`Store::claim_session`]. A delta whose epoch
     /// is no longer the session's current one was sent through a node that lost the session
-    /// to a reconnect elsewhere: it is rejected whole, so a resend is never counted twice.
+    /// to a reconnect elsewhere, and a delta whose session the store has forgotten (see
+    /// [`Store::claim_session`]) has no current epoch at all: either is rejected whole, so a
+    /// resend is never counted twice.
     pub epoch: u64,
     /// Highest `seq` covered by this delta (0: no sequenced message in it). Stored as the
     /// session's acked seq, never lowered.
@@ -90,12 +95,16 @@ pub struct Batch {
     pub presence: Option<(String, Presence)>,
     /// Lease length for `presence`.
     pub presence_ttl: Duration,
+    /// `(session, epoch)` of open sockets that sent nothing lately: their resume state is
+    /// kept alive as if they had (see [`Store::claim_session`]). Stale epochs are ignored.
+    pub touch: Vec<(String, u64)>,
 }
 
 impl Batch {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+            && self.touch.is_empty()
             && self.new_viewers.is_empty()
             && self.share_visits.is_empty()
             && self.presence.is_none()
@@ -109,6 +118,11 @@ pub struct Applied {
     pub fenced: Vec<usize>,
     /// True when the campaign has ended (or no longer exists): nothing was counted.
     pub ended: bool,
+    /// The campaign's session TTL as the store keeps it (fixed by the first node that
+    /// wrote a session, so nodes with different `--session-ttl` flags still agree on when
+    /// a session is forgotten). The flusher refreshes open sessions well within it. `None`
+    /// when the campaign has ended.
+    pub session_ttl: Option<Duration>,
 }
 
 /// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
@@ -147,8 +161,16 @@ pub trait Store: Send + Sync + 'static {
     /// presence lease so `viewers` reads 0, and returns the campaign. `NotFound` if unknown.
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign>;
 
-    /// Takes ownership of a session for a new socket: bumps its epoch and returns
+    /// Takes ownership of a session for a new socket: gives it a new epoch and returns
     /// `(epoch, acked_seq)`. Deltas carrying an older epoch are fenced from then on.
+    ///
+    /// Epochs come from one counter per campaign, so a new epoch never equals one handed
+    /// out before, to this session or any other. That is what lets the store forget: a
+    /// session's resume state (epoch and acked seq) lives at least the campaign's session
+    /// TTL and at most twice it after it was last written (by a claim, a delta or a
+    /// [`Batch::touch`]); a forgotten session is claimed again with acked seq 0, and a delta
+    /// of a socket that still holds an old epoch finds no entry, or a newer epoch, and is
+    /// fenced. Every viewer socket claims, including those whose session the node made up.
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series

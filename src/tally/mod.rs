@@ -35,6 +35,9 @@ pub struct CampaignTally {
     pub watchers: AtomicI64,
     /// Sessions with unflushed counts, queued once per flush by the socket that dirtied them.
     dirty: Mutex<Vec<Arc<SessionSlot>>>,
+    /// The session of every open viewer socket (keyed by slot address), so the flusher can
+    /// keep their resume state alive in the store while they are quiet.
+    open: Mutex<HashMap<usize, Arc<SessionSlot>>>,
     /// Viewers that connected since the last flush (for the unique sketch).
     new_viewers: Mutex<Vec<String>>,
     /// Share visits since the last flush.
@@ -45,6 +48,12 @@ pub struct CampaignTally {
     pub ended: CancellationToken,
     /// The latest shared frames; sockets wait on `changed()`.
     pub frames: watch::Sender<Arc<Frames>>,
+}
+
+/// A slot's identity in [`CampaignTally::open`]: its address (two sockets may share a
+/// session id, never a slot).
+fn slot_key(slot: &Arc<SessionSlot>) -> usize {
+    Arc::as_ptr(slot) as usize
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,6 +67,7 @@ impl CampaignTally {
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
+            open: Mutex::new(HashMap::new()),
             new_viewers: Mutex::new(Vec::new()),
             shares: Mutex::new(HashMap::new()),
             presence_version: AtomicU64::new(0),
@@ -89,16 +99,29 @@ impl CampaignTally {
     }
 
     /// A viewer socket opened (called once per connection, off the hot path).
-    pub fn viewer_joined(&self, region: usize, viewer: &str) {
+    pub fn viewer_joined(&self, region: usize, slot: &Arc<SessionSlot>) {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
-        lock(&self.new_viewers).push(viewer.to_owned());
+        lock(&self.new_viewers).push(slot.viewer.clone());
+        lock(&self.open).insert(slot_key(slot), slot.clone());
     }
 
     /// A viewer socket closed.
-    pub fn viewer_left(&self, region: usize) {
+    pub fn viewer_left(&self, region: usize, slot: &Arc<SessionSlot>) {
+        lock(&self.open).remove(&slot_key(slot));
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The sessions of the open viewer sockets.
+    pub fn open_sessions(&self) -> Vec<Arc<SessionSlot>> {
+        lock(&self.open).values().cloned().collect()
+    }
+
+    /// Keeps those of `slots` whose socket is still open.
+    pub fn retain_open(&self, slots: &mut Vec<Arc<SessionSlot>>) {
+        let open = lock(&self.open);
+        slots.retain(|s| open.contains_key(&slot_key(s)));
     }
 
     /// Queues a session the socket just made dirty (once per flush interval at most).

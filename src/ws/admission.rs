@@ -87,7 +87,6 @@ pub struct Checked {
     operator: bool,
     viewer: String,
     session: String,
-    given_session: bool,
     region: Option<String>,
 }
 
@@ -121,7 +120,7 @@ impl Drop for Admitted {
     /// Undoes what admission counted: the viewer (or watcher) and the connection.
     fn drop(&mut self) {
         match self.peer {
-            Peer::Viewer { region, .. } => self.tally.viewer_left(region),
+            Peer::Viewer { ref slot, region } => self.tally.viewer_left(region, slot),
             Peer::Operator => {
                 self.tally.watchers.fetch_sub(1, Ordering::Relaxed);
             }
@@ -199,7 +198,6 @@ impl Admission {
                 })?;
         }
         let viewer = client_id(q.viewer, "viewer")?;
-        let given_session = q.session.is_some();
         let session = client_id(q.session, "session")?;
         if let Some(r) = q.region.as_deref() {
             if !is_region(r) {
@@ -211,7 +209,6 @@ impl Admission {
             operator,
             viewer,
             session,
-            given_session,
             region: q.region,
         })
     }
@@ -224,7 +221,6 @@ impl Admission {
             operator,
             viewer,
             session,
-            given_session,
             region,
         } = checked;
         let id = campaign.id.as_str();
@@ -241,14 +237,12 @@ impl Admission {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator
         } else {
-            let (epoch, acked) = if given_session {
-                self.store.claim_session(id, &session).await.map_err(|e| {
-                    self.metrics.store_errors.inc();
-                    ApiError::from(e)
-                })?
-            } else {
-                (0, 0)
-            };
+            // A session the node made up is claimed too: the client may resume it later, and
+            // only a claimed session can be fenced once it is forgotten.
+            let (epoch, acked) = self.store.claim_session(id, &session).await.map_err(|e| {
+                self.metrics.store_errors.inc();
+                ApiError::from(e)
+            })?;
             let region = tally.region_index(&campaign.region_of(region.as_deref()));
             let slot = Arc::new(SessionSlot::new(
                 session.clone(),
@@ -257,7 +251,7 @@ impl Admission {
                 acked,
                 campaign.kinds.len(),
             ));
-            tally.viewer_joined(region, &viewer);
+            tally.viewer_joined(region, &slot);
             Peer::Viewer { slot, region }
         };
         let acked_seq = match &peer {

@@ -6,19 +6,22 @@
 //! single-slot pipeline), on Cluster as on a single server. The campaign index lives in
 //! its own slot, `{campaigns}`.
 //!
-//! Scripts are named by their file in `lua/`; no key carries a Redis TTL, so what a
-//! campaign keeps for its report stays until an operator deletes it.
+//! Scripts are named by their file in `lua/`. What a campaign keeps for its report carries
+//! no Redis TTL and stays until an operator deletes it; only per-session resume state and
+//! per-process retry records expire, in *generations* (below).
 //!
 //! | key | type | holds | written by | expires / deleted |
 //! |-----|------|-------|------------|-------------------|
 //! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
-//! | `lt:{c:<id>}:epochs` | hash | session → ownership epoch | `claim.lua` | deleted when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:sessions` | hash | session → acked seq | `apply.lua` | deleted when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:applied` | hash | origin node → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | never (one field per node) |
+//! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>`, and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, and [`Batch::touch`](crate::store::Batch::touch)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
+//! | `lt:{c:<id>}:applied:0`, `:applied:1` | hash | the generations of retry records: origin (node id/run id) → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | as `sessions:<p>` |
+//! | `lt:{c:<id>}:epochs` | hash | v1 layout: session → ownership epoch | v1 nodes; `claim.lua` while v1 nodes may run | deleted when the campaign ends |
+//! | `lt:{c:<id>}:sessions` | hash | v1 layout: session → acked seq | v1 nodes; `apply.lua` while v1 nodes may run | field: when a v2 node takes the session over; key: when the campaign ends |
+//! | `lt:{c:<id>}:applied` | hash | v1 layout: v1 origin → last batch | v1 nodes | deleted when the campaign ends |
 //! | `lt:{c:<id>}:uniq` | HLL | viewers seen (`unique_viewers`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:actors` | HLL | viewers who interacted (`interactors`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
@@ -35,6 +38,18 @@
 //!
 //! Series hashes are split by hour so that reading a window reads only the hours it
 //! covers, not the whole two weeks of a festival.
+//!
+//! **Generations.** Redis 7.0 has no expiry per hash field, and a timer per session would
+//! cost a key per session. So state that must be forgotten lives in two hashes per kind:
+//! with `ttl` the campaign's `session_ttl` and `g = floor(TIME / ttl)` (Redis clock), the
+//! hash of generation `g` is `<kind>:<g mod 2>`; its field `_g` says which generation it
+//! holds (no session id or origin is that short), and it expires at the end of generation
+//! `g + 1`. Reads look in `g`, then `g - 1`; writes go to `g`, copying an entry forward.
+//! An entry therefore lives at least `ttl` and at most `2·ttl` after its last write, and a
+//! campaign's sessions cost nothing once they are quiet for two TTLs. Both hash names are
+//! fixed, so scripts declare them in KEYS as Cluster requires. Fencing survives
+//! forgetting because epochs come from the campaign-wide `meta.epoch` counter: an epoch is
+//! never handed out twice, and a delta whose session has no entry is fenced.
 //!
 //! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
 //! nodes with skewed clocks still agree on which leases are alive.
@@ -75,6 +90,16 @@ impl CampaignKeys<'_> {
 
     pub(super) fn applied(self) -> String {
         self.key("applied")
+    }
+
+    /// The two generation hashes of session state, as a script's `generation()` takes them.
+    pub(super) fn session_gens(self) -> [String; 2] {
+        [self.key("sessions:0"), self.key("sessions:1")]
+    }
+
+    /// The two generation hashes of retry records.
+    pub(super) fn applied_gens(self) -> [String; 2] {
+        [self.key("applied:0"), self.key("applied:1")]
     }
 
     pub(super) fn uniq(self) -> String {
@@ -163,6 +188,10 @@ mod tests {
             (k.epochs(), "lt:{c:x}:epochs"),
             (k.sessions(), "lt:{c:x}:sessions"),
             (k.applied(), "lt:{c:x}:applied"),
+            (k.session_gens()[0].clone(), "lt:{c:x}:sessions:0"),
+            (k.session_gens()[1].clone(), "lt:{c:x}:sessions:1"),
+            (k.applied_gens()[0].clone(), "lt:{c:x}:applied:0"),
+            (k.applied_gens()[1].clone(), "lt:{c:x}:applied:1"),
             (k.uniq(), "lt:{c:x}:uniq"),
             (k.actors(), "lt:{c:x}:actors"),
             (k.regs(), "lt:{c:x}:regs"),

@@ -8,9 +8,10 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `6 + 2·kinds + channels + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉` Redis commands: the
-//! count grows with distinct kinds and channels and, in chunks of 1,000 fields per
-//! command, with the sessions that sent something, never with the number of interactions
+//! `12 + 2·kinds + channels + 5·⌈(sessions + touched)/1000⌉ + ⌈new_viewers/1000⌉` Redis
+//! commands (two more per 1,000 sessions while v1 nodes may still run): the count grows
+//! with distinct kinds and channels and, in chunks of 1,000 fields per command, with the
+//! sessions that sent something or are refreshed, never with the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
 mod conn;
@@ -18,11 +19,13 @@ mod keys;
 mod script;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL};
 use crate::campaign::{Campaign, State};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
@@ -34,6 +37,11 @@ pub use conn::CALL_TIMEOUT;
 pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
+    /// The session TTL this node proposes; a campaign keeps the first one written to it.
+    session_ttl: Duration,
+    /// True while the store is at schema 1, i.e. v1 nodes may still be running: the
+    /// scripts then keep the v1 session keys true as well (see `docs/operations.md`).
+    mixed: AtomicBool,
 }
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
@@ -48,6 +56,8 @@ struct LuaBatch<'a> {
     /// `[node, presence JSON]`
     #[serde(skip_serializing_if = "Option::is_none")]
     p: Option<(&'a str, String)>,
+    /// `[[session, epoch], ...]` to keep alive.
+    t: Vec<(&'a str, String)>,
 }
 
 type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
@@ -137,6 +147,27 @@ impl RedisStore {
         Self {
             conn,
             scripts: Scripts::new(),
+            session_ttl: DEFAULT_SESSION_TTL,
+            mixed: AtomicBool::new(false),
+        }
+    }
+
+    /// Campaigns that have no session TTL yet get `ttl` (`--session-ttl`).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    fn ttl_ms(&self) -> String {
+        self.session_ttl.as_millis().max(1).to_string()
+    }
+
+    /// `"1"` while v1 nodes may still run (the scripts' last argument).
+    fn mixed_arg(&self) -> &'static str {
+        if self.mixed.load(Ordering::Relaxed) {
+            "1"
+        } else {
+            "0"
         }
     }
 
@@ -196,7 +227,7 @@ impl Store for RedisStore {
             .run(
                 &self.conn,
                 &[CampaignKeys(&campaign.id).meta()],
-                (json, state_str(campaign.state), ended_at),
+                (json, state_str(campaign.state), ended_at, self.ttl_ms()),
             )
             .await?;
         if created == 1 {
@@ -264,12 +295,25 @@ impl Store for RedisStore {
 
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
         let k = CampaignKeys(id);
+        let [s0, s1] = k.session_gens();
+        let [a0, a1] = k.applied_gens();
         let reply: Option<(String, Option<String>, Option<String>)> = self
             .scripts
             .end
             .run(
                 &self.conn,
-                &[k.meta(), k.presence(), k.presence_exp(), k.epochs(), k.sessions()],
+                &[
+                    k.meta(),
+                    k.presence(),
+                    k.presence_exp(),
+                    k.epochs(),
+                    k.sessions(),
+                    s0,
+                    s1,
+                    a0,
+                    a1,
+                    k.applied(),
+                ],
                 at_ms,
             )
             .await?;
@@ -279,10 +323,15 @@ impl Store for RedisStore {
 
     async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
+        let [s0, s1] = k.session_gens();
         let reply: Option<(u64, u64)> = self
             .scripts
             .claim
-            .run(&self.conn, &[k.meta(), k.epochs(), k.sessions()], session)
+            .run(
+                &self.conn,
+                &[k.meta(), s0, s1, k.epochs(), k.sessions()],
+                (session, self.ttl_ms(), self.mixed_arg()),
+            )
             .await?;
         reply.ok_or(StoreError::NotFound)
     }
@@ -313,12 +362,15 @@ impl Store for RedisStore {
                 .map(|(c, n)| (c.as_str(), n.to_string()))
                 .collect(),
             p: presence,
+            t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
         };
         let json = serde_json::to_string(&lua).map_err(unavailable)?;
         let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
-        let (ended, fenced): (u8, Vec<usize>) = self
+        let [s0, s1] = k.session_gens();
+        let [a0, a1] = k.applied_gens();
+        let (ended, fenced, session_ttl_ms): (u8, Vec<usize>, u64) = self
             .scripts
             .apply
             .run(
@@ -335,7 +387,10 @@ impl Store for RedisStore {
                     k.shares(),
                     k.presence(),
                     k.presence_exp(),
-                    k.applied(),
+                    a0,
+                    a1,
+                    s0,
+                    s1,
                 ],
                 (
                     json,
@@ -344,12 +399,15 @@ impl Store for RedisStore {
                     ttl_ms,
                     &batch.origin,
                     batch.number.to_string(),
+                    self.ttl_ms(),
+                    self.mixed_arg(),
                 ),
             )
             .await?;
         Ok(Applied {
             fenced,
             ended: ended == 1,
+            session_ttl: (ended == 0).then(|| Duration::from_millis(session_ttl_ms)),
         })
     }
 

@@ -1,40 +1,57 @@
 -- Applies one batch atomically (needs prelude.lua). Numbers travel as decimal strings:
 -- epochs are compared as strings and nothing is formatted by Lua's `%.14g`.
--- KEYS: 1 meta, 2 epochs, 3 sessions, 4 counts, 5 iseries partition, 6 iparts, 7 uniq,
---       8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied (origin -> number|fenced).
+-- KEYS: 1 meta, 2 epochs (v1), 3 sessions (v1), 4 counts, 5 iseries partition, 6 iparts,
+--       7 uniq, 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied:0,
+--       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
+--       (session -> epoch|acked).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
---       5 origin, 6 batch number ('0': no retry check).
--- Returns {ended (0/1), {fenced 0-based session indices}}.
-if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {1, {}} end
-if ARGV[6] ~= '0' then
-  local prev = redis.call('HGET', KEYS[12], ARGV[5])
+--       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
+--       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too).
+-- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms}.
+local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
+if m[1] ~= 'live' then return {1, {}, 0} end
+local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
+local now = now_ms()
+local mixed = ARGV[8] == '1'
+local retry = ARGV[6] ~= '0' and generation(KEYS[12], KEYS[13], ttl, now)
+if retry then
+  local prev = gen_get(retry, {ARGV[5]}, 1, 1)[1]
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
-      return {0, cjson.decode(string.sub(prev, sep + 1))}
+      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl}
     end
   end
 end
 local b = cjson.decode(ARGV[1])
+local sess = generation(KEYS[14], KEYS[15], ttl, now)
 local sessions = b.s
 local names = {}
 for i = 1, #sessions do names[i] = sessions[i][1] end
-local fenced, actors, kinds, by_kind, acked, acked_names = {}, {}, {}, {}, {}, {}
+-- live: the entries to write back (refreshed, acked raised), by session name.
+local fenced, actors, kinds, by_kind, live, live_names = {}, {}, {}, {}, {}, {}
 local accepted = false
 chunks(names, function(i0, i1)
-  local epochs = redis.call('HMGET', KEYS[2], unpack(names, i0, i1))
+  local entries = gen_get(sess, names, i0, i1)
+  -- A v1 node's claim moves only the v1 epoch: while one may run, it fences too.
+  local v1 = mixed and redis.call('HMGET', KEYS[2], unpack(names, i0, i1)) or {}
   for i = i0, i1 do
     local s = sessions[i]
-    if (epochs[i - i0 + 1] or '0') ~= s[2] then
+    local entry = entries[i - i0 + 1]
+    local v1e = v1[i - i0 + 1]
+    if not entry or string.match(entry, '^(%d+)|') ~= s[2] or (v1e and v1e ~= s[2]) then
       fenced[#fenced + 1] = i - 1
     else
       accepted = true
-      local seq = tonumber(s[3])
-      if seq > 0 then
-        local prev = acked[s[1]]
-        if prev == nil then acked_names[#acked_names + 1] = s[1] end
-        if prev == nil or seq > prev[1] then acked[s[1]] = {seq, s[3]} end
+      local l = live[s[1]]
+      if l == nil then
+        local a = string.match(entry, '^%d+|(%d+)')
+        l = {s[2], tonumber(a), a}
+        live[s[1]] = l
+        live_names[#live_names + 1] = s[1]
       end
+      local seq = tonumber(s[3])
+      if seq > l[2] then l[2] = seq; l[3] = s[3] end
       if #s[5] > 0 then actors[#actors + 1] = s[4] end
       for _, kc in ipairs(s[5]) do
         local k = kc[1]
@@ -44,17 +61,46 @@ chunks(names, function(i0, i1)
     end
   end
 end)
-chunks(acked_names, function(i0, i1)
-  local old = redis.call('HMGET', KEYS[3], unpack(acked_names, i0, i1))
-  local set = {}
+-- Open sockets that sent nothing: their sessions live on while the epoch is still theirs.
+local touch, touched = b.t, {}
+for i = 1, #touch do touched[i] = touch[i][1] end
+chunks(touched, function(i0, i1)
+  local entries = gen_get(sess, touched, i0, i1)
   for i = i0, i1 do
-    local a = acked[acked_names[i]]
-    if a[1] > tonumber(old[i - i0 + 1] or '0') then
-      set[#set + 1] = acked_names[i]
-      set[#set + 1] = a[2]
+    local entry, name = entries[i - i0 + 1], touched[i]
+    if entry and live[name] == nil and string.match(entry, '^(%d+)|') == touch[i][2] then
+      local a = string.match(entry, '^%d+|(%d+)')
+      live[name] = {touch[i][2], tonumber(a), a}
+      live_names[#live_names + 1] = name
     end
   end
-  if #set > 0 then redis.call('HSET', KEYS[3], unpack(set)) end
+end)
+-- After the upgrade (schema 2) the v1 acked seqs are only a fallback for sessions v2
+-- never wrote; drop those ours supersede, so they never come back once ours are forgotten.
+local v1_left = not mixed and #live_names > 0 and redis.call('EXISTS', KEYS[3]) == 1
+chunks(live_names, function(i0, i1)
+  local kv = {}
+  for i = i0, i1 do
+    local l = live[live_names[i]]
+    kv[#kv + 1] = live_names[i]
+    kv[#kv + 1] = l[1] .. '|' .. l[3]
+  end
+  gen_put(sess, kv)
+  if mixed then
+    -- v1 nodes read the acked seq from the v1 hash: keep it as high as ours.
+    local old = redis.call('HMGET', KEYS[3], unpack(live_names, i0, i1))
+    local set = {}
+    for i = i0, i1 do
+      local l = live[live_names[i]]
+      if l[2] > tonumber(old[i - i0 + 1] or '0') then
+        set[#set + 1] = live_names[i]
+        set[#set + 1] = l[3]
+      end
+    end
+    if #set > 0 then redis.call('HSET', KEYS[3], unpack(set)) end
+  elseif v1_left then
+    redis.call('HDEL', KEYS[3], unpack(live_names, i0, i1))
+  end
 end)
 if accepted then
   local total = 0
@@ -78,7 +124,6 @@ for _, c in ipairs(channels) do
   redis.call('HINCRBY', KEYS[9], c, string.format('%d', ch[c]))
 end
 if b.p then
-  local now = now_ms()
   redis.call('HSET', KEYS[10], b.p[1], string.format('%d', now) .. '|' .. b.p[2])
   redis.call('HSET', KEYS[11], b.p[1], string.format('%d', now + tonumber(ARGV[4])))
   -- The peak moves with presence: sum the live leases and raise it if higher.
@@ -111,9 +156,9 @@ if b.p then
       'peak_regions', '{' .. table.concat(parts, ',') .. '}')
   end
 end
-if ARGV[6] ~= '0' then
+if retry then
   local parts = {}
   for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
-  redis.call('HSET', KEYS[12], ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']')
+  gen_put(retry, {ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']'})
 end
-return {0, fenced}
+return {0, fenced, ttl}
