@@ -35,6 +35,9 @@ pub enum StoreError {
     /// No campaign with this id.
     #[error("campaign not found")]
     NotFound,
+    /// The store was written by a newer build: this node must not touch it.
+    #[error("the store is at schema version {found}, newer than this node's {supported}: upgrade this node first")]
+    NewerSchema { found: u64, supported: u64 },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -119,6 +119,12 @@ impl Node {
     /// Starts a node on `listen` (a fixed port for restarts). `--tick 100ms` and
     /// `--flush-interval 20ms` unless `extra` sets them.
     pub fn start_on(listen: &str, extra: &[&str]) -> Node {
+        Self::start_bin(env!("CARGO_BIN_EXE_livetally"), listen, extra)
+    }
+
+    /// [`start_on`](Self::start_on) with another build of the binary (an older release, for
+    /// upgrade tests).
+    pub fn start_bin(bin: &str, listen: &str, extra: &[&str]) -> Node {
         let mut args = vec!["serve", "--listen", listen, "--operator-token", TOKEN];
         for (flag, default) in [("--tick", "100ms"), ("--flush-interval", "20ms")] {
             if !extra.contains(&flag) {
@@ -126,7 +132,7 @@ impl Node {
             }
         }
         args.extend_from_slice(extra);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
+        let mut cmd = Command::new(bin);
         let mut child = cmd
             .args(&args)
             .env("RUST_LOG", "info")

@@ -15,13 +15,14 @@
 //! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
+//! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
 //! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>`, and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, and [`Batch::touch`](crate::store::Batch::touch)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:applied:0`, `:applied:1` | hash | the generations of retry records: origin (node id/run id) → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | as `sessions:<p>` |
-//! | `lt:{c:<id>}:epochs` | hash | v1 layout: session → ownership epoch | v1 nodes; `claim.lua` while v1 nodes may run | deleted when the campaign ends |
-//! | `lt:{c:<id>}:sessions` | hash | v1 layout: session → acked seq | v1 nodes; `apply.lua` while v1 nodes may run | field: when a v2 node takes the session over; key: when the campaign ends |
-//! | `lt:{c:<id>}:applied` | hash | v1 layout: v1 origin → last batch | v1 nodes | deleted when the campaign ends |
+//! | `lt:{c:<id>}:epochs` | hash | v1 layout: session → ownership epoch | v1 nodes; `claim.lua` while v1 nodes may run | field: when v2 claims the session after the upgrade; key: two session TTLs after `upgrade-store`, or when the campaign ends |
+//! | `lt:{c:<id>}:sessions` | hash | v1 layout: session → acked seq, read as a fallback by v2 | v1 nodes; `apply.lua` while v1 nodes may run | as `epochs` (and a field once v2 wrote the session after the upgrade) |
+//! | `lt:{c:<id>}:applied` | hash | v1 layout: v1 origin → last batch | v1 nodes | as `epochs` |
 //! | `lt:{c:<id>}:uniq` | HLL | viewers seen (`unique_viewers`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:actors` | HLL | viewers who interacted (`interactors`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
@@ -62,6 +63,8 @@ const SERIES_PARTITION_MS: i64 = 3_600_000;
 pub(super) const INDEX: &str = "lt:{campaigns}:index";
 pub(super) const ORDER: &str = "lt:{campaigns}:order";
 pub(super) const NEXT: &str = "lt:{campaigns}:next";
+/// The stored format's version (`schema.rs`).
+pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
 
 /// The keys of one campaign, all in its `{c:<id>}` slot.
 #[derive(Clone, Copy)]

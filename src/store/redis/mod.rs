@@ -16,10 +16,10 @@
 
 mod conn;
 mod keys;
+mod schema;
 mod script;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,9 +29,16 @@ use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, S
 use crate::campaign::{Campaign, State};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
+use schema::Schema;
 use script::{Scripts, NO_ARGS};
 
 pub use conn::CALL_TIMEOUT;
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// How long `livetally upgrade-store` waits between marking the upgrade finished and
+/// expiring the v1 keys: long enough for every running node to have looked again (twice
+/// [`schema::RECHECK`]) and for a script started before to have ended.
+pub const FINISH_WAIT: Duration = Duration::from_secs(2 * schema::RECHECK.as_secs() + CALL_TIMEOUT.as_secs());
 
 /// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
 pub struct RedisStore {
@@ -39,9 +46,9 @@ pub struct RedisStore {
     scripts: Scripts,
     /// The session TTL this node proposes; a campaign keeps the first one written to it.
     session_ttl: Duration,
-    /// True while the store is at schema 1, i.e. v1 nodes may still be running: the
-    /// scripts then keep the v1 session keys true as well (see `docs/operations.md`).
-    mixed: AtomicBool,
+    /// The store's schema version: while it is 1, v1 nodes may still be running and the
+    /// scripts keep the v1 session keys true as well (see `schema.rs`).
+    schema: Schema,
 }
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
@@ -133,23 +140,25 @@ impl RedisStore {
     /// Fails with `Unavailable` when it cannot connect within [`CALL_TIMEOUT`]; once
     /// connected, lost connections are re-established in the background with exponential
     /// backoff.
+    /// Refuses a store written by a newer schema version ([`StoreError::NewerSchema`]).
     pub async fn connect_standalone(url: &str) -> StoreResult<RedisStore> {
-        Ok(Self::new(Conn::standalone(url).await?))
+        Self::new(Conn::standalone(url).await?).await
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://` or `rediss://`).
     /// The cluster connection follows slot moves and reconnects to nodes on its own.
+    /// Refuses a store written by a newer schema version, as standalone does.
     pub async fn connect_cluster(urls: &[String]) -> StoreResult<RedisStore> {
-        Ok(Self::new(Conn::cluster(urls).await?))
+        Self::new(Conn::cluster(urls).await?).await
     }
 
-    fn new(conn: Conn) -> Self {
-        Self {
+    async fn new(conn: Conn) -> StoreResult<Self> {
+        Ok(Self {
+            schema: Schema::open(&conn).await?,
             conn,
             scripts: Scripts::new(),
             session_ttl: DEFAULT_SESSION_TTL,
-            mixed: AtomicBool::new(false),
-        }
+        })
     }
 
     /// Campaigns that have no session TTL yet get `ttl` (`--session-ttl`).
@@ -163,12 +172,55 @@ impl RedisStore {
     }
 
     /// `"1"` while v1 nodes may still run (the scripts' last argument).
-    fn mixed_arg(&self) -> &'static str {
-        if self.mixed.load(Ordering::Relaxed) {
+    async fn mixed_arg(&self) -> &'static str {
+        if self.schema.mixed(&self.conn).await {
             "1"
         } else {
             "0"
         }
+    }
+
+    /// Finishes a node-by-node upgrade from v1 (`livetally upgrade-store`, once no v1 node
+    /// runs): marks the store as version 2, waits `wait` (see [`FINISH_WAIT`]) so every
+    /// running node stops writing the v1 session keys, then gives those keys of every
+    /// campaign an expiry of two session TTLs. Sessions v2 has not taken over by then are
+    /// forgotten like any quiet session. Returns the number of campaigns. Safe to run again.
+    pub async fn finish_upgrade(&self, wait: Duration) -> StoreResult<usize> {
+        schema::finish(&self.conn).await?;
+        tokio::time::sleep(wait).await;
+        let ids: Vec<String> = self
+            .conn
+            .call(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(keys::INDEX)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        for id in &ids {
+            let k = CampaignKeys(id);
+            let ttl: Option<u64> = self
+                .conn
+                .call(|mut c| async move {
+                    redis::cmd("HGET")
+                        .arg(k.meta())
+                        .arg("session_ttl")
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let ms = 2 * ttl.unwrap_or(self.session_ttl.as_millis() as u64).max(1);
+            let mut pipe = redis::pipe();
+            for key in [k.epochs(), k.sessions(), k.applied()] {
+                pipe.cmd("PEXPIRE").arg(key).arg(ms).arg("NX").ignore();
+            }
+            self.conn
+                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await?;
+        }
+        Ok(ids.len())
     }
 
     /// `HMGET` of the meta fields a campaign is built from.
@@ -330,7 +382,7 @@ impl Store for RedisStore {
             .run(
                 &self.conn,
                 &[k.meta(), s0, s1, k.epochs(), k.sessions()],
-                (session, self.ttl_ms(), self.mixed_arg()),
+                (session, self.ttl_ms(), self.mixed_arg().await),
             )
             .await?;
         reply.ok_or(StoreError::NotFound)
@@ -400,7 +452,7 @@ impl Store for RedisStore {
                     &batch.origin,
                     batch.number.to_string(),
                     self.ttl_ms(),
-                    self.mixed_arg(),
+                    self.mixed_arg().await,
                 ),
             )
             .await?;
