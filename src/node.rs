@@ -165,6 +165,8 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             connections: Arc::new(Connections::new(max_connections)),
             allowed_origins: config.allowed_origins.clone(),
             tick: config.tick,
+            node_id: node_id.clone(),
+            lease: config.presence_ttl,
             shutdown: close_sockets.clone(),
         },
         env: Arc::new(SocketEnv {

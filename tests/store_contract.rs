@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use livetally::campaign::{Access, Campaign, State};
 use livetally::store::memory::MemoryStore;
 use livetally::store::redis::RedisStore;
-use livetally::store::{Applied, Batch, NodeShare, Presence, SeriesMetric, SessionDelta, Store, StoreError};
+use livetally::store::{Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, SessionDelta, Store, StoreError};
 use support::redis::{RedisCluster, RedisServer};
 
 // ---------------------------------------------------------------------------------------
@@ -122,6 +122,9 @@ contract!(
     retried_batch_is_applied_once,
     sessions_are_forgotten_within_two_ttls,
     quiet_open_sessions_are_kept_and_stale_ones_are_not,
+    a_session_claimed_while_counted_elsewhere_counts_once,
+    a_dead_nodes_moved_sockets_go_with_its_lease,
+    a_closed_socket_moves_nothing,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -212,9 +215,17 @@ fn bare(a: Applied) -> Applied {
     Applied { session_ttl: None, ..a }
 }
 
+/// Who the contract tests claim sessions for: a node that never writes presence, so its
+/// claims move nothing that other tests count (its lease outlives every test).
+const CLAIMER: Owner<'static> = Owner {
+    node: "node-claim",
+    region: "US",
+    lease: Duration::from_secs(600),
+};
+
 /// Claims `session` and returns its new epoch.
 async fn claim(store: &dyn Store, id: &str, session: &str) -> u64 {
-    store.claim_session(id, session).await.unwrap().0
+    store.claim_session(id, session, &CLAIMER).await.unwrap().0
 }
 
 // ---------------------------------------------------------------------------------------
@@ -307,9 +318,9 @@ async fn end_is_idempotent_and_unknown_is_not_found(store: Arc<dyn Store>, _: &s
 async fn claim_bumps_epoch_and_returns_acked_seq(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "claim").await;
     // Epochs come from one counter per campaign: never the same twice, whatever the session.
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (2, 0));
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (3, 0));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (1, 0));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (2, 0));
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap(), (3, 0));
 
     let applied = store
         .apply(&batch(
@@ -320,19 +331,19 @@ async fn claim_bumps_epoch_and_returns_acked_seq(store: Arc<dyn Store>, _: &str)
         .await
         .unwrap();
     assert_eq!(bare(applied), ok());
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (4, 5));
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (5, 0));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (4, 5));
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap(), (5, 0));
 
     assert!(matches!(
-        store.claim_session(&uid("missing"), "session-1").await,
+        store.claim_session(&uid("missing"), "session-1", &CLAIMER).await,
         Err(StoreError::NotFound)
     ));
 }
 
 async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "counts").await;
-    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (e1, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
     let e3 = claim(&*store, &id, "session-3").await;
     let b1 = batch(
         &id,
@@ -358,7 +369,7 @@ async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
     // Only the kinds asked for are reported.
     let only = store.stats(&id, &["like".to_owned()], now()).await.unwrap();
     assert_eq!(only.interactions, map(&[("like", 7)]));
-    assert_eq!(store.claim_session(&id, "session-3").await.unwrap().1, 1);
+    assert_eq!(store.claim_session(&id, "session-3", &CLAIMER).await.unwrap().1, 1);
 
     // An empty batch changes nothing and is not refused.
     assert_eq!(bare(store.apply(&batch(&id, 3_000, vec![])).await.unwrap()), ok());
@@ -367,7 +378,7 @@ async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
 
 async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "acked").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     for seq in [10, 4, 0] {
         store
             .apply(&batch(
@@ -390,7 +401,7 @@ async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
         ))
         .await
         .unwrap();
-    let (_, acked) = store.claim_session(&id, "session-1").await.unwrap();
+    let (_, acked) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     assert_eq!(acked, 12);
     assert_eq!(interactions(&*store, &id).await["like"], 3);
 }
@@ -398,10 +409,10 @@ async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
 async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "fence").await;
     // Node A owns the session, then the viewer reconnects through node B.
-    let (a, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (b, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (a, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (b, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     assert!(a < b);
-    let (other, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (other, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
 
     let applied = store
         .apply(&batch(
@@ -428,8 +439,8 @@ async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
         map(&[("like", 2), ("cheer", 1), ("comment", 0), ("share", 0)])
     );
     // The fenced seqs did not move the acks; the stale viewer is no interactor.
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap().1, 3);
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap().1, 1);
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap().1, 3);
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap().1, 1);
     assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().interactors, 2);
     // The fenced counts are not in the series either.
     let total = store
@@ -441,7 +452,7 @@ async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
 
 async fn ended_campaign_freezes_counts(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "frozen").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     let mut b = batch(&id, 1_000, vec![delta("session-1", "viewer-1", e, 1, &[("like", 3)])]);
     b.new_viewers = vec!["viewer-1".to_owned()];
     b.share_visits = vec![("wechat".to_owned(), 2)];
@@ -542,7 +553,7 @@ async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
         stats.unique_viewers
     );
     // Acked seq of session i is i%7+1.
-    assert_eq!(store.claim_session(&id, "session-02498").await.unwrap().1, 7);
+    assert_eq!(store.claim_session(&id, "session-02498", &CLAIMER).await.unwrap().1, 7);
     assert_eq!(
         store
             .series(&id, &SeriesMetric::Interactions(None), 0, i64::MAX)
@@ -643,7 +654,7 @@ async fn presence_expires_after_ttl(store: Arc<dyn Store>, _: &str) {
 
 async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "end-viewers").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     let mut b = batch(&id, 0, vec![delta("session-1", "viewer-1", e, 4, &[("like", 1)])]);
     b.presence = Some(("node-a".into(), presence(5, &[("US", 5)])));
     let before = now() - 1_000;
@@ -663,7 +674,7 @@ async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
     assert_eq!(stats.regions_at_peak, map(&[("US", 5)]));
     assert_eq!(stats.interactions["like"], 1);
     // Sessions are forgotten with the campaign: a late claim starts over.
-    let (late, acked) = store.claim_session(&id, "session-1").await.unwrap();
+    let (late, acked) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     assert!(late > e && acked == 0, "{late} {acked}");
 }
 
@@ -891,7 +902,7 @@ mod redis_only {
         let mut server = RedisServer::start_with_aof();
         let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
         let id = new_campaign(&store, "aof").await;
-        let (e, _) = store.claim_session(&id, "s-1").await.unwrap();
+        let (e, _) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         store
             .apply(&batch(&id, 0, vec![delta("s-1", "v-1", e, 6, &[("like", 6)])]))
             .await
@@ -907,7 +918,7 @@ mod redis_only {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(interactions(&store, &id).await["like"], 6);
-        let (e, acked) = store.claim_session(&id, "s-1").await.unwrap();
+        let (e, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         assert_eq!(acked, 6);
         // Scripts are gone after a restart; EVALSHA reloads them transparently.
         store
@@ -993,7 +1004,7 @@ mod cluster_only {
             node.pause();
         }
         let started = Instant::now();
-        let res = store.claim_session(&id, "s-1").await;
+        let res = store.claim_session(&id, "s-1", &CLAIMER).await;
         let elapsed = started.elapsed();
         for node in cluster.nodes() {
             node.resume();
@@ -1006,7 +1017,7 @@ mod cluster_only {
             assert!(Instant::now() < deadline, "cluster store did not recover");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (epoch, acked) = store.claim_session(&id, "s-1").await.unwrap();
+        let (epoch, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         // The timed-out claim may have run when the node woke up.
         assert!((1..=2).contains(&epoch) && acked == 0, "{epoch} {acked}");
     }
@@ -1014,10 +1025,10 @@ mod cluster_only {
 
 async fn retried_batch_is_applied_once(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "retry").await;
-    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (e1, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
     // session-2 moves on elsewhere, so its delta in this batch is fenced.
-    store.claim_session(&id, "session-2").await.unwrap();
+    store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
     let mut b = batch(
         &id,
         0,
@@ -1087,7 +1098,7 @@ async fn sessions_are_forgotten_within_two_ttls(_: Arc<dyn Store>, kind: &str) {
         vec![0]
     );
     // ... the session comes back from the start, with an epoch never seen before ...
-    let (again, acked) = store.claim_session(&id, "session-007").await.unwrap();
+    let (again, acked) = store.claim_session(&id, "session-007", &CLAIMER).await.unwrap();
     assert_eq!(acked, 0);
     assert!(again > epochs[49], "{again} vs {epochs:?}");
     // ... and the old socket stays fenced.
@@ -1119,7 +1130,7 @@ async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, 
     assert_eq!(interactions(&*store, &id).await["like"], 3);
 
     // Once the session moved to another socket, the old one's refreshes keep nothing alive.
-    let (moved, acked) = store.claim_session(&id, "session-000").await.unwrap();
+    let (moved, acked) = store.claim_session(&id, "session-000", &CLAIMER).await.unwrap();
     assert_eq!(acked, 4);
     for _ in 0..7 {
         tokio::time::sleep(SHORT_TTL / 3).await;
@@ -1128,5 +1139,135 @@ async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, 
         store.apply(&b).await.unwrap();
     }
     assert_eq!(store.apply(&next("session-000", moved)).await.unwrap().fenced, vec![0]);
-    assert_eq!(store.claim_session(&id, "session-000").await.unwrap().1, 0);
+    assert_eq!(store.claim_session(&id, "session-000", &CLAIMER).await.unwrap().1, 0);
+}
+
+fn owner(node: &'static str, region: &'static str, lease: Duration) -> Owner<'static> {
+    Owner { node, region, lease }
+}
+
+/// A flush from `node` carrying only its presence (when given) and the sockets it closed.
+fn flush_of(id: &str, node: &str, p: Option<Presence>, left: &[(&str, u64)]) -> Batch {
+    let mut b = batch(id, 0, vec![]);
+    b.node = node.to_owned();
+    b.presence = p.map(|p| (node.to_owned(), p));
+    b.left = left.iter().map(|(s, e)| (s.to_string(), *e)).collect();
+    b
+}
+
+async fn moved_from(store: &dyn Store, b: &Batch) -> Vec<u64> {
+    let mut moved = store.apply(b).await.unwrap().moved;
+    moved.sort_unstable();
+    moved
+}
+
+async fn a_session_claimed_while_counted_elsewhere_counts_once(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "once").await;
+    let lease = Duration::from_secs(30);
+    let (a, b) = (owner("node-a", "US", lease), owner("node-b", "CN-BJ", lease));
+    let mut on_a = Vec::new();
+    for s in ["session-1", "session-2", "session-3"] {
+        on_a.push(store.claim_session(&id, s, &a).await.unwrap().0);
+    }
+    store
+        .apply(&flush_of(&id, "node-a", Some(presence(3, &[("US", 3)])), &[]))
+        .await
+        .unwrap();
+    // Two of them come back through node-b while node-a still counts them (a crashed node,
+    // half-open sockets): at once, node-a counts them no more.
+    store.claim_session(&id, "session-1", &b).await.unwrap();
+    store.claim_session(&id, "session-2", &b).await.unwrap();
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.regions.clone()), (1, map(&[("US", 1)])), "{s:?}");
+    // node-b's flush counts them there: three viewers, and the peak never saw five.
+    let to_b = flush_of(&id, "node-b", Some(presence(2, &[("CN-BJ", 2)])), &[]);
+    assert_eq!(moved_from(&*store, &to_b).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    assert_eq!(s.regions, map(&[("US", 1), ("CN-BJ", 2)]));
+    // node-a learns which of its sockets moved, closes them and says so: still three.
+    let told = moved_from(&*store, &flush_of(&id, "node-a", None, &[])).await;
+    assert_eq!(told, on_a[..2].to_vec());
+    let closed = [("session-1", on_a[0]), ("session-2", on_a[1])];
+    let done = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &closed);
+    assert_eq!(moved_from(&*store, &done).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+
+    // The same node: a half-open socket and its replacement on node-a count once.
+    store.claim_session(&id, "session-3", &a).await.unwrap();
+    let both = flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]);
+    assert_eq!(moved_from(&*store, &both).await, vec![on_a[2]]);
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    let one = flush_of(
+        &id,
+        "node-a",
+        Some(presence(1, &[("US", 1)])),
+        &[("session-3", on_a[2])],
+    );
+    assert_eq!(moved_from(&*store, &one).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    let shares: Vec<_> = s.nodes.iter().map(|n| (n.node.as_str(), n.viewers)).collect();
+    assert_eq!(shares, [("node-a", 1), ("node-b", 2)]);
+}
+
+async fn a_dead_nodes_moved_sockets_go_with_its_lease(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "dead").await;
+    let short = Duration::from_millis(700);
+    let (a, b) = (
+        owner("node-a", "US", short),
+        owner("node-b", "US", Duration::from_secs(30)),
+    );
+    for s in ["session-1", "session-2"] {
+        store.claim_session(&id, s, &a).await.unwrap();
+    }
+    let mut to_a = flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]);
+    to_a.presence_ttl = short;
+    store.apply(&to_a).await.unwrap();
+    // node-a is killed; its viewers reconnect through node-b before its lease runs out.
+    for s in ["session-1", "session-2"] {
+        store.claim_session(&id, s, &b).await.unwrap();
+    }
+    store
+        .apply(&flush_of(&id, "node-b", Some(presence(2, &[("US", 2)])), &[]))
+        .await
+        .unwrap();
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (2, 2), "{s:?}");
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
+    // node-a comes back under the same name: the old marks went with its old lease.
+    store.claim_session(&id, "session-9", &a).await.unwrap();
+    let mut back = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &[]);
+    back.presence_ttl = Duration::from_secs(30);
+    assert_eq!(moved_from(&*store, &back).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+}
+
+async fn a_closed_socket_moves_nothing(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "closed").await;
+    let lease = Duration::from_secs(30);
+    let (a, b) = (owner("node-a", "US", lease), owner("node-b", "US", lease));
+    let e1 = store.claim_session(&id, "session-1", &a).await.unwrap().0;
+    store.claim_session(&id, "session-2", &a).await.unwrap();
+    store
+        .apply(&flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]))
+        .await
+        .unwrap();
+    // session-1's socket closes on node-a, then the viewer comes back through node-b.
+    let gone = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &[("session-1", e1)]);
+    store.apply(&gone).await.unwrap();
+    store.claim_session(&id, "session-1", &b).await.unwrap();
+    store
+        .apply(&flush_of(&id, "node-b", Some(presence(1, &[("US", 1)])), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved_from(&*store, &flush_of(&id, "node-a", None, &[])).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
 }

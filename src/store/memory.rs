@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use super::hll::HyperLogLog;
 use super::{
-    Applied, Batch, NodeShare, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, State};
 
@@ -107,8 +108,13 @@ struct CampaignData {
     /// Order of creation, for listing oldest first.
     created_seq: u64,
     interactions: HashMap<String, u64>,
-    /// Session → (epoch, acked seq), forgotten within two session TTLs of its last write.
-    sessions: Generations<(u64, u64)>,
+    /// Session → its resume state, forgotten within two session TTLs of its last write.
+    sessions: Generations<Entry>,
+    /// Epoch of a socket whose session was claimed away while its node still counted it →
+    /// (node, region): subtracted from that node's lease until the node says it let go.
+    moved: HashMap<u64, (String, String)>,
+    /// Leases started by a node's claims before its first presence write (node → expiry).
+    claim_leases: HashMap<String, Instant>,
     /// Last epoch handed out; never reset, so epochs are never reused (not even after a
     /// session was forgotten).
     last_epoch: u64,
@@ -127,11 +133,48 @@ struct CampaignData {
     interaction_series: BTreeMap<i64, HashMap<String, u64>>,
 }
 
+/// A session's resume state.
+#[derive(Debug, Clone)]
+struct Entry {
+    epoch: u64,
+    acked: u64,
+    /// `(node, region)` counting the session's socket; `None` once it left.
+    owner: Option<(String, String)>,
+}
+
 impl CampaignData {
     /// Moves the forgetful parts to the generation of `now`.
     fn roll(&mut self, now: Instant) {
         self.sessions.roll(now);
         self.applied.roll(now);
+    }
+
+    /// True while `node` holds a lease (from presence or from a claim).
+    fn alive(&self, node: &str, now: Instant) -> bool {
+        self.presence.get(node).is_some_and(|l| l.expires > now)
+            || self.claim_leases.get(node).is_some_and(|e| *e > now)
+    }
+
+    /// Drops expired leases, and with them the moved marks of their nodes.
+    fn prune(&mut self, now: Instant) {
+        self.presence.retain(|_, l| l.expires > now);
+        self.claim_leases.retain(|_, e| *e > now);
+        let (presence, claims) = (&self.presence, &self.claim_leases);
+        self.moved
+            .retain(|_, (node, _)| presence.contains_key(node) || claims.contains_key(node));
+    }
+
+    /// A node's presence as counted: its lease less its sockets that moved away.
+    fn counted(&self, node: &str, lease: &Lease) -> Presence {
+        let mut p = lease.presence.clone();
+        for (_, region) in self.moved.values().filter(|(n, _)| n == node) {
+            p.viewers = p.viewers.saturating_sub(1);
+            if let Some(r) = p.regions.get_mut(region) {
+                *r = r.saturating_sub(1);
+            }
+        }
+        p.regions.retain(|_, n| *n > 0);
+        p
     }
 }
 
@@ -156,6 +199,8 @@ impl MemoryStore {
         d.interactions.len()
             + d.sessions.len()
             + d.applied.len()
+            + d.moved.len()
+            + d.claim_leases.len()
             + d.registrations.len()
             + d.shares.len()
             + d.presence.len()
@@ -192,6 +237,8 @@ impl Store for MemoryStore {
                 created_seq,
                 interactions: HashMap::new(),
                 sessions: Generations::new(self.session_ttl, self.started),
+                moved: HashMap::new(),
+                claim_leases: HashMap::new(),
                 last_epoch: 0,
                 applied: Generations::new(self.session_ttl, self.started),
                 uniques: HyperLogLog::default(),
@@ -228,17 +275,39 @@ impl Store for MemoryStore {
             d.campaign.ended_at = Some(at_ms);
             d.presence.clear();
             d.sessions.clear();
+            d.moved.clear();
+            d.claim_leases.clear();
         }
         Ok(d.campaign.clone())
     }
 
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        d.roll(Instant::now());
+        let now = Instant::now();
+        d.roll(now);
+        let old = d.sessions.get(session).cloned();
+        if let Some(Entry {
+            epoch,
+            owner: Some((node, region)),
+            ..
+        }) = &old
+        {
+            if d.alive(node, now) {
+                d.moved.insert(*epoch, (node.clone(), region.clone()));
+            }
+        }
+        if !d.alive(owner.node, now) {
+            d.claim_leases.insert(owner.node.to_owned(), now + owner.lease);
+        }
         d.last_epoch += 1;
-        let acked = d.sessions.get(session).map_or(0, |e| e.1);
-        d.sessions.put(session, (d.last_epoch, acked));
+        let acked = old.map_or(0, |e| e.acked);
+        let entry = Entry {
+            epoch: d.last_epoch,
+            acked,
+            owner: Some((owner.node.to_owned(), owner.region.to_owned())),
+        };
+        d.sessions.put(session, entry);
         Ok((d.last_epoch, acked))
     }
 
@@ -263,22 +332,24 @@ impl Store for MemoryStore {
                         fenced: fenced.clone(),
                         ended: false,
                         session_ttl,
+                        moved: vec![],
                     });
                 }
             }
         }
         for (session, epoch) in &batch.touch {
-            if let Some(&entry) = d.sessions.get(session).filter(|e| e.0 == *epoch) {
+            if let Some(entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
                 d.sessions.put(session, entry);
             }
         }
         let mut fenced = Vec::new();
         for (i, s) in batch.sessions.iter().enumerate() {
-            let Some(&(epoch, acked)) = d.sessions.get(&s.session).filter(|e| e.0 == s.epoch) else {
+            let Some(mut entry) = d.sessions.get(&s.session).filter(|e| e.epoch == s.epoch).cloned() else {
                 fenced.push(i);
                 continue;
             };
-            d.sessions.put(&s.session, (epoch, acked.max(s.seq)));
+            entry.acked = entry.acked.max(s.seq);
+            d.sessions.put(&s.session, entry);
             if !s.counts.is_empty() {
                 d.interactors.add(&s.viewer);
             }
@@ -294,6 +365,21 @@ impl Store for MemoryStore {
         for (channel, n) in &batch.share_visits {
             *d.shares.entry(channel.clone()).or_default() += n;
         }
+        // Sockets this node closed: no longer counted by it, nor moved away from it.
+        for (session, epoch) in &batch.left {
+            d.moved.remove(epoch);
+            if let Some(mut entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
+                entry.owner = None;
+                d.sessions.put(session, entry);
+            }
+        }
+        let mut moved: Vec<u64> = d
+            .moved
+            .iter()
+            .filter(|(_, (node, _))| *node == batch.node)
+            .map(|(e, _)| *e)
+            .collect();
+        moved.sort_unstable();
         if let Some((node, presence)) = &batch.presence {
             let now = crate::util::now_ms();
             let instant = Instant::now();
@@ -306,12 +392,13 @@ impl Store for MemoryStore {
                 },
             );
             // The peak moves with presence, so it is exact to the flush, not just the tick.
-            d.presence.retain(|_, l| l.expires > instant);
-            let total: u64 = d.presence.values().map(|l| l.presence.viewers).sum();
+            d.prune(instant);
+            let counted: Vec<Presence> = d.presence.iter().map(|(n, l)| d.counted(n, l)).collect();
+            let total: u64 = counted.iter().map(|p| p.viewers).sum();
             if total > d.peak {
                 let mut regions = BTreeMap::new();
-                for l in d.presence.values() {
-                    for (r, n) in &l.presence.regions {
+                for p in &counted {
+                    for (r, n) in &p.regions {
                         *regions.entry(r.clone()).or_default() += n;
                     }
                 }
@@ -327,12 +414,14 @@ impl Store for MemoryStore {
             fenced,
             ended: false,
             session_ttl,
+            moved,
         })
     }
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
         if let Some(d) = self.lock().get_mut(campaign) {
             d.presence.remove(node);
+            d.claim_leases.remove(node);
         }
         Ok(())
     }
@@ -341,7 +430,7 @@ impl Store for MemoryStore {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
         let now = Instant::now();
-        d.presence.retain(|_, l| l.expires > now);
+        d.prune(now);
         // Read every tick while anyone watches: forgotten sessions leave memory here too.
         d.roll(now);
         let mut stats = Stats {
@@ -361,17 +450,21 @@ impl Store for MemoryStore {
                 .interactions
                 .insert(k.clone(), d.interactions.get(k).copied().unwrap_or(0));
         }
-        let mut nodes: Vec<_> = d.presence.iter().collect();
+        let mut nodes: Vec<_> = d
+            .presence
+            .iter()
+            .map(|(n, l)| (n, l.updated_at, d.counted(n, l)))
+            .collect();
         nodes.sort_by(|a, b| a.0.cmp(b.0));
-        for (node, lease) in nodes {
-            stats.viewers += lease.presence.viewers;
-            for (r, n) in &lease.presence.regions {
+        for (node, updated_at, presence) in nodes {
+            stats.viewers += presence.viewers;
+            for (r, n) in &presence.regions {
                 *stats.regions.entry(r.clone()).or_default() += n;
             }
             stats.nodes.push(NodeShare {
                 node: node.clone(),
-                viewers: lease.presence.viewers,
-                updated_at: lease.updated_at,
+                viewers: presence.viewers,
+                updated_at,
             });
         }
         stats.regions.retain(|_, n| *n > 0);

@@ -66,6 +66,19 @@ pub struct SessionDelta {
     pub counts: Vec<(String, u64)>,
 }
 
+/// Where the socket a session is claimed for is counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The claiming node's name in presence.
+    pub node: &'a str,
+    /// The region the socket counts under (as in [`Presence::regions`]).
+    pub region: &'a str,
+    /// The node's presence lease (`--presence-ttl`). A node's first claim in a campaign
+    /// starts its lease (with 0 viewers), so a session claimed away from it before its
+    /// first flush is still known to be counted there.
+    pub lease: Duration,
+}
+
 /// This node's share of a campaign's live audience, published under a lease.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Presence {
@@ -101,6 +114,13 @@ pub struct Batch {
     /// `(session, epoch)` of open sockets that sent nothing lately: their resume state is
     /// kept alive as if they had (see [`Store::claim_session`]). Stale epochs are ignored.
     pub touch: Vec<(String, u64)>,
+    /// This node's name in presence, for `left` and [`Applied::moved`] ("": none).
+    pub node: String,
+    /// `(session, epoch)` of this node's sockets that closed since the last batch, and
+    /// `("", epoch)` for epochs of [`Applied::moved`] this node no longer counts: the
+    /// store stops counting them as moved away from this node. `presence` (when written)
+    /// no longer counts them.
+    pub left: Vec<(String, u64)>,
 }
 
 impl Batch {
@@ -108,6 +128,7 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
             && self.touch.is_empty()
+            && self.left.is_empty()
             && self.new_viewers.is_empty()
             && self.share_visits.is_empty()
             && self.presence.is_none()
@@ -126,6 +147,10 @@ pub struct Applied {
     /// a session is forgotten). The flusher refreshes open sessions well within it. `None`
     /// when the campaign has ended.
     pub session_ttl: Option<Duration>,
+    /// Epochs of `batch.node`'s sockets whose session was claimed by another socket while
+    /// this node still counted them: the node closes them (4001) and reports them in
+    /// `left`. Until then the store subtracts them from the node's presence.
+    pub moved: Vec<u64>,
 }
 
 /// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
@@ -174,7 +199,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Batch::touch`]); a forgotten session is claimed again with acked seq 0, and a delta
     /// of a socket that still holds an old epoch finds no entry, or a newer epoch, and is
     /// fenced. Every viewer socket claims, including those whose session the node made up.
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
+    ///
+    /// Each session counts once: the store records where the session's socket is counted
+    /// (`owner`). When a claim finds the session still counted by a node with a live lease
+    /// (a crashed node whose lease has not expired, a half-open socket on a live node, or
+    /// the claiming node itself), it marks the old socket as moved: stats and the peak
+    /// subtract it from that node's lease at once, the node learns it in its next
+    /// [`Applied::moved`], and a dead node's marks go with its lease.
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)>;
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series
     /// bucket), acked seqs, the unique and interactor sketches, share visits and the

@@ -63,6 +63,9 @@ struct FlushState {
     next_touch: Option<Instant>,
     /// The campaign's session TTL as the store last told it.
     session_ttl: Option<Duration>,
+    /// Epochs the store said moved away from this node that no open socket here holds: the
+    /// next batch tells the store this node does not count them.
+    release: Vec<u64>,
 }
 
 /// The flusher's timing, from the node's flags.
@@ -222,11 +225,14 @@ impl Flusher {
 
     /// Builds the next batch from what the sockets queued.
     fn build(&self, tally: &CampaignTally, state: &mut FlushState, no_presence: bool) -> InFlight {
+        // Closed sockets are drained before presence is read below (see `viewer_left`).
         let super::Drained {
             dirty,
+            mut left,
             new_viewers,
             share_visits,
         } = tally.drain();
+        left.extend(state.release.drain(..).map(|e| (String::new(), e)));
         let mut seen = HashSet::new();
         let slots: Vec<Arc<SessionSlot>> = dirty
             .into_iter()
@@ -273,6 +279,8 @@ impl Flusher {
             presence,
             presence_ttl: self.timing.presence_ttl,
             touch,
+            node: self.node_id.clone(),
+            left,
         };
         if !batch.is_empty() {
             // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
@@ -368,6 +376,14 @@ impl Flusher {
         if applied.session_ttl.is_some() {
             state.session_ttl = applied.session_ttl;
         }
+        // Sessions claimed by another socket while this node still counted the old one: close
+        // it now (4001) rather than at its next message, so this node stops counting it.
+        for &epoch in &applied.moved {
+            match tally.open_slot(epoch) {
+                Some(slot) => slot.mark_moved(),
+                None => state.release.push(epoch),
+            }
+        }
         if inflight.batch.presence.is_some() {
             state.presence_version = Some(inflight.presence_version);
             state.presence_at = Some(started);
@@ -406,7 +422,10 @@ mod tests {
 
     /// A viewer socket as admission leaves it: a claimed session in the tally.
     async fn viewer(store: &Flaky, tally: &CampaignTally, session: &str) -> Arc<SessionSlot> {
-        let (epoch, acked) = store.claim_session(&tally.campaign.id, session).await.unwrap();
+        let (epoch, acked) = store
+            .claim_session(&tally.campaign.id, session, &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let kinds = tally.campaign.kinds.len();
         let slot = Arc::new(SessionSlot::new(
             session.into(),

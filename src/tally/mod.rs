@@ -35,9 +35,12 @@ pub struct CampaignTally {
     pub watchers: AtomicI64,
     /// Sessions with unflushed counts, queued once per flush by the socket that dirtied them.
     dirty: Mutex<Vec<Arc<SessionSlot>>>,
-    /// The session of every open viewer socket (keyed by slot address), so the flusher can
-    /// keep their resume state alive in the store while they are quiet.
-    open: Mutex<HashMap<usize, Arc<SessionSlot>>>,
+    /// The session of every open viewer socket, by epoch (unique per campaign), so the
+    /// flusher can keep their resume state alive while they are quiet, and find the one
+    /// the store says moved away.
+    open: Mutex<HashMap<u64, Arc<SessionSlot>>>,
+    /// `(session, epoch)` of viewer sockets closed since the last flush.
+    left: Mutex<Vec<(String, u64)>>,
     /// Viewers that connected since the last flush (for the unique sketch).
     new_viewers: Mutex<Vec<String>>,
     /// Share visits since the last flush.
@@ -48,12 +51,6 @@ pub struct CampaignTally {
     pub ended: CancellationToken,
     /// The latest shared frames; sockets wait on `changed()`.
     pub frames: watch::Sender<Arc<Frames>>,
-}
-
-/// A slot's identity in [`CampaignTally::open`]: its address (two sockets may share a
-/// session id, never a slot).
-fn slot_key(slot: &Arc<SessionSlot>) -> usize {
-    Arc::as_ptr(slot) as usize
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,6 +65,7 @@ impl CampaignTally {
             watchers: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
             open: Mutex::new(HashMap::new()),
+            left: Mutex::new(Vec::new()),
             new_viewers: Mutex::new(Vec::new()),
             shares: Mutex::new(HashMap::new()),
             presence_version: AtomicU64::new(0),
@@ -103,14 +101,18 @@ impl CampaignTally {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
         lock(&self.new_viewers).push(slot.viewer.clone());
-        lock(&self.open).insert(slot_key(slot), slot.clone());
+        lock(&self.open).insert(slot.epoch, slot.clone());
     }
 
-    /// A viewer socket closed.
+    /// A viewer socket closed. It leaves presence before it is queued as left: a flush
+    /// that drains `left` before reading presence may miss a socket in `left` that its
+    /// presence already dropped (the store then undercounts it for one flush), never the
+    /// other way round (which could count a session twice).
     pub fn viewer_left(&self, region: usize, slot: &Arc<SessionSlot>) {
-        lock(&self.open).remove(&slot_key(slot));
+        lock(&self.open).remove(&slot.epoch);
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
+        lock(&self.left).push((slot.session.clone(), slot.epoch));
     }
 
     /// The sessions of the open viewer sockets.
@@ -121,7 +123,12 @@ impl CampaignTally {
     /// Keeps those of `slots` whose socket is still open.
     pub fn retain_open(&self, slots: &mut Vec<Arc<SessionSlot>>) {
         let open = lock(&self.open);
-        slots.retain(|s| open.contains_key(&slot_key(s)));
+        slots.retain(|s| open.contains_key(&s.epoch));
+    }
+
+    /// The open socket holding `epoch`, if any.
+    pub fn open_slot(&self, epoch: u64) -> Option<Arc<SessionSlot>> {
+        lock(&self.open).get(&epoch).cloned()
     }
 
     /// Queues a session the socket just made dirty (once per flush interval at most).
@@ -173,6 +180,7 @@ impl CampaignTally {
     /// Flusher side: takes everything queued since the last flush.
     pub fn drain(&self) -> Drained {
         Drained {
+            left: std::mem::take(&mut *lock(&self.left)),
             dirty: std::mem::take(&mut *lock(&self.dirty)),
             new_viewers: std::mem::take(&mut *lock(&self.new_viewers)),
             share_visits: std::mem::take(&mut *lock(&self.shares)).into_iter().collect(),
@@ -181,13 +189,18 @@ impl CampaignTally {
 
     /// Nothing is queued for the flusher.
     pub fn is_drained(&self) -> bool {
-        lock(&self.dirty).is_empty() && lock(&self.new_viewers).is_empty() && lock(&self.shares).is_empty()
+        lock(&self.dirty).is_empty()
+            && lock(&self.new_viewers).is_empty()
+            && lock(&self.shares).is_empty()
+            && lock(&self.left).is_empty()
     }
 }
 
 /// What a campaign's tally queued for one flush.
 pub struct Drained {
     pub dirty: Vec<Arc<SessionSlot>>,
+    /// `(session, epoch)` of viewer sockets closed since the last flush.
+    pub left: Vec<(String, u64)>,
     pub new_viewers: Vec<String>,
     pub share_visits: Vec<(String, u64)>,
 }

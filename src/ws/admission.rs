@@ -18,7 +18,7 @@ use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign}
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::Welcome;
-use crate::store::Store;
+use crate::store::{Owner, Store};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Tallies};
 
@@ -67,6 +67,10 @@ pub struct Admission {
     pub allowed_origins: Vec<String>,
     /// `--tick`, told to clients in the welcome.
     pub tick: Duration,
+    /// This node's name in presence, recorded with every session it claims.
+    pub node_id: String,
+    /// `--presence-ttl`: a node's first claim in a campaign starts its lease.
+    pub lease: Duration,
     /// Cancelled at shutdown: new sockets get 503.
     pub shutdown: CancellationToken,
 }
@@ -237,13 +241,19 @@ impl Admission {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator
         } else {
+            let region_name = campaign.region_of(region.as_deref());
+            let owner = Owner {
+                node: &self.node_id,
+                region: &region_name,
+                lease: self.lease,
+            };
             // A session the node made up is claimed too: the client may resume it later, and
             // only a claimed session can be fenced once it is forgotten.
-            let (epoch, acked) = self.store.claim_session(id, &session).await.map_err(|e| {
+            let (epoch, acked) = self.store.claim_session(id, &session, &owner).await.map_err(|e| {
                 self.metrics.store_errors.inc();
                 ApiError::from(e)
             })?;
-            let region = tally.region_index(&campaign.region_of(region.as_deref()));
+            let region = tally.region_index(&region_name);
             let slot = Arc::new(SessionSlot::new(
                 session.clone(),
                 viewer.clone(),
@@ -348,7 +358,11 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_session_is_welcomed_with_what_the_store_acked() {
         let rig = rig().await;
-        let (epoch, _) = rig.store.claim_session("launch", "session-0001").await.unwrap();
+        let (epoch, _) = rig
+            .store
+            .claim_session("launch", "session-0001", &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let delta = SessionDelta {
             session: "session-0001".into(),
             viewer: "viewer-0001".into(),

@@ -18,7 +18,8 @@
 //! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
 //! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
-//! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>`, and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, and [`Batch::touch`](crate::store::Batch::touch)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
+//! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
+//! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
 //! | `lt:{c:<id>}:applied:0`, `:applied:1` | hash | the generations of retry records: origin (node id/run id) → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | as `sessions:<p>` |
 //! | `lt:{c:<id>}:epochs` | hash | v1 layout: session → ownership epoch | v1 nodes; `claim.lua` while v1 nodes may run | field: when v2 claims the session after the upgrade; key: two session TTLs after `upgrade-store`, or when the campaign ends |
 //! | `lt:{c:<id>}:sessions` | hash | v1 layout: session → acked seq, read as a fallback by v2 | v1 nodes; `apply.lua` while v1 nodes may run | as `epochs` (and a field once v2 wrote the session after the upgrade) |
@@ -28,7 +29,7 @@
 //! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
 //! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock) | `apply.lua` | as `presence` |
+//! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
 //! | `lt:{c:<id>}:vseries:<p>` | hash | bucket ms → viewers, for the hour starting at `<p>` | `tick.lua` | never |
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
@@ -129,6 +130,10 @@ impl CampaignKeys<'_> {
         self.key("presence-exp")
     }
 
+    pub(super) fn moved(self) -> String {
+        self.key("moved")
+    }
+
     /// `part` is a [`partition`] start.
     pub(super) fn vseries(self, part: i64) -> String {
         self.key(&format!("vseries:{part}"))
@@ -201,6 +206,7 @@ mod tests {
             (k.shares(), "lt:{c:x}:shares"),
             (k.presence(), "lt:{c:x}:presence"),
             (k.presence_exp(), "lt:{c:x}:presence-exp"),
+            (k.moved(), "lt:{c:x}:moved"),
             (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),

@@ -8,10 +8,11 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `12 + 2·kinds + channels + 5·⌈(sessions + touched)/1000⌉ + ⌈new_viewers/1000⌉` Redis
-//! commands (two more per 1,000 sessions while v1 nodes may still run): the count grows
-//! with distinct kinds and channels and, in chunks of 1,000 fields per command, with the
-//! sessions that sent something or are refreshed, never with the number of interactions
+//! `13 + 2·kinds + channels + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
+//! ⌈new_viewers/1000⌉` Redis commands (two more per 1,000 sessions while v1 nodes may still
+//! run): the count grows with distinct kinds and channels and, in chunks of 1,000 fields
+//! per command, with the sessions that sent something, are refreshed or closed, never with
+//! the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
 mod conn;
@@ -25,7 +26,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL};
+use super::{
+    Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+};
 use crate::campaign::{Campaign, State};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
@@ -37,7 +40,7 @@ pub use schema::VERSION as SCHEMA_VERSION;
 
 /// How long `livetally upgrade-store` waits between marking the upgrade finished and
 /// expiring the v1 keys: long enough for every running node to have looked again (twice
-/// [`schema::RECHECK`]) and for a script started before to have ended.
+/// the 5 s between looks) and for a script started before to have ended.
 pub const FINISH_WAIT: Duration = Duration::from_secs(2 * schema::RECHECK.as_secs() + CALL_TIMEOUT.as_secs());
 
 /// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
@@ -65,6 +68,9 @@ struct LuaBatch<'a> {
     p: Option<(&'a str, String)>,
     /// `[[session, epoch], ...]` to keep alive.
     t: Vec<(&'a str, String)>,
+    /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
+    /// it no longer counts).
+    l: Vec<(&'a str, String)>,
 }
 
 type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
@@ -89,7 +95,27 @@ type StatsReply = (
     String,
     String,
     String,
+    Vec<String>,
 );
+
+/// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.
+#[derive(Default)]
+struct MovedAway {
+    sockets: u64,
+    regions: HashMap<String, u64>,
+}
+
+/// Groups the stats script's flat `[epoch, region|node, ...]` by node.
+fn moved_by_node(flat: Vec<String>) -> StoreResult<HashMap<String, MovedAway>> {
+    let mut by_node: HashMap<String, MovedAway> = HashMap::new();
+    for (_, value) in pairs(flat) {
+        let (region, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
+        let m = by_node.entry(node.to_owned()).or_default();
+        m.sockets += 1;
+        *m.regions.entry(region.to_owned()).or_default() += 1;
+    }
+    Ok(by_node)
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
@@ -365,6 +391,7 @@ impl Store for RedisStore {
                     a0,
                     a1,
                     k.applied(),
+                    k.moved(),
                 ],
                 at_ms,
             )
@@ -373,16 +400,24 @@ impl Store for RedisStore {
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
     }
 
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
         let [s0, s1] = k.session_gens();
+        let lease_ms = owner.lease.as_millis().max(1) as u64;
         let reply: Option<(u64, u64)> = self
             .scripts
             .claim
             .run(
                 &self.conn,
-                &[k.meta(), s0, s1, k.epochs(), k.sessions()],
-                (session, self.ttl_ms(), self.mixed_arg().await),
+                &[k.meta(), s0, s1, k.epochs(), k.sessions(), k.presence_exp(), k.moved()],
+                (
+                    session,
+                    self.ttl_ms(),
+                    self.mixed_arg().await,
+                    owner.node,
+                    owner.region,
+                    lease_ms,
+                ),
             )
             .await?;
         reply.ok_or(StoreError::NotFound)
@@ -415,6 +450,7 @@ impl Store for RedisStore {
                 .collect(),
             p: presence,
             t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
+            l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
         };
         let json = serde_json::to_string(&lua).map_err(unavailable)?;
         let k = CampaignKeys(&batch.campaign);
@@ -422,7 +458,7 @@ impl Store for RedisStore {
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
         let [s0, s1] = k.session_gens();
         let [a0, a1] = k.applied_gens();
-        let (ended, fenced, session_ttl_ms): (u8, Vec<usize>, u64) = self
+        let (ended, fenced, session_ttl_ms, moved): (u8, Vec<usize>, u64, Vec<u64>) = self
             .scripts
             .apply
             .run(
@@ -443,6 +479,7 @@ impl Store for RedisStore {
                     a1,
                     s0,
                     s1,
+                    k.moved(),
                 ],
                 (
                     json,
@@ -453,6 +490,7 @@ impl Store for RedisStore {
                     batch.number.to_string(),
                     self.ttl_ms(),
                     self.mixed_arg().await,
+                    &batch.node,
                 ),
             )
             .await?;
@@ -460,6 +498,7 @@ impl Store for RedisStore {
             fenced,
             ended: ended == 1,
             session_ttl: (ended == 0).then(|| Duration::from_millis(session_ttl_ms)),
+            moved,
         })
     }
 
@@ -495,12 +534,14 @@ impl Store for RedisStore {
                     k.shares(),
                     k.presence(),
                     k.presence_exp(),
+                    k.moved(),
                 ],
                 NO_ARGS,
             )
             .await?;
-        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state) =
+        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved) =
             reply.ok_or(StoreError::NotFound)?;
+        let moved = moved_by_node(moved)?;
         let counts: HashMap<String, String> = pairs(counts).collect();
         let mut stats = Stats {
             peak_viewers: parse_u64(&peak, "peak")?,
@@ -532,13 +573,17 @@ impl Store for RedisStore {
             let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
             let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
             let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
-            stats.viewers += p.viewers;
+            // Sockets whose sessions moved on are no longer this node's to count.
+            let away = moved.get(&node);
+            let viewers = p.viewers.saturating_sub(away.map_or(0, |m| m.sockets));
+            stats.viewers += viewers;
             for (r, n) in p.regions {
+                let n = n.saturating_sub(away.and_then(|m| m.regions.get(&r)).copied().unwrap_or(0));
                 *stats.regions.entry(r).or_default() += n;
             }
             stats.nodes.push(NodeShare {
                 node,
-                viewers: p.viewers,
+                viewers,
                 updated_at,
             });
         }

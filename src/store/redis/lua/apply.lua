@@ -3,13 +3,15 @@
 -- KEYS: 1 meta, 2 epochs (v1), 3 sessions (v1), 4 counts, 5 iseries partition, 6 iparts,
 --       7 uniq, 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied:0,
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
---       (session -> epoch|acked).
+--       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
---       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too).
--- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms}.
+--       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
+--       9 this node's name in presence ('' = none).
+-- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
+-- {epochs of this node's sockets moved away}}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
-if m[1] ~= 'live' then return {1, {}, 0} end
+if m[1] ~= 'live' then return {1, {}, 0, {}} end
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'
@@ -19,7 +21,7 @@ if retry then
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
-      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl}
+      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}}
     end
   end
 end
@@ -28,7 +30,8 @@ local sess = generation(KEYS[14], KEYS[15], ttl, now)
 local sessions = b.s
 local names = {}
 for i = 1, #sessions do names[i] = sessions[i][1] end
--- live: the entries to write back (refreshed, acked raised), by session name.
+-- live: the entries to write back (refreshed, acked raised, owner kept or cleared), by
+-- session name: {epoch, acked number, acked string, owner}.
 local fenced, actors, kinds, by_kind, live, live_names = {}, {}, {}, {}, {}, {}
 local accepted = false
 chunks(names, function(i0, i1)
@@ -37,16 +40,16 @@ chunks(names, function(i0, i1)
   local v1 = mixed and redis.call('HMGET', KEYS[2], unpack(names, i0, i1)) or {}
   for i = i0, i1 do
     local s = sessions[i]
-    local entry = entries[i - i0 + 1]
+    local e, a, owner
+    if entries[i - i0 + 1] then e, a, owner = entry_parts(entries[i - i0 + 1]) end
     local v1e = v1[i - i0 + 1]
-    if not entry or string.match(entry, '^(%d+)|') ~= s[2] or (v1e and v1e ~= s[2]) then
+    if e ~= s[2] or (v1e and v1e ~= s[2]) then
       fenced[#fenced + 1] = i - 1
     else
       accepted = true
       local l = live[s[1]]
       if l == nil then
-        local a = string.match(entry, '^%d+|(%d+)')
-        l = {s[2], tonumber(a), a}
+        l = {e, tonumber(a), a, owner}
         live[s[1]] = l
         live_names[#live_names + 1] = s[1]
       end
@@ -67,11 +70,38 @@ for i = 1, #touch do touched[i] = touch[i][1] end
 chunks(touched, function(i0, i1)
   local entries = gen_get(sess, touched, i0, i1)
   for i = i0, i1 do
-    local entry, name = entries[i - i0 + 1], touched[i]
-    if entry and live[name] == nil and string.match(entry, '^(%d+)|') == touch[i][2] then
-      local a = string.match(entry, '^%d+|(%d+)')
-      live[name] = {touch[i][2], tonumber(a), a}
-      live_names[#live_names + 1] = name
+    local name = touched[i]
+    if entries[i - i0 + 1] and live[name] == nil then
+      local e, a, owner = entry_parts(entries[i - i0 + 1])
+      if e == touch[i][2] then
+        live[name] = {e, tonumber(a), a, owner}
+        live_names[#live_names + 1] = name
+      end
+    end
+  end
+end)
+-- Sockets this node closed: no longer counted by it, nor moved away from it.
+local left, gone, gone_epochs = b.l, {}, {}
+for i = 1, #left do
+  gone_epochs[i] = left[i][2]
+  if left[i][1] ~= '' then gone[#gone + 1] = i end
+end
+chunks(gone_epochs, function(i0, i1) redis.call('HDEL', KEYS[16], unpack(gone_epochs, i0, i1)) end)
+chunks(gone, function(i0, i1)
+  local names = {}
+  for i = i0, i1 do names[#names + 1] = left[gone[i]][1] end
+  local entries = gen_get(sess, names, 1, #names)
+  for k = 1, #names do
+    local name, epoch = names[k], left[gone[i0 + k - 1]][2]
+    local l = live[name]
+    if l and l[1] == epoch then
+      l[4] = ''
+    elseif l == nil and entries[k] then
+      local e, a = entry_parts(entries[k])
+      if e == epoch then
+        live[name] = {e, tonumber(a), a, ''}
+        live_names[#live_names + 1] = name
+      end
     end
   end
 end)
@@ -83,7 +113,7 @@ chunks(live_names, function(i0, i1)
   for i = i0, i1 do
     local l = live[live_names[i]]
     kv[#kv + 1] = live_names[i]
-    kv[#kv + 1] = l[1] .. '|' .. l[3]
+    kv[#kv + 1] = l[1] .. '|' .. l[3] .. '|' .. l[4]
   end
   gen_put(sess, kv)
   if mixed then
@@ -115,6 +145,17 @@ if accepted then
 end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
+-- Sockets moved away from their node: subtracted from its lease below and in stats.lua;
+-- this node's are returned so it closes them.
+local moved, mine, moved_by = redis.call('HGETALL', KEYS[16]), {}, {}
+for i = 1, #moved, 2 do
+  local region, node = string.match(moved[i + 1], '^([^|]*)|(.*)$')
+  if node == ARGV[9] then mine[#mine + 1] = moved[i] end
+  local mb = moved_by[node] or {n = 0, r = {}}
+  mb.n = mb.n + 1
+  mb.r[region] = (mb.r[region] or 0) + 1
+  moved_by[node] = mb
+end
 local ch, channels = {}, {}
 for _, c in ipairs(b.h) do
   if ch[c[1]] == nil then ch[c[1]] = 0; channels[#channels + 1] = c[1] end
@@ -140,8 +181,12 @@ if b.p then
       if v then
         local sep = string.find(v, '|', 1, true)
         local p = cjson.decode(string.sub(v, sep + 1))
-        total = total + p.viewers
-        for r, n in pairs(p.regions) do regions[r] = (regions[r] or 0) + n end
+        local mb = moved_by[alive[i0 + i - 1]] or {n = 0, r = {}}
+        total = total + math.max(0, p.viewers - mb.n)
+        for r, n in pairs(p.regions) do
+          n = math.max(0, n - (mb.r[r] or 0))
+          if n > 0 then regions[r] = (regions[r] or 0) + n end
+        end
       end
     end
   end)
@@ -161,4 +206,4 @@ if retry then
   for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
   gen_put(retry, {ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']'})
 end
-return {0, fenced, ttl}
+return {0, fenced, ttl, mine}

@@ -66,3 +66,12 @@ local function session_ttl(meta, stored, mine)
   redis.call('HSET', meta, 'session_ttl', mine)
   return tonumber(mine)
 end
+-- A session entry is `<epoch>|<acked seq>|<owner>`, the owner being `<region>|<node>` of
+-- the socket that counts the session, or empty once it left. Returns epoch, acked, owner.
+local function entry_parts(entry)
+  return string.match(entry, '^(%d+)|(%d+)|?(.*)$')
+end
+-- The node of an owner (or of a `moved` value), '' when none.
+local function owner_node(owner)
+  return string.match(owner, '^[^|]*|(.*)$') or ''
+end
