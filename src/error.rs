@@ -116,6 +116,11 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%cause, "store call failed");
                 ApiError::Unavailable("store unavailable; retry later".into())
             }
+            // Refused at start; a running node never meets it.
+            e @ StoreError::NewerSchema { .. } => {
+                tracing::error!(error = %e, "store call refused");
+                ApiError::Unavailable("store unavailable; retry later".into())
+            }
         }
     }
 }

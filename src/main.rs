@@ -23,14 +23,18 @@ enum Command {
     Serve(Config),
     /// Rehearse a launch: open many viewer sockets, send interactions, report the numbers.
     Load(livetally::load::LoadArgs),
+    /// Finish a node-by-node upgrade from v1 once no v1 node runs any more (takes the
+    /// store flags of `serve`; see docs/operations.md).
+    UpgradeStore(Config),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = match cli.command {
-        Some(Command::Serve(c)) => c,
+    let (config, upgrade) = match cli.command {
+        Some(Command::Serve(c)) => (c, false),
         Some(Command::Load(args)) => std::process::exit(livetally::load::main(args)?),
-        None => cli.serve,
+        Some(Command::UpgradeStore(c)) => (c, true),
+        None => (cli.serve, false),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -45,6 +49,9 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if upgrade {
+        return rt.block_on(livetally::node::finish_upgrade(&config));
+    }
     rt.block_on(async move {
         let listener = livetally::util::listen::bind(config.listen, config.reuse_port)
             .map_err(|e| anyhow::anyhow!("cannot listen on --listen {}: {e}", config.listen))?;

@@ -91,15 +91,46 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         let s = crate::store::redis::RedisStore::connect_standalone(url)
             .await
             .with_context(|| "connecting --redis")?;
-        return Ok(Arc::new(s));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
     }
     if !config.redis_cluster.is_empty() {
         let s = crate::store::redis::RedisStore::connect_cluster(&config.redis_cluster)
             .await
             .with_context(|| "connecting --redis-cluster")?;
-        return Ok(Arc::new(s));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
     }
-    Ok(Arc::new(MemoryStore::new()))
+    Ok(Arc::new(MemoryStore::new().with_session_ttl(config.session_ttl)))
+}
+
+/// `livetally upgrade-store`: finishes a node-by-node upgrade of a v1 deployment once the
+/// last v1 node has stopped (see `RedisStore::finish_upgrade` and docs/operations.md).
+pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
+    use crate::store::redis::{RedisStore, FINISH_WAIT, SCHEMA_VERSION};
+    let store = if let Some(url) = &config.redis {
+        RedisStore::connect_standalone(url)
+            .await
+            .with_context(|| "connecting --redis")?
+    } else if !config.redis_cluster.is_empty() {
+        RedisStore::connect_cluster(&config.redis_cluster)
+            .await
+            .with_context(|| "connecting --redis-cluster")?
+    } else {
+        anyhow::bail!("upgrade-store needs --redis or --redis-cluster (the embedded store has nothing to upgrade)");
+    };
+    tracing::info!(
+        schema = SCHEMA_VERSION,
+        wait_s = FINISH_WAIT.as_secs(),
+        "marking the upgrade finished; waiting for running nodes to notice"
+    );
+    let campaigns = store
+        .with_session_ttl(config.session_ttl)
+        .finish_upgrade(FINISH_WAIT)
+        .await?;
+    tracing::info!(
+        campaigns,
+        "upgrade finished: v1 session keys expire within two session TTLs"
+    );
+    Ok(())
 }
 
 /// Runs a node on `listener` until `shutdown` is cancelled, then drains it: stop
@@ -141,6 +172,8 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             connections: Arc::new(Connections::new(max_connections)),
             allowed_origins: config.allowed_origins.clone(),
             tick: config.tick,
+            node_id: node_id.clone(),
+            lease: config.presence_ttl,
             shutdown: close_sockets.clone(),
             trusted_proxies: trusted_proxies.clone(),
             sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
@@ -181,6 +214,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         flush_interval: config.flush_interval,
         tick: config.tick,
         presence_ttl: config.presence_ttl,
+        session_ttl: config.session_ttl,
     };
     let origin = format!("{node_id}/{}", random_id(6));
     let flusher = Flusher::new(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use livetally::campaign::{Access, Campaign, State};
 use livetally::store::memory::MemoryStore;
 use livetally::store::redis::RedisStore;
-use livetally::store::{Applied, Batch, NodeShare, Presence, SeriesMetric, SessionDelta, Store, StoreError};
+use livetally::store::{Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, SessionDelta, Store, StoreError};
 use support::redis::{RedisCluster, RedisServer};
 
 // ---------------------------------------------------------------------------------------
@@ -39,6 +39,49 @@ async fn redis_store() -> Arc<dyn Store> {
 async fn cluster_store() -> Arc<dyn Store> {
     let urls = CLUSTER.get_or_init(|| RedisCluster::start(3)).urls();
     Arc::new(RedisStore::connect_cluster(&urls).await.expect("connect cluster"))
+}
+
+/// The session TTL of [`short_ttl_store`]: short enough to watch sessions being forgotten.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// Long enough for anything written now to be forgotten (two TTLs and some slack).
+const FORGOTTEN: Duration = Duration::from_millis(2 * 1_000 + 300);
+
+/// How much a store holds for one campaign: every map entry of the memory store, every key
+/// and field of the campaign's slot on Redis.
+enum Footprint {
+    Memory(Arc<MemoryStore>),
+    Redis(Vec<&'static RedisServer>),
+}
+
+impl Footprint {
+    fn of(&self, id: &str) -> u64 {
+        match self {
+            Footprint::Memory(m) => m.footprint(id) as u64,
+            Footprint::Redis(servers) => servers.iter().map(|s| s.footprint(&format!("lt:{{c:{id}}}:*"))).sum(),
+        }
+    }
+}
+
+/// A store of backend `kind` whose new campaigns forget sessions after [`SHORT_TTL`].
+async fn short_ttl_store(kind: &str) -> (Arc<dyn Store>, Footprint) {
+    match kind {
+        "memory" => {
+            let m = Arc::new(MemoryStore::new().with_session_ttl(SHORT_TTL));
+            (m.clone(), Footprint::Memory(m))
+        }
+        "redis" => {
+            let server = REDIS.get_or_init(RedisServer::start);
+            let s = RedisStore::connect_standalone(&server.url()).await.unwrap();
+            (Arc::new(s.with_session_ttl(SHORT_TTL)), Footprint::Redis(vec![server]))
+        }
+        _ => {
+            let cluster = CLUSTER.get_or_init(|| RedisCluster::start(3));
+            let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
+            let servers = cluster.nodes().iter().collect();
+            (Arc::new(s.with_session_ttl(SHORT_TTL)), Footprint::Redis(servers))
+        }
+    }
 }
 
 /// Instantiates every contract test for every backend: `memory::x`, `redis::x`,
@@ -79,6 +122,11 @@ contract!(
     register_is_idempotent,
     retried_batch_is_applied_once,
     delete_removes_an_ended_campaign_and_all_its_data,
+    sessions_are_forgotten_within_two_ttls,
+    quiet_open_sessions_are_kept_and_stale_ones_are_not,
+    a_session_claimed_while_counted_elsewhere_counts_once,
+    a_dead_nodes_moved_sockets_go_with_its_lease,
+    a_closed_socket_moves_nothing,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -159,9 +207,27 @@ fn ok() -> Applied {
 
 fn ended() -> Applied {
     Applied {
-        fenced: vec![],
         ended: true,
+        ..Applied::default()
     }
+}
+
+/// What the store did, without the session TTL it reports (see `sessions_are_forgotten`).
+fn bare(a: Applied) -> Applied {
+    Applied { session_ttl: None, ..a }
+}
+
+/// Who the contract tests claim sessions for: a node that never writes presence, so its
+/// claims move nothing that other tests count (its lease outlives every test).
+const CLAIMER: Owner<'static> = Owner {
+    node: "node-claim",
+    region: "US",
+    lease: Duration::from_secs(600),
+};
+
+/// Claims `session` and returns its new epoch.
+async fn claim(store: &dyn Store, id: &str, session: &str) -> u64 {
+    store.claim_session(id, session, &CLAIMER).await.unwrap().0
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,9 +319,10 @@ async fn end_is_idempotent_and_unknown_is_not_found(store: Arc<dyn Store>, _: &s
 
 async fn claim_bumps_epoch_and_returns_acked_seq(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "claim").await;
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (2, 0));
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (1, 0));
+    // Epochs come from one counter per campaign: never the same twice, whatever the session.
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (1, 0));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (2, 0));
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap(), (3, 0));
 
     let applied = store
         .apply(&batch(
@@ -265,37 +332,37 @@ async fn claim_bumps_epoch_and_returns_acked_seq(store: Arc<dyn Store>, _: &str)
         ))
         .await
         .unwrap();
-    assert_eq!(applied, ok());
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (3, 5));
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (2, 0));
+    assert_eq!(bare(applied), ok());
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (4, 5));
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap(), (5, 0));
 
     assert!(matches!(
-        store.claim_session(&uid("missing"), "session-1").await,
+        store.claim_session(&uid("missing"), "session-1", &CLAIMER).await,
         Err(StoreError::NotFound)
     ));
 }
 
 async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "counts").await;
-    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (e1, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
+    let e3 = claim(&*store, &id, "session-3").await;
     let b1 = batch(
         &id,
         1_000,
         vec![
             delta("session-1", "viewer-1", e1, 3, &[("like", 4), ("cheer", 1)]),
             delta("session-2", "viewer-2", e2, 0, &[("like", 2)]),
-            // Never claimed: epoch 0 is the current one, so it counts.
-            delta("session-3", "viewer-3", 0, 1, &[("comment", 1)]),
+            delta("session-3", "viewer-3", e3, 1, &[("comment", 1)]),
         ],
     );
-    assert_eq!(store.apply(&b1).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&b1).await.unwrap()), ok());
     let b2 = batch(
         &id,
         2_000,
         vec![delta("session-1", "viewer-1", e1, 7, &[("like", 1), ("cheer", 2)])],
     );
-    assert_eq!(store.apply(&b2).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&b2).await.unwrap()), ok());
 
     assert_eq!(
         interactions(&*store, &id).await,
@@ -304,16 +371,16 @@ async fn apply_counts_exactly(store: Arc<dyn Store>, _: &str) {
     // Only the kinds asked for are reported.
     let only = store.stats(&id, &["like".to_owned()], now()).await.unwrap();
     assert_eq!(only.interactions, map(&[("like", 7)]));
-    assert_eq!(store.claim_session(&id, "session-3").await.unwrap(), (1, 1));
+    assert_eq!(store.claim_session(&id, "session-3", &CLAIMER).await.unwrap().1, 1);
 
     // An empty batch changes nothing and is not refused.
-    assert_eq!(store.apply(&batch(&id, 3_000, vec![])).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&batch(&id, 3_000, vec![])).await.unwrap()), ok());
     assert_eq!(interactions(&*store, &id).await["like"], 7);
 }
 
 async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "acked").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     for seq in [10, 4, 0] {
         store
             .apply(&batch(
@@ -336,7 +403,7 @@ async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
         ))
         .await
         .unwrap();
-    let (_, acked) = store.claim_session(&id, "session-1").await.unwrap();
+    let (_, acked) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     assert_eq!(acked, 12);
     assert_eq!(interactions(&*store, &id).await["like"], 3);
 }
@@ -344,10 +411,10 @@ async fn acked_seq_is_never_lowered(store: Arc<dyn Store>, _: &str) {
 async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "fence").await;
     // Node A owns the session, then the viewer reconnects through node B.
-    let (a, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (b, _) = store.claim_session(&id, "session-1").await.unwrap();
-    assert_eq!((a, b), (1, 2));
-    let (other, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (a, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (b, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    assert!(a < b);
+    let (other, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
 
     let applied = store
         .apply(&batch(
@@ -363,10 +430,10 @@ async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
         .await
         .unwrap();
     assert_eq!(
-        applied,
+        bare(applied),
         Applied {
             fenced: vec![0, 3],
-            ended: false
+            ..ok()
         }
     );
     assert_eq!(
@@ -374,8 +441,8 @@ async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
         map(&[("like", 2), ("cheer", 1), ("comment", 0), ("share", 0)])
     );
     // The fenced seqs did not move the acks; the stale viewer is no interactor.
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (3, 3));
-    assert_eq!(store.claim_session(&id, "session-2").await.unwrap(), (2, 1));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap().1, 3);
+    assert_eq!(store.claim_session(&id, "session-2", &CLAIMER).await.unwrap().1, 1);
     assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().interactors, 2);
     // The fenced counts are not in the series either.
     let total = store
@@ -387,11 +454,11 @@ async fn stale_epoch_is_fenced_and_not_counted(store: Arc<dyn Store>, _: &str) {
 
 async fn ended_campaign_freezes_counts(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "frozen").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     let mut b = batch(&id, 1_000, vec![delta("session-1", "viewer-1", e, 1, &[("like", 3)])]);
     b.new_viewers = vec!["viewer-1".to_owned()];
     b.share_visits = vec![("wechat".to_owned(), 2)];
-    assert_eq!(store.apply(&b).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&b).await.unwrap()), ok());
     store.end_campaign(&id, 2_000).await.unwrap();
     let before = store.stats(&id, &kinds(), now()).await.unwrap();
 
@@ -399,7 +466,7 @@ async fn ended_campaign_freezes_counts(store: Arc<dyn Store>, _: &str) {
     late.new_viewers = vec!["viewer-9".to_owned()];
     late.share_visits = vec![("wechat".to_owned(), 5)];
     late.presence = Some(("node-a".to_owned(), presence(4, &[])));
-    assert_eq!(store.apply(&late).await.unwrap(), ended());
+    assert_eq!(bare(store.apply(&late).await.unwrap()), ended());
 
     let after = store.stats(&id, &kinds(), now()).await.unwrap();
     assert_eq!(after, before);
@@ -407,7 +474,10 @@ async fn ended_campaign_freezes_counts(store: Arc<dyn Store>, _: &str) {
     assert_eq!((after.unique_viewers, after.share_visits, after.viewers), (1, 2, 0));
 
     // Unknown campaigns read as ended: nothing to count into.
-    assert_eq!(store.apply(&batch(&uid("missing"), 0, vec![])).await.unwrap(), ended());
+    assert_eq!(
+        bare(store.apply(&batch(&uid("missing"), 0, vec![])).await.unwrap()),
+        ended()
+    );
 }
 
 async fn unique_viewers_and_interactors(store: Arc<dyn Store>, _: &str) {
@@ -422,15 +492,19 @@ async fn unique_viewers_and_interactors(store: Arc<dyn Store>, _: &str) {
     store.apply(&b2).await.unwrap();
 
     // Interactors: viewers with counts in an accepted delta; empty counts do not count.
+    let mut e = Vec::new();
+    for s in ["session-1", "session-2", "session-3", "session-4", "session-5"] {
+        e.push(claim(&*store, &id, s).await);
+    }
     let b3 = batch(
         &id,
         0,
         vec![
-            delta("session-1", "viewer-a", 0, 0, &[("like", 1)]),
-            delta("session-2", "viewer-b", 0, 0, &[("cheer", 2)]),
-            delta("session-3", "viewer-a", 0, 0, &[("like", 1)]),
-            delta("session-4", "viewer-c", 0, 1, &[]),
-            delta("session-5", "viewer-d", 3, 0, &[("like", 1)]), // fenced
+            delta("session-1", "viewer-a", e[0], 0, &[("like", 1)]),
+            delta("session-2", "viewer-b", e[1], 0, &[("cheer", 2)]),
+            delta("session-3", "viewer-a", e[2], 0, &[("like", 1)]),
+            delta("session-4", "viewer-c", e[3], 1, &[]),
+            delta("session-5", "viewer-d", e[4] + 1, 0, &[("like", 1)]), // fenced
         ],
     );
     assert_eq!(store.apply(&b3).await.unwrap().fenced, vec![4]);
@@ -447,6 +521,10 @@ async fn unique_viewers_and_interactors(store: Arc<dyn Store>, _: &str) {
 async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
     // More sessions and viewers than one variadic Redis command carries.
     let id = new_campaign(&*store, "large").await;
+    let mut epochs = Vec::new();
+    for i in 0..2_500 {
+        epochs.push(claim(&*store, &id, &format!("session-{i:05}")).await);
+    }
     let sessions: Vec<SessionDelta> = (0..2_500)
         .map(|i| {
             let s = format!("session-{i:05}");
@@ -454,7 +532,7 @@ async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
             delta(
                 &s,
                 &v,
-                0,
+                epochs[i],
                 (i % 7) as u64 + 1,
                 &[("like", 2), ("cheer", (i % 3) as u64 + 1)],
             )
@@ -462,7 +540,7 @@ async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
         .collect();
     let mut b = batch(&id, 5_000, sessions);
     b.new_viewers = (0..3_000).map(|i| format!("viewer-{i:05}")).collect();
-    assert_eq!(store.apply(&b).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&b).await.unwrap()), ok());
 
     let stats = store.stats(&id, &kinds(), now()).await.unwrap();
     // cheer: i%3+1 over 2500 sessions = 834·1 + 833·2 + 833·3
@@ -477,7 +555,7 @@ async fn large_batch_is_counted_exactly(store: Arc<dyn Store>, _: &str) {
         stats.unique_viewers
     );
     // Acked seq of session i is i%7+1.
-    assert_eq!(store.claim_session(&id, "session-02498").await.unwrap(), (1, 7));
+    assert_eq!(store.claim_session(&id, "session-02498", &CLAIMER).await.unwrap().1, 7);
     assert_eq!(
         store
             .series(&id, &SeriesMetric::Interactions(None), 0, i64::MAX)
@@ -519,7 +597,7 @@ async fn share_channels_are_bounded_per_campaign(store: Arc<dyn Store>, _: &str)
         b.share_visits.push(("ch-0000".into(), 1));
         b.share_visits.push(("other".into(), 2));
         total += b.share_visits.iter().map(|(_, n)| n).sum::<u64>();
-        assert_eq!(store.apply(&b).await.unwrap(), ok());
+        assert_eq!(bare(store.apply(&b).await.unwrap()), ok());
     }
     let stats = store.stats(&id, &kinds(), now()).await.unwrap();
     assert_eq!(stats.share_visits, total, "no visit is lost");
@@ -620,7 +698,7 @@ async fn presence_expires_after_ttl(store: Arc<dyn Store>, _: &str) {
 
 async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "end-viewers").await;
-    let (e, _) = store.claim_session(&id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
     let mut b = batch(&id, 0, vec![delta("session-1", "viewer-1", e, 4, &[("like", 1)])]);
     b.presence = Some(("node-a".into(), presence(5, &[("US", 5)])));
     let before = now() - 1_000;
@@ -640,7 +718,8 @@ async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
     assert_eq!(stats.regions_at_peak, map(&[("US", 5)]));
     assert_eq!(stats.interactions["like"], 1);
     // Sessions are forgotten with the campaign: a late claim starts over.
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
+    let (late, acked) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    assert!(late > e && acked == 0, "{late} {acked}");
 }
 
 async fn record_tick_tracks_peak_and_viewer_series(store: Arc<dyn Store>, _: &str) {
@@ -766,11 +845,12 @@ async fn interaction_series_per_kind_and_total(store: Arc<dyn Store>, _: &str) {
         let b = batch(&id, bucket, sessions);
         async move { store.apply(&b).await.unwrap() }
     };
-    apply(1_000, vec![delta("s-1", "v-1", 0, 0, &[("like", 2), ("cheer", 1)])]).await;
-    apply(1_000, vec![delta("s-2", "v-2", 0, 0, &[("like", 1)])]).await;
-    apply(2_000, vec![delta("s-1", "v-1", 0, 0, &[("like", 3)])]).await;
-    apply(hour + 1_000, vec![delta("s-2", "v-2", 0, 0, &[("comment", 4)])]).await;
-    // Nothing accepted: no bucket.
+    let (e1, e2) = (claim(&*store, &id, "s-1").await, claim(&*store, &id, "s-2").await);
+    apply(1_000, vec![delta("s-1", "v-1", e1, 0, &[("like", 2), ("cheer", 1)])]).await;
+    apply(1_000, vec![delta("s-2", "v-2", e2, 0, &[("like", 1)])]).await;
+    apply(2_000, vec![delta("s-1", "v-1", e1, 0, &[("like", 3)])]).await;
+    apply(hour + 1_000, vec![delta("s-2", "v-2", e2, 0, &[("comment", 4)])]).await;
+    // Nothing accepted (never claimed): no bucket.
     apply(9 * hour, vec![delta("s-3", "v-3", 7, 0, &[("like", 50)])]).await;
 
     let like = SeriesMetric::Interactions(Some("like".to_owned()));
@@ -822,8 +902,10 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
     assert_eq!(before, 0);
     fill(&*store, &id).await;
     if kind != "memory" {
-        // 13 fixed keys and two hour hashes per series, and the index entries.
-        assert_eq!(footprint(kind, &id), 13 + 4 + 2, "the probe sees every key");
+        // 12 keys that do not depend on the hour (one generation each of session state and
+        // retry records: a v2 store writes no v1 `epochs`/`sessions`, and `moved` only while
+        // a socket is moved), two hour hashes per series, and the index entries.
+        assert_eq!(footprint(kind, &id), 12 + 4 + 2, "the probe sees every key");
     }
     // A live campaign is refused and keeps everything.
     assert!(matches!(store.delete_campaign(&id).await, Err(StoreError::Live)));
@@ -844,7 +926,7 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.claim_session(&id, "session-1").await,
+        store.claim_session(&id, "session-1", &CLAIMER).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -871,7 +953,7 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
             ..Default::default()
         }
     );
-    assert_eq!(store.claim_session(&id, "session-1").await.unwrap(), (1, 0));
+    assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (1, 0));
     assert!(store.register(&id, "viewer-1").await.unwrap());
     assert_eq!(
         store
@@ -898,20 +980,20 @@ const HOUR: i64 = 3_600_000;
 /// a retry mark, registrations, viewer series in two hours and the peak.
 async fn fill(store: &dyn Store, id: &str) {
     store.create_campaign(&campaign(id, 1_000)).await.unwrap();
-    let (e, _) = store.claim_session(id, "session-1").await.unwrap();
+    let (e, _) = store.claim_session(id, "session-1", &CLAIMER).await.unwrap();
     let mut b = batch(id, 1_000, vec![delta("session-1", "viewer-1", e, 1, &[("like", 2)])]);
     b.origin = "node-a/run-1".into();
     b.number = 1;
     b.new_viewers = vec!["viewer-1".into(), "viewer-2".into()];
     b.share_visits = vec![("wechat".into(), 3)];
     b.presence = Some(("node-a".into(), presence(2, &[("US", 2)])));
-    assert_eq!(store.apply(&b).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&b).await.unwrap()), ok());
     let later = batch(
         id,
         HOUR + 1_000,
         vec![delta("session-1", "viewer-1", e, 2, &[("like", 3)])],
     );
-    assert_eq!(store.apply(&later).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&later).await.unwrap()), ok());
     assert!(store.register(id, "viewer-1").await.unwrap());
     store
         .record_tick(id, 1_000, 1_000, 2, &map(&[("US", 2)]))
@@ -977,10 +1059,11 @@ mod redis_only {
         let server = RedisServer::start();
         let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
         let id = new_campaign(&store, "hung").await;
+        let e = claim(&store, &id, "s-1").await;
 
         server.pause();
         let started = Instant::now();
-        let mut first = batch(&id, 0, vec![delta("s-1", "v-1", 0, 1, &[("like", 1)])]);
+        let mut first = batch(&id, 0, vec![delta("s-1", "v-1", e, 1, &[("like", 1)])]);
         first.origin = "node-a/run-1".into();
         first.number = 1;
         let err = store.apply(&first).await;
@@ -1000,12 +1083,12 @@ mod redis_only {
         }
         // The timed-out batch ran when the server woke up; the flusher resends it unchanged
         // and the store recognises the retry, so the like is counted once.
-        assert_eq!(store.apply(&first).await.unwrap(), ok());
+        assert_eq!(bare(store.apply(&first).await.unwrap()), ok());
         assert_eq!(interactions(&store, &id).await["like"], 1);
-        let mut second = batch(&id, 0, vec![delta("s-1", "v-1", 0, 2, &[("like", 1)])]);
+        let mut second = batch(&id, 0, vec![delta("s-1", "v-1", e, 2, &[("like", 1)])]);
         second.origin = "node-a/run-1".into();
         second.number = 2;
-        assert_eq!(store.apply(&second).await.unwrap(), ok());
+        assert_eq!(bare(store.apply(&second).await.unwrap()), ok());
         assert_eq!(interactions(&store, &id).await["like"], 2);
     }
 
@@ -1014,7 +1097,7 @@ mod redis_only {
         let mut server = RedisServer::start_with_aof();
         let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
         let id = new_campaign(&store, "aof").await;
-        let (e, _) = store.claim_session(&id, "s-1").await.unwrap();
+        let (e, _) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         store
             .apply(&batch(&id, 0, vec![delta("s-1", "v-1", e, 6, &[("like", 6)])]))
             .await
@@ -1030,10 +1113,11 @@ mod redis_only {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(interactions(&store, &id).await["like"], 6);
-        assert_eq!(store.claim_session(&id, "s-1").await.unwrap(), (2, 6));
+        let (e, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
+        assert_eq!(acked, 6);
         // Scripts are gone after a restart; EVALSHA reloads them transparently.
         store
-            .apply(&batch(&id, 0, vec![delta("s-1", "v-1", 2, 7, &[("like", 1)])]))
+            .apply(&batch(&id, 0, vec![delta("s-1", "v-1", e, 7, &[("like", 1)])]))
             .await
             .unwrap();
         assert_eq!(interactions(&store, &id).await["like"], 7);
@@ -1085,13 +1169,17 @@ mod redis_only {
         let server = RedisServer::start();
         let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
         let id = new_campaign(&store, "traffic").await;
+        let mut epochs = Vec::new();
+        for i in 0..10 {
+            epochs.push(claim(&store, &id, &format!("s-{i}")).await);
+        }
         let run = |per_session: u64| {
             let sessions = (0..10)
                 .map(|i| {
                     delta(
                         &format!("s-{i}"),
                         &format!("v-{i}"),
-                        0,
+                        epochs[i as usize],
                         i + 1,
                         &[("like", per_session), ("cheer", per_session)],
                     )
@@ -1112,7 +1200,7 @@ mod redis_only {
         let big = commands_run(&server) - before;
         // INFO itself is one call; the rest is one EVALSHA and what runs inside it.
         assert_eq!(small, big);
-        assert!(small <= 20, "{small} commands for one batch");
+        assert!(small <= 24, "{small} commands for one batch");
         assert_eq!(interactions(&store, &id).await["like"], 2 * 10 + 10 * 100_000);
     }
 }
@@ -1132,7 +1220,7 @@ mod cluster_only {
             node.pause();
         }
         let started = Instant::now();
-        let res = store.claim_session(&id, "s-1").await;
+        let res = store.claim_session(&id, "s-1", &CLAIMER).await;
         let elapsed = started.elapsed();
         for node in cluster.nodes() {
             node.resume();
@@ -1145,7 +1233,7 @@ mod cluster_only {
             assert!(Instant::now() < deadline, "cluster store did not recover");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (epoch, acked) = store.claim_session(&id, "s-1").await.unwrap();
+        let (epoch, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         // The timed-out claim may have run when the node woke up.
         assert!((1..=2).contains(&epoch) && acked == 0, "{epoch} {acked}");
     }
@@ -1153,10 +1241,10 @@ mod cluster_only {
 
 async fn retried_batch_is_applied_once(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "retry").await;
-    let (e1, _) = store.claim_session(&id, "session-1").await.unwrap();
-    let (e2, _) = store.claim_session(&id, "session-2").await.unwrap();
+    let (e1, _) = store.claim_session(&id, "session-1", &CLAIMER).await.unwrap();
+    let (e2, _) = store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
     // session-2 moves on elsewhere, so its delta in this batch is fenced.
-    store.claim_session(&id, "session-2").await.unwrap();
+    store.claim_session(&id, "session-2", &CLAIMER).await.unwrap();
     let mut b = batch(
         &id,
         0,
@@ -1180,9 +1268,222 @@ async fn retried_batch_is_applied_once(store: Arc<dyn Store>, _: &str) {
     let mut other = batch(&id, 0, vec![delta("session-1", "viewer-1", e1, 4, &[("like", 1)])]);
     other.origin = "node-a/run-2".into();
     other.number = 1;
-    assert_eq!(store.apply(&other).await.unwrap(), ok());
+    assert_eq!(bare(store.apply(&other).await.unwrap()), ok());
     assert_eq!(interactions(&*store, &id).await["like"], 4);
     assert!(!store.stats(&id, &kinds(), now()).await.unwrap().ended);
     store.end_campaign(&id, now()).await.unwrap();
     assert!(store.stats(&id, &kinds(), now()).await.unwrap().ended);
+}
+
+/// Claims `n` sessions `<prefix>-<i>` and applies one like with seq 3 for each; returns
+/// their epochs.
+async fn sessions_with_likes(store: &dyn Store, id: &str, prefix: &str, n: usize) -> Vec<u64> {
+    let mut epochs = Vec::new();
+    for i in 0..n {
+        epochs.push(claim(store, id, &format!("{prefix}-{i:03}")).await);
+    }
+    let deltas = (0..n)
+        .map(|i| delta(&format!("{prefix}-{i:03}"), "viewer-1", epochs[i], 3, &[("like", 1)]))
+        .collect();
+    let mut b = batch(id, 0, deltas);
+    b.origin = format!("node-{prefix}/run-1");
+    b.number = 1;
+    let applied = store.apply(&b).await.unwrap();
+    assert_eq!((applied.fenced, applied.session_ttl), (vec![], Some(SHORT_TTL)));
+    epochs
+}
+
+async fn sessions_are_forgotten_within_two_ttls(_: Arc<dyn Store>, kind: &str) {
+    let (store, size) = short_ttl_store(kind).await;
+    let id = new_campaign(&*store, "forget").await;
+    // What stays for the report (counts, series bucket, sketches) is there after round one.
+    sessions_with_likes(&*store, &id, "first", 1).await;
+    tokio::time::sleep(FORGOTTEN).await;
+    let before = size.of(&id);
+
+    let epochs = sessions_with_likes(&*store, &id, "session", 50).await;
+    assert!(size.of(&id) >= before + 50, "{} vs {before}", size.of(&id));
+    tokio::time::sleep(FORGOTTEN).await;
+    assert_eq!(size.of(&id), before, "sessions and retry records are forgotten");
+    assert_eq!(interactions(&*store, &id).await["like"], 51, "counts are not");
+
+    // A socket that still holds a forgotten session's epoch can neither count nor ack...
+    let late = delta("session-007", "viewer-1", epochs[7], 4, &[("like", 5)]);
+    assert_eq!(
+        store.apply(&batch(&id, 0, vec![late.clone()])).await.unwrap().fenced,
+        vec![0]
+    );
+    // ... the session comes back from the start, with an epoch never seen before ...
+    let (again, acked) = store.claim_session(&id, "session-007", &CLAIMER).await.unwrap();
+    assert_eq!(acked, 0);
+    assert!(again > epochs[49], "{again} vs {epochs:?}");
+    // ... and the old socket stays fenced.
+    assert_eq!(store.apply(&batch(&id, 0, vec![late])).await.unwrap().fenced, vec![0]);
+    assert_eq!(interactions(&*store, &id).await["like"], 51);
+}
+
+async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, kind: &str) {
+    let (store, _) = short_ttl_store(kind).await;
+    let id = new_campaign(&*store, "touch").await;
+    let epochs = sessions_with_likes(&*store, &id, "session", 2).await;
+    let quiet = ("session-000".to_owned(), epochs[0]);
+    // Three TTLs pass; the flusher refreshes the open socket's session every TTL/3.
+    for _ in 0..9 {
+        tokio::time::sleep(SHORT_TTL / 3).await;
+        let mut b = batch(&id, 0, vec![]);
+        b.touch = vec![quiet.clone()];
+        store.apply(&b).await.unwrap();
+    }
+    let next = |s: &str, e: u64| batch(&id, 0, vec![delta(s, "viewer-1", e, 4, &[("like", 1)])]);
+    assert_eq!(
+        store.apply(&next("session-000", epochs[0])).await.unwrap().fenced,
+        Vec::<usize>::new()
+    );
+    assert_eq!(
+        store.apply(&next("session-001", epochs[1])).await.unwrap().fenced,
+        vec![0]
+    );
+    assert_eq!(interactions(&*store, &id).await["like"], 3);
+
+    // Once the session moved to another socket, the old one's refreshes keep nothing alive.
+    let (moved, acked) = store.claim_session(&id, "session-000", &CLAIMER).await.unwrap();
+    assert_eq!(acked, 4);
+    for _ in 0..7 {
+        tokio::time::sleep(SHORT_TTL / 3).await;
+        let mut b = batch(&id, 0, vec![]);
+        b.touch = vec![quiet.clone()];
+        store.apply(&b).await.unwrap();
+    }
+    assert_eq!(store.apply(&next("session-000", moved)).await.unwrap().fenced, vec![0]);
+    assert_eq!(store.claim_session(&id, "session-000", &CLAIMER).await.unwrap().1, 0);
+}
+
+fn owner(node: &'static str, region: &'static str, lease: Duration) -> Owner<'static> {
+    Owner { node, region, lease }
+}
+
+/// A flush from `node` carrying only its presence (when given) and the sockets it closed.
+fn flush_of(id: &str, node: &str, p: Option<Presence>, left: &[(&str, u64)]) -> Batch {
+    let mut b = batch(id, 0, vec![]);
+    b.node = node.to_owned();
+    b.presence = p.map(|p| (node.to_owned(), p));
+    b.left = left.iter().map(|(s, e)| (s.to_string(), *e)).collect();
+    b
+}
+
+async fn moved_from(store: &dyn Store, b: &Batch) -> Vec<u64> {
+    let mut moved = store.apply(b).await.unwrap().moved;
+    moved.sort_unstable();
+    moved
+}
+
+async fn a_session_claimed_while_counted_elsewhere_counts_once(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "once").await;
+    let lease = Duration::from_secs(30);
+    let (a, b) = (owner("node-a", "US", lease), owner("node-b", "CN-BJ", lease));
+    let mut on_a = Vec::new();
+    for s in ["session-1", "session-2", "session-3"] {
+        on_a.push(store.claim_session(&id, s, &a).await.unwrap().0);
+    }
+    store
+        .apply(&flush_of(&id, "node-a", Some(presence(3, &[("US", 3)])), &[]))
+        .await
+        .unwrap();
+    // Two of them come back through node-b while node-a still counts them (a crashed node,
+    // half-open sockets): at once, node-a counts them no more.
+    store.claim_session(&id, "session-1", &b).await.unwrap();
+    store.claim_session(&id, "session-2", &b).await.unwrap();
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.regions.clone()), (1, map(&[("US", 1)])), "{s:?}");
+    // node-b's flush counts them there: three viewers, and the peak never saw five.
+    let to_b = flush_of(&id, "node-b", Some(presence(2, &[("CN-BJ", 2)])), &[]);
+    assert_eq!(moved_from(&*store, &to_b).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    assert_eq!(s.regions, map(&[("US", 1), ("CN-BJ", 2)]));
+    // node-a learns which of its sockets moved, closes them and says so: still three.
+    let told = moved_from(&*store, &flush_of(&id, "node-a", None, &[])).await;
+    assert_eq!(told, on_a[..2].to_vec());
+    let closed = [("session-1", on_a[0]), ("session-2", on_a[1])];
+    let done = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &closed);
+    assert_eq!(moved_from(&*store, &done).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+
+    // The same node: a half-open socket and its replacement on node-a count once.
+    store.claim_session(&id, "session-3", &a).await.unwrap();
+    let both = flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]);
+    assert_eq!(moved_from(&*store, &both).await, vec![on_a[2]]);
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    let one = flush_of(
+        &id,
+        "node-a",
+        Some(presence(1, &[("US", 1)])),
+        &[("session-3", on_a[2])],
+    );
+    assert_eq!(moved_from(&*store, &one).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+    let shares: Vec<_> = s.nodes.iter().map(|n| (n.node.as_str(), n.viewers)).collect();
+    assert_eq!(shares, [("node-a", 1), ("node-b", 2)]);
+}
+
+async fn a_dead_nodes_moved_sockets_go_with_its_lease(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "dead").await;
+    let short = Duration::from_millis(700);
+    let (a, b) = (
+        owner("node-a", "US", short),
+        owner("node-b", "US", Duration::from_secs(30)),
+    );
+    for s in ["session-1", "session-2"] {
+        store.claim_session(&id, s, &a).await.unwrap();
+    }
+    let mut to_a = flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]);
+    to_a.presence_ttl = short;
+    store.apply(&to_a).await.unwrap();
+    // node-a is killed; its viewers reconnect through node-b before its lease runs out.
+    for s in ["session-1", "session-2"] {
+        store.claim_session(&id, s, &b).await.unwrap();
+    }
+    store
+        .apply(&flush_of(&id, "node-b", Some(presence(2, &[("US", 2)])), &[]))
+        .await
+        .unwrap();
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (2, 2), "{s:?}");
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
+    // node-a comes back under the same name: the old marks went with its old lease.
+    store.claim_session(&id, "session-9", &a).await.unwrap();
+    let mut back = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &[]);
+    back.presence_ttl = Duration::from_secs(30);
+    assert_eq!(moved_from(&*store, &back).await, Vec::<u64>::new());
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (3, 3), "{s:?}");
+}
+
+async fn a_closed_socket_moves_nothing(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "closed").await;
+    let lease = Duration::from_secs(30);
+    let (a, b) = (owner("node-a", "US", lease), owner("node-b", "US", lease));
+    let e1 = store.claim_session(&id, "session-1", &a).await.unwrap().0;
+    store.claim_session(&id, "session-2", &a).await.unwrap();
+    store
+        .apply(&flush_of(&id, "node-a", Some(presence(2, &[("US", 2)])), &[]))
+        .await
+        .unwrap();
+    // session-1's socket closes on node-a, then the viewer comes back through node-b.
+    let gone = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &[("session-1", e1)]);
+    store.apply(&gone).await.unwrap();
+    store.claim_session(&id, "session-1", &b).await.unwrap();
+    store
+        .apply(&flush_of(&id, "node-b", Some(presence(1, &[("US", 1)])), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved_from(&*store, &flush_of(&id, "node-a", None, &[])).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
 }

@@ -122,7 +122,10 @@ mod tests {
 
     /// What a flush from node `n1` with one viewer and `likes` new likes writes.
     async fn flush(store: &Flaky, number: u64, likes: u64) {
-        let (epoch, _) = store.claim_session("launch", "session-1").await.unwrap();
+        let (epoch, _) = store
+            .claim_session("launch", "session-1", &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let batch = Batch {
             campaign: "launch".into(),
             origin: "n1/run".into(),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::memory::MemoryStore;
-use super::{Applied, Batch, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{Applied, Batch, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use crate::campaign::Campaign;
 
 /// [`MemoryStore`] that can be taken down and brought back.
@@ -61,9 +61,9 @@ impl Store for Flaky {
         self.up()?;
         self.inner.delete_campaign(id).await
     }
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         self.up()?;
-        self.inner.claim_session(campaign, session).await
+        self.inner.claim_session(campaign, session, owner).await
     }
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
         self.up()?;
@@ -106,6 +106,13 @@ impl Store for Flaky {
         self.inner.series(campaign, metric, from_ms, to_ms).await
     }
 }
+
+/// The owner unit tests claim sessions for: node `n1`, region `unknown`.
+pub const N1: Owner<'static> = Owner {
+    node: "n1",
+    region: "unknown",
+    lease: std::time::Duration::from_secs(10),
+};
 
 /// A live campaign `id` with the default kinds (like, cheer, comment, share), created now.
 pub fn campaign(id: &str) -> Campaign {

@@ -6,21 +6,98 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::hll::HyperLogLog;
-use super::{Applied, Batch, NodeShare, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{
+    Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    DEFAULT_SESSION_TTL,
+};
 use crate::campaign::{Campaign, State};
 
 /// In-memory [`Store`].
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<HashMap<String, CampaignData>>,
     /// Campaigns created so far: the creation sequence (not the map's size, which shrinks
     /// when a campaign is deleted).
     created: AtomicU64,
+    /// The session TTL new campaigns get (see [`Store::claim_session`]).
+    session_ttl: Duration,
+    /// Generation 0 starts here, for every campaign.
+    started: Instant,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            created: AtomicU64::new(0),
+            session_ttl: DEFAULT_SESSION_TTL,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Entries kept at least `ttl` and at most `2·ttl` after their last write, without a
+/// timer per entry: one map per generation of length `ttl` (counted from `origin`),
+/// writes go to the current one, reads look in it and then in the previous one, and
+/// anything older is dropped when the generation moves on. The Redis store keeps the
+/// same shape in two hashes (`keys.rs`).
+#[derive(Debug)]
+struct Generations<V> {
+    ttl: Duration,
+    origin: Instant,
+    g: u128,
+    cur: HashMap<String, V>,
+    prev: HashMap<String, V>,
+}
+
+impl<V> Generations<V> {
+    fn new(ttl: Duration, origin: Instant) -> Self {
+        Self {
+            ttl,
+            origin,
+            g: 0,
+            cur: HashMap::new(),
+            prev: HashMap::new(),
+        }
+    }
+
+    /// Moves to the generation of `now`, dropping what is older than the previous one.
+    fn roll(&mut self, now: Instant) {
+        let g = now.saturating_duration_since(self.origin).as_nanos() / self.ttl.as_nanos().max(1);
+        if g == self.g {
+            return;
+        }
+        if g == self.g + 1 {
+            self.prev = std::mem::take(&mut self.cur);
+        } else {
+            self.prev.clear();
+            self.cur.clear();
+        }
+        self.g = g;
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.cur.get(key).or_else(|| self.prev.get(key))
+    }
+
+    /// Writes into the current generation (so the entry lives another `ttl` at least).
+    fn put(&mut self, key: &str, value: V) {
+        self.prev.remove(key);
+        self.cur.insert(key.to_owned(), value);
+    }
+
+    fn len(&self) -> usize {
+        self.cur.len() + self.prev.len()
+    }
+
+    fn clear(&mut self) {
+        self.cur.clear();
+        self.prev.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -36,9 +113,18 @@ struct CampaignData {
     /// Order of creation, for listing oldest first.
     created_seq: u64,
     interactions: HashMap<String, u64>,
-    sessions: HashMap<String, (u64, u64)>,
-    /// Last applied batch number and its fenced indices, per origin.
-    applied: HashMap<String, (u64, Vec<usize>)>,
+    /// Session → its resume state, forgotten within two session TTLs of its last write.
+    sessions: Generations<Entry>,
+    /// Epoch of a socket whose session was claimed away while its node still counted it →
+    /// (node, region): subtracted from that node's lease until the node says it let go.
+    moved: HashMap<u64, (String, String)>,
+    /// Leases started by a node's claims before its first presence write (node → expiry).
+    claim_leases: HashMap<String, Instant>,
+    /// Last epoch handed out; never reset, so epochs are never reused (not even after a
+    /// session was forgotten).
+    last_epoch: u64,
+    /// Last applied batch number and its fenced indices, per origin, forgotten like sessions.
+    applied: Generations<(u64, Vec<usize>)>,
     uniques: HyperLogLog,
     interactors: HyperLogLog,
     registrations: HashSet<String>,
@@ -52,9 +138,79 @@ struct CampaignData {
     interaction_series: BTreeMap<i64, HashMap<String, u64>>,
 }
 
+/// A session's resume state.
+#[derive(Debug, Clone)]
+struct Entry {
+    epoch: u64,
+    acked: u64,
+    /// `(node, region)` counting the session's socket; `None` once it left.
+    owner: Option<(String, String)>,
+}
+
+impl CampaignData {
+    /// Moves the forgetful parts to the generation of `now`.
+    fn roll(&mut self, now: Instant) {
+        self.sessions.roll(now);
+        self.applied.roll(now);
+    }
+
+    /// True while `node` holds a lease (from presence or from a claim).
+    fn alive(&self, node: &str, now: Instant) -> bool {
+        self.presence.get(node).is_some_and(|l| l.expires > now)
+            || self.claim_leases.get(node).is_some_and(|e| *e > now)
+    }
+
+    /// Drops expired leases, and with them the moved marks of their nodes.
+    fn prune(&mut self, now: Instant) {
+        self.presence.retain(|_, l| l.expires > now);
+        self.claim_leases.retain(|_, e| *e > now);
+        let (presence, claims) = (&self.presence, &self.claim_leases);
+        self.moved
+            .retain(|_, (node, _)| presence.contains_key(node) || claims.contains_key(node));
+    }
+
+    /// A node's presence as counted: its lease less its sockets that moved away.
+    fn counted(&self, node: &str, lease: &Lease) -> Presence {
+        let mut p = lease.presence.clone();
+        for (_, region) in self.moved.values().filter(|(n, _)| n == node) {
+            p.viewers = p.viewers.saturating_sub(1);
+            if let Some(r) = p.regions.get_mut(region) {
+                *r = r.saturating_sub(1);
+            }
+        }
+        p.regions.retain(|_, n| *n > 0);
+        p
+    }
+}
+
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Campaigns created from now on forget sessions after `ttl` (`--session-ttl`).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// How many entries the store holds for a campaign, over every map (counts, sessions,
+    /// retry records, registrations, shares, presence, series): for tests that check the
+    /// store does not grow with the sessions it has seen. 0 for an unknown campaign.
+    pub fn footprint(&self, campaign: &str) -> usize {
+        let mut map = self.lock();
+        let Some(d) = map.get_mut(campaign) else { return 0 };
+        d.roll(Instant::now());
+        d.interactions.len()
+            + d.sessions.len()
+            + d.applied.len()
+            + d.moved.len()
+            + d.claim_leases.len()
+            + d.registrations.len()
+            + d.shares.len()
+            + d.presence.len()
+            + d.viewer_series.len()
+            + d.interaction_series.values().map(HashMap::len).sum::<usize>()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, CampaignData>> {
@@ -95,8 +251,11 @@ impl Store for MemoryStore {
                 campaign: campaign.clone(),
                 created_seq,
                 interactions: HashMap::new(),
-                sessions: HashMap::new(),
-                applied: HashMap::new(),
+                sessions: Generations::new(self.session_ttl, self.started),
+                moved: HashMap::new(),
+                claim_leases: HashMap::new(),
+                last_epoch: 0,
+                applied: Generations::new(self.session_ttl, self.started),
                 uniques: HyperLogLog::default(),
                 interactors: HyperLogLog::default(),
                 registrations: HashSet::new(),
@@ -131,6 +290,8 @@ impl Store for MemoryStore {
             d.campaign.ended_at = Some(at_ms);
             d.presence.clear();
             d.sessions.clear();
+            d.moved.clear();
+            d.claim_leases.clear();
         }
         Ok(d.campaign.clone())
     }
@@ -148,48 +309,75 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        let entry = d.sessions.entry(session.to_owned()).or_insert((0, 0));
-        entry.0 += 1;
-        Ok(*entry)
+        let now = Instant::now();
+        d.roll(now);
+        let old = d.sessions.get(session).cloned();
+        if let Some(Entry {
+            epoch,
+            owner: Some((node, region)),
+            ..
+        }) = &old
+        {
+            if d.alive(node, now) {
+                d.moved.insert(*epoch, (node.clone(), region.clone()));
+            }
+        }
+        if !d.alive(owner.node, now) {
+            d.claim_leases.insert(owner.node.to_owned(), now + owner.lease);
+        }
+        d.last_epoch += 1;
+        let acked = old.map_or(0, |e| e.acked);
+        let entry = Entry {
+            epoch: d.last_epoch,
+            acked,
+            owner: Some((owner.node.to_owned(), owner.region.to_owned())),
+        };
+        d.sessions.put(session, entry);
+        Ok((d.last_epoch, acked))
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
         let mut map = self.lock();
+        let ended = Applied {
+            ended: true,
+            ..Applied::default()
+        };
         let Some(d) = map.get_mut(&batch.campaign) else {
-            return Ok(Applied {
-                fenced: vec![],
-                ended: true,
-            });
+            return Ok(ended);
         };
         if d.campaign.state == State::Ended {
-            return Ok(Applied {
-                fenced: vec![],
-                ended: true,
-            });
+            return Ok(ended);
         }
+        d.roll(Instant::now());
+        let session_ttl = Some(d.sessions.ttl);
         if batch.number > 0 {
             if let Some((n, fenced)) = d.applied.get(&batch.origin) {
                 if *n >= batch.number {
                     return Ok(Applied {
                         fenced: fenced.clone(),
                         ended: false,
+                        session_ttl,
+                        moved: vec![],
                     });
                 }
             }
         }
+        for (session, epoch) in &batch.touch {
+            if let Some(entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
+                d.sessions.put(session, entry);
+            }
+        }
         let mut fenced = Vec::new();
         for (i, s) in batch.sessions.iter().enumerate() {
-            let (epoch, acked) = d.sessions.get(&s.session).copied().unwrap_or((0, 0));
-            if epoch != s.epoch {
+            let Some(mut entry) = d.sessions.get(&s.session).filter(|e| e.epoch == s.epoch).cloned() else {
                 fenced.push(i);
                 continue;
-            }
-            if s.seq > acked {
-                d.sessions.insert(s.session.clone(), (epoch, s.seq));
-            }
+            };
+            entry.acked = entry.acked.max(s.seq);
+            d.sessions.put(&s.session, entry);
             if !s.counts.is_empty() {
                 d.interactors.add(&s.viewer);
             }
@@ -210,6 +398,21 @@ impl Store for MemoryStore {
             };
             *d.shares.entry(channel.to_owned()).or_default() += n;
         }
+        // Sockets this node closed: no longer counted by it, nor moved away from it.
+        for (session, epoch) in &batch.left {
+            d.moved.remove(epoch);
+            if let Some(mut entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
+                entry.owner = None;
+                d.sessions.put(session, entry);
+            }
+        }
+        let mut moved: Vec<u64> = d
+            .moved
+            .iter()
+            .filter(|(_, (node, _))| *node == batch.node)
+            .map(|(e, _)| *e)
+            .collect();
+        moved.sort_unstable();
         if let Some((node, presence)) = &batch.presence {
             let now = crate::util::now_ms();
             let instant = Instant::now();
@@ -222,12 +425,13 @@ impl Store for MemoryStore {
                 },
             );
             // The peak moves with presence, so it is exact to the flush, not just the tick.
-            d.presence.retain(|_, l| l.expires > instant);
-            let total: u64 = d.presence.values().map(|l| l.presence.viewers).sum();
+            d.prune(instant);
+            let counted: Vec<Presence> = d.presence.iter().map(|(n, l)| d.counted(n, l)).collect();
+            let total: u64 = counted.iter().map(|p| p.viewers).sum();
             if total > d.peak {
                 let mut regions = BTreeMap::new();
-                for l in d.presence.values() {
-                    for (r, n) in &l.presence.regions {
+                for p in &counted {
+                    for (r, n) in &p.regions {
                         *regions.entry(r.clone()).or_default() += n;
                     }
                 }
@@ -237,14 +441,20 @@ impl Store for MemoryStore {
             }
         }
         if batch.number > 0 {
-            d.applied.insert(batch.origin.clone(), (batch.number, fenced.clone()));
+            d.applied.put(&batch.origin, (batch.number, fenced.clone()));
         }
-        Ok(Applied { fenced, ended: false })
+        Ok(Applied {
+            fenced,
+            ended: false,
+            session_ttl,
+            moved,
+        })
     }
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
         if let Some(d) = self.lock().get_mut(campaign) {
             d.presence.remove(node);
+            d.claim_leases.remove(node);
         }
         Ok(())
     }
@@ -253,7 +463,9 @@ impl Store for MemoryStore {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
         let now = Instant::now();
-        d.presence.retain(|_, l| l.expires > now);
+        d.prune(now);
+        // Read every tick while anyone watches: forgotten sessions leave memory here too.
+        d.roll(now);
         let mut stats = Stats {
             peak_viewers: d.peak,
             peak_at: d.peak_at,
@@ -271,17 +483,21 @@ impl Store for MemoryStore {
                 .interactions
                 .insert(k.clone(), d.interactions.get(k).copied().unwrap_or(0));
         }
-        let mut nodes: Vec<_> = d.presence.iter().collect();
+        let mut nodes: Vec<_> = d
+            .presence
+            .iter()
+            .map(|(n, l)| (n, l.updated_at, d.counted(n, l)))
+            .collect();
         nodes.sort_by(|a, b| a.0.cmp(b.0));
-        for (node, lease) in nodes {
-            stats.viewers += lease.presence.viewers;
-            for (r, n) in &lease.presence.regions {
+        for (node, updated_at, presence) in nodes {
+            stats.viewers += presence.viewers;
+            for (r, n) in &presence.regions {
                 *stats.regions.entry(r.clone()).or_default() += n;
             }
             stats.nodes.push(NodeShare {
                 node: node.clone(),
-                viewers: lease.presence.viewers,
-                updated_at: lease.updated_at,
+                viewers: presence.viewers,
+                updated_at,
             });
         }
         stats.regions.retain(|_, n| *n > 0);

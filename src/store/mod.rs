@@ -38,9 +38,15 @@ pub enum StoreError {
     /// The campaign is still live, and this call needs it ended.
     #[error("campaign is live")]
     Live,
+    /// The store was written by a newer build: this node must not touch it.
+    #[error("the store is at schema version {found}, newer than this node's {supported}: upgrade this node first")]
+    NewerSchema { found: u64, supported: u64 },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// `--session-ttl`'s default, for stores built without the flag (tests, embedded use).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// One session's counts since its last successful flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +58,28 @@ pub struct SessionDelta {
     pub viewer: String,
     /// The ownership epoch this node got from [`Store::claim_session`]. A delta whose epoch
     /// is no longer the session's current one was sent through a node that lost the session
-    /// to a reconnect elsewhere: it is rejected whole, so a resend is never counted twice.
+    /// to a reconnect elsewhere, and a delta whose session the store has forgotten (see
+    /// [`Store::claim_session`]) has no current epoch at all: either is rejected whole, so a
+    /// resend is never counted twice.
     pub epoch: u64,
     /// Highest `seq` covered by this delta (0: no sequenced message in it). Stored as the
     /// session's acked seq, never lowered.
     pub seq: u64,
     /// `(kind, count)` pairs, counts > 0.
     pub counts: Vec<(String, u64)>,
+}
+
+/// Where the socket a session is claimed for is counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The claiming node's name in presence.
+    pub node: &'a str,
+    /// The region the socket counts under (as in [`Presence::regions`]).
+    pub region: &'a str,
+    /// The node's presence lease (`--presence-ttl`). A node's first claim in a campaign
+    /// starts its lease (with 0 viewers), so a session claimed away from it before its
+    /// first flush is still known to be counted there.
+    pub lease: Duration,
 }
 
 /// This node's share of a campaign's live audience, published under a lease.
@@ -97,12 +118,24 @@ pub struct Batch {
     pub presence: Option<(String, Presence)>,
     /// Lease length for `presence`.
     pub presence_ttl: Duration,
+    /// `(session, epoch)` of open sockets that sent nothing lately: their resume state is
+    /// kept alive as if they had (see [`Store::claim_session`]). Stale epochs are ignored.
+    pub touch: Vec<(String, u64)>,
+    /// This node's name in presence, for `left` and [`Applied::moved`] ("": none).
+    pub node: String,
+    /// `(session, epoch)` of this node's sockets that closed since the last batch, and
+    /// `("", epoch)` for epochs of [`Applied::moved`] this node no longer counts: the
+    /// store stops counting them as moved away from this node. `presence` (when written)
+    /// no longer counts them.
+    pub left: Vec<(String, u64)>,
 }
 
 impl Batch {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+            && self.touch.is_empty()
+            && self.left.is_empty()
             && self.new_viewers.is_empty()
             && self.share_visits.is_empty()
             && self.presence.is_none()
@@ -116,6 +149,15 @@ pub struct Applied {
     pub fenced: Vec<usize>,
     /// True when the campaign has ended (or no longer exists): nothing was counted.
     pub ended: bool,
+    /// The campaign's session TTL as the store keeps it (fixed by the first node that
+    /// wrote a session, so nodes with different `--session-ttl` flags still agree on when
+    /// a session is forgotten). The flusher refreshes open sessions well within it. `None`
+    /// when the campaign has ended.
+    pub session_ttl: Option<Duration>,
+    /// Epochs of `batch.node`'s sockets whose session was claimed by another socket while
+    /// this node still counted them: the node closes them (4001) and reports them in
+    /// `left`. Until then the store subtracts them from the node's presence.
+    pub moved: Vec<u64>,
 }
 
 /// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
@@ -160,9 +202,24 @@ pub trait Store: Send + Sync + 'static {
     /// removed), `NotFound` if unknown.
     async fn delete_campaign(&self, id: &str) -> StoreResult<()>;
 
-    /// Takes ownership of a session for a new socket: bumps its epoch and returns
+    /// Takes ownership of a session for a new socket: gives it a new epoch and returns
     /// `(epoch, acked_seq)`. Deltas carrying an older epoch are fenced from then on.
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)>;
+    ///
+    /// Epochs come from one counter per campaign, so a new epoch never equals one handed
+    /// out before, to this session or any other. That is what lets the store forget: a
+    /// session's resume state (epoch and acked seq) lives at least the campaign's session
+    /// TTL and at most twice it after it was last written (by a claim, a delta or a
+    /// [`Batch::touch`]); a forgotten session is claimed again with acked seq 0, and a delta
+    /// of a socket that still holds an old epoch finds no entry, or a newer epoch, and is
+    /// fenced. Every viewer socket claims, including those whose session the node made up.
+    ///
+    /// Each session counts once: the store records where the session's socket is counted
+    /// (`owner`). When a claim finds the session still counted by a node with a live lease
+    /// (a crashed node whose lease has not expired, a half-open socket on a live node, or
+    /// the claiming node itself), it marks the old socket as moved: stats and the peak
+    /// subtract it from that node's lease at once, the node learns it in its next
+    /// [`Applied::moved`], and a dead node's marks go with its lease.
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)>;
 
     /// Applies one flush atomically: interaction counts (per kind, and into the series
     /// bucket), acked seqs, the unique and interactor sketches, share visits (bounded by

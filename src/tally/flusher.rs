@@ -24,6 +24,15 @@ use crate::store::{bucket_of, Batch, SessionDelta, Store};
 /// requests at once.
 const FLUSH_CONCURRENCY: usize = 64;
 
+/// Quiet sessions refreshed per batch: a round over 100,000 open sockets takes 20 flushes
+/// (2 s at the default interval), and one batch stays a few dozen Redis commands.
+const TOUCH_PER_BATCH: usize = 5_000;
+
+/// Refresh rounds per session TTL. Resume state lives at least one TTL after its last
+/// write, so a round every third of it leaves two more rounds to land when one is late
+/// (a store outage, a long round).
+const TOUCH_ROUNDS_PER_TTL: u32 = 3;
+
 /// Asks the flusher for an immediate flush; the reply says whether everything was written.
 pub type FlushNow = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<bool>>;
 
@@ -51,6 +60,15 @@ struct FlushState {
     /// Presence version and time last written.
     presence_version: Option<u64>,
     presence_at: Option<Instant>,
+    /// Open sessions still to refresh in this round (see `Batch::touch`), and when the next
+    /// round starts.
+    touch_queue: Vec<Arc<SessionSlot>>,
+    next_touch: Option<Instant>,
+    /// The campaign's session TTL as the store last told it.
+    session_ttl: Option<Duration>,
+    /// Epochs the store said moved away from this node that no open socket here holds: the
+    /// next batch tells the store this node does not count them.
+    release: Vec<u64>,
 }
 
 /// The flusher's timing, from the node's flags.
@@ -62,6 +80,10 @@ pub struct Timing {
     pub tick: Duration,
     /// `--presence-ttl`: the lease length; it is renewed every third of it.
     pub presence_ttl: Duration,
+    /// `--session-ttl`: how long a session's resume state outlives its last write. Open
+    /// sockets' sessions are refreshed every third of it (or of the campaign's own TTL, if
+    /// the store keeps a shorter one), so a quiet viewer is never forgotten.
+    pub session_ttl: Duration,
 }
 
 /// The flusher task and the few things it touches.
@@ -221,11 +243,14 @@ impl Flusher {
 
     /// Builds the next batch from what the sockets queued.
     fn build(&self, tally: &CampaignTally, state: &mut FlushState, no_presence: bool) -> InFlight {
+        // Closed sockets are drained before presence is read below (see `viewer_left`).
         let super::Drained {
             dirty,
+            mut left,
             new_viewers,
             share_visits,
         } = tally.drain();
+        left.extend(state.release.drain(..).map(|e| (String::new(), e)));
         let mut seen = HashSet::new();
         let slots: Vec<Arc<SessionSlot>> = dirty
             .into_iter()
@@ -253,6 +278,7 @@ impl Flusher {
                     .collect(),
             });
         }
+        let touch = self.touch(tally, state);
         let version = tally.presence_version();
         let presence_due = state.presence_version != Some(version)
             || state
@@ -271,6 +297,9 @@ impl Flusher {
             max_share_channels: self.tallies.max_share_channels() as u64,
             presence,
             presence_ttl: self.timing.presence_ttl,
+            touch,
+            node: self.node_id.clone(),
+            left,
         };
         if !batch.is_empty() {
             // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
@@ -285,6 +314,36 @@ impl Flusher {
             counted,
             presence_version: version,
         }
+    }
+
+    /// The open sessions this batch refreshes. The store forgets a session's resume state
+    /// one to two TTLs after its last write; sockets that send keep theirs fresh through
+    /// their deltas, but a viewer who only watches writes nothing. So every TTL/3 the
+    /// flusher starts a round over the campaign's open sockets on this node and sends their
+    /// `(session, epoch)` in chunks with the next batches, whatever else they carry. A
+    /// socket that closed before its chunk went out is skipped, so a session is forgotten
+    /// within two TTLs of its last socket closing. Presence renewal could have carried the
+    /// sessions instead, but it runs every few seconds; a round per TTL/3 costs next to
+    /// nothing at the default TTL of 24 h.
+    fn touch(&self, tally: &CampaignTally, state: &mut FlushState) -> Vec<(String, u64)> {
+        let now = Instant::now();
+        let ttl = state
+            .session_ttl
+            .map_or(self.timing.session_ttl, |t| t.min(self.timing.session_ttl));
+        let every = ttl / TOUCH_ROUNDS_PER_TTL;
+        match state.next_touch {
+            // Sockets open now were claimed just now: their claim wrote their state.
+            None => state.next_touch = Some(now + every),
+            Some(at) if now >= at => {
+                state.touch_queue = tally.open_sessions();
+                state.next_touch = Some(now + every);
+            }
+            Some(_) => {}
+        }
+        let queue = &mut state.touch_queue;
+        let mut chunk = queue.split_off(queue.len().saturating_sub(TOUCH_PER_BATCH));
+        tally.retain_open(&mut chunk);
+        chunk.iter().map(|s| (s.session.clone(), s.epoch)).collect()
     }
 
     /// Sends one batch; on success settles it (acks, fencing, metrics), on failure hands it back.
@@ -349,6 +408,17 @@ impl Flusher {
                 .with_label_values(&[inflight.batch.campaign.as_str(), k])
                 .inc_by(n);
         }
+        if applied.session_ttl.is_some() {
+            state.session_ttl = applied.session_ttl;
+        }
+        // Sessions claimed by another socket while this node still counted the old one: close
+        // it now (4001) rather than at its next message, so this node stops counting it.
+        for &epoch in &applied.moved {
+            match tally.open_slot(epoch) {
+                Some(slot) => slot.mark_moved(),
+                None => state.release.push(epoch),
+            }
+        }
         Ok(())
     }
 }
@@ -366,6 +436,7 @@ mod tests {
             flush_interval: INTERVAL,
             tick: Duration::from_secs(1),
             presence_ttl: Duration::from_secs(10),
+            session_ttl: Duration::from_secs(60),
         };
         Flusher::new(
             tallies.clone(),
@@ -379,7 +450,10 @@ mod tests {
 
     /// A viewer socket as admission leaves it: a claimed session in the tally.
     async fn viewer(store: &Flaky, tally: &CampaignTally, session: &str) -> Arc<SessionSlot> {
-        let (epoch, acked) = store.claim_session(&tally.campaign.id, session).await.unwrap();
+        let (epoch, acked) = store
+            .claim_session(&tally.campaign.id, session, &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let kinds = tally.campaign.kinds.len();
         let slot = Arc::new(SessionSlot::new(
             session.into(),
@@ -388,7 +462,7 @@ mod tests {
             acked,
             kinds,
         ));
-        tally.viewer_joined(tally.region_index("unknown"), &slot.viewer);
+        tally.viewer_joined(tally.region_index("unknown"), &slot);
         slot
     }
 
@@ -477,7 +551,7 @@ mod tests {
         let (stop, task) = start(flusher(store.clone(), &tallies));
         acked(&slot, 1).await;
         assert_eq!(likes(&store, "launch").await, (1, 1));
-        tally.viewer_left(tally.region_index("unknown"));
+        tally.viewer_left(tally.region_index("unknown"), &slot);
         drop((slot, tally));
         for _ in 0..10 {
             if tallies.get("launch").is_none() {
@@ -555,12 +629,16 @@ mod tests {
         let new = campaign("launch");
         store.inner.create_campaign(&new).await.unwrap();
         tally.ended.cancel();
-        tally.viewer_left(tally.region_index("unknown"));
+        tally.viewer_left(tally.region_index("unknown"), &slot);
         let fresh = tallies.get_or_create(&new);
         assert!(!Arc::ptr_eq(&fresh, &tally));
-        let (epoch, _) = store.inner.claim_session("launch", "session-1").await.unwrap();
+        let (epoch, _) = store
+            .inner
+            .claim_session("launch", "session-1", &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let slot2 = Arc::new(SessionSlot::new("session-1".into(), "viewer-1".into(), epoch, 0, 4));
-        fresh.viewer_joined(fresh.region_index("unknown"), "viewer-1");
+        fresh.viewer_joined(fresh.region_index("unknown"), &slot2);
         like(&tallies, &fresh, &slot2, 2, 1);
         store.set_down(false);
         acked(&slot2, 1).await;

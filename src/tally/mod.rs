@@ -42,6 +42,12 @@ pub struct CampaignTally {
     pub watchers: AtomicI64,
     /// Sessions with unflushed counts, queued once per flush by the socket that dirtied them.
     dirty: Mutex<Vec<Arc<SessionSlot>>>,
+    /// The session of every open viewer socket, by epoch (unique per campaign), so the
+    /// flusher can keep their resume state alive while they are quiet, and find the one
+    /// the store says moved away.
+    open: Mutex<HashMap<u64, Arc<SessionSlot>>>,
+    /// `(session, epoch)` of viewer sockets closed since the last flush.
+    left: Mutex<Vec<(String, u64)>>,
     /// Viewers that connected since the last flush (for the unique sketch).
     new_viewers: Mutex<Vec<String>>,
     /// Share visits since the last flush.
@@ -68,6 +74,8 @@ impl CampaignTally {
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
+            open: Mutex::new(HashMap::new()),
+            left: Mutex::new(Vec::new()),
             new_viewers: Mutex::new(Vec::new()),
             shares: Mutex::new(HashMap::new()),
             presence_version: AtomicU64::new(0),
@@ -99,16 +107,38 @@ impl CampaignTally {
     }
 
     /// A viewer socket opened (called once per connection, off the hot path).
-    pub fn viewer_joined(&self, region: usize, viewer: &str) {
+    pub fn viewer_joined(&self, region: usize, slot: &Arc<SessionSlot>) {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
-        lock(&self.new_viewers).push(viewer.to_owned());
+        lock(&self.new_viewers).push(slot.viewer.clone());
+        lock(&self.open).insert(slot.epoch, slot.clone());
     }
 
-    /// A viewer socket closed.
-    pub fn viewer_left(&self, region: usize) {
+    /// A viewer socket closed. It leaves presence before it is queued as left: a flush
+    /// that drains `left` before reading presence may miss a socket in `left` that its
+    /// presence already dropped (the store then undercounts it for one flush), never the
+    /// other way round (which could count a session twice).
+    pub fn viewer_left(&self, region: usize, slot: &Arc<SessionSlot>) {
+        lock(&self.open).remove(&slot.epoch);
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
+        lock(&self.left).push((slot.session.clone(), slot.epoch));
+    }
+
+    /// The sessions of the open viewer sockets.
+    pub fn open_sessions(&self) -> Vec<Arc<SessionSlot>> {
+        lock(&self.open).values().cloned().collect()
+    }
+
+    /// Keeps those of `slots` whose socket is still open.
+    pub fn retain_open(&self, slots: &mut Vec<Arc<SessionSlot>>) {
+        let open = lock(&self.open);
+        slots.retain(|s| open.contains_key(&s.epoch));
+    }
+
+    /// The open socket holding `epoch`, if any.
+    pub fn open_slot(&self, epoch: u64) -> Option<Arc<SessionSlot>> {
+        lock(&self.open).get(&epoch).cloned()
     }
 
     /// Queues a session the socket just made dirty (once per flush interval at most).
@@ -160,6 +190,7 @@ impl CampaignTally {
     /// Flusher side: takes everything queued since the last flush.
     pub fn drain(&self) -> Drained {
         Drained {
+            left: std::mem::take(&mut *lock(&self.left)),
             dirty: std::mem::take(&mut *lock(&self.dirty)),
             new_viewers: std::mem::take(&mut *lock(&self.new_viewers)),
             share_visits: std::mem::take(&mut *lock(&self.shares)).into_iter().collect(),
@@ -168,6 +199,12 @@ impl CampaignTally {
 
     /// Nothing is queued for the flusher.
     pub fn is_drained(&self) -> bool {
+        self.counts_drained() && lock(&self.left).is_empty()
+    }
+
+    /// No count is queued (closed sockets may be: for an ended campaign they no longer
+    /// matter, the store refuses its batches).
+    fn counts_drained(&self) -> bool {
         lock(&self.dirty).is_empty() && lock(&self.new_viewers).is_empty() && lock(&self.shares).is_empty()
     }
 }
@@ -175,6 +212,8 @@ impl CampaignTally {
 /// What a campaign's tally queued for one flush.
 pub struct Drained {
     pub dirty: Vec<Arc<SessionSlot>>,
+    /// `(session, epoch)` of viewer sockets closed since the last flush.
+    pub left: Vec<(String, u64)>,
     pub new_viewers: Vec<String>,
     pub share_visits: Vec<(String, u64)>,
 }
@@ -223,7 +262,7 @@ impl Tallies {
     pub fn get_or_create(&self, campaign: &Campaign) -> Arc<CampaignTally> {
         let mut map = lock(&self.map);
         if let Some(t) = map.get(&campaign.id) {
-            let stale = t.campaign.created_at != campaign.created_at && t.ended.is_cancelled() && t.is_drained();
+            let stale = t.campaign.created_at != campaign.created_at && t.ended.is_cancelled() && t.counts_drained();
             if !stale {
                 return t.clone();
             }
@@ -276,7 +315,8 @@ mod tests {
         let mut old = campaign("launch");
         old.created_at -= 1_000;
         let t = tallies.get_or_create(&old);
-        t.viewer_joined(0, "viewer-1");
+        let slot = Arc::new(SessionSlot::new("session-1".into(), "viewer-1".into(), 1, 0, 4));
+        t.viewer_joined(0, &slot);
         let new = campaign("launch");
         assert!(
             Arc::ptr_eq(&tallies.get_or_create(&new), &t),

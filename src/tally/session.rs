@@ -157,6 +157,14 @@ impl SessionSlot {
         self.acked.load(Ordering::Acquire)
     }
 
+    /// Flusher side, when the store says another socket claimed this session while this
+    /// one was still counted here: the socket closes (4001) at once, so this node stops
+    /// counting it; counts it still holds are fenced at the next flush.
+    pub fn mark_moved(&self) {
+        self.fenced.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
     pub fn is_fenced(&self) -> bool {
         self.fenced.load(Ordering::Acquire)
     }

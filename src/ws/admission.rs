@@ -22,7 +22,7 @@ use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::Welcome;
-use crate::store::Store;
+use crate::store::{Owner, Store};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Tallies};
 
@@ -71,6 +71,10 @@ pub struct Admission {
     pub allowed_origins: Vec<String>,
     /// `--tick`, told to clients in the welcome.
     pub tick: Duration,
+    /// This node's name in presence, recorded with every session it claims.
+    pub node_id: String,
+    /// `--presence-ttl`: a node's first claim in a campaign starts its lease.
+    pub lease: Duration,
     /// Cancelled at shutdown: new sockets get 503.
     pub shutdown: CancellationToken,
     /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
@@ -97,7 +101,6 @@ pub struct Checked {
     operator: bool,
     viewer: String,
     session: String,
-    given_session: bool,
     region: Option<String>,
     client: ClientKey,
 }
@@ -135,7 +138,7 @@ impl Drop for Admitted {
     /// client's socket goes with the `_client_socket` field).
     fn drop(&mut self) {
         match self.peer {
-            Peer::Viewer { region, .. } => self.tally.viewer_left(region),
+            Peer::Viewer { ref slot, region } => self.tally.viewer_left(region, slot),
             Peer::Operator => {
                 self.tally.watchers.fetch_sub(1, Ordering::Relaxed);
             }
@@ -229,7 +232,6 @@ impl Admission {
                 })?;
         }
         let viewer = client_id(q.viewer, "viewer")?;
-        let given_session = q.session.is_some();
         let session = client_id(q.session, "session")?;
         if let Some(r) = q.region.as_deref() {
             if !is_region(r) {
@@ -241,7 +243,6 @@ impl Admission {
             operator,
             viewer,
             session,
-            given_session,
             region: q.region,
             client,
         })
@@ -256,7 +257,6 @@ impl Admission {
             operator,
             viewer,
             session,
-            given_session,
             region,
             client,
         } = checked;
@@ -280,15 +280,19 @@ impl Admission {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator
         } else {
-            let (epoch, acked) = if given_session {
-                self.store.claim_session(id, &session).await.map_err(|e| {
-                    self.metrics.store_errors.inc();
-                    ApiError::from(e)
-                })?
-            } else {
-                (0, 0)
+            let region_name = campaign.region_of(region.as_deref());
+            let owner = Owner {
+                node: &self.node_id,
+                region: &region_name,
+                lease: self.lease,
             };
-            let region = tally.region_index(&campaign.region_of(region.as_deref()));
+            // A session the node made up is claimed too: the client may resume it later, and
+            // only a claimed session can be fenced once it is forgotten.
+            let (epoch, acked) = self.store.claim_session(id, &session, &owner).await.map_err(|e| {
+                self.metrics.store_errors.inc();
+                ApiError::from(e)
+            })?;
+            let region = tally.region_index(&region_name);
             let slot = Arc::new(SessionSlot::new(
                 session.clone(),
                 viewer.clone(),
@@ -296,7 +300,7 @@ impl Admission {
                 acked,
                 campaign.kinds.len(),
             ));
-            tally.viewer_joined(region, &viewer);
+            tally.viewer_joined(region, &slot);
             Peer::Viewer { slot, region }
         };
         let acked_seq = match &peer {
@@ -401,7 +405,11 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_session_is_welcomed_with_what_the_store_acked() {
         let rig = rig().await;
-        let (epoch, _) = rig.store.claim_session("launch", "session-0001").await.unwrap();
+        let (epoch, _) = rig
+            .store
+            .claim_session("launch", "session-0001", &crate::store::flaky::N1)
+            .await
+            .unwrap();
         let delta = SessionDelta {
             session: "session-0001".into(),
             viewer: "viewer-0001".into(),

@@ -351,6 +351,7 @@ mod tests {
                 flush_interval: Duration::from_millis(100),
                 tick: Duration::from_secs(1),
                 presence_ttl: Duration::from_secs(10),
+                session_ttl: Duration::from_secs(60),
             };
             let f = Flusher::new(
                 self.tallies.clone(),

@@ -48,6 +48,8 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         connections: Arc::new(Connections::new(max_connections)),
         allowed_origins: vec![],
         tick: Duration::from_secs(1),
+        node_id: "n1".into(),
+        lease: Duration::from_secs(10),
         shutdown,
         trusted_proxies: Default::default(),
         sockets_per_client: None,

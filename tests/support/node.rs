@@ -281,7 +281,13 @@ impl Node {
     /// Spawns a node process on `listen` (a fixed port for restarts) and waits for its
     /// "listening" line.
     pub fn spawn_on(listen: &str, extra: &[&str]) -> Node {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetally"));
+        Self::spawn_bin(env!("CARGO_BIN_EXE_livetally"), listen, extra)
+    }
+
+    /// [`spawn_on`](Self::spawn_on) with another build of the binary (an older release, for
+    /// upgrade tests).
+    pub fn spawn_bin(bin: &str, listen: &str, extra: &[&str]) -> Node {
+        let mut cmd = Command::new(bin);
         let mut child = cmd
             .arg("serve")
             .args(node_flags(listen, extra))

@@ -175,6 +175,29 @@ impl RedisServer {
         cmd.query(&mut con).expect("query test redis")
     }
 
+    /// Keys matching `pattern` plus the fields, members or elements inside them (a string
+    /// or sketch counts as its key alone): how much this server holds of something, for
+    /// tests that check the store stops growing.
+    pub fn footprint(&self, pattern: &str) -> u64 {
+        let keys: Vec<String> = self.query(&["KEYS", pattern]);
+        let mut total = 0;
+        for key in &keys {
+            let kind: String = self.query(&["TYPE", key]);
+            let len = match kind.as_str() {
+                "hash" => "HLEN",
+                "zset" => "ZCARD",
+                "set" => "SCARD",
+                "list" => "LLEN",
+                _ => {
+                    total += 1;
+                    continue;
+                }
+            };
+            total += 1 + self.query::<u64>(&[len, key]);
+        }
+        total
+    }
+
     fn spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("create {:?}: {e}", self.dir))?;
         let mut cmd = Command::new("redis-server");

@@ -6,25 +6,30 @@
 //! single-slot pipeline), on Cluster as on a single server. The campaign index lives in
 //! its own slot, `{campaigns}`.
 //!
-//! Scripts are named by their file in `lua/`; no key carries a Redis TTL, so what a
-//! campaign keeps for its report stays until an operator deletes it.
+//! Scripts are named by their file in `lua/`. What a campaign keeps for its report carries
+//! no Redis TTL and stays until an operator deletes it; only per-session resume state and
+//! per-process retry records expire, in *generations* (below).
 //!
 //! | key | type | holds | written by | expires / deleted |
 //! |-----|------|-------|------------|-------------------|
 //! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | member: `delete_campaign` |
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | field: `delete_campaign` |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields) | never |
+//! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
-//! | `lt:{c:<id>}:epochs` | hash | session → ownership epoch | `claim.lua` | deleted when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:sessions` | hash | session → acked seq | `apply.lua` | deleted when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:applied` | hash | origin node → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | never (one field per node) |
+//! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
+//! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
+//! | `lt:{c:<id>}:applied:0`, `:applied:1` | hash | the generations of retry records: origin (node id/run id) → `<batch number>\|<fenced indices JSON>` of its last numbered batch, so a retry is applied once | `apply.lua` | as `sessions:<p>` |
+//! | `lt:{c:<id>}:epochs` | hash | v1 layout: session → ownership epoch | v1 nodes; `claim.lua` while v1 nodes may run | field: when v2 claims the session after the upgrade; key: two session TTLs after `upgrade-store`, or when the campaign ends |
+//! | `lt:{c:<id>}:sessions` | hash | v1 layout: session → acked seq, read as a fallback by v2 | v1 nodes; `apply.lua` while v1 nodes may run | as `epochs` (and a field once v2 wrote the session after the upgrade) |
+//! | `lt:{c:<id>}:applied` | hash | v1 layout: v1 origin → last batch | v1 nodes | as `epochs` |
 //! | `lt:{c:<id>}:uniq` | HLL | viewers seen (`unique_viewers`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:actors` | HLL | viewers who interacted (`interactors`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
 //! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
-//! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock) | `apply.lua` | as `presence` |
+//! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
 //! | `lt:{c:<id>}:vseries:<p>` | hash | bucket ms → viewers, for the hour starting at `<p>` | `tick.lua` | never |
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
@@ -40,6 +45,18 @@
 //! Series hashes are split by hour so that reading a window reads only the hours it
 //! covers, not the whole two weeks of a festival.
 //!
+//! **Generations.** Redis 7.0 has no expiry per hash field, and a timer per session would
+//! cost a key per session. So state that must be forgotten lives in two hashes per kind:
+//! with `ttl` the campaign's `session_ttl` and `g = floor(TIME / ttl)` (Redis clock), the
+//! hash of generation `g` is `<kind>:<g mod 2>`; its field `_g` says which generation it
+//! holds (no session id or origin is that short), and it expires at the end of generation
+//! `g + 1`. Reads look in `g`, then `g - 1`; writes go to `g`, copying an entry forward.
+//! An entry therefore lives at least `ttl` and at most `2·ttl` after its last write, and a
+//! campaign's sessions cost nothing once they are quiet for two TTLs. Both hash names are
+//! fixed, so scripts declare them in KEYS as Cluster requires. Fencing survives
+//! forgetting because epochs come from the campaign-wide `meta.epoch` counter: an epoch is
+//! never handed out twice, and a delta whose session has no entry is fenced.
+//!
 //! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
 //! nodes with skewed clocks still agree on which leases are alive.
 
@@ -51,6 +68,8 @@ const SERIES_PARTITION_MS: i64 = 3_600_000;
 pub(super) const INDEX: &str = "lt:{campaigns}:index";
 pub(super) const ORDER: &str = "lt:{campaigns}:order";
 pub(super) const NEXT: &str = "lt:{campaigns}:next";
+/// The stored format's version (`schema.rs`).
+pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
 
 /// The keys of one campaign, all in its `{c:<id>}` slot.
 #[derive(Clone, Copy)]
@@ -81,6 +100,16 @@ impl CampaignKeys<'_> {
         self.key("applied")
     }
 
+    /// The two generation hashes of session state, as a script's `generation()` takes them.
+    pub(super) fn session_gens(self) -> [String; 2] {
+        [self.key("sessions:0"), self.key("sessions:1")]
+    }
+
+    /// The two generation hashes of retry records.
+    pub(super) fn applied_gens(self) -> [String; 2] {
+        [self.key("applied:0"), self.key("applied:1")]
+    }
+
     pub(super) fn uniq(self) -> String {
         self.key("uniq")
     }
@@ -105,15 +134,27 @@ impl CampaignKeys<'_> {
         self.key("presence-exp")
     }
 
+    pub(super) fn moved(self) -> String {
+        self.key("moved")
+    }
+
     /// Every key of the campaign except the hour hashes of its series (those are listed
-    /// in `vparts` and `iparts`): what `delete_campaign` removes besides them.
-    pub(super) fn fixed(self) -> [String; 13] {
+    /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
+    /// session keys are included: a campaign written while v1 nodes ran may still have them.
+    pub(super) fn fixed(self) -> [String; 18] {
+        let [s0, s1] = self.session_gens();
+        let [a0, a1] = self.applied_gens();
         [
             self.meta(),
             self.counts(),
             self.epochs(),
             self.sessions(),
             self.applied(),
+            s0,
+            s1,
+            a0,
+            a1,
+            self.moved(),
             self.uniq(),
             self.actors(),
             self.regs(),
@@ -187,12 +228,17 @@ mod tests {
             (k.epochs(), "lt:{c:x}:epochs"),
             (k.sessions(), "lt:{c:x}:sessions"),
             (k.applied(), "lt:{c:x}:applied"),
+            (k.session_gens()[0].clone(), "lt:{c:x}:sessions:0"),
+            (k.session_gens()[1].clone(), "lt:{c:x}:sessions:1"),
+            (k.applied_gens()[0].clone(), "lt:{c:x}:applied:0"),
+            (k.applied_gens()[1].clone(), "lt:{c:x}:applied:1"),
             (k.uniq(), "lt:{c:x}:uniq"),
             (k.actors(), "lt:{c:x}:actors"),
             (k.regs(), "lt:{c:x}:regs"),
             (k.shares(), "lt:{c:x}:shares"),
             (k.presence(), "lt:{c:x}:presence"),
             (k.presence_exp(), "lt:{c:x}:presence-exp"),
+            (k.moved(), "lt:{c:x}:moved"),
             (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),

@@ -8,33 +8,50 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `9 + 2·kinds + channels + ⌈channels/1000⌉ + 4·⌈sessions/1000⌉ + ⌈new_viewers/1000⌉`
-//! Redis commands: the count grows with distinct kinds and channels and, in chunks of 1,000
-//! fields per
-//! command, with the sessions that sent something, never with the number of interactions
+//! `13 + 2·kinds + channels + ⌈channels/1000⌉ + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
+//! ⌈new_viewers/1000⌉` Redis commands (two more per 1,000 sessions while v1 nodes may still
+//! run): the count grows with distinct kinds and channels and, in chunks of 1,000 fields
+//! per command, with the sessions that sent something, are refreshed or closed, never with
+//! the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
 mod conn;
 mod keys;
+mod schema;
 mod script;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Batch, NodeShare, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{
+    Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+};
 use crate::campaign::{Campaign, State};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
+use schema::Schema;
 use script::{Scripts, NO_ARGS};
 
 pub use conn::CALL_TIMEOUT;
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// How long `livetally upgrade-store` waits between marking the upgrade finished and
+/// expiring the v1 keys: long enough for every running node to have looked again (twice
+/// the 5 s between looks) and for a script started before to have ended.
+pub const FINISH_WAIT: Duration = Duration::from_secs(2 * schema::RECHECK.as_secs() + CALL_TIMEOUT.as_secs());
 
 /// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
 pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
+    /// The session TTL this node proposes; a campaign keeps the first one written to it.
+    session_ttl: Duration,
+    /// The store's schema version: while it is 1, v1 nodes may still be running and the
+    /// scripts keep the v1 session keys true as well (see `schema.rs`).
+    schema: Schema,
 }
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
@@ -49,6 +66,11 @@ struct LuaBatch<'a> {
     /// `[node, presence JSON]`
     #[serde(skip_serializing_if = "Option::is_none")]
     p: Option<(&'a str, String)>,
+    /// `[[session, epoch], ...]` to keep alive.
+    t: Vec<(&'a str, String)>,
+    /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
+    /// it no longer counts).
+    l: Vec<(&'a str, String)>,
 }
 
 type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
@@ -73,7 +95,27 @@ type StatsReply = (
     String,
     String,
     String,
+    Vec<String>,
 );
+
+/// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.
+#[derive(Default)]
+struct MovedAway {
+    sockets: u64,
+    regions: HashMap<String, u64>,
+}
+
+/// Groups the stats script's flat `[epoch, region|node, ...]` by node.
+fn moved_by_node(flat: Vec<String>) -> StoreResult<HashMap<String, MovedAway>> {
+    let mut by_node: HashMap<String, MovedAway> = HashMap::new();
+    for (_, value) in pairs(flat) {
+        let (region, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
+        let m = by_node.entry(node.to_owned()).or_default();
+        m.sockets += 1;
+        *m.regions.entry(region.to_owned()).or_default() += 1;
+    }
+    Ok(by_node)
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
@@ -124,21 +166,87 @@ impl RedisStore {
     /// Fails with `Unavailable` when it cannot connect within [`CALL_TIMEOUT`]; once
     /// connected, lost connections are re-established in the background with exponential
     /// backoff.
+    /// Refuses a store written by a newer schema version ([`StoreError::NewerSchema`]).
     pub async fn connect_standalone(url: &str) -> StoreResult<RedisStore> {
-        Ok(Self::new(Conn::standalone(url).await?))
+        Self::new(Conn::standalone(url).await?).await
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://` or `rediss://`).
     /// The cluster connection follows slot moves and reconnects to nodes on its own.
+    /// Refuses a store written by a newer schema version, as standalone does.
     pub async fn connect_cluster(urls: &[String]) -> StoreResult<RedisStore> {
-        Ok(Self::new(Conn::cluster(urls).await?))
+        Self::new(Conn::cluster(urls).await?).await
     }
 
-    fn new(conn: Conn) -> Self {
-        Self {
+    async fn new(conn: Conn) -> StoreResult<Self> {
+        Ok(Self {
+            schema: Schema::open(&conn).await?,
             conn,
             scripts: Scripts::new(),
+            session_ttl: DEFAULT_SESSION_TTL,
+        })
+    }
+
+    /// Campaigns that have no session TTL yet get `ttl` (`--session-ttl`).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    fn ttl_ms(&self) -> String {
+        self.session_ttl.as_millis().max(1).to_string()
+    }
+
+    /// `"1"` while v1 nodes may still run (the scripts' last argument).
+    async fn mixed_arg(&self) -> &'static str {
+        if self.schema.mixed(&self.conn).await {
+            "1"
+        } else {
+            "0"
         }
+    }
+
+    /// Finishes a node-by-node upgrade from v1 (`livetally upgrade-store`, once no v1 node
+    /// runs): marks the store as version 2, waits `wait` (see [`FINISH_WAIT`]) so every
+    /// running node stops writing the v1 session keys, then gives those keys of every
+    /// campaign an expiry of two session TTLs. Sessions v2 has not taken over by then are
+    /// forgotten like any quiet session. Returns the number of campaigns. Safe to run again.
+    pub async fn finish_upgrade(&self, wait: Duration) -> StoreResult<usize> {
+        schema::finish(&self.conn).await?;
+        tokio::time::sleep(wait).await;
+        let ids: Vec<String> = self
+            .conn
+            .call(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(keys::INDEX)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        for id in &ids {
+            let k = CampaignKeys(id);
+            let ttl: Option<u64> = self
+                .conn
+                .call(|mut c| async move {
+                    redis::cmd("HGET")
+                        .arg(k.meta())
+                        .arg("session_ttl")
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let ms = 2 * ttl.unwrap_or(self.session_ttl.as_millis() as u64).max(1);
+            let mut pipe = redis::pipe();
+            for key in [k.epochs(), k.sessions(), k.applied()] {
+                pipe.cmd("PEXPIRE").arg(key).arg(ms).arg("NX").ignore();
+            }
+            self.conn
+                .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await?;
+        }
+        Ok(ids.len())
     }
 
     /// `HMGET` of the meta fields a campaign is built from.
@@ -197,7 +305,7 @@ impl Store for RedisStore {
             .run(
                 &self.conn,
                 &[CampaignKeys(&campaign.id).meta()],
-                (json, state_str(campaign.state), ended_at),
+                (json, state_str(campaign.state), ended_at, self.ttl_ms()),
             )
             .await?;
         if created == 1 {
@@ -270,12 +378,26 @@ impl Store for RedisStore {
 
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
         let k = CampaignKeys(id);
+        let [s0, s1] = k.session_gens();
+        let [a0, a1] = k.applied_gens();
         let reply: Option<(String, Option<String>, Option<String>)> = self
             .scripts
             .end
             .run(
                 &self.conn,
-                &[k.meta(), k.presence(), k.presence_exp(), k.epochs(), k.sessions()],
+                &[
+                    k.meta(),
+                    k.presence(),
+                    k.presence_exp(),
+                    k.epochs(),
+                    k.sessions(),
+                    s0,
+                    s1,
+                    a0,
+                    a1,
+                    k.applied(),
+                    k.moved(),
+                ],
                 at_ms,
             )
             .await?;
@@ -333,12 +455,25 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn claim_session(&self, campaign: &str, session: &str) -> StoreResult<(u64, u64)> {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
+        let [s0, s1] = k.session_gens();
+        let lease_ms = owner.lease.as_millis().max(1) as u64;
         let reply: Option<(u64, u64)> = self
             .scripts
             .claim
-            .run(&self.conn, &[k.meta(), k.epochs(), k.sessions()], session)
+            .run(
+                &self.conn,
+                &[k.meta(), s0, s1, k.epochs(), k.sessions(), k.presence_exp(), k.moved()],
+                (
+                    session,
+                    self.ttl_ms(),
+                    self.mixed_arg().await,
+                    owner.node,
+                    owner.region,
+                    lease_ms,
+                ),
+            )
             .await?;
         reply.ok_or(StoreError::NotFound)
     }
@@ -369,12 +504,16 @@ impl Store for RedisStore {
                 .map(|(c, n)| (c.as_str(), n.to_string()))
                 .collect(),
             p: presence,
+            t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
+            l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
         };
         let json = serde_json::to_string(&lua).map_err(unavailable)?;
         let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
-        let (ended, fenced): (u8, Vec<usize>) = self
+        let [s0, s1] = k.session_gens();
+        let [a0, a1] = k.applied_gens();
+        let (ended, fenced, session_ttl_ms, moved): (u8, Vec<usize>, u64, Vec<u64>) = self
             .scripts
             .apply
             .run(
@@ -391,7 +530,11 @@ impl Store for RedisStore {
                     k.shares(),
                     k.presence(),
                     k.presence_exp(),
-                    k.applied(),
+                    a0,
+                    a1,
+                    s0,
+                    s1,
+                    k.moved(),
                 ],
                 (
                     json,
@@ -400,6 +543,9 @@ impl Store for RedisStore {
                     ttl_ms,
                     &batch.origin,
                     batch.number.to_string(),
+                    self.ttl_ms(),
+                    self.mixed_arg().await,
+                    &batch.node,
                     batch.max_share_channels.to_string(),
                 ),
             )
@@ -407,6 +553,8 @@ impl Store for RedisStore {
         Ok(Applied {
             fenced,
             ended: ended == 1,
+            session_ttl: (ended == 0).then(|| Duration::from_millis(session_ttl_ms)),
+            moved,
         })
     }
 
@@ -442,12 +590,14 @@ impl Store for RedisStore {
                     k.shares(),
                     k.presence(),
                     k.presence_exp(),
+                    k.moved(),
                 ],
                 NO_ARGS,
             )
             .await?;
-        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state) =
+        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved) =
             reply.ok_or(StoreError::NotFound)?;
+        let moved = moved_by_node(moved)?;
         let counts: HashMap<String, String> = pairs(counts).collect();
         let mut stats = Stats {
             peak_viewers: parse_u64(&peak, "peak")?,
@@ -479,13 +629,17 @@ impl Store for RedisStore {
             let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
             let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
             let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
-            stats.viewers += p.viewers;
+            // Sockets whose sessions moved on are no longer this node's to count.
+            let away = moved.get(&node);
+            let viewers = p.viewers.saturating_sub(away.map_or(0, |m| m.sockets));
+            stats.viewers += viewers;
             for (r, n) in p.regions {
+                let n = n.saturating_sub(away.and_then(|m| m.regions.get(&r)).copied().unwrap_or(0));
                 *stats.regions.entry(r).or_default() += n;
             }
             stats.nodes.push(NodeShare {
                 node,
-                viewers: p.viewers,
+                viewers,
                 updated_at,
             });
         }

@@ -55,7 +55,7 @@ impl Scripts {
             create: LuaScript::new(include_str!("lua/create.lua")),
             end: LuaScript::new(include_str!("lua/end.lua")),
             delete: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/delete.lua"))),
-            claim: LuaScript::new(include_str!("lua/claim.lua")),
+            claim: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/claim.lua"))),
             apply: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/apply.lua"))),
             stats: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
             tick: LuaScript::new(include_str!("lua/tick.lua")),

@@ -1,40 +1,60 @@
 -- Applies one batch atomically (needs prelude.lua). Numbers travel as decimal strings:
 -- epochs are compared as strings and nothing is formatted by Lua's `%.14g`.
--- KEYS: 1 meta, 2 epochs, 3 sessions, 4 counts, 5 iseries partition, 6 iparts, 7 uniq,
---       8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied (origin -> number|fenced).
+-- KEYS: 1 meta, 2 epochs (v1), 3 sessions (v1), 4 counts, 5 iseries partition, 6 iparts,
+--       7 uniq, 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied:0,
+--       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
+--       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
---       5 origin, 6 batch number ('0': no retry check), 7 max share channels ('0': none).
--- Returns {ended (0/1), {fenced 0-based session indices}}.
-if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {1, {}} end
-if ARGV[6] ~= '0' then
-  local prev = redis.call('HGET', KEYS[12], ARGV[5])
+--       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
+--       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
+--       9 this node's name in presence ('' = none), 10 max share channels ('0': none).
+-- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
+-- {epochs of this node's sockets moved away}}.
+local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
+if m[1] ~= 'live' then return {1, {}, 0, {}} end
+local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
+local now = now_ms()
+local mixed = ARGV[8] == '1'
+local retry = ARGV[6] ~= '0' and generation(KEYS[12], KEYS[13], ttl, now)
+if retry then
+  local prev = gen_get(retry, {ARGV[5]}, 1, 1)[1]
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
-      return {0, cjson.decode(string.sub(prev, sep + 1))}
+      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}}
     end
   end
 end
 local b = cjson.decode(ARGV[1])
+local sess = generation(KEYS[14], KEYS[15], ttl, now)
 local sessions = b.s
 local names = {}
 for i = 1, #sessions do names[i] = sessions[i][1] end
-local fenced, actors, kinds, by_kind, acked, acked_names = {}, {}, {}, {}, {}, {}
+-- live: the entries to write back (refreshed, acked raised, owner kept or cleared), by
+-- session name: {epoch, acked number, acked string, owner}.
+local fenced, actors, kinds, by_kind, live, live_names = {}, {}, {}, {}, {}, {}
 local accepted = false
 chunks(names, function(i0, i1)
-  local epochs = redis.call('HMGET', KEYS[2], unpack(names, i0, i1))
+  local entries = gen_get(sess, names, i0, i1)
+  -- A v1 node's claim moves only the v1 epoch: while one may run, it fences too.
+  local v1 = mixed and redis.call('HMGET', KEYS[2], unpack(names, i0, i1)) or {}
   for i = i0, i1 do
     local s = sessions[i]
-    if (epochs[i - i0 + 1] or '0') ~= s[2] then
+    local e, a, owner
+    if entries[i - i0 + 1] then e, a, owner = entry_parts(entries[i - i0 + 1]) end
+    local v1e = v1[i - i0 + 1]
+    if e ~= s[2] or (v1e and v1e ~= s[2]) then
       fenced[#fenced + 1] = i - 1
     else
       accepted = true
-      local seq = tonumber(s[3])
-      if seq > 0 then
-        local prev = acked[s[1]]
-        if prev == nil then acked_names[#acked_names + 1] = s[1] end
-        if prev == nil or seq > prev[1] then acked[s[1]] = {seq, s[3]} end
+      local l = live[s[1]]
+      if l == nil then
+        l = {e, tonumber(a), a, owner}
+        live[s[1]] = l
+        live_names[#live_names + 1] = s[1]
       end
+      local seq = tonumber(s[3])
+      if seq > l[2] then l[2] = seq; l[3] = s[3] end
       if #s[5] > 0 then actors[#actors + 1] = s[4] end
       for _, kc in ipairs(s[5]) do
         local k = kc[1]
@@ -44,17 +64,73 @@ chunks(names, function(i0, i1)
     end
   end
 end)
-chunks(acked_names, function(i0, i1)
-  local old = redis.call('HMGET', KEYS[3], unpack(acked_names, i0, i1))
-  local set = {}
+-- Open sockets that sent nothing: their sessions live on while the epoch is still theirs.
+local touch, touched = b.t, {}
+for i = 1, #touch do touched[i] = touch[i][1] end
+chunks(touched, function(i0, i1)
+  local entries = gen_get(sess, touched, i0, i1)
   for i = i0, i1 do
-    local a = acked[acked_names[i]]
-    if a[1] > tonumber(old[i - i0 + 1] or '0') then
-      set[#set + 1] = acked_names[i]
-      set[#set + 1] = a[2]
+    local name = touched[i]
+    if entries[i - i0 + 1] and live[name] == nil then
+      local e, a, owner = entry_parts(entries[i - i0 + 1])
+      if e == touch[i][2] then
+        live[name] = {e, tonumber(a), a, owner}
+        live_names[#live_names + 1] = name
+      end
     end
   end
-  if #set > 0 then redis.call('HSET', KEYS[3], unpack(set)) end
+end)
+-- Sockets this node closed: no longer counted by it, nor moved away from it.
+local left, gone, gone_epochs = b.l, {}, {}
+for i = 1, #left do
+  gone_epochs[i] = left[i][2]
+  if left[i][1] ~= '' then gone[#gone + 1] = i end
+end
+chunks(gone_epochs, function(i0, i1) redis.call('HDEL', KEYS[16], unpack(gone_epochs, i0, i1)) end)
+chunks(gone, function(i0, i1)
+  local names = {}
+  for i = i0, i1 do names[#names + 1] = left[gone[i]][1] end
+  local entries = gen_get(sess, names, 1, #names)
+  for k = 1, #names do
+    local name, epoch = names[k], left[gone[i0 + k - 1]][2]
+    local l = live[name]
+    if l and l[1] == epoch then
+      l[4] = ''
+    elseif l == nil and entries[k] then
+      local e, a = entry_parts(entries[k])
+      if e == epoch then
+        live[name] = {e, tonumber(a), a, ''}
+        live_names[#live_names + 1] = name
+      end
+    end
+  end
+end)
+-- After the upgrade (schema 2) the v1 acked seqs are only a fallback for sessions v2
+-- never wrote; drop those ours supersede, so they never come back once ours are forgotten.
+local v1_left = not mixed and #live_names > 0 and redis.call('EXISTS', KEYS[3]) == 1
+chunks(live_names, function(i0, i1)
+  local kv = {}
+  for i = i0, i1 do
+    local l = live[live_names[i]]
+    kv[#kv + 1] = live_names[i]
+    kv[#kv + 1] = l[1] .. '|' .. l[3] .. '|' .. l[4]
+  end
+  gen_put(sess, kv)
+  if mixed then
+    -- v1 nodes read the acked seq from the v1 hash: keep it as high as ours.
+    local old = redis.call('HMGET', KEYS[3], unpack(live_names, i0, i1))
+    local set = {}
+    for i = i0, i1 do
+      local l = live[live_names[i]]
+      if l[2] > tonumber(old[i - i0 + 1] or '0') then
+        set[#set + 1] = live_names[i]
+        set[#set + 1] = l[3]
+      end
+    end
+    if #set > 0 then redis.call('HSET', KEYS[3], unpack(set)) end
+  elseif v1_left then
+    redis.call('HDEL', KEYS[3], unpack(live_names, i0, i1))
+  end
 end)
 if accepted then
   local total = 0
@@ -69,13 +145,24 @@ if accepted then
 end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
+-- Sockets moved away from their node: subtracted from its lease below and in stats.lua;
+-- this node's are returned so it closes them.
+local moved, mine, moved_by = redis.call('HGETALL', KEYS[16]), {}, {}
+for i = 1, #moved, 2 do
+  local region, node = string.match(moved[i + 1], '^([^|]*)|(.*)$')
+  if node == ARGV[9] then mine[#mine + 1] = moved[i] end
+  local mb = moved_by[node] or {n = 0, r = {}}
+  mb.n = mb.n + 1
+  mb.r[region] = (mb.r[region] or 0) + 1
+  moved_by[node] = mb
+end
 local ch, channels = {}, {}
 for _, c in ipairs(b.h) do
   if ch[c[1]] == nil then ch[c[1]] = 0; channels[#channels + 1] = c[1] end
   ch[c[1]] = ch[c[1]] + tonumber(c[2])
 end
--- Channels beyond the campaign's first ARGV[7] distinct ones count under 'other' (not one).
-local max_channels = tonumber(ARGV[7])
+-- Channels beyond the campaign's first ARGV[10] distinct ones count under 'other' (not one).
+local max_channels = tonumber(ARGV[10])
 if max_channels > 0 and #channels > 0 then
   local distinct = redis.call('HLEN', KEYS[9]) - redis.call('HEXISTS', KEYS[9], 'other')
   local kept = {}
@@ -100,7 +187,6 @@ for _, c in ipairs(channels) do
   redis.call('HINCRBY', KEYS[9], c, string.format('%d', ch[c]))
 end
 if b.p then
-  local now = now_ms()
   redis.call('HSET', KEYS[10], b.p[1], string.format('%d', now) .. '|' .. b.p[2])
   redis.call('HSET', KEYS[11], b.p[1], string.format('%d', now + tonumber(ARGV[4])))
   -- The peak moves with presence: sum the live leases and raise it if higher.
@@ -117,8 +203,12 @@ if b.p then
       if v then
         local sep = string.find(v, '|', 1, true)
         local p = cjson.decode(string.sub(v, sep + 1))
-        total = total + p.viewers
-        for r, n in pairs(p.regions) do regions[r] = (regions[r] or 0) + n end
+        local mb = moved_by[alive[i0 + i - 1]] or {n = 0, r = {}}
+        total = total + math.max(0, p.viewers - mb.n)
+        for r, n in pairs(p.regions) do
+          n = math.max(0, n - (mb.r[r] or 0))
+          if n > 0 then regions[r] = (regions[r] or 0) + n end
+        end
       end
     end
   end)
@@ -133,9 +223,9 @@ if b.p then
       'peak_regions', '{' .. table.concat(parts, ',') .. '}')
   end
 end
-if ARGV[6] ~= '0' then
+if retry then
   local parts = {}
   for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
-  redis.call('HSET', KEYS[12], ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']')
+  gen_put(retry, {ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']'})
 end
-return {0, fenced}
+return {0, fenced, ttl, mine}

@@ -1,0 +1,265 @@
+//! Upgrading a running v1 deployment node by node (docs/operations.md, "Upgrading"), on a
+//! store a real v1 node wrote: `tests/fixtures/v1-store.txt` holds every key of it as
+//! `DUMP` output (restorable on Redis 7.0 and later), made by `make_v1_fixture` below with
+//! the released v1 binary.
+//!
+//! The mixed part (a v1 node and a v2 node serving the same campaign) needs that binary:
+//! `LIVETALLY_V1_BIN`, else `/work/main/target/release/livetally`; without it the test
+//! says so and checks the rest.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::load::{total_upto, Client};
+use support::node::{End, Node, PATIENCE, TOKEN};
+use support::redis::RedisServer;
+
+/// The fixture, relative to the crate.
+const FIXTURE: &str = "tests/fixtures/v1-store.txt";
+
+/// What the v1 node counted into the fixture (see `make_v1_fixture`): five viewers at
+/// once, `session-kept` acked up to seq 5, `session-other` up to seq 3, one registration,
+/// one share visit.
+const PEAK: u64 = 5;
+const KEPT_ACKED: u64 = 5;
+const OTHER_ACKED: u64 = 3;
+
+fn v1_bin() -> Option<String> {
+    let bin = std::env::var("LIVETALLY_V1_BIN").unwrap_or_else(|_| "/work/main/target/release/livetally".into());
+    std::path::Path::new(&bin).exists().then_some(bin)
+}
+
+fn fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)
+}
+
+fn connection(redis: &RedisServer) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap()
+}
+
+/// Writes the fixture: a v1 node on a fresh Redis, five viewers, some likes, a
+/// registration and a share visit, a graceful stop, then every key dumped.
+/// `cargo test --test upgrade -- --ignored make_v1_fixture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes tests/fixtures/v1-store.txt from the released v1 binary"]
+async fn make_v1_fixture() {
+    let bin = v1_bin().expect("set LIVETALLY_V1_BIN to the v1 binary");
+    let redis = RedisServer::start();
+    let mut node = Node::spawn_bin(&bin, "127.0.0.1:0", &["--redis", &redis.url()]);
+    node.campaign_with(serde_json::json!({"id": "launch", "title": "Launch", "regions": ["CN", "US"]}))
+        .await;
+    let mut kept = Client::connect(&node, "launch", "session-kept").await;
+    let mut other = Client::connect(&node, "launch", "session-other").await;
+    let mut watchers = Vec::new();
+    for i in 0..3 {
+        watchers.push(Client::connect(&node, "launch", &format!("session-watch-{i}")).await);
+    }
+    node.await_stats("launch", "five viewers", |s| s["peak_viewers"] == PEAK)
+        .await;
+    kept.send_upto(KEPT_ACKED).await;
+    other.send_upto(OTHER_ACKED).await;
+    kept.await_ack(KEPT_ACKED).await;
+    other.await_ack(OTHER_ACKED).await;
+    let (status, _) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/launch/registrations",
+            Some(serde_json::json!({"viewer": "v-session-kept"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = node.call("GET", "/s/launch?via=wechat", None, None).await;
+    assert_eq!(status, 302);
+    node.await_stats("launch", "the share visit", |s| s["share_visits"] == 1)
+        .await;
+    for c in [kept, other].into_iter().chain(watchers) {
+        c.close().await;
+    }
+    node.signal("TERM");
+    assert!(node.wait().success());
+
+    let mut con = connection(&redis);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("lt:*").query(&mut con).unwrap();
+    keys.sort();
+    let mut out =
+        String::from("# Every key a v1 node wrote (tests/upgrade.rs, make_v1_fixture): key, tab, DUMP as hex.\n");
+    for key in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query(&mut con).unwrap();
+        let hex: String = dump.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{key}\t{hex}\n"));
+    }
+    std::fs::create_dir_all(fixture_path().parent().unwrap()).unwrap();
+    std::fs::write(fixture_path(), out).unwrap();
+}
+
+/// Restores the fixture into `redis`.
+fn restore_fixture(redis: &RedisServer) {
+    let text = std::fs::read_to_string(fixture_path()).expect("fixture");
+    let mut con = connection(redis);
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (key, hex) = line.split_once('\t').expect("key<TAB>hex");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(bytes)
+            .arg("REPLACE")
+            .query(&mut con)
+            .unwrap();
+    }
+}
+
+fn likes(s: &serde_json::Value) -> u64 {
+    s["interactions"]["like"].as_u64().unwrap_or(0)
+}
+
+/// A node's stats show exactly `total` likes, the fixture's peak and the rest intact.
+async fn assert_counts(node: &Node, total: u64) {
+    let s = node
+        .await_stats("launch", "every acked like once", |s| likes(s) == total)
+        .await;
+    assert_eq!(s["peak_viewers"], PEAK, "{s}");
+    assert_eq!(s["registrations"], 1, "{s}");
+    assert_eq!(s["share_visits"], 1, "{s}");
+    support::node::assert_sketch(&s["unique_viewers"], PEAK);
+    // Nothing was counted twice: the likes stay put.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(likes(&node.stats("launch").await), total);
+}
+
+/// Moves `session-kept` from `old` (acked up to `acked`) to a new socket on `to`: the new
+/// socket resumes at `acked`, the old one is fenced (4001) at its next message, and the
+/// new one's next two seqs are acked.
+async fn move_kept(mut old: Client, to: &Node, acked: u64, what: &str) -> Client {
+    let mut new = Client::connect(to, "launch", "session-kept").await;
+    assert_eq!(new.welcome_acked(), acked, "{what}");
+    old.send_upto(acked + 1).await;
+    assert_eq!(old.await_end().await, End::Close(4001));
+    new.send_upto(acked + 2).await;
+    new.await_ack(acked + 2).await;
+    new
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_deployment_upgrades_node_by_node_without_losing_or_doubling_a_count() {
+    let redis = RedisServer::start();
+    restore_fixture(&redis);
+    let schema = |r: &RedisServer| r.query::<Option<String>>(&["GET", "lt:{campaigns}:schema"]);
+    assert_eq!(schema(&redis), None, "v1 writes no version");
+
+    // The first v2 node finds a v1 store: it marks it version 1 and runs mixed.
+    let a = Node::start(&["--redis", &redis.url(), "--node-id", "v2-a"]);
+    assert_eq!(schema(&redis).as_deref(), Some("1"));
+    let other_total = total_upto(OTHER_ACKED);
+    assert_counts(&a, total_upto(KEPT_ACKED) + other_total).await;
+    let mut kept = Client::connect(&a, "launch", "session-kept").await;
+    assert_eq!(kept.welcome_acked(), KEPT_ACKED);
+    kept.send_upto(7).await;
+    kept.await_ack(7).await;
+    let mut last = 7;
+
+    // A v1 node still serving the campaign: sessions move both ways, still exactly once.
+    match v1_bin() {
+        Some(bin) => {
+            let b = Node::spawn_bin(&bin, "127.0.0.1:0", &["--redis", &redis.url(), "--node-id", "v1-b"]);
+            // Whichever version claimed last owns the session; the other's socket is fenced.
+            let on_v1 = move_kept(kept, &b, 7, "v1 reads what v2 acked").await;
+            kept = move_kept(on_v1, &a, 9, "v2 reads what v1 acked").await;
+            last = 11;
+            assert_counts(&b, total_upto(last) + other_total).await;
+            // The last v1 node leaves.
+            b.signal("TERM");
+            let mut b = b;
+            assert!(b.wait().success());
+        }
+        None => eprintln!("no v1 binary (LIVETALLY_V1_BIN): skipping the mixed v1/v2 part"),
+    }
+    assert_counts(&a, total_upto(last) + other_total).await;
+
+    // No v1 node left: finish the upgrade. Running nodes stop writing the v1 keys.
+    let out = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        .args(["upgrade-store", "--redis", &redis.url()])
+        .output()
+        .expect("run upgrade-store");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(schema(&redis).as_deref(), Some("2"));
+    let ttl: i64 = redis.query(&["PTTL", "lt:{c:launch}:sessions"]);
+    assert!(ttl > 0, "v1 session keys expire after the upgrade ({ttl})");
+    let fresh = Client::connect(&a, "launch", "session-after").await;
+    let v1_epoch: bool = redis.query(&["HEXISTS", "lt:{c:launch}:epochs", "session-after"]);
+    assert!(!v1_epoch, "a node that saw the upgrade finish writes no v1 keys");
+    fresh.close().await;
+
+    // A new v2 node: the session resumes exactly where it was acked, on either layout.
+    let c = Node::start(&["--redis", &redis.url(), "--node-id", "v2-c"]);
+    let mut resumed = Client::connect(&c, "launch", "session-kept").await;
+    assert_eq!(resumed.welcome_acked(), last);
+    let mut other = Client::connect(&c, "launch", "session-other").await;
+    assert_eq!(other.welcome_acked(), OTHER_ACKED, "a session only v1 wrote migrates");
+    resumed.send_upto(last + 2).await;
+    other.send_upto(OTHER_ACKED + 1).await;
+    resumed.await_ack(last + 2).await;
+    other.await_ack(OTHER_ACKED + 1).await;
+    drop(kept);
+    assert_counts(&c, total_upto(last + 2) + total_upto(OTHER_ACKED + 1)).await;
+    assert_counts(&a, total_upto(last + 2) + total_upto(OTHER_ACKED + 1)).await;
+}
+
+/// Starts a node that is expected to refuse to start; returns its exit status and log.
+fn refused_start(redis: &RedisServer) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--operator-token", TOKEN])
+        .args(["--redis", &redis.url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn livetally");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node did not refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_marks_an_empty_store_and_refuses_a_newer_one() {
+    let redis = RedisServer::start();
+    let node = Node::start(&["--redis", &redis.url()]);
+    let version: String = redis.query(&["GET", "lt:{campaigns}:schema"]);
+    assert_eq!(version, "2", "an empty store is v2 from the start");
+    drop(node);
+
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "3"]);
+    let (status, log) = refused_start(&redis);
+    assert!(!status.success());
+    assert!(
+        log.contains("schema version 3") && log.contains("this node's 2"),
+        "the error names both versions: {log}"
+    );
+}
