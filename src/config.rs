@@ -67,8 +67,9 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_REUSE_PORT", default_value_t = false)]
     pub reuse_port: bool,
 
-    /// Secret for signing viewer join tokens (default: derived from the operator token, so
-    /// nodes sharing an operator token accept each other's join tokens).
+    /// HS256 secret of viewer join tokens (JWTs). Default: derived from the first operator
+    /// token, so nodes sharing it accept each other's tokens; a backend that mints its own
+    /// tokens needs this set, since it cannot know the derived one.
     #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true)]
     pub join_secret: Option<String>,
 
@@ -153,6 +154,9 @@ impl Config {
         }
         if self.operator_token.iter().any(|t| t.len() < 16) {
             return Err(bad("operator-token", "every token must be at least 16 characters"));
+        }
+        if self.join_secret.as_deref().is_some_and(str::is_empty) {
+            return Err(bad("join-secret", "must not be empty"));
         }
         if self.session_ttl < self.presence_ttl {
             return Err(bad("session-ttl", "must be at least --presence-ttl"));

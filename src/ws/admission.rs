@@ -220,15 +220,30 @@ impl Admission {
             };
             self.auth_failures
                 .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
-        } else if campaign.access == Access::Token {
-            self.auth
-                .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
-                .map_err(|e| match e {
-                    TokenError::Missing => ApiError::Unauthorized("join token required"),
-                    TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
-                })?;
         }
-        let viewer = client_id(q.viewer, "viewer")?;
+        // A viewer's token: required on `access:"token"` campaigns, and when given to a public
+        // one it still names the viewer and region, so it must be valid there too.
+        let claims =
+            if operator || (campaign.access != Access::Token && q.token.as_deref().unwrap_or_default().is_empty()) {
+                None
+            } else {
+                let claims = self
+                    .auth
+                    .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
+                    .map_err(|e| match e {
+                        TokenError::Missing => ApiError::Unauthorized("join token required"),
+                        TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
+                    })?;
+                Some(claims)
+            };
+        let (sub, token_region) = claims.map(|c| (c.sub, c.region)).unwrap_or_default();
+        let viewer = match sub {
+            Some(sub) if q.viewer.as_ref().is_some_and(|v| *v != sub) => {
+                return Err(ApiError::Forbidden("viewer differs from the token's sub"));
+            }
+            Some(sub) => sub,
+            None => client_id(q.viewer, "viewer")?,
+        };
         let given_session = q.session.is_some();
         let session = client_id(q.session, "session")?;
         if let Some(r) = q.region.as_deref() {
@@ -242,7 +257,8 @@ impl Admission {
             viewer,
             session,
             given_session,
-            region: q.region,
+            // The token's claim wins over the query.
+            region: token_region.or(q.region),
             client,
         })
     }
@@ -489,5 +505,40 @@ mod tests {
         // Viewers of that client and operators elsewhere are not affected.
         admit(a, "").await.unwrap();
         admit_from(a, &right, "198.51.100.2").await.unwrap();
+    }
+
+    fn join_token(a: &Admission, sub: Option<&str>, region: Option<&str>) -> String {
+        a.auth.mint_join(&crate::auth::JoinClaims {
+            campaign: "launch".into(),
+            exp: (crate::util::now_ms() / 1000) as u64 + 60,
+            sub: sub.map(Into::into),
+            region: region.map(Into::into),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_token_names_the_viewer_and_region() {
+        let rig = rig().await;
+        let a = &rig.admission;
+        let check = |query: String| async move { a.check("launch", &query, None, client("198.51.100.1")).await };
+        let t = join_token(a, Some("viewer-from-sub"), Some("DE"));
+        let c = check(format!("token={t}&region=US")).await.unwrap();
+        assert_eq!(
+            (c.viewer.as_str(), c.region.as_deref()),
+            ("viewer-from-sub", Some("DE"))
+        );
+        let c = check(format!("token={t}&viewer=viewer-from-sub")).await.unwrap();
+        assert_eq!(c.viewer, "viewer-from-sub");
+        let e = check(format!("token={t}&viewer=someone-else")).await.err().unwrap();
+        assert_eq!(e.status_code().as_u16(), 403);
+        // Without claims the query decides, as in v1.
+        let plain = join_token(a, None, None);
+        let c = check(format!("token={plain}&viewer=viewer-0001&region=US"))
+            .await
+            .unwrap();
+        assert_eq!((c.viewer.as_str(), c.region.as_deref()), ("viewer-0001", Some("US")));
+        // A token given to a public campaign must still be valid.
+        let e = check("token=nonsense".into()).await.err().unwrap();
+        assert_eq!(e.status_code().as_u16(), 403);
     }
 }
