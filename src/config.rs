@@ -89,6 +89,12 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Header an edge sets to the viewer's region (e.g. `CF-IPCountry`): it overrides the
+    /// `region` query, a token's `region` claim overrides it. With `--trusted-proxies`,
+    /// believed only from those.
+    #[arg(long, env = "LIVETALLY_REGION_HEADER", value_parser = parse_header_name)]
+    pub region_header: Option<actix_http::header::HeaderName>,
+
     /// Concurrent viewer sockets one client address may hold on this node (0: no limit).
     /// Mobile carriers put thousands of people behind one address: see docs/operations.md.
     #[arg(long, env = "LIVETALLY_MAX_SOCKETS_PER_CLIENT", default_value_t = 1000)]
@@ -116,6 +122,11 @@ pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an IP address"))
+}
+
+/// An HTTP header name (`CF-IPCountry`), as headers are looked up.
+pub fn parse_header_name(s: &str) -> Result<actix_http::header::HeaderName, String> {
+    actix_http::header::HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("{s:?} is not a header name"))
 }
 
 /// Longest `--drain-period`: past this an orchestrator's grace period would kill the node

@@ -143,6 +143,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             tick: config.tick,
             shutdown: close_sockets.clone(),
             trusted_proxies: trusted_proxies.clone(),
+            region_header: config.region_header.clone(),
             sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
                 .map(|max| Arc::new(SocketsPerClient::new(max))),
             auth_failures: auth_failures.clone(),

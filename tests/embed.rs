@@ -8,7 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::node::{Node, TOKEN};
+use support::node::{Node, Ws, TOKEN};
 
 /// The `--join-secret` a brand's backend shares with the nodes.
 const SECRET: &str = "brand-backend-join-secret";
@@ -123,4 +123,50 @@ async fn a_token_from_the_api_carries_sub_and_region() {
         assert_eq!(status, 400, "{body}");
     }
     ws.close().await;
+}
+
+/// Opens a viewer socket of `campaign` with `query`, the edge's region header saying `edge`.
+async fn viewer_behind_edge(node: &Node, campaign: &str, query: &str, edge: &str) -> Ws {
+    let url = node.ws_url(&format!("/ws/v1/campaigns/{campaign}?{query}"));
+    let mut ws = Ws::connect_with(&url, &[("CF-IPCountry", edge)])
+        .await
+        .unwrap_or_else(|status| panic!("refused with {status}"));
+    assert_eq!(ws.next().await["type"], "welcome");
+    ws
+}
+
+#[tokio::test]
+async fn the_region_comes_from_the_token_then_the_edge_header_then_the_query() {
+    let node = Node::start(&["--region-header", "CF-IPCountry", "--join-secret", SECRET]);
+    node.campaign_with(json!({"id": "geo", "title": "Geo", "regions": ["DE", "US", "FR"]}))
+        .await;
+    let by_edge = viewer_behind_edge(&node, "geo", "region=US", "DE").await;
+    let token = jwt(SECRET, json!({"campaign": "geo", "exp": now_s() + 60, "region": "FR"}));
+    let by_token = viewer_behind_edge(&node, "geo", &format!("token={token}&region=US"), "DE").await;
+    // An edge value that is not a region is ignored, not refused.
+    let by_query = viewer_behind_edge(&node, "geo", "region=US", "not a region").await;
+    assert_eq!(regions_once(&node, "geo", 3).await, json!({"DE": 1, "FR": 1, "US": 1}));
+    for ws in [by_edge, by_token, by_query] {
+        ws.close().await;
+    }
+}
+
+/// The region counted for a viewer asking for `US` whose edge header says `DE`, on a node
+/// with `--region-header CF-IPCountry --trusted-proxies proxies`.
+async fn region_behind(proxies: &str) -> Value {
+    let node = Node::start(&["--region-header", "CF-IPCountry", "--trusted-proxies", proxies]);
+    node.campaign_with(json!({"id": "geo", "title": "Geo", "regions": ["DE", "US"]}))
+        .await;
+    let ws = viewer_behind_edge(&node, "geo", "region=US", "DE").await;
+    let regions = regions_once(&node, "geo", 1).await;
+    ws.close().await;
+    regions
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_only_theirs_names_the_region() {
+    // The test client (127.0.0.1) is not one of the proxies: its header is not believed.
+    assert_eq!(region_behind("10.0.0.0/8").await, json!({"US": 1}));
+    // From a trusted proxy it is.
+    assert_eq!(region_behind("127.0.0.1").await, json!({"DE": 1}));
 }

@@ -50,6 +50,7 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         tick: Duration::from_secs(1),
         shutdown,
         trusted_proxies: Default::default(),
+        region_header: None,
         sockets_per_client: None,
         auth_failures: Default::default(),
     };
