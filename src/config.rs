@@ -51,7 +51,8 @@ pub struct Config {
     )]
     pub operator_token: Vec<String>,
 
-    /// Comma-separated origins allowed to open viewer sockets (absent: any).
+    /// Comma-separated origins allowed to open viewer sockets and read the public routes
+    /// from another origin (CORS) (absent: any).
     #[arg(long, env = "LIVETALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 

@@ -167,6 +167,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         tick: config.tick,
         shutdown: close_sockets.clone(),
         trusted_proxies,
+        allowed_origins: crate::http::cors::AllowedOrigins::new(config.allowed_origins.clone()),
         public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
         auth_failures,
     });

@@ -170,3 +170,104 @@ async fn behind_trusted_proxies_only_theirs_names_the_region() {
     // From a trusted proxy it is.
     assert_eq!(region_behind("127.0.0.1").await, json!({"DE": 1}));
 }
+
+/// Sends `method path` with `Origin: origin` (and the operator token when `operator`); the
+/// status and the answer's `Access-Control-Allow-Origin` and `Vary`.
+async fn from_origin(
+    node: &Node,
+    method: &str,
+    path: &str,
+    origin: &str,
+    operator: bool,
+) -> (u16, Option<String>, Option<String>) {
+    let mut req = node
+        .http
+        .request(method.parse().unwrap(), node.url(path))
+        .header("origin", origin);
+    if operator {
+        req = req.bearer_auth(TOKEN);
+    }
+    if method == "POST" {
+        req = req.json(&json!({"viewer": "viewer-cors-01"}));
+    }
+    if method == "OPTIONS" {
+        req = req
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type");
+    }
+    let resp = req.send().await.unwrap();
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (allow, vary) = (header("access-control-allow-origin"), header("vary"));
+    (resp.status().as_u16(), allow, vary)
+}
+
+#[tokio::test]
+async fn public_routes_answer_any_origin_and_operator_routes_none() {
+    let node = Node::start(&[]);
+    node.campaign("pub").await;
+    let site = "https://brand.example";
+    let star = Some("*".to_owned());
+    for (method, path, status) in [
+        ("GET", "/api/v1/campaigns/pub", 200),
+        ("GET", "/api/v1/campaigns/pub/stats", 200),
+        ("POST", "/api/v1/campaigns/pub/registrations", 201),
+        ("OPTIONS", "/api/v1/campaigns/pub/registrations", 204),
+        // Errors too, so the page can read why.
+        ("GET", "/api/v1/campaigns/nope/stats", 404),
+    ] {
+        let (got, allow, _) = from_origin(&node, method, path, site, false).await;
+        assert_eq!((got, allow), (status, star.clone()), "{method} {path}");
+    }
+    for (method, path) in [
+        ("GET", "/api/v1/campaigns"),
+        ("GET", "/api/v1/campaigns/pub/report"),
+        ("POST", "/api/v1/campaigns/pub/tokens"),
+    ] {
+        let (_, allow, _) = from_origin(&node, method, path, site, true).await;
+        assert_eq!(allow, None, "{method} {path} is an operator route");
+    }
+    let preflight = node
+        .http
+        .request(
+            "OPTIONS".parse().unwrap(),
+            node.url("/api/v1/campaigns/pub/registrations"),
+        )
+        .header("origin", site)
+        .send()
+        .await
+        .unwrap();
+    let h = |name: &str| preflight.headers().get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(h("access-control-allow-methods"), "POST");
+    assert_eq!(h("access-control-allow-headers"), "content-type");
+}
+
+#[tokio::test]
+async fn with_allowed_origins_only_those_are_answered() {
+    let node = Node::start(&["--allowed-origins", "https://brand.example,https://shop.example"]);
+    node.campaign("pub").await;
+    for (method, path) in [
+        ("GET", "/api/v1/campaigns/pub"),
+        ("GET", "/api/v1/campaigns/pub/stats"),
+        ("POST", "/api/v1/campaigns/pub/registrations"),
+        ("OPTIONS", "/api/v1/campaigns/pub/registrations"),
+    ] {
+        let (_, allow, vary) = from_origin(&node, method, path, "https://shop.example", false).await;
+        assert_eq!(allow.as_deref(), Some("https://shop.example"), "{method} {path}");
+        assert!(
+            vary.is_some_and(|v| v.to_lowercase().contains("origin")),
+            "{method} {path}"
+        );
+        let (status, allow, _) = from_origin(&node, method, path, "https://evil.example", false).await;
+        assert_eq!(allow, None, "{method} {path} from a stranger");
+        assert!(status < 500);
+    }
+    // Sockets keep their own Origin check.
+    let url = node.ws_url("/ws/v1/campaigns/pub");
+    let refused = Ws::connect_with(&url, &[("origin", "https://evil.example")]).await;
+    assert_eq!(refused.err(), Some(403));
+    let mut ws = Ws::connect_with(&url, &[("origin", "https://brand.example")])
+        .await
+        .unwrap_or_else(|status| panic!("refused with {status}"));
+    assert_eq!(ws.next().await["type"], "welcome");
+    ws.close().await;
+}
