@@ -1,17 +1,18 @@
 //! Operator bearer tokens and viewer join tokens.
 //!
-//! Join tokens are `base64url(payload).base64url(HMAC-SHA256(payload))` with payload
-//! `{"c":campaign,"exp":unix_s}`: small enough for a URL, verifiable by every node that shares
-//! the secret, and no state in the store.
+//! Join tokens are JWTs signed with HS256 and the join secret, so a brand's own backend mints
+//! them with any stock JWT library; every node that shares the secret verifies them with no
+//! state in the store. Claims: `campaign` and `exp` (required), `sub` (the viewer) and
+//! `region` (optional); others are ignored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::campaign::{is_client_id, is_region};
 
 /// Default and longest lifetime of a join token.
 pub const DEFAULT_JOIN_TTL_S: u64 = 24 * 3600;
@@ -28,13 +29,23 @@ pub enum TokenError {
 pub struct Auth {
     /// SHA-256 of every accepted operator token (several during a rotation).
     operator_digests: Vec<[u8; 32]>,
-    join_key: Vec<u8>,
+    join_encoding: EncodingKey,
+    join_decoding: DecodingKey,
+    join_validation: Validation,
 }
 
-#[derive(Serialize, Deserialize)]
-struct JoinClaims {
-    c: String,
-    exp: u64,
+/// The claims of a join token we read and write. Unknown claims are ignored on reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    pub campaign: String,
+    /// Unix seconds; the token is refused from this second on.
+    pub exp: u64,
+    /// The viewer id the socket gets; a different `viewer` query is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Overrides the region of the edge header and of the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// A random URL-safe string with `bytes` bytes of entropy.
@@ -48,19 +59,31 @@ impl Auth {
     /// `operator_tokens`: every token accepted (at least one). `join_secret` absent: derived
     /// from the first operator token, so nodes configured alike accept each other's join
     /// tokens (a rotation that changes the first token retires those: set `--join-secret`
-    /// for join tokens that must outlive it).
+    /// for join tokens that must outlive it, and for backends that mint their own).
     pub fn new(operator_tokens: &[String], join_secret: Option<&str>) -> Self {
         let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
-        let join_key = match join_secret {
+        let join_key = match join_secret.filter(|s| !s.is_empty()) {
             Some(s) => s.as_bytes().to_vec(),
             None => Sha256::digest(format!("livetally-join:{first}")).to_vec(),
         };
+        let mut validation = Validation::new(Algorithm::HS256);
+        // The contract says no leeway: a token is dead at its `exp`, on every node alike.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        // No audience is required, and one a backend adds for its own use must not make the
+        // library refuse the token.
+        validation.validate_aud = false;
         Self {
             operator_digests: operator_tokens
                 .iter()
                 .map(|t| Sha256::digest(t.as_bytes()).into())
                 .collect(),
-            join_key,
+            // unwrap: the key is never empty (`--join-secret ""` is refused at start, a
+            // derived key is 32 bytes), the only case the library refuses.
+            join_encoding: EncodingKey::from_secret(&join_key).unwrap(),
+            // unwrap: as above.
+            join_decoding: DecodingKey::from_secret(&join_key).unwrap(),
+            join_validation: validation,
         }
     }
 
@@ -82,64 +105,127 @@ impl Auth {
         }
     }
 
-    /// Mints a join token for `campaign` expiring at `exp` (unix seconds).
-    pub fn mint_join(&self, campaign: &str, exp: u64) -> String {
-        // unwrap: serialising a struct of a string and an integer cannot fail.
-        let payload = B64.encode(
-            serde_json::to_vec(&JoinClaims {
-                c: campaign.to_owned(),
-                exp,
-            })
-            .unwrap(),
-        );
-        let sig = B64.encode(self.mac(payload.as_bytes()).finalize().into_bytes());
-        format!("{payload}.{sig}")
+    /// Mints a join token (a JWT, HS256).
+    pub fn mint_join(&self, claims: &JoinClaims) -> String {
+        // unwrap: HS256 with a byte key and claims of strings and integers cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.join_encoding).unwrap()
     }
 
-    /// Verifies a join token for `campaign` at `now_s`.
-    pub fn verify_join(&self, token: Option<&str>, campaign: &str, now_s: u64) -> Result<(), TokenError> {
+    /// Verifies a join token for `campaign` at `now_s` (unix seconds) and returns its claims.
+    /// The signature must be HS256 with the join secret, `exp` after `now_s` (the library
+    /// checks it too, without leeway), `campaign` this one, and `sub`/`region` valid ids.
+    pub fn verify_join(&self, token: Option<&str>, campaign: &str, now_s: u64) -> Result<JoinClaims, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let (payload, sig) = token.split_once('.').ok_or(TokenError::Invalid)?;
-        let sig = B64.decode(sig).map_err(|_| TokenError::Invalid)?;
-        self.mac(payload.as_bytes())
-            .verify_slice(&sig)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims: JoinClaims = B64
-            .decode(payload)
-            .ok()
-            .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or(TokenError::Invalid)?;
-        if claims.c != campaign || claims.exp <= now_s {
+        let claims = jsonwebtoken::decode::<JoinClaims>(token, &self.join_decoding, &self.join_validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        // The library still accepts a token in its `exp` second; RFC 7519 does not.
+        if claims.campaign != campaign || claims.exp <= now_s {
             return Err(TokenError::Invalid);
         }
-        Ok(())
-    }
-
-    fn mac(&self, data: &[u8]) -> HmacSha256 {
-        // unwrap: HMAC accepts keys of any length.
-        let mut m = HmacSha256::new_from_slice(&self.join_key).unwrap();
-        m.update(data);
-        m
+        if claims.sub.as_deref().is_some_and(|s| !is_client_id(s))
+            || claims.region.as_deref().is_some_and(|r| !is_region(r))
+        {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+
+    fn now() -> u64 {
+        (crate::util::now_ms() / 1000) as u64
+    }
+
+    fn claims(campaign: &str, exp: u64) -> JoinClaims {
+        JoinClaims {
+            campaign: campaign.into(),
+            exp,
+            sub: None,
+            region: None,
+        }
+    }
+
+    /// A JWT assembled by hand, as any backend's library would: not our minting path.
+    fn hand_made(secret: &[u8], header: &str, claims: &str) -> String {
+        let signing_input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(signing_input.as_bytes());
+        format!("{signing_input}.{}", B64.encode(mac.finalize().into_bytes()))
+    }
 
     #[test]
     fn join_tokens_verify_only_for_their_campaign_and_time() {
         let a = Auth::new(&["operator-token-123456".into()], None);
-        let t = a.mint_join("c1", 100);
-        assert_eq!(a.verify_join(Some(&t), "c1", 99), Ok(()));
-        assert_eq!(a.verify_join(Some(&t), "c1", 100), Err(TokenError::Invalid));
-        assert_eq!(a.verify_join(Some(&t), "c2", 99), Err(TokenError::Invalid));
+        let exp = now() + 100;
+        let t = a.mint_join(&claims("c1", exp));
+        assert_eq!(a.verify_join(Some(&t), "c1", exp - 1), Ok(claims("c1", exp)));
+        assert_eq!(
+            a.verify_join(Some(&t), "c1", exp),
+            Err(TokenError::Invalid),
+            "dead at exp"
+        );
+        assert_eq!(a.verify_join(Some(&t), "c2", exp - 1), Err(TokenError::Invalid));
         assert_eq!(a.verify_join(None, "c1", 0), Err(TokenError::Missing));
+        assert_eq!(a.verify_join(Some(""), "c1", 0), Err(TokenError::Missing));
         let other = Auth::new(&["another-token-123456".into()], None);
         assert_eq!(other.verify_join(Some(&t), "c1", 0), Err(TokenError::Invalid));
         let mut forged = t.clone();
-        forged.replace_range(0..1, "x");
+        forged.replace_range(t.len() - 2.., "AA");
         assert_eq!(a.verify_join(Some(&forged), "c1", 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_expired_token_gets_no_leeway() {
+        let a = Auth::new(&["operator-token-123456".into()], None);
+        let t = a.mint_join(&claims("c1", now() - 1));
+        // The library's own clock check refuses it even when the caller's clock lags.
+        assert_eq!(a.verify_join(Some(&t), "c1", 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_stock_jwt_is_read_with_sub_and_region_and_other_claims_ignored() {
+        let a = Auth::new(&["operator-token-123456".into()], Some("shared-join-secret"));
+        let exp = now() + 60;
+        let t = hand_made(
+            b"shared-join-secret",
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"campaign":"c1","exp":{exp},"sub":"viewer-0001","region":"DE","aud":"brand","iat":1}}"#),
+        );
+        let got = a.verify_join(Some(&t), "c1", 0).unwrap();
+        assert_eq!(got.sub.as_deref(), Some("viewer-0001"));
+        assert_eq!(got.region.as_deref(), Some("DE"));
+    }
+
+    #[test]
+    fn malformed_claims_and_other_algorithms_are_refused() {
+        let secret = b"shared-join-secret";
+        let a = Auth::new(&["operator-token-123456".into()], Some("shared-join-secret"));
+        let exp = now() + 60;
+        let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
+        for (header, body) in [
+            (hs256, r#"{"campaign":"c1"}"#.to_owned()),
+            (hs256, format!(r#"{{"exp":{exp}}}"#)),
+            (hs256, format!(r#"{{"campaign":"c1","exp":{exp},"sub":"short"}}"#)),
+            (hs256, format!(r#"{{"campaign":"c1","exp":{exp},"region":"far away"}}"#)),
+            (
+                r#"{"alg":"HS512","typ":"JWT"}"#,
+                format!(r#"{{"campaign":"c1","exp":{exp}}}"#),
+            ),
+            (r#"{"alg":"none"}"#, format!(r#"{{"campaign":"c1","exp":{exp}}}"#)),
+        ] {
+            let t = hand_made(secret, header, &body);
+            assert_eq!(
+                a.verify_join(Some(&t), "c1", 0),
+                Err(TokenError::Invalid),
+                "{header} {body}"
+            );
+        }
+        assert_eq!(a.verify_join(Some("a.b"), "c1", 0), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -160,10 +246,10 @@ mod tests {
             Err(TokenError::Invalid)
         );
         let old_only = Auth::new(&["old-token-0123456789".into()], None);
-        let t = old_only.mint_join("c1", 100);
-        assert_eq!(
-            a.verify_join(Some(&t), "c1", 99),
-            Ok(()),
+        let exp = now() + 100;
+        let t = old_only.mint_join(&claims("c1", exp));
+        assert!(
+            a.verify_join(Some(&t), "c1", 0).is_ok(),
             "join key from the first token"
         );
     }

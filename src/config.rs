@@ -51,7 +51,8 @@ pub struct Config {
     )]
     pub operator_token: Vec<String>,
 
-    /// Comma-separated origins allowed to open viewer sockets (absent: any).
+    /// Comma-separated origins allowed to open viewer sockets and read the public routes
+    /// from another origin (CORS) (absent: any).
     #[arg(long, env = "LIVETALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -67,8 +68,9 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_REUSE_PORT", default_value_t = false)]
     pub reuse_port: bool,
 
-    /// Secret for signing viewer join tokens (default: derived from the operator token, so
-    /// nodes sharing an operator token accept each other's join tokens).
+    /// HS256 secret of viewer join tokens (JWTs). Default: derived from the first operator
+    /// token, so nodes sharing it accept each other's tokens; a backend that mints its own
+    /// tokens needs this set, since it cannot know the derived one.
     #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true)]
     pub join_secret: Option<String>,
 
@@ -87,6 +89,12 @@ pub struct Config {
     /// the TCP peer is the client).
     #[arg(long, env = "LIVETALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Header an edge sets to the viewer's region (e.g. `CF-IPCountry`): it overrides the
+    /// `region` query, a token's `region` claim overrides it. With `--trusted-proxies`,
+    /// believed only from those.
+    #[arg(long, env = "LIVETALLY_REGION_HEADER", value_parser = parse_header_name)]
+    pub region_header: Option<actix_http::header::HeaderName>,
 
     /// Concurrent viewer sockets one client address may hold on this node (0: no limit).
     /// Mobile carriers put thousands of people behind one address: see docs/operations.md.
@@ -115,6 +123,11 @@ pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an IP address"))
+}
+
+/// An HTTP header name (`CF-IPCountry`), as headers are looked up.
+pub fn parse_header_name(s: &str) -> Result<actix_http::header::HeaderName, String> {
+    actix_http::header::HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("{s:?} is not a header name"))
 }
 
 /// Longest `--drain-period`: past this an orchestrator's grace period would kill the node
@@ -153,6 +166,9 @@ impl Config {
         }
         if self.operator_token.iter().any(|t| t.len() < 16) {
             return Err(bad("operator-token", "every token must be at least 16 characters"));
+        }
+        if self.join_secret.as_deref().is_some_and(str::is_empty) {
+            return Err(bad("join-secret", "must not be empty"));
         }
         if self.session_ttl < self.presence_ttl {
             return Err(bad("session-ttl", "must be at least --presence-ttl"));

@@ -176,6 +176,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             lease: config.presence_ttl,
             shutdown: close_sockets.clone(),
             trusted_proxies: trusted_proxies.clone(),
+            region_header: config.region_header.clone(),
             sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
                 .map(|max| Arc::new(SocketsPerClient::new(max))),
             auth_failures: auth_failures.clone(),
@@ -199,6 +200,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         tick: config.tick,
         shutdown: close_sockets.clone(),
         trusted_proxies,
+        allowed_origins: crate::http::cors::AllowedOrigins::new(config.allowed_origins.clone()),
         public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
         auth_failures,
     });

@@ -62,6 +62,13 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether a header an edge adds (`--region-header`) is believed from `peer`: from any
+    /// peer when no proxies are configured (the operator says the edge is in front), else
+    /// only from a trusted one (`None`, a request not from a socket, is not one).
+    pub fn believes_edge_headers_from(&self, peer: Option<IpAddr>) -> bool {
+        self.0.is_empty() || peer.is_some_and(|p| self.trusts(p))
+    }
+
     /// The client address of a request from `peer` carrying the `X-Forwarded-For` header
     /// values `forwarded_for` (in the order received; several header lines read as one
     /// comma-separated list).

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
-use crate::auth::{DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_campaign_id, is_kind, NewCampaign};
+use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
+use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, NewCampaign};
 use crate::error::ApiError;
 use crate::store::SeriesMetric;
 
@@ -119,10 +119,14 @@ fn no_fields(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result
     }
 }
 
-/// The join token lifetime asked for: the default without a body, else `ttl_s`, an
-/// integer number of seconds from 1 to 30 days.
-fn token_ttl(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<u64, ApiError> {
+/// What `POST .../tokens` asks for: the lifetime (the default without a body, else `ttl_s`,
+/// an integer number of seconds from 1 to 30 days), and the optional `sub` (the viewer) and
+/// `region` claims, checked here so the token minted is one admission accepts.
+fn token_request(
+    body: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<(u64, Option<String>, Option<String>), ApiError> {
     let mut ttl = DEFAULT_JOIN_TTL_S;
+    let (mut sub, mut region) = (None, None);
     for (name, value) in body.into_iter().flatten() {
         match name.as_str() {
             "ttl_s" => {
@@ -133,10 +137,25 @@ fn token_ttl(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result
                         ApiError::bad("ttl_s", format!("ttl_s must be an integer from 1 to {MAX_JOIN_TTL_S}"))
                     })?
             }
+            "sub" => sub = Some(id_field(value, "sub", is_client_id, "^[A-Za-z0-9_-]{8,64}$")?),
+            "region" => region = Some(id_field(value, "region", is_region, "^[A-Za-z0-9-]{1,16}$")?),
             _ => return Err(unknown_field(&name)),
         }
     }
-    Ok(ttl)
+    Ok((ttl, sub, region))
+}
+
+/// A string field that must pass `valid` (a 400 naming `field` and `pattern` otherwise).
+fn id_field(
+    value: serde_json::Value,
+    field: &'static str,
+    valid: fn(&str) -> bool,
+    pattern: &str,
+) -> Result<String, ApiError> {
+    match value {
+        serde_json::Value::String(s) if valid(&s) => Ok(s),
+        _ => Err(ApiError::bad(field, format!("{field} must match {pattern}"))),
+    }
 }
 
 /// `POST /api/v1/campaigns/{id}/tokens`
@@ -147,13 +166,18 @@ pub async fn mint_token(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
-    let ttl = token_ttl(operator_body(&req, payload).await?)?;
+    let (ttl, sub, region) = token_request(operator_body(&req, payload).await?)?;
     let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
     }
     let exp = (crate::util::now_ms() / 1000) as u64 + ttl;
-    let token = api.auth.mint_join(&id, exp);
+    let token = api.auth.mint_join(&JoinClaims {
+        campaign: id.into_inner(),
+        exp,
+        sub,
+        region,
+    });
     Ok(HttpResponse::Created().json(json!({"token": token, "expires_at": exp as i64 * 1000})))
 }
 
@@ -435,10 +459,18 @@ mod tests {
     }
 
     #[test]
-    fn a_token_body_is_ttl_s_as_an_integer_or_nothing() {
-        assert_eq!(token_ttl(None).unwrap(), DEFAULT_JOIN_TTL_S);
-        assert_eq!(token_ttl(body(serde_json::json!({}))).unwrap(), DEFAULT_JOIN_TTL_S);
-        assert_eq!(token_ttl(body(serde_json::json!({"ttl_s": 60}))).unwrap(), 60);
+    fn a_token_body_is_ttl_s_sub_and_region_or_nothing() {
+        let ttl = |b| token_request(b).map(|(ttl, _, _)| ttl);
+        assert_eq!(ttl(None).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(ttl(body(serde_json::json!({}))).unwrap(), DEFAULT_JOIN_TTL_S);
+        assert_eq!(ttl(body(serde_json::json!({"ttl_s": 60}))).unwrap(), 60);
+        assert_eq!(
+            token_request(body(
+                serde_json::json!({"ttl_s": 60, "sub": "viewer-0001", "region": "DE"})
+            ))
+            .unwrap(),
+            (60, Some("viewer-0001".into()), Some("DE".into()))
+        );
         for bad in [
             serde_json::json!({"ttl_s": "60"}),
             serde_json::json!({"ttl_s": -5}),
@@ -447,9 +479,13 @@ mod tests {
             serde_json::json!({"ttl_s": null}),
             serde_json::json!({"ttl_s": MAX_JOIN_TTL_S + 1}),
             serde_json::json!({"ttl": 60}),
-            serde_json::json!({"ttl_s": 60, "sub": "viewer-1"}),
+            serde_json::json!({"ttl_s": 60, "sub": "viewer1"}),
+            serde_json::json!({"sub": 12345678}),
+            serde_json::json!({"region": "far away"}),
+            serde_json::json!({"region": null}),
+            serde_json::json!({"sub": "viewer-0001", "aud": "x"}),
         ] {
-            assert!(token_ttl(body(bad.clone())).is_err(), "{bad}");
+            assert!(token_request(body(bad.clone())).is_err(), "{bad}");
         }
         assert!(no_fields(None).is_ok() && no_fields(body(serde_json::json!({}))).is_ok());
         assert!(no_fields(body(serde_json::json!({"at": 5}))).is_err());

@@ -3,6 +3,7 @@
 //! in one place, in the order of the spec.
 
 pub mod campaigns;
+pub mod cors;
 pub mod openapi;
 pub mod pages;
 pub mod probes;
@@ -11,6 +12,7 @@ pub mod public;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
 use actix_web::mime;
 use actix_web::{web, HttpMessage, HttpRequest};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,8 @@ pub struct Api {
     pub shutdown: CancellationToken,
     /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// `--allowed-origins`: who may read the public routes from another origin.
+    pub allowed_origins: cors::AllowedOrigins,
     /// `--max-public-writes-per-client` for registrations and share visits (`None`: no limit).
     pub public_writes: Option<PublicWrites>,
     /// Failed operator authentications per client, shared with the operator sockets.
@@ -77,14 +81,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1/campaigns")
             .route("", web::post().to(campaigns::create))
             .route("", web::get().to(campaigns::list))
-            .route("/{id}", web::get().to(public::get))
+            .route("/{id}", cors::public(web::get().to(public::get)))
             .route("/{id}", web::delete().to(campaigns::delete))
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
             .route("/{id}/series", web::get().to(campaigns::series))
             .route("/{id}/report", web::get().to(campaigns::report))
-            .route("/{id}/stats", web::get().to(public::stats))
-            .route("/{id}/registrations", web::post().to(public::register)),
+            .route("/{id}/stats", cors::public(web::get().to(public::stats)))
+            .route("/{id}/registrations", cors::public(web::post().to(public::register)))
+            .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight)),
     )
     .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::not_upgraded))
     .route("/s/{id}", web::get().to(public::share))

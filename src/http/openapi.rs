@@ -40,10 +40,14 @@ mod tests {
                 continue;
             };
             let path = rest.split('"').next().unwrap_or_default();
+            // `web::get()`, or `web::method(Method::OPTIONS)` for methods without a shorthand.
             let method = rest
                 .split("web::")
                 .nth(1)
-                .and_then(|m| m.split("()").next())
+                .and_then(|m| match m.strip_prefix("method(Method::") {
+                    Some(named) => named.split(')').next(),
+                    None => m.split("()").next(),
+                })
                 .unwrap_or_default();
             let full = match &scope {
                 Some(prefix) => format!("{prefix}{path}"),

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::HeaderValue;
+use std::net::IpAddr;
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -77,8 +79,11 @@ pub struct Admission {
     pub lease: Duration,
     /// Cancelled at shutdown: new sockets get 503.
     pub shutdown: CancellationToken,
-    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client.
+    /// `--trusted-proxies`: whose `X-Forwarded-For` names the client (and whose
+    /// `--region-header` is believed).
     pub trusted_proxies: TrustedProxies,
+    /// `--region-header`: the edge's word on the viewer's region.
+    pub region_header: Option<HeaderName>,
     /// `--max-sockets-per-client` for viewer sockets (`None`: no limit).
     pub sockets_per_client: Option<Arc<SocketsPerClient>>,
     /// Failed operator authentications per client, shared with the operator routes.
@@ -174,14 +179,27 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
 }
 
 impl Admission {
+    /// The region the edge names in `--region-header`, when that is set, the header is
+    /// believed from `peer` and its value is a region (anything else is not the viewer's
+    /// fault, so it is ignored rather than refused).
+    pub fn edge_region<'h>(&self, peer: Option<IpAddr>, headers: &'h HeaderMap) -> Option<&'h str> {
+        let name = self.region_header.as_ref()?;
+        if !self.trusted_proxies.believes_edge_headers_from(peer) {
+            return None;
+        }
+        headers.get(name)?.to_str().ok().filter(|r| is_region(r))
+    }
+
     /// Every refusal that needs no side effect: shutdown, query, origin, the socket limit of
     /// `client`, campaign, tokens, ids. (A wrong operator token is recorded against
-    /// `client`: that is how guessing is limited.)
+    /// `client`: that is how guessing is limited.) `edge_region`: see
+    /// [`edge_region`](Self::edge_region).
     pub async fn check(
         &self,
         id: &str,
         query: &str,
         origin: Option<&HeaderValue>,
+        edge_region: Option<&str>,
         client: ClientKey,
     ) -> Result<Checked, ApiError> {
         if self.shutdown.is_cancelled() {
@@ -223,15 +241,30 @@ impl Admission {
             };
             self.auth_failures
                 .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
-        } else if campaign.access == Access::Token {
-            self.auth
-                .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
-                .map_err(|e| match e {
-                    TokenError::Missing => ApiError::Unauthorized("join token required"),
-                    TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
-                })?;
         }
-        let viewer = client_id(q.viewer, "viewer")?;
+        // A viewer's token: required on `access:"token"` campaigns, and when given to a public
+        // one it still names the viewer and region, so it must be valid there too.
+        let claims =
+            if operator || (campaign.access != Access::Token && q.token.as_deref().unwrap_or_default().is_empty()) {
+                None
+            } else {
+                let claims = self
+                    .auth
+                    .verify_join(q.token.as_deref(), id, (crate::util::now_ms() / 1000) as u64)
+                    .map_err(|e| match e {
+                        TokenError::Missing => ApiError::Unauthorized("join token required"),
+                        TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
+                    })?;
+                Some(claims)
+            };
+        let (sub, token_region) = claims.map(|c| (c.sub, c.region)).unwrap_or_default();
+        let viewer = match sub {
+            Some(sub) if q.viewer.as_ref().is_some_and(|v| *v != sub) => {
+                return Err(ApiError::Forbidden("viewer differs from the token's sub"));
+            }
+            Some(sub) => sub,
+            None => client_id(q.viewer, "viewer")?,
+        };
         let session = client_id(q.session, "session")?;
         if let Some(r) = q.region.as_deref() {
             if !is_region(r) {
@@ -243,7 +276,8 @@ impl Admission {
             operator,
             viewer,
             session,
-            region: q.region,
+            // The token's claim, then the edge, then the query.
+            region: token_region.or(edge_region.map(str::to_owned)).or(q.region),
             client,
         })
     }
@@ -380,7 +414,7 @@ mod tests {
     }
 
     async fn admit_from(a: &Admission, query: &str, from: &str) -> Result<Admitted, ApiError> {
-        a.admit(a.check("launch", query, None, client(from)).await?).await
+        a.admit(a.check("launch", query, None, None, client(from)).await?).await
     }
 
     async fn admit(a: &Admission, query: &str) -> Result<Admitted, ApiError> {
@@ -447,7 +481,7 @@ mod tests {
             assert_eq!(e.status_code().as_u16(), status, "{query}");
         }
         assert_eq!(
-            a.check("nope", "", None, client("198.51.100.1"))
+            a.check("nope", "", None, None, client("198.51.100.1"))
                 .await
                 .err()
                 .unwrap()
@@ -497,5 +531,77 @@ mod tests {
         // Viewers of that client and operators elsewhere are not affected.
         admit(a, "").await.unwrap();
         admit_from(a, &right, "198.51.100.2").await.unwrap();
+    }
+
+    fn join_token(a: &Admission, sub: Option<&str>, region: Option<&str>) -> String {
+        a.auth.mint_join(&crate::auth::JoinClaims {
+            campaign: "launch".into(),
+            exp: (crate::util::now_ms() / 1000) as u64 + 60,
+            sub: sub.map(Into::into),
+            region: region.map(Into::into),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_token_names_the_viewer_and_region() {
+        let rig = rig().await;
+        let a = &rig.admission;
+        let check = |query: String| async move { a.check("launch", &query, None, None, client("198.51.100.1")).await };
+        let t = join_token(a, Some("viewer-from-sub"), Some("DE"));
+        let c = check(format!("token={t}&region=US")).await.unwrap();
+        assert_eq!(
+            (c.viewer.as_str(), c.region.as_deref()),
+            ("viewer-from-sub", Some("DE"))
+        );
+        let c = check(format!("token={t}&viewer=viewer-from-sub")).await.unwrap();
+        assert_eq!(c.viewer, "viewer-from-sub");
+        let e = check(format!("token={t}&viewer=someone-else")).await.err().unwrap();
+        assert_eq!(e.status_code().as_u16(), 403);
+        // Without claims the query decides, as in v1.
+        let plain = join_token(a, None, None);
+        let c = check(format!("token={plain}&viewer=viewer-0001&region=US"))
+            .await
+            .unwrap();
+        assert_eq!((c.viewer.as_str(), c.region.as_deref()), ("viewer-0001", Some("US")));
+        // A token given to a public campaign must still be valid.
+        let e = check("token=nonsense".into()).await.err().unwrap();
+        assert_eq!(e.status_code().as_u16(), 403);
+    }
+
+    #[tokio::test]
+    async fn the_edge_region_is_believed_only_from_trusted_proxies_and_loses_to_the_token() {
+        let mut rig = rig().await;
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static("cf-ipcountry"), HeaderValue::from_static("DE"));
+        let peer = Some("10.0.0.7".parse().unwrap());
+        assert_eq!(rig.admission.edge_region(peer, &headers), None, "no --region-header");
+        rig.admission.region_header = Some(HeaderName::from_static("cf-ipcountry"));
+        let a = &rig.admission;
+        assert_eq!(a.edge_region(peer, &headers), Some("DE"), "no proxies: any peer");
+        let check = |query: String, edge: Option<&'static str>| async move {
+            a.check("launch", &query, None, edge, client("198.51.100.1"))
+                .await
+                .unwrap()
+                .region
+        };
+        assert_eq!(check("region=US".into(), Some("DE")).await.as_deref(), Some("DE"));
+        let t = join_token(a, None, Some("FR"));
+        assert_eq!(
+            check(format!("token={t}&region=US"), Some("DE")).await.as_deref(),
+            Some("FR")
+        );
+        assert_eq!(check("region=US".into(), None).await.as_deref(), Some("US"));
+        // Behind proxies only theirs counts; a value that is not a region is ignored.
+        let mut rig = rig;
+        rig.admission.trusted_proxies = TrustedProxies::new(vec![crate::config::parse_cidr("10.0.0.0/8").unwrap()]);
+        let a = &rig.admission;
+        assert_eq!(a.edge_region(peer, &headers), Some("DE"));
+        assert_eq!(a.edge_region(Some("198.51.100.9".parse().unwrap()), &headers), None);
+        assert_eq!(a.edge_region(None, &headers), None);
+        headers.insert(
+            HeaderName::from_static("cf-ipcountry"),
+            HeaderValue::from_static("far away"),
+        );
+        assert_eq!(a.edge_region(peer, &headers), None);
     }
 }

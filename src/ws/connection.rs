@@ -338,7 +338,7 @@ mod tests {
         /// Admits a viewer with `query` and serves it; returns the client end.
         async fn connect(&self, query: &str) -> (Client, tokio::task::JoinHandle<()>) {
             let client = crate::clients::ClientKey::of([198, 51, 100, 1].into());
-            let checked = self.admission.check("launch", query, None, client).await.unwrap();
+            let checked = self.admission.check("launch", query, None, None, client).await.unwrap();
             let admitted = self.admission.admit(checked).await.unwrap();
             let (server, client) = tokio::io::duplex(64 * 1024);
             let transport = Transport::new(server, vec![]).await;

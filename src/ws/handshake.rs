@@ -85,7 +85,11 @@ async fn admission(sockets: &Sockets, req: &Request, peer: IpAddr) -> Result<(St
     };
     let query = req.uri().query().unwrap_or("");
     let client = admission.trusted_proxies.client(Some(peer), headers);
-    let admitted = match admission.check(id, query, headers.get("origin"), client).await {
+    let edge_region = admission.edge_region(Some(peer), headers);
+    let admitted = match admission
+        .check(id, query, headers.get("origin"), edge_region, client)
+        .await
+    {
         Ok(checked) => admission.admit(checked).await,
         Err(e) => Err(e),
     };

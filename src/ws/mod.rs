@@ -37,11 +37,17 @@ pub async fn not_upgraded(
     sockets: web::Data<Sockets>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
     let admission = &sockets.admission;
-    let client = admission
-        .trusted_proxies
-        .client(req.peer_addr().map(|a| a.ip()), req.headers());
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = admission.trusted_proxies.client(peer, req.headers());
+    let edge_region = admission.edge_region(peer, req.headers());
     match admission
-        .check(&path, req.query_string(), req.headers().get("origin"), client)
+        .check(
+            &path,
+            req.query_string(),
+            req.headers().get("origin"),
+            edge_region,
+            client,
+        )
         .await
     {
         Err(e) => {

@@ -52,6 +52,7 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         lease: Duration::from_secs(10),
         shutdown,
         trusted_proxies: Default::default(),
+        region_header: None,
         sockets_per_client: None,
         auth_failures: Default::default(),
     };
