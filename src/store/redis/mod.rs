@@ -15,8 +15,10 @@
 //! the number of interactions
 //! (`tests/store_contract.rs` checks this against `INFO commandstats`).
 
+mod codec;
 mod conn;
 mod keys;
+mod lifecycle;
 mod schema;
 mod script;
 
@@ -24,12 +26,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use super::{
     Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
 };
-use crate::campaign::{Campaign, State};
+use crate::campaign::Campaign;
+use codec::{
+    campaign_from_meta, corrupt, moved_by_node, opt_i64, pairs, parse_u64, LuaBatch, StatsReply, StoredPresence,
+};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
 use schema::Schema;
@@ -52,113 +56,6 @@ pub struct RedisStore {
     /// The store's schema version: while it is 1, v1 nodes may still be running and the
     /// scripts keep the v1 session keys true as well (see `schema.rs`).
     schema: Schema,
-}
-
-/// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
-#[derive(Serialize)]
-struct LuaBatch<'a> {
-    /// `[session, epoch, seq, viewer, [[kind, count], ...]]`
-    s: Vec<LuaSession<'a>>,
-    /// New viewers.
-    v: &'a [String],
-    /// `[[channel, visits], ...]`
-    h: Vec<(&'a str, String)>,
-    /// `[node, presence JSON]`
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p: Option<(&'a str, String)>,
-    /// `[[session, epoch], ...]` to keep alive.
-    t: Vec<(&'a str, String)>,
-    /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
-    /// it no longer counts).
-    l: Vec<(&'a str, String)>,
-}
-
-type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
-
-/// A presence lease value as stored after the `<updated_at>|` prefix.
-#[derive(Deserialize)]
-struct StoredPresence {
-    viewers: u64,
-    #[serde(default)]
-    regions: BTreeMap<String, u64>,
-}
-
-/// The stats script's answer, in its order.
-type StatsReply = (
-    Vec<String>,
-    u64,
-    u64,
-    u64,
-    Vec<String>,
-    Vec<String>,
-    String,
-    String,
-    String,
-    String,
-    Vec<String>,
-);
-
-/// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.
-#[derive(Default)]
-struct MovedAway {
-    sockets: u64,
-    regions: HashMap<String, u64>,
-}
-
-/// Groups the stats script's flat `[epoch, region|node, ...]` by node.
-fn moved_by_node(flat: Vec<String>) -> StoreResult<HashMap<String, MovedAway>> {
-    let mut by_node: HashMap<String, MovedAway> = HashMap::new();
-    for (_, value) in pairs(flat) {
-        let (region, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
-        let m = by_node.entry(node.to_owned()).or_default();
-        m.sockets += 1;
-        *m.regions.entry(region.to_owned()).or_default() += 1;
-    }
-    Ok(by_node)
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
-}
-
-fn state_str(state: State) -> &'static str {
-    match state {
-        State::Live => "live",
-        State::Ended => "ended",
-    }
-}
-
-/// Builds a campaign from the meta hash: the JSON as created, overlaid with the fields
-/// `end_campaign` changes (so Lua never has to re-encode the JSON).
-fn campaign_from_meta(json: &str, state: Option<&str>, ended_at: Option<&str>) -> StoreResult<Campaign> {
-    let mut c: Campaign = serde_json::from_str(json).map_err(|_| corrupt("campaign JSON"))?;
-    c.state = match state {
-        Some("ended") => State::Ended,
-        _ => State::Live,
-    };
-    c.ended_at = match ended_at {
-        Some(s) if !s.is_empty() => Some(s.parse().map_err(|_| corrupt("ended_at"))?),
-        _ => None,
-    };
-    Ok(c)
-}
-
-/// Pairs up a flat `[field, value, ...]` reply.
-fn pairs(flat: Vec<String>) -> impl Iterator<Item = (String, String)> {
-    let mut it = flat.into_iter();
-    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
-}
-
-fn parse_u64(s: &str, what: &str) -> StoreResult<u64> {
-    s.parse().map_err(|_| corrupt(what))
-}
-
-fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
-    if s.is_empty() {
-        Ok(None)
-    } else {
-        s.parse().map(Some).map_err(|_| corrupt(what))
-    }
 }
 
 impl RedisStore {
@@ -266,7 +163,7 @@ impl RedisStore {
 }
 
 /// `(campaign JSON, state, ended_at)` of a meta hash; all `None` for an unknown campaign.
-type MetaFields = (Option<String>, Option<String>, Option<String>);
+pub(super) type MetaFields = (Option<String>, Option<String>, Option<String>);
 
 #[async_trait]
 impl Store for RedisStore {
@@ -286,33 +183,7 @@ impl Store for RedisStore {
     }
 
     async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
-        let json = serde_json::to_string(campaign).map_err(unavailable)?;
-        // Index first: a create cut short after it is finished by a retry (the index
-        // script is idempotent), and list skips index entries without meta.
-        let _: i64 = self
-            .scripts
-            .index
-            .run(
-                &self.conn,
-                &[keys::INDEX, keys::ORDER, keys::NEXT],
-                (&campaign.id, campaign.created_at),
-            )
-            .await?;
-        let ended_at = campaign.ended_at.map(|t| t.to_string()).unwrap_or_default();
-        let created: i64 = self
-            .scripts
-            .create
-            .run(
-                &self.conn,
-                &[CampaignKeys(&campaign.id).meta()],
-                (json, state_str(campaign.state), ended_at, self.ttl_ms()),
-            )
-            .await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
-        }
+        self.create(campaign).await
     }
 
     async fn get_campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
@@ -323,136 +194,15 @@ impl Store for RedisStore {
     }
 
     async fn list_campaigns(&self) -> StoreResult<Vec<Campaign>> {
-        let (ids, order): (Vec<String>, HashMap<String, u64>) = self
-            .conn
-            .call(|mut c| async move {
-                redis::pipe()
-                    .zrange(keys::INDEX, 0, -1)
-                    .hgetall(keys::ORDER)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        // An empty pipeline is an error in redis-rs (the index is empty before the first
-        // campaign and after the last one is deleted).
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let metas: Vec<MetaFields> = match &self.conn {
-            // One pipeline: one round trip for every campaign.
-            Conn::Standalone(_) => {
-                let mut pipe = redis::pipe();
-                for id in &ids {
-                    pipe.cmd("HMGET")
-                        .arg(CampaignKeys(id).meta())
-                        .arg("campaign")
-                        .arg("state")
-                        .arg("ended_at");
-                }
-                self.conn
-                    .call(|mut c| async move { pipe.query_async(&mut c).await })
-                    .await?
-            }
-            // Metas live in different slots: concurrent reads on the multiplexed
-            // connections, bounded so thousands of campaigns do not flood one node.
-            Conn::Cluster(_) => {
-                use futures_util::stream::{self, StreamExt, TryStreamExt};
-                let metas: Vec<String> = ids.iter().map(|id| CampaignKeys(id).meta()).collect();
-                stream::iter(metas)
-                    .map(|meta| self.meta_fields(meta))
-                    .buffered(32)
-                    .try_collect()
-                    .await?
-            }
-        };
-        let mut all = Vec::with_capacity(ids.len());
-        for (id, (json, state, ended_at)) in ids.iter().zip(metas) {
-            let Some(json) = json else { continue };
-            let c = campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())?;
-            let seq = order.get(id).copied().unwrap_or(u64::MAX);
-            all.push((c.created_at, seq, c));
-        }
-        all.sort_by_key(|(created_at, seq, _)| (*created_at, *seq));
-        Ok(all.into_iter().map(|(_, _, c)| c).collect())
+        self.list().await
     }
 
     async fn end_campaign(&self, id: &str, at_ms: i64) -> StoreResult<Campaign> {
-        let k = CampaignKeys(id);
-        let [s0, s1] = k.session_gens();
-        let [a0, a1] = k.applied_gens();
-        let reply: Option<(String, Option<String>, Option<String>)> = self
-            .scripts
-            .end
-            .run(
-                &self.conn,
-                &[
-                    k.meta(),
-                    k.presence(),
-                    k.presence_exp(),
-                    k.epochs(),
-                    k.sessions(),
-                    s0,
-                    s1,
-                    a0,
-                    a1,
-                    k.applied(),
-                    k.moved(),
-                ],
-                at_ms,
-            )
-            .await?;
-        let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
-        campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
+        self.end(id, at_ms).await
     }
 
-    /// Three steps. (1) One pipeline reads the state and the series' hour partitions from
-    /// `vparts`/`iparts`: the campaign already records every hour hash it writes there
-    /// (series reads use them), and once ended it writes no new one, so this list is
-    /// complete. A SCAN for `lt:{c:<id>}:*` would find the same keys but walk the whole
-    /// keyspace on a standalone server, and on Cluster it would have to be sent to the node
-    /// owning the slot, outside the one-call-per-campaign shape of everything else.
-    /// (2) `delete.lua` re-checks the state and deletes all of it atomically. (3) The index
-    /// entries, in their own slot. If (3) fails the call is `Unavailable` and the campaign is
-    /// gone but for an index entry without meta, which listing skips and a new campaign of
-    /// the same id reuses.
     async fn delete_campaign(&self, id: &str) -> StoreResult<()> {
-        let k = CampaignKeys(id);
-        let (state, vparts, iparts): (Option<String>, Vec<i64>, Vec<i64>) = self
-            .conn
-            .call(|mut c| async move {
-                redis::pipe()
-                    .hget(k.meta(), "state")
-                    .zrange(k.vparts(), 0, -1)
-                    .zrange(k.iparts(), 0, -1)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        match state.as_deref() {
-            None => return Err(StoreError::NotFound),
-            Some("ended") => {}
-            Some(_) => return Err(StoreError::Live),
-        }
-        let mut keys = k.fixed().to_vec();
-        keys.extend(vparts.into_iter().map(|p| k.vseries(p)));
-        keys.extend(iparts.into_iter().map(|p| k.iseries(p)));
-        let deleted: i64 = self.scripts.delete.run(&self.conn, &keys, NO_ARGS).await?;
-        match deleted {
-            1 => {}
-            0 => return Err(StoreError::NotFound),
-            _ => return Err(StoreError::Live),
-        }
-        self.conn
-            .call(|mut c| async move {
-                redis::pipe()
-                    .zrem(keys::INDEX, id)
-                    .ignore()
-                    .hdel(keys::ORDER, id)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        self.delete(id).await
     }
 
     async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
@@ -756,6 +506,7 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::campaign::State;
 
     #[test]
     fn meta_fields_overlay_the_stored_json() {

@@ -1,0 +1,118 @@
+//! What travels between this store and its Lua scripts: the batch as `apply.lua` reads it
+//! (short field names, numbers as decimal strings, so Lua never formats a number), and
+//! the decoding of the scripts' replies back into the store's types. Kept apart from the
+//! calls themselves so that `mod.rs` reads as the `Store` implementation.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Campaign, State};
+use crate::store::{StoreError, StoreResult};
+
+/// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
+#[derive(Serialize)]
+pub(super) struct LuaBatch<'a> {
+    /// `[session, epoch, seq, viewer, [[kind, count], ...]]`
+    pub(super) s: Vec<LuaSession<'a>>,
+    /// New viewers.
+    pub(super) v: &'a [String],
+    /// `[[channel, visits], ...]`
+    pub(super) h: Vec<(&'a str, String)>,
+    /// `[node, presence JSON]`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) p: Option<(&'a str, String)>,
+    /// `[[session, epoch], ...]` to keep alive.
+    pub(super) t: Vec<(&'a str, String)>,
+    /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
+    /// it no longer counts).
+    pub(super) l: Vec<(&'a str, String)>,
+}
+
+pub(super) type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
+
+/// A presence lease value as stored after the `<updated_at>|` prefix.
+#[derive(Deserialize)]
+pub(super) struct StoredPresence {
+    pub(super) viewers: u64,
+    #[serde(default)]
+    pub(super) regions: BTreeMap<String, u64>,
+}
+
+/// The stats script's answer, in its order.
+pub(super) type StatsReply = (
+    Vec<String>,
+    u64,
+    u64,
+    u64,
+    Vec<String>,
+    Vec<String>,
+    String,
+    String,
+    String,
+    String,
+    Vec<String>,
+);
+
+/// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.
+#[derive(Default)]
+pub(super) struct MovedAway {
+    pub(super) sockets: u64,
+    pub(super) regions: HashMap<String, u64>,
+}
+
+/// Groups the stats script's flat `[epoch, region|node, ...]` by node.
+pub(super) fn moved_by_node(flat: Vec<String>) -> StoreResult<HashMap<String, MovedAway>> {
+    let mut by_node: HashMap<String, MovedAway> = HashMap::new();
+    for (_, value) in pairs(flat) {
+        let (region, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
+        let m = by_node.entry(node.to_owned()).or_default();
+        m.sockets += 1;
+        *m.regions.entry(region.to_owned()).or_default() += 1;
+    }
+    Ok(by_node)
+}
+
+pub(super) fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("unexpected data in Redis: {what}"))
+}
+
+pub(super) fn state_str(state: State) -> &'static str {
+    match state {
+        State::Live => "live",
+        State::Ended => "ended",
+    }
+}
+
+/// Builds a campaign from the meta hash: the JSON as created, overlaid with the fields
+/// `end_campaign` changes (so Lua never has to re-encode the JSON).
+pub(super) fn campaign_from_meta(json: &str, state: Option<&str>, ended_at: Option<&str>) -> StoreResult<Campaign> {
+    let mut c: Campaign = serde_json::from_str(json).map_err(|_| corrupt("campaign JSON"))?;
+    c.state = match state {
+        Some("ended") => State::Ended,
+        _ => State::Live,
+    };
+    c.ended_at = match ended_at {
+        Some(s) if !s.is_empty() => Some(s.parse().map_err(|_| corrupt("ended_at"))?),
+        _ => None,
+    };
+    Ok(c)
+}
+
+/// Pairs up a flat `[field, value, ...]` reply.
+pub(super) fn pairs(flat: Vec<String>) -> impl Iterator<Item = (String, String)> {
+    let mut it = flat.into_iter();
+    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+}
+
+pub(super) fn parse_u64(s: &str, what: &str) -> StoreResult<u64> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        s.parse().map(Some).map_err(|_| corrupt(what))
+    }
+}
