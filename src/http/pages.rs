@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::cors;
 use crate::campaign::is_campaign_id;
 use crate::error::ApiError;
 
@@ -25,10 +26,13 @@ struct Asset {
 
 macro_rules! asset {
     ($name:literal, $type:expr) => {
+        asset!($name, $type, $name)
+    };
+    ($name:literal, $type:expr, $path:literal) => {
         Asset {
             name: $name,
             content_type: $type,
-            body: include_bytes!(concat!("../../web/", $name)),
+            body: include_bytes!(concat!("../../web/", $path)),
         }
     };
 }
@@ -46,7 +50,12 @@ const ASSETS: &[Asset] = &[
     asset!("landing.js", JS),
     asset!("viewer.js", JS),
     asset!("ops.js", JS),
+    // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
+    asset!("livetally.js", JS, "sdk/livetally.js"),
 ];
+
+/// The SDK under its stable URL, for pages on any origin (`/sdk/v1/livetally.js`).
+const SDK: &str = "livetally.js";
 
 const LANDING: &str = include_str!("../../web/index.html");
 const VIEWER: &str = include_str!("../../web/viewer.html");
@@ -59,6 +68,10 @@ const VERSION_MARK: &str = "{{v}}";
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages and unversioned asset URLs: keep, but ask the node each time (ETag makes it a 304).
 const CACHE_REVALIDATE: &str = "no-cache";
+/// The SDK's stable URL, loaded by brands' pages at a launch's peak: five minutes lets
+/// browsers and CDNs absorb a million reloads, yet a deploy reaches every page within five
+/// minutes; then the ETag makes revalidation a 304.
+const CACHE_SDK: &str = "public, max-age=300";
 
 /// The viewer page embeds the campaign's stream (any http(s) video or player) and talks to
 /// its own origin only. `ws:`/`wss:` are named because older Safari does not let `'self'`
@@ -163,9 +176,10 @@ fn serve_asset(req: &HttpRequest, name: &str, cache: &'static str) -> Result<Htt
     Ok(res.content_type(a.content_type).body(a.body))
 }
 
-/// The page routes: `/`, `/c/{id}`, `/ops`, and their assets.
+/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, and the SDK.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(landing))
+        .route("/sdk/v1/livetally.js", cors::public(web::get().to(sdk)))
         .route("/c/{id}", web::get().to(viewer))
         .route("/ops", web::get().to(ops))
         .route("/assets/{version}/{file}", web::get().to(versioned_asset))
@@ -199,6 +213,12 @@ pub async fn versioned_asset(req: HttpRequest, path: web::Path<(String, String)>
         CACHE_REVALIDATE
     };
     serve_asset(&req, &file, cache)
+}
+
+/// `GET /sdk/v1/livetally.js`: the JS SDK for pages on any origin (CORS as the public
+/// routes, so `<script type="module">` and `import()` from another origin may load it).
+pub async fn sdk(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    serve_asset(&req, SDK, CACHE_SDK)
 }
 
 /// `GET /assets/{file}`: the current file, revalidated on every use.
@@ -256,6 +276,26 @@ mod tests {
             let res = web_test::call_service(&app, web_test::TestRequest::get().uri(missing).to_request()).await;
             assert_eq!(res.status(), 404, "{missing}");
         }
+    }
+
+    #[actix_web::test]
+    async fn the_sdk_has_a_stable_url_and_is_the_asset_our_pages_import() {
+        let app = web_test::init_service(App::new().configure(routes)).await;
+        let res = web_test::call_service(
+            &app,
+            web_test::TestRequest::get().uri("/sdk/v1/livetally.js").to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), JS);
+        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_SDK);
+        assert!(res.headers().contains_key(header::ETAG));
+        let body = web_test::read_body(res).await;
+        assert_eq!(&body[..], include_bytes!("../../web/sdk/livetally.js"));
+        assert!(std::str::from_utf8(&body).unwrap().contains("export function connect("));
+        let uri = format!("/assets/{}/livetally.js", asset_version());
+        let res = web_test::call_service(&app, web_test::TestRequest::get().uri(&uri).to_request()).await;
+        assert_eq!(web_test::read_body(res).await, body);
     }
 
     #[test]
