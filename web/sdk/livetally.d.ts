@@ -119,8 +119,6 @@ export interface StateInfo {
   offline: boolean;
   /** The close code of the socket that just closed. */
   code?: number;
-  /** Milliseconds until the next attempt (null: waiting for the network). */
-  retryIn?: number | null;
 }
 
 /**

@@ -348,6 +348,7 @@ function holdLock(locks, name) {
  */
 async function claimLedger(env, local, tabs, campaign, fixedSession) {
   const prefix = `${LEDGER_PREFIX}${campaign}.`;
+  const heldHere = heldIn(env);
   /** The ledger `slot` with its lock, or null when held elsewhere. Marked as held here at
    * once, so a second client of this page starting at the same time sees it taken. */
   const claim = async (slot) => {
@@ -402,8 +403,16 @@ async function claimLedger(env, local, tabs, campaign, fixedSession) {
   }
 }
 
-/** Ledgers held by clients of this page (`campaign.slot`). */
-const heldHere = new Set();
+/**
+ * Ledgers held by clients of this page (`campaign.slot`), by page: a page is known by its
+ * sessionStorage (tests run several "tabs" in one process).
+ */
+const heldByPage = new WeakMap();
+function heldIn(env) {
+  const page = env.sessionStorage || heldByPage;
+  if (!heldByPage.has(page)) heldByPage.set(page, new Set());
+  return heldByPage.get(page);
+}
 
 // ---------------------------------------------------------------------------------------
 // The client.
@@ -652,6 +661,7 @@ class Client {
     if (this.ws === ws) {
       this.dropSocket(1000, 'resync');
       this.attempt = Math.max(this.attempt, code === 'store_unavailable' ? 2 : 1);
+      this.setState('closed', { code: 1000 });
       this.scheduleReconnect(true);
     }
   }
@@ -729,11 +739,9 @@ class Client {
     this.clearTimer('reconnect');
     if (!this.env.onLine()) {
       this.waitingForNetwork = true; // the `online` event brings us back
-      this.emitState({ retryIn: null });
       return;
     }
     this.timers.reconnect = this.env.setTimeout(() => { this.timers.reconnect = null; this.open(); }, delay);
-    this.emitState({ retryIn: delay });
   }
 
   /** Reconnects now (a "retry" button), skipping the backoff. */
@@ -791,9 +799,10 @@ class Client {
   }
 
   flush() {
-    this.lastFlush = this.env.now();
     if (!this.isOpen() || !this.ledger) return;
-    for (const m of this.ledger.unsent()) {
+    const unsent = this.ledger.unsent();
+    if (unsent.length) this.lastFlush = this.env.now();
+    for (const m of unsent) {
       if (!this.takeToken()) {
         this.clearTimer('flush');
         this.timers.flush = this.env.setTimeout(() => { this.timers.flush = null; this.flush(); },
@@ -837,6 +846,7 @@ class Client {
       if (this.ws !== ws) return;
       if (this.lastHeard < asked) {
         this.dropSocket(1000, 'no answer');
+        this.setState('closed', { code: 1000 });
         this.scheduleReconnect(true);
       } else {
         this.armProbe();
