@@ -903,12 +903,12 @@ class Client {
 
   /** The campaign ended: what is unacknowledged now was not counted and never will be. */
   ended() {
-    if (this.final && this.state === 'ended') return;
-    this.stop('ended');
+    if (this.final) return;
     if (this.ledger) {
       for (const w of this.ledger.allWaiters()) w.reject(new LivetallyError('campaign_ended', 'the campaign has ended'));
       this.ledger.clear();
     }
+    this.stop('ended');
     this.releaseLedger();
   }
 
