@@ -145,7 +145,8 @@ export interface Events {
   ack: (ack: Ack) => void;
   state: (state: State, info: StateInfo) => void;
   error: (error: LivetallyError) => void;
-  /** The number of unacknowledged interactions changed (also after a reload finds some). */
+  /** The number of unacknowledged interactions, after each change (a tap, an ack, a
+   * welcome) and at start when a reload finds some. */
   pending: (count: number) => void;
 }
 

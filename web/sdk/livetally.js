@@ -631,6 +631,7 @@ class Client {
     if (msg.stats) this.stats = { type: 'stats', campaign: msg.campaign, ...msg.stats };
     this.setState('open');
     this.emit('welcome', msg);
+    if (this.ledger) this.emit('pending', this.ledger.count());
     if (this.stats) this.emit('stats', this.stats);
     this.flush();
   }
@@ -641,6 +642,7 @@ class Client {
     const { settled, waiters } = this.ledger.ack(seq);
     for (const w of waiters) w.resolve();
     this.emit('ack', { seq, settled });
+    if (waiters.length || Object.keys(settled).length) this.emit('pending', this.ledger.count());
     this.armProbe();
   }
 
