@@ -184,6 +184,8 @@ export interface Client {
   close(): void;
 }
 
+/** Starts a client (it connects in the background). Throws a LivetallyError at once for a
+ * malformed option: `bad_campaign`, `bad_viewer`, `bad_session`, `bad_region`, `bad_base`. */
 export function connect(options: ConnectOptions): Client;
 /** Reconnect delay for attempt `attempt` (0-based): exponential, capped, equal jitter. */
 export function backoffDelay(attempt: number, random?: () => number, base?: number, cap?: number): number;

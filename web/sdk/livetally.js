@@ -38,6 +38,11 @@ const SEND_BURST = 20;
 const PROBE_AFTER_MS = 10_000;
 /** A probe unanswered this long means the socket is dead (a half-open TCP connection). */
 const PROBE_TIMEOUT_MS = 10_000;
+/**
+ * How long a page waits for its tab's ledger before deciding another tab holds it (a
+ * duplicated tab): a reloaded page's predecessor may hold its lock a moment longer.
+ */
+const RELOAD_WAIT_MS = 500;
 /** Two "resumed elsewhere" closes within this window: somebody else holds our session. */
 const RESUMED_WINDOW_MS = 30_000;
 /** A ledger nobody touched for this long belongs to a tab that is gone for good. */
@@ -324,19 +329,28 @@ export class Ledger {
 
 /**
  * Holds the Web Lock `name` until `release()`; resolves to the release function, or null
- * when another page (or another client in this one) holds it. Without Web Locks every
- * claim succeeds (a shared session is then caught by its 4001 closes).
+ * when another page (or another client in this one) holds it, after waiting up to `waitMs`
+ * for it. Without Web Locks every claim succeeds (a shared session is then caught by its
+ * 4001 closes).
  */
-function holdLock(locks, name) {
-  if (!locks) return Promise.resolve(() => {});
+function holdLock(env, name, waitMs = 0) {
+  if (!env.locks) return Promise.resolve(() => {});
   return new Promise((resolve) => {
     let release;
     const held = new Promise((r) => { release = r; });
-    locks.request(name, { ifAvailable: true }, (lock) => {
+    let options = { ifAvailable: true };
+    let timer = null;
+    if (waitMs > 0) {
+      const abort = new AbortController();
+      timer = env.setTimeout(() => abort.abort(), waitMs);
+      options = { signal: abort.signal };
+    }
+    env.locks.request(name, options, (lock) => {
+      if (timer !== null) env.clearTimeout(timer);
       if (!lock) { resolve(null); return undefined; }
       resolve(release);
       return held;
-    }).catch(() => resolve(() => {}));
+    }).catch((e) => resolve(e && e.name === 'AbortError' ? null : () => {}));
   });
 }
 
@@ -351,11 +365,11 @@ async function claimLedger(env, local, tabs, campaign, fixedSession) {
   const heldHere = heldIn(env);
   /** The ledger `slot` with its lock, or null when held elsewhere. Marked as held here at
    * once, so a second client of this page starting at the same time sees it taken. */
-  const claim = async (slot) => {
+  const claim = async (slot, waitMs = 0) => {
     const name = `${campaign}.${slot}`;
     if (heldHere.has(name)) return null;
     heldHere.add(name);
-    const release = await holdLock(env.locks, LOCK_PREFIX + name);
+    const release = await holdLock(env, LOCK_PREFIX + name, waitMs);
     if (!release) { heldHere.delete(name); return null; }
     const ledger = new Ledger(local, prefix + slot, { now: env.now, newSession: () => fixedSession || randomId(16, env) });
     return { ledger, release: () => { heldHere.delete(name); release(); } };
@@ -371,7 +385,8 @@ async function claimLedger(env, local, tabs, campaign, fixedSession) {
   // Another client of this page holds the tab's ledger: the tab keeps its id for it.
   const sameTab = valid && heldHere.has(`${campaign}.${mine}`);
   if (valid && !sameTab) {
-    const held = await claim(mine);
+    // Just reloaded, the old page may still be letting go of it.
+    const held = await claim(mine, RELOAD_WAIT_MS);
     if (held) return held;
   }
   const now = env.now();
@@ -433,11 +448,17 @@ class Client {
     if (typeof campaign !== 'string' || !CAMPAIGN_ID.test(campaign)) {
       throw new LivetallyError('bad_campaign', `not a campaign id: ${campaign}`);
     }
+    for (const [name, pattern] of [['viewer', CLIENT_ID], ['session', CLIENT_ID], ['region', REGION]]) {
+      const v = options[name];
+      if (v !== undefined && v !== null && v !== '' && !(typeof v === 'string' && pattern.test(v))) {
+        throw new LivetallyError(`bad_${name}`, `${name} must match ${pattern}`);
+      }
+    }
     this.campaign = campaign;
     this.base = resolveBase(options.base, env);
     this.operator = options.role === 'operator';
     this.token = options.token || '';
-    this.region = REGION.test(options.region || '') ? options.region : '';
+    this.region = options.region || '';
     this.local = safeStorage(env.localStorage);
     this.tabs = safeStorage(env.sessionStorage);
     this.listeners = new Map();
@@ -463,7 +484,7 @@ class Client {
     this.subject = claims && CLIENT_ID.test(claims.sub || '') ? claims.sub : '';
     if (this.operator) this.viewer = '';
     else if (this.subject) this.viewer = this.subject;
-    else if (CLIENT_ID.test(options.viewer || '')) this.viewer = options.viewer;
+    else if (options.viewer) this.viewer = options.viewer;
     else this.viewer = storedViewer(this.local, env);
 
     this.onOnline = () => {
@@ -532,8 +553,7 @@ class Client {
     }
     if (!this.operator) {
       try {
-        const fixed = CLIENT_ID.test(options.session || '') ? options.session : '';
-        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, fixed);
+        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, options.session || '');
         this.ledger = ledger;
         this.release = release;
       } catch (e) {
@@ -917,16 +937,21 @@ class Client {
   /** Stops for good with `code` (a fatal refusal): the ledger stays for a later page. */
   fail(code, message) {
     this.emit('error', new LivetallyError(code, message, { fatal: true }));
-    this.close('closed', code);
+    this.shutdown(code);
   }
 
   /** Closes the socket for good. Unacknowledged taps stay in the ledger for the next page. */
-  close(state = 'closed', code = 'closed') {
+  close() {
+    this.shutdown('closed');
+  }
+
+  /** Stops with state `closed`; what `interact()` still waits for rejects with `code`. */
+  shutdown(code) {
     if (this.final) return;
     if (this.ledger) {
-      for (const w of this.ledger.allWaiters()) w.reject(new LivetallyError(code === 'closed' ? 'closed' : code, 'the client is closed'));
+      for (const w of this.ledger.allWaiters()) w.reject(new LivetallyError(code, 'the client is closed'));
     }
-    this.stop(state);
+    this.stop('closed');
     this.releaseLedger();
   }
 

@@ -193,14 +193,28 @@ describe('client', () => {
 
     const page2 = await client(tab(o, { sessionStorage: t.sessionStorage }));
     assert.equal(page2.session, session, 'a reload resumes the session');
+    // A reload whose old page lets go of the lock a moment late still resumes it.
+    page2.close();
+    let letGo;
+    const slot = t.sessionStorage.getItem('livetally.tab');
+    o.locks.request(`livetally-tab-launch.${slot}`, { ifAvailable: true }, () => new Promise((r) => { letGo = r; }));
+    const page3 = connect({ base: BASE, campaign: 'launch', env: tab(o, { sessionStorage: t.sessionStorage }) });
+    await o.clock.advance(200);
+    letGo();
+    await page3.ready;
+    assert.equal(page3.session, session);
+    page3.close();
+    await settle();
+    const page4 = await client(tab(o, { sessionStorage: t.sessionStorage }));
     assert.equal(page2.pending('like'), 3);
+    assert.equal(page4.session, session);
     const ws = o.WebSocket.last;
     ws.welcome({ acked: 0 });
     await settle();
     assert.deepEqual(ws.interacts(), [[1, 'like', 3]]);
     ws.ack(1);
     await settle();
-    assert.equal(page2.pending(), 0);
+    assert.equal(page4.pending(), 0);
   });
 
   it('gives a duplicated tab its own session, and a new tab the taps a closed one left', async () => {
@@ -210,9 +224,14 @@ describe('client', () => {
     const ws1 = o.WebSocket.last;
     ws1.welcome();
 
-    // "Duplicate tab" copies sessionStorage, so the tab id too; its lock is held.
+    // "Duplicate tab" copies sessionStorage, so the tab id too; its lock is held (for
+    // longer than a reloading page's predecessor would hold it).
     const t2 = tab(o, { sessionStorage: t1.sessionStorage.clone() });
-    const dup = await client(t2);
+    const dup = connect({ base: BASE, campaign: 'launch', env: t2 });
+    await o.clock.advance(499);
+    assert.equal(dup.session, '', 'still waiting for the tab\'s ledger');
+    await o.clock.advance(1);
+    await dup.ready;
     assert.notEqual(dup.session, first.session);
     assert.notEqual(t2.sessionStorage.getItem('livetally.tab'), t1.sessionStorage.getItem('livetally.tab'));
     assert.equal(o.WebSocket.last.url.searchParams.get('viewer'), ws1.url.searchParams.get('viewer'), 'one viewer per browser');
@@ -277,6 +296,16 @@ describe('client', () => {
     ended.WebSocket.last.drop(1006);
     await settle();
     assert.equal(e.state, 'ended');
+  });
+
+  it('refuses malformed options at once', () => {
+    const t = tab(origin());
+    const bad = (o) => () => connect({ base: BASE, campaign: 'launch', env: t, ...o });
+    assert.throws(bad({ campaign: 'Launch 2026' }), { code: 'bad_campaign' });
+    assert.throws(bad({ viewer: 'short' }), { code: 'bad_viewer' });
+    assert.throws(bad({ session: 'has spaces in it' }), { code: 'bad_session' });
+    assert.throws(bad({ region: 'not/a/region' }), { code: 'bad_region' });
+    assert.throws(bad({ base: 'ftp://live.example.com' }), { code: 'bad_base' });
   });
 
   it('lets a token with sub name the viewer, and refuses an expired one without a socket', async () => {

@@ -74,12 +74,33 @@ export class MemoryStorage {
 export class Locks {
   constructor() {
     this.held = new Set();
+    this.waiting = new Map();
   }
 
+  /** `ifAvailable`, or waits until the lock is free or `signal` aborts (AbortError). */
   request(name, options, cb) {
-    if (this.held.has(name)) return Promise.resolve(cb(null));
+    if (!this.held.has(name)) return this.grant(name, cb);
+    if (options.ifAvailable) return Promise.resolve(cb(null));
+    return new Promise((resolve, reject) => {
+      const queue = this.waiting.get(name) || [];
+      const entry = () => this.grant(name, cb).then(resolve, reject);
+      queue.push(entry);
+      this.waiting.set(name, queue);
+      options.signal?.addEventListener('abort', () => {
+        const i = queue.indexOf(entry);
+        if (i >= 0) queue.splice(i, 1);
+        reject(new DOMException('aborted', 'AbortError'));
+      });
+    });
+  }
+
+  grant(name, cb) {
     this.held.add(name);
-    return Promise.resolve(cb({ name })).finally(() => this.held.delete(name));
+    return Promise.resolve(cb({ name })).finally(() => {
+      this.held.delete(name);
+      const next = (this.waiting.get(name) || []).shift();
+      if (next) next();
+    });
   }
 }
 
