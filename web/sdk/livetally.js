@@ -492,7 +492,20 @@ class Client {
       if (this.ws && this.welcomed) this.probe();
       else if (this.timers.reconnect !== null || this.waitingForNetwork) { this.attempt = 0; this.open(); }
     };
-    this.onOffline = () => this.emitState({ offline: true });
+    // The browser lost every network: nothing can cross the socket, and a real outage may
+    // leave it looking open for minutes. Close it and wait for `online` (taps wait in the
+    // ledger; the session resumes, so the viewer is still counted once).
+    this.onOffline = () => {
+      if (this.final) return;
+      this.clearTimer('reconnect');
+      this.waitingForNetwork = true;
+      if (this.ws) {
+        this.dropSocket(1000, 'offline');
+        this.setState('closed', { code: 1000 });
+      } else {
+        this.emitState({ offline: true });
+      }
+    };
     this.onVisible = () => {
       if (env.document && env.document.visibilityState === 'visible' && this.timers.reconnect !== null) this.open();
     };
