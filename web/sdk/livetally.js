@@ -566,7 +566,8 @@ class Client {
     }
     if (!this.operator) {
       try {
-        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, options.session || '');
+        this.fixedSession = options.session || '';
+        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, this.fixedSession);
         this.ledger = ledger;
         this.release = release;
       } catch (e) {
@@ -711,7 +712,11 @@ class Client {
       // duplicated tab keep our id): this client moves to a session of its own, taking
       // only the taps it never sent (what was sent belongs to the session's other holder).
       const now = this.env.now();
-      if (now - this.lastResumedElsewhere < RESUMED_WINDOW_MS) this.moveToNewSession();
+      if (now - this.lastResumedElsewhere < RESUMED_WINDOW_MS) {
+        // A session the page chose is the page's to share out; we do not pick another.
+        if (this.fixedSession) { this.fail('session_taken', 'another client resumed this session'); return; }
+        this.moveToNewSession();
+      }
       this.lastResumedElsewhere = now;
     }
     this.setState('closed', { code });
@@ -734,8 +739,13 @@ class Client {
     this.releaseLedger();
     const slot = randomId(12, this.env);
     this.tabs.set(TAB_KEY, slot);
-    this.ledger = new Ledger(this.local, `${LEDGER_PREFIX}${this.campaign}.${slot}`,
+    const ledger = new Ledger(this.local, `${LEDGER_PREFIX}${this.campaign}.${slot}`,
       { now: this.env.now, newSession: () => randomId(16, this.env) });
+    this.ledger = ledger;
+    holdLock(this.env, `${LOCK_PREFIX}${this.campaign}.${slot}`).then((release) => {
+      if (this.ledger === ledger && !this.final) this.release = release || (() => {});
+      else if (release) release();
+    });
     for (const m of unsent) {
       this.ledger.add(m.kind, m.count, null);
       this.ledger.pending[this.ledger.pending.length - 1].waiters.push(...m.waiters);
