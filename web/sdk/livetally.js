@@ -226,13 +226,7 @@ export class Ledger {
 
   /** A cumulative ack: `{settled: {kind: n}, waiters}` for what it settled. */
   ack(seq) {
-    const settled = {};
-    const waiters = [];
-    while (this.pending.length && this.pending[0].seq <= seq) {
-      const m = this.pending.shift();
-      settled[m.kind] = (settled[m.kind] || 0) + m.count;
-      waiters.push(...m.waiters);
-    }
+    const { settled, waiters } = this.ackUpTo(seq);
     if (seq > this.acked) this.acked = seq;
     if (seq > this.sent) this.sent = seq;
     this.save();
@@ -269,6 +263,7 @@ export class Ledger {
     return { settled, waiters };
   }
 
+  /** Takes every message up to `seq` out: what they settled, by kind, and their waiters. */
   ackUpTo(seq) {
     const settled = {};
     const waiters = [];
