@@ -34,4 +34,5 @@ pub mod protocol;
 pub mod store;
 pub mod tally;
 pub mod util;
+pub mod webhooks;
 pub mod ws;
