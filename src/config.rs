@@ -294,4 +294,23 @@ mod tests {
         assert_eq!(err.flag, "tick");
         assert!(err.to_string().contains("--tick"));
     }
+
+    #[test]
+    fn webhook_urls_need_a_secret() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parse = |args: &[&str]| <Cli as clap::Parser>::parse_from(args).config.validate();
+        let url = "https://hooks.example/livetally";
+        let err = parse(&["livetally", "--webhook-url", url]).unwrap_err();
+        assert_eq!(err.flag, "webhook-secret");
+        let secret = "whsec-0123456789abcdef";
+        assert!(parse(&["livetally", "--webhook-url", url, "--webhook-secret", secret]).is_ok());
+        let err = parse(&["livetally", "--webhook-url", "ftp://x", "--webhook-secret", secret]).unwrap_err();
+        assert_eq!(err.flag, "webhook-url");
+        let err = parse(&["livetally", "--webhook-retry-base", "11s"]).unwrap_err();
+        assert_eq!(err.flag, "webhook-retry-base");
+    }
 }
