@@ -16,7 +16,10 @@ use support::redis::RedisServer;
 
 const SECRET: &str = "whsec-test-0123456789";
 
-on_every_store!(events_are_signed_in_order_and_the_end_carries_the_report);
+on_every_store!(
+    events_are_signed_in_order_and_the_end_carries_the_report,
+    milestones_are_edited_on_a_live_campaign,
+);
 
 /// The webhook flags of a test node delivering to `receiver`.
 fn hook_flags(receiver: &Receiver) -> Vec<String> {
@@ -257,4 +260,41 @@ async fn a_killed_node_s_delivery_is_made_by_another_node() {
         load::metric(&b, "livetally_webhook_deliveries_total{result=\"delivered\"}").await,
         1.0
     );
+}
+
+async fn milestones_are_edited_on_a_live_campaign(backend: Backend) {
+    let receiver = Receiver::start(SECRET).await;
+    let node = Node::start_with(backend, &args(&hook_flags(&receiver)));
+    let c = node.campaign("edit").await;
+    assert_eq!(c["milestones"], json!({}));
+    let path = "/api/v1/campaigns/edit";
+    for (body, field) in [
+        (json!({"milestones": {"nope": [1]}}), json!("milestones")),
+        (json!({"milestones": {"like": [0]}}), json!("milestones")),
+        (json!({"milestones": {"like": "5"}}), json!("milestones")),
+        (json!({"milestones": {}, "title": "x"}), Value::Null),
+        (json!({}), json!("milestones")),
+    ] {
+        let (status, err) = node.op("PATCH", path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"]["field"], field, "{body}: {err}");
+    }
+    let (status, _) = node
+        .op("PATCH", "/api/v1/campaigns/unknown", Some(json!({"milestones": {}})))
+        .await;
+    assert_eq!(status, 404);
+    let (status, c) = node
+        .op("PATCH", path, Some(json!({"milestones": {"like": [4, 2]}})))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["milestones"], json!({"like": [2, 4]}));
+    let (_, read) = node.call("GET", path, None, None).await;
+    assert_eq!(read["milestones"], json!({"like": [2, 4]}));
+    let mut client = Client::connect(&node, "edit", "session-0001").await;
+    assert!(client.send_upto(1).await);
+    client.await_ack(1).await;
+    let events = receiver
+        .await_delivered("the like milestone", |d| !milestones(d).is_empty())
+        .await;
+    assert_eq!(milestones(&events), BTreeMap::from([(("like".to_owned(), 2), 1)]));
 }

@@ -1,4 +1,4 @@
-//! Operator routes: create, list, end, delete, join tokens, series, report.
+//! Operator routes: create, list, milestones, end, delete, join tokens, series, report.
 
 use std::fmt::Write;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, Milestones, NewCampaign};
+use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, validate_milestones, Milestones, NewCampaign};
 use crate::error::ApiError;
 use crate::store::SeriesMetric;
 
@@ -120,6 +120,32 @@ pub async fn delete(
     }
     tracing::info!(campaign = %id, "campaign deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PATCH /api/v1/campaigns/{id}` with `{"milestones": {...}}`: replaces the campaign's
+/// webhook milestones (validated as on create) and returns the campaign. Thresholds the
+/// metric has already passed do not fire.
+pub async fn update(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    let fields = operator_body(&req, payload).await?.unwrap_or_default();
+    let mut milestones = None;
+    for (name, value) in fields {
+        match name.as_str() {
+            "milestones" => milestones = Some(parse_milestones(value)?),
+            _ => return Err(unknown_field(&name)),
+        }
+    }
+    let milestones = milestones.ok_or_else(|| ApiError::bad("milestones", "milestones is required"))?;
+    let c = campaign(&api, &id).await?;
+    let milestones = validate_milestones(milestones, &c.kinds).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let c = api.store.set_milestones(&id, &milestones).await?;
+    tracing::info!(campaign = %c.id, "milestones changed");
+    Ok(HttpResponse::Ok().json(&c))
 }
 
 /// For routes that take no body: none, or an empty object.
