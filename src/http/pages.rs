@@ -46,6 +46,7 @@ const ASSETS: &[Asset] = &[
     asset!("landing.js", JS),
     asset!("viewer.js", JS),
     asset!("ops.js", JS),
+    asset!("ops-milestones.js", JS),
 ];
 
 const LANDING: &str = include_str!("../../web/index.html");
