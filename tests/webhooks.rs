@@ -298,3 +298,101 @@ async fn milestones_are_edited_on_a_live_campaign(backend: Backend) {
         .await;
     assert_eq!(milestones(&events), BTreeMap::from([(("like".to_owned(), 2), 1)]));
 }
+
+// ---------------------------------------------------------------------------------------
+// The queue itself, on each store with events on: leases in order, retries, expiry.
+
+mod queue {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use livetally::campaign::NewCampaign;
+    use livetally::store::memory::MemoryStore;
+    use livetally::store::outbox::{Lease, LeasedEvent, Settle};
+    use livetally::store::redis::RedisStore;
+    use livetally::store::Store;
+
+    use crate::support::load::eventually;
+    use crate::support::redis::{RedisCluster, RedisServer};
+
+    const LEASE: Duration = Duration::from_millis(600);
+
+    async fn leased(store: &dyn Store, node: &str) -> LeasedEvent {
+        eventually(&format!("a lease for {node}"), || async {
+            match store.lease_event("q", node, LEASE).await.unwrap() {
+                Lease::Leased(e) => Some(e),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+        let c = NewCampaign {
+            id: Some("q".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .validate(livetally::util::now_ms())
+        .unwrap();
+        store.create_campaign(&c).await.unwrap();
+        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+        store.register("q", "viewer-0001").await.unwrap();
+        store.register("q", "viewer-0002").await.unwrap();
+        store.end_campaign("q", livetally::util::now_ms()).await.unwrap();
+        assert_eq!(store.pending_events().await.unwrap(), 3);
+        let due = store.due_outboxes(livetally::util::now_ms() + 1, 10).await.unwrap();
+        assert_eq!(due, ["q"]);
+
+        let e = leased(&*store, "a").await;
+        assert_eq!(
+            (e.id.as_str(), e.kind.as_str(), e.attempts),
+            ("q-1", "registration.created", 1)
+        );
+        assert_eq!(store.lease_event("q", "b", LEASE).await.unwrap(), Lease::NotDue);
+        let retry = Settle::Retry {
+            after: Duration::from_millis(100),
+            delivered: vec!["https://one.example".into()],
+        };
+        store.settle_event("q", "q-1", "a", retry).await.unwrap();
+        // The retry waits its turn, then goes to whoever asks; the receiver that took it
+        // already is remembered.
+        let e = leased(&*store, "b").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-1", 2));
+        assert_eq!(e.delivered, ["https://one.example"]);
+        // node b dies holding it: once the lease expires, a gets the same event.
+        let e = leased(&*store, "a").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-1", 3));
+        store.settle_event("q", "q-1", "a", Settle::Delivered).await.unwrap();
+        let e = leased(&*store, "a").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-2", 1));
+        // b's late settle of q-1 changes nothing.
+        store.settle_event("q", "q-1", "b", Settle::Delivered).await.unwrap();
+        store.settle_event("q", "q-2", "a", Settle::Delivered).await.unwrap();
+        let e = leased(&*store, "b").await;
+        assert_eq!((e.id.as_str(), e.kind.as_str()), ("q-3", "campaign.ended"));
+        store.settle_event("q", "q-3", "b", Settle::Dropped).await.unwrap();
+        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+        assert_eq!(store.pending_events().await.unwrap(), 0);
+        assert!(store.due_outboxes(i64::MAX / 2, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn on_memory() {
+        leases_retries_and_expiry(Arc::new(MemoryStore::new().with_events(true))).await;
+    }
+
+    #[tokio::test]
+    async fn on_redis() {
+        let redis = RedisServer::start();
+        let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
+        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+    }
+
+    #[tokio::test]
+    async fn on_cluster() {
+        let cluster = RedisCluster::start(3);
+        let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
+        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+    }
+}

@@ -165,16 +165,19 @@ impl RedisStore {
     /// keeps deleted campaigns' last events). On the way, a queue missing from `due` (its
     /// node died between queuing and indexing) is put back.
     pub(super) async fn pending(&self) -> StoreResult<u64> {
-        let (ids, due): (Vec<String>, Vec<String>) = self
-            .conn
-            .call(|mut c| async move {
-                redis::pipe()
-                    .zrange(keys::INDEX, 0, -1)
-                    .zrange(keys::DUE, 0, -1)
-                    .query_async(&mut c)
+        // Two slots ({campaigns} and {webhooks}): two calls, as Cluster requires.
+        let zrange = |key: &'static str| {
+            self.conn.call(move |mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async::<Vec<String>>(&mut c)
                     .await
             })
-            .await?;
+        };
+        let ids = zrange(keys::INDEX).await?;
+        let due = zrange(keys::DUE).await?;
         let indexed: BTreeSet<&String> = due.iter().collect();
         let all: BTreeSet<&String> = ids.iter().chain(&due).collect();
         let mut total = 0;
