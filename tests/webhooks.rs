@@ -389,6 +389,30 @@ mod queue {
         leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
     }
 
+    /// A node that dies between queuing an event (in the campaign's slot) and indexing it
+    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the pending sweep finds it.
+    #[tokio::test]
+    async fn the_sweep_finds_a_queue_missing_from_the_index() {
+        let redis = RedisServer::start();
+        let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(s.with_events(true));
+        let c = NewCampaign {
+            id: Some("lost".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .validate(livetally::util::now_ms())
+        .unwrap();
+        store.create_campaign(&c).await.unwrap();
+        store.register("lost", "viewer-0001").await.unwrap();
+        let removed: i64 = redis.query(&["ZREM", "lt:{webhooks}:due", "lost"]);
+        assert_eq!(removed, 1);
+        let later = livetally::util::now_ms() + 60_000;
+        assert!(store.due_outboxes(later, 10).await.unwrap().is_empty());
+        assert_eq!(store.pending_events().await.unwrap(), 1);
+        assert_eq!(store.due_outboxes(later, 10).await.unwrap(), ["lost"]);
+    }
+
     #[tokio::test]
     async fn on_cluster() {
         let cluster = RedisCluster::start(3);
