@@ -22,7 +22,7 @@ LAYERS = [
     ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
     ["error"],                       # the one HTTP error type (maps store errors)
     ["tally"],                       # node-local counts and the flusher into the store
-    ["broadcast"],                   # stats from the store back to every tally's sockets
+    ["broadcast", "webhooks"],       # stats back to every tally's sockets; events out to receivers
     ["ws"],                          # admission and the socket loop, writing into tallies
     ["http"],                        # the JSON API and pages (plain GETs of the socket URL)
     ["load"],                        # the load tool: a client of the protocol only

@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 scripts/check-modules.py
+# The signature snippets of docs/webhooks.md, in Node and Python, on the signed test vector.
+python3 scripts/check-webhook-docs.py
 bash scripts/install-test-deps.sh
 bash scripts/deploy-check.sh
 # cargo-nextest runs test files at once (see .config/nextest.toml); plain cargo test is the

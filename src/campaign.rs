@@ -1,6 +1,8 @@
 //! The campaign: what an operator creates, and the validation of its fields. The rules live
 //! here, beside the type, so the HTTP layer and the store agree on what a valid campaign is.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Interaction kinds a campaign accepts when the operator names none.
@@ -41,6 +43,9 @@ pub struct Campaign {
     pub state: State,
     pub created_at: i64,
     pub ended_at: Option<i64>,
+    /// Webhook milestones: metric (`viewers`, `peak_viewers` or a kind) → thresholds.
+    #[serde(default)]
+    pub milestones: Milestones,
 }
 
 impl Campaign {
@@ -73,6 +78,7 @@ pub struct NewCampaign {
     pub kinds: Option<Vec<String>>,
     pub regions: Option<Vec<String>>,
     pub access: Option<Access>,
+    pub milestones: Option<Milestones>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -151,6 +157,7 @@ impl NewCampaign {
                 return Err(field_error("regions", format!("region {r:?} is listed twice")));
             }
         }
+        let milestones = validate_milestones(self.milestones.unwrap_or_default(), &kinds)?;
         Ok(Campaign {
             id,
             title,
@@ -161,8 +168,51 @@ impl NewCampaign {
             state: State::Live,
             created_at: now_ms,
             ended_at: None,
+            milestones,
         })
     }
+}
+
+/// Metric → ascending thresholds at which a `campaign.milestone` webhook fires.
+pub type Milestones = BTreeMap<String, Vec<u64>>;
+/// Thresholds per campaign, over all metrics: each one is checked in the store step that
+/// moves its metric, so the bound keeps that step short.
+pub const MAX_MILESTONES: usize = 32;
+/// Thresholds stay below 2^53 so they are exact in JSON and in Redis' Lua numbers.
+pub const MAX_THRESHOLD: u64 = (1 << 53) - 1;
+
+/// Checks `milestones` against the campaign's `kinds` (field `milestones`), and returns
+/// each metric's thresholds sorted and without repeats.
+pub fn validate_milestones(milestones: Milestones, kinds: &[String]) -> Result<Milestones, FieldError> {
+    let mut total = 0;
+    let mut out = Milestones::new();
+    for (metric, mut thresholds) in milestones {
+        if metric != "viewers" && metric != "peak_viewers" && !kinds.contains(&metric) {
+            return Err(field_error(
+                "milestones",
+                format!("milestone metric {metric:?} must be viewers, peak_viewers or one of the campaign's kinds"),
+            ));
+        }
+        if thresholds.iter().any(|t| *t == 0 || *t > MAX_THRESHOLD) {
+            return Err(field_error(
+                "milestones",
+                format!("{metric} thresholds must be integers from 1 to 2^53-1"),
+            ));
+        }
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        total += thresholds.len();
+        if total > MAX_MILESTONES {
+            return Err(field_error(
+                "milestones",
+                format!("at most {MAX_MILESTONES} thresholds per campaign"),
+            ));
+        }
+        if !thresholds.is_empty() {
+            out.insert(metric, thresholds);
+        }
+    }
+    Ok(out)
 }
 
 /// `^[a-z0-9][a-z0-9-]{0,62}$`
@@ -221,6 +271,7 @@ mod tests {
             kinds: None,
             regions: None,
             access: None,
+            milestones: None,
         }
     }
 
@@ -245,6 +296,27 @@ mod tests {
         assert_eq!(c.title, "Launch");
         assert_eq!(c.kinds, DEFAULT_KINDS);
         assert_eq!(c.created_at, 5);
+    }
+
+    #[test]
+    fn milestones_name_viewers_peak_or_a_kind() {
+        let mut n = new("ok", "t");
+        n.milestones = Some(Milestones::from([
+            ("like".into(), vec![100, 10, 100]),
+            ("viewers".into(), vec![1]),
+        ]));
+        let c = n.validate(0).unwrap();
+        assert_eq!(c.milestones["like"], [10, 100]);
+        for bad in [
+            ("nope", vec![1]),
+            ("like", vec![0]),
+            ("like", vec![1 << 53]),
+            ("like", (1..=33).collect()),
+        ] {
+            let mut n = new("ok", "t");
+            n.milestones = Some(Milestones::from([(bad.0.to_owned(), bad.1)]));
+            assert_eq!(n.validate(0).unwrap_err().field, "milestones");
+        }
     }
 
     #[test]

@@ -115,6 +115,29 @@ pub struct Config {
     /// forgotten within twice this.
     #[arg(long, env = "LIVETALLY_SESSION_TTL", default_value = "24h", value_parser = parse_duration)]
     pub session_ttl: Duration,
+
+    // --- Webhooks (docs/webhooks.md) ---
+    /// Receiver of webhook events (repeatable, or comma-separated): every event is POSTed
+    /// to each. Needs `--webhook-secret`.
+    #[arg(long, env = "LIVETALLY_WEBHOOK_URL", value_delimiter = ',')]
+    pub webhook_url: Vec<String>,
+
+    /// Key of the `Livetally-Signature` HMAC-SHA256 receivers verify.
+    #[arg(long, env = "LIVETALLY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Base of the retry schedule: the first retry comes after half to all of it, each
+    /// next one doubles, up to 10 minutes apart. Keep the default in production.
+    #[arg(long, env = "LIVETALLY_WEBHOOK_RETRY_BASE", default_value = "8s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
+    /// Test only: how long a receiver may take to answer (the contract says 5s).
+    #[arg(long, env = "LIVETALLY_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = parse_duration, hide = true)]
+    pub webhook_timeout: Duration,
+
+    /// Test only: how often a node looks for due webhook events.
+    #[arg(long, env = "LIVETALLY_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration, hide = true)]
+    pub webhook_poll: Duration,
 }
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`: that host only).
@@ -195,10 +218,41 @@ impl Config {
                 return Err(bad("redis-cluster", "every URL must start with redis:// or rediss://"));
             }
         }
+        self.validate_webhooks()?;
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(bad("allowed-origins", format!("{origin:?} is not an http(s) origin")));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        for url in &self.webhook_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(bad("webhook-url", format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        match self.webhook_secret.as_deref() {
+            None if !self.webhook_url.is_empty() => {
+                return Err(bad(
+                    "webhook-secret",
+                    "is required with --webhook-url (receivers verify it)",
+                ))
+            }
+            Some(s) if s.len() < 16 => return Err(bad("webhook-secret", "must be at least 16 characters")),
+            _ => {}
+        }
+        if self.webhook_retry_base.is_zero() || self.webhook_retry_base > Duration::from_secs(10) {
+            return Err(bad(
+                "webhook-retry-base",
+                "must be more than 0 and at most 10s (the first retry comes within it)",
+            ));
+        }
+        if self.webhook_timeout.is_zero() || self.webhook_poll.is_zero() {
+            return Err(bad("webhook-timeout", "and --webhook-poll must be more than 0"));
         }
         Ok(())
     }
@@ -239,5 +293,24 @@ mod tests {
         let err = cli.config.validate().unwrap_err();
         assert_eq!(err.flag, "tick");
         assert!(err.to_string().contains("--tick"));
+    }
+
+    #[test]
+    fn webhook_urls_need_a_secret() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parse = |args: &[&str]| <Cli as clap::Parser>::parse_from(args).config.validate();
+        let url = "https://hooks.example/livetally";
+        let err = parse(&["livetally", "--webhook-url", url]).unwrap_err();
+        assert_eq!(err.flag, "webhook-secret");
+        let secret = "whsec-0123456789abcdef";
+        assert!(parse(&["livetally", "--webhook-url", url, "--webhook-secret", secret]).is_ok());
+        let err = parse(&["livetally", "--webhook-url", "ftp://x", "--webhook-secret", secret]).unwrap_err();
+        assert_eq!(err.flag, "webhook-url");
+        let err = parse(&["livetally", "--webhook-retry-base", "11s"]).unwrap_err();
+        assert_eq!(err.flag, "webhook-retry-base");
     }
 }

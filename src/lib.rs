@@ -10,7 +10,8 @@
 //!   frame per campaign and shares it with every socket.
 //!
 //! [`protocol`] is the wire format, in one place. Beside the path: [`http`] (the JSON API
-//! and pages), [`auth`] (operator and join tokens), [`clients`] (client addresses and the
+//! and pages), [`webhooks`] (signed events to the organisers' systems, from the store's
+//! queues), [`auth`] (operator and join tokens), [`clients`] (client addresses and the
 //! per-client limits), [`metrics`], [`config`], [`campaign`] (the domain type), [`error`]
 //! (HTTP errors) and [`util`] (leaf helpers). [`node`] wires it all and runs it until
 //! shutdown. [`load`] is the load rehearsal tool (`livetally load`), a client of
@@ -18,7 +19,7 @@
 //!
 //! Imports point one way, from the layers above to the layers below (docs/architecture.md;
 //! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config; store,
-//! auth, clients, metrics; error; tally; broadcast; ws; http; load; node.
+//! auth, clients, metrics; error; tally; broadcast, webhooks; ws; http; load; node.
 
 pub mod auth;
 pub mod broadcast;
@@ -34,4 +35,5 @@ pub mod protocol;
 pub mod store;
 pub mod tally;
 pub mod util;
+pub mod webhooks;
 pub mod ws;

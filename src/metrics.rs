@@ -50,6 +50,9 @@ pub struct Metrics {
     pub max_connections: IntGauge,
     pub store_up: IntGauge,
     pub http_requests: HistogramVec,
+    /// Webhook attempts by result (`delivered`, `failed`, `dropped`; see docs/webhooks.md).
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_pending: IntGauge,
     /// True after a failed store call, until one succeeds (for `store_reconnects`).
     store_failing: AtomicBool,
     /// Campaigns whose tally left this node: their kinds and when their series go.
@@ -120,7 +123,22 @@ impl Metrics {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
             let _ = r.register(Box::new(pc));
         }
+        let webhook_deliveries = counter_vec(
+            &r,
+            "livetally_webhook_deliveries_total",
+            "Webhook POSTs by result: delivered (2xx), failed (non-2xx, timeout or error: retried), dropped (events given up after the retry period).",
+            &["result"],
+        );
+        for result in ["delivered", "failed", "dropped"] {
+            webhook_deliveries.with_label_values(&[result]);
+        }
         Self {
+            webhook_deliveries,
+            webhook_pending: gauge(
+                &r,
+                "livetally_webhook_pending",
+                "Webhook events queued in the store and not yet delivered or dropped, over every campaign.",
+            ),
             connections: gauge_vec(&r, "livetally_connections", "Open WebSockets by role.", &["role"]),
             connections_opened: counter_vec(
                 &r,

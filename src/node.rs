@@ -27,6 +27,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::Store;
 use crate::tally::flusher::{self, Flusher};
 use crate::tally::Tallies;
+use crate::webhooks::{Timing, Webhooks};
 use crate::ws::admission::{Admission, Connections};
 use crate::ws::connection::SocketEnv;
 use crate::ws::Sockets;
@@ -87,19 +88,25 @@ fn http_server(
 
 /// Connects the store named by the config.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    // Events are queued only where a node will deliver them (`--webhook-url`).
+    let events = !config.webhook_url.is_empty();
     if let Some(url) = &config.redis {
         let s = crate::store::redis::RedisStore::connect_standalone(url)
             .await
             .with_context(|| "connecting --redis")?;
-        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_events(events)));
     }
     if !config.redis_cluster.is_empty() {
         let s = crate::store::redis::RedisStore::connect_cluster(&config.redis_cluster)
             .await
             .with_context(|| "connecting --redis-cluster")?;
-        return Ok(Arc::new(s.with_session_ttl(config.session_ttl)));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_events(events)));
     }
-    Ok(Arc::new(MemoryStore::new().with_session_ttl(config.session_ttl)))
+    Ok(Arc::new(
+        MemoryStore::new()
+            .with_session_ttl(config.session_ttl)
+            .with_events(events),
+    ))
 }
 
 /// `livetally upgrade-store`: finishes a node-by-node upgrade of a v1 deployment once the
@@ -232,10 +239,26 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let broadcaster = Broadcaster {
         tallies,
         store: store.clone(),
-        metrics,
+        metrics: metrics.clone(),
         tick: config.tick,
     };
     let ticker = tokio::spawn(broadcaster.run(stop_ticker.clone()));
+    let stop_webhooks = CancellationToken::new();
+    let webhooks = match &config.webhook_secret {
+        Some(secret) if !config.webhook_url.is_empty() => {
+            let timing = Timing::new(config.webhook_retry_base, config.webhook_timeout, config.webhook_poll);
+            let w = Webhooks::new(
+                store.clone(),
+                metrics.clone(),
+                node_id.clone(),
+                config.webhook_url.clone(),
+                secret.clone(),
+                timing,
+            )?;
+            Some(tokio::spawn(Arc::new(w).run(stop_webhooks.clone())))
+        }
+        _ => None,
+    };
 
     tracing::info!(
         %addr,
@@ -274,6 +297,10 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     }
     stop_ticker.cancel();
     let _ = ticker.await;
+    stop_webhooks.cancel();
+    if let Some(w) = webhooks {
+        let _ = w.await;
+    }
     stop_flusher.cancel();
     let _ = flusher.await;
     handle.stop(true).await;

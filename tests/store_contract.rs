@@ -153,6 +153,7 @@ fn campaign(id: &str, created_at: i64) -> Campaign {
         state: State::Live,
         created_at,
         ended_at: None,
+        milestones: Default::default(),
     }
 }
 

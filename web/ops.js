@@ -6,6 +6,7 @@ import { t, lang, initLang, applyI18n } from './i18n.js';
 import { connect } from './livetally.js';
 import { session, formatNumber, formatCompact, formatTime, api, el } from './common.js';
 import { LineChart } from './chart.js';
+import { addMilestones, showMilestones } from './ops-milestones.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
 /** How often /readyz is asked while the node is fine, and while it is not. */
@@ -127,7 +128,7 @@ function renderList() {
 // ---------------------------------------------------------------------------------------
 // The create form: the server validates, and its answer is shown next to the field.
 
-const FIELDS = ['id', 'title', 'stream_url', 'kinds', 'regions', 'access'];
+const FIELDS = ['id', 'title', 'stream_url', 'kinds', 'regions', 'milestones', 'access'];
 
 function clearErrors() {
   for (const f of FIELDS) {
@@ -172,6 +173,8 @@ async function create(ev) {
   const regions = list(String(data.get('regions') || ''));
   if (regions.length) body.regions = regions;
   body.access = String(data.get('access') || 'public');
+  const milestonesError = addMilestones(body, data);
+  if (milestonesError) return showFieldError('milestones', milestonesError);
   const submit = form.querySelector('button[type="submit"]');
   submit.disabled = true;
   $('create-result').textContent = '';
@@ -208,6 +211,7 @@ function select(c) {
   $('token-out').hidden = true;
   $('panel-result').textContent = '';
   renderHead();
+  showMilestones(c, authed, (updated) => { c.milestones = updated.milestones; });
   renderStats(emptyStats());
   chart.set([]);
   const buffered = [];

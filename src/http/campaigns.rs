@@ -1,4 +1,4 @@
-//! Operator routes: create, list, end, delete, join tokens, series, report.
+//! Operator routes: create, list, milestones, end, delete, join tokens, series, report.
 
 use std::fmt::Write;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, NewCampaign};
+use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, validate_milestones, Milestones, NewCampaign};
 use crate::error::ApiError;
 use crate::store::SeriesMetric;
 
@@ -50,10 +50,21 @@ fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Res
             "kinds" => new.kinds = Some(parse(value).map_err(|_| bad("kinds", "a list of strings"))?),
             "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
             "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
+            "milestones" => new.milestones = Some(parse_milestones(value)?),
             _ => return Err(unknown_field(&name)),
         }
     }
     Ok(new)
+}
+
+/// `{"viewers":[1000],"like":[100000]}`: metric → positive integer thresholds.
+fn parse_milestones(value: serde_json::Value) -> Result<Milestones, ApiError> {
+    parse(value).map_err(|_| {
+        ApiError::bad(
+            "milestones",
+            "milestones must be an object of metric → list of positive integers",
+        )
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> serde_json::Result<T> {
@@ -109,6 +120,32 @@ pub async fn delete(
     }
     tracing::info!(campaign = %id, "campaign deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PATCH /api/v1/campaigns/{id}` with `{"milestones": {...}}`: replaces the campaign's
+/// webhook milestones (validated as on create) and returns the campaign. Thresholds the
+/// metric has already passed do not fire.
+pub async fn update(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    let fields = operator_body(&req, payload).await?.unwrap_or_default();
+    let mut milestones = None;
+    for (name, value) in fields {
+        match name.as_str() {
+            "milestones" => milestones = Some(parse_milestones(value)?),
+            _ => return Err(unknown_field(&name)),
+        }
+    }
+    let milestones = milestones.ok_or_else(|| ApiError::bad("milestones", "milestones is required"))?;
+    let c = campaign(&api, &id).await?;
+    let milestones = validate_milestones(milestones, &c.kinds).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let c = api.store.set_milestones(&id, &milestones).await?;
+    tracing::info!(campaign = %c.id, "milestones changed");
+    Ok(HttpResponse::Ok().json(&c))
 }
 
 /// For routes that take no body: none, or an empty object.
@@ -319,21 +356,7 @@ pub async fn report(
     require_operator(&req, &api)?;
     let c = campaign(&api, &id).await?;
     let s = api.store.stats(&id, &c.kinds, crate::util::now_ms()).await?;
-    let end = c.ended_at.unwrap_or_else(crate::util::now_ms);
-    let duration_s = ((end - c.created_at).max(0)) / 1000;
-    let body = json!({
-        "campaign": c,
-        "duration_s": duration_s,
-        "peak_viewers": s.peak_viewers,
-        "peak_at": s.peak_at,
-        "unique_viewers": s.unique_viewers,
-        "interactors": s.interactors,
-        "interactions": s.interactions,
-        "registrations": s.registrations,
-        "share_visits": s.share_visits,
-        "share_visits_by_channel": s.share_visits_by_channel,
-        "regions_at_peak": s.regions_at_peak,
-    });
+    let body = crate::webhooks::report(&c, &s, crate::util::now_ms());
     let wants_csv = match q.format.as_deref() {
         Some("csv") => true,
         Some("json") | None => req

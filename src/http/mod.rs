@@ -83,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(campaigns::list))
             .route("/{id}", cors::public(web::get().to(public::get)))
             .route("/{id}", web::delete().to(campaigns::delete))
+            .route("/{id}", web::patch().to(campaigns::update))
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
             .route("/{id}/series", web::get().to(campaigns::series))

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 
 use super::memory::MemoryStore;
 use super::{Applied, Batch, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult};
-use crate::campaign::Campaign;
+use std::time::Duration;
+
+use super::outbox::{Lease, Settle};
+use crate::campaign::{Campaign, Milestones};
 
 /// [`MemoryStore`] that can be taken down and brought back.
 #[derive(Default)]
@@ -104,6 +107,26 @@ impl Store for Flaky {
     ) -> StoreResult<Vec<(i64, u64)>> {
         self.up()?;
         self.inner.series(campaign, metric, from_ms, to_ms).await
+    }
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+        self.up()?;
+        self.inner.set_milestones(id, milestones).await
+    }
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
+        self.up()?;
+        self.inner.due_outboxes(now_ms, limit).await
+    }
+    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
+        self.up()?;
+        self.inner.lease_event(campaign, node, lease).await
+    }
+    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
+        self.up()?;
+        self.inner.settle_event(campaign, id, node, outcome).await
+    }
+    async fn pending_events(&self) -> StoreResult<u64> {
+        self.up()?;
+        self.inner.pending_events().await
     }
 }
 

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::hll::HyperLogLog;
+use super::outbox::{self, Outbox, Settle};
 use super::{
     Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult,
     DEFAULT_SESSION_TTL,
 };
-use crate::campaign::{Campaign, State};
+use crate::campaign::{Campaign, Milestones, State};
 
 /// In-memory [`Store`].
 pub struct MemoryStore {
@@ -27,6 +28,9 @@ pub struct MemoryStore {
     session_ttl: Duration,
     /// Generation 0 starts here, for every campaign.
     started: Instant,
+    /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
+    /// order: `inner`, then `outbox`).
+    outbox: Mutex<Outbox>,
 }
 
 impl Default for MemoryStore {
@@ -36,6 +40,7 @@ impl Default for MemoryStore {
             created: AtomicU64::new(0),
             session_ttl: DEFAULT_SESSION_TTL,
             started: Instant::now(),
+            outbox: Mutex::default(),
         }
     }
 }
@@ -213,10 +218,25 @@ impl MemoryStore {
             + d.interaction_series.values().map(HashMap::len).sum::<usize>()
     }
 
+    /// Queues webhook events from now on (`--webhook-url` set).
+    pub fn with_events(self, on: bool) -> Self {
+        self.outbox().enabled = on;
+        self
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, CampaignData>> {
         // A panic while holding this lock would be a bug in this file; keep serving the data.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// `registration.created`'s data: the viewer and its fields (a JSON object).
+fn registration_data(viewer: &str, fields: &str) -> String {
+    format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer))
 }
 
 /// Where visits beyond a campaign's channel bound are counted.
@@ -292,6 +312,7 @@ impl Store for MemoryStore {
             d.sessions.clear();
             d.moved.clear();
             d.claim_leases.clear();
+            self.outbox().push(id, outbox::ENDED, "null", crate::util::now_ms());
         }
         Ok(d.campaign.clone())
     }
@@ -383,8 +404,12 @@ impl Store for MemoryStore {
             }
             let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();
             for (kind, n) in &s.counts {
-                *d.interactions.entry(kind.clone()).or_default() += n;
+                let total = d.interactions.entry(kind.clone()).or_default();
+                *total += n;
                 *bucket.entry(kind.clone()).or_default() += n;
+                let total = *total;
+                self.outbox()
+                    .reached(&d.campaign, kind, total - n, total, crate::util::now_ms());
             }
         }
         for v in &batch.new_viewers {
@@ -435,6 +460,7 @@ impl Store for MemoryStore {
                         *regions.entry(r.clone()).or_default() += n;
                     }
                 }
+                self.outbox().peak(&d.campaign, d.peak, total, now, now);
                 d.peak = total;
                 d.peak_at = Some(now);
                 d.regions_at_peak = regions;
@@ -519,6 +545,8 @@ impl Store for MemoryStore {
         }
         d.viewer_series.insert(bucket_ms, viewers);
         if viewers > d.peak {
+            self.outbox()
+                .peak(&d.campaign, d.peak, viewers, at_ms, crate::util::now_ms());
             d.peak = viewers;
             d.peak_at = Some(at_ms);
             d.regions_at_peak = regions.clone();
@@ -529,7 +557,13 @@ impl Store for MemoryStore {
     async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        Ok(d.registrations.insert(viewer.to_owned()))
+        let added = d.registrations.insert(viewer.to_owned());
+        if added {
+            let data = registration_data(viewer, "{}");
+            self.outbox()
+                .push(campaign, outbox::REGISTRATION, &data, crate::util::now_ms());
+        }
+        Ok(added)
     }
 
     async fn series(
@@ -558,5 +592,29 @@ impl Store for MemoryStore {
                 })
                 .collect(),
         })
+    }
+
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+        let mut map = self.lock();
+        let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
+        d.campaign.milestones = milestones.clone();
+        Ok(d.campaign.clone())
+    }
+
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
+        Ok(self.outbox().due(now_ms, limit))
+    }
+
+    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<outbox::Lease> {
+        Ok(self.outbox().lease(campaign, node, lease, crate::util::now_ms()))
+    }
+
+    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
+        self.outbox().settle(campaign, id, node, outcome, crate::util::now_ms());
+        Ok(())
+    }
+
+    async fn pending_events(&self) -> StoreResult<u64> {
+        Ok(self.outbox().pending())
     }
 }

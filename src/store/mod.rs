@@ -11,6 +11,7 @@
 pub mod flaky;
 pub mod hll;
 pub mod memory;
+pub mod outbox;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -19,8 +20,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, Milestones};
 pub use crate::protocol::stats::{NodeShare, Stats};
+use outbox::{Lease, Settle};
 
 /// Why a store call failed. Callers branch on it: `Unavailable` is retried (counts stay
 /// buffered, acks withheld), the others are answers.
@@ -258,6 +260,23 @@ pub trait Store: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<(i64, u64)>>;
+
+    /// Replaces a campaign's webhook milestones (validated by the caller) and returns the
+    /// campaign. Thresholds its metric has already passed do not fire. `NotFound` if unknown.
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign>;
+
+    /// Webhook queues (see [`outbox`]) whose head may be due at `now_ms`, at most `limit`.
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Leases the head of a campaign's webhook queue to `node` for `lease`.
+    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease>;
+
+    /// Ends `node`'s lease of event `id`: delivered or dropped (it leaves the queue), or
+    /// retried later.
+    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()>;
+
+    /// Webhook events queued and not yet delivered or dropped, over every campaign.
+    async fn pending_events(&self) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

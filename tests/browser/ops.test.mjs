@@ -107,6 +107,41 @@ describe('operator dashboard', { timeout: 120_000 }, () => {
     await page.context().close();
   });
 
+  it('sets webhook milestones on create and edits them on a live campaign', async () => {
+    const page = await newPage(browser, { allow: [/status of 400/] });
+    await openDashboard(page, node);
+    const submit = () => page.click('#create button[type="submit"]');
+    await page.fill('#f-id', 'goals');
+    await page.fill('#f-title', 'Goals');
+    await page.fill('#f-kinds', 'like');
+    await page.fill('#f-milestones', 'viewers 1000');
+    await submit();
+    await page.waitForSelector('#f-milestones-error:not([hidden])');
+    assert.match(await page.textContent('#f-milestones-error'), /metric: thresholds/);
+    await page.fill('#f-milestones', 'viewers: 1000, 1000000; cheer: 5');
+    await submit();
+    await page.waitForSelector('#f-milestones-error:not([hidden])');
+    assert.match(await page.textContent('#f-milestones-error'), /"cheer" must be viewers, peak_viewers or one of/);
+    await page.fill('#f-milestones', 'viewers: 1000, 1000000; like: 100000');
+    await submit();
+    await page.waitForSelector('.campaign-item[data-id="goals"][aria-current="true"]');
+    const read = async () => (await api(node, '/api/v1/campaigns/goals', { token: null })).body.milestones;
+    assert.deepEqual(await read(), { viewers: [1000, 1000000], like: [100000] });
+    assert.equal(await page.inputValue('#m-milestones'), 'like: 100000; viewers: 1000, 1000000');
+
+    await page.fill('#m-milestones', 'like: 50, 500');
+    await page.click('#milestones-form button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#milestones-result').textContent.includes('saved'));
+    assert.deepEqual(await read(), { like: [50, 500] });
+    await page.fill('#m-milestones', 'nope: 1');
+    await page.click('#milestones-form button[type="submit"]');
+    await waitAttr(page, '#m-milestones', 'aria-invalid', 'true');
+    assert.match(await page.textContent('#milestones-result'), /"nope"/);
+    assert.deepEqual(await read(), { like: [50, 500] });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
   it('mints join links for a private campaign; viewers without one are told it is invite-only', async () => {
     await createCampaign(node, { id: 'vip', title: 'VIP preview', access: 'token', kinds: ['like', 'vote'] });
     const ops = await newPage(browser);

@@ -30,6 +30,9 @@
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
 //! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
 //! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
+//! | `lt:{c:<id>}:outbox` | list | webhook events (their JSON body), oldest first | `events.lua` (in `apply.lua`, `tick.lua`, `end.lua`, `register.lua`) | `settle.lua` pops the head once delivered or dropped; kept after `delete_campaign`, so the last events still go out |
+//! | `lt:{c:<id>}:outbox-state` | hash | `seq` (events queued so far: ids are `<id>-<seq>`), `peak_event_at`, and the head's delivery: `id`, `node`, `until` (lease end), `attempts`, `first`, `next` (next try), `done` (URLs that answered 2xx) | `events.lua`, `lease.lua`, `settle.lua` | delivery fields with the head; `seq` never (ids stay unique if the id is created again) |
+//! | `lt:{webhooks}:due` | zset | member = campaign id with queued webhook events, score = when to look again (unix ms) | after a script queued events; `lease_event`, `settle_event`; the pending sweep | member: when its outbox is found empty |
 //! | `lt:{c:<id>}:vseries:<p>` | hash | bucket ms → viewers, for the hour starting at `<p>` | `tick.lua` | never |
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
@@ -68,6 +71,9 @@ const SERIES_PARTITION_MS: i64 = 3_600_000;
 pub(super) const INDEX: &str = "lt:{campaigns}:index";
 pub(super) const ORDER: &str = "lt:{campaigns}:order";
 pub(super) const NEXT: &str = "lt:{campaigns}:next";
+/// Campaigns whose webhook queue may have an event due (score: when to look, unix ms).
+/// A hint: `lease.lua` decides, and a sweep re-adds any queue missing from it.
+pub(super) const DUE: &str = "lt:{webhooks}:due";
 /// The stored format's version (`schema.rs`).
 pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
 
@@ -136,6 +142,14 @@ impl CampaignKeys<'_> {
 
     pub(super) fn moved(self) -> String {
         self.key("moved")
+    }
+
+    pub(super) fn outbox(self) -> String {
+        self.key("outbox")
+    }
+
+    pub(super) fn outbox_state(self) -> String {
+        self.key("outbox-state")
     }
 
     /// Every key of the campaign except the hour hashes of its series (those are listed
@@ -239,6 +253,8 @@ mod tests {
             (k.presence(), "lt:{c:x}:presence"),
             (k.presence_exp(), "lt:{c:x}:presence-exp"),
             (k.moved(), "lt:{c:x}:moved"),
+            (k.outbox(), "lt:{c:x}:outbox"),
+            (k.outbox_state(), "lt:{c:x}:outbox-state"),
             (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),

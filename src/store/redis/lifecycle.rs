@@ -101,28 +101,26 @@ impl RedisStore {
         let k = CampaignKeys(id);
         let [s0, s1] = k.session_gens();
         let [a0, a1] = k.applied_gens();
-        let reply: Option<(String, Option<String>, Option<String>)> = self
-            .scripts
-            .end
-            .run(
-                &self.conn,
-                &[
-                    k.meta(),
-                    k.presence(),
-                    k.presence_exp(),
-                    k.epochs(),
-                    k.sessions(),
-                    s0,
-                    s1,
-                    a0,
-                    a1,
-                    k.applied(),
-                    k.moved(),
-                ],
-                at_ms,
-            )
-            .await?;
+        let mut keys = vec![
+            k.meta(),
+            k.presence(),
+            k.presence_exp(),
+            k.epochs(),
+            k.sessions(),
+            s0,
+            s1,
+            a0,
+            a1,
+            k.applied(),
+            k.moved(),
+        ];
+        keys.extend(self.outbox_keys(k));
+        let reply: Option<(String, Option<String>, Option<String>)> =
+            self.scripts.end.run(&self.conn, &keys, at_ms).await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
+        if self.events && ended_at.as_deref() == Some(at_ms.to_string().as_str()) {
+            self.mark_due(id, 1).await;
+        }
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
     }
 

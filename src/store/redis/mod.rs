@@ -19,6 +19,7 @@ mod codec;
 mod conn;
 mod keys;
 mod lifecycle;
+mod outbox;
 mod schema;
 mod script;
 
@@ -27,10 +28,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::outbox::{Lease, Settle};
 use super::{
     Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
 };
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, Milestones};
 use codec::{
     campaign_from_meta, corrupt, moved_by_node, opt_i64, pairs, parse_u64, LuaBatch, StatsReply, StoredPresence,
 };
@@ -56,6 +58,8 @@ pub struct RedisStore {
     /// The store's schema version: while it is 1, v1 nodes may still be running and the
     /// scripts keep the v1 session keys true as well (see `schema.rs`).
     schema: Schema,
+    /// Webhooks are configured: the scripts queue events (`outbox.rs`).
+    events: bool,
 }
 
 impl RedisStore {
@@ -81,7 +85,14 @@ impl RedisStore {
             conn,
             scripts: Scripts::new(),
             session_ttl: DEFAULT_SESSION_TTL,
+            events: false,
         })
+    }
+
+    /// Queues webhook events from now on (`--webhook-url` set).
+    pub fn with_events(mut self, on: bool) -> Self {
+        self.events = on;
+        self
     }
 
     /// Campaigns that have no session TTL yet get `ttl` (`--session-ttl`).
@@ -263,29 +274,31 @@ impl Store for RedisStore {
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
         let [s0, s1] = k.session_gens();
         let [a0, a1] = k.applied_gens();
-        let (ended, fenced, session_ttl_ms, moved): (u8, Vec<usize>, u64, Vec<u64>) = self
+        let mut keys = vec![
+            k.meta(),
+            k.epochs(),
+            k.sessions(),
+            k.counts(),
+            k.iseries(part),
+            k.iparts(),
+            k.uniq(),
+            k.actors(),
+            k.shares(),
+            k.presence(),
+            k.presence_exp(),
+            a0,
+            a1,
+            s0,
+            s1,
+            k.moved(),
+        ];
+        keys.extend(self.outbox_keys(k));
+        let (ended, fenced, session_ttl_ms, moved, queued): (u8, Vec<usize>, u64, Vec<u64>, u64) = self
             .scripts
             .apply
             .run(
                 &self.conn,
-                &[
-                    k.meta(),
-                    k.epochs(),
-                    k.sessions(),
-                    k.counts(),
-                    k.iseries(part),
-                    k.iparts(),
-                    k.uniq(),
-                    k.actors(),
-                    k.shares(),
-                    k.presence(),
-                    k.presence_exp(),
-                    a0,
-                    a1,
-                    s0,
-                    s1,
-                    k.moved(),
-                ],
+                &keys,
                 (
                     json,
                     batch.bucket_ms,
@@ -300,6 +313,7 @@ impl Store for RedisStore {
                 ),
             )
             .await?;
+        self.mark_due(&batch.campaign, queued).await;
         Ok(Applied {
             fenced,
             ended: ended == 1,
@@ -409,27 +423,26 @@ impl Store for RedisStore {
         let k = CampaignKeys(campaign);
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
-        let reply: Option<(u64, String)> = self
+        let mut keys = vec![k.meta(), k.vseries(part), k.vparts()];
+        keys.extend(self.outbox_keys(k));
+        let reply: Option<(u64, String, u64)> = self
             .scripts
             .tick
-            .run(
-                &self.conn,
-                &[k.meta(), k.vseries(part), k.vparts()],
-                (bucket_ms, at_ms, viewers, regions, part),
-            )
+            .run(&self.conn, &keys, (bucket_ms, at_ms, viewers, regions, part))
             .await?;
-        let (peak, peak_at) = reply.ok_or(StoreError::NotFound)?;
+        let (peak, peak_at, queued) = reply.ok_or(StoreError::NotFound)?;
+        self.mark_due(campaign, queued).await;
         Ok((peak, opt_i64(&peak_at, "peak_at")?))
     }
 
     async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         let k = CampaignKeys(campaign);
-        let reply: Option<i64> = self
-            .scripts
-            .register
-            .run(&self.conn, &[k.meta(), k.regs()], viewer)
-            .await?;
-        Ok(reply.ok_or(StoreError::NotFound)? == 1)
+        let mut keys = vec![k.meta(), k.regs()];
+        keys.extend(self.outbox_keys(k));
+        let reply: Option<i64> = self.scripts.register.run(&self.conn, &keys, (viewer, "{}")).await?;
+        let added = reply.ok_or(StoreError::NotFound)? == 1;
+        self.mark_due(campaign, u64::from(added && self.events)).await;
+        Ok(added)
     }
 
     async fn series(
@@ -500,6 +513,26 @@ impl Store for RedisStore {
             }
         }
         Ok(points.into_iter().collect())
+    }
+
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+        self.replace_milestones(id, milestones).await
+    }
+
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
+        self.due(now_ms, limit).await
+    }
+
+    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
+        self.lease(campaign, node, lease).await
+    }
+
+    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
+        self.settle(campaign, id, node, outcome).await
+    }
+
+    async fn pending_events(&self) -> StoreResult<u64> {
+        self.pending().await
     }
 }
 

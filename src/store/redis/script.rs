@@ -46,6 +46,9 @@ pub(super) struct Scripts {
     pub(super) stats: LuaScript,
     pub(super) tick: LuaScript,
     pub(super) register: LuaScript,
+    pub(super) lease: LuaScript,
+    pub(super) settle: LuaScript,
+    pub(super) milestones: LuaScript,
 }
 
 impl Scripts {
@@ -53,13 +56,23 @@ impl Scripts {
         Self {
             index: LuaScript::new(include_str!("lua/index.lua")),
             create: LuaScript::new(include_str!("lua/create.lua")),
-            end: LuaScript::new(include_str!("lua/end.lua")),
+            end: LuaScript::new(concat!(include_str!("lua/events.lua"), include_str!("lua/end.lua"))),
             delete: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/delete.lua"))),
             claim: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/claim.lua"))),
-            apply: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/apply.lua"))),
+            apply: LuaScript::new(concat!(
+                include_str!("lua/prelude.lua"),
+                include_str!("lua/events.lua"),
+                include_str!("lua/apply.lua")
+            )),
             stats: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
-            tick: LuaScript::new(include_str!("lua/tick.lua")),
-            register: LuaScript::new(include_str!("lua/register.lua")),
+            tick: LuaScript::new(concat!(include_str!("lua/events.lua"), include_str!("lua/tick.lua"))),
+            register: LuaScript::new(concat!(
+                include_str!("lua/events.lua"),
+                include_str!("lua/register.lua")
+            )),
+            lease: LuaScript::new(include_str!("lua/lease.lua")),
+            settle: LuaScript::new(include_str!("lua/settle.lua")),
+            milestones: LuaScript::new(include_str!("lua/milestones.lua")),
         }
     }
 }

@@ -3,15 +3,17 @@
 -- KEYS: 1 meta, 2 epochs (v1), 3 sessions (v1), 4 counts, 5 iseries partition, 6 iparts,
 --       7 uniq, 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied:0,
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
---       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node).
+--       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node),
+--       17 outbox, 18 outbox-state (absent: no webhooks; needs events.lua).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
 --       9 this node's name in presence ('' = none), 10 max share channels ('0': none).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
--- {epochs of this node's sockets moved away}}.
+-- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
-if m[1] ~= 'live' then return {1, {}, 0, {}} end
+if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
+ev_open(KEYS[1], KEYS[17], KEYS[18])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'
@@ -21,7 +23,7 @@ if retry then
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
-      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}}
+      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}, 0}
     end
   end
 end
@@ -137,7 +139,8 @@ if accepted then
   for _, k in ipairs(kinds) do
     total = total + by_kind[k]
     local n = string.format('%d', by_kind[k])
-    redis.call('HINCRBY', KEYS[4], k, n)
+    local v = redis.call('HINCRBY', KEYS[4], k, n)
+    ev_reached(k, v - by_kind[k], v)
     redis.call('HINCRBY', KEYS[5], ARGV[2] .. ':' .. k, n)
   end
   redis.call('HINCRBY', KEYS[5], ARGV[2], string.format('%d', total))
@@ -213,6 +216,7 @@ if b.p then
     end
   end)
   local peak = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
+  ev_peak(peak, total, now)
   if total > peak then
     local parts = {}
     for r, n in pairs(regions) do
@@ -228,4 +232,4 @@ if retry then
   for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
   gen_put(retry, {ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']'})
 end
-return {0, fenced, ttl, mine}
+return {0, fenced, ttl, mine, EV.queued}

@@ -1,0 +1,422 @@
+//! Webhooks end to end: a receiver on a free port (tests/support/receiver.rs verifies every
+//! signature with a stock HMAC) gets each event once per id, in order per campaign, retried
+//! after a 500 or while it is down, and delivered by another node when the node holding
+//! the delivery is killed. Retry timing is shortened with `--webhook-retry-base` and the
+//! hidden test flags, so nothing waits for the production schedule.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use support::load::{self, total_upto, Client};
+use support::node::{Backend, Node};
+use support::receiver::Receiver;
+use support::redis::RedisServer;
+
+const SECRET: &str = "whsec-test-0123456789";
+
+on_every_store!(
+    events_are_signed_in_order_and_the_end_carries_the_report,
+    milestones_are_edited_on_a_live_campaign,
+);
+
+/// The webhook flags of a test node delivering to `receiver`.
+fn hook_flags(receiver: &Receiver) -> Vec<String> {
+    [
+        "--webhook-url",
+        &receiver.url(),
+        "--webhook-secret",
+        SECRET,
+        "--webhook-retry-base",
+        "200ms",
+        "--webhook-poll",
+        "50ms",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `<campaign>-<n>` → n.
+fn seq(event: &Value) -> u64 {
+    let id = event["id"].as_str().expect("id");
+    id.rsplit('-').next().unwrap().parse().expect("numbered id")
+}
+
+/// `(metric, threshold)` → how many times it was delivered.
+fn milestones(events: &[Value]) -> BTreeMap<(String, u64), usize> {
+    let mut m = BTreeMap::new();
+    for e in events.iter().filter(|e| e["type"] == "campaign.milestone") {
+        let key = (
+            e["data"]["metric"].as_str().unwrap().to_owned(),
+            e["data"]["threshold"].as_u64().unwrap(),
+        );
+        *m.entry(key).or_default() += 1;
+    }
+    m
+}
+
+fn has_ended(events: &[Value]) -> bool {
+    events.iter().any(|e| e["type"] == "campaign.ended")
+}
+
+/// Every event delivered once, in the order it was queued (ids count up per campaign).
+fn assert_once_in_order(events: &[Value]) {
+    let seqs: Vec<u64> = events.iter().map(seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated: {seqs:?}"
+    );
+}
+
+async fn register(node: &Node, campaign: &str, viewer: &str) {
+    let path = format!("/api/v1/campaigns/{campaign}/registrations");
+    let (status, body) = node.call("POST", &path, Some(json!({ "viewer": viewer })), None).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn events_are_signed_in_order_and_the_end_carries_the_report(backend: Backend) {
+    let receiver = Receiver::start(SECRET).await;
+    let node = Node::start_with(backend, &args(&hook_flags(&receiver)));
+    let c = node
+        .campaign_with(json!({"id": "hooks", "title": "t",
+            "milestones": {"like": [1000, 3], "viewers": [1], "peak_viewers": [1]}}))
+        .await;
+    assert_eq!(
+        c["milestones"],
+        json!({"like": [3, 1000], "peak_viewers": [1], "viewers": [1]})
+    );
+    let (_, list) = node.op("GET", "/api/v1/campaigns", None).await;
+    assert_eq!(list["campaigns"][0]["milestones"]["like"], json!([3, 1000]));
+
+    let mut client = Client::connect(&node, "hooks", "session-0001").await;
+    assert!(client.send_upto(2).await);
+    client.await_ack(2).await;
+    register(&node, "hooks", "viewer-0001").await;
+    let (status, _) = node.op("POST", "/api/v1/campaigns/hooks/end", None).await;
+    assert_eq!(status, 200);
+
+    let events = receiver.await_delivered("campaign.ended", has_ended).await;
+    assert!(
+        receiver.received().iter().all(|r| r.signed),
+        "a signature did not verify"
+    );
+    assert_once_in_order(&events);
+    let m = milestones(&events);
+    let expected = [
+        (("like".to_owned(), 3), 1),
+        (("peak_viewers".to_owned(), 1), 1),
+        (("viewers".to_owned(), 1), 1),
+    ];
+    assert_eq!(m, BTreeMap::from(expected), "{events:#?}");
+    let like = events.iter().find(|e| e["data"]["metric"] == "like").unwrap();
+    assert_eq!(like["data"]["value"], total_upto(2));
+    assert_eq!(like["campaign"], "hooks");
+    let registration = events.iter().find(|e| e["type"] == "registration.created").unwrap();
+    assert_eq!(registration["data"], json!({"viewer": "viewer-0001", "fields": {}}));
+    let peak = events
+        .iter()
+        .find(|e| e["type"] == "campaign.peak")
+        .expect("campaign.peak");
+    assert_eq!(peak["data"]["peak_viewers"], 1);
+    let ended = events.last().unwrap();
+    assert_eq!(ended["type"], "campaign.ended");
+    let (_, report) = node.op("GET", "/api/v1/campaigns/hooks/report", None).await;
+    assert_eq!(ended["data"], report);
+    assert_eq!(ended["data"]["interactions"]["like"], total_upto(2));
+    assert_eq!(ended["data"]["registrations"], 1);
+    assert!(ended["at"].as_i64().unwrap() >= c["created_at"].as_i64().unwrap());
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis_emit_each_milestone_and_the_end_once() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(SECRET).await;
+    let flags = hook_flags(&receiver);
+    let node_flags = |id: &str| {
+        let mut a = vec!["--redis".to_owned(), redis.url(), "--node-id".to_owned(), id.to_owned()];
+        a.extend(flags.iter().cloned());
+        a
+    };
+    let (fa, fb) = (node_flags("node-a"), node_flags("node-b"));
+    let a = Node::start(&args(&fa));
+    let b = Node::start(&args(&fb));
+    a.campaign_with(json!({"id": "twice", "title": "t",
+        "milestones": {"like": [10, 20], "viewers": [2], "peak_viewers": [2]}}))
+        .await;
+    let mut on_a = Client::connect(&a, "twice", "session-a-01").await;
+    let mut on_b = Client::connect(&b, "twice", "session-b-01").await;
+    // Both nodes count likes into the same totals, in flushes that interleave.
+    for last in 1..=6 {
+        assert!(on_a.send_upto(last).await && on_b.send_upto(last).await);
+    }
+    on_a.await_ack(6).await;
+    on_b.await_ack(6).await;
+    a.await_stats("twice", "2 viewers", |s| s["viewers"] == 2).await;
+    let (status, _) = b.op("POST", "/api/v1/campaigns/twice/end", None).await;
+    assert_eq!(status, 200);
+    let events = receiver.await_delivered("campaign.ended", has_ended).await;
+    assert_once_in_order(&events);
+    let m = milestones(&events);
+    let once: BTreeMap<(String, u64), usize> = [("like", 10), ("like", 20), ("viewers", 2), ("peak_viewers", 2)]
+        .into_iter()
+        .map(|(metric, t)| ((metric.to_owned(), t), 1))
+        .collect();
+    assert_eq!(m, once, "{events:#?}");
+    assert_eq!(events.iter().filter(|e| e["type"] == "campaign.ended").count(), 1);
+    assert_eq!(
+        events.last().unwrap()["data"]["interactions"]["like"],
+        2 * total_upto(6)
+    );
+    // Whichever node delivered, nothing was sent twice.
+    assert_eq!(receiver.received().len(), events.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_then_204_is_retried_with_the_same_id() {
+    let receiver = Receiver::start(SECRET).await;
+    receiver.script(&[500]);
+    let node = Node::start(&args(&hook_flags(&receiver)));
+    node.campaign("retry").await;
+    register(&node, "retry", "viewer-0001").await;
+    receiver.await_delivered("the registration", |d| d.len() == 1).await;
+    let got = receiver.received();
+    let statuses: Vec<Option<u16>> = got.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(500), Some(204)]);
+    assert_eq!(got[0].body, got[1].body, "a retry is the same event");
+    assert_eq!(got[1].body["type"], "registration.created");
+    assert!(got.iter().all(|r| r.signed));
+    let series = |r: &str| format!("livetally_webhook_deliveries_total{{result=\"{r}\"}}");
+    assert_eq!(load::metric(&node, &series("failed")).await, 1.0);
+    assert_eq!(load::metric(&node, &series("delivered")).await, 1.0);
+    assert_eq!(load::metric(&node, &series("dropped")).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_gets_every_event_afterwards_in_order() {
+    let mut receiver = Receiver::down_at_first(SECRET).await;
+    let node = Node::start_with(Backend::Redis, &args(&hook_flags(&receiver)));
+    node.campaign("outage").await;
+    let viewers: Vec<String> = (1..=5).map(|i| format!("viewer-000{i}")).collect();
+    for v in &viewers {
+        register(&node, "outage", v).await;
+    }
+    node.op("POST", "/api/v1/campaigns/outage/end", None).await;
+    // The node has tried (and failed) while the receiver was down.
+    load::eventually("a failed delivery", || async {
+        let failed = load::metric(&node, "livetally_webhook_deliveries_total{result=\"failed\"}").await;
+        (failed >= 2.0).then_some(())
+    })
+    .await;
+    receiver.up().await;
+    let events = receiver.await_delivered("every event", |d| d.len() == 6).await;
+    assert_once_in_order(&events);
+    let got: Vec<&str> = events[..5]
+        .iter()
+        .map(|e| e["data"]["viewer"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, viewers);
+    assert_eq!(events[5]["type"], "campaign.ended");
+    assert_eq!(events[5]["data"]["registrations"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_delivery_is_made_by_another_node() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(SECRET).await;
+    receiver.hang(true);
+    let mut flags = vec![
+        "--redis".to_owned(),
+        redis.url(),
+        "--node-id".to_owned(),
+        "node-a".to_owned(),
+    ];
+    flags.extend(hook_flags(&receiver));
+    // A 1 s timeout: the lease of one receiver is 2 s.
+    flags.extend(["--webhook-timeout".to_owned(), "1s".to_owned()]);
+    let a = Node::spawn(&args(&flags));
+    a.campaign("crash").await;
+    register(&a, "crash", "viewer-0001").await;
+    // node-a holds the lease: its POST is in flight. Kill it there.
+    load::eventually("node-a's attempt", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    a.signal("KILL");
+    let first = receiver.received()[0].body.clone();
+    receiver.hang(false);
+    flags[3] = "node-b".to_owned();
+    let b = Node::start(&args(&flags));
+    let events = receiver.await_delivered("node-b's delivery", |d| !d.is_empty()).await;
+    assert_eq!(events, std::slice::from_ref(&first), "the same event, same id");
+    assert_eq!(first["type"], "registration.created");
+    assert!(receiver.received().iter().all(|r| r.signed));
+    assert_eq!(
+        load::metric(&b, "livetally_webhook_deliveries_total{result=\"delivered\"}").await,
+        1.0
+    );
+}
+
+async fn milestones_are_edited_on_a_live_campaign(backend: Backend) {
+    let receiver = Receiver::start(SECRET).await;
+    let node = Node::start_with(backend, &args(&hook_flags(&receiver)));
+    let c = node.campaign("edit").await;
+    assert_eq!(c["milestones"], json!({}));
+    let path = "/api/v1/campaigns/edit";
+    for (body, field) in [
+        (json!({"milestones": {"nope": [1]}}), json!("milestones")),
+        (json!({"milestones": {"like": [0]}}), json!("milestones")),
+        (json!({"milestones": {"like": "5"}}), json!("milestones")),
+        (json!({"milestones": {}, "title": "x"}), Value::Null),
+        (json!({}), json!("milestones")),
+    ] {
+        let (status, err) = node.op("PATCH", path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"]["field"], field, "{body}: {err}");
+    }
+    let (status, _) = node
+        .op("PATCH", "/api/v1/campaigns/unknown", Some(json!({"milestones": {}})))
+        .await;
+    assert_eq!(status, 404);
+    let (status, c) = node
+        .op("PATCH", path, Some(json!({"milestones": {"like": [4, 2]}})))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["milestones"], json!({"like": [2, 4]}));
+    let (_, read) = node.call("GET", path, None, None).await;
+    assert_eq!(read["milestones"], json!({"like": [2, 4]}));
+    let mut client = Client::connect(&node, "edit", "session-0001").await;
+    assert!(client.send_upto(1).await);
+    client.await_ack(1).await;
+    let events = receiver
+        .await_delivered("the like milestone", |d| !milestones(d).is_empty())
+        .await;
+    assert_eq!(milestones(&events), BTreeMap::from([(("like".to_owned(), 2), 1)]));
+}
+
+// ---------------------------------------------------------------------------------------
+// The queue itself, on each store with events on: leases in order, retries, expiry.
+
+mod queue {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use livetally::campaign::NewCampaign;
+    use livetally::store::memory::MemoryStore;
+    use livetally::store::outbox::{Lease, LeasedEvent, Settle};
+    use livetally::store::redis::RedisStore;
+    use livetally::store::Store;
+
+    use crate::support::load::eventually;
+    use crate::support::redis::{RedisCluster, RedisServer};
+
+    const LEASE: Duration = Duration::from_millis(600);
+
+    async fn leased(store: &dyn Store, node: &str) -> LeasedEvent {
+        eventually(&format!("a lease for {node}"), || async {
+            match store.lease_event("q", node, LEASE).await.unwrap() {
+                Lease::Leased(e) => Some(e),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+        let c = NewCampaign {
+            id: Some("q".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .validate(livetally::util::now_ms())
+        .unwrap();
+        store.create_campaign(&c).await.unwrap();
+        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+        store.register("q", "viewer-0001").await.unwrap();
+        store.register("q", "viewer-0002").await.unwrap();
+        store.end_campaign("q", livetally::util::now_ms()).await.unwrap();
+        assert_eq!(store.pending_events().await.unwrap(), 3);
+        let due = store.due_outboxes(livetally::util::now_ms() + 1, 10).await.unwrap();
+        assert_eq!(due, ["q"]);
+
+        let e = leased(&*store, "a").await;
+        assert_eq!(
+            (e.id.as_str(), e.kind.as_str(), e.attempts),
+            ("q-1", "registration.created", 1)
+        );
+        assert_eq!(store.lease_event("q", "b", LEASE).await.unwrap(), Lease::NotDue);
+        let retry = Settle::Retry {
+            after: Duration::from_millis(100),
+            delivered: vec!["https://one.example".into()],
+        };
+        store.settle_event("q", "q-1", "a", retry).await.unwrap();
+        // The retry waits its turn, then goes to whoever asks; the receiver that took it
+        // already is remembered.
+        let e = leased(&*store, "b").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-1", 2));
+        assert_eq!(e.delivered, ["https://one.example"]);
+        // node b dies holding it: once the lease expires, a gets the same event.
+        let e = leased(&*store, "a").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-1", 3));
+        store.settle_event("q", "q-1", "a", Settle::Delivered).await.unwrap();
+        let e = leased(&*store, "a").await;
+        assert_eq!((e.id.as_str(), e.attempts), ("q-2", 1));
+        // b's late settle of q-1 changes nothing.
+        store.settle_event("q", "q-1", "b", Settle::Delivered).await.unwrap();
+        store.settle_event("q", "q-2", "a", Settle::Delivered).await.unwrap();
+        let e = leased(&*store, "b").await;
+        assert_eq!((e.id.as_str(), e.kind.as_str()), ("q-3", "campaign.ended"));
+        store.settle_event("q", "q-3", "b", Settle::Dropped).await.unwrap();
+        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+        assert_eq!(store.pending_events().await.unwrap(), 0);
+        assert!(store.due_outboxes(i64::MAX / 2, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn on_memory() {
+        leases_retries_and_expiry(Arc::new(MemoryStore::new().with_events(true))).await;
+    }
+
+    #[tokio::test]
+    async fn on_redis() {
+        let redis = RedisServer::start();
+        let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
+        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+    }
+
+    /// A node that dies between queuing an event (in the campaign's slot) and indexing it
+    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the pending sweep finds it.
+    #[tokio::test]
+    async fn the_sweep_finds_a_queue_missing_from_the_index() {
+        let redis = RedisServer::start();
+        let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(s.with_events(true));
+        let c = NewCampaign {
+            id: Some("lost".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .validate(livetally::util::now_ms())
+        .unwrap();
+        store.create_campaign(&c).await.unwrap();
+        store.register("lost", "viewer-0001").await.unwrap();
+        let removed: i64 = redis.query(&["ZREM", "lt:{webhooks}:due", "lost"]);
+        assert_eq!(removed, 1);
+        let later = livetally::util::now_ms() + 60_000;
+        assert!(store.due_outboxes(later, 10).await.unwrap().is_empty());
+        assert_eq!(store.pending_events().await.unwrap(), 1);
+        assert_eq!(store.due_outboxes(later, 10).await.unwrap(), ["lost"]);
+    }
+
+    #[tokio::test]
+    async fn on_cluster() {
+        let cluster = RedisCluster::start(3);
+        let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
+        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+    }
+}
