@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::cors;
 use crate::campaign::is_campaign_id;
 use crate::error::ApiError;
 
@@ -51,6 +52,8 @@ const ASSETS: &[Asset] = &[
 const LANDING: &str = include_str!("../../web/index.html");
 const VIEWER: &str = include_str!("../../web/viewer.html");
 const OPS: &str = include_str!("../../web/ops.html");
+/// The `<livetally-widget>` module a brand's page loads from another origin.
+const WIDGET: &str = include_str!("../../web/embed/livetally-widget.js");
 
 /// Where the pages say `/assets/{{v}}/...`.
 const VERSION_MARK: &str = "{{v}}";
@@ -59,6 +62,11 @@ const VERSION_MARK: &str = "{{v}}";
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages and unversioned asset URLs: keep, but ask the node each time (ETag makes it a 304).
 const CACHE_REVALIDATE: &str = "no-cache";
+/// Modules at fixed URLs that other sites load (`/embed/v1.js`): a CDN or browser may keep
+/// one for five minutes, so a launch's page loads do not all reach the node, and a new
+/// build still reaches every page within minutes. `v1` in the URL is the compatibility
+/// promise: a build only serves a module there that keeps its attributes and API.
+const CACHE_EMBED: &str = "public, max-age=300";
 
 /// The viewer page embeds the campaign's stream (any http(s) video or player) and talks to
 /// its own origin only. `ws:`/`wss:` are named because older Safari does not let `'self'`
@@ -86,7 +94,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
         h = fnv1a(h, &[0]);
         h = fnv1a(h, a.body);
     }
-    for page in [LANDING, VIEWER, OPS] {
+    for page in [LANDING, VIEWER, OPS, WIDGET] {
         h = fnv1a(h, page.as_bytes());
     }
     format!("{:012x}", h & 0xffff_ffff_ffff)
@@ -147,25 +155,36 @@ fn serve_asset(req: &HttpRequest, name: &str, cache: &'static str) -> Result<Htt
         .iter()
         .find(|a| a.name == name)
         .ok_or(ApiError::NotFound("asset"))?;
-    let etag = format!("\"{}\"", *VERSION);
-    let fresh = not_modified(req, &etag);
+    Ok(cached(req, &format!("\"{}\"", *VERSION), cache, a.content_type, a.body))
+}
+
+/// A file of this build under `etag`: 304 when the request already holds it.
+fn cached(
+    req: &HttpRequest,
+    etag: &str,
+    cache: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+) -> HttpResponse {
+    let fresh = not_modified(req, etag);
     let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, etag.as_str()))
+    res.insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header(("x-content-type-options", "nosniff"));
     if fresh {
-        return Ok(res.finish());
+        return res.finish();
     }
-    Ok(res.content_type(a.content_type).body(a.body))
+    res.content_type(content_type).body(body)
 }
 
-/// The page routes: `/`, `/c/{id}`, `/ops`, and their assets.
+/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, and the widget for other sites.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(landing))
+        .route("/embed/v1.js", cors::public(web::get().to(widget)))
         .route("/c/{id}", web::get().to(viewer))
         .route("/ops", web::get().to(ops))
         .route("/assets/{version}/{file}", web::get().to(versioned_asset))
@@ -186,6 +205,14 @@ pub async fn viewer(req: HttpRequest, id: web::Path<String>) -> Result<HttpRespo
 
 pub async fn ops(req: HttpRequest) -> HttpResponse {
     serve_page(&req, &OPS_PAGE)
+}
+
+/// `GET /embed/v1.js`: the widget, an ES module that a page on any origin loads with
+/// `<script type="module">` (a CORS fetch, hence `cors::public`). It imports the SDK from
+/// `../sdk/v1/livetally.js`, relative to its own URL, so both come from the same node.
+pub async fn widget(req: HttpRequest) -> HttpResponse {
+    let etag = format!("\"embed-{}\"", *VERSION);
+    cached(&req, &etag, CACHE_EMBED, JS, WIDGET.as_bytes())
 }
 
 /// `GET /assets/{version}/{file}`: immutable when the version is this build's. A page from
