@@ -3,7 +3,7 @@
 # missing (redis-server, redis-tools; prometheus, nginx and linters for the deploy kit;
 # Chromium and npm packages for the browser tests), checks the deploy kit with the real
 # tools, then runs the unit, contract and integration tests, fuzzes the HTTP API from its
-# OpenAPI document, then runs the browser tests. First of
+# OpenAPI document, runs the JS SDK's unit tests, then runs the browser tests. First of
 # all it checks that modules depend on each other one way only (scripts/check-modules.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ else
 fi
 # A live node fuzzed from its own OpenAPI document (schemathesis, from PyPI).
 bash scripts/fuzz-api.sh
+# The JS SDK's ledger and reconnect logic under plain Node, with fake sockets and timers.
+node --test web/sdk/test/
 if [ -f scripts/browser-test.sh ]; then
     bash scripts/browser-test.sh
 fi

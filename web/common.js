@@ -1,5 +1,5 @@
-// Helpers shared by the pages: storage that never throws, random ids, reconnect backoff,
-// number and time formatting, and one way to call the JSON API.
+// Helpers shared by the pages: storage that never throws, number and time formatting, one
+// way to call the JSON API, and building elements. (Sockets are the SDK's: livetally.js.)
 
 /** A Storage wrapper: private modes and disabled storage fall back to memory for the page. */
 function safeStorage(area) {
@@ -43,26 +43,6 @@ function safeStorage(area) {
 
 export const local = safeStorage('localStorage');
 export const session = safeStorage('sessionStorage');
-
-/** A URL-safe random id (`^[A-Za-z0-9_-]+$`), `bytes` bytes of entropy. */
-export function randomId(bytes = 16) {
-  const b = new Uint8Array(bytes);
-  crypto.getRandomValues(b);
-  return btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-/** The server's pattern for viewer and session ids. */
-export const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
-
-/**
- * Delay before reconnect attempt `attempt` (0-based): exponential, capped, with "equal
- * jitter" (half fixed, half random) so a node restart does not bring every viewer back in
- * the same millisecond, yet nobody retries in a tight loop.
- */
-export function backoffDelay(attempt, base = 500, cap = 20000) {
-  const d = Math.min(cap, base * 2 ** Math.min(attempt, 16));
-  return d / 2 + Math.random() * (d / 2);
-}
 
 const formats = new Map();
 function nf(lang, compact) {
@@ -128,16 +108,6 @@ export async function api(path, { method = 'GET', token, body, accept } = {}) {
     error: response.ok ? null : (data && data.error) || { code: String(response.status), message: response.statusText },
     response,
   };
-}
-
-/** `ws://` or `wss://` URL for a path on this origin. */
-export function socketUrl(path, params) {
-  const u = new URL(path, location.href);
-  u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  for (const [k, v] of Object.entries(params)) {
-    if (v != null && v !== '') u.searchParams.set(k, v);
-  }
-  return u.toString();
 }
 
 /** Creates an element: `el('p', {class: 'x', text: 'hi'}, child, ...)`. */

@@ -1,8 +1,10 @@
 // The operator dashboard, /ops: sign in with the operator token (kept for this tab only),
-// list and create campaigns, and watch one live over the operator socket.
+// list and create campaigns, and watch one live over the operator socket (the SDK's
+// operator watcher, ./livetally.js).
 
 import { t, lang, initLang, applyI18n } from './i18n.js';
-import { session, backoffDelay, formatNumber, formatCompact, formatTime, api, socketUrl, el } from './common.js';
+import { connect } from './livetally.js';
+import { session, formatNumber, formatCompact, formatTime, api, el } from './common.js';
 import { LineChart } from './chart.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
@@ -238,63 +240,38 @@ async function showFinal(c, gen) {
   renderStats({ ...emptyStats(), ...rep, viewers: 0, regions: rep.regions_at_peak || {}, nodes: [] }, true);
 }
 
+/** Watches `c` live over an operator socket (the SDK's operator watcher). */
 function openLive(c, gen, addPoint) {
-  live = { ws: null, attempt: 0, timer: null, frames: [], gen, addPoint, everLive: false };
-  connectLive();
-}
-
-function connectLive() {
-  if (!live || live.gen !== generation) return;
-  const state = live;
-  clearTimeout(state.timer);
-  setLiveState(state.everLive || state.attempt > 0 ? 'reconnecting' : 'connecting');
-  const ws = new WebSocket(socketUrl(`/ws/v1/campaigns/${encodeURIComponent(selected.id)}`,
-    { role: 'operator', token }));
-  state.ws = ws;
-  let welcomed = false;
-  ws.onmessage = (ev) => {
-    if (state.ws !== ws) return;
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { return; }
-    if (msg.type === 'welcome') {
-      welcomed = true;
-      state.attempt = 0;
-      state.everLive = true;
-      state.frames = [];
+  const client = connect({ campaign: c.id, role: 'operator', token });
+  live = { client, frames: [], gen, addPoint, everLive: false };
+  const mine = () => live && live.client === client;
+  client.on('state', (s, info) => {
+    if (!mine()) return;
+    if (s === 'open') {
+      live.everLive = true;
+      live.frames = [];
       setLiveState('live');
-      if (msg.stats) onStats(msg.stats);
-    } else if (msg.type === 'stats') {
-      onStats(msg);
-    }
-  };
-  ws.onclose = async (ev) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    if (ev.code === 4000) {
+    } else if (s === 'connecting') {
+      setLiveState(live.everLive || info.attempt > 0 ? 'reconnecting' : 'connecting');
+    } else if (s === 'closed' && !info.final) {
+      setLiveState('reconnecting');
+    } else if (s === 'ended') {
       onEnded();
-      return;
     }
-    if (!welcomed) {
-      // Refused before the upgrade: ended (410), unknown (404) or a rejected token?
-      const r = await api(`/api/v1/campaigns/${encodeURIComponent(selected.id)}`);
-      if (state !== live) return;
-      if (r.ok && r.data && r.data.state === 'ended') { onEnded(); return; }
-      if (state.attempt % 4 === 0) await authed('/api/v1/campaigns');
-      if (state !== live) return;
-    }
-    setLiveState('reconnecting');
-    const delay = welcomed ? 200 + Math.random() * 800 : backoffDelay(state.attempt);
-    state.attempt += 1;
-    state.timer = setTimeout(connectLive, delay);
-  };
+  });
+  client.on('stats', (s) => { if (mine()) onStats(s); });
+  client.on('error', (e) => {
+    if (!mine() || !e.fatal) return;
+    if (e.code === 'unauthorized') signOut(t('signin_rejected'));
+    else onEnded(); // deleted meanwhile: the list says what is left
+  });
 }
 
 function closeLive() {
   if (!live) return;
-  clearTimeout(live.timer);
-  const ws = live.ws;
+  const { client } = live;
   live = null;
-  if (ws) ws.close(1000, 'closed by operator');
+  client.close();
   setLiveState('idle');
 }
 

@@ -26,10 +26,13 @@ struct Asset {
 
 macro_rules! asset {
     ($name:literal, $type:expr) => {
+        asset!($name, $type, $name)
+    };
+    ($name:literal, $type:expr, $path:literal) => {
         Asset {
             name: $name,
             content_type: $type,
-            body: include_bytes!(concat!("../../web/", $name)),
+            body: include_bytes!(concat!("../../web/", $path)),
         }
     };
 }
@@ -47,13 +50,20 @@ const ASSETS: &[Asset] = &[
     asset!("landing.js", JS),
     asset!("viewer.js", JS),
     asset!("ops.js", JS),
+    // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
+    asset!("livetally.js", JS, "sdk/livetally.js"),
+    asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
 ];
+
+/// The SDK under its stable URL, for pages on any origin (`/sdk/v1/livetally.js`).
+const SDK: &str = "livetally.js";
+/// The `<livetally-widget>` module under its stable URL (`/embed/v1.js`), which imports the
+/// SDK relative to itself (`../sdk/v1/livetally.js`), so both come from one node.
+const WIDGET: &str = "livetally-widget.js";
 
 const LANDING: &str = include_str!("../../web/index.html");
 const VIEWER: &str = include_str!("../../web/viewer.html");
 const OPS: &str = include_str!("../../web/ops.html");
-/// The `<livetally-widget>` module a brand's page loads from another origin.
-const WIDGET: &str = include_str!("../../web/embed/livetally-widget.js");
 
 /// Where the pages say `/assets/{{v}}/...`.
 const VERSION_MARK: &str = "{{v}}";
@@ -62,11 +72,11 @@ const VERSION_MARK: &str = "{{v}}";
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages and unversioned asset URLs: keep, but ask the node each time (ETag makes it a 304).
 const CACHE_REVALIDATE: &str = "no-cache";
-/// Modules at fixed URLs that other sites load (`/embed/v1.js`): a CDN or browser may keep
-/// one for five minutes, so a launch's page loads do not all reach the node, and a new
-/// build still reaches every page within minutes. `v1` in the URL is the compatibility
-/// promise: a build only serves a module there that keeps its attributes and API.
-const CACHE_EMBED: &str = "public, max-age=300";
+/// The SDK's and the widget's stable URLs, loaded by brands' pages at a launch's peak: five
+/// minutes lets browsers and CDNs absorb a million reloads, yet a deploy reaches every page
+/// within five minutes; then the ETag makes revalidation a 304. `v1` in the URLs is the
+/// compatibility promise: a build only serves modules there that keep their API.
+const CACHE_MODULE: &str = "public, max-age=300";
 
 /// The viewer page embeds the campaign's stream (any http(s) video or player) and talks to
 /// its own origin only. `ws:`/`wss:` are named because older Safari does not let `'self'`
@@ -94,7 +104,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
         h = fnv1a(h, &[0]);
         h = fnv1a(h, a.body);
     }
-    for page in [LANDING, VIEWER, OPS, WIDGET] {
+    for page in [LANDING, VIEWER, OPS] {
         h = fnv1a(h, page.as_bytes());
     }
     format!("{:012x}", h & 0xffff_ffff_ffff)
@@ -155,35 +165,26 @@ fn serve_asset(req: &HttpRequest, name: &str, cache: &'static str) -> Result<Htt
         .iter()
         .find(|a| a.name == name)
         .ok_or(ApiError::NotFound("asset"))?;
-    Ok(cached(req, &format!("\"{}\"", *VERSION), cache, a.content_type, a.body))
-}
-
-/// A file of this build under `etag`: 304 when the request already holds it.
-fn cached(
-    req: &HttpRequest,
-    etag: &str,
-    cache: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-) -> HttpResponse {
-    let fresh = not_modified(req, etag);
+    let etag = format!("\"{}\"", *VERSION);
+    let fresh = not_modified(req, &etag);
     let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, etag))
+    res.insert_header((header::ETAG, etag.as_str()))
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header(("x-content-type-options", "nosniff"));
     if fresh {
-        return res.finish();
+        return Ok(res.finish());
     }
-    res.content_type(content_type).body(body)
+    Ok(res.content_type(a.content_type).body(a.body))
 }
 
-/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, and the widget for other sites.
+/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, the SDK and the widget.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(landing))
+        .route("/sdk/v1/livetally.js", cors::public(web::get().to(sdk)))
         .route("/embed/v1.js", cors::public(web::get().to(widget)))
         .route("/c/{id}", web::get().to(viewer))
         .route("/ops", web::get().to(ops))
@@ -207,14 +208,6 @@ pub async fn ops(req: HttpRequest) -> HttpResponse {
     serve_page(&req, &OPS_PAGE)
 }
 
-/// `GET /embed/v1.js`: the widget, an ES module that a page on any origin loads with
-/// `<script type="module">` (a CORS fetch, hence `cors::public`). It imports the SDK from
-/// `../sdk/v1/livetally.js`, relative to its own URL, so both come from the same node.
-pub async fn widget(req: HttpRequest) -> HttpResponse {
-    let etag = format!("\"embed-{}\"", *VERSION);
-    cached(&req, &etag, CACHE_EMBED, JS, WIDGET.as_bytes())
-}
-
 /// `GET /assets/{version}/{file}`: immutable when the version is this build's. A page from
 /// another build (a rolling deploy) still gets the file, but one that must not be cached
 /// under that URL.
@@ -226,6 +219,17 @@ pub async fn versioned_asset(req: HttpRequest, path: web::Path<(String, String)>
         CACHE_REVALIDATE
     };
     serve_asset(&req, &file, cache)
+}
+
+/// `GET /sdk/v1/livetally.js`: the JS SDK for pages on any origin (CORS as the public
+/// routes, so `<script type="module">` and `import()` from another origin may load it).
+pub async fn sdk(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    serve_asset(&req, SDK, CACHE_MODULE)
+}
+
+/// `GET /embed/v1.js`: the widget for pages on any origin, CORS like the SDK it imports.
+pub async fn widget(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    serve_asset(&req, WIDGET, CACHE_MODULE)
 }
 
 /// `GET /assets/{file}`: the current file, revalidated on every use.
@@ -282,6 +286,47 @@ mod tests {
         for missing in ["/assets/nope.js", "/assets/x/../Cargo.toml", "/c/Not_An_Id"] {
             let res = web_test::call_service(&app, web_test::TestRequest::get().uri(missing).to_request()).await;
             assert_eq!(res.status(), 404, "{missing}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_sdk_has_a_stable_url_and_is_the_asset_our_pages_import() {
+        let app = web_test::init_service(App::new().configure(routes)).await;
+        let res = web_test::call_service(
+            &app,
+            web_test::TestRequest::get().uri("/sdk/v1/livetally.js").to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), JS);
+        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_MODULE);
+        assert!(res.headers().contains_key(header::ETAG));
+        let body = web_test::read_body(res).await;
+        assert_eq!(&body[..], include_bytes!("../../web/sdk/livetally.js"));
+        assert!(std::str::from_utf8(&body).unwrap().contains("export function connect("));
+        let uri = format!("/assets/{}/livetally.js", asset_version());
+        let res = web_test::call_service(&app, web_test::TestRequest::get().uri(&uri).to_request()).await;
+        assert_eq!(web_test::read_body(res).await, body);
+    }
+
+    #[actix_web::test]
+    async fn the_widget_has_a_stable_url_and_imports_the_sdk_beside_it() {
+        let app = web_test::init_service(App::new().configure(routes)).await;
+        let get = |uri: &str| web_test::TestRequest::get().uri(uri).to_request();
+        let res = web_test::call_service(&app, get("/embed/v1.js")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), JS);
+        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_MODULE);
+        let body = web_test::read_body(res).await;
+        assert_eq!(&body[..], include_bytes!("../../web/embed/livetally-widget.js"));
+        // `/embed/v1.js` + `../sdk/v1/livetally.js` is the SDK's stable URL, which exports
+        // what the widget imports.
+        let src = std::str::from_utf8(&body).unwrap();
+        assert!(src.contains("import { connect, tokenClaims } from '../sdk/v1/livetally.js';"));
+        let sdk = web_test::call_service(&app, get("/sdk/v1/livetally.js")).await;
+        let sdk = String::from_utf8(web_test::read_body(sdk).await.to_vec()).unwrap();
+        for export in ["export function connect(", "export function tokenClaims("] {
+            assert!(sdk.contains(export), "the SDK lacks {export}");
         }
     }
 

@@ -1,0 +1,194 @@
+// Types of @livetally/sdk (livetally.js). The wire format is docs/protocol.md.
+
+export const VERSION: string;
+/** The largest `count` of one `interact()` (and of one message on the wire). */
+export const MAX_COUNT: 100;
+
+/** connecting: a socket is being opened; open: welcomed, counting; closed: no socket (see
+ * `StateInfo.final`: retrying, or stopped for good); ended: the campaign is over. */
+export type State = 'connecting' | 'open' | 'closed' | 'ended';
+
+export interface ConnectOptions {
+  /** The livetally node or its load balancer, e.g. `https://live.example.com`. Default:
+   * the page's own origin. */
+  base?: string;
+  /** The campaign id (`^[a-z0-9][a-z0-9-]{0,62}$`). */
+  campaign: string;
+  /** A join token (JWT) for `access:"token"` campaigns, or the operator token with
+   * `role: 'operator'`. With a `sub` claim the viewer is `sub` and no `viewer` is sent. */
+  token?: string;
+  /** A stable anonymous viewer id (`^[A-Za-z0-9_-]{8,64}$`). Default: one generated once
+   * and kept in localStorage (`livetally.viewer`), shared by every campaign and tab. */
+  viewer?: string;
+  /** A session id to resume (same pattern). Default: one per tab, kept across reloads;
+   * give one only if the page manages sessions itself (one client per session). */
+  session?: string;
+  /** The viewer's region (`^[A-Za-z0-9-]{1,16}$`); a token claim or the edge's header
+   * takes precedence. */
+  region?: string;
+  /** `'operator'`: an operator watcher (the /ops dashboard): never counted, gets the
+   * operator stats (regions, channels, nodes), cannot interact; `token` is the operator
+   * token. Default `'viewer'`. */
+  role?: 'viewer' | 'operator';
+  /** What the SDK uses of the browser, for tests and other runtimes; any member may be
+   * left out. */
+  env?: Partial<Env>;
+}
+
+export interface Env {
+  WebSocket: { new (url: string): WebSocketLike };
+  fetch: typeof fetch;
+  localStorage: StorageLike | null;
+  sessionStorage: StorageLike | null;
+  /** `navigator.locks`; without it tabs cannot be told apart before the server does. */
+  locks: { request(name: string, options: { ifAvailable: boolean }, cb: (lock: unknown) => unknown): Promise<unknown> } | undefined;
+  crypto: { getRandomValues(a: Uint8Array): Uint8Array };
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  now(): number;
+  random(): number;
+  onLine(): boolean;
+  /** Receives `online` / `offline` listeners (the window). */
+  window: EventTargetLike | null;
+  /** Receives a `visibilitychange` listener; has `visibilityState`. */
+  document: (EventTargetLike & { visibilityState?: string }) | null;
+  location: { href: string } | null;
+}
+
+export interface WebSocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number }) => void) | null;
+}
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  key(i: number): string | null;
+  readonly length: number;
+}
+export interface EventTargetLike {
+  addEventListener(type: string, fn: () => void): void;
+  removeEventListener(type: string, fn: () => void): void;
+}
+
+/** The live numbers, as pushed each tick (`type: "stats"`). */
+export interface Stats {
+  type: 'stats';
+  campaign: string;
+  at?: number;
+  viewers: number;
+  peak_viewers: number;
+  unique_viewers: number;
+  interactors: number;
+  interactions: Record<string, number>;
+  registrations: number;
+  share_visits: number;
+  /** Operator watchers only. */
+  peak_at?: number | null;
+  regions?: Record<string, number>;
+  share_visits_by_channel?: Record<string, number>;
+  nodes?: { node: string; viewers: number; updated_at: number }[];
+}
+
+export interface Welcome {
+  type: 'welcome';
+  campaign: string;
+  role?: 'viewer' | 'operator';
+  viewer: string;
+  session: string;
+  acked_seq: number;
+  tick_ms: number;
+  stats: Omit<Stats, 'type' | 'campaign'>;
+}
+
+export interface Ack {
+  /** Every seq up to this one is durably counted. */
+  seq: number;
+  /** Interactions this ack settled, by kind. */
+  settled: Record<string, number>;
+}
+
+export interface StateInfo {
+  /** Reconnect attempts since the last welcome. */
+  attempt: number;
+  /** True once the client stopped for good (close(), a fatal error, or the end). */
+  final: boolean;
+  /** The browser says it is offline (the client waits for `online` before retrying). */
+  offline: boolean;
+  /** The close code of the socket that just closed. */
+  code?: number;
+}
+
+/**
+ * `code`: for `interact()` rejections `campaign_ended`, `closed`, `unknown_kind`,
+ * `bad_count`, `not_a_viewer`, `session_taken`; for `register()` `campaign_ended`,
+ * `rate_limited` (with `retryAfter`), `invalid` (with `field`), `forbidden`, `network`...;
+ * on the `error` event the server's codes (`rate_limited`, `seq_gap`, ...) and, with
+ * `fatal: true` (the client stopped), `not_found`, `token_required`, `token_expired`,
+ * `token_invalid`, `unauthorized` (operator token), `session_in_use`.
+ */
+export class LivetallyError extends Error {
+  code: string;
+  fatal?: boolean;
+  status?: number;
+  field?: string;
+  retryAfter?: number;
+  seq?: number;
+}
+
+export interface Events {
+  welcome: (msg: Welcome) => void;
+  /** Each stats frame, and the welcome's stats. */
+  stats: (stats: Stats) => void;
+  ack: (ack: Ack) => void;
+  state: (state: State, info: StateInfo) => void;
+  error: (error: LivetallyError) => void;
+  /** The number of unacknowledged interactions, after each change (a tap, an ack, a
+   * welcome) and at start when a reload finds some. */
+  pending: (count: number) => void;
+}
+
+export interface Client {
+  readonly campaign: string;
+  readonly state: State;
+  /** The viewer id (the token's `sub`, the server's after the welcome). '' for operators. */
+  readonly viewer: string;
+  /** The session id, once the ledger is claimed. */
+  readonly session: string;
+  /** The highest acknowledged seq of the session. */
+  readonly acked: number;
+  /** The latest stats. */
+  readonly stats: Stats | null;
+  /** The server's tick. */
+  readonly tickMs: number;
+  /** Resolves once the client has claimed its ledger and opened its first socket. */
+  readonly ready: Promise<void>;
+  /** Subscribes; returns the unsubscribe function. */
+  on<E extends keyof Events>(event: E, fn: Events[E]): () => void;
+  /** Interactions not acknowledged yet, of `kind` or of every kind. */
+  pending(kind?: string): number;
+  /**
+   * `count` (1–100) interactions of `kind`. Taps within 250 ms go out as one message. Kept in
+   * localStorage until acknowledged and resent after reconnects and reloads: counted exactly
+   * once. Resolves when acknowledged; rejects with `campaign_ended` if the campaign ends
+   * first, `closed` after close().
+   */
+  interact(kind: string, count?: number): Promise<void>;
+  /** Signs the viewer up (`POST …/registrations`, with `?token=` when the client has one). */
+  register(fields?: Record<string, string>): Promise<{ created: boolean; status: 200 | 201 }>;
+  /** Reconnects now, skipping the backoff (a "retry" button). */
+  reconnect(): void;
+  /** Closes for good; unacknowledged interactions stay stored for the next page. */
+  close(): void;
+}
+
+/** Starts a client (it connects in the background). Throws a LivetallyError at once for a
+ * malformed option: `bad_campaign`, `bad_viewer`, `bad_session`, `bad_region`, `bad_base`. */
+export function connect(options: ConnectOptions): Client;
+/** Reconnect delay for attempt `attempt` (0-based): exponential, capped, equal jitter. */
+export function backoffDelay(attempt: number, random?: () => number, base?: number, cap?: number): number;
+/** The claims of a JWT, unverified (null when unreadable). */
+export function tokenClaims(token: string): Record<string, unknown> | null;
+export function randomId(bytes?: number): string;
