@@ -107,13 +107,15 @@ const STYLE = `
 .viewers .label { color: var(--_muted); }
 .status { display: inline-flex; align-items: center; gap: 0.4rem; font-size: 0.85rem; font-weight: 600; color: var(--_muted); }
 .dot { width: 0.55rem; height: 0.55rem; border-radius: 50%; background: currentColor; flex: none; }
-.card[data-state="live"] .status { color: #1f9d55; }
+/* Status colours mixed toward the text colour: darker on light cards, lighter on dark ones,
+   so they keep their contrast either way. */
+.card[data-state="live"] .status { color: color-mix(in srgb, #1f9d55 70%, var(--_fg)); }
 .card[data-state="live"] .dot { animation: pulse 2s ease-in-out infinite; }
-.card[data-state="connecting"] .status, .card[data-state="reconnecting"] .status { color: #b7791f; }
+.card[data-state="connecting"] .status, .card[data-state="reconnecting"] .status { color: color-mix(in srgb, #c27c0e 70%, var(--_fg)); }
 .buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }
 .buttons:empty, .card[data-state="missing"] .buttons, .card[data-state="private"] .buttons { display: none; }
 button {
-  flex: 1 1 6.5rem; min-height: 48px; min-width: 48px; position: relative;
+  flex: 1 1 6.5rem; min-height: 48px; position: relative;
   display: inline-flex; align-items: center; justify-content: center; gap: 0.4rem;
   padding: 0.5rem 0.75rem; font: inherit; font-weight: 600; cursor: pointer;
   color: var(--_fg); background: color-mix(in srgb, var(--_accent) 9%, var(--_bg));
@@ -221,6 +223,12 @@ export class LivetallyWidget extends HTMLElement {
   #offline = false;
   #viewer = '';
   #stats = { viewers: 0, peak_viewers: 0, interactions: {} };
+  /**
+   * The highest total seen per kind. A campaign's totals never go down, but a frame can be
+   * older than one already shown: the welcome of a node that has not read the store yet
+   * (zeros), or a node a tick behind the one before a reconnect.
+   */
+  #highest = {};
   /** Acknowledged taps by kind that no stats frame carried yet, so counts do not dip meanwhile. */
   #awaiting = {};
   #awaitingTimer = null;
@@ -326,6 +334,7 @@ export class LivetallyWidget extends HTMLElement {
     this.#viewer = '';
     this.#offline = navigator.onLine === false;
     this.#stats = { viewers: 0, peak_viewers: 0, interactions: {} };
+    this.#highest = {};
     this.#awaiting = {};
     this.#buildButtons();
     this.#setState('loading');
@@ -340,7 +349,7 @@ export class LivetallyWidget extends HTMLElement {
       return;
     }
     this.#campaign = campaign;
-    if (campaign.stats) this.#stats = campaign.stats;
+    if (campaign.stats) this.#absorb(campaign.stats);
     this.#buildButtons();
     if (campaign.state === 'ended') {
       this.#ended();
@@ -399,7 +408,7 @@ export class LivetallyWidget extends HTMLElement {
       this.#lastAnnounce = -Infinity;
     }));
     client.on('stats', current((s) => {
-      this.#stats = s;
+      this.#absorb(s);
       this.#awaiting = {};
       this.#render('maybe');
     }));
@@ -438,7 +447,7 @@ export class LivetallyWidget extends HTMLElement {
       .then((r) => (r.ok ? r.json() : null))
       .then((s) => {
         if (s && run === this.#run) {
-          this.#stats = s;
+          this.#absorb(s);
           this.#render();
         }
       })
@@ -497,6 +506,13 @@ export class LivetallyWidget extends HTMLElement {
     this.#render();
   }
 
+  #absorb(stats) {
+    this.#stats = stats;
+    for (const [kind, n] of Object.entries(stats.interactions || {})) {
+      if (!(n <= this.#highest[kind])) this.#highest[kind] = n;
+    }
+  }
+
   #shownViewers() {
     return (this.#state === 'ended' ? this.#stats.peak_viewers : this.#stats.viewers) || 0;
   }
@@ -541,7 +557,7 @@ export class LivetallyWidget extends HTMLElement {
 
   #renderCounts() {
     const lang = this.#lang;
-    const totals = (this.#stats && this.#stats.interactions) || {};
+    const totals = this.#highest;
     for (const b of this.#els.buttons.children) {
       const kind = b.dataset.kind;
       const mine = this.#client ? this.#client.pending(kind) : 0;
