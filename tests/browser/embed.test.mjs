@@ -383,6 +383,30 @@ describe('embedded on another origin', { timeout: 240_000 }, () => {
     await page.context().close();
   });
 
+  it("the guide's SDK example works as written", async () => {
+    const token = jwt.sign({ campaign: 'launch-2026', sub: 'brand-user-sdk-1' }, SECRET, { expiresIn: '10m' });
+    const example = docSnippet('js', 'sdk/v1/livetally.js').replaceAll('https://live.example.com', node.base);
+    const page = await newPage(browser);
+    await site.show(page, 'guide', (nonce) => `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Guide</title></head><body>
+<p><span id="viewers">0</span> watching, <span id="badge">?</span></p>
+<button id="likeButton">Like</button> <button id="signUp">Sign up</button>
+<script type="module" nonce="${nonce}">const token = '${token}';
+${example}
+window.client = client;</script></body></html>`);
+    await waitAttr(page, '#badge', 'data-state', 'open');
+    await page.waitForFunction(() => document.getElementById('viewers').textContent === '1');
+    const before = (await interactions(node, 'launch-2026')).like;
+    for (let i = 0; i < 3; i++) await page.click('#likeButton');
+    await page.waitForFunction(() => window.client.pending() === 0);
+    assert.equal((await interactions(node, 'launch-2026')).like, before + 3);
+    const registrations = (await stats(node, 'launch-2026')).registrations;
+    await page.click('#signUp');
+    await eventually(async () => (await stats(node, 'launch-2026')).registrations === registrations + 1, { what: 'a sign-up' });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
   it('screenshot for docs/embedding.md: default, themed, Chinese', async () => {
     await createCampaign(node, { id: 'shot', title: 'Screenshot', kinds: ['like', 'cheer', 'comment'] });
     const page = await newPage(browser, { viewport: { width: 420, height: 700 }, deviceScaleFactor: 2 });
