@@ -201,8 +201,23 @@ describe('embedded on another origin', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Like' }).waitFor();
     await page.getByRole('button', { name: 'Cheer' }).waitFor();
 
-    await tap(page, 'like', 7);
+    // Phone-first: touch targets of at least 48 px.
+    const heights = await page.locator(`${WIDGET} button`).evaluateAll((bs) => bs.map((b) => b.getBoundingClientRect().height));
+    assert.ok(heights.every((h) => h >= 48), `button heights ${heights}`);
+
+    await tap(page, 'like', 5);
     await tap(page, 'cheer', 2);
+    // The keyboard reaches the first button, shows where it is, and taps with Enter and Space.
+    await page.click('h1'); // focus back to the page, before the widget
+    await page.keyboard.press('Tab');
+    const focused = await page.$eval(WIDGET, (w) => {
+      const b = w.shadowRoot.activeElement;
+      const style = b && getComputedStyle(b);
+      return b && { kind: b.dataset.kind, outline: `${style.outlineStyle} ${style.outlineWidth}` };
+    });
+    assert.deepEqual(focused, { kind: 'like', outline: 'solid 3px' });
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Space');
     await waitPending(page, 0);
     assert.deepEqual(await interactions(node, 'brand-launch'), { like: 7, cheer: 2, share: 0 });
     await waitCount(page, 'like', '7');
@@ -239,6 +254,14 @@ describe('embedded on another origin', { timeout: 240_000 }, () => {
     assert.deepEqual(await page.locator(`${WIDGET} button`).evaluateAll((bs) => bs.map((b) => b.dataset.kind)), ['cheer', 'like']);
     assert.equal(await page.locator(`${WIDGET} .label`).textContent(), '人正在观看');
     await page.getByRole('button', { name: '点赞' }).waitFor();
+    // Switching the language re-renders in place, without reconnecting.
+    await page.$eval(WIDGET, (w) => {
+      window.firstClient = w.client;
+      w.setAttribute('lang', 'en');
+    });
+    await page.getByRole('button', { name: 'Like' }).waitFor();
+    assert.ok(await page.$eval(WIDGET, (w) => w.client === window.firstClient && w.client.state === 'open'));
+    assert.equal(await page.locator(`${WIDGET} .state-text`).textContent(), 'Live');
     await page.waitForFunction(() => window.lt && window.lt.state === 'open');
     const before = await interactions(node, 'brand-launch');
     const seq = await page.evaluate(async () => {
