@@ -190,8 +190,14 @@ describe('embedded on another origin', { timeout: 240_000 }, () => {
 
   it('is counted, shows the count, and counts every tap once', async () => {
     const page = await newPage(browser, { viewport: { width: 390, height: 844 } });
+    const lookups = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/v1/campaigns/brand-launch') lookups.push(r.url());
+    });
     await site.show(page, 'launch', launchPage(node));
     await waitAttr(page, WIDGET, 'data-state', 'live');
+    // One look at the campaign per page load (for a launch's million loads, not one per attribute).
+    assert.equal(lookups.length, 1, lookups.join(', '));
     await eventually(async () => (await stats(node, 'brand-launch')).viewers === 1, { what: '1 viewer' });
     await waitAttr(page, WIDGET, 'data-viewers', '1');
     assert.equal(await page.locator(`${WIDGET} .n`).textContent(), '1');

@@ -14,14 +14,11 @@
 // The SDK owns the socket, the ledger of unacknowledged taps (kept across reloads) and
 // exactly-once delivery; the widget shows counts that include the viewer's own taps at once.
 
-import { connect, tokenClaims } from '../sdk/v1/livetally.js';
+import { backoffDelay, connect, tokenClaims } from '../sdk/v1/livetally.js';
 
 /** Screen readers hear the viewer count once it held this long, at most this often. */
 const ANNOUNCE_SETTLE_MS = 2000;
 const ANNOUNCE_EVERY_MS = 15000;
-/** Retries of the campaign lookup while the node cannot be reached: from 0.5 s up to 20 s. */
-const RETRY_BASE_MS = 500;
-const RETRY_CAP_MS = 20000;
 /** Kinds with their own icon and name; any other kind gets the generic one. */
 const KNOWN_KINDS = ['like', 'cheer', 'comment', 'share'];
 const CAMPAIGN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -174,12 +171,6 @@ function formatCount(n, lang, compact) {
   return new Intl.NumberFormat(lang, big ? { notation: 'compact', maximumFractionDigits: 1 } : {}).format(n);
 }
 
-/** Between half and all of the capped exponential delay, so reloads do not retry in step. */
-function retryDelay(attempt) {
-  const d = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(attempt, 16));
-  return d / 2 + Math.random() * (d / 2);
-}
-
 function svgIcon(kind) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
@@ -216,6 +207,7 @@ export class LivetallyWidget extends HTMLElement {
   #els;
   /** Bumped by every (re)start: callbacks of an older start see it changed and stop. */
   #run = 0;
+  #connected = false;
   #client = null;
   #campaign = null;
   /** loading | connecting | live | reconnecting | ended | missing | private | expired | closed */
@@ -280,19 +272,25 @@ export class LivetallyWidget extends HTMLElement {
   // -- Lifecycle ---------------------------------------------------------------------------
 
   connectedCallback() {
+    this.#connected = true;
     addEventListener('online', this.#onNetwork);
     addEventListener('offline', this.#onNetwork);
     this.#start();
   }
 
   disconnectedCallback() {
+    this.#connected = false;
     removeEventListener('online', this.#onNetwork);
     removeEventListener('offline', this.#onNetwork);
     this.#stop();
   }
 
+  /**
+   * Only changes after connectedCallback: an element upgraded in a parsed page first hears
+   * each of its attributes, and connectedCallback starts once for all of them.
+   */
   attributeChangedCallback(name, before, after) {
-    if (before === after || !this.isConnected) return;
+    if (before === after || !this.#connected) return;
     if (name === 'lang') this.#render();
     else if (name === 'kinds') this.#buildButtons();
     else this.#start();
@@ -376,7 +374,8 @@ export class LivetallyWidget extends HTMLElement {
       }
       if (run !== this.#run) return null;
       if (attempt > 0) this.#setState('reconnecting');
-      await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)));
+      // The SDK's jittered backoff (0.5 s doubling to 20 s), so reloads do not retry in step.
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt)));
     }
     return null;
   }
@@ -397,7 +396,15 @@ export class LivetallyWidget extends HTMLElement {
       const v = this.getAttribute(name);
       if (v) options[name] = v;
     }
-    const client = connect(options);
+    let client;
+    try {
+      client = connect(options);
+    } catch (e) {
+      // A malformed attribute (`region`, `base`): nothing to connect with.
+      console.warn('livetally-widget:', e.message);
+      this.#setState('closed');
+      return;
+    }
     this.#client = client;
     const current = (fn) => (...args) => {
       if (run === this.#run) fn(...args);
