@@ -127,7 +127,8 @@ export interface StateInfo {
  * `rate_limited` (with `retryAfter`), `invalid` (with `field`), `forbidden`, `network`...;
  * on the `error` event the server's codes (`rate_limited`, `seq_gap`, ...) and, with
  * `fatal: true` (the client stopped), `not_found`, `token_required`, `token_expired`,
- * `token_invalid`, `unauthorized` (operator token), `session_in_use`.
+ * `token_invalid`, `unauthorized` (operator token), `session_in_use`, `session_taken`
+ * (a `session` you gave was resumed by another client twice).
  */
 export class LivetallyError extends Error {
   code: string;

@@ -226,13 +226,7 @@ export class Ledger {
 
   /** A cumulative ack: `{settled: {kind: n}, waiters}` for what it settled. */
   ack(seq) {
-    const settled = {};
-    const waiters = [];
-    while (this.pending.length && this.pending[0].seq <= seq) {
-      const m = this.pending.shift();
-      settled[m.kind] = (settled[m.kind] || 0) + m.count;
-      waiters.push(...m.waiters);
-    }
+    const { settled, waiters } = this.ackUpTo(seq);
     if (seq > this.acked) this.acked = seq;
     if (seq > this.sent) this.sent = seq;
     this.save();
@@ -269,6 +263,7 @@ export class Ledger {
     return { settled, waiters };
   }
 
+  /** Takes every message up to `seq` out: what they settled, by kind, and their waiters. */
   ackUpTo(seq) {
     const settled = {};
     const waiters = [];
@@ -492,7 +487,20 @@ class Client {
       if (this.ws && this.welcomed) this.probe();
       else if (this.timers.reconnect !== null || this.waitingForNetwork) { this.attempt = 0; this.open(); }
     };
-    this.onOffline = () => this.emitState({ offline: true });
+    // The browser lost every network: nothing can cross the socket, and a real outage may
+    // leave it looking open for minutes. Close it and wait for `online` (taps wait in the
+    // ledger; the session resumes, so the viewer is still counted once).
+    this.onOffline = () => {
+      if (this.final) return;
+      this.clearTimer('reconnect');
+      this.waitingForNetwork = true;
+      if (this.ws) {
+        this.dropSocket(1000, 'offline');
+        this.setState('closed', { code: 1000 });
+      } else {
+        this.emitState({ offline: true });
+      }
+    };
     this.onVisible = () => {
       if (env.document && env.document.visibilityState === 'visible' && this.timers.reconnect !== null) this.open();
     };
@@ -553,7 +561,8 @@ class Client {
     }
     if (!this.operator) {
       try {
-        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, options.session || '');
+        this.fixedSession = options.session || '';
+        const { ledger, release } = await claimLedger(this.env, this.local, this.tabs, this.campaign, this.fixedSession);
         this.ledger = ledger;
         this.release = release;
       } catch (e) {
@@ -698,7 +707,11 @@ class Client {
       // duplicated tab keep our id): this client moves to a session of its own, taking
       // only the taps it never sent (what was sent belongs to the session's other holder).
       const now = this.env.now();
-      if (now - this.lastResumedElsewhere < RESUMED_WINDOW_MS) this.moveToNewSession();
+      if (now - this.lastResumedElsewhere < RESUMED_WINDOW_MS) {
+        // A session the page chose is the page's to share out; we do not pick another.
+        if (this.fixedSession) { this.fail('session_taken', 'another client resumed this session'); return; }
+        this.moveToNewSession();
+      }
       this.lastResumedElsewhere = now;
     }
     this.setState('closed', { code });
@@ -721,8 +734,13 @@ class Client {
     this.releaseLedger();
     const slot = randomId(12, this.env);
     this.tabs.set(TAB_KEY, slot);
-    this.ledger = new Ledger(this.local, `${LEDGER_PREFIX}${this.campaign}.${slot}`,
+    const ledger = new Ledger(this.local, `${LEDGER_PREFIX}${this.campaign}.${slot}`,
       { now: this.env.now, newSession: () => randomId(16, this.env) });
+    this.ledger = ledger;
+    holdLock(this.env, `${LOCK_PREFIX}${this.campaign}.${slot}`).then((release) => {
+      if (this.ledger === ledger && !this.final) this.release = release || (() => {});
+      else if (release) release();
+    });
     for (const m of unsent) {
       this.ledger.add(m.kind, m.count, null);
       this.ledger.pending[this.ledger.pending.length - 1].waiters.push(...m.waiters);

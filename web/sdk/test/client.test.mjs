@@ -340,6 +340,28 @@ describe('client', () => {
     assert.equal(o.WebSocket.all.length, 2);
     o.WebSocket.last.welcome();
     assert.equal(c.state, 'open');
+
+    // Going offline with the socket open closes it; taps wait, and go once back online.
+    const like = track(c.interact('like'));
+    await settle();
+    t.setOnline(false);
+    await settle();
+    assert.ok(o.WebSocket.last.closedWith);
+    assert.equal(c.state, 'closed');
+    assert.deepEqual(o.WebSocket.last.interacts(), [[1, 'like', 1]], 'sent, never acked');
+    await o.clock.advance(60_000);
+    assert.equal(o.WebSocket.all.length, 2);
+    t.setOnline(true);
+    await settle();
+    const back = o.WebSocket.last;
+    assert.equal(o.WebSocket.all.length, 3);
+    assert.equal(back.url.searchParams.get('session'), c.session);
+    back.welcome({ acked: 0 });
+    await settle();
+    assert.deepEqual(back.interacts(), [[1, 'like', 1]]);
+    back.ack(1);
+    await settle();
+    assert.equal(like.state, 'ok');
   });
 
   it('probes a silent socket that owes acks and replaces it when the probe goes unanswered', async () => {
