@@ -434,7 +434,8 @@ export class LivetallyWidget extends HTMLElement {
       this.#offline = Boolean(info.offline);
       if (state === 'open') this.#setState('live');
       else if (state === 'ended') this.#ended();
-      else if (!info.final) this.#setState(client.viewer && this.#state !== 'connecting' ? 'reconnecting' : 'connecting');
+      // Down, and the SDK tries again: "connecting" until the first welcome, then "reconnecting".
+      else if (!info.final) this.#setState(this.#state === 'connecting' ? 'connecting' : 'reconnecting');
     }));
     client.on('error', current((e) => {
       if (!e.fatal) return;
