@@ -7,18 +7,19 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import {
   ROOT, api, artifact, createCampaign, eventually, launchBrowser, newPage, startNode, stats, stopNode, waitAttr,
 } from './helpers.mjs';
 
 /** The `--join-secret` the brand's backend shares with the node. */
-const SECRET = 'brand-backend-join-secret-0123';
+const SECRET = 'brand-backend-join-secret-0123456789abcdef'; // 32+ bytes, as HS256 wants
 /** While the node is away or frozen the browser logs failed sockets and requests: expected. */
 const DOWN = [/WebSocket connection to .* failed/i, /Failed to load resource/i, /net::ERR_/i];
 const WIDGET = 'livetally-widget';
@@ -367,12 +368,17 @@ describe('embedded on another origin', { timeout: 240_000 }, () => {
     await createCampaign(node, { id: 'launch-2026', title: 'VIP preview', access: 'token', kinds: ['like'] });
     // The docs' own three-line snippets, run as a brand's backend would run them.
     const env = { ...process.env, LIVETALLY_JOIN_SECRET: SECRET };
-    const fromNode = execFileSync('node', ['--input-type=module', '-e',
-      `const user = { id: 'brand-user-node-1' };\n${docSnippet('js', 'jsonwebtoken')}\nconsole.log(token);`],
-    { cwd: ROOT, env, encoding: 'utf8' }).trim();
-    const fromPython = execFileSync('python3', ['-c',
-      `user_id = "brand-user-python-1"\n${docSnippet('python', 'import jwt')}\nprint(token)`],
-    { env, encoding: 'utf8' }).trim();
+    // (Not execFileSync: a blocked event loop lets the node close the tests' idle
+    // keep-alive connection under them.)
+    const run = async (cmd, args, opts) => {
+      const { stdout, stderr } = await promisify(execFile)(cmd, args, { env, encoding: 'utf8', ...opts });
+      assert.equal(stderr, '', `${cmd} warned`);
+      return stdout.trim();
+    };
+    const fromNode = await run('node', ['--input-type=module', '-e',
+      `const user = { id: 'brand-user-node-1' };\n${docSnippet('js', 'jsonwebtoken')}\nconsole.log(token);`], { cwd: ROOT });
+    const fromPython = await run('python3', ['-c',
+      `user_id = "brand-user-python-1"\n${docSnippet('python', 'import jwt')}\nprint(token)`]);
     // And one minted right here with the same stock library.
     const here = jwt.sign({ campaign: 'launch-2026', sub: 'brand-user-0042' }, SECRET, { algorithm: 'HS256', expiresIn: '10m' });
 
