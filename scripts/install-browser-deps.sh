@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests need, and nothing that is already there: Debian's
 # chromium (the tests never download a browser of their own), a CJK font so zh-CN pages
-# and screenshots show Chinese rather than boxes, Node.js with npm, and the npm
-# devDependencies from package-lock.json. Runs as root in CI; safe to run again.
+# and screenshots show Chinese rather than boxes, Node.js with npm, the npm
+# devDependencies from package-lock.json, and PyJWT. Runs as root in CI; safe to run again.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +17,11 @@ if [ ${#packages[@]} -gt 0 ]; then
     bash scripts/apt-install.sh "${packages[@]}"
 fi
 
-if [ ! -d node_modules/playwright-core ]; then
+# PyJWT: the browser tests run docs/embedding.md's Python minting snippet as it stands.
+if ! python3 -c 'import jwt' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'PyJWT>=2.8,<3'
+fi
+
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/jsonwebtoken ]; then
     npm ci --no-audit --no-fund
 fi

@@ -1,5 +1,6 @@
 //! Embedding on a brand's own site: join tokens minted by a backend with a stock JWT
-//! implementation, the region from the edge, and cross-origin answers.
+//! implementation, the region from the edge, and cross-origin answers (the widget and SDK
+//! modules included).
 
 mod support;
 
@@ -79,6 +80,49 @@ async fn a_backend_minted_jwt_admits_the_viewer_as_its_sub() {
     assert_eq!(refused(format!("token={forever}")).await, 403);
     assert_eq!(refused(String::new()).await, 401);
     same.close().await;
+    ws.close().await;
+}
+
+/// Mints with the `jsonwebtoken` crate as a Rust backend would (its own header and
+/// encoding, not the node's minting code nor the hand-built `jwt` above).
+fn stock_jwt(alg: jsonwebtoken::Algorithm, secret: &str, claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn a_token_minted_by_the_stock_jsonwebtoken_crate_admits_its_sub() {
+    let node = Node::start(&["--join-secret", SECRET]);
+    private_campaign(&node, "vip").await;
+    let claims = json!({"campaign": "vip", "exp": now_s() + 600, "sub": "crate-user-0007", "iat": now_s()});
+    let token = stock_jwt(jsonwebtoken::Algorithm::HS256, SECRET, &claims);
+    let mut ws = node.viewer("vip", &format!("token={token}")).await;
+    let welcome = ws.next().await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["viewer"].as_str()),
+        (Some("welcome"), Some("crate-user-0007"))
+    );
+    ws.send(json!({"type": "interact", "kind": "like", "seq": 1})).await;
+    assert_eq!(ws.until(|m| m["type"] == "ack").await["seq"], 1);
+    let stats = node.op("GET", "/api/v1/campaigns/vip/stats", None).await.1;
+    assert_eq!(stats["interactions"]["like"], 1);
+
+    // Only HS256 with the join secret: the same claims under another algorithm, another
+    // secret, or unsigned (`alg: none`) are 403.
+    let hs384 = stock_jwt(jsonwebtoken::Algorithm::HS384, SECRET, &claims);
+    let other_secret = stock_jwt(jsonwebtoken::Algorithm::HS256, "not-the-join-secret", &claims);
+    let unsigned = format!(
+        "{}.{}.",
+        B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        B64.encode(claims.to_string())
+    );
+    for bad in [hs384, other_secret, unsigned] {
+        assert_eq!(
+            node.refused(&format!("/ws/v1/campaigns/vip?token={bad}")).await,
+            403,
+            "{bad}"
+        );
+    }
     ws.close().await;
 }
 
@@ -210,6 +254,9 @@ async fn public_routes_answer_any_origin_and_operator_routes_none() {
     for (method, path, status) in [
         ("GET", "/api/v1/campaigns/pub", 200),
         ("GET", "/api/v1/campaigns/pub/stats", 200),
+        // The widget and the SDK it imports, as modules (CORS fetches) from another origin.
+        ("GET", "/embed/v1.js", 200),
+        ("GET", "/sdk/v1/livetally.js", 200),
         ("POST", "/api/v1/campaigns/pub/registrations", 201),
         ("OPTIONS", "/api/v1/campaigns/pub/registrations", 204),
         // Errors too, so the page can read why.
@@ -248,6 +295,8 @@ async fn with_allowed_origins_only_those_are_answered() {
     for (method, path) in [
         ("GET", "/api/v1/campaigns/pub"),
         ("GET", "/api/v1/campaigns/pub/stats"),
+        ("GET", "/embed/v1.js"),
+        ("GET", "/sdk/v1/livetally.js"),
         ("POST", "/api/v1/campaigns/pub/registrations"),
         ("OPTIONS", "/api/v1/campaigns/pub/registrations"),
     ] {

@@ -53,10 +53,14 @@ const ASSETS: &[Asset] = &[
     asset!("ops-milestones.js", JS),
     // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
     asset!("livetally.js", JS, "sdk/livetally.js"),
+    asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
 ];
 
 /// The SDK under its stable URL, for pages on any origin (`/sdk/v1/livetally.js`).
 const SDK: &str = "livetally.js";
+/// The `<livetally-widget>` module under its stable URL (`/embed/v1.js`), which imports the
+/// SDK relative to itself (`../sdk/v1/livetally.js`), so both come from one node.
+const WIDGET: &str = "livetally-widget.js";
 
 const LANDING: &str = include_str!("../../web/index.html");
 const VIEWER: &str = include_str!("../../web/viewer.html");
@@ -69,10 +73,11 @@ const VERSION_MARK: &str = "{{v}}";
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages and unversioned asset URLs: keep, but ask the node each time (ETag makes it a 304).
 const CACHE_REVALIDATE: &str = "no-cache";
-/// The SDK's stable URL, loaded by brands' pages at a launch's peak: five minutes lets
-/// browsers and CDNs absorb a million reloads, yet a deploy reaches every page within five
-/// minutes; then the ETag makes revalidation a 304.
-const CACHE_SDK: &str = "public, max-age=300";
+/// The SDK's and the widget's stable URLs, loaded by brands' pages at a launch's peak: five
+/// minutes lets browsers and CDNs absorb a million reloads, yet a deploy reaches every page
+/// within five minutes; then the ETag makes revalidation a 304. `v1` in the URLs is the
+/// compatibility promise: a build only serves modules there that keep their API.
+const CACHE_MODULE: &str = "public, max-age=300";
 
 /// The viewer page embeds the campaign's stream (any http(s) video or player) and talks to
 /// its own origin only. `ws:`/`wss:` are named because older Safari does not let `'self'`
@@ -177,10 +182,11 @@ fn serve_asset(req: &HttpRequest, name: &str, cache: &'static str) -> Result<Htt
     Ok(res.content_type(a.content_type).body(a.body))
 }
 
-/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, and the SDK.
+/// The page routes: `/`, `/c/{id}`, `/ops`, their assets, the SDK and the widget.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(landing))
         .route("/sdk/v1/livetally.js", cors::public(web::get().to(sdk)))
+        .route("/embed/v1.js", cors::public(web::get().to(widget)))
         .route("/c/{id}", web::get().to(viewer))
         .route("/ops", web::get().to(ops))
         .route("/assets/{version}/{file}", web::get().to(versioned_asset))
@@ -219,7 +225,12 @@ pub async fn versioned_asset(req: HttpRequest, path: web::Path<(String, String)>
 /// `GET /sdk/v1/livetally.js`: the JS SDK for pages on any origin (CORS as the public
 /// routes, so `<script type="module">` and `import()` from another origin may load it).
 pub async fn sdk(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    serve_asset(&req, SDK, CACHE_SDK)
+    serve_asset(&req, SDK, CACHE_MODULE)
+}
+
+/// `GET /embed/v1.js`: the widget for pages on any origin, CORS like the SDK it imports.
+pub async fn widget(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    serve_asset(&req, WIDGET, CACHE_MODULE)
 }
 
 /// `GET /assets/{file}`: the current file, revalidated on every use.
@@ -289,7 +300,7 @@ mod tests {
         .await;
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), JS);
-        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_SDK);
+        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_MODULE);
         assert!(res.headers().contains_key(header::ETAG));
         let body = web_test::read_body(res).await;
         assert_eq!(&body[..], include_bytes!("../../web/sdk/livetally.js"));
@@ -297,6 +308,34 @@ mod tests {
         let uri = format!("/assets/{}/livetally.js", asset_version());
         let res = web_test::call_service(&app, web_test::TestRequest::get().uri(&uri).to_request()).await;
         assert_eq!(web_test::read_body(res).await, body);
+    }
+
+    #[actix_web::test]
+    async fn the_widget_has_a_stable_url_and_imports_the_sdk_beside_it() {
+        let app = web_test::init_service(App::new().configure(routes)).await;
+        let get = |uri: &str| web_test::TestRequest::get().uri(uri).to_request();
+        let res = web_test::call_service(&app, get("/embed/v1.js")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), JS);
+        assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), CACHE_MODULE);
+        let body = web_test::read_body(res).await;
+        assert_eq!(&body[..], include_bytes!("../../web/embed/livetally-widget.js"));
+        // `/embed/v1.js` + `../sdk/v1/livetally.js` is the SDK's stable URL, which exports
+        // what the widget imports.
+        let src = std::str::from_utf8(&body).unwrap();
+        let import = src
+            .lines()
+            .find(|l| l.ends_with(" from '../sdk/v1/livetally.js';"))
+            .expect("the widget imports ../sdk/v1/livetally.js");
+        let names = import.split('{').nth(1).unwrap().split('}').next().unwrap();
+        let sdk = web_test::call_service(&app, get("/sdk/v1/livetally.js")).await;
+        let sdk = String::from_utf8(web_test::read_body(sdk).await.to_vec()).unwrap();
+        for name in names.split(',').map(str::trim) {
+            assert!(
+                sdk.contains(&format!("export function {name}(")),
+                "the SDK lacks {name}"
+            );
+        }
     }
 
     #[test]
