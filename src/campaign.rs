@@ -1,7 +1,11 @@
 //! The campaign: what an operator creates, and the validation of its fields. The rules live
 //! here, beside the type, so the HTTP layer and the store agree on what a valid campaign is.
 
+pub mod signup;
+
 use serde::{Deserialize, Serialize};
+
+pub use signup::RegistrationField;
 
 /// Interaction kinds a campaign accepts when the operator names none.
 pub const DEFAULT_KINDS: [&str; 4] = ["like", "cheer", "comment", "share"];
@@ -41,6 +45,9 @@ pub struct Campaign {
     pub state: State,
     pub created_at: i64,
     pub ended_at: Option<i64>,
+    /// What a registration must carry (`signup`); absent in campaigns stored before.
+    #[serde(default)]
+    pub registration_fields: Vec<RegistrationField>,
 }
 
 impl Campaign {
@@ -73,6 +80,7 @@ pub struct NewCampaign {
     pub kinds: Option<Vec<String>>,
     pub regions: Option<Vec<String>>,
     pub access: Option<Access>,
+    pub registration_fields: Option<Vec<RegistrationField>>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -151,6 +159,8 @@ impl NewCampaign {
                 return Err(field_error("regions", format!("region {r:?} is listed twice")));
             }
         }
+        let registration_fields = self.registration_fields.unwrap_or_default();
+        signup::check_declarations(&registration_fields)?;
         Ok(Campaign {
             id,
             title,
@@ -161,6 +171,7 @@ impl NewCampaign {
             state: State::Live,
             created_at: now_ms,
             ended_at: None,
+            registration_fields,
         })
     }
 }
@@ -221,6 +232,7 @@ mod tests {
             kinds: None,
             regions: None,
             access: None,
+            registration_fields: None,
         }
     }
 

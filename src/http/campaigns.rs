@@ -50,6 +50,14 @@ fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Res
             "kinds" => new.kinds = Some(parse(value).map_err(|_| bad("kinds", "a list of strings"))?),
             "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
             "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
+            "registration_fields" => {
+                new.registration_fields = Some(parse(value).map_err(|_| {
+                    bad(
+                        "registration_fields",
+                        "a list of {\"name\", \"max\"?, \"required\"?} objects",
+                    )
+                })?)
+            }
             _ => return Err(unknown_field(&name)),
         }
     }
@@ -442,7 +450,7 @@ mod tests {
         );
         assert_eq!(series_bound(None, "to").unwrap(), None);
         for bad in ["-1", "9007199254740992", "9223372036854775807", "1e3", "", "now"] {
-            assert_eq!(field(series_bound(Some(bad), "from")), Some("from"), "{bad}");
+            assert_eq!(field(series_bound(Some(bad), "from")).as_deref(), Some("from"), "{bad}");
         }
         assert_eq!(series_step("1e300").unwrap(), MAX_SERIES_MS);
         assert_eq!(series_step("0.0001").unwrap(), 1);
@@ -499,9 +507,18 @@ mod tests {
             (serde_json::json!({"kinds": null}), "kinds"),
             (serde_json::json!({"title": null}), "title"),
             (serde_json::json!({"access": 1}), "access"),
+            (serde_json::json!({"registration_fields": null}), "registration_fields"),
+            (
+                serde_json::json!({"registration_fields": [{"name": "p", "len": 3}]}),
+                "registration_fields",
+            ),
+            (
+                serde_json::json!({"registration_fields": [{"name": "p", "max": "3"}]}),
+                "registration_fields",
+            ),
         ] {
             match parse_new_campaign(body(bad).unwrap()) {
-                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f, Some(field)),
+                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f.as_deref(), Some(field)),
                 other => panic!("{other:?}"),
             }
         }

@@ -21,6 +21,7 @@ mod keys;
 mod lifecycle;
 mod schema;
 mod script;
+mod signups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -28,7 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, NodeShare, Owner, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    DEFAULT_SESSION_TTL,
 };
 use crate::campaign::Campaign;
 use codec::{
@@ -422,14 +424,16 @@ impl Store for RedisStore {
         Ok((peak, opt_i64(&peak_at, "peak_at")?))
     }
 
-    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
-        let k = CampaignKeys(campaign);
-        let reply: Option<i64> = self
-            .scripts
-            .register
-            .run(&self.conn, &[k.meta(), k.regs()], viewer)
-            .await?;
-        Ok(reply.ok_or(StoreError::NotFound)? == 1)
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
+        self.add_registration(campaign, registration).await
+    }
+
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
+        self.registration_page(campaign, after, limit).await
+    }
+
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        self.erase(campaign, viewer).await
     }
 
     async fn series(

@@ -46,6 +46,8 @@ pub(super) struct Scripts {
     pub(super) stats: LuaScript,
     pub(super) tick: LuaScript,
     pub(super) register: LuaScript,
+    pub(super) signups: LuaScript,
+    pub(super) erase: LuaScript,
 }
 
 impl Scripts {
@@ -60,6 +62,8 @@ impl Scripts {
             stats: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
             tick: LuaScript::new(include_str!("lua/tick.lua")),
             register: LuaScript::new(include_str!("lua/register.lua")),
+            signups: LuaScript::new(include_str!("lua/signups.lua")),
+            erase: LuaScript::new(include_str!("lua/erase.lua")),
         }
     }
 }

@@ -1,6 +1,11 @@
--- Registers a viewer.
--- KEYS: 1 meta, 2 regs.
--- ARGV: 1 viewer.
+-- Registers a viewer with its sign-up fields; the first registration of a viewer wins.
+-- KEYS: 1 meta, 2 regs, 3 reg-order, 4 reg-data.
+-- ARGV: 1 viewer, 2 fields (one JSON object string), 3 registered_at (unix ms).
 -- Returns 1 (added), 0 (known) or nil (no campaign).
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+-- The registration's number: regs never shrinks (an erasure swaps the viewer for a
+-- placeholder), so its size after adding is unique and increasing.
+redis.call('ZADD', KEYS[3], redis.call('SCARD', KEYS[2]), ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
+return 1
