@@ -4,6 +4,7 @@
 import { t, lang, initLang, applyI18n } from './i18n.js';
 import { session, backoffDelay, formatNumber, formatCompact, formatTime, api, socketUrl, el } from './common.js';
 import { LineChart } from './chart.js';
+import { registrationFields } from './ops-signups.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
 /** How often /readyz is asked while the node is fine, and while it is not. */
@@ -170,6 +171,7 @@ async function create(ev) {
   const regions = list(String(data.get('regions') || ''));
   if (regions.length) body.regions = regions;
   body.access = String(data.get('access') || 'public');
+  if (registrationFields().length) body.registration_fields = registrationFields();
   const submit = form.querySelector('button[type="submit"]');
   submit.disabled = true;
   $('create-result').textContent = '';

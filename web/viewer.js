@@ -6,6 +6,7 @@
 // again, so a flaky connection never loses or doubles a like.
 
 import { t, lang, initLang, applyI18n } from './i18n.js';
+import { signupForm } from './signup-form.js';
 import {
   local, session, randomId, CLIENT_ID, backoffDelay, formatNumber, formatCompact, api, socketUrl, el, icon,
 } from './common.js';
@@ -687,16 +688,23 @@ async function share() {
   tap('share', $('share-button'));
 }
 
+/** The sign-up form's fields (`signup-form.js`), once the campaign is loaded. */
+let signup = { values: () => undefined, showError: () => false };
+
 async function signUp() {
   const button = $('signup');
   const result = $('signup-result');
   button.disabled = true;
   result.dataset.status = 'busy';
   result.textContent = t('signup_busy');
-  const r = await api(`/api/v1/campaigns/${encodeURIComponent(campaignId)}/registrations`, {
+  const fields = signup.values();
+  if (fields === null) { button.disabled = false; result.dataset.status = ''; result.textContent = ''; return; }
+  const q = joinToken ? `?token=${encodeURIComponent(joinToken)}` : '';
+  const r = await api(`/api/v1/campaigns/${encodeURIComponent(campaignId)}/registrations${q}`, {
     method: 'POST',
-    body: { viewer },
+    body: fields ? { viewer, fields } : { viewer },
   });
+  if (r.status === 400 && signup.showError(r.error)) { button.disabled = false; result.dataset.status = ''; result.textContent = ''; return; }
   const status = r.status === 201 ? 'new' : r.status === 200 ? 'again' : r.status === 410 ? 'ended' : 'failed';
   result.dataset.status = status;
   result.dataset.http = String(r.status);
@@ -742,6 +750,7 @@ async function start() {
   document.title = `${campaign.title} · livetally`;
   embedStream(campaign.stream_url);
   buildButtons();
+  signup = signupForm($('signup-panel'), $('signup'), campaign.registration_fields);
   if (local.get(`livetally.reg.${campaignId}`)) {
     $('signup-result').dataset.status = 'again';
     $('signup-result').textContent = t('signup_again');

@@ -46,6 +46,8 @@ const ASSETS: &[Asset] = &[
     asset!("landing.js", JS),
     asset!("viewer.js", JS),
     asset!("ops.js", JS),
+    asset!("ops-signups.js", JS),
+    asset!("signup-form.js", JS),
 ];
 
 const LANDING: &str = include_str!("../../web/index.html");
