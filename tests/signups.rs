@@ -150,8 +150,8 @@ async fn fields_are_declared_validated_stored_and_exported(backend: Backend) {
         csv,
         format!(
             "viewer,registered_at,phone,city,note\r\n\
-             viewer-0001,{},\"'=1+2\",\"北京, CN\",\"said \"\"hi\"\"\nthen left\"\r\n\
-             \"'-viewer-02\",{},\"'@x\",,\r\n",
+             viewer-0001,{},'=1+2,\"北京, CN\",\"said \"\"hi\"\"\nthen left\"\r\n\
+             '-viewer-02,{},'@x,,\r\n",
             at(0),
             at(1)
         )
@@ -266,7 +266,7 @@ async fn a_private_campaign_takes_registrations_with_a_join_token_only(backend: 
 
 /// Many sign-ups, sent concurrently: both exports hold each exactly once, with its fields.
 /// (That the node reads them page by page is checked beside the code, in
-/// `http::registrations::tests`.)
+/// `http::signup::tests`.)
 async fn a_large_export_is_exact(backend: Backend) {
     // Two and a half export pages (1,000 each); `SIGNUPS_N` sets another count.
     let n = std::env::var("SIGNUPS_N").map_or(2_500, |n| n.parse().unwrap());

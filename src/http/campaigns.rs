@@ -401,16 +401,9 @@ fn flatten(prefix: &str, v: &serde_json::Value, rows: &mut Vec<(String, String)>
 
 /// RFC 4180 quoting, and a leading `'` for values a spreadsheet would run as a formula.
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    let mut out = String::with_capacity(s.len() + 2);
+    super::signup::csv_cell(&mut out, s);
+    out
 }
 
 #[cfg(test)]

@@ -254,21 +254,24 @@ fn csv_row(out: &mut String, r: &Registration, fields: &[String]) {
 }
 
 /// One CSV cell (RFC 4180), guarded against formula injection as OWASP recommends: a cell
-/// starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'` (so a
-/// spreadsheet shows it as text instead of running it), and is quoted like any cell holding
-/// a comma, a quote or a line break, quotes doubled.
-fn csv_cell(out: &mut String, value: &str) {
-    let guard = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if !guard && !value.contains([',', '"', '\n', '\r']) {
-        out.push_str(value);
-        return;
+/// starting with `=`, `+`, `-`, `@`, tab or carriage return that is not a number gets a
+/// leading `'`, so a spreadsheet shows it as text instead of running it. Quoted when it
+/// holds a comma, a quote or a line break, quotes doubled. The report's CSV uses it too.
+pub fn csv_cell(out: &mut String, value: &str) {
+    let guard = value.starts_with(['=', '+', '-', '@', '\t', '\r']) && value.parse::<f64>().is_err();
+    let quote = value.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push('"');
     }
-    out.push('"');
     if guard {
         out.push('\'');
     }
-    out.push_str(&value.replace('"', "\"\""));
-    out.push('"');
+    if quote {
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
 }
 
 /// `DELETE /api/v1/campaigns/{id}/registrations/{viewer}` (operator): erases that person's
@@ -313,9 +316,13 @@ mod tests {
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("two\nlines"), "\"two\nlines\"");
         assert_eq!(cell("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
-        for lead in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert!(cell(lead).starts_with("\"'"), "{lead:?}");
+        for lead in ["+1 2", "-x", "@SUM(A1)", "\tx"] {
+            assert_eq!(cell(lead), format!("'{lead}"));
         }
+        assert_eq!(cell("\rx"), "\"'\rx\"");
+        // A number is no formula.
+        assert_eq!(cell("-5"), "-5");
+        assert_eq!(cell("+1.5"), "+1.5");
         assert_eq!(cell(""), "");
         assert_eq!(cell("a=b"), "a=b");
     }
@@ -333,7 +340,7 @@ mod tests {
         csv_row(&mut out, &reg("viewer-02", r#"{"phone":"1"}"#), &fields);
         assert_eq!(
             out,
-            "viewer-01,1700000000123,\"'+33 1\",\"Paris, FR\"\r\nviewer-02,1700000000123,1,\r\n"
+            "viewer-01,1700000000123,'+33 1,\"Paris, FR\"\r\nviewer-02,1700000000123,1,\r\n"
         );
     }
 
