@@ -24,7 +24,7 @@ BASE=http://127.0.0.1:$PORT
 for _ in $(seq 50); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 # Real resources for the fuzzer to reach past 404: a live and an ended campaign.
 curl -fsS -X POST "$BASE/api/v1/campaigns" -H "Authorization: Bearer $T" \
-    -H 'content-type: application/json' -d '{"id":"fuzz","title":"Fuzz"}' >/dev/null
+    -H 'content-type: application/json' -d '{"id":"fuzz","title":"Fuzz","registration_fields":[{"name":"phone","max":32,"required":true},{"name":"city"}]}' >/dev/null
 curl -fsS -X POST "$BASE/api/v1/campaigns" -H "Authorization: Bearer $T" \
     -H 'content-type: application/json' -d '{"id":"fuzz-ended","title":"Fuzz ended"}' >/dev/null
 curl -fsS -X POST "$BASE/api/v1/campaigns/fuzz-ended/end" -H "Authorization: Bearer $T" >/dev/null

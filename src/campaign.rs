@@ -2,8 +2,11 @@
 //! here, beside the type, so the HTTP layer and the store agree on what a valid campaign is.
 
 use std::collections::BTreeMap;
+pub mod signup;
 
 use serde::{Deserialize, Serialize};
+
+pub use signup::RegistrationField;
 
 /// Interaction kinds a campaign accepts when the operator names none.
 pub const DEFAULT_KINDS: [&str; 4] = ["like", "cheer", "comment", "share"];
@@ -46,6 +49,9 @@ pub struct Campaign {
     /// Webhook milestones: metric (`viewers`, `peak_viewers` or a kind) → thresholds.
     #[serde(default)]
     pub milestones: Milestones,
+    /// What a registration must carry (`signup`); absent in campaigns stored before.
+    #[serde(default)]
+    pub registration_fields: Vec<RegistrationField>,
 }
 
 impl Campaign {
@@ -79,6 +85,7 @@ pub struct NewCampaign {
     pub regions: Option<Vec<String>>,
     pub access: Option<Access>,
     pub milestones: Option<Milestones>,
+    pub registration_fields: Option<Vec<RegistrationField>>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -158,6 +165,8 @@ impl NewCampaign {
             }
         }
         let milestones = validate_milestones(self.milestones.unwrap_or_default(), &kinds)?;
+        let registration_fields = self.registration_fields.unwrap_or_default();
+        signup::check_declarations(&registration_fields)?;
         Ok(Campaign {
             id,
             title,
@@ -169,6 +178,7 @@ impl NewCampaign {
             created_at: now_ms,
             ended_at: None,
             milestones,
+            registration_fields,
         })
     }
 }
@@ -272,6 +282,7 @@ mod tests {
             regions: None,
             access: None,
             milestones: None,
+            registration_fields: None,
         }
     }
 

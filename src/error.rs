@@ -1,6 +1,7 @@
 //! One error type for the HTTP API and one mapping from it to status and JSON body
 //! (`{"error":{"code","message","field"?}}`), so every route fails the same way.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -15,7 +16,9 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{message}")]
     BadRequest {
-        field: Option<&'static str>,
+        /// The offending input: a body field, a query parameter, or `fields.<name>` of a
+        /// registration.
+        field: Option<Cow<'static, str>>,
         message: String,
     },
     #[error("missing operator token")]
@@ -44,9 +47,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
-            field: Some(field),
+            field: Some(field.into()),
             message: message.into(),
         }
     }

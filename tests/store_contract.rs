@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use livetally::campaign::{Access, Campaign, State};
 use livetally::store::memory::MemoryStore;
 use livetally::store::redis::RedisStore;
-use livetally::store::{Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, SessionDelta, Store, StoreError};
+use livetally::store::{
+    Applied, Batch, NodeShare, Owner, Presence, Registration, SeriesMetric, SessionDelta, Store, StoreError,
+};
 use support::redis::{RedisCluster, RedisServer};
 
 // ---------------------------------------------------------------------------------------
@@ -120,6 +122,8 @@ contract!(
     record_tick_tracks_peak_and_viewer_series,
     interaction_series_per_kind_and_total,
     register_is_idempotent,
+    registrations_are_read_in_order_page_by_page,
+    erasing_a_registration_keeps_the_count,
     retried_batch_is_applied_once,
     delete_removes_an_ended_campaign_and_all_its_data,
     sessions_are_forgotten_within_two_ttls,
@@ -154,6 +158,7 @@ fn campaign(id: &str, created_at: i64) -> Campaign {
         created_at,
         ended_at: None,
         milestones: Default::default(),
+        registration_fields: vec![],
     }
 }
 
@@ -885,14 +890,103 @@ async fn interaction_series_per_kind_and_total(store: Arc<dyn Store>, _: &str) {
     );
 }
 
+fn reg(viewer: &str, fields: &str) -> Registration {
+    Registration {
+        viewer: viewer.to_owned(),
+        registered_at: 1_700_000_000_000,
+        fields: fields.to_owned(),
+    }
+}
+
 async fn register_is_idempotent(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "register").await;
-    assert!(store.register(&id, "viewer-1").await.unwrap());
-    assert!(!store.register(&id, "viewer-1").await.unwrap());
-    assert!(store.register(&id, "viewer-2").await.unwrap());
+    assert!(store.register(&id, &reg("viewer-1", r#"{"phone":"1"}"#)).await.unwrap());
+    // The first registration wins: a second one changes nothing.
+    assert!(!store.register(&id, &reg("viewer-1", r#"{"phone":"2"}"#)).await.unwrap());
+    assert!(store.register(&id, &reg("viewer-2", "{}")).await.unwrap());
     assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, 2);
+    let page = store.registrations(&id, 0, 10).await.unwrap();
+    assert_eq!(
+        page,
+        vec![(1, reg("viewer-1", r#"{"phone":"1"}"#)), (2, reg("viewer-2", "{}"))]
+    );
     assert!(matches!(
-        store.register(&uid("missing"), "viewer-1").await,
+        store.register(&uid("missing"), &reg("viewer-1", "{}")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.registrations(&uid("missing"), 0, 10).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// 2,500 sign-ups read back in pages of 1,000 (the export's page): every one exactly once,
+/// in the order they came, with its fields, Unicode and quotes intact.
+async fn registrations_are_read_in_order_page_by_page(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "signups").await;
+    let n = 2_500u64;
+    for i in 1..=n {
+        let fields = format!(r#"{{"name":"名字 \"{i}\"","n":"{i}"}}"#);
+        assert!(store
+            .register(&id, &reg(&format!("viewer-{i:05}"), &fields))
+            .await
+            .unwrap());
+    }
+    let (mut after, mut seen) = (0, 0u64);
+    loop {
+        let page = store.registrations(&id, after, 1_000).await.unwrap();
+        let Some((last, _)) = page.last() else { break };
+        assert!(page.len() <= 1_000);
+        for (number, r) in &page {
+            seen += 1;
+            assert_eq!(*number, seen);
+            assert_eq!(r.viewer, format!("viewer-{seen:05}"));
+            assert_eq!(r.fields, format!(r#"{{"name":"名字 \"{seen}\"","n":"{seen}"}}"#));
+        }
+        after = *last;
+    }
+    assert_eq!(seen, n);
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, n);
+}
+
+async fn erasing_a_registration_keeps_the_count(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "erase").await;
+    for v in ["viewer-1", "viewer-2", "viewer-3"] {
+        store.register(&id, &reg(v, r#"{"phone":"1"}"#)).await.unwrap();
+    }
+    assert!(store.erase_registration(&id, "viewer-2").await.unwrap());
+    assert!(
+        !store.erase_registration(&id, "viewer-2").await.unwrap(),
+        "already erased"
+    );
+    assert!(
+        !store.erase_registration(&id, "viewer-9").await.unwrap(),
+        "never registered"
+    );
+    let viewers = |page: Vec<(u64, Registration)>| page.into_iter().map(|(n, r)| (n, r.viewer)).collect::<Vec<_>>();
+    assert_eq!(
+        viewers(store.registrations(&id, 0, 10).await.unwrap()),
+        vec![(1, "viewer-1".to_owned()), (3, "viewer-3".to_owned())]
+    );
+    // A page starting at the erased one's number moves on to the next.
+    assert_eq!(
+        viewers(store.registrations(&id, 1, 1).await.unwrap()),
+        vec![(3, "viewer-3".to_owned())]
+    );
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, 3);
+    // Nothing is kept to recognise the erased person: coming back is a new sign-up.
+    assert!(store.register(&id, &reg("viewer-2", "{}")).await.unwrap());
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, 4);
+    assert_eq!(
+        viewers(store.registrations(&id, 3, 10).await.unwrap()),
+        vec![(4, "viewer-2".to_owned())]
+    );
+    // Erasing twice more keeps every placeholder apart (the count never drops).
+    assert!(store.erase_registration(&id, "viewer-1").await.unwrap());
+    assert!(store.erase_registration(&id, "viewer-2").await.unwrap());
+    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().registrations, 4);
+    assert!(matches!(
+        store.erase_registration(&uid("missing"), "viewer-1").await,
         Err(StoreError::NotFound)
     ));
 }
@@ -903,10 +997,10 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
     assert_eq!(before, 0);
     fill(&*store, &id).await;
     if kind != "memory" {
-        // 12 keys that do not depend on the hour (one generation each of session state and
+        // 14 keys that do not depend on the hour (one generation each of session state and
         // retry records: a v2 store writes no v1 `epochs`/`sessions`, and `moved` only while
         // a socket is moved), two hour hashes per series, and the index entries.
-        assert_eq!(footprint(kind, &id), 12 + 4 + 2, "the probe sees every key");
+        assert_eq!(footprint(kind, &id), 14 + 4 + 2, "the probe sees every key");
     }
     // A live campaign is refused and keeps everything.
     assert!(matches!(store.delete_campaign(&id).await, Err(StoreError::Live)));
@@ -931,7 +1025,7 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.register(&id, "viewer-1").await,
+        store.register(&id, &reg("viewer-1", "{}")).await,
         Err(StoreError::NotFound)
     ));
     let mut late = batch(&id, 0, vec![delta("session-1", "viewer-1", 1, 9, &[("like", 1)])]);
@@ -955,7 +1049,7 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
         }
     );
     assert_eq!(store.claim_session(&id, "session-1", &CLAIMER).await.unwrap(), (1, 0));
-    assert!(store.register(&id, "viewer-1").await.unwrap());
+    assert!(store.register(&id, &reg("viewer-1", "{}")).await.unwrap());
     assert_eq!(
         store
             .series(&id, &SeriesMetric::Interactions(None), 0, i64::MAX)
@@ -995,7 +1089,7 @@ async fn fill(store: &dyn Store, id: &str) {
         vec![delta("session-1", "viewer-1", e, 2, &[("like", 3)])],
     );
     assert_eq!(bare(store.apply(&later).await.unwrap()), ok());
-    assert!(store.register(id, "viewer-1").await.unwrap());
+    assert!(store.register(id, &reg("viewer-1", "{}")).await.unwrap());
     store
         .record_tick(id, 1_000, 1_000, 2, &map(&[("US", 2)]))
         .await

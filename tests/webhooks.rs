@@ -84,7 +84,8 @@ async fn events_are_signed_in_order_and_the_end_carries_the_report(backend: Back
     let node = Node::start_with(backend, &args(&hook_flags(&receiver)));
     let c = node
         .campaign_with(json!({"id": "hooks", "title": "t",
-            "milestones": {"like": [1000, 3], "viewers": [1], "peak_viewers": [1]}}))
+            "milestones": {"like": [1000, 3], "viewers": [1], "peak_viewers": [1]},
+            "registration_fields": [{"name": "phone", "max": 32, "required": true}]}))
         .await;
     assert_eq!(
         c["milestones"],
@@ -96,7 +97,15 @@ async fn events_are_signed_in_order_and_the_end_carries_the_report(backend: Back
     let mut client = Client::connect(&node, "hooks", "session-0001").await;
     assert!(client.send_upto(2).await);
     client.await_ack(2).await;
-    register(&node, "hooks", "viewer-0001").await;
+    let (status, body) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/hooks/registrations",
+            Some(json!({"viewer": "viewer-0001", "fields": {"phone": "+44 20 7946 0000"}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (status, _) = node.op("POST", "/api/v1/campaigns/hooks/end", None).await;
     assert_eq!(status, 200);
 
@@ -117,7 +126,10 @@ async fn events_are_signed_in_order_and_the_end_carries_the_report(backend: Back
     assert_eq!(like["data"]["value"], total_upto(2));
     assert_eq!(like["campaign"], "hooks");
     let registration = events.iter().find(|e| e["type"] == "registration.created").unwrap();
-    assert_eq!(registration["data"], json!({"viewer": "viewer-0001", "fields": {}}));
+    assert_eq!(
+        registration["data"],
+        json!({"viewer": "viewer-0001", "fields": {"phone": "+44 20 7946 0000"}})
+    );
     let peak = events
         .iter()
         .find(|e| e["type"] == "campaign.peak")
@@ -310,7 +322,7 @@ mod queue {
     use livetally::store::memory::MemoryStore;
     use livetally::store::outbox::{Lease, LeasedEvent, Settle};
     use livetally::store::redis::RedisStore;
-    use livetally::store::Store;
+    use livetally::store::{Registration, Store};
 
     use crate::support::load::eventually;
     use crate::support::redis::{RedisCluster, RedisServer};
@@ -327,6 +339,14 @@ mod queue {
         .await
     }
 
+    fn registration(viewer: &str) -> Registration {
+        Registration {
+            viewer: viewer.into(),
+            registered_at: livetally::util::now_ms(),
+            fields: "{}".into(),
+        }
+    }
+
     async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
         let c = NewCampaign {
             id: Some("q".into()),
@@ -337,8 +357,8 @@ mod queue {
         .unwrap();
         store.create_campaign(&c).await.unwrap();
         assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
-        store.register("q", "viewer-0001").await.unwrap();
-        store.register("q", "viewer-0002").await.unwrap();
+        store.register("q", &registration("viewer-0001")).await.unwrap();
+        store.register("q", &registration("viewer-0002")).await.unwrap();
         store.end_campaign("q", livetally::util::now_ms()).await.unwrap();
         assert_eq!(store.pending_events().await.unwrap(), 3);
         let due = store.due_outboxes(livetally::util::now_ms() + 1, 10).await.unwrap();
@@ -404,7 +424,7 @@ mod queue {
         .validate(livetally::util::now_ms())
         .unwrap();
         store.create_campaign(&c).await.unwrap();
-        store.register("lost", "viewer-0001").await.unwrap();
+        store.register("lost", &registration("viewer-0001")).await.unwrap();
         let removed: i64 = redis.query(&["ZREM", "lt:{webhooks}:due", "lost"]);
         assert_eq!(removed, 1);
         let later = livetally::util::now_ms() + 60_000;

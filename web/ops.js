@@ -7,6 +7,7 @@ import { connect } from './livetally.js';
 import { session, formatNumber, formatCompact, formatTime, api, el } from './common.js';
 import { LineChart } from './chart.js';
 import { addMilestones, showMilestones } from './ops-milestones.js';
+import { registrationFields } from './ops-signups.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
 /** How often /readyz is asked while the node is fine, and while it is not. */
@@ -175,6 +176,7 @@ async function create(ev) {
   body.access = String(data.get('access') || 'public');
   const milestonesError = addMilestones(body, data);
   if (milestonesError) return showFieldError('milestones', milestonesError);
+  if (registrationFields().length) body.registration_fields = registrationFields();
   const submit = form.querySelector('button[type="submit"]');
   submit.disabled = true;
   $('create-result').textContent = '';

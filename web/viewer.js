@@ -7,6 +7,7 @@
 import { connect, backoffDelay } from './livetally.js';
 import { t, lang, initLang, applyI18n } from './i18n.js';
 import { local, formatNumber, formatCompact, api, el, icon } from './common.js';
+import { signupForm } from './signup-form.js';
 
 /** Screen readers hear the changing count at most this often, once it held this long. */
 const ANNOUNCE_EVERY_MS = 15000;
@@ -336,6 +337,9 @@ async function share() {
   tap('share', $('share-button'));
 }
 
+/** The sign-up form's fields (`signup-form.js`), once the campaign is loaded. */
+let signup = { values: () => undefined, showError: () => false };
+
 async function signUp() {
   if (!client) return;
   const button = $('signup');
@@ -343,13 +347,18 @@ async function signUp() {
   button.disabled = true;
   result.dataset.status = 'busy';
   result.textContent = t('signup_busy');
+  const fields = signup.values();
+  if (fields === null) { button.disabled = false; result.dataset.status = ''; result.textContent = ''; return; }
   let status;
   let http;
   try {
-    const r = await client.register();
+    const r = await client.register(fields);
     status = r.created ? 'new' : 'again';
     http = r.status;
   } catch (e) {
+    if (e.status === 400 && signup.showError({ code: e.code, message: e.message, field: e.field })) {
+      button.disabled = false; result.dataset.status = ''; result.textContent = ''; return;
+    }
     status = e.code === 'campaign_ended' ? 'ended' : 'failed';
     http = e.status ?? 0;
   }
@@ -394,6 +403,7 @@ async function start() {
   document.title = `${campaign.title} · livetally`;
   embedStream(campaign.stream_url);
   buildButtons();
+  signup = signupForm($('signup-panel'), $('signup'), campaign.registration_fields);
   if (local.get(`livetally.reg.${campaignId}`)) {
     $('signup-result').dataset.status = 'again';
     $('signup-result').textContent = t('signup_again');

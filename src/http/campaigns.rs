@@ -51,6 +51,14 @@ fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Res
             "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
             "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
             "milestones" => new.milestones = Some(parse_milestones(value)?),
+            "registration_fields" => {
+                new.registration_fields = Some(parse(value).map_err(|_| {
+                    bad(
+                        "registration_fields",
+                        "a list of {\"name\", \"max\"?, \"required\"?} objects",
+                    )
+                })?)
+            }
             _ => return Err(unknown_field(&name)),
         }
     }
@@ -416,16 +424,9 @@ fn flatten(prefix: &str, v: &serde_json::Value, rows: &mut Vec<(String, String)>
 
 /// RFC 4180 quoting, and a leading `'` for values a spreadsheet would run as a formula.
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    let mut out = String::with_capacity(s.len() + 2);
+    super::signup::csv_cell(&mut out, s);
+    out
 }
 
 #[cfg(test)]
@@ -465,7 +466,7 @@ mod tests {
         );
         assert_eq!(series_bound(None, "to").unwrap(), None);
         for bad in ["-1", "9007199254740992", "9223372036854775807", "1e3", "", "now"] {
-            assert_eq!(field(series_bound(Some(bad), "from")), Some("from"), "{bad}");
+            assert_eq!(field(series_bound(Some(bad), "from")).as_deref(), Some("from"), "{bad}");
         }
         assert_eq!(series_step("1e300").unwrap(), MAX_SERIES_MS);
         assert_eq!(series_step("0.0001").unwrap(), 1);
@@ -522,9 +523,18 @@ mod tests {
             (serde_json::json!({"kinds": null}), "kinds"),
             (serde_json::json!({"title": null}), "title"),
             (serde_json::json!({"access": 1}), "access"),
+            (serde_json::json!({"registration_fields": null}), "registration_fields"),
+            (
+                serde_json::json!({"registration_fields": [{"name": "p", "len": 3}]}),
+                "registration_fields",
+            ),
+            (
+                serde_json::json!({"registration_fields": [{"name": "p", "max": "3"}]}),
+                "registration_fields",
+            ),
         ] {
             match parse_new_campaign(body(bad).unwrap()) {
-                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f, Some(field)),
+                Err(ApiError::BadRequest { field: f, .. }) => assert_eq!(f.as_deref(), Some(field)),
                 other => panic!("{other:?}"),
             }
         }

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod pages;
 pub mod probes;
 pub mod public;
+pub mod signup;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,8 +90,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/series", web::get().to(campaigns::series))
             .route("/{id}/report", web::get().to(campaigns::report))
             .route("/{id}/stats", cors::public(web::get().to(public::stats)))
-            .route("/{id}/registrations", cors::public(web::post().to(public::register)))
-            .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight)),
+            .route("/{id}/registrations", cors::public(web::post().to(signup::register)))
+            .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight))
+            .route("/{id}/registrations", web::get().to(signup::export))
+            .route("/{id}/registrations/{viewer}", web::delete().to(signup::erase)),
     )
     .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::not_upgraded))
     .route("/s/{id}", web::get().to(public::share))

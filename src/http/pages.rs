@@ -54,6 +54,8 @@ const ASSETS: &[Asset] = &[
     // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
     asset!("livetally.js", JS, "sdk/livetally.js"),
     asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
+    asset!("ops-signups.js", JS),
+    asset!("signup-form.js", JS),
 ];
 
 /// The SDK under its stable URL, for pages on any origin (`/sdk/v1/livetally.js`).

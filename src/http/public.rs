@@ -1,14 +1,13 @@
-//! Public routes: a campaign with its stats, registrations and share links.
+//! Public routes: a campaign with its stats, and share links (registrations: `registrations`).
 
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::campaign;
 use super::Api;
-use crate::campaign::{is_client_id, share_channel};
+use crate::campaign::share_channel;
 use crate::error::ApiError;
 use crate::protocol::stats::ViewerStats;
 
@@ -39,46 +38,13 @@ pub async fn stats(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpRes
 /// Takes one of the client's public writes (`--max-public-writes-per-client`, shared by
 /// registrations and share visits); past the budget, how long until the next one, and the
 /// refusal is counted as `client_rate_limited`.
-fn public_write(api: &Api, req: &HttpRequest) -> Result<(), Duration> {
+pub(super) fn public_write(api: &Api, req: &HttpRequest) -> Result<(), Duration> {
     let Some(writes) = &api.public_writes else {
         return Ok(());
     };
     writes
         .check(&api.client(req))
         .inspect_err(|_| api.metrics.rejected("client_rate_limited"))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Registration {
-    viewer: Option<String>,
-}
-
-/// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after; 429 past
-/// the client's public writes, before anything is looked up or counted.
-pub async fn register(
-    req: HttpRequest,
-    api: web::Data<Api>,
-    id: web::Path<String>,
-    body: web::Json<Registration>,
-) -> Result<HttpResponse, ApiError> {
-    public_write(&api, &req)
-        .map_err(|wait| ApiError::rate_limited("too many registrations and share visits from this address", wait))?;
-    let viewer = body
-        .into_inner()
-        .viewer
-        .filter(|v| is_client_id(v))
-        .ok_or_else(|| ApiError::bad("viewer", "viewer must match ^[A-Za-z0-9_-]{8,64}$"))?;
-    let c = campaign(&api, &id).await?;
-    if !c.is_live() {
-        return Err(ApiError::Gone);
-    }
-    let created = api.store.register(&id, &viewer).await?;
-    let body = json!({"campaign": c.id, "viewer": viewer, "registered": true, "created": created});
-    Ok(if created {
-        HttpResponse::Created().json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    })
 }
 
 #[derive(Debug, Deserialize)]

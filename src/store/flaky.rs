@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::memory::MemoryStore;
-use super::{Applied, Batch, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult};
+use super::{Applied, Batch, Owner, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use std::time::Duration;
 
 use super::outbox::{Lease, Settle};
@@ -94,9 +94,17 @@ impl Store for Flaky {
             .record_tick(campaign, bucket_ms, at_ms, viewers, regions)
             .await
     }
-    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
         self.up()?;
-        self.inner.register(campaign, viewer).await
+        self.inner.register(campaign, registration).await
+    }
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
+        self.up()?;
+        self.inner.registrations(campaign, after, limit).await
+    }
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        self.up()?;
+        self.inner.erase_registration(campaign, viewer).await
     }
     async fn series(
         &self,

@@ -3,7 +3,9 @@
 //! sections are short, never span an `.await`, and the store is called once per campaign
 //! per flush or tick, not per frame.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod signups;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 use super::hll::HyperLogLog;
 use super::outbox::{self, Outbox, Settle};
 use super::{
-    Applied, Batch, NodeShare, Owner, Presence, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    Applied, Batch, NodeShare, Owner, Presence, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult,
     DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones, State};
@@ -132,7 +134,7 @@ struct CampaignData {
     applied: Generations<(u64, Vec<usize>)>,
     uniques: HyperLogLog,
     interactors: HyperLogLog,
-    registrations: HashSet<String>,
+    registrations: signups::Signups,
     shares: BTreeMap<String, u64>,
     presence: HashMap<String, Lease>,
     peak: u64,
@@ -278,7 +280,7 @@ impl Store for MemoryStore {
                 applied: Generations::new(self.session_ttl, self.started),
                 uniques: HyperLogLog::default(),
                 interactors: HyperLogLog::default(),
-                registrations: HashSet::new(),
+                registrations: signups::Signups::default(),
                 shares: BTreeMap::new(),
                 presence: HashMap::new(),
                 peak: 0,
@@ -497,7 +499,7 @@ impl Store for MemoryStore {
             peak_at: d.peak_at,
             unique_viewers: d.uniques.count(),
             interactors: d.interactors.count(),
-            registrations: d.registrations.len() as u64,
+            registrations: d.registrations.count(),
             share_visits: d.shares.values().sum(),
             share_visits_by_channel: d.shares.clone(),
             regions_at_peak: d.regions_at_peak.clone(),
@@ -554,16 +556,28 @@ impl Store for MemoryStore {
         Ok((d.peak, d.peak_at))
     }
 
-    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        let added = d.registrations.insert(viewer.to_owned());
+        let added = d.registrations.add(registration);
         if added {
-            let data = registration_data(viewer, "{}");
+            let data = registration_data(&registration.viewer, &registration.fields);
             self.outbox()
                 .push(campaign, outbox::REGISTRATION, &data, crate::util::now_ms());
         }
         Ok(added)
+    }
+
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
+        let map = self.lock();
+        let d = map.get(campaign).ok_or(StoreError::NotFound)?;
+        Ok(d.registrations.page(after, limit))
+    }
+
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        Ok(d.registrations.erase(viewer))
     }
 
     async fn series(

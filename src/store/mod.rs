@@ -162,6 +162,17 @@ pub struct Applied {
     pub moved: Vec<u64>,
 }
 
+/// One sign-up as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub viewer: String,
+    /// Unix ms, as the node that took it saw the time.
+    pub registered_at: i64,
+    /// The sign-up fields as one JSON object string, as `campaign::signup::check_submission`
+    /// returns them (`{}` when the campaign declares none).
+    pub fields: String,
+}
+
 /// The series bucket of a count or a tick at `at_ms`: the start of its tick, but never
 /// before the campaign's creation. Series windows start at `created_at` by default, so a
 /// first bucket starting earlier (the campaign was created mid-tick) would fall outside
@@ -248,8 +259,21 @@ pub trait Store: Send + Sync + 'static {
         regions: &BTreeMap<String, u64>,
     ) -> StoreResult<(u64, Option<i64>)>;
 
-    /// Registers a viewer for the campaign; `true` the first time, `false` after.
-    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool>;
+    /// Registers a viewer with its fields; `true` the first time, `false` after (the
+    /// first registration wins: a later one changes nothing). Each registration gets the
+    /// next number of the campaign (1, 2, ...), the order [`Store::registrations`] reads.
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool>;
+
+    /// Up to `limit` registrations numbered above `after`, with their numbers, in order:
+    /// the export reads page after page, passing the last number it got, so it never holds
+    /// more than a page and an erasure meanwhile moves nothing it has yet to read.
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>>;
+
+    /// Erases one person's sign-up (viewer id, time and fields); `false` when that viewer
+    /// has none. The campaign's `registrations` count is an aggregate and stays. The same
+    /// viewer registering again afterwards is a new registration (nothing is kept that
+    /// could recognise it).
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool>;
 
     /// Raw series points `(bucket_ms, value)` with `from_ms <= bucket_ms <= to_ms`,
     /// ascending. Buckets with nothing recorded are absent.

@@ -16,7 +16,7 @@
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | field: `delete_campaign` |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
@@ -26,7 +26,9 @@
 //! | `lt:{c:<id>}:applied` | hash | v1 layout: v1 origin → last batch | v1 nodes | as `epochs` |
 //! | `lt:{c:<id>}:uniq` | HLL | viewers seen (`unique_viewers`) | `apply.lua` | never |
 //! | `lt:{c:<id>}:actors` | HLL | viewers who interacted (`interactors`) | `apply.lua` | never |
-//! | `lt:{c:<id>}:regs` | set | registered viewers | `register.lua` | never |
+//! | `lt:{c:<id>}:regs` | set | one member per registration ever taken (`SCARD` is the `registrations` count): the viewer id, or `~<n>` once that person's sign-up was erased | `register.lua`, `erase.lua` | never |
+//! | `lt:{c:<id>}:reg-order` | zset | member = viewer, score = its registration's number (the size of `regs` after adding it): the export's order and cursor | `register.lua` | member: `erase.lua` |
+//! | `lt:{c:<id>}:reg-data` | hash | viewer → `<registered_at ms>\|<fields JSON object>` | `register.lua` | field: `erase.lua` |
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
 //! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
 //! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
@@ -128,6 +130,14 @@ impl CampaignKeys<'_> {
         self.key("regs")
     }
 
+    pub(super) fn reg_order(self) -> String {
+        self.key("reg-order")
+    }
+
+    pub(super) fn reg_data(self) -> String {
+        self.key("reg-data")
+    }
+
     pub(super) fn shares(self) -> String {
         self.key("shares")
     }
@@ -155,7 +165,7 @@ impl CampaignKeys<'_> {
     /// Every key of the campaign except the hour hashes of its series (those are listed
     /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
     /// session keys are included: a campaign written while v1 nodes ran may still have them.
-    pub(super) fn fixed(self) -> [String; 18] {
+    pub(super) fn fixed(self) -> [String; 20] {
         let [s0, s1] = self.session_gens();
         let [a0, a1] = self.applied_gens();
         [
@@ -172,6 +182,8 @@ impl CampaignKeys<'_> {
             self.uniq(),
             self.actors(),
             self.regs(),
+            self.reg_order(),
+            self.reg_data(),
             self.shares(),
             self.presence(),
             self.presence_exp(),
@@ -249,6 +261,8 @@ mod tests {
             (k.uniq(), "lt:{c:x}:uniq"),
             (k.actors(), "lt:{c:x}:actors"),
             (k.regs(), "lt:{c:x}:regs"),
+            (k.reg_order(), "lt:{c:x}:reg-order"),
+            (k.reg_data(), "lt:{c:x}:reg-data"),
             (k.shares(), "lt:{c:x}:shares"),
             (k.presence(), "lt:{c:x}:presence"),
             (k.presence_exp(), "lt:{c:x}:presence-exp"),

@@ -22,6 +22,7 @@ mod lifecycle;
 mod outbox;
 mod schema;
 mod script;
+mod signups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -30,7 +31,8 @@ use async_trait::async_trait;
 
 use super::outbox::{Lease, Settle};
 use super::{
-    Applied, Batch, NodeShare, Owner, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, NodeShare, Owner, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones};
 use codec::{
@@ -435,14 +437,16 @@ impl Store for RedisStore {
         Ok((peak, opt_i64(&peak_at, "peak_at")?))
     }
 
-    async fn register(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
-        let k = CampaignKeys(campaign);
-        let mut keys = vec![k.meta(), k.regs()];
-        keys.extend(self.outbox_keys(k));
-        let reply: Option<i64> = self.scripts.register.run(&self.conn, &keys, (viewer, "{}")).await?;
-        let added = reply.ok_or(StoreError::NotFound)? == 1;
-        self.mark_due(campaign, u64::from(added && self.events)).await;
-        Ok(added)
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
+        self.add_registration(campaign, registration).await
+    }
+
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
+        self.registration_page(campaign, after, limit).await
+    }
+
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        self.erase(campaign, viewer).await
     }
 
     async fn series(

@@ -49,6 +49,8 @@ pub(super) struct Scripts {
     pub(super) lease: LuaScript,
     pub(super) settle: LuaScript,
     pub(super) milestones: LuaScript,
+    pub(super) signups: LuaScript,
+    pub(super) erase: LuaScript,
 }
 
 impl Scripts {
@@ -73,6 +75,8 @@ impl Scripts {
             lease: LuaScript::new(include_str!("lua/lease.lua")),
             settle: LuaScript::new(include_str!("lua/settle.lua")),
             milestones: LuaScript::new(include_str!("lua/milestones.lua")),
+            signups: LuaScript::new(include_str!("lua/signups.lua")),
+            erase: LuaScript::new(include_str!("lua/erase.lua")),
         }
     }
 }

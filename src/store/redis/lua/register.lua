@@ -1,9 +1,14 @@
--- Registers a viewer (needs events.lua).
--- KEYS: 1 meta, 2 regs, 3 outbox, 4 outbox-state (absent: no webhooks).
--- ARGV: 1 viewer, 2 its fields (a JSON object).
+-- Registers a viewer with its sign-up fields; the first registration of a viewer wins
+-- (needs events.lua: a new registration queues `registration.created`).
+-- KEYS: 1 meta, 2 regs, 3 reg-order, 4 reg-data, 5 outbox, 6 outbox-state (absent: no webhooks).
+-- ARGV: 1 viewer, 2 fields (one JSON object string), 3 registered_at (unix ms).
 -- Returns 1 (added), 0 (known) or nil (no campaign).
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local added = redis.call('SADD', KEYS[2], ARGV[1])
-ev_open(KEYS[1], KEYS[3], KEYS[4])
-if added == 1 then ev_emit('registration.created', '{"viewer":' .. cjson.encode(ARGV[1]) .. ',"fields":' .. ARGV[2] .. '}') end
-return added
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+-- The registration's number: regs never shrinks (an erasure swaps the viewer for a
+-- placeholder), so its size after adding is unique and increasing.
+redis.call('ZADD', KEYS[3], redis.call('SCARD', KEYS[2]), ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
+ev_open(KEYS[1], KEYS[5], KEYS[6])
+ev_emit('registration.created', '{"viewer":' .. cjson.encode(ARGV[1]) .. ',"fields":' .. ARGV[2] .. '}')
+return 1

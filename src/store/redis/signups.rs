@@ -1,0 +1,65 @@
+//! Sign-ups in Redis: `regs` (one member per registration ever taken, so `SCARD` is the
+//! count), `reg-order` (viewer by number) and `reg-data` (viewer → time and fields); see
+//! `keys.rs`. One script per call, so a registration or an erasure is never half done.
+
+use super::codec::corrupt;
+use super::keys::CampaignKeys;
+use super::RedisStore;
+use crate::store::{Registration, StoreError, StoreResult};
+
+impl RedisStore {
+    pub(super) async fn add_registration(&self, campaign: &str, r: &Registration) -> StoreResult<bool> {
+        let k = CampaignKeys(campaign);
+        let mut keys = vec![k.meta(), k.regs(), k.reg_order(), k.reg_data()];
+        keys.extend(self.outbox_keys(k));
+        let reply: Option<i64> = self
+            .scripts
+            .register
+            .run(&self.conn, &keys, (&r.viewer, &r.fields, r.registered_at))
+            .await?;
+        let added = reply.ok_or(StoreError::NotFound)? == 1;
+        // A new registration queued `registration.created` (with webhooks on).
+        self.mark_due(campaign, u64::from(added && self.events)).await;
+        Ok(added)
+    }
+
+    pub(super) async fn registration_page(
+        &self,
+        campaign: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Registration)>> {
+        let k = CampaignKeys(campaign);
+        let reply: Option<Vec<(u64, String, String)>> = self
+            .scripts
+            .signups
+            .run(&self.conn, &[k.meta(), k.reg_order(), k.reg_data()], (after, limit))
+            .await?;
+        reply
+            .ok_or(StoreError::NotFound)?
+            .into_iter()
+            .map(|(n, viewer, data)| {
+                let (at, fields) = data.split_once('|').ok_or_else(|| corrupt("a reg-data entry"))?;
+                let registered_at = at.parse().map_err(|_| corrupt("a reg-data entry"))?;
+                Ok((
+                    n,
+                    Registration {
+                        viewer,
+                        registered_at,
+                        fields: fields.to_owned(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn erase(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let k = CampaignKeys(campaign);
+        let reply: Option<i64> = self
+            .scripts
+            .erase
+            .run(&self.conn, &[k.meta(), k.regs(), k.reg_order(), k.reg_data()], viewer)
+            .await?;
+        Ok(reply.ok_or(StoreError::NotFound)? == 1)
+    }
+}
