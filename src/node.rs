@@ -6,8 +6,9 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_http::{HttpService, KeepAlive};
-use actix_service::{fn_factory, fn_service, map_config};
+use actix_codec::Framed;
+use actix_http::{h1, HttpService, KeepAlive, Request};
+use actix_service::{fn_factory, fn_service, map_config, ServiceFactory};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use anyhow::Context;
@@ -27,8 +28,10 @@ use crate::store::memory::MemoryStore;
 use crate::store::Store;
 use crate::tally::flusher::{self, Flusher};
 use crate::tally::Tallies;
+use crate::tls::Certificates;
 use crate::ws::admission::{Admission, Connections};
 use crate::ws::connection::SocketEnv;
+use crate::ws::handshake::Upgraded;
 use crate::ws::Sockets;
 
 /// File descriptors kept back from `--max-connections` for the store, logs, listeners and
@@ -41,48 +44,70 @@ pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
 /// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
 /// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
+/// With `tls`, every connection is TLS (https:// and wss://) and the upgraded socket keeps
+/// its TLS stream.
 fn http_server(
     api: Arc<Api>,
     sockets: Arc<Sockets>,
     listener: std::net::TcpListener,
     max_connections: usize,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_server::Server> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let addr = listener.local_addr()?;
     let metrics = web::Data::from(api.metrics.clone());
     let api = web::Data::from(api);
     let sockets_data = web::Data::from(sockets.clone());
-    Ok(actix_server::Server::build()
-        .workers(workers)
-        .max_concurrent_connections(max_connections + FD_RESERVE as usize)
-        .disable_signals()
-        .shutdown_timeout(2)
-        .listen("livetally", listener, move || {
+    let secure = tls.is_some();
+    // One HTTP/1 service over connections of whatever type the upgrade hook gets (a TCP or
+    // a TLS stream): the routes, the upgrade hook and the timeouts are the same for both.
+    macro_rules! h1_service {
+        () => {{
             let app = App::new()
                 .app_data(api.clone())
                 .app_data(sockets_data.clone())
                 .app_data(metrics.clone())
                 .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
                 .configure(crate::http::routes);
-            let sockets = sockets.clone();
-            let upgrade = fn_factory(move || {
-                let sockets = sockets.clone();
-                async move {
-                    Ok::<_, ()>(fn_service(move |(req, framed)| {
-                        crate::ws::handshake::accept(sockets.clone(), req, framed)
-                    }))
-                }
-            });
-            HttpService::build()
+            let mut builder = HttpService::build()
                 .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
                 .client_request_timeout(Duration::from_secs(5))
                 .client_disconnect_timeout(Duration::from_secs(1))
-                .local_addr(addr)
-                .upgrade(upgrade)
+                .local_addr(addr);
+            if secure {
+                builder = builder.secure();
+            }
+            builder
+                .upgrade(upgrade_hook(sockets.clone()))
                 .h1(map_config(app, move |_| AppConfig::default()))
-                .tcp()
-        })?
-        .run())
+        }};
+    }
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(max_connections + FD_RESERVE as usize)
+        .disable_signals()
+        .shutdown_timeout(2);
+    let server = match tls {
+        None => server.listen("livetally", listener, move || h1_service!().tcp())?,
+        Some(tls) => server.listen("livetally", listener, move || h1_service!().rustls_0_23(tls.clone()))?,
+    };
+    Ok(server.run())
+}
+
+/// actix-http's upgrade hook: every request asking to switch protocols goes to
+/// `ws::handshake::accept` with its connection, a TCP or a TLS stream.
+fn upgrade_hook<T: Upgraded>(
+    sockets: Arc<Sockets>,
+) -> impl ServiceFactory<(Request, Framed<T, h1::Codec>), Config = (), Response = (), Error = actix_web::Error, InitError = ()>
+{
+    fn_factory(move || {
+        let sockets = sockets.clone();
+        async move {
+            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                crate::ws::handshake::accept(sockets.clone(), req, framed)
+            }))
+        }
+    })
 }
 
 /// Connects the store named by the config.
@@ -137,6 +162,11 @@ pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
 /// accepting, close sockets with 1001, flush the last counts, leave presence, exit.
 pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    // Before the store connects, so a bad certificate fails the start at once.
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Certificates::load(cert, key)?),
+        _ => None,
+    };
     let fd_limit = crate::util::fd::raise_fd_limit();
     let max_connections = config
         .max_connections
@@ -205,9 +235,12 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         auth_failures,
     });
 
-    let server = http_server(api, sockets.clone(), listener, max_connections)?;
+    let tls = certificates.as_ref().map(Certificates::server_config).transpose()?;
+    let server = http_server(api, sockets.clone(), listener, max_connections, tls)?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    let stop_reload = CancellationToken::new();
+    tokio::spawn(crate::tls::reload_on_sighup(certificates.clone(), stop_reload.clone()));
 
     let stop_flusher = CancellationToken::new();
     let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
@@ -243,8 +276,15 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         store = store.kind(),
         max_connections,
         fd_limit,
+        tls = certificates.is_some(),
         "listening"
     );
+    if let Some(certificates) = &certificates {
+        tracing::info!(
+            fingerprint = %certificates.fingerprint(),
+            "serving https:// and wss:// (SIGHUP reloads --tls-cert and --tls-key)"
+        );
+    }
 
     shutdown.cancelled().await;
     let drain = config.drain_period;
@@ -272,6 +312,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     {
         tracing::warn!(left = tracker.len(), "some sockets did not close in time");
     }
+    stop_reload.cancel();
     stop_ticker.cancel();
     let _ = ticker.await;
     stop_flusher.cancel();
