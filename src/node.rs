@@ -240,7 +240,12 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     let stop_reload = CancellationToken::new();
-    tokio::spawn(crate::tls::reload_on_sighup(certificates.clone(), stop_reload.clone()));
+    match crate::tls::reload_on_sighup(certificates.clone(), stop_reload.clone()) {
+        Ok(reloader) => drop(tokio::spawn(reloader)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler: the certificate will not be reloaded")
+        }
+    }
 
     let stop_flusher = CancellationToken::new();
     let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);

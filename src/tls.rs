@@ -105,35 +105,39 @@ impl Certificates {
 
 /// Reloads `certificates` on every SIGHUP until `stop`, logging the outcome either way.
 /// Without TLS a SIGHUP is logged and ignored (rather than ending the process, the signal's
-/// default), so `systemctl reload` is always safe.
-pub async fn reload_on_sighup(certificates: Option<Arc<Certificates>>, stop: CancellationToken) {
+/// default), so `systemctl reload` is always safe. The handler is installed before this
+/// returns (a SIGHUP right after the node says "listening" must not end it); the returned
+/// future serves it.
+pub fn reload_on_sighup(
+    certificates: Option<Arc<Certificates>>,
+    stop: CancellationToken,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler: the certificate will not be reloaded");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            got = hup.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                let Some(certificates) = &certificates else {
-                    tracing::info!("SIGHUP: nothing to reload (no --tls-cert)");
-                    continue;
-                };
-                match certificates.reload() {
-                    Ok(fingerprint) => tracing::info!(%fingerprint, "SIGHUP: serving the reloaded certificate"),
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        fingerprint = %certificates.fingerprint(),
-                        "SIGHUP: certificate not reloaded; still serving the previous one"
-                    ),
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    let Some(certificates) = &certificates else {
+                        tracing::info!("SIGHUP: nothing to reload (no --tls-cert)");
+                        continue;
+                    };
+                    match certificates.reload() {
+                        Ok(fingerprint) => tracing::info!(%fingerprint, "SIGHUP: serving the reloaded certificate"),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            fingerprint = %certificates.fingerprint(),
+                            "SIGHUP: certificate not reloaded; still serving the previous one"
+                        ),
+                    }
                 }
             }
         }
-    }
+    })
 }
 
 impl ResolvesServerCert for Certificates {

@@ -1,3 +1,4 @@
 pub mod load;
 pub mod node;
 pub mod redis;
+pub mod tls;
