@@ -87,9 +87,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The same substitutions tests/deploy.rs makes: upstream host names that only resolve
 # inside compose become loopback ports, /tmp paths move into a scratch prefix.
+# The TLS server gets a throwaway self-signed certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -keyout "$tmp/privkey.pem" -out "$tmp/fullchain.pem" 2>/dev/null
 sed -e "s#livetally-1:8080#127.0.0.1:18081#; s#livetally-2:8080#127.0.0.1:18082#" \
-    -e "s#listen 8080#listen 127.0.0.1:18080#" \
-    -e "s#/tmp/#$tmp/#g" deploy/nginx.conf >"$tmp/nginx.conf"
+    -e "s#listen 8080#listen 127.0.0.1:18080#; s#listen 8443#listen 127.0.0.1:18443#" \
+    -e "s#/tmp/#$tmp/#g" \
+    -e "s#/etc/nginx/tls/#$tmp/#g" deploy/nginx.conf >"$tmp/nginx.conf"
 nginx -t -q -e stderr -p "$tmp" -c "$tmp/nginx.conf"
 echo "ok"
 
