@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_codec::Framed;
-use actix_http::{h1, HttpService, KeepAlive, Request};
+use actix_http::{h1, HttpService, KeepAlive, Request, TlsAcceptorConfig};
 use actix_service::{fn_factory, fn_service, map_config, ServiceFactory};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
@@ -41,6 +41,12 @@ pub const FD_RESERVE: u64 = 256;
 /// How long shutdown waits for sockets to take their 1001 close before moving on.
 pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a TLS handshake may take. actix's default (3 s) dropped over half the sockets
+/// of a 2,000-socket connect storm on a busy 2-core machine (debug build) while they
+/// waited for a handshake slot; a viewer's reconnect after a node failure is exactly such
+/// a storm, and a slow handshake is better than a broken one the client must retry.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
 /// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
 /// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
@@ -59,10 +65,11 @@ fn http_server(
     let api = web::Data::from(api);
     let sockets_data = web::Data::from(sockets.clone());
     let secure = tls.is_some();
-    // One HTTP/1 service over connections of whatever type the upgrade hook gets (a TCP or
+    // One HTTP service over connections of whatever type the upgrade hook gets (a TCP or
     // a TLS stream): the routes, the upgrade hook and the timeouts are the same for both.
-    macro_rules! h1_service {
-        () => {{
+    // `$finish`: `h1` for TCP; `finish` for TLS, whose builder takes a handshake timeout.
+    macro_rules! http_service {
+        ($finish:ident) => {{
             let app = App::new()
                 .app_data(api.clone())
                 .app_data(sockets_data.clone())
@@ -79,7 +86,7 @@ fn http_server(
             }
             builder
                 .upgrade(upgrade_hook(sockets.clone()))
-                .h1(map_config(app, move |_| AppConfig::default()))
+                .$finish(map_config(app, move |_| AppConfig::default()))
         }};
     }
     let server = actix_server::Server::build()
@@ -88,8 +95,11 @@ fn http_server(
         .disable_signals()
         .shutdown_timeout(2);
     let server = match tls {
-        None => server.listen("livetally", listener, move || h1_service!().tcp())?,
-        Some(tls) => server.listen("livetally", listener, move || h1_service!().rustls_0_23(tls.clone()))?,
+        None => server.listen("livetally", listener, move || http_service!(h1).tcp())?,
+        Some(tls) => server.listen("livetally", listener, move || {
+            let handshake = TlsAcceptorConfig::default().handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+            http_service!(finish).rustls_0_23_with_config(tls.clone(), handshake)
+        })?,
     };
     Ok(server.run())
 }
