@@ -200,6 +200,22 @@ def main():
     var = next(v for v in dash["templating"]["list"] if v["type"] == "datasource")
     check(var["current"]["value"] in ds_uids, "dashboard's default datasource is not provisioned")
     print(f"dashboard: {len(ids)} panels")
+    ingress = objects.get("Ingress")
+    if check(ingress is not None, "deploy/k8s has no Ingress"):
+        check(ingress["spec"].get("tls"), "the Ingress has no tls section")
+        backends = [
+            p["backend"]["service"]
+            for r in ingress["spec"]["rules"]
+            for p in r["http"]["paths"]
+        ]
+        check(
+            all(b["name"] == svc["metadata"]["name"] for b in backends),
+            "the Ingress routes to another Service",
+        )
+        check(
+            all(b["port"].get("name") in {p["name"] for p in svc["spec"]["ports"]} for b in backends),
+            "the Ingress backend port is not a Service port name",
+        )
 
     # 5. Compose: Redis with AOF and noeviction; both nodes and the monitoring stack.
     compose = docs["docker-compose.yml"][0]
@@ -209,6 +225,22 @@ def main():
     redis_cmd = " ".join(services["redis"]["command"])
     check("--appendonly yes" in redis_cmd, "compose Redis must run with --appendonly yes")
     check("--maxmemory-policy noeviction" in redis_cmd, "compose Redis must run with noeviction")
+    # Prometheus has no authentication: never published on all interfaces.
+    for port in services["prometheus"].get("ports", []):
+        check(
+            str(port).startswith("127.0.0.1:") or str(port).startswith("[::1]:"),
+            f"compose publishes Prometheus on all interfaces ({port!r}): bind it to 127.0.0.1",
+        )
+    nginx_conf = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    for needle, what in (
+        ("listen 8443 ssl", "a TLS server"),
+        ("ssl_certificate /etc/nginx/tls/", "the certificate path"),
+        ("return 301 https://", "the redirect to https"),
+        ("proxy_set_header Upgrade $http_upgrade", "the WebSocket upgrade headers"),
+    ):
+        check(needle in nginx_conf, f"deploy/nginx.conf lacks {what} ({needle!r})")
+    nginx_ports = [str(p) for p in services["nginx"].get("ports", [])]
+    check("443:8443" in nginx_ports, "compose must publish nginx's TLS port as 443")
 
     # 6. systemd unit and sysctl notes.
     unit = (DEPLOY / "systemd/livetally.service").read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ import sys
 # docs/architecture.md; this table is how the imports are allowed to point.
 LAYERS = [
     ["util"],                        # leaf helpers: clock, durations, fd limit, bind
-    ["protocol", "campaign", "config"],  # the wire format, the domain type, the flags
+    ["protocol", "campaign", "config", "tls"],  # the wire format, the domain type, the flags, the certificate
     ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
     ["error"],                       # the one HTTP error type (maps store errors)
     ["tally"],                       # node-local counts and the flusher into the store

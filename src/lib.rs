@@ -13,12 +13,13 @@
 //! and pages), [`webhooks`] (signed events to the organisers' systems, from the store's
 //! queues), [`auth`] (operator and join tokens), [`clients`] (client addresses and the
 //! per-client limits), [`metrics`], [`config`], [`campaign`] (the domain type), [`error`]
-//! (HTTP errors) and [`util`] (leaf helpers). [`node`] wires it all and runs it until
+//! (HTTP errors), [`tls`] (the served certificate, reloaded on SIGHUP) and [`util`] (leaf
+//! helpers). [`node`] wires it all and runs it until
 //! shutdown. [`load`] is the load rehearsal tool (`livetally load`), a client of
 //! [`protocol`] only.
 //!
 //! Imports point one way, from the layers above to the layers below (docs/architecture.md;
-//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config; store,
+//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config, tls; store,
 //! auth, clients, metrics; error; tally; broadcast, webhooks; ws; http; load; node.
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod node;
 pub mod protocol;
 pub mod store;
 pub mod tally;
+pub mod tls;
 pub mod util;
 pub mod webhooks;
 pub mod ws;

@@ -2,7 +2,7 @@
 //! SIGTERM or SIGINT, or run the load tool. Everything else lives in the library.
 
 use clap::{Parser, Subcommand};
-use livetally::config::Config;
+use livetally::config::{Config, LogFormat};
 use tokio_util::sync::CancellationToken;
 
 /// Command line of the `livetally` binary.
@@ -36,29 +36,45 @@ fn main() -> anyhow::Result<()> {
         Some(Command::UpgradeStore(c)) => (c, true),
         None => (cli.serve, false),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(config.log_format);
     if let Err(e) = config.validate() {
-        eprintln!("error: {e}");
+        tracing::error!(error = %e, "refusing to start");
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if upgrade {
-        return rt.block_on(livetally::node::finish_upgrade(&config));
+    let result = if upgrade {
+        rt.block_on(livetally::node::finish_upgrade(&config))
+    } else {
+        rt.block_on(async move {
+            let listener = livetally::util::listen::bind(config.listen, config.reuse_port)
+                .map_err(|e| anyhow::anyhow!("cannot listen on --listen {}: {e}", config.listen))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(on_signal(shutdown.clone()));
+            livetally::node::run(listener, config, shutdown).await
+        })
+    };
+    // Through the log, so a failed start is one more event in the chosen format.
+    if let Err(e) = result {
+        tracing::error!(error = format!("{e:#}"), "stopped with an error");
+        std::process::exit(1);
     }
-    rt.block_on(async move {
-        let listener = livetally::util::listen::bind(config.listen, config.reuse_port)
-            .map_err(|e| anyhow::anyhow!("cannot listen on --listen {}: {e}", config.listen))?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(on_signal(shutdown.clone()));
-        livetally::node::run(listener, config, shutdown).await
-    })
+    Ok(())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): text lines for people, or one
+/// JSON object per event for Loki/ELK.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

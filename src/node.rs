@@ -6,8 +6,9 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_http::{HttpService, KeepAlive};
-use actix_service::{fn_factory, fn_service, map_config};
+use actix_codec::Framed;
+use actix_http::{h1, HttpService, KeepAlive, Request, TlsAcceptorConfig};
+use actix_service::{fn_factory, fn_service, map_config, ServiceFactory};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use anyhow::Context;
@@ -28,8 +29,10 @@ use crate::store::Store;
 use crate::tally::flusher::{self, Flusher};
 use crate::tally::Tallies;
 use crate::webhooks::{Timing, Webhooks};
+use crate::tls::Certificates;
 use crate::ws::admission::{Admission, Connections};
 use crate::ws::connection::SocketEnv;
+use crate::ws::handshake::Upgraded;
 use crate::ws::Sockets;
 
 /// File descriptors kept back from `--max-connections` for the store, logs, listeners and
@@ -39,51 +42,83 @@ pub const FD_RESERVE: u64 = 256;
 /// How long shutdown waits for sockets to take their 1001 close before moving on.
 pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a TLS handshake may take. actix's default (3 s) dropped over half the sockets
+/// of a 2,000-socket connect storm on a busy 2-core machine (debug build) while they
+/// waited for a handshake slot; a viewer's reconnect after a node failure is exactly such
+/// a storm, and a slow handshake is better than a broken one the client must retry.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
 /// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
 /// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
+/// With `tls`, every connection is TLS (https:// and wss://) and the upgraded socket keeps
+/// its TLS stream.
 fn http_server(
     api: Arc<Api>,
     sockets: Arc<Sockets>,
     listener: std::net::TcpListener,
     max_connections: usize,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_server::Server> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let addr = listener.local_addr()?;
     let metrics = web::Data::from(api.metrics.clone());
     let api = web::Data::from(api);
     let sockets_data = web::Data::from(sockets.clone());
-    Ok(actix_server::Server::build()
-        .workers(workers)
-        .max_concurrent_connections(max_connections + FD_RESERVE as usize)
-        .disable_signals()
-        .shutdown_timeout(2)
-        .listen("livetally", listener, move || {
+    let secure = tls.is_some();
+    // One HTTP service over connections of whatever type the upgrade hook gets (a TCP or
+    // a TLS stream): the routes, the upgrade hook and the timeouts are the same for both.
+    // `$finish`: `h1` for TCP; `finish` for TLS, whose builder takes a handshake timeout.
+    macro_rules! http_service {
+        ($finish:ident) => {{
             let app = App::new()
                 .app_data(api.clone())
                 .app_data(sockets_data.clone())
                 .app_data(metrics.clone())
                 .wrap(actix_web::middleware::from_fn(crate::metrics::time_http))
                 .configure(crate::http::routes);
-            let sockets = sockets.clone();
-            let upgrade = fn_factory(move || {
-                let sockets = sockets.clone();
-                async move {
-                    Ok::<_, ()>(fn_service(move |(req, framed)| {
-                        crate::ws::handshake::accept(sockets.clone(), req, framed)
-                    }))
-                }
-            });
-            HttpService::build()
+            let mut builder = HttpService::build()
                 .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
                 .client_request_timeout(Duration::from_secs(5))
                 .client_disconnect_timeout(Duration::from_secs(1))
-                .local_addr(addr)
-                .upgrade(upgrade)
-                .h1(map_config(app, move |_| AppConfig::default()))
-                .tcp()
-        })?
-        .run())
+                .local_addr(addr);
+            if secure {
+                builder = builder.secure();
+            }
+            builder
+                .upgrade(upgrade_hook(sockets.clone()))
+                .$finish(map_config(app, move |_| AppConfig::default()))
+        }};
+    }
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(max_connections + FD_RESERVE as usize)
+        .disable_signals()
+        .shutdown_timeout(2);
+    let server = match tls {
+        None => server.listen("livetally", listener, move || http_service!(h1).tcp())?,
+        Some(tls) => server.listen("livetally", listener, move || {
+            let handshake = TlsAcceptorConfig::default().handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+            http_service!(finish).rustls_0_23_with_config(tls.clone(), handshake)
+        })?,
+    };
+    Ok(server.run())
+}
+
+/// actix-http's upgrade hook: every request asking to switch protocols goes to
+/// `ws::handshake::accept` with its connection, a TCP or a TLS stream.
+fn upgrade_hook<T: Upgraded>(
+    sockets: Arc<Sockets>,
+) -> impl ServiceFactory<(Request, Framed<T, h1::Codec>), Config = (), Response = (), Error = actix_web::Error, InitError = ()>
+{
+    fn_factory(move || {
+        let sockets = sockets.clone();
+        async move {
+            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                crate::ws::handshake::accept(sockets.clone(), req, framed)
+            }))
+        }
+    })
 }
 
 /// Connects the store named by the config.
@@ -144,6 +179,11 @@ pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
 /// accepting, close sockets with 1001, flush the last counts, leave presence, exit.
 pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    // Before the store connects, so a bad certificate fails the start at once.
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Certificates::load(cert, key)?),
+        _ => None,
+    };
     let fd_limit = crate::util::fd::raise_fd_limit();
     let max_connections = config
         .max_connections
@@ -212,9 +252,17 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         auth_failures,
     });
 
-    let server = http_server(api, sockets.clone(), listener, max_connections)?;
+    let tls = certificates.as_ref().map(Certificates::server_config).transpose()?;
+    let server = http_server(api, sockets.clone(), listener, max_connections, tls)?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    let stop_reload = CancellationToken::new();
+    match crate::tls::reload_on_sighup(certificates.clone(), stop_reload.clone()) {
+        Ok(reloader) => drop(tokio::spawn(reloader)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler: the certificate will not be reloaded")
+        }
+    }
 
     let stop_flusher = CancellationToken::new();
     let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
@@ -266,8 +314,15 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         store = store.kind(),
         max_connections,
         fd_limit,
+        tls = certificates.is_some(),
         "listening"
     );
+    if let Some(certificates) = &certificates {
+        tracing::info!(
+            fingerprint = %certificates.fingerprint(),
+            "serving https:// and wss:// (SIGHUP reloads --tls-cert and --tls-key)"
+        );
+    }
 
     shutdown.cancelled().await;
     let drain = config.drain_period;
@@ -295,6 +350,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     {
         tracing::warn!(left = tracker.len(), "some sockets did not close in time");
     }
+    stop_reload.cancel();
     stop_ticker.cancel();
     let _ = ticker.await;
     stop_webhooks.cancel();

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::node::{End, Node, Ws, PATIENCE};
 use support::redis::RedisServer;
+use support::tls::TestCa;
 
 /// Path of a file of the repository.
 fn repo(path: &str) -> PathBuf {
@@ -446,17 +447,27 @@ async fn promtool_accepts_live_metrics_and_the_kit_names_only_real_ones() {
 // nginx
 
 /// A real nginx running the shipped `deploy/nginx.conf` in front of `upstreams`, as a
-/// non-daemon child with its own prefix, pid and temp paths.
+/// non-daemon child with its own prefix, pid and temp paths, serving a certificate of a
+/// test CA on its TLS port.
 struct Nginx {
     _tool: Tool,
+    /// Plain HTTP: redirects to https.
     addr: SocketAddr,
+    /// https:// and wss://.
+    tls_addr: SocketAddr,
+    ca: TestCa,
 }
 
 impl Nginx {
     async fn start(binary: &Path, upstreams: [SocketAddr; 2]) -> Nginx {
         for _ in 0..5 {
             let dir = TempDir::new("nginx");
+            let ca = TestCa::new("nginx");
+            let leaf = ca.leaf("nginx", 1);
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            std::fs::copy(&leaf.cert, ca.dir.join("fullchain.pem")).unwrap();
+            std::fs::copy(&leaf.key, ca.dir.join("privkey.pem")).unwrap();
             let prefix = format!("{}/", dir.0.display());
             let config = substitute(
                 &read("deploy/nginx.conf"),
@@ -465,7 +476,10 @@ impl Nginx {
                     ("livetally-1:8080", upstreams[0].to_string()),
                     ("livetally-2:8080", upstreams[1].to_string()),
                     ("listen 8080", format!("listen {addr}")),
+                    ("listen 8443", format!("listen {tls_addr}")),
+                    // After /tmp/: the test's certificate lives under /tmp too.
                     ("/tmp/", prefix),
+                    ("/etc/nginx/tls/", format!("{}/", ca.dir.display())),
                 ],
             );
             let conf = dir.0.join("nginx.conf");
@@ -488,16 +502,25 @@ impl Nginx {
             args.extend(["-g".to_owned(), "daemon off;".to_owned()]);
             let mut tool = Tool::spawn(binary, &args, dir);
             if await_http_ok(&mut tool, &format!("http://{addr}/nginx-healthz")).await {
-                return Nginx { _tool: tool, addr };
+                return Nginx {
+                    _tool: tool,
+                    addr,
+                    tls_addr,
+                    ca,
+                };
             }
             eprintln!("nginx exited (port clash?), retrying:\n{}", tool.log_text());
         }
         panic!("nginx did not start");
     }
 
+    /// A viewer socket through nginx's TLS port (wss://).
     async fn viewer(&self, campaign: &str, session: &str) -> Ws {
-        let url = format!("ws://{}/ws/v1/campaigns/{campaign}?session={session}", self.addr);
-        let mut ws = Ws::connect(&url)
+        let port = self.tls_addr.port();
+        let url = format!("wss://localhost:{port}/ws/v1/campaigns/{campaign}?session={session}");
+        let mut ws = self
+            .ca
+            .wss(&url)
             .await
             .unwrap_or_else(|status| panic!("socket through nginx refused with {status}"));
         assert_eq!(ws.next().await["type"], "welcome");
@@ -535,13 +558,29 @@ async fn nginx_balances_viewer_sockets_and_routes_around_a_stopped_node() {
     }
     // least_conn over a shared zone: the six long-lived sockets split evenly.
     assert_eq!((viewer_sockets(&a).await, viewer_sockets(&b).await), (3, 3));
-    // The API through nginx sees all of them.
-    let stats: Value = reqwest::get(format!("http://{}/api/v1/campaigns/gala/stats", lb.addr))
+    // The API through nginx (https://) sees all of them.
+    let https = lb.ca.https();
+    let stats: Value = https
+        .get(format!(
+            "https://localhost:{}/api/v1/campaigns/gala/stats",
+            lb.tls_addr.port()
+        ))
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    // Plain HTTP is redirected to https://.
+    let plain = a
+        .http
+        .get(format!("http://{}/api/v1/campaigns/gala/stats", lb.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 301);
+    let location = plain.headers()["location"].to_str().unwrap();
+    assert_eq!(location, "https://127.0.0.1/api/v1/campaigns/gala/stats");
     let deadline = Instant::now() + PATIENCE;
     let mut viewers = stats["viewers"].as_u64();
     while viewers != Some(6) {

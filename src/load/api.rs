@@ -1,7 +1,6 @@
 //! The node's HTTP API as the tool uses it: creating the campaign, reading its totals, and
 //! the side traffic of the load phase (registrations, share visits).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::args::Target;
 use super::http;
 
 /// Side traffic calls in flight at once.
@@ -24,7 +24,7 @@ pub struct Totals {
 }
 
 /// Creates `campaign` with the operator `token`; one that already exists is used as it is.
-pub async fn create_campaign(api: SocketAddr, campaign: &str, token: &str) -> anyhow::Result<()> {
+pub async fn create_campaign(api: &Target, campaign: &str, token: &str) -> anyhow::Result<()> {
     let body = serde_json::json!({"id": campaign, "title": "load rehearsal"});
     let r = http::call(api, "POST", "/api/v1/campaigns", Some(&body), Some(token)).await?;
     if r.status != 201 && r.status != 409 {
@@ -34,7 +34,7 @@ pub async fn create_campaign(api: SocketAddr, campaign: &str, token: &str) -> an
 }
 
 /// The campaign's totals of `kind`, registrations and share visits, from its public stats.
-pub async fn totals(addr: SocketAddr, campaign: &str, kind: &str) -> anyhow::Result<Totals> {
+pub async fn totals(addr: &Target, campaign: &str, kind: &str) -> anyhow::Result<Totals> {
     let r = http::call(addr, "GET", &format!("/api/v1/campaigns/{campaign}/stats"), None, None)
         .await
         .context("GET stats")?;
@@ -60,7 +60,7 @@ pub struct SideTraffic {
 
 /// Spreads `registrations` and `share_visits` calls evenly over `duration`.
 pub async fn side_traffic(
-    api: SocketAddr,
+    api: Target,
     campaign: String,
     run_id: String,
     registrations: u64,
@@ -76,6 +76,7 @@ pub async fn side_traffic(
         // unwrap: the semaphore is never closed.
         let permit = gate.clone().acquire_owned().await.expect("semaphore open");
         let campaign = campaign.clone();
+        let api = api.clone();
         // Call i is a registration when it moves the registration share up a whole call, so
         // both kinds are spread evenly and exactly `registrations` are made.
         let registration = (i + 1) * registrations / total > i * registrations / total;
@@ -85,11 +86,11 @@ pub async fn side_traffic(
             if registration {
                 let body = serde_json::json!({ "viewer": viewer });
                 let path = format!("/api/v1/campaigns/{campaign}/registrations");
-                let r = http::call(api, "POST", &path, Some(&body), None).await;
+                let r = http::call(&api, "POST", &path, Some(&body), None).await;
                 (true, matches!(r, Ok(r) if r.status == 201))
             } else {
                 let path = format!("/s/{campaign}?via=load");
-                let r = http::call(api, "GET", &path, None, None).await;
+                let r = http::call(&api, "GET", &path, None, None).await;
                 (false, matches!(r, Ok(r) if r.status == 302))
             }
         }));

@@ -2,17 +2,20 @@
 //! which share of the sockets a worker process opens.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use rustls::pki_types::ServerName;
 
 use crate::util::duration::parse_duration;
 
 /// Flags of `livetally load`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Node base URL (ws://host:port); repeat for several nodes, used round-robin.
+    /// Node base URL (ws://host:port, or wss:// through TLS; http:// and https:// mean the
+    /// same); repeat for several nodes, used round-robin.
     #[arg(
         long = "url",
         env = "LIVETALLY_LOAD_URL",
@@ -103,6 +106,15 @@ pub struct LoadArgs {
     #[arg(long, env = "LIVETALLY_LOAD_PROCESSES")]
     pub processes: Option<usize>,
 
+    /// PEM file of a CA to trust for wss:// and https:// besides the public ones (a private
+    /// CA, or a self-signed certificate itself).
+    #[arg(long, env = "LIVETALLY_LOAD_CA_FILE", conflicts_with = "insecure")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// Accept any certificate for wss:// and https:// (self-signed rehearsals only).
+    #[arg(long, env = "LIVETALLY_LOAD_INSECURE", default_value_t = false)]
+    pub insecure: bool,
+
     /// Internal: run as worker i of n under a coordinator.
     #[arg(long, hide = true, value_parser = parse_worker)]
     pub worker: Option<WorkerId>,
@@ -141,29 +153,58 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 /// Where a worker's sockets go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
-    /// `ws://host:port`
+    /// `ws://host:port` or `wss://host:port`
     pub base: String,
+    /// `host:port` as in the URL: the `Host` header.
+    pub authority: String,
+    /// For `wss://`: the TLS client and the name the certificate must carry.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
-/// The `ws://host:port` of each `--url`, resolved to an IPv4 address.
-pub async fn resolve(urls: &[String]) -> anyhow::Result<Vec<Target>> {
+/// The `ws(s)://host:port` of each `--url` (`http(s)://` taken as `ws(s)://`), resolved
+/// to an IPv4 address. `tls` is the client configuration for the `wss://` ones.
+pub async fn resolve(urls: &[String], tls: &Arc<rustls::ClientConfig>) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     for url in urls {
-        let base = url.trim_end_matches('/');
-        let Some(hostport) = base.strip_prefix("ws://") else {
-            bail!("invalid --url {url:?}: expected ws://host:port");
+        let trimmed = url.trim_end_matches('/');
+        let (secure, authority) = match trimmed.split_once("://") {
+            Some(("ws" | "http", rest)) => (false, rest),
+            Some(("wss" | "https", rest)) => (true, rest),
+            _ => bail!("invalid --url {url:?}: expected ws://host:port or wss://host:port"),
         };
-        let addr = tokio::net::lookup_host(hostport)
+        if authority.is_empty() || authority.contains('/') {
+            bail!("invalid --url {url:?}: expected ws://host:port or wss://host:port, without a path");
+        }
+        // The default ports, as a browser would use them.
+        let hostport = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{}", if secure { 443 } else { 80 })
+        };
+        let addr = tokio::net::lookup_host(hostport.as_str())
             .await
             .with_context(|| format!("invalid --url {url:?}"))?
             .find(SocketAddr::is_ipv4)
             .with_context(|| format!("invalid --url {url:?}: no IPv4 address"))?;
+        let tls = if secure {
+            let host = hostport.rsplit_once(':').map_or(hostport.as_str(), |(h, _)| h);
+            let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                .with_context(|| format!("invalid --url {url:?}: {host:?} is not a host name"))?;
+            Some((tls.clone(), name))
+        } else {
+            None
+        };
         out.push(Target {
             addr,
-            base: base.to_owned(),
+            base: format!("{}://{hostport}", if secure { "wss" } else { "ws" }),
+            authority: hostport,
+            tls,
         });
     }
     if out.is_empty() {

@@ -1,7 +1,6 @@
 //! The coordinator: starts the workers, steps them through the run (connect, load, close)
 //! and combines what they report with the server's totals into the report.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the whole rehearsal and prints the report; returns the exit code (0: clean).
 pub async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyhow::Result<i32> {
-    let api = targets[0].addr;
+    let api = &targets[0].clone();
     let load_before = procfs::loadavg();
     if args.create {
         let token = args
@@ -79,7 +78,7 @@ struct Run {
 /// spread over the load phase.
 async fn run_phases(
     args: &Arc<LoadArgs>,
-    api: SocketAddr,
+    api: &Target,
     run_id: &str,
     handles: &mut [Handle],
     board: &mut Board,
@@ -100,7 +99,7 @@ async fn run_phases(
     let go = Instant::now();
     handles.iter_mut().for_each(|h| h.send(Cmd::Go));
     let side = tokio::spawn(api::side_traffic(
-        api,
+        api.clone(),
         args.campaign.clone(),
         run_id.to_owned(),
         args.registrations,
@@ -125,7 +124,7 @@ async fn run_phases(
 }
 
 /// The server's totals once they show `want`, or after [`SETTLE_TIMEOUT`] whatever they are.
-async fn settle(api: SocketAddr, args: &LoadArgs, want: Totals) -> anyhow::Result<Totals> {
+async fn settle(api: &Target, args: &LoadArgs, want: Totals) -> anyhow::Result<Totals> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let t = api::totals(api, &args.campaign, &args.kind).await?;

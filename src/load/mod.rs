@@ -8,7 +8,7 @@
 //! [`worker`] (one process's share of the sockets, in-process or as a child re-executed
 //! with `--worker i/n` when one process's open-file limit is too small), [`viewer`] (one
 //! viewer's connect), [`socket`] (its socket through the run), [`shared`] (the counters
-//! a worker's sockets add to), [`hist`] (mergeable latency histograms), [`api`] over
+//! a worker's sockets add to), [`tls`] (wss:// and https://), [`hist`] (mergeable latency histograms), [`api`] over
 //! [`http`] (the few API calls), [`procfs`] (memory and CPU readings), [`report`] (the
 //! table and the JSON).
 //!
@@ -26,6 +26,7 @@ pub mod report;
 pub mod shared;
 pub mod socket;
 pub mod table;
+pub mod tls;
 pub mod viewer;
 pub mod worker;
 
@@ -41,7 +42,8 @@ pub use args::LoadArgs;
 pub fn main(args: LoadArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let targets = args::resolve(&args.urls).await?;
+        let tls = tls::client_config(args.ca_file.as_deref(), args.insecure)?;
+        let targets = args::resolve(&args.urls, &tls).await?;
         let fd_limit = crate::util::fd::raise_fd_limit();
         if let Some(me) = args.worker {
             let run_id = args.run_id.clone().context("--worker needs --run-id")?;

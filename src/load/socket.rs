@@ -11,13 +11,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::shared::{Phase, Shared};
 use crate::protocol::{client, peek};
 use crate::util::now_ms;
 
-pub type Ws = WebSocketStream<TcpStream>;
+/// A viewer socket, over TCP or TLS.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Samples a socket collects before merging them into the worker's histograms under the
 /// lock: keeps the lock off the per-message path without a histogram per socket.

@@ -18,7 +18,7 @@ use super::shared::{Phase, Shared};
 use super::socket::{self, Ws};
 use crate::protocol::peek;
 
-/// A connect (TCP + upgrade + welcome) slower than this counts as a failure.
+/// A connect (TCP + TLS + upgrade + welcome) slower than this counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The socket's read buffer. Server messages are small (a stats frame is a few hundred
@@ -30,7 +30,9 @@ const READ_BUFFER: usize = 4096;
 pub struct Plan {
     pub source: Ipv4Addr,
     pub target: SocketAddr,
+    /// `ws://…` or `wss://…` (then `tls` is set).
     pub url: String,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Offset of its first message within its interval (spreads sockets over time).
     pub phase: f64,
 }
@@ -77,12 +79,14 @@ async fn connect(plan: &Plan) -> Result<Ws, String> {
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(plan.url.as_str(), stream, Some(config))
-        .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(r) => format!("http {}", r.status().as_u16()),
-            e => format!("handshake: {e}"),
-        })?;
+    let connector = plan.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_tls_with_config(plan.url.as_str(), stream, Some(config), connector)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(r) => format!("http {}", r.status().as_u16()),
+                e => format!("handshake: {e}"),
+            })?;
     match ws.next().await {
         Some(Ok(Message::Text(t))) if peek::kind_of(&t) == peek::Kind::Welcome => Ok(ws),
         Some(Ok(Message::Close(f))) => {

@@ -130,6 +130,7 @@ async fn open_sockets(
         let plan = Plan {
             source,
             target: target.addr,
+            tls: target.tls.as_ref().map(|(config, _)| config.clone()),
             url: format!(
                 "{}/ws/v1/campaigns/{}?viewer={run_id}v{g:08}&session={run_id}s{g:08}",
                 target.base, shared.campaign

@@ -1,39 +1,58 @@
 //! The upgrade itself. actix-http calls [`accept`] for every request that asks to switch
 //! protocols, before any routing, with the request and its connection. Here the connection
-//! leaves actix-http for good: its 8 KiB HTTP buffers are dropped and the bare TCP stream
-//! goes to the connection task (see `transport` for why).
+//! leaves actix-http for good: its 8 KiB HTTP buffers are dropped and the bare stream (TCP,
+//! or TLS over TCP with `--tls-cert`) goes to the connection task (see `transport` for why).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::{h1, Request};
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::rt::net::TcpStream;
 use actix_web::ResponseError;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::admission::{reject_reason, Admitted};
-use super::transport::Transport;
+use super::transport::{Io, Transport};
 use super::{connection, not_websocket, Sockets};
 use crate::error::ApiError;
 
 /// The only path that upgrades; the campaign id follows it.
 const PATH: &str = "/ws/v1/campaigns/";
 
+/// A connection that can be upgraded: plain TCP, or TLS over TCP. The socket task owns it
+/// after the upgrade; the TCP stream underneath gives the peer and takes the socket options.
+pub trait Upgraded: Io {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Upgraded for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Upgraded for TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
 /// Answers one upgrade request: refused with a JSON error and closed, or switched to a
 /// WebSocket served by its own task.
 ///
 /// Never fails: a refusal the client cannot receive needs nothing more. (The error type is
 /// what actix-http requires of an upgrade service.)
-pub async fn accept(
+pub async fn accept<T: Upgraded>(
     sockets: Arc<Sockets>,
     req: Request,
-    framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<T, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
     let parts = framed.into_parts();
     let mut io = parts.io;
-    let Ok(peer) = io.peer_addr() else {
+    let Ok(peer) = io.tcp().peer_addr() else {
         return Ok(()); // the client is already gone: nobody to answer
     };
     let (key, admitted) = match admission(&sockets, &req, peer.ip()).await {
@@ -46,7 +65,7 @@ pub async fn accept(
     // Frames are small and each one should leave at once: with Nagle's algorithm a frame
     // written while the previous one is unacknowledged waits for the peer's (possibly
     // delayed) ACK. Go's net package (Centrifugo) and Node's `ws` turn it off too.
-    let _ = io.set_nodelay(true);
+    let _ = io.tcp().set_nodelay(true);
     let switching = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
@@ -98,7 +117,7 @@ async fn admission(sockets: &Sockets, req: &Request, peer: IpAddr) -> Result<(St
 }
 
 /// Writes `e` as a complete HTTP response and closes the connection.
-async fn refuse(io: &mut TcpStream, e: &ApiError) -> std::io::Result<()> {
+async fn refuse(io: &mut impl Io, e: &ApiError) -> std::io::Result<()> {
     let body = e.body().to_string();
     let status = e.status_code();
     let response = format!(

@@ -2,3 +2,4 @@ pub mod load;
 pub mod node;
 pub mod receiver;
 pub mod redis;
+pub mod tls;

@@ -220,10 +220,16 @@ impl Node {
                 let _ = done_tx.send(serve(config, stop, bound_tx));
             })
             .expect("spawn node thread");
+        // A TLS node is not probed in clear: its listener is bound, so the test's first
+        // request waits in the backlog until it serves (see `support::tls`).
+        let tls = argv.contains(&"--tls-cert");
         let started = bound
             .recv_timeout(PATIENCE)
             .map_err(|e| e.to_string())
-            .and_then(|addr| await_serving(addr).map(|()| addr).map_err(|e| e.to_string()));
+            .and_then(|addr| match tls {
+                true => Ok(addr),
+                false => await_serving(addr).map(|()| addr).map_err(|e| e.to_string()),
+            });
         let addr = started.unwrap_or_else(|e| {
             shutdown.cancel();
             let ended = match done.recv_timeout(PATIENCE) {
