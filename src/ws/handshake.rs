@@ -57,7 +57,7 @@ pub async fn accept(
     }
     // Bytes the client sent right behind its request (a first message may share the
     // packet) are already in actix's read buffer: tungstenite starts with them.
-    let transport = Transport::new(io, parts.read_buf.to_vec()).await;
+    let transport = Transport::direct(io, parts.read_buf.to_vec()).await;
     let task = connection::run(sockets.env.clone(), admitted, transport);
     actix_web::rt::spawn(sockets.tracker.track_future(task));
     Ok(())
