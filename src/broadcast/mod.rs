@@ -1,8 +1,10 @@
 //! Step four: every tick, read each active campaign's global stats from the store, record
 //! the tick (peak, series), serialise ONE viewer frame and ONE operator frame
-//! ([`Frames`]), and publish them through the campaign's `watch` channel. Every socket
-//! sends the same bytes (a reference-counted buffer), so broadcast cost per viewer is a
-//! refcount bump plus the socket write, never a serialisation.
+//! ([`Frames`], each also encoded once as a complete WebSocket frame), and deliver them:
+//! written straight into every plain-TCP socket of the campaign (`tally.outlets`, see
+//! `util::outlet`), and published through the campaign's `watch` channel for sockets over
+//! other streams. Broadcast cost per viewer is one non-blocking write, never a
+//! serialisation or a task wake-up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,18 +84,20 @@ impl Broadcaster {
             }
             Err(e) => tracing::debug!(campaign = %c.id, error = %e, "tick record failed"),
         }
-        let frames = Frames::build(&c.id, at, &stats);
+        let frames = Arc::new(Frames::build(&c.id, at, &stats));
         let published = tally.frames.send_if_modified(|current| {
             if current.same_numbers(&frames) {
                 false
             } else {
-                *current = Arc::new(frames);
+                *current = frames.clone();
                 true
             }
         });
         if published {
-            // Handed to the sockets: each socket task now writes the shared frame on its own
-            // (a slow one is dropped, never waited for), so this is the lag the node controls.
+            // Plain-TCP sockets get the encoded frame written here, one non-blocking write
+            // each (a socket that cannot take it now gets it from its own task, which drops
+            // a slow one): no task wakes up for a frame. Other sockets took it from `frames`.
+            tally.outlets.offer(&frames.viewer_wire, &frames.operator_wire);
             self.metrics
                 .broadcast_lag_seconds
                 .observe(scheduled.elapsed().as_secs_f64());

@@ -90,6 +90,12 @@ pub struct LoadArgs {
     #[arg(long, env = "LIVETALLY_LOAD_NODE_PID")]
     pub node_pid: Option<u32>,
 
+    /// The server is a bare fan-out, not a node (e.g. the kernel-floor program of
+    /// `scripts/bench-fanout.sh`): no campaign API, no welcome; a socket counts as connected
+    /// once upgraded. Totals are not checked.
+    #[arg(long, env = "LIVETALLY_LOAD_BARE", default_value_t = false)]
+    pub bare: bool,
+
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long, env = "LIVETALLY_LOAD_JSON", default_value_t = false)]
     pub json: bool,

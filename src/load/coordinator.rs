@@ -26,14 +26,18 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> anyhow::Result<i32> {
     let api = &targets[0].clone();
     let load_before = procfs::loadavg();
-    if args.create {
+    if args.create && !args.bare {
         let token = args
             .operator_token
             .as_deref()
             .context("--create needs --operator-token")?;
         api::create_campaign(api, &args.campaign, token).await?;
     }
-    let before = api::totals(api, &args.campaign, &args.kind).await?;
+    let before = if args.bare {
+        Totals::default()
+    } else {
+        api::totals(api, &args.campaign, &args.kind).await?
+    };
     let per_process = fd_limit.saturating_sub(FD_RESERVE).max(1) as usize;
     let processes = args.processes.unwrap_or(args.viewers.div_ceil(per_process)).max(1);
     let run_id = format!("lt{:06x}", rand::random::<u32>() & 0xff_ffff);
@@ -49,7 +53,11 @@ pub async fn coordinate(args: LoadArgs, targets: Vec<Target>, fd_limit: u64) -> 
         registrations: before.registrations + run.side.registrations_created,
         share_visits: before.share_visits + run.side.share_visits_ok,
     };
-    let after = settle(api, &args, want).await?;
+    let after = if args.bare {
+        want
+    } else {
+        settle(api, &args, want).await?
+    };
     handles.iter_mut().for_each(|h| h.send(Cmd::Close));
     for h in handles {
         h.finish().await;

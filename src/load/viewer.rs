@@ -35,6 +35,8 @@ pub struct Plan {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Offset of its first message within its interval (spreads sockets over time).
     pub phase: f64,
+    /// `--bare`: no welcome to wait for.
+    pub bare: bool,
 }
 
 /// Sets IP_BIND_ADDRESS_NO_PORT: `bind(addr:0)` then picks no port; `connect` picks one
@@ -87,6 +89,9 @@ async fn connect(plan: &Plan) -> Result<Ws, String> {
                 tokio_tungstenite::tungstenite::Error::Http(r) => format!("http {}", r.status().as_u16()),
                 e => format!("handshake: {e}"),
             })?;
+    if plan.bare {
+        return Ok(ws);
+    }
     match ws.next().await {
         Some(Ok(Message::Text(t))) if peek::kind_of(&t) == peek::Kind::Welcome => Ok(ws),
         Some(Ok(Message::Close(f))) => {

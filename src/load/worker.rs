@@ -136,6 +136,7 @@ async fn open_sockets(
                 target.base, shared.campaign
             ),
             phase: rand::random::<f64>(),
+            bare: args.bare,
         };
         tracker.spawn(viewer::run(plan, shared.clone(), started, phase.clone(), permit));
     }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 
@@ -100,6 +101,30 @@ pub struct Frames {
     pub operator_stats: ByteString,
     pub viewer_frame: ByteString,
     pub operator_frame: ByteString,
+    /// `viewer_frame` as a complete WebSocket text frame (header and payload), written as
+    /// is to every plain-TCP viewer socket.
+    pub viewer_wire: Bytes,
+    /// `operator_frame` likewise.
+    pub operator_wire: Bytes,
+}
+
+/// A complete unmasked WebSocket text frame (FIN, opcode 1) carrying `payload`: what a
+/// server writes to the socket for one text message (RFC 6455 section 5.2).
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut f = Vec::with_capacity(len + 10);
+    f.push(0x81);
+    if len < 126 {
+        f.push(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        f.push(126);
+        f.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        f.push(127);
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    f.extend_from_slice(payload);
+    Bytes::from(f)
 }
 
 /// `{"type":"stats",` + the object's fields.
@@ -126,10 +151,13 @@ impl Frames {
         for n in &mut numbers.nodes {
             n.updated_at = 0;
         }
+        let (viewer_frame, operator_frame) = (as_message(&viewer), as_message(&operator));
         Self {
             numbers: Some(numbers),
-            viewer_frame: as_message(&viewer),
-            operator_frame: as_message(&operator),
+            viewer_wire: text_frame(viewer_frame.as_bytes()),
+            operator_wire: text_frame(operator_frame.as_bytes()),
+            viewer_frame,
+            operator_frame,
             viewer_stats: ByteString::from(viewer),
             operator_stats: ByteString::from(operator),
         }
@@ -162,5 +190,26 @@ mod tests {
         assert_eq!(o["regions"], serde_json::json!({}));
         assert_eq!(o["at"], 7);
         assert!(f.same_numbers(&Frames::build("c1", 9, &s)));
+    }
+
+    #[test]
+    fn wire_frames_are_what_tungstenite_writes() {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = "x".repeat(len);
+            let mut theirs = Vec::new();
+            Frame::message(payload.clone().into_bytes(), OpCode::Data(Data::Text), true)
+                .format(&mut theirs)
+                .unwrap();
+            assert_eq!(
+                &text_frame(payload.as_bytes())[..],
+                &theirs[..],
+                "payload of {len} bytes"
+            );
+        }
+        let f = Frames::build("c1", 7, &Stats::default());
+        assert_eq!(&f.viewer_wire[..], &text_frame(f.viewer_frame.as_bytes())[..]);
+        assert_eq!(&f.operator_wire[..], &text_frame(f.operator_frame.as_bytes())[..]);
     }
 }

@@ -20,6 +20,7 @@ use crate::campaign::Campaign;
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::Presence;
+use crate::util::outlet::Outlets;
 pub use pending::Pending;
 use session::SessionSlot;
 
@@ -58,8 +59,11 @@ pub struct CampaignTally {
     presence_version: AtomicU64,
     /// Cancelled when the campaign ends: every socket closes with 4000.
     pub ended: CancellationToken,
-    /// The latest shared frames; sockets wait on `changed()`.
+    /// The latest shared frames; sockets over other streams than plain TCP (TLS, tests)
+    /// wait on `changed()`.
     pub frames: watch::Sender<Arc<Frames>>,
+    /// The plain-TCP sockets, which the broadcaster writes each tick's frame to itself.
+    pub outlets: Outlets,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,6 +85,7 @@ impl CampaignTally {
             presence_version: AtomicU64::new(0),
             ended: CancellationToken::new(),
             frames: watch::Sender::new(Arc::new(Frames::empty(&campaign.id))),
+            outlets: Outlets::default(),
             campaign,
         }
     }

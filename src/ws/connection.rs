@@ -1,5 +1,6 @@
 //! One async fn per socket: `select!` over shutdown, campaign end, acks, incoming frames,
-//! shared stats frames and the heartbeat. Step one of a like's path: a valid `interact`
+//! shared stats frames (over plain TCP only those the broadcaster could not write itself)
+//! and the heartbeat. Step one of a like's path: a valid `interact`
 //! goes straight into the session's slot (see `tally::session`), no lock, no channel.
 //! What the socket tolerates is decided in [`super::policy`].
 
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
+use crate::util::outlet::Audience;
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.
@@ -49,6 +51,13 @@ pub async fn run<S: Io>(env: Arc<SocketEnv>, mut admitted: Admitted, mut transpo
     let reason = if transport.send(welcome).await.is_err() {
         Closing::Drop("client_closed")
     } else {
+        // Over plain TCP the broadcaster writes stats frames into the socket itself from
+        // now on (after the welcome); until this is dropped.
+        let audience = match admitted.peer {
+            Peer::Viewer { .. } => Audience::Viewer,
+            Peer::Operator => Audience::Operator,
+        };
+        let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
         let mut conn = Conn::new(&env, tally, &admitted.peer);
         conn.serve(&mut transport, &mut frames).await
     };
@@ -163,6 +172,9 @@ impl<'a> Conn<'a> {
         let ended = self.tally.ended.clone();
         let ended = ended.cancelled();
         tokio::pin!(ended);
+        // Over plain TCP stats frames come from the broadcaster, written into the socket;
+        // this task only hears of the ones it left behind (the socket was busy or full).
+        let direct = transport.outlet().cloned();
         loop {
             let wake = match self.slot {
                 Some(s) => &s.wake,
@@ -192,7 +204,12 @@ impl<'a> Conn<'a> {
                         }
                     }
                 }
-                changed = frames.changed() => {
+                _ = async { if let Some(o) = &direct { o.queued().await } }, if direct.is_some() => {
+                    if let Err(e) = transport.flush_queued().await {
+                        return send_err(e);
+                    }
+                }
+                changed = frames.changed(), if direct.is_none() => {
                     if changed.is_err() {
                         return Closing::Code(Close::CAMPAIGN_CLOSED_HERE);
                     }
@@ -329,8 +346,7 @@ mod tests {
 
     use super::*;
     use crate::store::Store;
-    use crate::tally::flusher::{Flusher, Timing};
-    use crate::ws::testing::{rig, Rig};
+    use crate::ws::testing::{next_json, rig, Rig};
 
     type Client = WebSocketStream<DuplexStream>;
 
@@ -344,42 +360,6 @@ mod tests {
             let transport = Transport::new(server, vec![]).await;
             let task = tokio::spawn(run(self.env.clone(), admitted, transport));
             (WebSocketStream::from_raw_socket(client, Role::Client, None).await, task)
-        }
-
-        fn flusher(&self) -> CancellationToken {
-            let timing = Timing {
-                flush_interval: Duration::from_millis(100),
-                tick: Duration::from_secs(1),
-                presence_ttl: Duration::from_secs(10),
-                session_ttl: Duration::from_secs(60),
-            };
-            let f = Flusher::new(
-                self.tallies.clone(),
-                self.store.clone(),
-                self.env.metrics.clone(),
-                "n1".into(),
-                "n1/run".into(),
-                timing,
-            );
-            let stop = CancellationToken::new();
-            let (_tx, rx) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(f.run(stop.clone(), rx));
-            stop
-        }
-
-        fn closed(&self, reason: &str) -> u64 {
-            self.env.metrics.connections_closed.with_label_values(&[reason]).get()
-        }
-    }
-
-    /// The next text message as JSON (pings skipped).
-    async fn next_json(c: &mut Client) -> serde_json::Value {
-        loop {
-            match c.next().await {
-                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("expected a text message, got {other:?}"),
-            }
         }
     }
 

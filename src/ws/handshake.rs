@@ -3,6 +3,7 @@
 //! leaves actix-http for good: its 8 KiB HTTP buffers are dropped and the bare stream (TCP,
 //! or TLS over TCP with `--tls-cert`) goes to the connection task (see `transport` for why).
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::admission::{reject_reason, Admitted};
+use super::connection::{self, SocketEnv};
 use super::transport::{Io, Transport};
-use super::{connection, not_websocket, Sockets};
+use super::{not_websocket, Sockets};
 use crate::error::ApiError;
 
 /// The only path that upgrades; the campaign id follows it.
@@ -24,19 +26,32 @@ const PATH: &str = "/ws/v1/campaigns/";
 
 /// A connection that can be upgraded: plain TCP, or TLS over TCP. The socket task owns it
 /// after the upgrade; the TCP stream underneath gives the peer and takes the socket options.
-pub trait Upgraded: Io {
+pub trait Upgraded: Io + Sized {
     fn tcp(&self) -> &TcpStream;
+
+    /// The socket's task. `read_ahead`: bytes the client sent behind its request.
+    fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) -> impl Future<Output = ()>;
 }
 
+/// Plain TCP goes through an outlet the broadcaster writes stats frames to directly.
 impl Upgraded for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
     }
+
+    async fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) {
+        connection::run(env, admitted, Transport::direct(self, read_ahead).await).await
+    }
 }
 
+/// TLS keeps the per-task path: the broadcaster cannot write plaintext into it.
 impl Upgraded for TlsStream<TcpStream> {
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0
+    }
+
+    async fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) {
+        connection::run(env, admitted, Transport::new(self, read_ahead).await).await
     }
 }
 
@@ -76,8 +91,7 @@ pub async fn accept<T: Upgraded>(
     }
     // Bytes the client sent right behind its request (a first message may share the
     // packet) are already in actix's read buffer: tungstenite starts with them.
-    let transport = Transport::new(io, parts.read_buf.to_vec()).await;
-    let task = connection::run(sockets.env.clone(), admitted, transport);
+    let task = io.serve(sockets.env.clone(), admitted, parts.read_buf.to_vec());
     actix_web::rt::spawn(sockets.tracker.track_future(task));
     Ok(())
 }

@@ -6,6 +6,8 @@
 
 pub mod admission;
 pub mod connection;
+#[cfg(test)]
+mod direct_tests;
 pub mod handshake;
 pub mod policy;
 #[cfg(test)]

@@ -6,8 +6,11 @@
 //! read and 8 KiB write buffers plus a channel per socket (15.4 KiB per idle socket,
 //! measured). Here the raw TCP stream is taken from actix-http at the upgrade (see
 //! `handshake`) and owned by the connection task itself, with a [`READ_BUFFER_BYTES`] read
-//! buffer and no write buffering: a frame is written straight to the kernel.
+//! buffer and no write buffering: a frame is written straight to the kernel. Over plain TCP
+//! the stream is an [`Outlet`], which the broadcaster also writes stats frames to (see
+//! `util::outlet`); any other stream (TLS, test pipes) gets stats frames from its task.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::rt::net::TcpStream;
@@ -21,6 +24,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::MAX_MESSAGE_BYTES;
+use crate::util::outlet::{Outlet, OutletIo};
 
 /// Initial read buffer per socket. Protocol messages are ~60–120 bytes, so 1 KiB holds a
 /// burst of a dozen; a larger message grows the buffer up to [`MAX_MESSAGE_BYTES`].
@@ -112,8 +116,10 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// One accepted WebSocket.
-pub struct Transport<S = TcpStream> {
+pub struct Transport<S = OutletIo> {
     ws: WebSocketStream<S>,
+    /// Over plain TCP: the socket the broadcaster writes stats frames to directly.
+    outlet: Option<Arc<Outlet>>,
 }
 
 fn config() -> WebSocketConfig {
@@ -125,6 +131,18 @@ fn config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
+impl Transport<OutletIo> {
+    /// Wraps a plain TCP stream whose `101 Switching Protocols` has been sent, shared with
+    /// the broadcaster through an [`Outlet`] (register it in the campaign's outlets once
+    /// the welcome is out).
+    pub async fn direct(tcp: TcpStream, read_ahead: Vec<u8>) -> Self {
+        let outlet = Outlet::new(tcp);
+        let mut t = Transport::new(OutletIo(outlet.clone()), read_ahead).await;
+        t.outlet = Some(outlet);
+        t
+    }
+}
+
 impl<S: Io> Transport<S> {
     /// Wraps a stream whose `101 Switching Protocols` has been sent. `read_ahead` holds
     /// bytes the client sent after its request that the HTTP layer already read.
@@ -134,7 +152,30 @@ impl<S: Io> Transport<S> {
         } else {
             WebSocketStream::from_partially_read(io, read_ahead, Role::Server, Some(config())).await
         };
-        Self { ws }
+        Self { ws, outlet: None }
+    }
+
+    /// The socket the broadcaster may write to directly, when this runs over plain TCP.
+    pub fn outlet(&self) -> Option<&Arc<Outlet>> {
+        self.outlet.as_ref()
+    }
+
+    /// Writes what the broadcaster left for this task (see `util::outlet`), giving up on a
+    /// client that cannot take it in [`SEND_TIMEOUT`]. A frame this task's writer is inside
+    /// of (a pong, say) is finished first.
+    pub async fn flush_queued(&mut self) -> Result<(), SendError> {
+        let Some(outlet) = self.outlet.clone() else {
+            return Ok(());
+        };
+        let flushed = tokio::time::timeout(SEND_TIMEOUT, async {
+            self.ws.flush().await.map_err(|_| ())?;
+            std::future::poll_fn(|cx| outlet.poll_drain(cx)).await.map_err(|_| ())
+        });
+        match flushed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err(SendError::Closed),
+            Err(_) => Err(SendError::Slow),
+        }
     }
 
     /// The next thing the client did. Pongs to its pings are written by tungstenite on the
@@ -171,6 +212,9 @@ impl<S: Io> Transport<S> {
     /// Closes with `code` and a short reason, then waits (up to [`CLOSE_TIMEOUT`]) for the
     /// client's reply so the close frame is not lost to a reset.
     pub async fn close(mut self, code: u16, reason: &str) {
+        if let Some(outlet) = &self.outlet {
+            outlet.close(); // the close frame is the last one
+        }
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),

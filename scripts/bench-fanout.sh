@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The broadcast against the kernel's floor (issue 13): node CPU per delivered stats frame of
+# livetally (memory store, release build) and of the floor program (one thread writing one
+# pre-encoded frame to every socket), ROUNDS runs of each, alternating, with VIEWERS idle
+# viewers over PROCESSES load processes (each binds its own 127.x.y.z source addresses, a
+# fresh range per run). livetally also gets a trickle of RATE likes/s so every tick changes;
+# its pings and the likes are in its CPU. CPU is the whole process (utime + stime from
+# /proc) over the load phase, divided by the frames the viewers received.
+#
+#   bash scripts/bench-fanout.sh
+#   VIEWERS=18500 ROUNDS=3 DURATION=20s LT=target/release/livetally bash scripts/bench-fanout.sh
+#   NODE=/path/to/older/livetally bash scripts/bench-fanout.sh     # that build against the floor
+#
+# FLOOR_SRC: the floor program's sources (default /work/shared/bench/fanout); it is built
+# in its own folder (FLOOR_DIR, default /tmp/fanout-floor), never in this repository.
+# Reports go to OUT (default: a fresh temporary folder). Ends with a line
+#   fanout: livetally_us_per_frame=X floor_us_per_frame=Y ratio=Z lag_p99_ms=W
+# (medians over the rounds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VIEWERS=${VIEWERS:-18500}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20s}
+PROCESSES=${PROCESSES:-3}
+RATE=${RATE:-20}
+FLOOR_SRC=${FLOOR_SRC:-/work/shared/bench/fanout}
+FLOOR_DIR=${FLOOR_DIR:-/tmp/fanout-floor}
+LT=${LT:-target/release/livetally}
+# The node under test (default: LT, which is also the load tool). An older build works
+# here; the tool must have `load --bare`.
+NODE=${NODE:-$LT}
+OUT=${OUT:-$(mktemp -d)}
+T=bench-operator-token-0123456789
+
+if [ "$LT" = target/release/livetally ]; then cargo build --release --locked --quiet; fi
+mkdir -p "$FLOOR_DIR"
+cp -r "$FLOOR_SRC/Cargo.toml" "$FLOOR_SRC/Cargo.lock" "$FLOOR_SRC/src" "$FLOOR_DIR/"
+(cd "$FLOOR_DIR" && cargo build --release --quiet)
+FLOOR=$FLOOR_DIR/target/release/fanout-floor
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+# run NAME PORT NET -- server command...: starts the server, loads it, stops it.
+run() {
+    local name=$1 port=$2 net=$3
+    shift 4
+    local load_flags=(--campaign "$name" --viewers "$VIEWERS" --processes "$PROCESSES"
+        --duration "$DURATION" --source-ip "127.$net.0.2" --json)
+    if [ "${1##*/}" = fanout-floor ]; then
+        load_flags+=(--bare --rate 0)
+    else
+        load_flags+=(--create --operator-token "$T" --rate "$RATE")
+    fi
+    RUST_LOG=warn "$@" >"$OUT/$name.server.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    sleep 0.5
+    "$LT" load --url "ws://127.0.0.1:$port" --node-pid "$pid" "${load_flags[@]}" >"$OUT/$name.json" \
+        2>"$OUT/$name.load.log" || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    # Let the previous run's sockets close before the next one measures.
+    sleep 3
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    run "livetally$round" $((19400 + round)) $((20 + 2 * round)) -- \
+        "$NODE" serve --listen "127.0.0.1:$((19400 + round))" --operator-token "$T" \
+        --max-sockets-per-client 5000
+    run "floor$round" $((19500 + round)) $((21 + 2 * round)) -- \
+        "$FLOOR" --listen "127.0.0.1:$((19500 + round))" --tick-ms 1000
+done
+
+python3 - "$OUT" "$ROUNDS" <<'EOF'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def load(name):
+    try:
+        with open(f"{out}/{name}.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+print(f"{'run':<12} {'load avg (start)':<18} {'connected':>9} {'frames':>8} {'cpu s':>7} {'µs/frame':>9} {'lag p99 ms':>10}")
+per = {"livetally": [], "floor": []}
+lags = []
+for r in range(1, rounds + 1):
+    for who in ("livetally", "floor"):
+        rep = load(f"{who}{r}")
+        if rep is None or not rep.get("node"):
+            print(f"{who}{r:<3}      (no report: see {out}/{who}{r}.load.log)")
+            continue
+        node = rep["node"]
+        us = node.get("cpu_us_per_frame")
+        lag = rep["stats"]["lag"]["p99_ms"] if who == "livetally" else None
+        load_avg = " ".join(f"{x:.2f}" for x in rep["machine_load_start"])
+        print(f"{who + str(r):<12} {load_avg:<18} {rep['connect']['connected']:>9} {rep['stats']['frames']:>8} "
+              f"{node.get('cpu_seconds') or 0:>7.2f} {us or 0:>9.2f} {'' if lag is None else f'{lag:.1f}':>10}")
+        if us:
+            per[who].append(us)
+        if lag is not None:
+            lags.append(lag)
+med = {k: statistics.median(v) if v else float("nan") for k, v in per.items()}
+lag = statistics.median(lags) if lags else float("nan")
+ratio = med["livetally"] / med["floor"]
+print(f"reports in {out}")
+print(f"fanout: livetally_us_per_frame={med['livetally']:.2f} floor_us_per_frame={med['floor']:.2f} "
+      f"ratio={ratio:.2f} lag_p99_ms={lag:.1f}")
+EOF

@@ -1,0 +1,309 @@
+//! A plain TCP socket written by two parties without interleaving: its own connection task
+//! (welcome, acks, pings, close, all through the WebSocket library) and the broadcaster,
+//! which writes each tick's pre-encoded stats frame straight into the socket with one
+//! non-blocking `write` from wherever it runs.
+//!
+//! Why: a per-socket task wake-up per tick (a `watch` channel, `select!` re-registration,
+//! the library's frame encoding) cost about as much as the kernel's send path itself;
+//! measured in docs/performance.md ("Broadcast"). Writing from the broadcaster leaves one
+//! syscall per frame and no wake-up at all for a socket whose writer is idle.
+//!
+//! The rule that keeps frames whole: every write goes through [`Outlet::state`]'s lock.
+//! The broadcaster writes only at a frame boundary (the task's writer is not inside a
+//! frame) and when nothing is queued; otherwise, or when its write is partial or would
+//! block, it leaves the frame (or the unwritten rest) queued here and wakes the task, which
+//! writes it before anything else of its own. A frame the task has not started is
+//! replaced by a newer one: stats supersede each other, so at most two are ever queued and
+//! a slow socket costs no more memory than that. The task gives up on a client that takes
+//! nothing for its send timeout, exactly as for its own frames.
+//!
+//! Leaf module (tokio and bytes only), so the campaign's registry can live in its tally.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use slab::Slab;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// One socket shared by its task and the broadcaster.
+pub struct Outlet {
+    stream: TcpStream,
+    state: Mutex<State>,
+    /// Woken when a frame was left for the task to write.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// A frame partly written (bytes from the offset on are still to go): nothing else may
+    /// be written before its end.
+    rest: Option<(Bytes, usize)>,
+    /// A whole frame for the task to write; a newer one replaces it.
+    next: Option<Bytes>,
+    /// The task's own writer stopped inside a frame: only it may write next.
+    mid_frame: bool,
+    /// The task is closing: the broadcaster writes nothing more (a close frame is last).
+    closed: bool,
+}
+
+/// What [`Outlet::offer`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Written whole by the caller.
+    Written,
+    /// Left (whole or its rest) for the socket's task.
+    Queued,
+    /// The socket is closing or broken.
+    Skipped,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Outlet {
+    pub fn new(stream: TcpStream) -> Arc<Self> {
+        Arc::new(Self {
+            stream,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Writes a complete frame now if the socket takes it, else leaves it to the task.
+    /// Never waits.
+    pub fn offer(&self, frame: &Bytes) -> Offer {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Offer::Skipped;
+        }
+        if st.mid_frame || st.rest.is_some() || st.next.is_some() {
+            st.next = Some(frame.clone());
+            drop(st);
+            self.wake.notify_one();
+            return Offer::Queued;
+        }
+        match self.stream.try_write(frame) {
+            Ok(n) if n == frame.len() => return Offer::Written,
+            Ok(n) => st.rest = Some((frame.clone(), n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => st.next = Some(frame.clone()),
+            // Broken: the task finds out on its next read and ends.
+            Err(_) => return Offer::Skipped,
+        }
+        drop(st);
+        self.wake.notify_one();
+        Offer::Queued
+    }
+
+    /// Resolves when a frame was left for the task (a wake-up before the call counts).
+    pub async fn queued(&self) {
+        self.wake.notified().await
+    }
+
+    /// From now on the broadcaster writes nothing; what it left is dropped unless a part of
+    /// it is already out (that rest still goes first, so the stream stays well-formed).
+    pub fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.next = None;
+    }
+
+    /// Writes what the broadcaster left, unless the task's writer is inside a frame (it
+    /// must finish that first). Ready once nothing is queued.
+    pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let mut st = lock(&self.state);
+            if st.mid_frame {
+                return Poll::Ready(Ok(()));
+            }
+            let (frame, at) = match (st.rest.take(), st.next.take()) {
+                (Some(rest), next) => {
+                    st.next = next;
+                    rest
+                }
+                (None, Some(next)) => (next, 0),
+                (None, None) => return Poll::Ready(Ok(())),
+            };
+            match self.stream.try_write(&frame[at..]) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) if at + n == frame.len() => {}
+                Ok(n) => st.rest = Some((frame, at + n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    st.rest = Some((frame, at));
+                    drop(st);
+                    ready!(self.stream.poll_write_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The task's own write (the WebSocket library's): after anything queued, and noting
+    /// whether it stopped inside a frame. The library hands over its whole output buffer
+    /// each time, which always ends at a frame boundary, so a partial write is the only way
+    /// to stop inside one.
+    fn poll_write_own(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_drain(cx))?;
+            let mut st = lock(&self.state);
+            if !st.mid_frame && (st.rest.is_some() || st.next.is_some()) {
+                continue; // the broadcaster left another frame meanwhile
+            }
+            match self.stream.try_write(buf) {
+                Ok(n) => {
+                    st.mid_frame = n < buf.len();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(st);
+                    ready!(self.stream.poll_write_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// The task's end of an [`Outlet`]: the stream its WebSocket runs over.
+pub struct OutletIo(pub Arc<Outlet>);
+
+impl AsyncRead for OutletIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let stream = &self.0.stream;
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            match stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for OutletIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.0.poll_write_own(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(())) // nothing is buffered here
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The stream closes when the last holder drops it; a half-close is not needed.
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Shards of a registry: a broadcast holds one shard's lock while it writes that shard,
+/// so a socket opening or closing meanwhile waits for a sixteenth of a tick at most.
+const SHARDS: usize = 16;
+
+/// One shard: sockets, each with the frame it gets.
+type Shard = Mutex<Slab<(Arc<Outlet>, Audience)>>;
+
+/// The outlets of one campaign's sockets, each with the frame it gets (viewer or operator).
+pub struct Outlets {
+    shards: Box<[Shard]>,
+    next: AtomicUsize,
+}
+
+/// Which of a tick's frames a socket gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Viewer,
+    Operator,
+}
+
+/// Counts of one [`Outlets::offer`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Offered {
+    pub written: u64,
+    pub queued: u64,
+}
+
+impl Default for Outlets {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn lock_shard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Outlets {
+    /// Adds a socket; it gets every offer until the returned registration is dropped.
+    pub fn register(&self, outlet: Arc<Outlet>, audience: Audience) -> Registration<'_> {
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let key = lock_shard(&self.shards[shard]).insert((outlet, audience));
+        Registration {
+            outlets: self,
+            shard,
+            key,
+        }
+    }
+
+    /// Offers each socket its frame. Returns how many were written here and how many were
+    /// left to their tasks.
+    pub fn offer(&self, viewer: &Bytes, operator: &Bytes) -> Offered {
+        let mut counts = Offered::default();
+        for shard in self.shards.iter() {
+            let shard = lock_shard(shard);
+            for (_, (outlet, audience)) in shard.iter() {
+                let frame = match audience {
+                    Audience::Viewer => viewer,
+                    Audience::Operator => operator,
+                };
+                match outlet.offer(frame) {
+                    Offer::Written => counts.written += 1,
+                    Offer::Queued => counts.queued += 1,
+                    Offer::Skipped => {}
+                }
+            }
+        }
+        counts
+    }
+
+    /// Sockets registered.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock_shard(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Keeps a socket in its campaign's [`Outlets`]; dropping it takes the socket out.
+pub struct Registration<'a> {
+    outlets: &'a Outlets,
+    shard: usize,
+    key: usize,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut shard = lock_shard(&self.outlets.shards[self.shard]);
+        if let Some((outlet, _)) = shard.try_remove(self.key) {
+            outlet.close();
+        }
+    }
+}
