@@ -118,7 +118,10 @@ impl RedisStore {
                     a1,
                     k.applied(),
                     k.moved(),
-                ],
+                ]
+                .into_iter()
+                .chain(k.presence_totals())
+                .collect::<Vec<_>>(),
                 at_ms,
             )
             .await?;

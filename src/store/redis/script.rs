@@ -35,6 +35,17 @@ impl LuaScript {
     }
 }
 
+/// A script that keeps the presence totals: the prelude, `presence.lua`, then the script.
+macro_rules! with_presence {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!("lua/presence.lua"),
+            include_str!($file)
+        )
+    };
+}
+
 /// Every script the store runs, named as its file in `lua/`.
 pub(super) struct Scripts {
     pub(super) index: LuaScript,
@@ -46,6 +57,7 @@ pub(super) struct Scripts {
     pub(super) stats: LuaScript,
     pub(super) tick: LuaScript,
     pub(super) register: LuaScript,
+    pub(super) leave: LuaScript,
 }
 
 impl Scripts {
@@ -55,9 +67,10 @@ impl Scripts {
             create: LuaScript::new(include_str!("lua/create.lua")),
             end: LuaScript::new(include_str!("lua/end.lua")),
             delete: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/delete.lua"))),
-            claim: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/claim.lua"))),
-            apply: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/apply.lua"))),
-            stats: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
+            claim: LuaScript::new(with_presence!("lua/claim.lua")),
+            apply: LuaScript::new(with_presence!("lua/apply.lua")),
+            stats: LuaScript::new(with_presence!("lua/stats.lua")),
+            leave: LuaScript::new(with_presence!("lua/leave.lua")),
             tick: LuaScript::new(include_str!("lua/tick.lua")),
             register: LuaScript::new(include_str!("lua/register.lua")),
         }
