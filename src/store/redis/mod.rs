@@ -8,12 +8,13 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `13 + 2·kinds + channels + ⌈channels/1000⌉ + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
+//! `23 + 2·regions + 2·kinds + channels + ⌈channels/1000⌉ + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
 //! ⌈new_viewers/1000⌉` Redis commands (two more per 1,000 sessions while v1 nodes may still
 //! run): the count grows with distinct kinds and channels and, in chunks of 1,000 fields
 //! per command, with the sessions that sent something, are refreshed or closed, never with
-//! the number of interactions
-//! (`tests/store_contract.rs` checks this against `INFO commandstats`).
+//! the number of interactions, and never with the number of nodes: the presence totals are
+//! kept incrementally (`lua/presence.lua`), so a flush touches its own lease only
+//! (`tests/store_contract.rs` checks both against `INFO commandstats`).
 
 mod codec;
 mod conn;
