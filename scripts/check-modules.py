@@ -26,6 +26,7 @@ LAYERS = [
     ["ws"],                          # admission and the socket loop, writing into tallies
     ["http"],                        # the JSON API and pages (plain GETs of the socket URL)
     ["load"],                        # the load tool: a client of the protocol only
+    ["sim"],                         # `livetally simulate`: virtual nodes' real tally, flusher, broadcaster
     ["node"],                        # wires it all and runs it
 ]
 # What the load tool may use: it must work against any node, so it speaks only the wire.

@@ -16,11 +16,12 @@
 //! (HTTP errors), [`tls`] (the served certificate, reloaded on SIGHUP) and [`util`] (leaf
 //! helpers). [`node`] wires it all and runs it until
 //! shutdown. [`load`] is the load rehearsal tool (`livetally load`), a client of
-//! [`protocol`] only.
+//! [`protocol`] only. [`sim`] (`livetally simulate`) drives hundreds of virtual nodes' real
+//! tally, flusher and broadcaster against one store, without sockets.
 //!
 //! Imports point one way, from the layers above to the layers below (docs/architecture.md;
 //! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config, tls; store,
-//! auth, clients, metrics; error; tally; broadcast, webhooks; ws; http; load; node.
+//! auth, clients, metrics; error; tally; broadcast, webhooks; ws; http; load; sim; node.
 
 pub mod auth;
 pub mod broadcast;
@@ -33,6 +34,7 @@ pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod sim;
 pub mod store;
 pub mod tally;
 pub mod tls;

@@ -23,6 +23,9 @@ enum Command {
     Serve(Config),
     /// Rehearse a launch: open many viewer sockets, send interactions, report the numbers.
     Load(livetally::load::LoadArgs),
+    /// Simulate one campaign's launch on hundreds of virtual nodes against a Redis Cluster
+    /// (no sockets: the real tally, flusher and broadcaster; scripts/bench-seed-scale.sh).
+    Simulate(livetally::sim::SimArgs),
     /// Finish a node-by-node upgrade from v1 once no v1 node runs any more (takes the
     /// store flags of `serve`; see docs/operations.md).
     UpgradeStore(Config),
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let (config, upgrade) = match cli.command {
         Some(Command::Serve(c)) => (c, false),
         Some(Command::Load(args)) => std::process::exit(livetally::load::main(args)?),
+        Some(Command::Simulate(args)) => std::process::exit(livetally::sim::main(args)?),
         Some(Command::UpgradeStore(c)) => (c, true),
         None => (cli.serve, false),
     };

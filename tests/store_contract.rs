@@ -999,8 +999,9 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
     if kind != "memory" {
         // 14 keys that do not depend on the hour (one generation each of session state and
         // retry records: a v2 store writes no v1 `epochs`/`sessions`, and `moved` only while
-        // a socket is moved), two hour hashes per series, and the index entries.
-        assert_eq!(footprint(kind, &id), 14 + 4 + 2, "the probe sees every key");
+        // a socket is moved), 4 of the presence totals (`moved-n` only while a socket is
+        // moved), two hour hashes per series, and the index entries.
+        assert_eq!(footprint(kind, &id), 14 + 4 + 4 + 2, "the probe sees every key");
     }
     // A live campaign is refused and keeps everything.
     assert!(matches!(store.delete_campaign(&id).await, Err(StoreError::Live)));
@@ -1295,8 +1296,55 @@ mod redis_only {
         let big = commands_run(&server) - before;
         // INFO itself is one call; the rest is one EVALSHA and what runs inside it.
         assert_eq!(small, big);
-        assert!(small <= 24, "{small} commands for one batch");
+        assert!(small <= 34, "{small} commands for one batch");
         assert_eq!(interactions(&store, &id).await["like"], 2 * 10 + 10 * 100_000);
+    }
+
+    /// The presence totals are kept incrementally: a flush that writes presence, and a stats
+    /// read, cost as many commands with 200 nodes' leases live as with 2, and the totals
+    /// stay exact.
+    #[tokio::test]
+    async fn presence_writes_do_not_grow_with_nodes() {
+        let server = RedisServer::start();
+        let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+        let id = new_campaign(&store, "nodes").await;
+        let lease = |node: String, viewers: u64| {
+            let mut b = batch(&id, 0, vec![]);
+            b.presence = Some((node, presence(viewers, &[("US", viewers - 1), ("CN-BJ", 1)])));
+            b
+        };
+        let cost = |nodes: u64| {
+            let (store, server, lease, id) = (&store, &server, &lease, &id);
+            async move {
+                let before = commands_run(server);
+                store.apply(&lease("node-x".into(), 7)).await.unwrap();
+                let write = commands_run(server) - before;
+                let before = commands_run(server);
+                let stats = store.stats(id, &kinds(), now()).await.unwrap();
+                let read = commands_run(server) - before;
+                assert_eq!(stats.viewers, 7 + 3 * nodes);
+                assert_eq!(stats.regions, map(&[("US", 6 + 2 * nodes), ("CN-BJ", 1 + nodes)]));
+                assert_eq!(stats.peak_viewers, 7 + 3 * nodes);
+                assert_eq!(stats.nodes.len() as u64, nodes + 1);
+                (write, read)
+            }
+        };
+        for n in 0..2 {
+            store.apply(&lease(format!("node-{n}"), 3)).await.unwrap();
+        }
+        store.apply(&lease("node-x".into(), 7)).await.unwrap(); // loads the scripts
+        store.stats(&id, &kinds(), now()).await.unwrap();
+        let few = cost(2).await;
+        for n in 2..200 {
+            store.apply(&lease(format!("node-{n}"), 3)).await.unwrap();
+        }
+        let many = cost(200).await;
+        assert_eq!(few, many, "(write, read) commands with 2 and with 200 nodes");
+        // Neither a flush nor a read decodes another node's lease: one that would not parse
+        // is never looked at (summing the leases on each write would fail here).
+        let key = format!("lt:{{c:{id}}}:presence");
+        let _: () = server.query(&["HSET", &key, "node-5", "1|not json"]);
+        assert_eq!(cost(200).await, many);
     }
 }
 

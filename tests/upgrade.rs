@@ -196,7 +196,7 @@ async fn a_v1_deployment_upgrades_node_by_node_without_losing_or_doubling_a_coun
         .output()
         .expect("run upgrade-store");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(schema(&redis).as_deref(), Some("2"));
+    assert_eq!(schema(&redis).as_deref(), Some("3"));
     let ttl: i64 = redis.query(&["PTTL", "lt:{c:launch}:sessions"]);
     assert!(ttl > 0, "v1 session keys expire after the upgrade ({ttl})");
     let fresh = Client::connect(&a, "launch", "session-after").await;
@@ -255,14 +255,67 @@ async fn a_node_marks_an_empty_store_and_refuses_a_newer_one() {
     let redis = RedisServer::start();
     let node = Node::start(&["--redis", &redis.url()]);
     let version: String = redis.query(&["GET", "lt:{campaigns}:schema"]);
-    assert_eq!(version, "2", "an empty store is v2 from the start");
+    assert_eq!(version, "3", "an empty store is v3 from the start");
     drop(node);
 
-    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "3"]);
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "4"]);
     let (status, log) = refused_start(&redis);
     assert!(!status.success());
     assert!(
-        log.contains("schema version 3") && log.contains("this node's 2"),
+        log.contains("schema version 4") && log.contains("this node's 3"),
         "the error names both versions: {log}"
     );
+}
+
+/// A v2 deployment (schema 2) moves to the presence totals of schema 3: while v2 nodes
+/// may run, a v3 node writes leases only as v2 reads them and sums them on every read;
+/// after `upgrade-store` the totals are built from the live leases and kept from then on,
+/// with every viewer, region and the peak exactly where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
+    let redis = RedisServer::start();
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "2"]);
+    let a = Node::start(&["--redis", &redis.url(), "--node-id", "v3-a"]);
+    let b = Node::start(&["--redis", &redis.url(), "--node-id", "v3-b"]);
+    a.campaign_with(serde_json::json!({"id": "launch", "title": "Launch", "regions": ["CN", "US"]}))
+        .await;
+    let mut viewers = Vec::new();
+    for (node, i, region) in [(&a, 0, "CN"), (&a, 1, "US"), (&b, 2, "US")] {
+        viewers.push(
+            node.viewer(
+                "launch",
+                &format!("viewer=viewer-{i}&session=session-000{i}&region={region}"),
+            )
+            .await,
+        );
+    }
+    let sum = |r: &RedisServer| r.query::<bool>(&["EXISTS", "lt:{c:launch}:presence-sum"]);
+    let three = |s: &serde_json::Value| s["viewers"] == 3 && s["peak_viewers"] == 3;
+    a.await_stats("launch", "three viewers on two v3 nodes, mixed", three)
+        .await;
+    assert!(!sum(&redis), "no totals while v2 nodes may run");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        .args(["upgrade-store", "--redis", &redis.url()])
+        .output()
+        .expect("run upgrade-store");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + PATIENCE;
+    while !sum(&redis) {
+        assert!(Instant::now() < deadline, "the totals were never built");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
+    assert_eq!(totals["viewers"], "3", "built from the live leases: {totals:?}");
+    assert_eq!((totals["r:CN"].as_str(), totals["r:US"].as_str()), ("1", "2"));
+    b.await_stats("launch", "still three", three).await;
+
+    // From now on the totals move with each lease: a viewer leaves, the peak stays.
+    viewers.pop().unwrap().close().await;
+    b.await_stats("launch", "two viewers, peak three", |s| {
+        s["viewers"] == 2 && s["peak_viewers"] == 3
+    })
+    .await;
+    let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
+    assert_eq!((totals["viewers"].as_str(), totals["r:US"].as_str()), ("2", "1"));
 }

@@ -52,6 +52,7 @@ pub(super) type StatsReply = (
     String,
     String,
     Vec<String>,
+    Vec<String>,
 );
 
 /// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.

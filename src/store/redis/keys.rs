@@ -16,7 +16,7 @@
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | field: `delete_campaign` |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua`, `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua` (`raise_peak`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
@@ -32,6 +32,11 @@
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
 //! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
 //! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
+//! | `lt:{c:<id>}:presence-sum` | hash | schema 3: the live total, kept incrementally: `viewers`, `r:<region>` → counted viewers of the live leases; `_v` → `3` once built | `presence.lua` (from `apply`, `claim`, `stats`, `leave`) | key: when the campaign ends |
+//! | `lt:{c:<id>}:presence-eff` | hash | schema 3: node → its share inside `presence-sum`, JSON `{"v":n,"r":{region:n}}` (its lease less its moved marks) | `presence.lua` | field: with the node's lease; key: when the campaign ends |
+//! | `lt:{c:<id>}:presence-nodes` | hash | schema 3: node → `<updated_at ms>\|<counted viewers>`, what stats lists per node | `presence.lua` | as `presence-eff` |
+//! | `lt:{c:<id>}:presence-due` | zset | schema 3: node by lease expiry, so an expired lease is found without reading the others and subtracted once | `presence.lua` | as `presence-eff` |
+//! | `lt:{c:<id>}:moved-n` | hash | schema 3: node → JSON `{"n":n,"r":{region:n}}`, its `moved` marks counted | `presence.lua` | field: when its marks go; key: when the campaign ends |
 //! | `lt:{c:<id>}:outbox` | list | webhook events (their JSON body), oldest first | `events.lua` (in `apply.lua`, `tick.lua`, `end.lua`, `register.lua`) | `settle.lua` pops the head once delivered or dropped; kept after `delete_campaign`, so the last events still go out |
 //! | `lt:{c:<id>}:outbox-state` | hash | `seq` (events queued so far: ids are `<id>-<seq>`), `peak_event_at`, and the head's delivery: `id`, `node`, `until` (lease end), `attempts`, `first`, `next` (next try), `done` (URLs that answered 2xx) | `events.lua`, `lease.lua`, `settle.lua` | delivery fields with the head; `seq` never (ids stay unique if the id is created again) |
 //! | `lt:{webhooks}:due` | zset | member = campaign id with queued webhook events, score = when to look again (unix ms) | after a script queued events; `lease_event`, `settle_event`; the pending sweep | member: when its outbox is found empty |
@@ -61,6 +66,16 @@
 //! fixed, so scripts declare them in KEYS as Cluster requires. Fencing survives
 //! forgetting because epochs come from the campaign-wide `meta.epoch` counter: an epoch is
 //! never handed out twice, and a delta whose session has no entry is fenced.
+//!
+//! **Presence totals** (schema 3). Every node's lease is still written to `presence` and
+//! `presence-exp` as in schema 2 (so v2 nodes read them during a rolling upgrade), but
+//! once the store is at schema 3 the scripts keep the total beside them: each change to a
+//! node's lease or moved marks moves `presence-sum` by the difference of that node's share
+//! (`presence-eff`), and an expired lease, found through `presence-due`, is subtracted once,
+//! by whichever script meets it first. A flush costs O(its own lease), a stats read
+//! O(regions + nodes' short values), instead of decoding every node's lease on every write.
+//! The totals are built from the leases by the first script to run once no v2 node may
+//! (`presence.lua`, `pres_build`).
 //!
 //! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
 //! nodes with skewed clocks still agree on which leases are alive.
@@ -162,12 +177,25 @@ impl CampaignKeys<'_> {
         self.key("outbox-state")
     }
 
+    /// The presence totals' keys (schema 3), in the order the scripts take them: sum, eff,
+    /// nodes, due, moved-n.
+    pub(super) fn presence_totals(self) -> [String; 5] {
+        [
+            self.key("presence-sum"),
+            self.key("presence-eff"),
+            self.key("presence-nodes"),
+            self.key("presence-due"),
+            self.key("moved-n"),
+        ]
+    }
+
     /// Every key of the campaign except the hour hashes of its series (those are listed
     /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
     /// session keys are included: a campaign written while v1 nodes ran may still have them.
-    pub(super) fn fixed(self) -> [String; 20] {
+    pub(super) fn fixed(self) -> [String; 25] {
         let [s0, s1] = self.session_gens();
         let [a0, a1] = self.applied_gens();
+        let [sum, eff, nodes, due, moved_n] = self.presence_totals();
         [
             self.meta(),
             self.counts(),
@@ -189,6 +217,11 @@ impl CampaignKeys<'_> {
             self.presence_exp(),
             self.vparts(),
             self.iparts(),
+            sum,
+            eff,
+            nodes,
+            due,
+            moved_n,
         ]
     }
 
@@ -269,6 +302,11 @@ mod tests {
             (k.moved(), "lt:{c:x}:moved"),
             (k.outbox(), "lt:{c:x}:outbox"),
             (k.outbox_state(), "lt:{c:x}:outbox-state"),
+            (k.presence_totals()[0].clone(), "lt:{c:x}:presence-sum"),
+            (k.presence_totals()[1].clone(), "lt:{c:x}:presence-eff"),
+            (k.presence_totals()[2].clone(), "lt:{c:x}:presence-nodes"),
+            (k.presence_totals()[3].clone(), "lt:{c:x}:presence-due"),
+            (k.presence_totals()[4].clone(), "lt:{c:x}:moved-n"),
             (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),

@@ -114,6 +114,7 @@ impl RedisStore {
             k.applied(),
             k.moved(),
         ];
+        keys.extend(k.presence_totals());
         keys.extend(self.outbox_keys(k));
         let reply: Option<(String, Option<String>, Option<String>)> =
             self.scripts.end.run(&self.conn, &keys, at_ms).await?;

@@ -8,12 +8,13 @@
 //! # Traffic
 //!
 //! `apply` is one `EVALSHA` per batch. Inside it run at most
-//! `13 + 2·kinds + channels + ⌈channels/1000⌉ + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
+//! `23 + 2·regions + 2·kinds + channels + ⌈channels/1000⌉ + 5·⌈(sessions + touched)/1000⌉ + 3·⌈left/1000⌉ +
 //! ⌈new_viewers/1000⌉` Redis commands (two more per 1,000 sessions while v1 nodes may still
 //! run): the count grows with distinct kinds and channels and, in chunks of 1,000 fields
 //! per command, with the sessions that sent something, are refreshed or closed, never with
-//! the number of interactions
-//! (`tests/store_contract.rs` checks this against `INFO commandstats`).
+//! the number of interactions, and never with the number of nodes: the presence totals are
+//! kept incrementally (`lua/presence.lua`), so a flush touches its own lease only
+//! (`tests/store_contract.rs` checks both against `INFO commandstats`).
 
 mod codec;
 mod conn;
@@ -41,7 +42,7 @@ use codec::{
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
 use schema::Schema;
-use script::{Scripts, NO_ARGS};
+use script::Scripts;
 
 pub use conn::CALL_TIMEOUT;
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -110,6 +111,15 @@ impl RedisStore {
     /// `"1"` while v1 nodes may still run (the scripts' last argument).
     async fn mixed_arg(&self) -> &'static str {
         if self.schema.mixed(&self.conn).await {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
+    /// `"1"` while v2 nodes may still run: the presence totals are not kept yet.
+    async fn legacy_arg(&self) -> &'static str {
+        if self.schema.legacy_presence(&self.conn).await {
             "1"
         } else {
             "0"
@@ -227,7 +237,19 @@ impl Store for RedisStore {
             .claim
             .run(
                 &self.conn,
-                &[k.meta(), s0, s1, k.epochs(), k.sessions(), k.presence_exp(), k.moved()],
+                [
+                    k.meta(),
+                    s0,
+                    s1,
+                    k.epochs(),
+                    k.sessions(),
+                    k.presence_exp(),
+                    k.moved(),
+                    k.presence(),
+                ]
+                .into_iter()
+                .chain(k.presence_totals())
+                .collect::<Vec<_>>(),
                 (
                     session,
                     self.ttl_ms(),
@@ -235,6 +257,7 @@ impl Store for RedisStore {
                     owner.node,
                     owner.region,
                     lease_ms,
+                    self.legacy_arg().await,
                 ),
             )
             .await?;
@@ -294,6 +317,7 @@ impl Store for RedisStore {
             s1,
             k.moved(),
         ];
+        keys.extend(k.presence_totals());
         keys.extend(self.outbox_keys(k));
         let (ended, fenced, session_ttl_ms, moved, queued): (u8, Vec<usize>, u64, Vec<u64>, u64) = self
             .scripts
@@ -312,6 +336,7 @@ impl Store for RedisStore {
                     self.mixed_arg().await,
                     &batch.node,
                     batch.max_share_channels.to_string(),
+                    self.legacy_arg().await,
                 ),
             )
             .await?;
@@ -326,17 +351,19 @@ impl Store for RedisStore {
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
         let k = CampaignKeys(campaign);
-        self.conn
-            .call(|mut c| async move {
-                redis::pipe()
-                    .hdel(k.presence(), node)
-                    .ignore()
-                    .hdel(k.presence_exp(), node)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        let _: i64 = self
+            .scripts
+            .leave
+            .run(
+                &self.conn,
+                [k.presence(), k.presence_exp(), k.moved()]
+                    .into_iter()
+                    .chain(k.presence_totals())
+                    .collect::<Vec<_>>(),
+                (node, self.legacy_arg().await),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
@@ -357,13 +384,15 @@ impl Store for RedisStore {
                     k.presence(),
                     k.presence_exp(),
                     k.moved(),
-                ],
-                NO_ARGS,
+                ]
+                .into_iter()
+                .chain(k.presence_totals())
+                .collect::<Vec<_>>(),
+                self.legacy_arg().await,
             )
             .await?;
-        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved) =
+        let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved, totals) =
             reply.ok_or(StoreError::NotFound)?;
-        let moved = moved_by_node(moved)?;
         let counts: HashMap<String, String> = pairs(counts).collect();
         let mut stats = Stats {
             peak_viewers: parse_u64(&peak, "peak")?,
@@ -391,23 +420,10 @@ impl Store for RedisStore {
             stats.share_visits += n;
             stats.share_visits_by_channel.insert(channel, n);
         }
-        for (node, value) in pairs(live) {
-            let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
-            let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
-            let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
-            // Sockets whose sessions moved on are no longer this node's to count.
-            let away = moved.get(&node);
-            let viewers = p.viewers.saturating_sub(away.map_or(0, |m| m.sockets));
-            stats.viewers += viewers;
-            for (r, n) in p.regions {
-                let n = n.saturating_sub(away.and_then(|m| m.regions.get(&r)).copied().unwrap_or(0));
-                *stats.regions.entry(r).or_default() += n;
-            }
-            stats.nodes.push(NodeShare {
-                node,
-                viewers,
-                updated_at,
-            });
+        if totals.is_empty() {
+            add_leases(&mut stats, live, moved)?;
+        } else {
+            add_totals(&mut stats, live, totals)?;
         }
         stats.regions.retain(|_, n| *n > 0);
         stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
@@ -538,6 +554,52 @@ impl Store for RedisStore {
     async fn pending_events(&self) -> StoreResult<u64> {
         self.pending().await
     }
+}
+
+/// Schema < 3: the viewers, regions and nodes summed from every live lease, less the
+/// sockets moved away from each node.
+fn add_leases(stats: &mut Stats, live: Vec<String>, moved: Vec<String>) -> StoreResult<()> {
+    let moved = moved_by_node(moved)?;
+    for (node, value) in pairs(live) {
+        let (updated_at, json) = value.split_once('|').ok_or_else(|| corrupt("presence"))?;
+        let updated_at: i64 = updated_at.parse().map_err(|_| corrupt("presence"))?;
+        let p: StoredPresence = serde_json::from_str(json).map_err(|_| corrupt("presence"))?;
+        // Sockets whose sessions moved on are no longer this node's to count.
+        let away = moved.get(&node);
+        let viewers = p.viewers.saturating_sub(away.map_or(0, |m| m.sockets));
+        stats.viewers += viewers;
+        for (r, n) in p.regions {
+            let n = n.saturating_sub(away.and_then(|m| m.regions.get(&r)).copied().unwrap_or(0));
+            *stats.regions.entry(r).or_default() += n;
+        }
+        stats.nodes.push(NodeShare {
+            node,
+            viewers,
+            updated_at,
+        });
+    }
+    Ok(())
+}
+
+/// Schema 3: the totals as the scripts keep them, and each node's counted share
+/// (`<updated_at>|<viewers>`).
+fn add_totals(stats: &mut Stats, nodes: Vec<String>, totals: Vec<String>) -> StoreResult<()> {
+    for (field, n) in pairs(totals) {
+        if field == "viewers" {
+            stats.viewers = parse_u64(&n, "presence-sum")?;
+        } else if let Some(region) = field.strip_prefix("r:") {
+            stats.regions.insert(region.to_owned(), parse_u64(&n, "presence-sum")?);
+        }
+    }
+    for (node, value) in pairs(nodes) {
+        let (updated_at, viewers) = value.split_once('|').ok_or_else(|| corrupt("presence-nodes"))?;
+        stats.nodes.push(NodeShare {
+            node,
+            viewers: parse_u64(viewers, "presence-nodes")?,
+            updated_at: updated_at.parse().map_err(|_| corrupt("presence-nodes"))?,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,18 +1,22 @@
-//! The stored format's version, `lt:{campaigns}:schema`, and the node-by-node upgrade from
-//! the v1 layout (`docs/operations.md`, "Upgrading").
+//! The stored format's version, `lt:{campaigns}:schema`, and the node-by-node upgrades
+//! (`docs/operations.md`, "Upgrading").
 //!
 //! | version | layout | written by |
 //! |---|---|---|
-//! | 1 (or no key, with campaigns) | session state in `epochs` and `sessions` hashes kept forever | v1 nodes (which never write the key); v2 nodes that find a v1 store |
-//! | 2 | session state in generation hashes, campaign-wide epochs (`keys.rs`) | v2 nodes on an empty store; `livetally upgrade-store` |
+//! | 1 (or no key, with campaigns) | session state in `epochs` and `sessions` hashes kept forever | v1 nodes (which never write the key); newer nodes that find a v1 store |
+//! | 2 | session state in generation hashes, campaign-wide epochs (`keys.rs`) | v2 nodes on an empty store; v2's `livetally upgrade-store` |
+//! | 3 | version 2 plus the presence totals kept incrementally (`keys.rs`, "Presence totals") | v3 nodes on an empty store; `livetally upgrade-store` |
 //!
-//! A v2 node on a store at version 1 runs *mixed*: v1 nodes may still be running, so its
-//! scripts keep the v1 session keys true as well (the v1 epoch moves with every claim, the
-//! v1 acked seq with every delta, and a v1 claim fences v2 sockets). Once no v1 node is
-//! left, `livetally upgrade-store` sets version 2; running nodes notice within
-//! [`RECHECK`], stop writing the v1 keys and migrate what is left of them lazily.
+//! A node on a store at an older version runs *mixed*: older nodes may still be running.
+//! At version 1 its scripts keep the v1 session keys true as well (the v1 epoch moves with
+//! every claim, the v1 acked seq with every delta, and a v1 claim fences newer sockets);
+//! below version 3 they write presence leases only as v2 reads them and sum them on every
+//! read, as v2 does, since a v2 node's writes would bypass the totals. Once no older node
+//! is left, `livetally upgrade-store` sets this version; running nodes notice within
+//! [`RECHECK`], stop writing the v1 keys, migrate what is left of them lazily, and build
+//! the presence totals from the leases on their next script.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +25,10 @@ use super::keys::{NEXT, SCHEMA};
 use crate::store::{StoreError, StoreResult};
 
 /// The version this build writes.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
+
+/// The first version whose scripts keep no v1 session keys.
+const SESSIONS_V2: u64 = 2;
 
 /// How often a mixed node looks for the end of the upgrade: a round trip every few seconds
 /// costs nothing, and the v1 keys are written for at most this long after it.
@@ -29,9 +36,9 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 
 /// What a node knows of the store's version.
 pub(super) struct Schema {
-    /// True while the store is at version 1 (v1 nodes may run).
-    mixed: AtomicBool,
-    /// When `mixed` was last read from the store.
+    /// The store's version as last read (below [`VERSION`]: older nodes may run).
+    version: AtomicU64,
+    /// When `version` was last read from the store.
     checked: Mutex<Instant>,
 }
 
@@ -85,43 +92,54 @@ impl Schema {
         if version < VERSION {
             tracing::warn!(
                 schema = version,
-                "store written by v1: running mixed (v1 session keys kept up to date); run \
-                 `livetally upgrade-store` once no v1 node is left (docs/operations.md)"
+                "store written by an older version: running mixed (the older layout kept up to \
+                 date); run `livetally upgrade-store` once no older node is left (docs/operations.md)"
             );
         }
         Ok(Schema {
-            mixed: AtomicBool::new(version < VERSION),
+            version: AtomicU64::new(version),
             checked: Mutex::new(Instant::now()),
         })
     }
 
-    /// True while v1 nodes may run. Looks at the store again every [`RECHECK`] until the
-    /// upgrade is finished; a failed look keeps the last answer.
+    /// True while v1 nodes may run (the v1 session keys are kept true too).
     pub(super) async fn mixed(&self, conn: &Conn) -> bool {
-        if !self.mixed.load(Ordering::Relaxed) {
-            return false;
+        self.version(conn).await < SESSIONS_V2
+    }
+
+    /// True while v2 nodes may run (presence totals are not kept; readers sum the leases).
+    pub(super) async fn legacy_presence(&self, conn: &Conn) -> bool {
+        self.version(conn).await < VERSION
+    }
+
+    /// The store's version. Looks at the store again every [`RECHECK`] until the upgrade is
+    /// finished; a failed look keeps the last answer.
+    async fn version(&self, conn: &Conn) -> u64 {
+        let known = self.version.load(Ordering::Relaxed);
+        if known >= VERSION {
+            return known;
         }
         {
             let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
             if checked.elapsed() < RECHECK {
-                return true;
+                return known;
             }
             *checked = Instant::now();
         }
         if let Ok(Some(v)) = stored(conn).await {
-            if v >= VERSION {
+            if v > known {
                 tracing::info!(
                     schema = v,
-                    "the upgrade is finished: v1 session keys are no longer written"
+                    "the store's version moved on: older layouts are no longer written"
                 );
-                self.mixed.store(false, Ordering::Relaxed);
+                self.version.store(v, Ordering::Relaxed);
             }
         }
-        self.mixed.load(Ordering::Relaxed)
+        self.version.load(Ordering::Relaxed)
     }
 }
 
-/// Marks the upgrade finished (version 2); refuses a newer version. Safe to run again.
+/// Marks the upgrade finished (this version); refuses a newer version. Safe to run again.
 pub(super) async fn finish(conn: &Conn) -> StoreResult<()> {
     if let Some(v) = stored(conn).await? {
         if v > VERSION {

@@ -35,6 +35,17 @@ impl LuaScript {
     }
 }
 
+/// A script that keeps the presence totals: the prelude, `presence.lua`, then the script.
+macro_rules! with_presence {
+    ($($file:literal),+) => {
+        concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!("lua/presence.lua"),
+            $(include_str!($file)),+
+        )
+    };
+}
+
 /// Every script the store runs, named as its file in `lua/`.
 pub(super) struct Scripts {
     pub(super) index: LuaScript,
@@ -51,6 +62,7 @@ pub(super) struct Scripts {
     pub(super) milestones: LuaScript,
     pub(super) signups: LuaScript,
     pub(super) erase: LuaScript,
+    pub(super) leave: LuaScript,
 }
 
 impl Scripts {
@@ -60,13 +72,10 @@ impl Scripts {
             create: LuaScript::new(include_str!("lua/create.lua")),
             end: LuaScript::new(concat!(include_str!("lua/events.lua"), include_str!("lua/end.lua"))),
             delete: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/delete.lua"))),
-            claim: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/claim.lua"))),
-            apply: LuaScript::new(concat!(
-                include_str!("lua/prelude.lua"),
-                include_str!("lua/events.lua"),
-                include_str!("lua/apply.lua")
-            )),
-            stats: LuaScript::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/stats.lua"))),
+            claim: LuaScript::new(with_presence!("lua/claim.lua")),
+            apply: LuaScript::new(with_presence!("lua/events.lua", "lua/apply.lua")),
+            stats: LuaScript::new(with_presence!("lua/stats.lua")),
+            leave: LuaScript::new(with_presence!("lua/leave.lua")),
             tick: LuaScript::new(concat!(include_str!("lua/events.lua"), include_str!("lua/tick.lua"))),
             register: LuaScript::new(concat!(
                 include_str!("lua/events.lua"),

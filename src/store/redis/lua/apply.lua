@@ -4,19 +4,23 @@
 --       7 uniq, 8 actors, 9 shares, 10 presence, 11 presence-exp, 12 applied:0,
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
 --       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node),
---       17 outbox, 18 outbox-state (absent: no webhooks; needs events.lua).
+--       17 presence-sum, 18 presence-eff, 19 presence-nodes, 20 presence-due, 21 moved-n
+--       (presence.lua), 22 outbox, 23 outbox-state (absent: no webhooks; needs events.lua).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
---       9 this node's name in presence ('' = none), 10 max share channels ('0': none).
+--       9 this node's name in presence ('' = none), 10 max share channels ('0': none),
+--       11 '1' while v2 nodes may run (schema < 3: presence totals not built).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
 if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
-ev_open(KEYS[1], KEYS[17], KEYS[18])
+ev_open(KEYS[1], KEYS[22], KEYS[23])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'
+local P = {presence = KEYS[10], exp = KEYS[11], moved = KEYS[16], sum = KEYS[17], eff = KEYS[18],
+  nodes = KEYS[19], due = KEYS[20], movedn = KEYS[21]}
 local retry = ARGV[6] ~= '0' and generation(KEYS[12], KEYS[13], ttl, now)
 if retry then
   local prev = gen_get(retry, {ARGV[5]}, 1, 1)[1]
@@ -28,6 +32,7 @@ if retry then
   end
 end
 local b = cjson.decode(ARGV[1])
+local built = pres_ready(P, now, ARGV[11] == '1')
 local sess = generation(KEYS[14], KEYS[15], ttl, now)
 local sessions = b.s
 local names = {}
@@ -88,7 +93,21 @@ for i = 1, #left do
   gone_epochs[i] = left[i][2]
   if left[i][1] ~= '' then gone[#gone + 1] = i end
 end
-chunks(gone_epochs, function(i0, i1) redis.call('HDEL', KEYS[16], unpack(gone_epochs, i0, i1)) end)
+-- Nodes whose moved marks changed: their counted share is worked out again below.
+local remarked = {}
+chunks(gone_epochs, function(i0, i1)
+  if built then
+    local marks = redis.call('HMGET', KEYS[16], unpack(gone_epochs, i0, i1))
+    for i = 1, i1 - i0 + 1 do
+      if marks[i] then
+        local region, node = string.match(marks[i], '^([^|]*)|(.*)$')
+        pres_moved(P, node, region, -1)
+        remarked[node] = true
+      end
+    end
+  end
+  redis.call('HDEL', KEYS[16], unpack(gone_epochs, i0, i1))
+end)
 chunks(gone, function(i0, i1)
   local names = {}
   for i = i0, i1 do names[#names + 1] = left[gone[i]][1] end
@@ -148,6 +167,47 @@ if accepted then
 end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
+-- Schema < 3 (v2 nodes may run): the live total by decoding every live lease.
+local function legacy_total(moved_by, now)
+  local exp = redis.call('HGETALL', KEYS[11])
+  local alive = {}
+  for i = 1, #exp, 2 do
+    if tonumber(exp[i + 1]) > now then alive[#alive + 1] = exp[i] end
+  end
+  local total, regions = 0, {}
+  chunks(alive, function(i0, i1)
+    local vals = redis.call('HMGET', KEYS[10], unpack(alive, i0, i1))
+    for i = 1, i1 - i0 + 1 do
+      local v = vals[i]
+      if v then
+        local sep = string.find(v, '|', 1, true)
+        local p = cjson.decode(string.sub(v, sep + 1))
+        local mb = moved_by[alive[i0 + i - 1]] or {n = 0, r = {}}
+        total = total + math.max(0, p.viewers - mb.n)
+        for r, n in pairs(p.regions) do
+          n = math.max(0, n - (mb.r[r] or 0))
+          if n > 0 then regions[r] = (regions[r] or 0) + n end
+        end
+      end
+    end
+  end)
+  return total, regions
+end
+-- THE place a flush raises the campaign's peak (tick.lua is the other writer): when the
+-- live total exceeds it, the peak, its time and its regions are set together.
+local function raise_peak(total, regions, now)
+  local peak = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
+  ev_peak(peak, total, now)
+  if total > peak then
+    local parts = {}
+    for r, n in pairs(regions) do
+      parts[#parts + 1] = cjson.encode(r) .. ':' .. string.format('%d', n)
+    end
+    table.sort(parts)
+    redis.call('HSET', KEYS[1], 'peak', string.format('%d', total), 'peak_at', string.format('%d', now),
+      'peak_regions', '{' .. table.concat(parts, ',') .. '}')
+  end
+end
 -- Sockets moved away from their node: subtracted from its lease below and in stats.lua;
 -- this node's are returned so it closes them.
 local moved, mine, moved_by = redis.call('HGETALL', KEYS[16]), {}, {}
@@ -191,41 +251,19 @@ for _, c in ipairs(channels) do
 end
 if b.p then
   redis.call('HSET', KEYS[10], b.p[1], string.format('%d', now) .. '|' .. b.p[2])
-  redis.call('HSET', KEYS[11], b.p[1], string.format('%d', now + tonumber(ARGV[4])))
-  -- The peak moves with presence: sum the live leases and raise it if higher.
-  local exp = redis.call('HGETALL', KEYS[11])
-  local alive = {}
-  for i = 1, #exp, 2 do
-    if tonumber(exp[i + 1]) > now then alive[#alive + 1] = exp[i] end
+  pres_lease(P, b.p[1], now + tonumber(ARGV[4]), built)
+  if built then remarked[b.p[1]] = true end
+end
+for node in pairs(remarked) do pres_set(P, node, pres_share(P, node)) end
+if b.p then
+  -- The peak moves with presence: raised here (and by tick.lua) to the live total if higher.
+  local total, regions
+  if built then
+    total, regions = pres_totals(P)
+  else
+    total, regions = legacy_total(moved_by, now)
   end
-  local total, regions = 0, {}
-  chunks(alive, function(i0, i1)
-    local vals = redis.call('HMGET', KEYS[10], unpack(alive, i0, i1))
-    for i = 1, i1 - i0 + 1 do
-      local v = vals[i]
-      if v then
-        local sep = string.find(v, '|', 1, true)
-        local p = cjson.decode(string.sub(v, sep + 1))
-        local mb = moved_by[alive[i0 + i - 1]] or {n = 0, r = {}}
-        total = total + math.max(0, p.viewers - mb.n)
-        for r, n in pairs(p.regions) do
-          n = math.max(0, n - (mb.r[r] or 0))
-          if n > 0 then regions[r] = (regions[r] or 0) + n end
-        end
-      end
-    end
-  end)
-  local peak = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
-  ev_peak(peak, total, now)
-  if total > peak then
-    local parts = {}
-    for r, n in pairs(regions) do
-      parts[#parts + 1] = cjson.encode(r) .. ':' .. string.format('%d', n)
-    end
-    table.sort(parts)
-    redis.call('HSET', KEYS[1], 'peak', string.format('%d', total), 'peak_at', string.format('%d', now),
-      'peak_regions', '{' .. table.concat(parts, ',') .. '}')
-  end
+  raise_peak(total, regions, now)
 end
 if retry then
   local parts = {}

@@ -1,13 +1,39 @@
--- Reads a campaign's stats and drops expired presence leases (needs prelude.lua).
+-- Reads a campaign's stats and drops expired presence leases (needs prelude.lua and
+-- presence.lua).
 -- KEYS: 1 meta, 2 counts, 3 uniq, 4 actors, 5 regs, 6 shares, 7 presence, 8 presence-exp,
---       9 moved.
--- ARGV: none.
+--       9 moved, 10 presence-sum, 11 presence-eff, 12 presence-nodes, 13 presence-due,
+--       14 moved-n.
+-- ARGV: 1 '1' while v2 nodes may run (schema < 3: presence totals not built).
 -- Returns nil when unknown, else {counts (flat), uniques, interactors, registrations,
--- shares (flat), live leases (flat node, value), peak, peak_at ('' = none),
--- peak_regions JSON ('' = none), state, sockets moved away from live nodes (flat epoch,
--- region|node)}; the moved marks of nodes without a live lease are dropped.
+-- shares (flat), live leases, peak, peak_at ('' = none), peak_regions JSON ('' = none),
+-- state, moved, totals}. With the totals kept (schema 3): live leases are flat
+-- `node, <updated_at>|<counted viewers>`, moved is empty and totals is the flat
+-- presence-sum hash. Before (schema < 3): live leases are flat `node, <updated_at>|<lease
+-- JSON>`, moved the sockets moved away from live nodes (flat epoch, region|node; the marks
+-- of nodes without a live lease are dropped) and totals is empty.
 local m = redis.call('HMGET', KEYS[1], 'state', 'peak', 'peak_at', 'peak_regions')
 if not m[1] then return false end
+local P = {presence = KEYS[7], exp = KEYS[8], moved = KEYS[9], sum = KEYS[10], eff = KEYS[11],
+  nodes = KEYS[12], due = KEYS[13], movedn = KEYS[14]}
+local function reply(live, moved, totals)
+  return {
+    redis.call('HGETALL', KEYS[2]),
+    redis.call('PFCOUNT', KEYS[3]),
+    redis.call('PFCOUNT', KEYS[4]),
+    redis.call('SCARD', KEYS[5]),
+    redis.call('HGETALL', KEYS[6]),
+    live,
+    m[2] or '0',
+    m[3] or '',
+    m[4] or '',
+    m[1],
+    moved,
+    totals,
+  }
+end
+if pres_ready(P, now_ms(), ARGV[1] == '1') then
+  return reply(redis.call('HGETALL', P.nodes), {}, redis.call('HGETALL', P.sum))
+end
 local live, is_alive = {}, {}
 local exp = redis.call('HGETALL', KEYS[8])
 if #exp > 0 then
@@ -44,16 +70,4 @@ for i = 1, #mv, 2 do
   end
 end
 chunks(gone, function(i0, i1) redis.call('HDEL', KEYS[9], unpack(gone, i0, i1)) end)
-return {
-  redis.call('HGETALL', KEYS[2]),
-  redis.call('PFCOUNT', KEYS[3]),
-  redis.call('PFCOUNT', KEYS[4]),
-  redis.call('SCARD', KEYS[5]),
-  redis.call('HGETALL', KEYS[6]),
-  live,
-  m[2] or '0',
-  m[3] or '',
-  m[4] or '',
-  m[1],
-  moved,
-}
+return reply(live, moved, {})

@@ -1,0 +1,454 @@
+//! `livetally simulate`: one campaign's launch at national scale against a real Redis
+//! (Cluster), without sockets. Hundreds of virtual nodes ([`node::VirtualNode`]) each run
+//! the real tally, flusher and broadcaster; synthetic viewers are claimed and counted the
+//! way admission counts a socket, and a like-storm goes into their sessions' slots the way
+//! the socket loop puts it there. "Broadcast" is each node reading the stats and encoding
+//! its frames once per tick; what every node's last frame shows is checked against what
+//! was put in. `scripts/bench-seed-scale.sh` runs it against a 3-master Cluster.
+//!
+//! Unlike `livetally load` this is not a client: it uses the server's internals.
+
+pub mod info;
+pub mod node;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+
+use crate::campaign::{Access, Campaign, State};
+use crate::load::hist::Hist;
+use crate::store::redis::RedisStore;
+use crate::store::{Store, StoreError};
+use crate::tally::flusher::Timing;
+use crate::util::duration::parse_duration;
+use info::{MasterRate, Masters, Sample};
+use node::{Shown, TickHist, VirtualNode};
+
+/// Flags of `livetally simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Cluster nodes to connect through (`redis://host:port`), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub redis_cluster: Vec<String>,
+    /// Masters to read `INFO` from (`host:port`), comma-separated (default: --redis-cluster).
+    #[arg(long, value_delimiter = ',')]
+    pub masters: Vec<String>,
+    /// Simulated viewers of the one campaign.
+    #[arg(long, default_value_t = 4_500_000)]
+    pub viewers: u64,
+    /// Virtual nodes.
+    #[arg(long, default_value_t = 300)]
+    pub nodes: usize,
+    /// Regions the viewers spread over.
+    #[arg(long, default_value_t = 31)]
+    pub regions: usize,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub tick: Duration,
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub presence_ttl: Duration,
+    /// Session claims in flight at once during the ramp.
+    #[arg(long, default_value_t = 64)]
+    pub claim_concurrency: usize,
+    /// Cluster connections the virtual nodes share (node i uses connection i mod this).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// The like-storm's rate, over all nodes.
+    #[arg(long, default_value_t = 200_000)]
+    pub likes_per_sec: u64,
+    /// How long the like-storm lasts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub storm: Duration,
+    /// Share of the nodes killed at the end, in percent.
+    #[arg(long, default_value_t = 10)]
+    pub kill_percent: usize,
+    /// Longest wait for any count to converge.
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// The campaign id (created by the run; must not exist).
+    #[arg(long, default_value = "seed-launch")]
+    pub campaign: String,
+}
+
+/// Runs the simulation; the exit code is 0 when every count was exact.
+pub fn main(args: SimArgs) -> anyhow::Result<i32> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    anyhow::ensure!(args.nodes > 0 && args.viewers > 0, "--nodes and --viewers must be > 0");
+    anyhow::ensure!((1..=60).contains(&args.regions), "--regions must be 1..60");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let exact = rt.block_on(run(args))?;
+    Ok(if exact { 0 } else { 1 })
+}
+
+/// What every node should show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expected {
+    viewers: u64,
+    regions: BTreeMap<String, u64>,
+    interactions: BTreeMap<String, u64>,
+}
+
+impl Expected {
+    fn matches(&self, s: &Shown, peak: u64) -> bool {
+        s.viewers == self.viewers
+            && s.peak_viewers == peak
+            && s.regions == self.regions
+            && s.interactions == self.interactions
+    }
+}
+
+struct Sim {
+    nodes: Vec<VirtualNode>,
+    /// Indices of nodes still running.
+    alive: Vec<usize>,
+    masters: Masters,
+    ticks: TickHist,
+    wait: Duration,
+}
+
+impl Sim {
+    /// Waits until every live node's viewer frame shows `viewers`; returns the time taken.
+    async fn until_viewers(&self, viewers: u64) -> Option<Duration> {
+        let started = Instant::now();
+        loop {
+            if self
+                .alive
+                .iter()
+                .all(|&i| self.nodes[i].shown_viewers() == Some(viewers))
+            {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() > self.wait {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every live node's operator frame shows exactly `want` (peak `peak`).
+    async fn until_exact(&self, want: &Expected, peak: u64) -> (bool, usize) {
+        let started = Instant::now();
+        loop {
+            let wrong = self
+                .alive
+                .iter()
+                .filter(|&&i| !self.nodes[i].shown().is_some_and(|s| want.matches(&s, peak)))
+                .count();
+            if wrong == 0 {
+                return (true, 0);
+            }
+            if started.elapsed() > self.wait {
+                if let Some(&i) = self
+                    .alive
+                    .iter()
+                    .find(|&&i| !self.nodes[i].shown().is_some_and(|s| want.matches(&s, peak)))
+                {
+                    eprintln!(
+                        "node {} shows {:?}, expected {want:?} peak {peak}",
+                        self.nodes[i].id,
+                        self.nodes[i].shown()
+                    );
+                }
+                return (false, wrong);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn take_ticks(&self) -> Hist {
+        std::mem::take(&mut *self.ticks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn sample(&mut self) -> anyhow::Result<Sample> {
+        self.masters.sample().await
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Prints one phase's per-master figures and its tick latencies; returns the busiest master.
+fn report_phase(name: &str, masters: &[String], rates: &[MasterRate], ticks: &Hist) -> MasterRate {
+    println!(
+        "{name}: ticks={} tick p50={:.1}ms p99={:.1}ms (stats read + tick record + frames encoded, per node)",
+        ticks.count(),
+        ms(ticks.quantile(0.5)),
+        ms(ticks.quantile(0.99)),
+    );
+    for (m, r) in masters.iter().zip(rates) {
+        println!(
+            "  master {m}: {:.0} cmds/s ({:.0} scripts/s), cpu {:.0}% of a core, used_memory {:.0} MiB",
+            r.calls_per_s,
+            r.scripts_per_s,
+            r.cpu * 100.0,
+            r.memory as f64 / 1048576.0
+        );
+    }
+    rates
+        .iter()
+        .cloned()
+        .max_by(|a, b| a.cpu.total_cmp(&b.cpu))
+        .unwrap_or_default()
+}
+
+async fn run(args: SimArgs) -> anyhow::Result<bool> {
+    let masters = if args.masters.is_empty() {
+        args.redis_cluster.clone()
+    } else {
+        args.masters.clone()
+    };
+    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let s = RedisStore::connect_cluster(&args.redis_cluster)
+            .await
+            .context("connecting --redis-cluster")?;
+        stores.push(Arc::new(s));
+    }
+    let regions: Vec<String> = (0..args.regions).map(|i| format!("r{i:02}")).collect();
+    let kinds = vec!["like".to_owned(), "heart".to_owned()];
+    let campaign = Campaign {
+        id: args.campaign.clone(),
+        title: "The seed's launch".into(),
+        stream_url: None,
+        kinds: kinds.clone(),
+        regions: regions.clone(),
+        access: Access::Public,
+        state: State::Live,
+        created_at: crate::util::now_ms(),
+        ended_at: None,
+        milestones: Default::default(),
+        registration_fields: vec![],
+    };
+    match stores[0].create_campaign(&campaign).await {
+        Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
+        r => r?,
+    }
+    let timing = Timing {
+        flush_interval: args.flush_interval,
+        tick: args.tick,
+        presence_ttl: args.presence_ttl,
+        session_ttl: crate::store::DEFAULT_SESSION_TTL,
+    };
+    let ticks: TickHist = Arc::default();
+    let n = args.nodes;
+    let nodes: Vec<VirtualNode> = (0..n)
+        .map(|i| {
+            VirtualNode::start(
+                format!("sim-{i:04}"),
+                &campaign,
+                stores[i % stores.len()].clone(),
+                timing,
+                args.tick * i as u32 / n as u32,
+                ticks.clone(),
+            )
+        })
+        .collect();
+    let mut sim = Sim {
+        nodes,
+        alive: (0..n).collect(),
+        masters: Masters::connect(&masters).await?,
+        ticks,
+        wait: args.wait,
+    };
+    println!(
+        "seed scale: {} viewers of one campaign on {n} virtual nodes, {} regions, tick {:?}, flush {:?}, lease {:?}",
+        args.viewers, args.regions, args.tick, args.flush_interval, args.presence_ttl
+    );
+
+    // The ramp: every viewer claims its session and joins a node, as fast as the store takes it.
+    let s0 = sim.sample().await?;
+    let started = Instant::now();
+    let nodes = &sim.nodes;
+    let regions_n = args.regions;
+    let failures = futures_util::stream::iter(0..args.viewers)
+        .map(|i| async move {
+            let node = &nodes[(i % n as u64) as usize];
+            let region = (i % regions_n as u64) as usize;
+            // A viewer whose connect failed (the store did not answer in time) tries again,
+            // as the SDK does; a claim that timed out but landed is marked moved and
+            // released by the node's next flush, as for any reconnect.
+            for attempt in 0..50u64 {
+                match node.join(format!("s{i}"), format!("v{i}"), region).await {
+                    Ok(()) => return 0u64,
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "claim failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+                    }
+                }
+            }
+            1
+        })
+        .buffer_unordered(args.claim_concurrency.max(1))
+        .fold(0u64, |a, b| async move { a + b })
+        .await;
+    anyhow::ensure!(failures == 0, "{failures} claims failed");
+    let ramp = started.elapsed();
+    let s1 = sim.sample().await?;
+    let ramp_ticks = sim.take_ticks();
+    println!(
+        "ramp: {} viewers claimed and joined in {:.1}s ({:.0} claims/s)",
+        args.viewers,
+        ramp.as_secs_f64(),
+        args.viewers as f64 / ramp.as_secs_f64()
+    );
+    report_phase("ramp", &masters, &info::rates(&s0, &s1), &ramp_ticks);
+
+    // Convergence: every node's frame shows every viewer.
+    let converge = sim.until_viewers(args.viewers).await;
+    match converge {
+        Some(d) => println!(
+            "converged: every node shows {} viewers {:.2}s after the ramp",
+            args.viewers,
+            d.as_secs_f64()
+        ),
+        None => println!("NOT converged within {:?} after the ramp", args.wait),
+    }
+
+    // The like-storm.
+    let s2 = sim.sample().await?;
+    sim.take_ticks();
+    let mut sent = [0u64; 2];
+    let mut refused = 0u64;
+    let step = Duration::from_millis(10);
+    let per_step = (args.likes_per_sec / 100).max(1);
+    let storm_started = Instant::now();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut interval = tokio::time::interval(step);
+    while storm_started.elapsed() < args.storm {
+        interval.tick().await;
+        for j in 0..per_step {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let node = &sim.nodes[(rng % n as u64) as usize];
+            let kind = (j % 5 == 0) as usize; // one heart for four likes
+            if node.interact((rng >> 20) as usize, kind) {
+                sent[kind] += 1;
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    let storm = storm_started.elapsed();
+    let s3 = sim.sample().await?;
+    let storm_ticks = sim.take_ticks();
+    println!(
+        "like-storm: {} likes + {} hearts in {:.1}s ({:.0}/s), {refused} refused at --max-pending",
+        sent[0],
+        sent[1],
+        storm.as_secs_f64(),
+        (sent[0] + sent[1]) as f64 / storm.as_secs_f64()
+    );
+    let busiest = report_phase("like-storm", &masters, &info::rates(&s2, &s3), &storm_ticks);
+
+    // Before the kill: every node shows every viewer, region and interaction.
+    let mut region_total: BTreeMap<String, u64> = BTreeMap::new();
+    for node in &sim.nodes {
+        for (r, name) in regions.iter().enumerate() {
+            let c = node.joined[r].load(Ordering::Relaxed);
+            if c > 0 {
+                *region_total.entry(name.clone()).or_default() += c;
+            }
+        }
+    }
+    let interactions: BTreeMap<String, u64> = kinds.iter().cloned().zip(sent).collect();
+    let before = Expected {
+        viewers: args.viewers,
+        regions: region_total,
+        interactions: interactions.clone(),
+    };
+    let settle = Instant::now();
+    let (exact_before, wrong) = sim.until_exact(&before, args.viewers).await;
+    let pending: u64 = sim.nodes.iter().map(|x| x.pending()).sum();
+    println!(
+        "before the kill: {} of {n} nodes show exactly {} viewers, {} regions and {:?} ({:.2}s after the storm; {pending} unflushed)",
+        n - wrong,
+        args.viewers,
+        before.regions.len(),
+        before.interactions,
+        settle.elapsed().as_secs_f64()
+    );
+
+    // The kill: a tenth of the nodes die without a word; their viewers leave at lease expiry.
+    let killed = (n * args.kill_percent / 100).max(usize::from(args.kill_percent > 0));
+    let victims: Vec<usize> = (0..killed).map(|k| k * n / killed.max(1)).collect();
+    let mut after = before.clone();
+    for &v in &victims {
+        let node = &sim.nodes[v];
+        node.kill();
+        for (r, name) in regions.iter().enumerate() {
+            let c = node.joined[r].load(Ordering::Relaxed);
+            after.viewers -= c;
+            if let Some(total) = after.regions.get_mut(name) {
+                *total -= c;
+            }
+        }
+    }
+    after.regions.retain(|_, c| *c > 0);
+    sim.alive.retain(|i| !victims.contains(i));
+    let s4 = sim.sample().await?;
+    sim.take_ticks();
+    let killed_at = Instant::now();
+    let left = sim.until_viewers(after.viewers).await;
+    let (exact_after, wrong_after) = sim.until_exact(&after, args.viewers).await;
+    let s5 = sim.sample().await?;
+    let kill_ticks = sim.take_ticks();
+    match left {
+        Some(d) => println!(
+            "kill: {killed} nodes killed ({} viewers); every survivor shows {} viewers {:.2}s later (lease {:?}, tick {:?})",
+            args.viewers - after.viewers,
+            after.viewers,
+            d.as_secs_f64(),
+            args.presence_ttl,
+            args.tick
+        ),
+        None => println!("kill: the killed nodes' viewers did not leave within {:?}", args.wait),
+    }
+    println!(
+        "after the kill: {} of {} surviving nodes show exactly what the survivors hold ({:.1}s after the kill)",
+        sim.alive.len() - wrong_after,
+        sim.alive.len(),
+        killed_at.elapsed().as_secs_f64()
+    );
+    report_phase("kill", &masters, &info::rates(&s4, &s5), &kill_ticks);
+
+    // Graceful stop of the survivors (their last flush and leave).
+    let Sim { nodes, alive, .. } = sim;
+    let mut stops = Vec::new();
+    for (i, node) in nodes.into_iter().enumerate() {
+        if alive.contains(&i) {
+            stops.push(node.stop());
+        }
+    }
+    futures_util::future::join_all(stops).await;
+
+    let exact = converge.is_some() && exact_before && left.is_some() && exact_after;
+    println!(
+        "seed scale: viewers={} nodes={n} exact={exact} ramp_s={:.1} claims_per_s={:.0} converge_s={} \
+         storm_per_s={:.0} tick_p50_ms={:.1} tick_p99_ms={:.1} busiest_master_cpu={:.0}% busiest_master_cmds_per_s={:.0} \
+         killed={killed} leave_s={}",
+        args.viewers,
+        ramp.as_secs_f64(),
+        args.viewers as f64 / ramp.as_secs_f64(),
+        converge.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
+        (sent[0] + sent[1]) as f64 / storm.as_secs_f64(),
+        ms(storm_ticks.quantile(0.5)),
+        ms(storm_ticks.quantile(0.99)),
+        busiest.cpu * 100.0,
+        busiest.calls_per_s,
+        left.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
+    );
+    Ok(exact)
+}

@@ -1,0 +1,178 @@
+//! One virtual node: the real tally, flusher and broadcaster of a node, with synthetic
+//! sessions in place of sockets. What a socket would do (claim, join, like) is done by the
+//! simulator through the same calls the socket layer makes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::broadcast::Broadcaster;
+use crate::campaign::Campaign;
+use crate::load::hist::Hist;
+use crate::metrics::Metrics;
+use crate::store::{Owner, Store, StoreResult};
+use crate::tally::flusher::{Flusher, Timing};
+use crate::tally::session::SessionSlot;
+use crate::tally::{CampaignTally, Tallies};
+
+/// The numbers a node's last operator frame shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Shown {
+    pub viewers: u64,
+    pub peak_viewers: u64,
+    pub interactions: std::collections::BTreeMap<String, u64>,
+    pub regions: std::collections::BTreeMap<String, u64>,
+}
+
+/// Tick durations (stats read, tick record, both frames encoded), shared by every node.
+pub type TickHist = Arc<Mutex<Hist>>;
+
+pub struct VirtualNode {
+    pub id: String,
+    tallies: Arc<Tallies>,
+    pub tally: Arc<CampaignTally>,
+    store: Arc<dyn Store>,
+    presence_ttl: Duration,
+    /// Sessions open here, for the like-storm.
+    slots: Mutex<Vec<Arc<SessionSlot>>>,
+    /// Viewers joined here, by region index.
+    pub joined: Vec<AtomicU64>,
+    stop: CancellationToken,
+    flusher: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+}
+
+impl VirtualNode {
+    /// Starts the node's flusher and broadcaster; its first tick is `phase` from now, so
+    /// nodes do not all read in the same instant.
+    pub fn start(
+        id: String,
+        campaign: &Campaign,
+        store: Arc<dyn Store>,
+        timing: Timing,
+        phase: Duration,
+        ticks: TickHist,
+    ) -> Self {
+        let tallies = Arc::new(Tallies::new(1_000_000));
+        let tally = tallies.get_or_create(campaign);
+        let metrics = Arc::new(Metrics::new());
+        let stop = CancellationToken::new();
+        let flusher = Flusher::new(
+            tallies.clone(),
+            store.clone(),
+            metrics.clone(),
+            id.clone(),
+            format!("{id}/sim"),
+            timing,
+        );
+        // No one asks it to flush early: the sender is dropped and the arm never fires.
+        let (_requests, rx) = tokio::sync::mpsc::channel(1);
+        let flusher = tokio::spawn(flusher.run(stop.clone(), rx));
+        let broadcaster = Broadcaster {
+            tallies: tallies.clone(),
+            store: store.clone(),
+            metrics,
+            tick: timing.tick,
+        };
+        let ticker = tokio::spawn(tick_loop(broadcaster, timing.tick, phase, ticks, stop.clone()));
+        Self {
+            id,
+            joined: (0..campaign.regions.len() + 2).map(|_| AtomicU64::new(0)).collect(),
+            tallies,
+            tally,
+            store,
+            presence_ttl: timing.presence_ttl,
+            slots: Mutex::new(Vec::new()),
+            stop,
+            flusher,
+            ticker,
+        }
+    }
+
+    /// What admission does for a viewer socket: claim the session, open its slot, count it.
+    pub async fn join(&self, session: String, viewer: String, region: usize) -> StoreResult<()> {
+        let region_name = self.tally.campaign.regions[region].clone();
+        let owner = Owner {
+            node: &self.id,
+            region: &region_name,
+            lease: self.presence_ttl,
+        };
+        let (epoch, acked) = self
+            .store
+            .claim_session(&self.tally.campaign.id, &session, &owner)
+            .await?;
+        let slot = Arc::new(SessionSlot::new(
+            session,
+            viewer,
+            epoch,
+            acked,
+            self.tally.campaign.kinds.len(),
+        ));
+        self.tally.viewer_joined(region, &slot);
+        self.joined[region].fetch_add(1, Ordering::Relaxed);
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        Ok(())
+    }
+
+    /// What a socket does with a `like`: within `--max-pending`, into the session's slot.
+    /// Returns false when the node refused it (nothing counted).
+    pub fn interact(&self, pick: usize, kind: usize) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.is_empty() || !self.tallies.pending().try_take(1) {
+            return false;
+        }
+        let slot = &slots[pick % slots.len()];
+        if slot.add(kind, 1, None) {
+            self.tally.queue_dirty(slot);
+        }
+        true
+    }
+
+    /// Interactions taken but not yet written to the store.
+    pub fn pending(&self) -> u64 {
+        self.tallies.pending().get()
+    }
+
+    /// The numbers of the node's current operator frame.
+    pub fn shown(&self) -> Option<Shown> {
+        let frames = self.tally.frames.borrow().clone();
+        serde_json::from_str(&frames.operator_frame).ok()
+    }
+
+    /// The node's viewers as its viewer frame shows them (cheaper than [`Self::shown`]).
+    pub fn shown_viewers(&self) -> Option<u64> {
+        let frames = self.tally.frames.borrow().clone();
+        crate::protocol::peek::number_after(&frames.viewer_frame, "\"viewers\":")
+    }
+
+    /// Gone like a crashed process: no last flush, no graceful leave. Its lease expires.
+    pub fn kill(&self) {
+        self.flusher.abort();
+        self.ticker.abort();
+    }
+
+    /// Stopped like a node at shutdown (last flush, presence dropped).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.ticker.abort();
+        let _ = self.flusher.await;
+    }
+}
+
+async fn tick_loop(b: Broadcaster, tick: Duration, phase: Duration, ticks: TickHist, stop: CancellationToken) {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due = tokio::select! {
+            due = interval.tick() => due.into_std(),
+            _ = stop.cancelled() => return,
+        };
+        let started = Instant::now();
+        b.tick_all(due).await;
+        let us = started.elapsed().as_micros() as u64;
+        ticks.lock().unwrap_or_else(|e| e.into_inner()).record(us);
+    }
+}
