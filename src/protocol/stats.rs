@@ -163,6 +163,11 @@ impl Frames {
         }
     }
 
+    /// False for [`Frames::empty`]: no stats were read yet.
+    pub fn has_numbers(&self) -> bool {
+        self.numbers.is_some()
+    }
+
     /// True when `other` carries the same numbers (so no push is needed this tick).
     pub fn same_numbers(&self, other: &Frames) -> bool {
         self.numbers.is_some() && self.numbers == other.numbers

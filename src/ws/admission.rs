@@ -23,6 +23,7 @@ use crate::clients::sockets::{ClientSocket, SocketsPerClient};
 use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::stats::Frames;
 use crate::protocol::Welcome;
 use crate::store::{Owner, Store};
 use crate::tally::session::SessionSlot;
@@ -282,6 +283,33 @@ impl Admission {
         })
     }
 
+    /// The frames a welcome carries. Before this node's first tick of the campaign they
+    /// are read from the store once (and published, so the sockets behind it skip the
+    /// read): a welcome with zeros would show a page 0 likes until the next tick. A failed
+    /// read keeps the zeros; the tick corrects them.
+    async fn first_frames(&self, tally: &CampaignTally) -> Arc<Frames> {
+        let frames = tally.frames.borrow().clone();
+        if frames.has_numbers() {
+            return frames;
+        }
+        let c = &tally.campaign;
+        let at = crate::util::now_ms();
+        match self.store.stats(&c.id, &c.kinds, at).await {
+            Ok(stats) if !stats.ended => {
+                let read = Arc::new(Frames::build(&c.id, at, &stats));
+                tally.frames.send_if_modified(|current| {
+                    let first = !current.has_numbers();
+                    if first {
+                        *current = read.clone();
+                    }
+                    first
+                });
+                read
+            }
+            _ => frames,
+        }
+    }
+
     /// Admits a checked socket: reserves a connection (and a viewer's place in its
     /// client's limit), claims the session in the store, registers the viewer and builds the
     /// welcome. Counting starts here.
@@ -309,7 +337,7 @@ impl Admission {
         if tally.ended.is_cancelled() {
             return Err(ApiError::Gone);
         }
-        let frames = tally.frames.borrow().clone();
+        let frames = self.first_frames(&tally).await;
         let peer = if operator {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator

@@ -59,7 +59,11 @@ async fn a_resumed_session_is_welcomed_with_what_the_store_acked() {
     let welcome: serde_json::Value = serde_json::from_str(&s.welcome).unwrap();
     assert_eq!(welcome["acked_seq"], 5);
     assert_eq!(welcome["session"], "session-0001");
-    assert_eq!(welcome["stats"]["viewers"], 0, "zeros until the first tick");
+    // The node has not ticked yet: the first welcome reads the store, not zeros.
+    assert_eq!(welcome["stats"]["interactions"]["like"], 5);
+    let published = rig.admission.tallies.get("launch").unwrap().frames.borrow().clone();
+    let published: serde_json::Value = serde_json::from_str(&published.viewer_stats).unwrap();
+    assert_eq!(published, welcome["stats"], "published for the sockets behind it");
 }
 
 #[tokio::test]
