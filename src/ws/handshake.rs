@@ -16,10 +16,11 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::admission::{reject_reason, Admitted};
-use super::connection::{self, SocketEnv};
+use super::connection;
 use super::transport::{Io, Transport};
 use super::{not_websocket, Sockets};
 use crate::error::ApiError;
+use crate::util::outlet::OutletIo;
 
 /// The only path that upgrades; the campaign id follows it.
 const PATH: &str = "/ws/v1/campaigns/";
@@ -27,31 +28,40 @@ const PATH: &str = "/ws/v1/campaigns/";
 /// A connection that can be upgraded: plain TCP, or TLS over TCP. The socket task owns it
 /// after the upgrade; the TCP stream underneath gives the peer and takes the socket options.
 pub trait Upgraded: Io + Sized {
+    /// What the socket task reads and writes.
+    type Io: Io;
+
     fn tcp(&self) -> &TcpStream;
 
-    /// The socket's task. `read_ahead`: bytes the client sent behind its request.
-    fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) -> impl Future<Output = ()>;
+    /// The WebSocket over this connection. `read_ahead`: bytes the client sent behind its
+    /// request. Awaited here, before the task is spawned, so the task's future holds only
+    /// the socket loop (its size is memory per idle socket).
+    fn into_transport(self, read_ahead: Vec<u8>) -> impl Future<Output = Transport<Self::Io>>;
 }
 
 /// Plain TCP goes through an outlet the broadcaster writes stats frames to directly.
 impl Upgraded for TcpStream {
+    type Io = OutletIo;
+
     fn tcp(&self) -> &TcpStream {
         self
     }
 
-    async fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) {
-        connection::run(env, admitted, Transport::direct(self, read_ahead).await).await
+    async fn into_transport(self, read_ahead: Vec<u8>) -> Transport<OutletIo> {
+        Transport::direct(self, read_ahead).await
     }
 }
 
 /// TLS keeps the per-task path: the broadcaster cannot write plaintext into it.
 impl Upgraded for TlsStream<TcpStream> {
+    type Io = Self;
+
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0
     }
 
-    async fn serve(self, env: Arc<SocketEnv>, admitted: Admitted, read_ahead: Vec<u8>) {
-        connection::run(env, admitted, Transport::new(self, read_ahead).await).await
+    async fn into_transport(self, read_ahead: Vec<u8>) -> Transport<Self> {
+        Transport::new(self, read_ahead).await
     }
 }
 
@@ -91,7 +101,8 @@ pub async fn accept<T: Upgraded>(
     }
     // Bytes the client sent right behind its request (a first message may share the
     // packet) are already in actix's read buffer: tungstenite starts with them.
-    let task = io.serve(sockets.env.clone(), admitted, parts.read_buf.to_vec());
+    let transport = io.into_transport(parts.read_buf.to_vec()).await;
+    let task = connection::run(sockets.env.clone(), admitted, transport);
     actix_web::rt::spawn(sockets.tracker.track_future(task));
     Ok(())
 }
