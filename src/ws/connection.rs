@@ -4,12 +4,14 @@
 //! goes straight into the session's slot (see `tally::session`), no lock, no channel.
 //! What the socket tolerates is decided in [`super::policy`].
 
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -17,10 +19,10 @@ use super::admission::{Admitted, Peer};
 use super::policy::{self, BadWindow, RateStreak, PING_INTERVAL};
 use super::transport::{Incoming, Io, SendError, Transport};
 use crate::metrics::Metrics;
-use crate::protocol::{self, close, Close, ErrorCode};
+use crate::protocol::{self, close, Close, ErrorCode, Frames};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
-use crate::util::outlet::Audience;
+use crate::util::outlet::{Audience, Outlet};
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.
@@ -43,30 +45,82 @@ pub struct SocketEnv {
 }
 
 /// Runs one admitted socket until it closes; dropping `admitted` at the end releases it.
-pub async fn run<S: Io>(env: Arc<SocketEnv>, mut admitted: Admitted, mut transport: Transport<S>) {
-    let welcome = std::mem::take(&mut admitted.welcome);
-    let tally = &admitted.tally;
-    let mut frames = tally.frames.subscribe();
-    frames.mark_unchanged();
-    let reason = if transport.send(welcome).await.is_err() {
-        Closing::Drop("client_closed")
-    } else {
-        // Over plain TCP the broadcaster writes stats frames into the socket itself from
-        // now on (after the welcome); until this is dropped.
-        let audience = match admitted.peer {
-            Peer::Viewer { .. } => Audience::Viewer,
-            Peer::Operator => Audience::Operator,
+///
+/// A plain function returning an `async move` block, not an `async fn`: an `async fn`
+/// keeps its arguments twice in its future (as captured and as moved-in locals, about
+/// 400 bytes here), and this future is most of what an idle socket costs.
+pub fn run<S: Io>(env: Arc<SocketEnv>, admitted: Admitted, transport: Transport<S>) -> impl Future<Output = ()> {
+    let (mut admitted, mut transport) = (admitted, transport);
+    async move {
+        let welcome = std::mem::take(&mut admitted.welcome);
+        let tally = &admitted.tally;
+        let mut feed = Feed::of(&transport, tally);
+        let reason = if transport.send(welcome).await.is_err() {
+            Closing::Drop("client_closed")
+        } else {
+            // Over plain TCP the broadcaster writes stats frames into the socket itself from
+            // now on (after the welcome); until this is dropped.
+            let audience = match admitted.peer {
+                Peer::Viewer { .. } => Audience::Viewer,
+                Peer::Operator => Audience::Operator,
+            };
+            let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
+            let mut conn = Conn::new(&env, tally, &admitted.peer);
+            conn.serve(&mut transport, &mut feed).await
         };
-        let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
-        let mut conn = Conn::new(&env, tally, &admitted.peer);
-        conn.serve(&mut transport, &mut frames).await
-    };
-    match reason {
-        Closing::Code(c) => {
-            transport.close(c.code, c.reason).await;
-            env.metrics.closed(why_label(c.code));
+        match reason {
+            Closing::Code(c) => {
+                transport.close(c.code, c.reason).await;
+                env.metrics.closed(why_label(c.code));
+            }
+            Closing::Drop(why) => env.metrics.closed(why),
         }
-        Closing::Drop(why) => env.metrics.closed(why),
+    }
+}
+
+/// Where a socket's stats frames come from.
+enum Feed {
+    /// Plain TCP: the broadcaster writes them into the socket; the task only writes what it
+    /// left behind (the socket was busy or full).
+    Direct(Arc<Outlet>),
+    /// Any other stream: the task sends each new frame of the campaign's `watch` channel.
+    Watched(watch::Receiver<Arc<Frames>>),
+}
+
+/// What a [`Feed`] asks of its task.
+enum Fed {
+    /// Write the frames the broadcaster left.
+    Queued,
+    /// Send this frame.
+    Frame(Arc<Frames>),
+    /// The campaign is no longer served here.
+    Gone,
+}
+
+impl Feed {
+    /// Subscribed before the welcome, which carries the current stats.
+    fn of<S: Io>(transport: &Transport<S>, tally: &CampaignTally) -> Self {
+        match transport.outlet() {
+            Some(outlet) => Feed::Direct(outlet.clone()),
+            None => {
+                let mut frames = tally.frames.subscribe();
+                frames.mark_unchanged();
+                Feed::Watched(frames)
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Fed {
+        match self {
+            Feed::Direct(outlet) => {
+                std::future::poll_fn(|cx| outlet.poll_queued(cx)).await;
+                Fed::Queued
+            }
+            Feed::Watched(frames) => match frames.changed().await {
+                Ok(()) => Fed::Frame(frames.borrow_and_update().clone()),
+                Err(_) => Fed::Gone,
+            },
+        }
     }
 }
 
@@ -142,14 +196,9 @@ impl<'a> Conn<'a> {
         }
     }
 
-    async fn serve<S: Io>(
-        &mut self,
-        transport: &mut Transport<S>,
-        frames: &mut tokio::sync::watch::Receiver<Arc<protocol::Frames>>,
-    ) -> Closing {
+    async fn serve<S: Io>(&mut self, transport: &mut Transport<S>, feed: &mut Feed) -> Closing {
         let operator = self.slot.is_none();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-        let never = tokio::sync::Notify::new();
         // At shutdown this socket waits for its own random moment within --drain-period
         // before closing, so viewers reconnect elsewhere gradually (0: at once). Pinned
         // outside the loop so the wait is not restarted by every frame.
@@ -172,18 +221,17 @@ impl<'a> Conn<'a> {
         let ended = self.tally.ended.clone();
         let ended = ended.cancelled();
         tokio::pin!(ended);
-        // Over plain TCP stats frames come from the broadcaster, written into the socket;
-        // this task only hears of the ones it left behind (the socket was busy or full).
-        let direct = transport.outlet().cloned();
+        let slot = self.slot;
         loop {
-            let wake = match self.slot {
-                Some(s) => &s.wake,
-                None => &never,
-            };
             tokio::select! {
                 biased;
                 // Acks first: at shutdown the last flush's acks go out before the 1001 close.
-                _ = wake.notified() => {
+                _ = async {
+                    match slot {
+                        Some(s) => s.wake.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     if let Some(c) = self.send_ack(transport).await {
                         return c;
                     }
@@ -192,30 +240,35 @@ impl<'a> Conn<'a> {
                 _ = &mut ended => return Closing::Code(Close::ENDED),
                 incoming = transport.recv() => {
                     self.last_seen = Instant::now();
-                    if let Some(c) = self.on_incoming(transport, incoming).await {
-                        return c;
-                    }
                     // Messages already read arrive in bursts (a like-storm pipelines up to
                     // 32): take them without another round through every branch above.
-                    for _ in 1..MAX_BURST {
-                        let Some(incoming) = transport.recv().now_or_never() else { break };
-                        if let Some(c) = self.on_incoming(transport, incoming).await {
-                            return c;
+                    let mut next = Some(incoming);
+                    let mut taken = 0;
+                    while let Some(incoming) = next.take() {
+                        match self.on_incoming(incoming) {
+                            Err(c) => return c,
+                            Ok(Some(reply)) => {
+                                if let Err(e) = transport.send(reply).await {
+                                    return send_err(e);
+                                }
+                            }
+                            Ok(None) => {}
+                        }
+                        taken += 1;
+                        if taken < MAX_BURST {
+                            next = transport.recv().now_or_never();
                         }
                     }
                 }
-                _ = async { if let Some(o) = &direct { o.queued().await } }, if direct.is_some() => {
-                    if let Err(e) = transport.flush_queued().await {
-                        return send_err(e);
-                    }
-                }
-                changed = frames.changed(), if direct.is_none() => {
-                    if changed.is_err() {
-                        return Closing::Code(Close::CAMPAIGN_CLOSED_HERE);
-                    }
-                    let f = frames.borrow_and_update().clone();
-                    let frame = if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() };
-                    if let Err(e) = transport.send(frame).await {
+                fed = feed.next() => {
+                    let sent = match fed {
+                        Fed::Queued => transport.flush_queued().await,
+                        Fed::Frame(f) => {
+                            transport.send(if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() }).await
+                        }
+                        Fed::Gone => return Closing::Code(Close::CAMPAIGN_CLOSED_HERE),
+                    };
+                    if let Err(e) = sent {
                         return send_err(e);
                     }
                 }
@@ -231,23 +284,20 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Handles one thing the client did; `Some` to close.
-    async fn on_incoming<S: Io>(&mut self, transport: &mut Transport<S>, incoming: Incoming) -> Option<Closing> {
-        let reply = match incoming {
+    /// Decides what one thing the client did calls for: `Ok(Some(reply))` to answer,
+    /// `Err` to close. Not async: the reply is sent by the caller, so the socket's future
+    /// holds one send, not one per call site.
+    fn on_incoming(&mut self, incoming: Incoming) -> Result<Option<String>, Closing> {
+        match incoming {
             Incoming::Text(text) => self.on_text(&text),
             Incoming::Binary => self.refuse(ErrorCode::BadJson),
             Incoming::Alive => Ok(None),
             Incoming::TooBig => {
                 self.env.metrics.rejected("too_big");
-                return Some(Closing::Code(Close::TOO_BIG));
+                Err(Closing::Code(Close::TOO_BIG))
             }
-            Incoming::ClientClosed => return Some(Closing::Code(Close::BYE)),
-            Incoming::Closed => return Some(Closing::Drop("client_gone")),
-        };
-        match reply {
-            Ok(Some(msg)) => transport.send(msg).await.err().map(send_err),
-            Ok(None) => None,
-            Err(c) => Some(c),
+            Incoming::ClientClosed => Err(Closing::Code(Close::BYE)),
+            Incoming::Closed => Err(Closing::Drop("client_gone")),
         }
     }
 

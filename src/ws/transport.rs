@@ -10,12 +10,13 @@
 //! the stream is an [`Outlet`], which the broadcaster also writes stats frames to (see
 //! `util::outlet`); any other stream (TLS, test pipes) gets stats frames from its task.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::rt::net::TcpStream;
 use bytestring::ByteString;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -193,25 +194,29 @@ impl<S: Io> Transport<S> {
     }
 
     /// Sends a text frame, giving up on a client that cannot take it in [`SEND_TIMEOUT`].
-    pub async fn send(&mut self, text: impl Into<Outgoing>) -> Result<(), SendError> {
-        self.send_message(Message::Text(text.into().into())).await
+    ///
+    /// Plain functions returning a mapped future, not `async fn`s: an `async fn` keeps its
+    /// argument twice in its future, and every socket's future is as large as its largest
+    /// send.
+    pub fn send(&mut self, text: impl Into<Outgoing>) -> impl Future<Output = Result<(), SendError>> + '_ {
+        self.send_message(Message::Text(text.into().into()))
     }
 
-    pub async fn ping(&mut self) -> Result<(), SendError> {
-        self.send_message(Message::Ping(Default::default())).await
+    pub fn ping(&mut self) -> impl Future<Output = Result<(), SendError>> + '_ {
+        self.send_message(Message::Ping(Default::default()))
     }
 
-    async fn send_message(&mut self, message: Message) -> Result<(), SendError> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.ws.send(message)).await {
+    fn send_message(&mut self, message: Message) -> impl Future<Output = Result<(), SendError>> + '_ {
+        tokio::time::timeout(SEND_TIMEOUT, self.ws.send(message)).map(|sent| match sent {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SendError::Closed),
             Err(_) => Err(SendError::Slow),
-        }
+        })
     }
 
     /// Closes with `code` and a short reason, then waits (up to [`CLOSE_TIMEOUT`]) for the
     /// client's reply so the close frame is not lost to a reset.
-    pub async fn close(mut self, code: u16, reason: &str) {
+    pub async fn close(&mut self, code: u16, reason: &str) {
         if let Some(outlet) = &self.outlet {
             outlet.close(); // the close frame is the last one
         }
