@@ -3,6 +3,8 @@
 //! sections are short, never span an `.await`, and the store is called once per campaign
 //! per flush or tick, not per frame.
 
+mod campaign;
+mod generations;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use self::campaign::{CampaignData, Entry, Lease};
+use self::generations::Generations;
 use super::hll::HyperLogLog;
 use super::outbox::{self, Outbox, Settle};
 use super::{
@@ -44,149 +48,6 @@ impl Default for MemoryStore {
             started: Instant::now(),
             outbox: Mutex::default(),
         }
-    }
-}
-
-/// Entries kept at least `ttl` and at most `2·ttl` after their last write, without a
-/// timer per entry: one map per generation of length `ttl` (counted from `origin`),
-/// writes go to the current one, reads look in it and then in the previous one, and
-/// anything older is dropped when the generation moves on. The Redis store keeps the
-/// same shape in two hashes (`keys.rs`).
-#[derive(Debug)]
-struct Generations<V> {
-    ttl: Duration,
-    origin: Instant,
-    g: u128,
-    cur: HashMap<String, V>,
-    prev: HashMap<String, V>,
-}
-
-impl<V> Generations<V> {
-    fn new(ttl: Duration, origin: Instant) -> Self {
-        Self {
-            ttl,
-            origin,
-            g: 0,
-            cur: HashMap::new(),
-            prev: HashMap::new(),
-        }
-    }
-
-    /// Moves to the generation of `now`, dropping what is older than the previous one.
-    fn roll(&mut self, now: Instant) {
-        let g = now.saturating_duration_since(self.origin).as_nanos() / self.ttl.as_nanos().max(1);
-        if g == self.g {
-            return;
-        }
-        if g == self.g + 1 {
-            self.prev = std::mem::take(&mut self.cur);
-        } else {
-            self.prev.clear();
-            self.cur.clear();
-        }
-        self.g = g;
-    }
-
-    fn get(&self, key: &str) -> Option<&V> {
-        self.cur.get(key).or_else(|| self.prev.get(key))
-    }
-
-    /// Writes into the current generation (so the entry lives another `ttl` at least).
-    fn put(&mut self, key: &str, value: V) {
-        self.prev.remove(key);
-        self.cur.insert(key.to_owned(), value);
-    }
-
-    fn len(&self) -> usize {
-        self.cur.len() + self.prev.len()
-    }
-
-    fn clear(&mut self) {
-        self.cur.clear();
-        self.prev.clear();
-    }
-}
-
-#[derive(Debug)]
-struct Lease {
-    presence: Presence,
-    updated_at: i64,
-    expires: Instant,
-}
-
-#[derive(Debug)]
-struct CampaignData {
-    campaign: Campaign,
-    /// Order of creation, for listing oldest first.
-    created_seq: u64,
-    interactions: HashMap<String, u64>,
-    /// Session → its resume state, forgotten within two session TTLs of its last write.
-    sessions: Generations<Entry>,
-    /// Epoch of a socket whose session was claimed away while its node still counted it →
-    /// (node, region): subtracted from that node's lease until the node says it let go.
-    moved: HashMap<u64, (String, String)>,
-    /// Leases started by a node's claims before its first presence write (node → expiry).
-    claim_leases: HashMap<String, Instant>,
-    /// Last epoch handed out; never reset, so epochs are never reused (not even after a
-    /// session was forgotten).
-    last_epoch: u64,
-    /// Last applied batch number and its fenced indices, per origin, forgotten like sessions.
-    applied: Generations<(u64, Vec<usize>)>,
-    uniques: HyperLogLog,
-    interactors: HyperLogLog,
-    registrations: signups::Signups,
-    shares: BTreeMap<String, u64>,
-    presence: HashMap<String, Lease>,
-    peak: u64,
-    peak_at: Option<i64>,
-    regions_at_peak: BTreeMap<String, u64>,
-    viewer_series: BTreeMap<i64, u64>,
-    /// bucket → kind → count
-    interaction_series: BTreeMap<i64, HashMap<String, u64>>,
-}
-
-/// A session's resume state.
-#[derive(Debug, Clone)]
-struct Entry {
-    epoch: u64,
-    acked: u64,
-    /// `(node, region)` counting the session's socket; `None` once it left.
-    owner: Option<(String, String)>,
-}
-
-impl CampaignData {
-    /// Moves the forgetful parts to the generation of `now`.
-    fn roll(&mut self, now: Instant) {
-        self.sessions.roll(now);
-        self.applied.roll(now);
-    }
-
-    /// True while `node` holds a lease (from presence or from a claim).
-    fn alive(&self, node: &str, now: Instant) -> bool {
-        self.presence.get(node).is_some_and(|l| l.expires > now)
-            || self.claim_leases.get(node).is_some_and(|e| *e > now)
-    }
-
-    /// Drops expired leases, and with them the moved marks of their nodes.
-    fn prune(&mut self, now: Instant) {
-        self.presence.retain(|_, l| l.expires > now);
-        self.claim_leases.retain(|_, e| *e > now);
-        let (presence, claims) = (&self.presence, &self.claim_leases);
-        self.moved
-            .retain(|_, (node, _)| presence.contains_key(node) || claims.contains_key(node));
-    }
-
-    /// A node's presence as counted: its lease less its sockets that moved away.
-    fn counted(&self, node: &str, lease: &Lease) -> Presence {
-        let mut p = lease.presence.clone();
-        for (_, region) in self.moved.values().filter(|(n, _)| n == node) {
-            p.viewers = p.viewers.saturating_sub(1);
-            if let Some(r) = p.regions.get_mut(region) {
-                *r = r.saturating_sub(1);
-            }
-        }
-        p.regions.retain(|_, n| *n > 0);
-        p
     }
 }
 
@@ -375,7 +236,7 @@ impl Store for MemoryStore {
             return Ok(ended);
         }
         d.roll(Instant::now());
-        let session_ttl = Some(d.sessions.ttl);
+        let session_ttl = Some(d.sessions.ttl());
         if batch.number > 0 {
             if let Some((n, fenced)) = d.applied.get(&batch.origin) {
                 if *n >= batch.number {
