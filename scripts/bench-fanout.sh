@@ -10,12 +10,15 @@
 #   bash scripts/bench-fanout.sh
 #   VIEWERS=18500 ROUNDS=3 DURATION=20s LT=target/release/livetally bash scripts/bench-fanout.sh
 #   NODE=/path/to/older/livetally bash scripts/bench-fanout.sh     # that build against the floor
+#   NODES="/tmp/old/livetally target/release/livetally" bash scripts/bench-fanout.sh
+#       # several builds in one run: each round runs each build, then the floor
 #
 # FLOOR_SRC: the floor program's sources (default /work/shared/bench/fanout); it is built
 # in its own folder (FLOOR_DIR, default /tmp/fanout-floor), never in this repository.
 # Reports go to OUT (default: a fresh temporary folder). Ends with a line
 #   fanout: livetally_us_per_frame=X floor_us_per_frame=Y ratio=Z lag_p99_ms=W
-# (medians over the rounds).
+# (medians over the rounds), one per build when NODES names several (`livetally` is then
+# the build's file name with its folder: `old/livetally`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIEWERS=${VIEWERS:-18500}
@@ -29,6 +32,7 @@ LT=${LT:-target/release/livetally}
 # The node under test (default: LT, which is also the load tool). An older build works
 # here; the tool must have `load --bare`.
 NODE=${NODE:-$LT}
+NODES=${NODES:-$NODE}
 OUT=${OUT:-$(mktemp -d)}
 T=bench-operator-token-0123456789
 
@@ -65,46 +69,59 @@ run() {
     sleep 3
 }
 
+# A build's label: "livetally" alone; with several builds, its folder and file name.
+label() {
+    if [ "$(wc -w <<<"$NODES")" -eq 1 ]; then echo livetally; else
+        basename "$(dirname "$1")" | tr -c 'A-Za-z0-9_.\n-' _ | sed 's/$/-livetally/'
+    fi
+}
+LABELS=()
+for n in $NODES; do LABELS+=("$(label "$n")"); done
 for round in $(seq 1 "$ROUNDS"); do
-    run "livetally$round" $((19400 + round)) $((20 + 2 * round)) -- \
-        "$NODE" serve --listen "127.0.0.1:$((19400 + round))" --operator-token "$T" \
-        --max-sockets-per-client 5000
-    run "floor$round" $((19500 + round)) $((21 + 2 * round)) -- \
+    i=0
+    for n in $NODES; do
+        port=$((19400 + 10 * i + round))
+        run "${LABELS[$i]}$round" "$port" $((20 + 10 * round + i)) -- \
+            "$n" serve --listen "127.0.0.1:$port" --operator-token "$T" --max-sockets-per-client 5000
+        i=$((i + 1))
+    done
+    run "floor$round" $((19500 + round)) $((29 + 10 * round)) -- \
         "$FLOOR" --listen "127.0.0.1:$((19500 + round))" --tick-ms 1000
 done
 
-python3 - "$OUT" "$ROUNDS" <<'EOF'
+python3 - "$OUT" "$ROUNDS" "${LABELS[@]}" <<'EOF'
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, builds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def load(name):
     try:
         with open(f"{out}/{name}.json") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
-print(f"{'run':<12} {'load avg (start)':<18} {'connected':>9} {'frames':>8} {'cpu s':>7} {'µs/frame':>9} {'lag p99 ms':>10}")
-per = {"livetally": [], "floor": []}
-lags = []
+print(f"{'run':<24} {'load avg (start)':<18} {'connected':>9} {'frames':>8} {'cpu s':>7} {'µs/frame':>9} {'lag p99 ms':>10}")
+per = {who: [] for who in builds + ["floor"]}
+lags = {who: [] for who in builds}
 for r in range(1, rounds + 1):
-    for who in ("livetally", "floor"):
+    for who in builds + ["floor"]:
         rep = load(f"{who}{r}")
         if rep is None or not rep.get("node"):
             print(f"{who}{r:<3}      (no report: see {out}/{who}{r}.load.log)")
             continue
         node = rep["node"]
         us = node.get("cpu_us_per_frame")
-        lag = rep["stats"]["lag"]["p99_ms"] if who == "livetally" else None
+        lag = rep["stats"]["lag"]["p99_ms"] if who != "floor" else None
         load_avg = " ".join(f"{x:.2f}" for x in rep["machine_load_start"])
-        print(f"{who + str(r):<12} {load_avg:<18} {rep['connect']['connected']:>9} {rep['stats']['frames']:>8} "
+        print(f"{who + str(r):<24} {load_avg:<18} {rep['connect']['connected']:>9} {rep['stats']['frames']:>8} "
               f"{node.get('cpu_seconds') or 0:>7.2f} {us or 0:>9.2f} {'' if lag is None else f'{lag:.1f}':>10}")
         if us:
             per[who].append(us)
         if lag is not None:
-            lags.append(lag)
+            lags[who].append(lag)
 med = {k: statistics.median(v) if v else float("nan") for k, v in per.items()}
-lag = statistics.median(lags) if lags else float("nan")
-ratio = med["livetally"] / med["floor"]
 print(f"reports in {out}")
-print(f"fanout: livetally_us_per_frame={med['livetally']:.2f} floor_us_per_frame={med['floor']:.2f} "
-      f"ratio={ratio:.2f} lag_p99_ms={lag:.1f}")
+for who in builds:
+    lag = statistics.median(lags[who]) if lags[who] else float("nan")
+    name = "livetally" if who == "livetally" else f"livetally({who.removesuffix('-livetally')})"
+    print(f"fanout: {name}_us_per_frame={med[who]:.2f} floor_us_per_frame={med['floor']:.2f} "
+          f"ratio={med[who] / med['floor']:.2f} lag_p99_ms={lag:.1f}")
 EOF
