@@ -11,18 +11,18 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admitted, Peer};
+use super::feed::{Fed, Feed};
 use super::policy::{self, BadWindow, RateStreak, PING_INTERVAL};
 use super::transport::{Incoming, Io, SendError, Transport};
 use crate::metrics::Metrics;
-use crate::protocol::{self, close, Close, ErrorCode, Frames};
+use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
-use crate::util::outlet::{Audience, Outlet};
+use crate::util::outlet::Audience;
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.
@@ -49,8 +49,12 @@ pub struct SocketEnv {
 /// A plain function returning an `async move` block, not an `async fn`: an `async fn`
 /// keeps its arguments twice in its future (as captured and as moved-in locals, about
 /// 400 bytes here), and this future is most of what an idle socket costs.
-pub fn run<S: Io>(env: Arc<SocketEnv>, admitted: Admitted, transport: Transport<S>) -> impl Future<Output = ()> {
-    let (mut admitted, mut transport) = (admitted, transport);
+#[allow(clippy::manual_async_fn, reason = "an async fn's future keeps its arguments twice")]
+pub fn run<S: Io>(
+    env: Arc<SocketEnv>,
+    mut admitted: Admitted,
+    mut transport: Transport<S>,
+) -> impl Future<Output = ()> {
     async move {
         let welcome = std::mem::take(&mut admitted.welcome);
         let tally = &admitted.tally;
@@ -74,52 +78,6 @@ pub fn run<S: Io>(env: Arc<SocketEnv>, admitted: Admitted, transport: Transport<
                 env.metrics.closed(why_label(c.code));
             }
             Closing::Drop(why) => env.metrics.closed(why),
-        }
-    }
-}
-
-/// Where a socket's stats frames come from.
-enum Feed {
-    /// Plain TCP: the broadcaster writes them into the socket; the task only writes what it
-    /// left behind (the socket was busy or full).
-    Direct(Arc<Outlet>),
-    /// Any other stream: the task sends each new frame of the campaign's `watch` channel.
-    Watched(watch::Receiver<Arc<Frames>>),
-}
-
-/// What a [`Feed`] asks of its task.
-enum Fed {
-    /// Write the frames the broadcaster left.
-    Queued,
-    /// Send this frame.
-    Frame(Arc<Frames>),
-    /// The campaign is no longer served here.
-    Gone,
-}
-
-impl Feed {
-    /// Subscribed before the welcome, which carries the current stats.
-    fn of<S: Io>(transport: &Transport<S>, tally: &CampaignTally) -> Self {
-        match transport.outlet() {
-            Some(outlet) => Feed::Direct(outlet.clone()),
-            None => {
-                let mut frames = tally.frames.subscribe();
-                frames.mark_unchanged();
-                Feed::Watched(frames)
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Fed {
-        match self {
-            Feed::Direct(outlet) => {
-                std::future::poll_fn(|cx| outlet.poll_queued(cx)).await;
-                Fed::Queued
-            }
-            Feed::Watched(frames) => match frames.changed().await {
-                Ok(()) => Fed::Frame(frames.borrow_and_update().clone()),
-                Err(_) => Fed::Gone,
-            },
         }
     }
 }

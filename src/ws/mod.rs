@@ -8,6 +8,7 @@ pub mod admission;
 pub mod connection;
 #[cfg(test)]
 mod direct_tests;
+mod feed;
 pub mod handshake;
 pub mod policy;
 #[cfg(test)]

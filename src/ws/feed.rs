@@ -1,0 +1,59 @@
+//! Where a socket's stats frames come from: over plain TCP the broadcaster writes them into
+//! the socket itself (`util::outlet`) and the task only finishes what it left; over any
+//! other stream the task sends each new frame of the campaign's `watch` channel. One
+//! branch of the socket's `select!` either way, so its future holds one wait, not two.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::transport::{Io, Transport};
+use crate::protocol::Frames;
+use crate::tally::CampaignTally;
+use crate::util::outlet::Outlet;
+
+/// Where a socket's stats frames come from.
+pub enum Feed {
+    /// Plain TCP: the broadcaster writes them into the socket; the task only writes what it
+    /// left behind (the socket was busy or full).
+    Direct(Arc<Outlet>),
+    /// Any other stream: the task sends each new frame of the campaign's `watch` channel.
+    Watched(watch::Receiver<Arc<Frames>>),
+}
+
+/// What a [`Feed`] asks of its task.
+pub enum Fed {
+    /// Write the frames the broadcaster left.
+    Queued,
+    /// Send this frame.
+    Frame(Arc<Frames>),
+    /// The campaign is no longer served here.
+    Gone,
+}
+
+impl Feed {
+    /// Subscribed before the welcome, which carries the current stats.
+    pub fn of<S: Io>(transport: &Transport<S>, tally: &CampaignTally) -> Self {
+        match transport.outlet() {
+            Some(outlet) => Feed::Direct(outlet.clone()),
+            None => {
+                let mut frames = tally.frames.subscribe();
+                frames.mark_unchanged();
+                Feed::Watched(frames)
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Fed {
+        match self {
+            Feed::Direct(outlet) => {
+                std::future::poll_fn(|cx| outlet.poll_queued(cx)).await;
+                Fed::Queued
+            }
+            Feed::Watched(frames) => match frames.changed().await {
+                Ok(()) => Fed::Frame(frames.borrow_and_update().clone()),
+                Err(_) => Fed::Gone,
+            },
+        }
+    }
+}
