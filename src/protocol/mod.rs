@@ -13,7 +13,7 @@ pub mod stats;
 pub use client::{parse, BadMessage, Interact, MAX_COUNT};
 pub use close::Close;
 pub use server::{ack, error, ErrorCode, Welcome};
-pub use stats::{text_frame, Frames, NodeShare, Stats};
+pub use stats::{push_text_frame, text_frame, Frames, NodeShare, Stats};
 
 /// Largest message a client may send; larger ones close the socket with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 4096;

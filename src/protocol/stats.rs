@@ -111,20 +111,25 @@ pub struct Frames {
 /// A complete unmasked WebSocket text frame (FIN, opcode 1) carrying `payload`: what a
 /// server writes to the socket for one text message (RFC 6455 section 5.2).
 pub fn text_frame(payload: &[u8]) -> Bytes {
-    let len = payload.len();
-    let mut f = Vec::with_capacity(len + 10);
-    f.push(0x81);
-    if len < 126 {
-        f.push(len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        f.push(126);
-        f.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        f.push(127);
-        f.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    f.extend_from_slice(payload);
+    let mut f = Vec::with_capacity(payload.len() + 10);
+    push_text_frame(&mut f, payload);
     Bytes::from(f)
+}
+
+/// Appends [`text_frame`]`(payload)` to `out`.
+pub fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = payload.len();
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
 }
 
 /// `{"type":"stats",` + the object's fields.

@@ -131,7 +131,7 @@ impl Peer {
 pub struct Admitted {
     pub tally: Arc<CampaignTally>,
     pub peer: Peer,
-    /// The first message to send.
+    /// The first message to send, taken by whoever sends it (the handshake, with its 101).
     pub welcome: String,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,

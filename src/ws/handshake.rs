@@ -20,6 +20,7 @@ use super::connection;
 use super::transport::{Io, Transport};
 use super::{not_websocket, Sockets};
 use crate::error::ApiError;
+use crate::protocol;
 use crate::util::outlet::OutletIo;
 
 /// The only path that upgrades; the campaign id follows it.
@@ -77,10 +78,12 @@ pub async fn accept<T: Upgraded>(
 ) -> Result<(), actix_web::Error> {
     let parts = framed.into_parts();
     let mut io = parts.io;
-    let Ok(peer) = io.tcp().peer_addr() else {
+    // actix-http read the peer's address when it accepted the connection (a second
+    // `getpeername` here was 1.4% of a connect storm's CPU).
+    let Some(peer) = req.peer_addr().or_else(|| io.tcp().peer_addr().ok()) else {
         return Ok(()); // the client is already gone: nobody to answer
     };
-    let (key, admitted) = match admission(&sockets, &req, peer.ip()).await {
+    let (key, mut admitted) = match admission(&sockets, &req, peer.ip()).await {
         Ok(a) => a,
         Err(e) => {
             let _ = refuse(&mut io, &e).await;
@@ -91,11 +94,15 @@ pub async fn accept<T: Upgraded>(
     // written while the previous one is unacknowledged waits for the peer's (possibly
     // delayed) ACK. Go's net package (Centrifugo) and Node's `ws` turn it off too.
     let _ = io.tcp().set_nodelay(true);
-    let switching = format!(
+    // The welcome goes out with the 101, in one write: one syscall, one segment and one
+    // wake-up of the client fewer per connect than writing them apart.
+    let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
-    );
-    if io.write_all(switching.as_bytes()).await.is_err() {
+    )
+    .into_bytes();
+    protocol::push_text_frame(&mut out, std::mem::take(&mut admitted.welcome).as_bytes());
+    if io.write_all(&out).await.is_err() {
         sockets.env.metrics.closed("client_gone");
         return Ok(()); // dropping `admitted` releases it
     }
