@@ -245,6 +245,36 @@ impl AsyncWrite for OutletIo {
 /// so a socket opening or closing meanwhile waits for a sixteenth of a tick at most.
 const SHARDS: usize = 16;
 
+/// Below this many sockets per thread a broadcast is not split (a thread costs tens of
+/// microseconds to start; 2,000 writes take milliseconds).
+const MIN_SOCKETS_PER_THREAD: usize = 2_000;
+
+/// The cores this process may use, read once.
+fn parallelism() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Offers each socket of `shards` its frame (see [`Outlets::offer`]).
+fn offer_shards(shards: &[Shard], viewer: &Bytes, operator: &Bytes) -> Offered {
+    let mut counts = Offered::default();
+    for shard in shards {
+        let shard = lock_shard(shard);
+        for (_, (outlet, audience)) in shard.iter() {
+            let frame = match audience {
+                Audience::Viewer => viewer,
+                Audience::Operator => operator,
+            };
+            match outlet.offer(frame) {
+                Offer::Written => counts.written += 1,
+                Offer::Queued => counts.queued += 1,
+                Offer::Skipped => {}
+            }
+        }
+    }
+    counts
+}
+
 /// One shard: sockets, each with the frame it gets.
 type Shard = Mutex<Slab<(Arc<Outlet>, Audience)>>;
 
@@ -295,23 +325,37 @@ impl Outlets {
 
     /// Offers each socket its frame. Returns how many were written here and how many were
     /// left to their tasks.
+    ///
+    /// A large campaign's shards are split over one thread per core (scoped threads, the
+    /// caller's among them), so a tick's writes take a fraction of the time where cores
+    /// are free; a small one is written by the caller alone.
     pub fn offer(&self, viewer: &Bytes, operator: &Bytes) -> Offered {
-        let mut counts = Offered::default();
-        for shard in self.shards.iter() {
-            let shard = lock_shard(shard);
-            for (_, (outlet, audience)) in shard.iter() {
-                let frame = match audience {
-                    Audience::Viewer => viewer,
-                    Audience::Operator => operator,
-                };
-                match outlet.offer(frame) {
-                    Offer::Written => counts.written += 1,
-                    Offer::Queued => counts.queued += 1,
-                    Offer::Skipped => {}
-                }
-            }
+        let threads = parallelism().min(self.len() / MIN_SOCKETS_PER_THREAD);
+        self.offer_on(viewer, operator, threads)
+    }
+
+    /// [`Outlets::offer`] on `threads` threads (at least one, at most one per shard).
+    pub fn offer_on(&self, viewer: &Bytes, operator: &Bytes, threads: usize) -> Offered {
+        let threads = threads.clamp(1, SHARDS);
+        if threads == 1 {
+            return offer_shards(&self.shards, viewer, operator);
         }
-        counts
+        let per = SHARDS.div_ceil(threads);
+        let mut groups = self.shards.chunks(per);
+        let own = groups.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = groups
+                .map(|group| scope.spawn(move || offer_shards(group, viewer, operator)))
+                .collect();
+            let mut counts = offer_shards(own, viewer, operator);
+            for other in others {
+                // A panic in a write is a bug; the shard's sockets miss one frame.
+                let theirs = other.join().unwrap_or_default();
+                counts.written += theirs.written;
+                counts.queued += theirs.queued;
+            }
+            counts
+        })
     }
 
     /// Sockets registered.

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::policy::PING_INTERVAL;
-use super::testing::{next_json, rig, OPERATOR_TOKEN};
+use super::testing::{next_json, rig, rig_with, OPERATOR_TOKEN};
 use super::transport::SEND_TIMEOUT;
 use crate::protocol::{self, text_frame, Frames};
 use crate::store::Stats;
@@ -46,6 +46,32 @@ async fn the_broadcaster_writes_each_socket_its_frame() {
     assert_eq!((v["type"].as_str(), v["viewers"].as_u64()), (Some("stats"), Some(7)));
     assert!(v.get("nodes").is_none(), "viewers get the viewer frame");
     assert_eq!(o["nodes"], serde_json::json!([]), "operators the operator frame");
+}
+
+/// A large campaign's broadcast is split over threads: every socket of every shard gets
+/// each frame once, whole and in order, and the counts add up.
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_split_over_threads_reaches_every_socket_once() {
+    let rig = rig_with(40).await;
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let (mut c, _) = rig.connect_tcp("").await;
+        assert_eq!(next_json(&mut c).await["type"], "welcome");
+        clients.push(c);
+    }
+    let tally = rig.tallies.get("launch").unwrap();
+    for n in 1..=2 {
+        let (_, wire) = big(n, 16);
+        assert_eq!(
+            tally.outlets.offer_on(&wire, &wire, 4),
+            Offered { written: 40, queued: 0 },
+            "frame {n}"
+        );
+    }
+    for c in &mut clients {
+        assert_eq!(next_json(c).await["n"], 1);
+        assert_eq!(next_json(c).await["n"], 2);
+    }
 }
 
 /// The client stops reading: big frames fill the kernel's buffers until one goes out in part
