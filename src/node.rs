@@ -234,7 +234,6 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             per_sec: NonZeroU32::new(config.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN),
             drain_period: config.drain_period,
             shutdown: close_sockets.clone(),
-            clock: governor::clock::DefaultClock::default(),
         }),
         tracker: TaskTracker::new(),
     });

@@ -1,11 +1,33 @@
 //! What a socket tolerates, as plain logic with the time passed in: the bad-message window,
-//! the rate-limit streak and the idle timeout. The connection task feeds it what happened
-//! and when; tests drive it with paused time, no socket needed.
+//! the rate-limit streak, the idle timeout, and the clock of the rate limiter. The
+//! connection task feeds it what happened and when; tests drive it with paused time, no
+//! socket needed.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
 use tokio::time::Instant;
+
+/// The clock of every socket's rate limiter: tokio's, like every other time here, so the
+/// limiter, the streak it starts and the idle timeout all move with paused time in tests.
+/// (governor's default reads the TSC through quanta, which calibrates itself with `cpuid`
+/// when made: 5% of a connect storm's CPU when each socket made its own.) Zero-sized:
+/// nothing to make or share.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimiterClock;
+
+impl governor::clock::Clock for LimiterClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// A socket's rate limiter (`--max-interactions-per-sec`, burst twice that).
+pub type Limiter = governor::RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<std::time::Instant>>;
 
 /// The server pings this often; browsers answer pings themselves. 25 s (as Centrifugo)
 /// keeps proxies with a 60 s idle timeout open while an idle audience of 200,000 costs

@@ -39,7 +39,6 @@ pub async fn rig_with(max_connections: usize) -> Rig {
         per_sec: NonZeroU32::new(20).unwrap(),
         drain_period: Duration::ZERO,
         shutdown: shutdown.clone(),
-        clock: Default::default(),
     });
     let admission = Admission {
         tallies: tallies.clone(),
