@@ -132,6 +132,18 @@ export async function launchBrowser() {
   });
 }
 
+/** A node (`startNode` options) and a browser, for a suite's `before`. */
+export async function startNodeAndBrowser(options) {
+  const node = await startNode(options);
+  return { node, browser: await launchBrowser() };
+}
+
+/** Closes the browser, then stops the node: a suite's `after` (either may be missing). */
+export async function stopNodeAndBrowser(node, browser) {
+  await browser?.close();
+  await stopNode(node);
+}
+
 /**
  * A new page in its own context (own storage, so its own viewer id), failing the test on
  * any uncaught error. `allow` lists console errors that are expected (e.g. refused sockets

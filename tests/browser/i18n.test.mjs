@@ -3,7 +3,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNode, waitAttr } from './helpers.mjs';
+import {
+  createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNodeAndBrowser, waitAttr,
+} from './helpers.mjs';
 
 describe('languages', { timeout: 90_000 }, () => {
   let node;
@@ -15,10 +17,7 @@ describe('languages', { timeout: 90_000 }, () => {
     browser = await launchBrowser();
   });
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('a zh-CN browser gets Chinese labels on the viewer page', async () => {
     const page = await newPage(browser, { locale: 'zh-CN', viewport: { width: 360, height: 740 } });

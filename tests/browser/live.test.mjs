@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  api, createCampaign, launchBrowser, newPage, openDashboard, startNode, stats, stopNode, waitAttr,
+  api, createCampaign, launchBrowser, newPage, openDashboard, startNode, stats, stopNodeAndBrowser, waitAttr,
 } from './helpers.mjs';
 
 describe('live campaign: viewers, dashboard and counts', { timeout: 120_000 }, () => {
@@ -25,10 +25,7 @@ describe('live campaign: viewers, dashboard and counts', { timeout: 120_000 }, (
     b = await newPage(browser, { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
   });
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('shows two open viewer pages as 2 viewers on the dashboard, by region and node', async () => {
     await openDashboard(ops, node, 'launch');

@@ -3,21 +3,17 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNode, waitAttr } from './helpers.mjs';
+import {
+  api, createCampaign, newPage, openDashboard, startNodeAndBrowser, stopNodeAndBrowser, waitAttr,
+} from './helpers.mjs';
 
 describe('operator dashboard', { timeout: 120_000 }, () => {
   let node;
   let browser;
 
-  before(async () => {
-    node = await startNode();
-    browser = await launchBrowser();
-  });
+  before(async () => ({ node, browser } = await startNodeAndBrowser()));
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('refuses a wrong token and keeps the right one for this tab only', async () => {
     const page = await newPage(browser, { allow: [/status of 403/] });

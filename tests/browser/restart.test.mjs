@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createCampaign, eventually, launchBrowser, newPage, openDashboard, startNode, stats, stopNode, waitAttr,
+  createCampaign, eventually, launchBrowser, newPage, openDashboard, startNode, stats, stopNode, stopNodeAndBrowser, waitAttr,
 } from './helpers.mjs';
 
 /** While the node is away the browser logs failed sockets and 404s: expected here. */
@@ -31,10 +31,7 @@ describe('reconnects', { timeout: 180_000 }, () => {
     browser = await launchBrowser();
   });
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('node restarted on the same port: reconnecting, then live; likes neither lost nor doubled', async () => {
     node = await startNode();

@@ -4,7 +4,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { artifact, createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNode, waitAttr } from './helpers.mjs';
+import {
+  artifact, createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNodeAndBrowser, waitAttr,
+} from './helpers.mjs';
 
 const PHONE = { width: 360, height: 740 };
 const DESKTOP = { width: 1280, height: 800 };
@@ -47,10 +49,7 @@ describe('screenshots', { timeout: 120_000 }, () => {
     await waitAttr(extras[0], '#app', 'data-pending', '0');
   });
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('viewer page and dashboard in dark mode', async () => {
     const page = await newPage(browser, { viewport: PHONE, colorScheme: 'dark', isMobile: true, hasTouch: true });

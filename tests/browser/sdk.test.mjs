@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createCampaign, eventually, launchBrowser, newPage, startNode, stats, stopNode, waitAttr,
+  createCampaign, eventually, newPage, startNodeAndBrowser, stats, stopNodeAndBrowser, waitAttr,
 } from './helpers.mjs';
 
 const LIKE = '#reaction-buttons [data-kind="like"]';
@@ -16,15 +16,9 @@ describe('SDK in the browser', { timeout: 120_000 }, () => {
   let node;
   let browser;
 
-  before(async () => {
-    node = await startNode();
-    browser = await launchBrowser();
-  });
+  before(async () => ({ node, browser } = await startNodeAndBrowser()));
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('resolves interact() on the ack and counts each call once', async () => {
     await createCampaign(node, { id: 'sdk-acks', title: 'SDK acks' });

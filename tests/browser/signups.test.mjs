@@ -5,21 +5,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { api, createCampaign, launchBrowser, newPage, openDashboard, startNode, stopNode, waitAttr } from './helpers.mjs';
+import {
+  api, createCampaign, newPage, openDashboard, startNodeAndBrowser, stopNodeAndBrowser, waitAttr,
+} from './helpers.mjs';
 
 describe('sign-ups', { timeout: 120_000 }, () => {
   let node;
   let browser;
 
-  before(async () => {
-    node = await startNode();
-    browser = await launchBrowser();
-  });
+  before(async () => ({ node, browser } = await startNodeAndBrowser()));
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('declares sign-up fields in the create form', async () => {
     const page = await newPage(browser, { allow: [/status of 400/] });

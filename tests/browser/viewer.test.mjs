@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createCampaign, launchBrowser, newPage, startNode, stats, stopNode, waitAttr, watchErrors,
+  createCampaign, newPage, startNodeAndBrowser, stats, stopNodeAndBrowser, waitAttr, watchErrors,
 } from './helpers.mjs';
 
 /** The streams point nowhere reachable; their load errors are expected. */
@@ -14,15 +14,9 @@ describe('viewer page', { timeout: 120_000 }, () => {
   let node;
   let browser;
 
-  before(async () => {
-    node = await startNode();
-    browser = await launchBrowser();
-  });
+  before(async () => ({ node, browser } = await startNodeAndBrowser()));
 
-  after(async () => {
-    await browser?.close();
-    await stopNode(node);
-  });
+  after(() => stopNodeAndBrowser(node, browser));
 
   it('embeds video files in a video element, other stream URLs in an iframe, else a placeholder', async () => {
     await createCampaign(node, { id: 'hls', title: 'HLS', stream_url: 'https://stream.invalid/live/index.m3u8?k=1' });
