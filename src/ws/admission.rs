@@ -133,6 +133,9 @@ pub struct Admitted {
     pub peer: Peer,
     /// The first message to send, taken by whoever sends it (the handshake, with its 101).
     pub welcome: String,
+    /// The frames whose stats the welcome carries: a socket that starts getting frames
+    /// after a newer one was published catches up on it (`ws::feed`).
+    pub welcomed: Arc<Frames>,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
     /// The viewer's place in its client's socket limit, given back as this drops.
@@ -391,6 +394,7 @@ impl Admission {
             tally,
             peer,
             welcome,
+            welcomed: frames,
             connections: self.connections.clone(),
             metrics: self.metrics.clone(),
             _client_socket: client_socket,

@@ -73,6 +73,7 @@ pub fn run<S: Io>(
                 Peer::Operator => Audience::Operator,
             };
             let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
+            feed.catch_up(tally, &admitted.welcomed, audience);
             let mut conn = Conn::new(&env, tally, &admitted.peer);
             conn.serve(&mut transport, &mut feed).await
         };

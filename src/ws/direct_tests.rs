@@ -48,6 +48,36 @@ async fn the_broadcaster_writes_each_socket_its_frame() {
     assert_eq!(o["nodes"], serde_json::json!([]), "operators the operator frame");
 }
 
+/// A frame published after a socket's welcome was built but before the socket was in the
+/// broadcast is not lost on it: the broadcaster sends a frame only when the numbers change,
+/// so a socket that missed one would show stale numbers until the next change.
+#[tokio::test(start_paused = true)]
+async fn a_frame_published_before_the_socket_joined_the_broadcast_still_reaches_it() {
+    let rig = rig().await;
+    let newer = Frames::build(
+        "launch",
+        2,
+        &Stats {
+            viewers: 41,
+            ..Default::default()
+        },
+    );
+    let (mut c, _) = rig
+        .connect_tcp_after("", || {
+            let tally = rig.tallies.get("launch").unwrap();
+            tally.frames.send_replace(std::sync::Arc::new(newer));
+        })
+        .await;
+    let welcome = next_json(&mut c).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_ne!(welcome["stats"]["viewers"], 41);
+    let caught_up = next_json(&mut c).await;
+    assert_eq!(
+        (caught_up["type"].as_str(), caught_up["viewers"].as_u64()),
+        (Some("stats"), Some(41))
+    );
+}
+
 /// A large campaign's broadcast is split over threads: every socket of every shard gets
 /// each frame once, whole and in order, and the counts add up.
 #[tokio::test(start_paused = true)]

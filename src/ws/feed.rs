@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::transport::{Io, Transport};
 use crate::protocol::Frames;
 use crate::tally::CampaignTally;
-use crate::util::outlet::Outlet;
+use crate::util::outlet::{Audience, Outlet};
 
 /// Where a socket's stats frames come from.
 pub enum Feed {
@@ -32,15 +32,30 @@ pub enum Fed {
 }
 
 impl Feed {
-    /// Subscribed before the welcome, which carries the current stats.
     pub fn of<S: Io>(transport: &Transport<S>, tally: &CampaignTally) -> Self {
         match transport.outlet() {
             Some(outlet) => Feed::Direct(outlet.clone()),
-            None => {
-                let mut frames = tally.frames.subscribe();
-                frames.mark_unchanged();
-                Feed::Watched(frames)
+            None => Feed::Watched(tally.frames.subscribe()),
+        }
+    }
+
+    /// Call once the socket gets the broadcast (its outlet registered, its receiver
+    /// subscribed): if a frame newer than the welcome's (`welcomed`) was published before
+    /// that, this socket missed it, and the broadcaster sends a frame only when the numbers
+    /// change, so it gets that one now.
+    pub fn catch_up(&mut self, tally: &CampaignTally, welcomed: &Arc<Frames>, audience: Audience) {
+        let current = tally.frames.borrow().clone();
+        if Arc::ptr_eq(&current, welcomed) {
+            return;
+        }
+        match self {
+            Feed::Direct(outlet) => {
+                outlet.offer(match audience {
+                    Audience::Viewer => &current.viewer_wire,
+                    Audience::Operator => &current.operator_wire,
+                });
             }
+            Feed::Watched(frames) => frames.mark_changed(),
         }
     }
 

@@ -79,10 +79,24 @@ impl Rig {
         tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
         tokio::task::JoinHandle<()>,
     ) {
+        self.connect_tcp_after(query, || {}).await
+    }
+
+    /// [`Rig::connect_tcp`], running `between` after the socket was admitted (its welcome
+    /// built) and before its task starts.
+    pub async fn connect_tcp_after(
+        &self,
+        query: &str,
+        between: impl FnOnce(),
+    ) -> (
+        tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        tokio::task::JoinHandle<()>,
+    ) {
         use tokio_tungstenite::tungstenite::protocol::Role;
         let client = crate::clients::ClientKey::of([198, 51, 100, 1].into());
         let checked = self.admission.check("launch", query, None, None, client).await.unwrap();
         let admitted = self.admission.admit(checked).await.unwrap();
+        between();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(1).unwrap();
