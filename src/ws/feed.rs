@@ -44,18 +44,29 @@ impl Feed {
     /// that, this socket missed it, and the broadcaster sends a frame only when the numbers
     /// change, so it gets that one now.
     pub fn catch_up(&mut self, tally: &CampaignTally, welcomed: &Arc<Frames>, audience: Audience) {
-        let current = tally.frames.borrow().clone();
-        if Arc::ptr_eq(&current, welcomed) {
-            return;
-        }
         match self {
+            // Offered until the newest is the last written here: the broadcaster may publish
+            // and offer a newer frame meanwhile, which must not be followed by an older one.
             Feed::Direct(outlet) => {
-                outlet.offer(match audience {
-                    Audience::Viewer => &current.viewer_wire,
-                    Audience::Operator => &current.operator_wire,
-                });
+                let mut last = welcomed.clone();
+                loop {
+                    let current = tally.frames.borrow().clone();
+                    if Arc::ptr_eq(&current, &last) {
+                        return;
+                    }
+                    outlet.offer(match audience {
+                        Audience::Viewer => &current.viewer_wire,
+                        Audience::Operator => &current.operator_wire,
+                    });
+                    last = current;
+                }
             }
-            Feed::Watched(frames) => frames.mark_changed(),
+            // The task reads the newest when it sends.
+            Feed::Watched(frames) => {
+                if !Arc::ptr_eq(&frames.borrow(), welcomed) {
+                    frames.mark_changed();
+                }
+            }
         }
     }
 
