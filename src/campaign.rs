@@ -6,6 +6,7 @@ pub mod signup;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::limits::{CAMPAIGN_ID, CLIENT_ID, KIND, REGION, SHARE_CHANNEL};
 pub use signup::RegistrationField;
 
 /// Interaction kinds a campaign accepts when the operator names none.
@@ -109,7 +110,7 @@ impl NewCampaign {
         if !is_campaign_id(&id) {
             return Err(field_error(
                 "id",
-                "id must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits, dashes)",
+                format!("id must match {CAMPAIGN_ID} (lowercase letters, digits, dashes)"),
             ));
         }
         let title = self.title.ok_or_else(|| field_error("title", "title is required"))?;
@@ -137,10 +138,7 @@ impl NewCampaign {
                 }
                 for (i, k) in kinds.iter().enumerate() {
                     if !is_kind(k) {
-                        return Err(field_error(
-                            "kinds",
-                            format!("kind {k:?} must match ^[a-z][a-z0-9_]{{0,31}}$"),
-                        ));
+                        return Err(field_error("kinds", format!("kind {k:?} must match {KIND}")));
                     }
                     if kinds[..i].contains(k) {
                         return Err(field_error("kinds", format!("kind {k:?} is listed twice")));
@@ -157,7 +155,7 @@ impl NewCampaign {
             if !is_region(r) || r == "unknown" || r == "other" {
                 return Err(field_error(
                     "regions",
-                    format!("region {r:?} must match ^[A-Za-z0-9-]{{1,16}}$ and not be unknown/other"),
+                    format!("region {r:?} must match {REGION} and not be unknown/other"),
                 ));
             }
             if regions[..i].contains(r) {
@@ -225,46 +223,34 @@ pub fn validate_milestones(milestones: Milestones, kinds: &[String]) -> Result<M
     Ok(out)
 }
 
-/// `^[a-z0-9][a-z0-9-]{0,62}$`
+// The id patterns are the protocol's ([`crate::protocol::limits`]); these name the checks
+// the rest of the server calls.
+
+/// A campaign id: [`CAMPAIGN_ID`].
 pub fn is_campaign_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    CAMPAIGN_ID.matches(s)
 }
 
-/// `^[a-z][a-z0-9_]{0,31}$`
+/// An interaction kind: [`KIND`].
 pub fn is_kind(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 32
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+    KIND.matches(s)
 }
 
-/// `^[A-Za-z0-9-]{1,16}$`
+/// A region: [`REGION`].
 pub fn is_region(s: &str) -> bool {
-    (1..=16).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    REGION.matches(s)
 }
 
-/// Viewer and session ids: `^[A-Za-z0-9_-]{8,64}$`
+/// A viewer or session id: [`CLIENT_ID`].
 pub fn is_client_id(s: &str) -> bool {
-    (8..=64).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    CLIENT_ID.matches(s)
 }
 
-/// Share channel, `^[a-z0-9_-]{1,32}$`; anything else is counted as `other`.
+/// The share channel a visit counts under: `via` when it matches [`SHARE_CHANNEL`], else
+/// `other`.
 pub fn share_channel(via: Option<&str>) -> &str {
     match via {
-        Some(v)
-            if (1..=32).contains(&v.len())
-                && v.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-') =>
-        {
-            v
-        }
+        Some(v) if SHARE_CHANNEL.matches(v) => v,
         _ => "other",
     }
 }

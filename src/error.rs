@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::clients::auth_failures::Refused;
+use crate::protocol::api::ApiCode;
 use crate::store::StoreError;
 
 /// An API failure with its HTTP status.
@@ -40,7 +41,7 @@ pub enum ApiError {
     /// when known, when to come back (`Retry-After`, seconds).
     #[error("{message}")]
     TooMany {
-        code: &'static str,
+        code: ApiCode,
         message: &'static str,
         retry_after_s: Option<u64>,
     },
@@ -59,7 +60,7 @@ impl ApiError {
     pub fn rate_limited(message: &'static str, wait: Duration) -> Self {
         let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         ApiError::TooMany {
-            code: "rate_limited",
+            code: ApiCode::RateLimited,
             message,
             retry_after_s: Some(whole.max(1)),
         }
@@ -69,7 +70,7 @@ impl ApiError {
     /// it may come back when one of them closes, which no clock can tell.
     pub fn too_many_connections() -> Self {
         ApiError::TooMany {
-            code: "too_many_connections",
+            code: ApiCode::TooManyConnections,
             message: "too many open sockets from this address",
             retry_after_s: None,
         }
@@ -93,17 +94,23 @@ impl ApiError {
         json!({ "error": body })
     }
 
-    pub fn code(&self) -> &'static str {
+    /// The one mapping from an error to its code; the code carries the status
+    /// ([`ApiCode`], the protocol's table).
+    pub fn api_code(&self) -> ApiCode {
         match self {
-            ApiError::BadRequest { .. } => "invalid",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict | ApiError::Live => "conflict",
-            ApiError::Gone => "ended",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::TooMany { code, .. } => code,
+            ApiError::BadRequest { .. } => ApiCode::Invalid,
+            ApiError::Unauthorized(_) => ApiCode::Unauthorized,
+            ApiError::Forbidden(_) => ApiCode::Forbidden,
+            ApiError::NotFound(_) => ApiCode::NotFound,
+            ApiError::Conflict | ApiError::Live => ApiCode::Conflict,
+            ApiError::Gone => ApiCode::Ended,
+            ApiError::Unavailable(_) => ApiCode::Unavailable,
+            ApiError::TooMany { code, .. } => *code,
         }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.api_code().code()
     }
 }
 
@@ -143,16 +150,8 @@ impl From<Refused<ApiError>> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict | ApiError::Live => StatusCode::CONFLICT,
-            ApiError::Gone => StatusCode::GONE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-        }
+        // Every status in the table is a valid one (the table's test checks each).
+        StatusCode::from_u16(self.api_code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -185,7 +184,7 @@ mod tests {
     #[test]
     fn per_client_limits_are_429_with_retry_after() {
         let e = ApiError::TooMany {
-            code: "rate_limited",
+            code: ApiCode::RateLimited,
             message: "too many requests from this address",
             retry_after_s: Some(12),
         };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{field_error, FieldError};
+use crate::protocol::limits::KIND;
 
 /// Fields a campaign may declare.
 pub const MAX_FIELDS: usize = 8;
@@ -30,7 +31,7 @@ fn default_max() -> u64 {
     MAX_FIELD_CHARS
 }
 
-/// Checks a campaign's declarations: at most 8, names `^[a-z][a-z0-9_]{0,31}$` (so they
+/// Checks a campaign's declarations: at most 8, names of the [`KIND`] pattern (so they
 /// are safe as CSV headers and JSON keys), unique and none of [`RESERVED_NAMES`], `max` in
 /// 1..=256.
 pub fn check_declarations(fields: &[RegistrationField]) -> Result<(), FieldError> {
@@ -41,7 +42,7 @@ pub fn check_declarations(fields: &[RegistrationField]) -> Result<(), FieldError
     for (i, f) in fields.iter().enumerate() {
         if !super::is_kind(&f.name) || RESERVED_NAMES.contains(&f.name.as_str()) {
             return Err(bad(format!(
-                "field name {:?} must match ^[a-z][a-z0-9_]{{0,31}}$ and not be viewer or registered_at",
+                "field name {:?} must match {KIND} and not be viewer or registered_at",
                 f.name
             )));
         }

@@ -9,8 +9,9 @@ use serde_json::json;
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_campaign_id, is_client_id, is_kind, is_region, validate_milestones, Milestones, NewCampaign};
+use crate::campaign::{is_campaign_id, is_kind, validate_milestones, Milestones, NewCampaign};
 use crate::error::ApiError;
+use crate::protocol::limits::{Pattern, CLIENT_ID, REGION};
 use crate::store::SeriesMetric;
 
 /// Most points a series answer may hold when the caller picks the step.
@@ -182,23 +183,18 @@ fn token_request(
                         ApiError::bad("ttl_s", format!("ttl_s must be an integer from 1 to {MAX_JOIN_TTL_S}"))
                     })?
             }
-            "sub" => sub = Some(id_field(value, "sub", is_client_id, "^[A-Za-z0-9_-]{8,64}$")?),
-            "region" => region = Some(id_field(value, "region", is_region, "^[A-Za-z0-9-]{1,16}$")?),
+            "sub" => sub = Some(id_field(value, "sub", CLIENT_ID)?),
+            "region" => region = Some(id_field(value, "region", REGION)?),
             _ => return Err(unknown_field(&name)),
         }
     }
     Ok((ttl, sub, region))
 }
 
-/// A string field that must pass `valid` (a 400 naming `field` and `pattern` otherwise).
-fn id_field(
-    value: serde_json::Value,
-    field: &'static str,
-    valid: fn(&str) -> bool,
-    pattern: &str,
-) -> Result<String, ApiError> {
+/// A string field that must match `pattern` (a 400 naming `field` and `pattern` otherwise).
+fn id_field(value: serde_json::Value, field: &'static str, pattern: Pattern) -> Result<String, ApiError> {
     match value {
-        serde_json::Value::String(s) if valid(&s) => Ok(s),
+        serde_json::Value::String(s) if pattern.matches(&s) => Ok(s),
         _ => Err(ApiError::bad(field, format!("{field} must match {pattern}"))),
     }
 }

@@ -17,6 +17,7 @@ use crate::auth::TokenError;
 use crate::campaign::signup::check_submission;
 use crate::campaign::{is_client_id, Access, Campaign};
 use crate::error::ApiError;
+use crate::protocol::limits::CLIENT_ID;
 use crate::store::{Registration, Store};
 
 /// Registrations per store read while exporting: all the export holds at a time.
@@ -44,7 +45,7 @@ fn parse_body(body: Value) -> Result<Body, ApiError> {
     for (name, value) in body {
         match (name.as_str(), value) {
             ("viewer", Value::String(v)) if is_client_id(&v) => viewer = Some(v),
-            ("viewer", _) => return Err(ApiError::bad("viewer", "viewer must match ^[A-Za-z0-9_-]{8,64}$")),
+            ("viewer", _) => return Err(ApiError::bad("viewer", format!("viewer must match {CLIENT_ID}"))),
             ("fields", Value::Object(f)) => fields = Some(f),
             ("fields", Value::Null) => {}
             ("fields", _) => return Err(ApiError::bad("fields", "fields must be an object of strings")),

@@ -5,8 +5,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-/// Largest `count` one `interact` message may carry.
-pub const MAX_COUNT: u64 = 100;
+pub use super::limits::MAX_COUNT;
 
 /// A client message as received.
 #[derive(Debug, Deserialize)]

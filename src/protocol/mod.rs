@@ -4,16 +4,16 @@
 //! tests and the load tool all speak through this module; nothing here knows of sockets,
 //! tallies or stores.
 
+pub mod api;
 pub mod client;
 pub mod close;
+pub mod limits;
 pub mod peek;
 pub mod server;
 pub mod stats;
 
-pub use client::{parse, BadMessage, Interact, MAX_COUNT};
+pub use client::{parse, BadMessage, Interact};
 pub use close::Close;
+pub use limits::{Pattern, MAX_COUNT, MAX_MESSAGE_BYTES};
 pub use server::{ack, error, ErrorCode, Welcome};
 pub use stats::{push_text_frame, text_frame, Frames, NodeShare, Stats};
-
-/// Largest message a client may send; larger ones close the socket with 1009.
-pub const MAX_MESSAGE_BYTES: usize = 4096;

@@ -1,6 +1,8 @@
 //! Server → client: `welcome`, `ack` and `error` (the `stats` message is in
 //! [`super::stats`], built once per tick for every socket).
 
+use super::limits::max_count;
+
 /// The first message on every socket.
 #[derive(Debug)]
 pub struct Welcome<'a> {
@@ -60,6 +62,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code on the wire once (`MissingKind` is sent as `unknown_kind`), in the order
+    /// of the docs' table.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::UnknownKind,
+        ErrorCode::BadCount,
+        ErrorCode::BadSeq,
+        ErrorCode::SeqGap,
+        ErrorCode::RateLimited,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::NotAViewer,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "bad_json",
@@ -80,7 +96,7 @@ impl ErrorCode {
             ErrorCode::UnknownType => "unknown message type (expected \"interact\")",
             ErrorCode::MissingKind => "kind is required",
             ErrorCode::UnknownKind => "this campaign does not count that kind",
-            ErrorCode::BadCount => "count must be an integer from 1 to 100",
+            ErrorCode::BadCount => concat!("count must be an integer from 1 to ", max_count!()),
             ErrorCode::BadSeq => "seq must be a positive integer",
             ErrorCode::SeqGap => "seq must be the previous seq + 1",
             ErrorCode::RateLimited => "too many interactions; slow down",
@@ -138,5 +154,11 @@ mod tests {
         assert_eq!(v["code"], "seq_gap");
         assert_eq!(v["seq"], 3);
         assert!(serde_json::from_str::<serde_json::Value>(&error(ErrorCode::BadJson, None)).unwrap()["seq"].is_null());
+    }
+
+    #[test]
+    fn bad_count_quotes_the_limit() {
+        let expected = format!("count must be an integer from 1 to {}", super::super::MAX_COUNT);
+        assert_eq!(ErrorCode::BadCount.message(), expected);
     }
 }

@@ -23,6 +23,7 @@ use crate::clients::sockets::{ClientSocket, SocketsPerClient};
 use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::limits::{CLIENT_ID, REGION};
 use crate::protocol::stats::Frames;
 use crate::protocol::Welcome;
 use crate::store::{Owner, Store};
@@ -178,7 +179,7 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
         ApiError::BadRequest { .. } => "bad_query",
         ApiError::Unavailable(_) => "unavailable",
         ApiError::Conflict | ApiError::Live => "conflict",
-        ApiError::TooMany { code, .. } => code,
+        ApiError::TooMany { code, .. } => code.code(),
     }
 }
 
@@ -272,7 +273,7 @@ impl Admission {
         let session = client_id(q.session, "session")?;
         if let Some(r) = q.region.as_deref() {
             if !is_region(r) {
-                return Err(ApiError::bad("region", "region must match ^[A-Za-z0-9-]{1,16}$"));
+                return Err(ApiError::bad("region", format!("region must match {REGION}")));
             }
         }
         Ok(Checked {
@@ -427,10 +428,7 @@ fn client_id(given: Option<String>, field: &'static str) -> Result<String, ApiEr
     match given {
         None => Ok(random_id(16)),
         Some(v) if is_client_id(&v) => Ok(v),
-        Some(_) => Err(ApiError::bad(
-            field,
-            format!("{field} must match ^[A-Za-z0-9_-]{{8,64}}$"),
-        )),
+        Some(_) => Err(ApiError::bad(field, format!("{field} must match {CLIENT_ID}"))),
     }
 }
 
