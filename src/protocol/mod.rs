@@ -11,6 +11,8 @@ pub mod limits;
 pub mod peek;
 pub mod server;
 pub mod stats;
+#[cfg(test)]
+mod table;
 
 pub use client::{parse, BadMessage, Interact};
 pub use close::Close;

@@ -14,13 +14,49 @@
 
 export const VERSION = '1.1.0';
 
-/** The server's pattern for viewer and session ids. */
+// BEGIN GENERATED from src/protocol/ by src/protocol/table.rs: do not edit.
+// Regenerate: LIVETALLY_BLESS=1 cargo nextest run --lib protocol::table
+/** The server's patterns: viewer and session ids, campaign ids, kinds, regions. */
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const CAMPAIGN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const KIND = /^[a-z][a-z0-9_]{0,31}$/;
 const REGION = /^[A-Za-z0-9-]{1,16}$/;
 /** The server's largest `count` per message. */
 export const MAX_COUNT = 100;
+/** Close codes (docs/protocol.md). */
+const CLOSE = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  ENDED: 4000,
+  RESUMED_ELSEWHERE: 4001,
+});
+/** The `code`s of the socket's `error` message. */
+const SOCKET_ERROR = Object.freeze({
+  BAD_JSON: 'bad_json',
+  UNKNOWN_TYPE: 'unknown_type',
+  UNKNOWN_KIND: 'unknown_kind',
+  BAD_COUNT: 'bad_count',
+  BAD_SEQ: 'bad_seq',
+  SEQ_GAP: 'seq_gap',
+  RATE_LIMITED: 'rate_limited',
+  STORE_UNAVAILABLE: 'store_unavailable',
+  NOT_A_VIEWER: 'not_a_viewer',
+});
+/** The HTTP API's error codes: their status, and the code a LivetallyError reports. */
+const API_ERRORS = Object.freeze([
+  { code: 'invalid', status: 400, sdk: 'invalid' },
+  { code: 'unauthorized', status: 401, sdk: 'unauthorized' },
+  { code: 'forbidden', status: 403, sdk: 'forbidden' },
+  { code: 'not_found', status: 404, sdk: 'not_found' },
+  { code: 'conflict', status: 409, sdk: 'conflict' },
+  { code: 'ended', status: 410, sdk: 'campaign_ended' },
+  { code: 'rate_limited', status: 429, sdk: 'rate_limited' },
+  { code: 'too_many_connections', status: 429, sdk: 'too_many_connections' },
+  { code: 'unavailable', status: 503, sdk: 'unavailable' },
+]);
+// END GENERATED
 /** Taps within this window go out as one message with a `count`. */
 const BATCH_MS = 250;
 /**
@@ -49,10 +85,6 @@ const RESUMED_WINDOW_MS = 30_000;
 const LEDGER_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 /** An empty ledger is kept this long, so a reload within it resumes its session. */
 const EMPTY_LEDGER_AGE_MS = 24 * 3600 * 1000;
-/** Close codes (docs/protocol.md). */
-const CLOSE_ENDED = 4000;
-const CLOSE_RESUMED_ELSEWHERE = 4001;
-const CLOSE_POLICY = 1008;
 
 const VIEWER_KEY = 'livetally.viewer';
 const TAB_KEY = 'livetally.tab';
@@ -67,6 +99,17 @@ export class LivetallyError extends Error {
     this.code = code;
     Object.assign(this, extra);
   }
+}
+
+/**
+ * The code a LivetallyError reports for an HTTP error: the API's `code` as the SDK names it
+ * (`ended` is `campaign_ended`). A body without a known code (a proxy's page) is named by
+ * its status when the SDK renames that status's code, else by the code or the status.
+ */
+function apiErrorCode(status, code) {
+  const known = API_ERRORS.find((e) => e.code === code)
+    || API_ERRORS.find((e) => e.status === status && e.sdk !== e.code);
+  return known ? known.sdk : code || String(status);
 }
 
 /**
@@ -685,13 +728,13 @@ class Client {
     const code = String(msg.code || 'error');
     this.emit('error', new LivetallyError(code, String(msg.message || code), { seq: msg.seq }));
     if (!this.ledger || !Number.isSafeInteger(msg.seq)) return;
-    if (['unknown_kind', 'bad_count'].includes(code)) {
+    if ([SOCKET_ERROR.UNKNOWN_KIND, SOCKET_ERROR.BAD_COUNT].includes(code)) {
       for (const w of this.ledger.drop(msg.seq)) w.reject(new LivetallyError(code, String(msg.message || code)));
     }
-    if (code === 'rate_limited') this.bucket.rate = Math.max(1, this.bucket.rate / 2);
+    if (code === SOCKET_ERROR.RATE_LIMITED) this.bucket.rate = Math.max(1, this.bucket.rate / 2);
     if (this.ws === ws) {
       this.dropSocket(1000, 'resync');
-      this.attempt = Math.max(this.attempt, code === 'store_unavailable' ? 2 : 1);
+      this.attempt = Math.max(this.attempt, code === SOCKET_ERROR.STORE_UNAVAILABLE ? 2 : 1);
       this.setState('closed', { code: 1000 });
       this.scheduleReconnect(true);
     }
@@ -699,9 +742,9 @@ class Client {
 
   async onClosed(code, welcomed) {
     if (this.final) return;
-    if (code === CLOSE_ENDED) { this.ended(); return; }
-    if (code === CLOSE_POLICY) this.bucket.rate = Math.max(1, this.bucket.rate / 2);
-    if (code === CLOSE_RESUMED_ELSEWHERE && this.ledger) {
+    if (code === CLOSE.ENDED) { this.ended(); return; }
+    if (code === CLOSE.POLICY) this.bucket.rate = Math.max(1, this.bucket.rate / 2);
+    if (code === CLOSE.RESUMED_ELSEWHERE && this.ledger) {
       // Another socket resumed our session. Once is a race with our own previous socket;
       // twice in a row means another page shares it (a browser without Web Locks let a
       // duplicated tab keep our id): this client moves to a session of its own, taking
@@ -800,9 +843,9 @@ class Client {
    */
   interact(kind, count = 1) {
     if (this.operator) return Promise.reject(new LivetallyError('not_a_viewer', 'an operator watcher cannot interact'));
-    if (typeof kind !== 'string' || !KIND.test(kind)) return Promise.reject(new LivetallyError('unknown_kind', `not a kind: ${kind}`));
+    if (typeof kind !== 'string' || !KIND.test(kind)) return Promise.reject(new LivetallyError(SOCKET_ERROR.UNKNOWN_KIND, `not a kind: ${kind}`));
     if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
-      return Promise.reject(new LivetallyError('bad_count', `count must be an integer from 1 to ${MAX_COUNT}`));
+      return Promise.reject(new LivetallyError(SOCKET_ERROR.BAD_COUNT, `count must be an integer from 1 to ${MAX_COUNT}`));
     }
     if (this.state === 'ended') return Promise.reject(new LivetallyError('campaign_ended', 'the campaign has ended'));
     if (this.final) return Promise.reject(new LivetallyError('closed', 'the client is closed'));
@@ -911,7 +954,7 @@ class Client {
     const r = await this.request('POST', `/api/v1/campaigns/${encodeURIComponent(this.campaign)}/registrations${query}`, { body });
     if (r.status === 201 || r.status === 200) return { created: r.status === 201, status: r.status };
     const err = r.data && r.data.error ? r.data.error : {};
-    const code = r.status === 410 ? 'campaign_ended' : r.status === 0 ? 'network' : err.code || String(r.status);
+    const code = r.status === 0 ? 'network' : apiErrorCode(r.status, err.code);
     const retry = r.response && Number(r.response.headers.get('retry-after'));
     throw new LivetallyError(code, err.message || code, {
       status: r.status, field: err.field, retryAfter: Number.isFinite(retry) && retry > 0 ? retry : undefined,
