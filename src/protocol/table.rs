@@ -4,7 +4,7 @@
 //! value changed in src/protocol/ without its copies fails here, with what differs.
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::api::ApiCode;
 use super::close;
@@ -170,28 +170,35 @@ fn the_docs_api_errors_are_the_tables() {
     assert_columns(&doc, "| code | status | SDK code |", &rows);
 }
 
-/// Every `^…$` the docs quote is one of the protocol's patterns, so none is left behind
-/// when a pattern changes.
-#[test]
-fn the_docs_quote_only_the_tables_patterns() {
+/// Fails when `file` quotes (between two `quote`s) a `^…$` that is none of the
+/// protocol's patterns.
+fn assert_quotes_known(file: &Path, quote: char) {
     let known: Vec<String> = limits::PATTERNS.iter().map(|p| p.1.to_string()).collect();
-    for entry in std::fs::read_dir(path("docs")).unwrap() {
-        let file = entry.unwrap().path();
-        if file.extension().is_none_or(|e| e != "md") {
-            continue;
-        }
-        let doc = std::fs::read_to_string(&file).unwrap();
-        for (at, _) in doc.match_indices("`^") {
-            let quoted = doc[at + 1..].split('`').next().unwrap_or_default();
-            if quoted.ends_with('$') {
-                assert!(
-                    known.iter().any(|k| k == quoted),
-                    "{}: {quoted} is none of {known:?}",
-                    file.display()
-                );
-            }
+    let text = std::fs::read_to_string(file).unwrap();
+    for (at, _) in text.match_indices(&format!("{quote}^")) {
+        let quoted = text[at + 1..].split(quote).next().unwrap_or_default();
+        if quoted.ends_with('$') {
+            assert!(
+                known.iter().any(|k| k == quoted),
+                "{}: {quoted} is none of {known:?}",
+                file.display()
+            );
         }
     }
+}
+
+/// Every `^…$` the docs, the SDK's types and the OpenAPI document quote is one of the
+/// protocol's patterns, so none is left behind when a pattern changes.
+#[test]
+fn the_docs_quote_only_the_tables_patterns() {
+    for entry in std::fs::read_dir(path("docs")).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_some_and(|e| e == "md") {
+            assert_quotes_known(&file, '`');
+        }
+    }
+    assert_quotes_known(&path("web/sdk/livetally.d.ts"), '`');
+    assert_quotes_known(&path("src/http/openapi.json"), '"');
 }
 
 /// The viewer-id pattern is the SDK's alone: no other web file, and no other line of the
