@@ -1,4 +1,4 @@
-//! The `Store` contract: one suite, run on every backend (memory, standalone Redis, a
+//! The `Store` contract (every seam of it): one suite, run on every backend (memory, standalone Redis, a
 //! 3-master Redis Cluster). Every check asserts the numbers a user would see.
 //!
 //! Redis servers are started once per test binary, lazily, and shared: each test works on
@@ -19,7 +19,8 @@ use livetally::campaign::{Access, Campaign, State};
 use livetally::store::memory::MemoryStore;
 use livetally::store::redis::RedisStore;
 use livetally::store::{
-    Applied, Batch, NodeShare, Owner, Presence, Registration, SeriesMetric, SessionDelta, Store, StoreError,
+    Applied, Batch, Campaigns, Counting, Health, NodeShare, Owner, Presence, Reads, Registration, SeriesMetric,
+    SessionDelta, Store, StoreError,
 };
 use support::redis::{RedisCluster, RedisServer};
 

@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
-use crate::store::{bucket_of, Store, StoreError};
+use crate::store::{bucket_of, Reads, StoreError};
 use crate::tally::{CampaignTally, Tallies};
 
 /// The broadcaster task and the few things it touches.
 pub struct Broadcaster {
     pub tallies: Arc<Tallies>,
-    pub store: Arc<dyn Store>,
+    /// The one seam it uses: stats read, tick recorded.
+    pub store: Arc<dyn Reads>,
     pub metrics: Arc<Metrics>,
     /// `--tick`: how often stats are read and pushed.
     pub tick: Duration,
@@ -107,13 +108,19 @@ impl Broadcaster {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
     use super::*;
     use crate::store::flaky::{campaign, Flaky};
-    use crate::store::{Batch, Presence, SessionDelta};
+    use crate::store::{Batch, Campaigns, Counting, Presence, SeriesMetric, SessionDelta, Stats, StoreResult};
 
     const TICK: Duration = Duration::from_secs(1);
 
-    fn broadcaster(store: Arc<Flaky>, tallies: &Arc<Tallies>) -> (Broadcaster, Arc<Metrics>) {
+    fn broadcaster(store: Arc<dyn Reads>, tallies: &Arc<Tallies>) -> (Broadcaster, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let b = Broadcaster {
             tallies: tallies.clone(),
@@ -189,30 +196,77 @@ mod tests {
         task.await.unwrap();
     }
 
+    /// The broadcaster's one seam, scripted: the stats it answers (`None`: the store is
+    /// down) and the ticks recorded. Nothing else of the store is needed to test it.
+    #[derive(Default)]
+    struct ScriptedReads {
+        stats: Mutex<Option<Stats>>,
+        ticks: AtomicU64,
+    }
+
+    impl ScriptedReads {
+        /// One viewer and `likes` likes from now on (`None`: down).
+        fn answer(&self, likes: Option<u64>) {
+            *self.stats.lock().unwrap() = likes.map(|n| Stats {
+                viewers: 1,
+                interactions: BTreeMap::from([("like".to_owned(), n)]),
+                ..Stats::default()
+            });
+        }
+    }
+
+    #[async_trait]
+    impl Reads for ScriptedReads {
+        async fn stats(&self, _: &str, _: &[String], _: i64) -> StoreResult<Stats> {
+            let stats = self.stats.lock().unwrap().clone();
+            stats.ok_or_else(|| StoreError::Unavailable("scripted outage".into()))
+        }
+
+        async fn record_tick(
+            &self,
+            _: &str,
+            _: i64,
+            at_ms: i64,
+            viewers: u64,
+            _: &BTreeMap<String, u64>,
+        ) -> StoreResult<(u64, Option<i64>)> {
+            self.ticks.fetch_add(1, Ordering::SeqCst);
+            Ok((viewers, Some(at_ms)))
+        }
+
+        async fn series(&self, _: &str, _: &SeriesMetric, _: i64, _: i64) -> StoreResult<Vec<(i64, u64)>> {
+            Ok(vec![])
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_outage_keeps_the_last_frame() {
-        let store = Arc::new(Flaky::default());
+        let reads = Arc::new(ScriptedReads::default());
+        reads.answer(Some(2));
         let c = campaign("launch");
-        store.create_campaign(&c).await.unwrap();
-        flush(&store, 1, 2).await;
         let tallies = Arc::new(Tallies::new(1_000));
         let tally = tallies.get_or_create(&c);
         let mut socket = tally.frames.subscribe();
-        let (b, metrics) = broadcaster(store.clone(), &tallies);
+        let (b, metrics) = broadcaster(reads.clone(), &tallies);
         let stop = CancellationToken::new();
         let task = tokio::spawn(b.run(stop.clone()));
         socket.changed().await.unwrap();
         socket.mark_unchanged();
 
-        store.set_down(true);
+        reads.answer(None);
+        let ticks = reads.ticks.load(Ordering::SeqCst);
         tokio::time::sleep(TICK * 3 + Duration::from_millis(1)).await;
         assert!(!socket.has_changed().unwrap());
         assert_eq!(viewer_frame(&tally)["interactions"]["like"], 2);
         assert_eq!(metrics.store_up.get(), 0);
         assert_eq!(metrics.store_errors.get(), 3, "one failed read per tick");
+        assert_eq!(
+            reads.ticks.load(Ordering::SeqCst),
+            ticks,
+            "no tick recorded without stats"
+        );
 
-        store.set_down(false);
-        flush(&store, 2, 5).await;
+        reads.answer(Some(7));
         socket.changed().await.unwrap();
         assert_eq!(viewer_frame(&tally)["interactions"]["like"], 7);
         assert_eq!(metrics.store_reconnects.get(), 1);

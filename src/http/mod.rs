@@ -29,6 +29,8 @@ use crate::tally::Tallies;
 
 /// What the HTTP routes touch.
 pub struct Api {
+    /// `Health`, `Campaigns`, `Reads` and `Signups` (the routes count through the tallies,
+    /// and leave the webhook queues to the deliverer); the sign-up export keeps `Signups` only.
     pub store: Arc<dyn Store>,
     /// For share visits (counted through the tally) and ending a campaign's sockets here.
     pub tallies: Arc<Tallies>,

@@ -18,7 +18,7 @@ use crate::campaign::signup::check_submission;
 use crate::campaign::{is_client_id, Access, Campaign};
 use crate::error::ApiError;
 use crate::protocol::limits::CLIENT_ID;
-use crate::store::{Registration, Store};
+use crate::store::{Registration, Signups};
 
 /// Registrations per store read while exporting: all the export holds at a time.
 pub const EXPORT_PAGE: usize = 1_000;
@@ -166,7 +166,7 @@ pub async fn export(
 
 /// The export's cursor: the header, then page after page, then the end.
 struct Rows {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Signups>,
     campaign: String,
     /// Declared field names: the CSV's columns after `viewer` and `registered_at`.
     fields: Vec<String>,
@@ -296,6 +296,7 @@ pub async fn erase(
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+    use crate::store::Campaigns;
 
     fn reg(viewer: &str, fields: &str) -> Registration {
         Registration {

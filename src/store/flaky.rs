@@ -1,17 +1,21 @@
 //! A test double: the memory store behind a switch that makes every call fail as an
 //! unreachable Redis would, so the tasks that must survive an outage (flusher,
-//! broadcaster) are unit-tested without a Redis to kill.
+//! broadcaster) are unit-tested without a Redis to kill. It implements every seam; a test
+//! of a task that names one seam can use a smaller double of its own (see `broadcast`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::memory::MemoryStore;
-use super::{Applied, Batch, Owner, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult};
 use std::time::Duration;
 
+use super::memory::MemoryStore;
 use super::outbox::{Lease, Settle};
+use super::{
+    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
+    StoreError, StoreResult,
+};
 use crate::campaign::{Campaign, Milestones};
 
 /// [`MemoryStore`] that can be taken down and brought back.
@@ -37,13 +41,17 @@ impl Flaky {
 }
 
 #[async_trait]
-impl Store for Flaky {
+impl Health for Flaky {
     fn kind(&self) -> &'static str {
         "flaky"
     }
     async fn ping(&self) -> StoreResult<()> {
         self.up()
     }
+}
+
+#[async_trait]
+impl Campaigns for Flaky {
     async fn create_campaign(&self, c: &Campaign) -> StoreResult<()> {
         self.up()?;
         self.inner.create_campaign(c).await
@@ -64,6 +72,14 @@ impl Store for Flaky {
         self.up()?;
         self.inner.delete_campaign(id).await
     }
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+        self.up()?;
+        self.inner.set_milestones(id, milestones).await
+    }
+}
+
+#[async_trait]
+impl Counting for Flaky {
     async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         self.up()?;
         self.inner.claim_session(campaign, session, owner).await
@@ -77,6 +93,10 @@ impl Store for Flaky {
         self.up()?;
         self.inner.drop_presence(campaign, node).await
     }
+}
+
+#[async_trait]
+impl Reads for Flaky {
     async fn stats(&self, campaign: &str, kinds: &[String], now_ms: i64) -> StoreResult<Stats> {
         self.up()?;
         self.inner.stats(campaign, kinds, now_ms).await
@@ -94,6 +114,20 @@ impl Store for Flaky {
             .record_tick(campaign, bucket_ms, at_ms, viewers, regions)
             .await
     }
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        self.up()?;
+        self.inner.series(campaign, metric, from_ms, to_ms).await
+    }
+}
+
+#[async_trait]
+impl Signups for Flaky {
     async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
         self.up()?;
         self.inner.register(campaign, registration).await
@@ -106,20 +140,10 @@ impl Store for Flaky {
         self.up()?;
         self.inner.erase_registration(campaign, viewer).await
     }
-    async fn series(
-        &self,
-        campaign: &str,
-        metric: &SeriesMetric,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> StoreResult<Vec<(i64, u64)>> {
-        self.up()?;
-        self.inner.series(campaign, metric, from_ms, to_ms).await
-    }
-    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
-        self.up()?;
-        self.inner.set_milestones(id, milestones).await
-    }
+}
+
+#[async_trait]
+impl Outbox for Flaky {
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         self.up()?;
         self.inner.due_outboxes(now_ms, limit).await

@@ -4,6 +4,7 @@
 //! per flush or tick, not per frame.
 
 mod campaign;
+mod counting;
 mod generations;
 mod signups;
 
@@ -14,29 +15,29 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use self::campaign::{CampaignData, Entry, Lease};
+use self::campaign::CampaignData;
 use self::generations::Generations;
 use super::hll::HyperLogLog;
-use super::outbox::{self, Outbox, Settle};
+use super::outbox::{self, Queues, Settle};
 use super::{
-    Applied, Batch, NodeShare, Owner, Presence, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult,
+    Campaigns, Health, NodeShare, Outbox, Reads, Registration, SeriesMetric, Signups, Stats, StoreError, StoreResult,
     DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones, State};
 
-/// In-memory [`Store`].
+/// In-memory [`super::Store`]: every seam, one map under one lock.
 pub struct MemoryStore {
     inner: Mutex<HashMap<String, CampaignData>>,
     /// Campaigns created so far: the creation sequence (not the map's size, which shrinks
     /// when a campaign is deleted).
     created: AtomicU64,
-    /// The session TTL new campaigns get (see [`Store::claim_session`]).
+    /// The session TTL new campaigns get (see [`super::Counting::claim_session`]).
     session_ttl: Duration,
     /// Generation 0 starts here, for every campaign.
     started: Instant,
     /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
     /// order: `inner`, then `outbox`).
-    outbox: Mutex<Outbox>,
+    outbox: Mutex<Queues>,
 }
 
 impl Default for MemoryStore {
@@ -87,7 +88,7 @@ impl MemoryStore {
         self
     }
 
-    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+    fn outbox(&self) -> MutexGuard<'_, Queues> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -102,18 +103,8 @@ fn registration_data(viewer: &str, fields: &str) -> String {
     format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer))
 }
 
-/// Where visits beyond a campaign's channel bound are counted.
-const OTHER_CHANNEL: &str = "other";
-
-/// True when `channel` is counted under its own name: it is known already, it is `other`,
-/// or the campaign has fewer than `max` distinct channels besides `other` (0: no bound).
-fn share_channel_fits(shares: &BTreeMap<String, u64>, channel: &str, max: u64) -> bool {
-    let distinct = shares.len() - usize::from(shares.contains_key(OTHER_CHANNEL));
-    max == 0 || channel == OTHER_CHANNEL || shares.contains_key(channel) || (distinct as u64) < max
-}
-
 #[async_trait]
-impl Store for MemoryStore {
+impl Health for MemoryStore {
     fn kind(&self) -> &'static str {
         "memory"
     }
@@ -121,7 +112,10 @@ impl Store for MemoryStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl Campaigns for MemoryStore {
     async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         let mut map = self.lock();
         if map.contains_key(&campaign.id) {
@@ -193,161 +187,16 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
         let mut map = self.lock();
-        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        let now = Instant::now();
-        d.roll(now);
-        let old = d.sessions.get(session).cloned();
-        if let Some(Entry {
-            epoch,
-            owner: Some((node, region)),
-            ..
-        }) = &old
-        {
-            if d.alive(node, now) {
-                d.moved.insert(*epoch, (node.clone(), region.clone()));
-            }
-        }
-        if !d.alive(owner.node, now) {
-            d.claim_leases.insert(owner.node.to_owned(), now + owner.lease);
-        }
-        d.last_epoch += 1;
-        let acked = old.map_or(0, |e| e.acked);
-        let entry = Entry {
-            epoch: d.last_epoch,
-            acked,
-            owner: Some((owner.node.to_owned(), owner.region.to_owned())),
-        };
-        d.sessions.put(session, entry);
-        Ok((d.last_epoch, acked))
+        let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
+        d.campaign.milestones = milestones.clone();
+        Ok(d.campaign.clone())
     }
+}
 
-    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
-        let mut map = self.lock();
-        let ended = Applied {
-            ended: true,
-            ..Applied::default()
-        };
-        let Some(d) = map.get_mut(&batch.campaign) else {
-            return Ok(ended);
-        };
-        if d.campaign.state == State::Ended {
-            return Ok(ended);
-        }
-        d.roll(Instant::now());
-        let session_ttl = Some(d.sessions.ttl());
-        if batch.number > 0 {
-            if let Some((n, fenced)) = d.applied.get(&batch.origin) {
-                if *n >= batch.number {
-                    return Ok(Applied {
-                        fenced: fenced.clone(),
-                        ended: false,
-                        session_ttl,
-                        moved: vec![],
-                    });
-                }
-            }
-        }
-        for (session, epoch) in &batch.touch {
-            if let Some(entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
-                d.sessions.put(session, entry);
-            }
-        }
-        let mut fenced = Vec::new();
-        for (i, s) in batch.sessions.iter().enumerate() {
-            let Some(mut entry) = d.sessions.get(&s.session).filter(|e| e.epoch == s.epoch).cloned() else {
-                fenced.push(i);
-                continue;
-            };
-            entry.acked = entry.acked.max(s.seq);
-            d.sessions.put(&s.session, entry);
-            if !s.counts.is_empty() {
-                d.interactors.add(&s.viewer);
-            }
-            let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();
-            for (kind, n) in &s.counts {
-                let total = d.interactions.entry(kind.clone()).or_default();
-                *total += n;
-                *bucket.entry(kind.clone()).or_default() += n;
-                let total = *total;
-                self.outbox()
-                    .reached(&d.campaign, kind, total - n, total, crate::util::now_ms());
-            }
-        }
-        for v in &batch.new_viewers {
-            d.uniques.add(v);
-        }
-        for (channel, n) in &batch.share_visits {
-            let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
-                channel.as_str()
-            } else {
-                OTHER_CHANNEL
-            };
-            *d.shares.entry(channel.to_owned()).or_default() += n;
-        }
-        // Sockets this node closed: no longer counted by it, nor moved away from it.
-        for (session, epoch) in &batch.left {
-            d.moved.remove(epoch);
-            if let Some(mut entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
-                entry.owner = None;
-                d.sessions.put(session, entry);
-            }
-        }
-        let mut moved: Vec<u64> = d
-            .moved
-            .iter()
-            .filter(|(_, (node, _))| *node == batch.node)
-            .map(|(e, _)| *e)
-            .collect();
-        moved.sort_unstable();
-        if let Some((node, presence)) = &batch.presence {
-            let now = crate::util::now_ms();
-            let instant = Instant::now();
-            d.presence.insert(
-                node.clone(),
-                Lease {
-                    presence: presence.clone(),
-                    updated_at: now,
-                    expires: instant + batch.presence_ttl,
-                },
-            );
-            // The peak moves with presence, so it is exact to the flush, not just the tick.
-            d.prune(instant);
-            let counted: Vec<Presence> = d.presence.iter().map(|(n, l)| d.counted(n, l)).collect();
-            let total: u64 = counted.iter().map(|p| p.viewers).sum();
-            if total > d.peak {
-                let mut regions = BTreeMap::new();
-                for p in &counted {
-                    for (r, n) in &p.regions {
-                        *regions.entry(r.clone()).or_default() += n;
-                    }
-                }
-                self.outbox().peak(&d.campaign, d.peak, total, now, now);
-                d.peak = total;
-                d.peak_at = Some(now);
-                d.regions_at_peak = regions;
-            }
-        }
-        if batch.number > 0 {
-            d.applied.put(&batch.origin, (batch.number, fenced.clone()));
-        }
-        Ok(Applied {
-            fenced,
-            ended: false,
-            session_ttl,
-            moved,
-        })
-    }
-
-    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
-        if let Some(d) = self.lock().get_mut(campaign) {
-            d.presence.remove(node);
-            d.claim_leases.remove(node);
-        }
-        Ok(())
-    }
-
+#[async_trait]
+impl Reads for MemoryStore {
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
@@ -417,30 +266,6 @@ impl Store for MemoryStore {
         Ok((d.peak, d.peak_at))
     }
 
-    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
-        let mut map = self.lock();
-        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        let added = d.registrations.add(registration);
-        if added {
-            let data = registration_data(&registration.viewer, &registration.fields);
-            self.outbox()
-                .push(campaign, outbox::REGISTRATION, &data, crate::util::now_ms());
-        }
-        Ok(added)
-    }
-
-    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
-        let map = self.lock();
-        let d = map.get(campaign).ok_or(StoreError::NotFound)?;
-        Ok(d.registrations.page(after, limit))
-    }
-
-    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
-        let mut map = self.lock();
-        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        Ok(d.registrations.erase(viewer))
-    }
-
     async fn series(
         &self,
         campaign: &str,
@@ -468,14 +293,37 @@ impl Store for MemoryStore {
                 .collect(),
         })
     }
+}
 
-    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+#[async_trait]
+impl Signups for MemoryStore {
+    async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
         let mut map = self.lock();
-        let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
-        d.campaign.milestones = milestones.clone();
-        Ok(d.campaign.clone())
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        let added = d.registrations.add(registration);
+        if added {
+            let data = registration_data(&registration.viewer, &registration.fields);
+            self.outbox()
+                .push(campaign, outbox::REGISTRATION, &data, crate::util::now_ms());
+        }
+        Ok(added)
     }
 
+    async fn registrations(&self, campaign: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, Registration)>> {
+        let map = self.lock();
+        let d = map.get(campaign).ok_or(StoreError::NotFound)?;
+        Ok(d.registrations.page(after, limit))
+    }
+
+    async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        Ok(d.registrations.erase(viewer))
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         Ok(self.outbox().due(now_ms, limit))
     }

@@ -7,12 +7,16 @@
 //! node to look delivers it again with the same `id` (at least once).
 //!
 //! The Redis layout is in `redis/keys.rs` (`outbox`, `outbox-state`, `lt:{webhooks}:due`)
-//! and the logic in `redis/lua/events.lua`, `lease.lua` and `settle.lua`; [`Outbox`] is the
-//! memory store's copy of the same rules.
+//! and the logic in `redis/lua/events.lua`, `lease.lua` and `settle.lua`; [`Queues`] is the
+//! memory store's copy of the same rules. The webhook deliverer reads the queues through the
+//! [`Outbox`] seam.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use async_trait::async_trait;
+
+use super::StoreResult;
 use crate::campaign::Campaign;
 
 /// `campaign.ended`: data is the campaign's report, filled in when it is delivered.
@@ -27,6 +31,24 @@ pub const REGISTRATION: &str = "registration.created";
 /// A rising peak is reported at most once a minute per campaign, so a launch whose
 /// audience grows every second does not flood the receiver.
 pub const PEAK_EVERY_MS: i64 = 60_000;
+
+/// The webhook queues, as the deliverer sees them: events are queued by the other seams'
+/// writes (a count, the peak, the end, a registration), never through this one.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Webhook queues (see the module doc) whose head may be due at `now_ms`, at most `limit`.
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Leases the head of a campaign's webhook queue to `node` for `lease`.
+    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease>;
+
+    /// Ends `node`'s lease of event `id`: delivered or dropped (it leaves the queue), or
+    /// retried later.
+    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()>;
+
+    /// Webhook events queued and not yet delivered or dropped, over every campaign.
+    async fn pending_events(&self) -> StoreResult<u64>;
+}
 
 /// The head of a campaign's queue, leased to one node until `lease_until_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +68,7 @@ pub struct LeasedEvent {
     pub delivered: Vec<String>,
 }
 
-/// What [`crate::store::Store::lease_event`] found.
+/// What [`Outbox::lease_event`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
     /// Nothing queued for the campaign.
@@ -110,12 +132,12 @@ struct Delivery {
 /// even after the campaign is deleted, so its last events still go out). Off unless
 /// webhooks are configured: nothing is queued then.
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub struct Queues {
     pub enabled: bool,
     queues: BTreeMap<String, Queue>,
 }
 
-impl Outbox {
+impl Queues {
     /// Queues one event of `campaign` at `now_ms`.
     pub fn push(&mut self, campaign: &str, kind: &str, data: &str, now_ms: i64) {
         if !self.enabled {
@@ -255,9 +277,9 @@ mod tests {
 
     #[test]
     fn the_head_is_leased_once_and_waits_for_its_retry() {
-        let mut o = Outbox {
+        let mut o = Queues {
             enabled: true,
-            ..Outbox::default()
+            ..Queues::default()
         };
         o.push("c", REGISTRATION, "{}", 0);
         o.push("c", REGISTRATION, "{}", 0);

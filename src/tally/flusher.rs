@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::{SessionSlot, Snapshot};
 use super::{CampaignTally, Tallies};
 use crate::metrics::Metrics;
-use crate::store::{bucket_of, Batch, SessionDelta, Store};
+use crate::store::{bucket_of, Batch, Counting, SessionDelta};
 
 /// Campaigns flushed concurrently: one slow campaign (or a hung store call) must not hold
 /// back the others, yet a node with thousands of campaigns must not open thousands of
@@ -89,7 +89,8 @@ pub struct Timing {
 /// The flusher task and the few things it touches.
 pub struct Flusher {
     pub tallies: Arc<Tallies>,
-    pub store: Arc<dyn Store>,
+    /// The one seam it writes through: batches and presence.
+    pub store: Arc<dyn Counting>,
     pub metrics: Arc<Metrics>,
     /// This node's name in presence.
     pub node_id: String,
@@ -106,7 +107,7 @@ pub struct Flusher {
 impl Flusher {
     pub fn new(
         tallies: Arc<Tallies>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Counting>,
         metrics: Arc<Metrics>,
         node_id: String,
         origin: String,

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 pub struct SessionSlot {
     pub session: String,
     pub viewer: String,
-    /// Ownership epoch from `Store::claim_session`.
+    /// Ownership epoch from `Counting::claim_session`.
     pub epoch: u64,
     /// Seqlock version: odd while the socket is writing.
     version: AtomicU64,

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::campaign::Campaign;
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Lease, LeasedEvent, Settle};
-use crate::store::{Stats, Store};
+use crate::store::{Campaigns, Outbox, Reads, Stats, Store};
 
 /// The header receivers verify.
 pub const SIGNATURE_HEADER: &str = "Livetally-Signature";
@@ -99,7 +99,11 @@ pub fn report(c: &Campaign, s: &Stats, now_ms: i64) -> Value {
 
 /// One node's deliverer.
 pub struct Webhooks {
-    pub store: Arc<dyn Store>,
+    /// The queues it delivers from.
+    pub outbox: Arc<dyn Outbox>,
+    /// The campaign and its stats, for the report `campaign.ended` carries.
+    pub campaigns: Arc<dyn Campaigns>,
+    pub reads: Arc<dyn Reads>,
     pub metrics: Arc<Metrics>,
     /// This node's id: whose lease it is.
     pub node: String,
@@ -112,6 +116,7 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
+    /// Takes the node's store and keeps the three seams delivery uses.
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
@@ -126,7 +131,9 @@ impl Webhooks {
             .user_agent(concat!("livetally-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            store,
+            outbox: store.clone(),
+            campaigns: store.clone(),
+            reads: store,
             metrics,
             node,
             urls,
@@ -152,7 +159,7 @@ impl Webhooks {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = pending.tick() => match self.store.pending_events().await {
+                _ = pending.tick() => match self.outbox.pending_events().await {
                     Ok(n) => self.metrics.webhook_pending.set(n as i64),
                     Err(e) => tracing::warn!(error = %e, "webhook queues not counted"),
                 },
@@ -168,7 +175,7 @@ impl Webhooks {
         if room == 0 {
             return;
         }
-        let due = match self.store.due_outboxes(crate::util::now_ms(), MAX_IN_FLIGHT).await {
+        let due = match self.outbox.due_outboxes(crate::util::now_ms(), MAX_IN_FLIGHT).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for webhook events");
@@ -196,7 +203,7 @@ impl Webhooks {
     /// Delivers a campaign's events in order until one must wait (or the queue is empty).
     async fn drain(&self, campaign: &str) {
         loop {
-            let event = match self.store.lease_event(campaign, &self.node, self.lease()).await {
+            let event = match self.outbox.lease_event(campaign, &self.node, self.lease()).await {
                 Ok(Lease::Leased(e)) => e,
                 Ok(Lease::Empty | Lease::NotDue) => return,
                 Err(e) => {
@@ -206,7 +213,7 @@ impl Webhooks {
             };
             let outcome = self.attempt(&event).await;
             let delivered = outcome == Settle::Delivered || outcome == Settle::Dropped;
-            if let Err(e) = self.store.settle_event(campaign, &event.id, &self.node, outcome).await {
+            if let Err(e) = self.outbox.settle_event(campaign, &event.id, &self.node, outcome).await {
                 // The lease expires and the event is tried again: at least once.
                 tracing::warn!(campaign, id = %event.id, error = %e, "cannot settle a webhook event");
                 return;
@@ -260,8 +267,8 @@ impl Webhooks {
         let Ok(mut v) = serde_json::from_str::<Value>(&event.body) else {
             return event.body.clone();
         };
-        if let Ok(Some(c)) = self.store.get_campaign(&event.campaign).await {
-            if let Ok(s) = self.store.stats(&c.id, &c.kinds, crate::util::now_ms()).await {
+        if let Ok(Some(c)) = self.campaigns.get_campaign(&event.campaign).await {
+            if let Ok(s) = self.reads.stats(&c.id, &c.kinds, crate::util::now_ms()).await {
                 v["data"] = report(&c, &s, crate::util::now_ms());
             }
         }

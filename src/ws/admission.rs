@@ -67,6 +67,8 @@ impl Connections {
 /// What admission touches.
 pub struct Admission {
     pub tallies: Arc<Tallies>,
+    /// Three seams: `Campaigns` (the campaign asked for), `Counting` (the session claim) and
+    /// `Reads` (the welcome's stats).
     pub store: Arc<dyn Store>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,

@@ -355,7 +355,7 @@ mod tests {
     use tokio_tungstenite::WebSocketStream;
 
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Campaigns, Reads};
     use crate::ws::testing::{next_json, rig, Rig};
 
     type Client = WebSocketStream<DuplexStream>;

@@ -12,7 +12,7 @@ use super::connection::SocketEnv;
 use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::store::flaky::{campaign, Flaky};
-use crate::store::Store;
+use crate::store::Campaigns;
 use crate::tally::flusher::{Flusher, Timing};
 use crate::tally::Tallies;
 

@@ -33,7 +33,8 @@ use async_trait::async_trait;
 
 use super::outbox::{Lease, Settle};
 use super::{
-    Applied, Batch, Owner, Registration, SeriesMetric, Stats, Store, StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
+    StoreError, StoreResult, DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones};
 use codec::{campaign_from_meta, opt_i64, LuaBatch};
@@ -50,7 +51,7 @@ pub use schema::VERSION as SCHEMA_VERSION;
 /// the 5 s between looks) and for a script started before to have ended.
 pub const FINISH_WAIT: Duration = Duration::from_secs(2 * schema::RECHECK.as_secs() + CALL_TIMEOUT.as_secs());
 
-/// Redis-backed [`Store`] for standalone Redis or Redis Cluster.
+/// Redis-backed [`super::Store`] (every seam) for standalone Redis or Redis Cluster.
 pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
@@ -187,7 +188,7 @@ impl RedisStore {
 pub(super) type MetaFields = (Option<String>, Option<String>, Option<String>);
 
 #[async_trait]
-impl Store for RedisStore {
+impl Health for RedisStore {
     fn kind(&self) -> &'static str {
         match self.conn {
             Conn::Standalone(_) => "redis",
@@ -202,7 +203,10 @@ impl Store for RedisStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Campaigns for RedisStore {
     async fn create_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
         self.create(campaign).await
     }
@@ -226,6 +230,13 @@ impl Store for RedisStore {
         self.delete(id).await
     }
 
+    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
+        self.replace_milestones(id, milestones).await
+    }
+}
+
+#[async_trait]
+impl Counting for RedisStore {
     async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
         let k = CampaignKeys(campaign);
         let [s0, s1] = k.session_gens();
@@ -363,7 +374,10 @@ impl Store for RedisStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Reads for RedisStore {
     /// Leases are judged by the Redis clock that stamped them, not by `now_ms`.
     async fn stats(&self, campaign: &str, kinds: &[String], _now_ms: i64) -> StoreResult<Stats> {
         self.read_stats(campaign, kinds).await
@@ -392,6 +406,19 @@ impl Store for RedisStore {
         Ok((peak, opt_i64(&peak_at, "peak_at")?))
     }
 
+    async fn series(
+        &self,
+        campaign: &str,
+        metric: &SeriesMetric,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<(i64, u64)>> {
+        self.read_series(campaign, metric, from_ms, to_ms).await
+    }
+}
+
+#[async_trait]
+impl Signups for RedisStore {
     async fn register(&self, campaign: &str, registration: &Registration) -> StoreResult<bool> {
         self.add_registration(campaign, registration).await
     }
@@ -403,21 +430,10 @@ impl Store for RedisStore {
     async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         self.erase(campaign, viewer).await
     }
+}
 
-    async fn series(
-        &self,
-        campaign: &str,
-        metric: &SeriesMetric,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> StoreResult<Vec<(i64, u64)>> {
-        self.read_series(campaign, metric, from_ms, to_ms).await
-    }
-
-    async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
-        self.replace_milestones(id, milestones).await
-    }
-
+#[async_trait]
+impl Outbox for RedisStore {
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         self.due(now_ms, limit).await
     }

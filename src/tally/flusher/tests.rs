@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::flaky::{campaign, Flaky};
+use crate::store::{Campaigns, Reads};
 use crate::tally::session::SessionSlot;
 
 const INTERVAL: Duration = Duration::from_millis(100);

@@ -1,7 +1,7 @@
 //! Admission on the memory store: limits, resumed sessions, tokens, regions, refusals.
 
 use super::*;
-use crate::store::{Batch, SessionDelta};
+use crate::store::{Batch, Counting, SessionDelta};
 use crate::ws::testing::{rig, rig_with};
 use actix_web::ResponseError;
 
