@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::broadcast::outlet::Outlets;
 use crate::campaign::Campaign;
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::Presence;
-use crate::util::outlet::Outlets;
 pub use pending::Pending;
 use session::SessionSlot;
 

@@ -18,11 +18,11 @@ use super::admission::{Admitted, Peer};
 use super::feed::{Fed, Feed};
 use super::policy::{self, BadWindow, Limiter, LimiterClock, RateStreak, PING_INTERVAL};
 use super::transport::{Incoming, Io, SendError, Transport};
+use crate::broadcast::outlet::Audience;
 use crate::metrics::Metrics;
 use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
-use crate::util::outlet::Audience;
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.

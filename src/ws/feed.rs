@@ -1,5 +1,5 @@
 //! Where a socket's stats frames come from: over plain TCP the broadcaster writes them into
-//! the socket itself (`util::outlet`) and the task only finishes what it left; over any
+//! the socket itself (`broadcast::outlet`) and the task only finishes what it left; over any
 //! other stream the task sends each new frame of the campaign's `watch` channel. One
 //! branch of the socket's `select!` either way, so its future holds one wait, not two.
 
@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::transport::{Io, Transport};
+use crate::broadcast::outlet::{Audience, Outlet};
 use crate::protocol::Frames;
 use crate::tally::CampaignTally;
-use crate::util::outlet::{Audience, Outlet};
 
 /// Where a socket's stats frames come from.
 pub enum Feed {
