@@ -266,7 +266,7 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let stop_flusher = CancellationToken::new();
     let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
     let flush_now: flusher::FlushNow = flush_now;
-    let timing = flusher::Timing {
+    let timing = flusher::FlushTiming {
         flush_interval: config.flush_interval,
         tick: config.tick,
         presence_ttl: config.presence_ttl,

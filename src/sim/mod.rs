@@ -23,7 +23,7 @@ use crate::campaign::{Access, Campaign, State};
 use crate::load::hist::Hist;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
-use crate::tally::flusher::Timing;
+use crate::tally::flusher::FlushTiming;
 use crate::util::duration::parse_duration;
 use info::{MasterRate, Masters, Sample};
 use node::{Shown, TickHist, VirtualNode};
@@ -235,7 +235,7 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
         r => r?,
     }
-    let timing = Timing {
+    let timing = FlushTiming {
         flush_interval: args.flush_interval,
         tick: args.tick,
         presence_ttl: args.presence_ttl,

@@ -14,7 +14,7 @@ use crate::campaign::Campaign;
 use crate::load::hist::Hist;
 use crate::metrics::Metrics;
 use crate::store::{Owner, Store, StoreResult};
-use crate::tally::flusher::{Flusher, Timing};
+use crate::tally::flusher::{FlushTiming, Flusher};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Tallies};
 
@@ -52,7 +52,7 @@ impl VirtualNode {
         id: String,
         campaign: &Campaign,
         store: Arc<dyn Store>,
-        timing: Timing,
+        timing: FlushTiming,
         phase: Duration,
         ticks: TickHist,
     ) -> Self {

@@ -13,7 +13,7 @@ use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::store::flaky::{campaign, Flaky};
 use crate::store::Store;
-use crate::tally::flusher::{Flusher, Timing};
+use crate::tally::flusher::{FlushTiming, Flusher};
 use crate::tally::Tallies;
 
 /// The operator token of [`rig`].
@@ -116,7 +116,7 @@ impl Rig {
 impl Rig {
     /// Runs the flusher (100 ms) until the returned token is cancelled: acks go out.
     pub fn flusher(&self) -> CancellationToken {
-        let timing = Timing {
+        let timing = FlushTiming {
             flush_interval: Duration::from_millis(100),
             tick: Duration::from_secs(1),
             presence_ttl: Duration::from_secs(10),

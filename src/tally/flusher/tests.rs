@@ -7,7 +7,7 @@ use crate::tally::session::SessionSlot;
 const INTERVAL: Duration = Duration::from_millis(100);
 
 fn flusher(store: Arc<Flaky>, tallies: &Arc<Tallies>) -> Flusher {
-    let timing = Timing {
+    let timing = FlushTiming {
         flush_interval: INTERVAL,
         tick: Duration::from_secs(1),
         presence_ttl: Duration::from_secs(10),
