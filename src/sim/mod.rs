@@ -20,6 +20,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 
 use crate::campaign::{Access, Campaign, State};
+use crate::config::defaults;
 use crate::load::hist::Hist;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
@@ -46,11 +47,11 @@ pub struct SimArgs {
     /// Regions the viewers spread over.
     #[arg(long, default_value_t = 31)]
     pub regions: usize,
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::TICK.text, value_parser = parse_duration)]
     pub tick: Duration,
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::FLUSH_INTERVAL.text, value_parser = parse_duration)]
     pub flush_interval: Duration,
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::PRESENCE_TTL.text, value_parser = parse_duration)]
     pub presence_ttl: Duration,
     /// Session claims in flight at once during the ramp.
     #[arg(long, default_value_t = 64)]
@@ -239,7 +240,7 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         flush_interval: args.flush_interval,
         tick: args.tick,
         presence_ttl: args.presence_ttl,
-        session_ttl: crate::store::DEFAULT_SESSION_TTL,
+        session_ttl: defaults::SESSION_TTL.value,
     };
     let ticks: TickHist = Arc::default();
     let n = args.nodes;

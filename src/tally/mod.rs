@@ -31,9 +31,6 @@ use session::SessionSlot;
 /// than the campaign may have.
 pub const MAX_SHARE_CHANNELS: usize = 256;
 
-/// `--max-share-channels` when nothing else is said (its default).
-pub const DEFAULT_MAX_SHARE_CHANNELS: usize = 64;
-
 /// The node-local state of one campaign.
 pub struct CampaignTally {
     pub campaign: Campaign,
@@ -239,7 +236,7 @@ impl Tallies {
         Self {
             map: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new(max_pending)),
-            max_share_channels: DEFAULT_MAX_SHARE_CHANNELS,
+            max_share_channels: crate::config::defaults::MAX_SHARE_CHANNELS,
         }
     }
 
