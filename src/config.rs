@@ -10,6 +10,64 @@ use clap::Args;
 
 use crate::util::duration::parse_duration;
 
+/// The flags' defaults that other parts need without a `Config` (the stores, the tallies,
+/// the node's builder and the simulator), each said once here: the flag shows it and
+/// every other part reads it.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// A duration default as the flag shows it, and its value read from that text at
+    /// compile time, so the two cannot differ.
+    #[derive(Debug, Clone, Copy)]
+    pub struct DurationDefault {
+        pub text: &'static str,
+        pub value: Duration,
+    }
+
+    impl DurationDefault {
+        /// Digits and one of `ms`, `s`, `m`, `h` (a subset of `parse_duration`); anything
+        /// else fails the build.
+        const fn new(text: &'static str) -> Self {
+            let b = text.as_bytes();
+            let mut i = 0;
+            let mut n: u64 = 0;
+            while i < b.len() && b[i].is_ascii_digit() {
+                n = n * 10 + (b[i] - b'0') as u64;
+                i += 1;
+            }
+            let value = match (b.len() - i, if i < b.len() { b[i] } else { 0 }) {
+                (2, b'm') if b[i + 1] == b's' => Duration::from_millis(n),
+                (1, b's') => Duration::from_secs(n),
+                (1, b'm') => Duration::from_secs(n * 60),
+                (1, b'h') => Duration::from_secs(n * 3600),
+                _ => panic!("a default duration is digits and ms, s, m or h"),
+            };
+            Self { text, value }
+        }
+    }
+
+    /// `--tick`: how often stats are pushed; a viewer's count is at most this old.
+    pub const TICK: DurationDefault = DurationDefault::new("1s");
+    /// `--flush-interval`: a tenth of the tick, so a like reaches the store (and is acked)
+    /// well before the next push.
+    pub const FLUSH_INTERVAL: DurationDefault = DurationDefault::new("100ms");
+    /// `--presence-ttl`: ten ticks; a node that dies stops counting within it
+    /// (docs/consistency.md).
+    pub const PRESENCE_TTL: DurationDefault = DurationDefault::new("10s");
+    /// `--session-ttl`: a viewer who comes back within a day resumes their session
+    /// (docs/operations.md).
+    pub const SESSION_TTL: DurationDefault = DurationDefault::new("24h");
+    /// `--drain-period`: sockets close all at once unless the operator spreads them.
+    pub const DRAIN_PERIOD: DurationDefault = DurationDefault::new("0s");
+    /// `--max-interactions-per-sec`: per socket; bursts of twice this are allowed.
+    pub const MAX_INTERACTIONS_PER_SEC: u32 = 20;
+    /// `--max-pending`: interactions a node holds through a store outage before refusing
+    /// new ones (docs/operations.md).
+    pub const MAX_PENDING: u64 = 1_000_000;
+    /// `--max-share-channels`: distinct channels counted per campaign before `other`.
+    pub const MAX_SHARE_CHANNELS: usize = 64;
+}
+
 /// Everything a node needs to know at start.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -30,15 +88,15 @@ pub struct Config {
     pub node_id: Option<String>,
 
     /// Stats push interval (e.g. 1s, 500ms).
-    #[arg(long, env = "LIVETALLY_TICK", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "LIVETALLY_TICK", default_value = defaults::TICK.text, value_parser = parse_duration)]
     pub tick: Duration,
 
     /// How often batched deltas are written to the store (and acks released).
-    #[arg(long, env = "LIVETALLY_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "LIVETALLY_FLUSH_INTERVAL", default_value = defaults::FLUSH_INTERVAL.text, value_parser = parse_duration)]
     pub flush_interval: Duration,
 
     /// Lease of a node's presence share: a node that dies stops counting after this.
-    #[arg(long, env = "LIVETALLY_PRESENCE_TTL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "LIVETALLY_PRESENCE_TTL", default_value = defaults::PRESENCE_TTL.text, value_parser = parse_duration)]
     pub presence_ttl: Duration,
 
     /// Operator bearer token, or a comma-separated list (every one is accepted, so a token
@@ -62,7 +120,7 @@ pub struct Config {
     pub max_connections: Option<usize>,
 
     /// Interaction messages per second per connection (burst is twice this).
-    #[arg(long, env = "LIVETALLY_MAX_INTERACTIONS_PER_SEC", default_value_t = 20)]
+    #[arg(long, env = "LIVETALLY_MAX_INTERACTIONS_PER_SEC", default_value_t = defaults::MAX_INTERACTIONS_PER_SEC)]
     pub max_interactions_per_sec: u32,
 
     /// Share the listen port with other nodes on this host (SO_REUSEPORT).
@@ -78,12 +136,12 @@ pub struct Config {
     /// On SIGTERM, close sockets (1001) at random moments spread over this period rather
     /// than all at once, so viewers reconnect to other nodes gradually; meanwhile new
     /// sockets and /readyz get 503. 0: close them all at once.
-    #[arg(long, env = "LIVETALLY_DRAIN_PERIOD", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "LIVETALLY_DRAIN_PERIOD", default_value = defaults::DRAIN_PERIOD.text, value_parser = parse_duration)]
     pub drain_period: Duration,
 
     /// Most counts a node buffers while the store is unreachable before refusing new
     /// interactions with an error.
-    #[arg(long, env = "LIVETALLY_MAX_PENDING", default_value_t = 1_000_000)]
+    #[arg(long, env = "LIVETALLY_MAX_PENDING", default_value_t = defaults::MAX_PENDING)]
     pub max_pending: u64,
 
     /// Comma-separated CIDRs of proxies whose `X-Forwarded-For` is believed (default: none;
@@ -109,12 +167,12 @@ pub struct Config {
 
     /// Distinct share channels counted per campaign; visits on further channels count under
     /// `other`.
-    #[arg(long, env = "LIVETALLY_MAX_SHARE_CHANNELS", default_value_t = 64)]
+    #[arg(long, env = "LIVETALLY_MAX_SHARE_CHANNELS", default_value_t = defaults::MAX_SHARE_CHANNELS)]
     pub max_share_channels: usize,
 
     /// How long a session's resume state (its acked seq) outlives its last socket: it is
     /// forgotten within twice this.
-    #[arg(long, env = "LIVETALLY_SESSION_TTL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "LIVETALLY_SESSION_TTL", default_value = defaults::SESSION_TTL.text, value_parser = parse_duration)]
     pub session_ttl: Duration,
 
     // --- Webhooks (docs/webhooks.md) ---
@@ -344,6 +402,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_durations_read_as_the_flag_parser_reads_them() {
+        use defaults::*;
+        for d in [TICK, FLUSH_INTERVAL, PRESENCE_TTL, SESSION_TTL, DRAIN_PERIOD] {
+            assert_eq!(parse_duration(d.text), Ok(d.value), "{}", d.text);
+        }
+        assert_eq!(SESSION_TTL.value, Duration::from_secs(86_400));
+    }
 
     #[test]
     fn proxies_are_cidrs_or_addresses() {

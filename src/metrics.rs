@@ -132,126 +132,59 @@ impl Metrics {
         for result in ["delivered", "failed", "dropped"] {
             webhook_deliveries.with_label_values(&[result]);
         }
+        let (connections, connections_opened, connections_closed, campaign_viewers, interactions, rejected) =
+            socket_metrics(&r);
+        let (
+            store_flush_seconds,
+            flush_batch_counts,
+            store_errors,
+            store_pending,
+            store_pending_limit,
+            store_reconnects,
+            store_up,
+        ) = store_metrics(&r);
+        let (broadcast_seconds, broadcast_lag_seconds, presence_renewals, presence_failures, active_campaigns) =
+            tick_metrics(&r);
+        let webhook_pending = gauge(
+            &r,
+            "livetally_webhook_pending",
+            "Webhook events queued in the store and not yet delivered or dropped, over every campaign.",
+        );
+        let max_connections = gauge(
+            &r,
+            "livetally_max_connections",
+            "Socket limit of this node (--max-connections).",
+        );
+        let http_requests = histogram_vec(
+            &r,
+            "livetally_http_request_seconds",
+            "HTTP API latency by route and status class.",
+            vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+            &["route", "status"],
+        );
         Self {
             webhook_deliveries,
-            webhook_pending: gauge(
-                &r,
-                "livetally_webhook_pending",
-                "Webhook events queued in the store and not yet delivered or dropped, over every campaign.",
-            ),
-            connections: gauge_vec(&r, "livetally_connections", "Open WebSockets by role.", &["role"]),
-            connections_opened: counter_vec(
-                &r,
-                "livetally_connections_opened_total",
-                "WebSockets accepted, by role.",
-                &["role"],
-            ),
-            connections_closed: counter_vec(
-                &r,
-                "livetally_connections_closed_total",
-                "WebSockets closed, by reason.",
-                &["reason"],
-            ),
-            campaign_viewers: gauge_vec(
-                &r,
-                "livetally_campaign_viewers",
-                "Viewer sockets of a campaign on this node (this node's share).",
-                &["campaign"],
-            ),
-            interactions: counter_vec(
-                &r,
-                "livetally_interactions_total",
-                "Interactions written to the store by this node, by campaign and kind.",
-                &["campaign", "kind"],
-            ),
-            rejected: counter_vec(
-                &r,
-                "livetally_rejected_total",
-                "Refused connections and messages, by reason (bad input, limits, auth).",
-                &["reason"],
-            ),
-            store_flush_seconds: histogram(
-                &r,
-                "livetally_store_flush_seconds",
-                "Time to write one campaign's batch to the store.",
-                STORE_BUCKETS.to_vec(),
-            ),
-            flush_batch_counts: histogram(
-                &r,
-                "livetally_flush_batch_interactions",
-                "Interactions carried by one successful campaign batch.",
-                // unwrap: static, valid arguments.
-                prometheus::exponential_buckets(1.0, 4.0, 10).unwrap(),
-            ),
-            store_errors: counter(
-                &r,
-                "livetally_store_errors_total",
-                "Store calls that failed (flushes, reads, claims).",
-            ),
-            store_pending: gauge(
-                &r,
-                "livetally_store_pending",
-                "Interactions counted locally but not yet written to the store.",
-            ),
-            broadcast_seconds: histogram(
-                &r,
-                "livetally_broadcast_seconds",
-                "Time to read stats and publish one tick's frames for all campaigns.",
-                STORE_BUCKETS[..11].to_vec(),
-            ),
-            broadcast_lag_seconds: histogram(
-                &r,
-                "livetally_broadcast_lag_seconds",
-                "Time from a tick's scheduled start until its stats frame was published to the \
-                 campaign's sockets (store read, series record and serialisation included), per \
-                 campaign and published frame.",
-                vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
-            ),
-            presence_renewals: counter(
-                &r,
-                "livetally_presence_lease_renewals_total",
-                "Flush batches carrying this node's presence lease that the store applied.",
-            ),
-            presence_failures: counter(
-                &r,
-                "livetally_presence_lease_failures_total",
-                "Flush batches carrying this node's presence lease that failed (lease not renewed).",
-            ),
-            store_reconnects: counter(
-                &r,
-                "livetally_store_reconnects_total",
-                "Store recoveries: a successful store call after failed ones (reconnect after an \
-                 outage, restart or failover).",
-            ),
-            store_pending_limit: gauge(
-                &r,
-                "livetally_store_pending_limit",
-                "Most interactions this node buffers before refusing new ones (--max-pending).",
-            ),
-            active_campaigns: gauge(
-                &r,
-                "livetally_active_campaigns",
-                "Campaigns with sockets, share visits or unflushed counts on this node.",
-            ),
-            max_connections: gauge(
-                &r,
-                "livetally_max_connections",
-                "Socket limit of this node (--max-connections).",
-            ),
-            store_up: gauge(
-                &r,
-                "livetally_store_up",
-                "1 when the last store call succeeded, 0 otherwise.",
-            ),
-            http_requests: histogram_vec(
-                &r,
-                "livetally_http_request_seconds",
-                "HTTP API latency by route and status class.",
-                vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
-                &["route", "status"],
-            ),
+            webhook_pending,
+            connections,
+            connections_opened,
+            connections_closed,
+            campaign_viewers,
+            interactions,
+            rejected,
+            store_flush_seconds,
+            flush_batch_counts,
+            store_errors,
+            store_pending,
+            broadcast_seconds,
+            broadcast_lag_seconds,
+            presence_renewals,
+            presence_failures,
+            store_reconnects,
+            store_pending_limit,
+            active_campaigns,
+            max_connections,
+            store_up,
+            http_requests,
             registry: r,
             store_failing: AtomicBool::new(false),
             retiring: Mutex::new(HashMap::new()),
@@ -372,6 +305,165 @@ pub async fn time_http(
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
+}
+
+/// The socket layer: sockets open, opened and closed, viewers per campaign, interactions counted, refusals.
+#[allow(clippy::type_complexity)]
+fn socket_metrics(
+    r: &Registry,
+) -> (
+    IntGaugeVec,
+    IntCounterVec,
+    IntCounterVec,
+    IntGaugeVec,
+    IntCounterVec,
+    IntCounterVec,
+) {
+    let connections = gauge_vec(r, "livetally_connections", "Open WebSockets by role.", &["role"]);
+    let connections_opened = counter_vec(
+        r,
+        "livetally_connections_opened_total",
+        "WebSockets accepted, by role.",
+        &["role"],
+    );
+    let connections_closed = counter_vec(
+        r,
+        "livetally_connections_closed_total",
+        "WebSockets closed, by reason.",
+        &["reason"],
+    );
+    let campaign_viewers = gauge_vec(
+        r,
+        "livetally_campaign_viewers",
+        "Viewer sockets of a campaign on this node (this node's share).",
+        &["campaign"],
+    );
+    let interactions = counter_vec(
+        r,
+        "livetally_interactions_total",
+        "Interactions written to the store by this node, by campaign and kind.",
+        &["campaign", "kind"],
+    );
+    let rejected = counter_vec(
+        r,
+        "livetally_rejected_total",
+        "Refused connections and messages, by reason (bad input, limits, auth).",
+        &["reason"],
+    );
+    (
+        connections,
+        connections_opened,
+        connections_closed,
+        campaign_viewers,
+        interactions,
+        rejected,
+    )
+}
+
+/// The flusher and the store: flush times and sizes, errors, the pending buffer and its limit, recoveries, the store being up.
+#[allow(clippy::type_complexity)]
+fn store_metrics(
+    r: &Registry,
+) -> (
+    Histogram,
+    Histogram,
+    IntCounter,
+    IntGauge,
+    IntGauge,
+    IntCounter,
+    IntGauge,
+) {
+    let store_flush_seconds = histogram(
+        r,
+        "livetally_store_flush_seconds",
+        "Time to write one campaign's batch to the store.",
+        STORE_BUCKETS.to_vec(),
+    );
+    let flush_batch_counts = histogram(
+        r,
+        "livetally_flush_batch_interactions",
+        "Interactions carried by one successful campaign batch.",
+        // unwrap: static, valid arguments.
+        prometheus::exponential_buckets(1.0, 4.0, 10).unwrap(),
+    );
+    let store_errors = counter(
+        r,
+        "livetally_store_errors_total",
+        "Store calls that failed (flushes, reads, claims).",
+    );
+    let store_pending = gauge(
+        r,
+        "livetally_store_pending",
+        "Interactions counted locally but not yet written to the store.",
+    );
+    let store_pending_limit = gauge(
+        r,
+        "livetally_store_pending_limit",
+        "Most interactions this node buffers before refusing new ones (--max-pending).",
+    );
+    let store_reconnects = counter(
+        r,
+        "livetally_store_reconnects_total",
+        "Store recoveries: a successful store call after failed ones (reconnect after an \
+             outage, restart or failover).",
+    );
+    let store_up = gauge(
+        r,
+        "livetally_store_up",
+        "1 when the last store call succeeded, 0 otherwise.",
+    );
+    (
+        store_flush_seconds,
+        flush_batch_counts,
+        store_errors,
+        store_pending,
+        store_pending_limit,
+        store_reconnects,
+        store_up,
+    )
+}
+
+/// The broadcaster and presence: tick time and lag, presence lease renewals and failures, campaigns held.
+#[allow(clippy::type_complexity)]
+fn tick_metrics(r: &Registry) -> (Histogram, Histogram, IntCounter, IntCounter, IntGauge) {
+    let broadcast_seconds = histogram(
+        r,
+        "livetally_broadcast_seconds",
+        "Time to read stats and publish one tick's frames for all campaigns.",
+        STORE_BUCKETS[..11].to_vec(),
+    );
+    let broadcast_lag_seconds = histogram(
+        r,
+        "livetally_broadcast_lag_seconds",
+        "Time from a tick's scheduled start until its stats frame was published to the \
+             campaign's sockets (store read, series record and serialisation included), per \
+             campaign and published frame.",
+        vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    );
+    let presence_renewals = counter(
+        r,
+        "livetally_presence_lease_renewals_total",
+        "Flush batches carrying this node's presence lease that the store applied.",
+    );
+    let presence_failures = counter(
+        r,
+        "livetally_presence_lease_failures_total",
+        "Flush batches carrying this node's presence lease that failed (lease not renewed).",
+    );
+    let active_campaigns = gauge(
+        r,
+        "livetally_active_campaigns",
+        "Campaigns with sockets, share visits or unflushed counts on this node.",
+    );
+    (
+        broadcast_seconds,
+        broadcast_lag_seconds,
+        presence_renewals,
+        presence_failures,
+        active_campaigns,
+    )
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! the tick (peak, series), serialise ONE viewer frame and ONE operator frame
 //! ([`Frames`], each also encoded once as a complete WebSocket frame), and deliver them:
 //! written straight into every plain-TCP socket of the campaign (`tally.outlets`, see
-//! `util::outlet`), and published through the campaign's `watch` channel for sockets over
+//! `broadcast::outlet`), and published through the campaign's `watch` channel for sockets over
 //! other streams. Broadcast cost per viewer is one non-blocking write, never a
 //! serialisation or a task wake-up.
+
+pub mod outlet;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

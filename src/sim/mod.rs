@@ -20,10 +20,11 @@ use anyhow::Context;
 use futures_util::StreamExt;
 
 use crate::campaign::{Access, Campaign, State};
+use crate::config::defaults;
 use crate::load::hist::Hist;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
-use crate::tally::flusher::Timing;
+use crate::tally::flusher::FlushTiming;
 use crate::util::duration::parse_duration;
 use info::{MasterRate, Masters, Sample};
 use node::{Shown, TickHist, VirtualNode};
@@ -46,11 +47,11 @@ pub struct SimArgs {
     /// Regions the viewers spread over.
     #[arg(long, default_value_t = 31)]
     pub regions: usize,
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::TICK.text, value_parser = parse_duration)]
     pub tick: Duration,
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::FLUSH_INTERVAL.text, value_parser = parse_duration)]
     pub flush_interval: Duration,
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::PRESENCE_TTL.text, value_parser = parse_duration)]
     pub presence_ttl: Duration,
     /// Session claims in flight at once during the ramp.
     #[arg(long, default_value_t = 64)]
@@ -113,6 +114,8 @@ struct Sim {
     /// Indices of nodes still running.
     alive: Vec<usize>,
     masters: Masters,
+    /// The masters' addresses, as the phase reports name them.
+    master_names: Vec<String>,
     ticks: TickHist,
     wait: Duration,
 }
@@ -204,61 +207,20 @@ fn report_phase(name: &str, masters: &[String], rates: &[MasterRate], ticks: &Hi
 }
 
 async fn run(args: SimArgs) -> anyhow::Result<bool> {
-    let masters = if args.masters.is_empty() {
+    let master_names = if args.masters.is_empty() {
         args.redis_cluster.clone()
     } else {
         args.masters.clone()
     };
-    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        let s = RedisStore::connect_cluster(&args.redis_cluster)
-            .await
-            .context("connecting --redis-cluster")?;
-        stores.push(Arc::new(s));
-    }
-    let regions: Vec<String> = (0..args.regions).map(|i| format!("r{i:02}")).collect();
-    let kinds = vec!["like".to_owned(), "heart".to_owned()];
-    let campaign = Campaign {
-        id: args.campaign.clone(),
-        title: "The seed's launch".into(),
-        stream_url: None,
-        kinds: kinds.clone(),
-        regions: regions.clone(),
-        access: Access::Public,
-        state: State::Live,
-        created_at: crate::util::now_ms(),
-        ended_at: None,
-        milestones: Default::default(),
-        registration_fields: vec![],
-    };
-    match stores[0].create_campaign(&campaign).await {
-        Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
-        r => r?,
-    }
-    let timing = Timing {
-        flush_interval: args.flush_interval,
-        tick: args.tick,
-        presence_ttl: args.presence_ttl,
-        session_ttl: crate::store::DEFAULT_SESSION_TTL,
-    };
+    let (stores, campaign) = connect(&args).await?;
     let ticks: TickHist = Arc::default();
+    let nodes = start_nodes(&args, &campaign, &stores, &ticks);
     let n = args.nodes;
-    let nodes: Vec<VirtualNode> = (0..n)
-        .map(|i| {
-            VirtualNode::start(
-                format!("sim-{i:04}"),
-                &campaign,
-                stores[i % stores.len()].clone(),
-                timing,
-                args.tick * i as u32 / n as u32,
-                ticks.clone(),
-            )
-        })
-        .collect();
     let mut sim = Sim {
         nodes,
         alive: (0..n).collect(),
-        masters: Masters::connect(&masters).await?,
+        masters: Masters::connect(&master_names).await?,
+        master_names,
         ticks,
         wait: args.wait,
     };
@@ -266,44 +228,7 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         "seed scale: {} viewers of one campaign on {n} virtual nodes, {} regions, tick {:?}, flush {:?}, lease {:?}",
         args.viewers, args.regions, args.tick, args.flush_interval, args.presence_ttl
     );
-
-    // The ramp: every viewer claims its session and joins a node, as fast as the store takes it.
-    let s0 = sim.sample().await?;
-    let started = Instant::now();
-    let nodes = &sim.nodes;
-    let regions_n = args.regions;
-    let failures = futures_util::stream::iter(0..args.viewers)
-        .map(|i| async move {
-            let node = &nodes[(i % n as u64) as usize];
-            let region = (i % regions_n as u64) as usize;
-            // A viewer whose connect failed (the store did not answer in time) tries again,
-            // as the SDK does; a claim that timed out but landed is marked moved and
-            // released by the node's next flush, as for any reconnect.
-            for attempt in 0..50u64 {
-                match node.join(format!("s{i}"), format!("v{i}"), region).await {
-                    Ok(()) => return 0u64,
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "claim failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
-                    }
-                }
-            }
-            1
-        })
-        .buffer_unordered(args.claim_concurrency.max(1))
-        .fold(0u64, |a, b| async move { a + b })
-        .await;
-    anyhow::ensure!(failures == 0, "{failures} claims failed");
-    let ramp = started.elapsed();
-    let s1 = sim.sample().await?;
-    let ramp_ticks = sim.take_ticks();
-    println!(
-        "ramp: {} viewers claimed and joined in {:.1}s ({:.0} claims/s)",
-        args.viewers,
-        ramp.as_secs_f64(),
-        args.viewers as f64 / ramp.as_secs_f64()
-    );
-    report_phase("ramp", &masters, &info::rates(&s0, &s1), &ramp_ticks);
+    let ramp = sim.ramp(&args).await?;
 
     // Convergence: every node's frame shows every viewer.
     let converge = sim.until_viewers(args.viewers).await;
@@ -316,139 +241,280 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         None => println!("NOT converged within {:?} after the ramp", args.wait),
     }
 
-    // The like-storm.
-    let s2 = sim.sample().await?;
-    sim.take_ticks();
-    let mut sent = [0u64; 2];
-    let mut refused = 0u64;
-    let step = Duration::from_millis(10);
-    let per_step = (args.likes_per_sec / 100).max(1);
-    let storm_started = Instant::now();
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut interval = tokio::time::interval(step);
-    while storm_started.elapsed() < args.storm {
-        interval.tick().await;
-        for j in 0..per_step {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let node = &sim.nodes[(rng % n as u64) as usize];
-            let kind = (j % 5 == 0) as usize; // one heart for four likes
-            if node.interact((rng >> 20) as usize, kind) {
-                sent[kind] += 1;
-            } else {
-                refused += 1;
-            }
-        }
-    }
-    let storm = storm_started.elapsed();
-    let s3 = sim.sample().await?;
-    let storm_ticks = sim.take_ticks();
-    println!(
-        "like-storm: {} likes + {} hearts in {:.1}s ({:.0}/s), {refused} refused at --max-pending",
-        sent[0],
-        sent[1],
-        storm.as_secs_f64(),
-        (sent[0] + sent[1]) as f64 / storm.as_secs_f64()
-    );
-    let busiest = report_phase("like-storm", &masters, &info::rates(&s2, &s3), &storm_ticks);
+    let storm = sim.storm(&args).await?;
+    let (before, exact_before) = sim.before_kill(&args, &campaign, storm.sent).await;
+    let kill = sim.kill(&args, &campaign, &before).await?;
+    sim.stop_survivors().await;
 
-    // Before the kill: every node shows every viewer, region and interaction.
-    let mut region_total: BTreeMap<String, u64> = BTreeMap::new();
-    for node in &sim.nodes {
-        for (r, name) in regions.iter().enumerate() {
-            let c = node.joined[r].load(Ordering::Relaxed);
-            if c > 0 {
-                *region_total.entry(name.clone()).or_default() += c;
-            }
-        }
-    }
-    let interactions: BTreeMap<String, u64> = kinds.iter().cloned().zip(sent).collect();
-    let before = Expected {
-        viewers: args.viewers,
-        regions: region_total,
-        interactions: interactions.clone(),
-    };
-    let settle = Instant::now();
-    let (exact_before, wrong) = sim.until_exact(&before, args.viewers).await;
-    let pending: u64 = sim.nodes.iter().map(|x| x.pending()).sum();
-    println!(
-        "before the kill: {} of {n} nodes show exactly {} viewers, {} regions and {:?} ({:.2}s after the storm; {pending} unflushed)",
-        n - wrong,
-        args.viewers,
-        before.regions.len(),
-        before.interactions,
-        settle.elapsed().as_secs_f64()
-    );
-
-    // The kill: a tenth of the nodes die without a word; their viewers leave at lease expiry.
-    let killed = (n * args.kill_percent / 100).max(usize::from(args.kill_percent > 0));
-    let victims: Vec<usize> = (0..killed).map(|k| k * n / killed.max(1)).collect();
-    let mut after = before.clone();
-    for &v in &victims {
-        let node = &sim.nodes[v];
-        node.kill();
-        for (r, name) in regions.iter().enumerate() {
-            let c = node.joined[r].load(Ordering::Relaxed);
-            after.viewers -= c;
-            if let Some(total) = after.regions.get_mut(name) {
-                *total -= c;
-            }
-        }
-    }
-    after.regions.retain(|_, c| *c > 0);
-    sim.alive.retain(|i| !victims.contains(i));
-    let s4 = sim.sample().await?;
-    sim.take_ticks();
-    let killed_at = Instant::now();
-    let left = sim.until_viewers(after.viewers).await;
-    let (exact_after, wrong_after) = sim.until_exact(&after, args.viewers).await;
-    let s5 = sim.sample().await?;
-    let kill_ticks = sim.take_ticks();
-    match left {
-        Some(d) => println!(
-            "kill: {killed} nodes killed ({} viewers); every survivor shows {} viewers {:.2}s later (lease {:?}, tick {:?})",
-            args.viewers - after.viewers,
-            after.viewers,
-            d.as_secs_f64(),
-            args.presence_ttl,
-            args.tick
-        ),
-        None => println!("kill: the killed nodes' viewers did not leave within {:?}", args.wait),
-    }
-    println!(
-        "after the kill: {} of {} surviving nodes show exactly what the survivors hold ({:.1}s after the kill)",
-        sim.alive.len() - wrong_after,
-        sim.alive.len(),
-        killed_at.elapsed().as_secs_f64()
-    );
-    report_phase("kill", &masters, &info::rates(&s4, &s5), &kill_ticks);
-
-    // Graceful stop of the survivors (their last flush and leave).
-    let Sim { nodes, alive, .. } = sim;
-    let mut stops = Vec::new();
-    for (i, node) in nodes.into_iter().enumerate() {
-        if alive.contains(&i) {
-            stops.push(node.stop());
-        }
-    }
-    futures_util::future::join_all(stops).await;
-
-    let exact = converge.is_some() && exact_before && left.is_some() && exact_after;
+    let exact = converge.is_some() && exact_before && kill.left.is_some() && kill.exact;
     println!(
         "seed scale: viewers={} nodes={n} exact={exact} ramp_s={:.1} claims_per_s={:.0} converge_s={} \
          storm_per_s={:.0} tick_p50_ms={:.1} tick_p99_ms={:.1} busiest_master_cpu={:.0}% busiest_master_cmds_per_s={:.0} \
-         killed={killed} leave_s={}",
+         killed={} leave_s={}",
         args.viewers,
         ramp.as_secs_f64(),
         args.viewers as f64 / ramp.as_secs_f64(),
         converge.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
-        (sent[0] + sent[1]) as f64 / storm.as_secs_f64(),
-        ms(storm_ticks.quantile(0.5)),
-        ms(storm_ticks.quantile(0.99)),
-        busiest.cpu * 100.0,
-        busiest.calls_per_s,
-        left.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
+        (storm.sent[0] + storm.sent[1]) as f64 / storm.took.as_secs_f64(),
+        ms(storm.ticks.quantile(0.5)),
+        ms(storm.ticks.quantile(0.99)),
+        storm.busiest.cpu * 100.0,
+        storm.busiest.calls_per_s,
+        kill.killed,
+        kill.left.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
     );
     Ok(exact)
+}
+
+/// The store connections the virtual nodes share, and the campaign, created on the first.
+async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaign)> {
+    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let s = RedisStore::connect_cluster(&args.redis_cluster)
+            .await
+            .context("connecting --redis-cluster")?;
+        stores.push(Arc::new(s));
+    }
+    let campaign = Campaign {
+        id: args.campaign.clone(),
+        title: "The seed's launch".into(),
+        stream_url: None,
+        kinds: vec!["like".to_owned(), "heart".to_owned()],
+        regions: (0..args.regions).map(|i| format!("r{i:02}")).collect(),
+        access: Access::Public,
+        state: State::Live,
+        created_at: crate::util::now_ms(),
+        ended_at: None,
+        milestones: Default::default(),
+        registration_fields: vec![],
+    };
+    match stores[0].create_campaign(&campaign).await {
+        Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
+        r => r?,
+    }
+    Ok((stores, campaign))
+}
+
+/// `--nodes` virtual nodes, node i on connection i mod `--connections`, their first ticks
+/// spread over one tick.
+fn start_nodes(args: &SimArgs, campaign: &Campaign, stores: &[Arc<dyn Store>], ticks: &TickHist) -> Vec<VirtualNode> {
+    let timing = FlushTiming {
+        flush_interval: args.flush_interval,
+        tick: args.tick,
+        presence_ttl: args.presence_ttl,
+        session_ttl: defaults::SESSION_TTL.value,
+    };
+    let n = args.nodes;
+    (0..n)
+        .map(|i| {
+            VirtualNode::start(
+                format!("sim-{i:04}"),
+                campaign,
+                stores[i % stores.len()].clone(),
+                timing,
+                args.tick * i as u32 / n as u32,
+                ticks.clone(),
+            )
+        })
+        .collect()
+}
+
+/// What the like-storm sent and measured.
+struct Storm {
+    /// Likes and hearts counted by the nodes.
+    sent: [u64; 2],
+    took: Duration,
+    ticks: Hist,
+    busiest: MasterRate,
+}
+
+/// What the kill left.
+struct Kill {
+    killed: usize,
+    /// How long until every survivor showed the survivors' viewers, if they did.
+    left: Option<Duration>,
+    /// Every survivor then showed exactly what the survivors hold.
+    exact: bool,
+}
+
+impl Sim {
+    /// The ramp: every viewer claims its session and joins a node, as fast as the store
+    /// takes it. Returns how long it took.
+    async fn ramp(&mut self, args: &SimArgs) -> anyhow::Result<Duration> {
+        let s0 = self.sample().await?;
+        let started = Instant::now();
+        let nodes = &self.nodes;
+        let (n, regions_n) = (args.nodes as u64, args.regions as u64);
+        let failures = futures_util::stream::iter(0..args.viewers)
+            .map(|i| async move {
+                let node = &nodes[(i % n) as usize];
+                let region = (i % regions_n) as usize;
+                // A viewer whose connect failed (the store did not answer in time) tries
+                // again, as the SDK does; a claim that timed out but landed is marked moved
+                // and released by the node's next flush, as for any reconnect.
+                for attempt in 0..50u64 {
+                    match node.join(format!("s{i}"), format!("v{i}"), region).await {
+                        Ok(()) => return 0u64,
+                        Err(e) => {
+                            tracing::warn!(error = %e, attempt, "claim failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+                        }
+                    }
+                }
+                1
+            })
+            .buffer_unordered(args.claim_concurrency.max(1))
+            .fold(0u64, |a, b| async move { a + b })
+            .await;
+        anyhow::ensure!(failures == 0, "{failures} claims failed");
+        let ramp = started.elapsed();
+        let s1 = self.sample().await?;
+        let ramp_ticks = self.take_ticks();
+        println!(
+            "ramp: {} viewers claimed and joined in {:.1}s ({:.0} claims/s)",
+            args.viewers,
+            ramp.as_secs_f64(),
+            args.viewers as f64 / ramp.as_secs_f64()
+        );
+        report_phase("ramp", &self.master_names, &info::rates(&s0, &s1), &ramp_ticks);
+        Ok(ramp)
+    }
+
+    /// The like-storm: `--likes-per-sec` over random nodes and sessions for `--storm`, one
+    /// heart for four likes.
+    async fn storm(&mut self, args: &SimArgs) -> anyhow::Result<Storm> {
+        let s2 = self.sample().await?;
+        self.take_ticks();
+        let mut sent = [0u64; 2];
+        let mut refused = 0u64;
+        let step = Duration::from_millis(10);
+        let per_step = (args.likes_per_sec / 100).max(1);
+        let storm_started = Instant::now();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut interval = tokio::time::interval(step);
+        while storm_started.elapsed() < args.storm {
+            interval.tick().await;
+            for j in 0..per_step {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let node = &self.nodes[(rng % args.nodes as u64) as usize];
+                let kind = (j % 5 == 0) as usize; // one heart for four likes
+                if node.interact((rng >> 20) as usize, kind) {
+                    sent[kind] += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        let took = storm_started.elapsed();
+        let s3 = self.sample().await?;
+        let ticks = self.take_ticks();
+        println!(
+            "like-storm: {} likes + {} hearts in {:.1}s ({:.0}/s), {refused} refused at --max-pending",
+            sent[0],
+            sent[1],
+            took.as_secs_f64(),
+            (sent[0] + sent[1]) as f64 / took.as_secs_f64()
+        );
+        let busiest = report_phase("like-storm", &self.master_names, &info::rates(&s2, &s3), &ticks);
+        Ok(Storm {
+            sent,
+            took,
+            ticks,
+            busiest,
+        })
+    }
+
+    /// Before the kill: every node shows every viewer, region and interaction. Returns
+    /// what they should show, and whether they all did.
+    async fn before_kill(&self, args: &SimArgs, campaign: &Campaign, sent: [u64; 2]) -> (Expected, bool) {
+        let mut region_total: BTreeMap<String, u64> = BTreeMap::new();
+        for node in &self.nodes {
+            for (r, name) in campaign.regions.iter().enumerate() {
+                let c = node.joined[r].load(Ordering::Relaxed);
+                if c > 0 {
+                    *region_total.entry(name.clone()).or_default() += c;
+                }
+            }
+        }
+        let before = Expected {
+            viewers: args.viewers,
+            regions: region_total,
+            interactions: campaign.kinds.iter().cloned().zip(sent).collect(),
+        };
+        let settle = Instant::now();
+        let (exact, wrong) = self.until_exact(&before, args.viewers).await;
+        let pending: u64 = self.nodes.iter().map(|x| x.pending()).sum();
+        println!(
+            "before the kill: {} of {} nodes show exactly {} viewers, {} regions and {:?} ({:.2}s after the storm; {pending} unflushed)",
+            args.nodes - wrong,
+            args.nodes,
+            args.viewers,
+            before.regions.len(),
+            before.interactions,
+            settle.elapsed().as_secs_f64()
+        );
+        (before, exact)
+    }
+
+    /// The kill: `--kill-percent` of the nodes die without a word; their viewers leave at
+    /// lease expiry, and every survivor must show exactly what the survivors hold.
+    async fn kill(&mut self, args: &SimArgs, campaign: &Campaign, before: &Expected) -> anyhow::Result<Kill> {
+        let n = args.nodes;
+        let killed = (n * args.kill_percent / 100).max(usize::from(args.kill_percent > 0));
+        let victims: Vec<usize> = (0..killed).map(|k| k * n / killed.max(1)).collect();
+        let mut after = before.clone();
+        for &v in &victims {
+            let node = &self.nodes[v];
+            node.kill();
+            for (r, name) in campaign.regions.iter().enumerate() {
+                let c = node.joined[r].load(Ordering::Relaxed);
+                after.viewers -= c;
+                if let Some(total) = after.regions.get_mut(name) {
+                    *total -= c;
+                }
+            }
+        }
+        after.regions.retain(|_, c| *c > 0);
+        self.alive.retain(|i| !victims.contains(i));
+        let s4 = self.sample().await?;
+        self.take_ticks();
+        let killed_at = Instant::now();
+        let left = self.until_viewers(after.viewers).await;
+        let (exact, wrong) = self.until_exact(&after, args.viewers).await;
+        let s5 = self.sample().await?;
+        let kill_ticks = self.take_ticks();
+        match left {
+            Some(d) => println!(
+                "kill: {killed} nodes killed ({} viewers); every survivor shows {} viewers {:.2}s later (lease {:?}, tick {:?})",
+                args.viewers - after.viewers,
+                after.viewers,
+                d.as_secs_f64(),
+                args.presence_ttl,
+                args.tick
+            ),
+            None => println!("kill: the killed nodes' viewers did not leave within {:?}", args.wait),
+        }
+        println!(
+            "after the kill: {} of {} surviving nodes show exactly what the survivors hold ({:.1}s after the kill)",
+            self.alive.len() - wrong,
+            self.alive.len(),
+            killed_at.elapsed().as_secs_f64()
+        );
+        report_phase("kill", &self.master_names, &info::rates(&s4, &s5), &kill_ticks);
+        Ok(Kill { killed, left, exact })
+    }
+
+    /// Graceful stop of the survivors (their last flush and leave).
+    async fn stop_survivors(self) {
+        let Sim { nodes, alive, .. } = self;
+        let mut stops = Vec::new();
+        for (i, node) in nodes.into_iter().enumerate() {
+            if alive.contains(&i) {
+                stops.push(node.stop());
+            }
+        }
+        futures_util::future::join_all(stops).await;
+    }
 }

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::broadcast::Broadcaster;
 use crate::campaign::Campaign;
 use crate::load::hist::Hist;
-use crate::metrics::Metrics;
+use crate::node::Builder;
 use crate::store::{Owner, Store, StoreResult};
-use crate::tally::flusher::{Flusher, Timing};
+use crate::tally::flusher::FlushTiming;
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Tallies};
 
@@ -52,32 +52,25 @@ impl VirtualNode {
         id: String,
         campaign: &Campaign,
         store: Arc<dyn Store>,
-        timing: Timing,
+        timing: FlushTiming,
         phase: Duration,
         ticks: TickHist,
     ) -> Self {
-        let tallies = Arc::new(Tallies::new(1_000_000));
+        let mut builder = Builder::new(store.clone(), id.clone());
+        builder.origin = format!("{id}/sim");
+        builder.timing = timing;
+        let tallies = builder.tallies.clone();
         let tally = tallies.get_or_create(campaign);
-        let metrics = Arc::new(Metrics::new());
         let stop = CancellationToken::new();
-        let flusher = Flusher::new(
-            tallies.clone(),
-            store.clone(),
-            metrics.clone(),
-            id.clone(),
-            format!("{id}/sim"),
-            timing,
-        );
         // No one asks it to flush early: the sender is dropped and the arm never fires.
-        let (_requests, rx) = tokio::sync::mpsc::channel(1);
-        let flusher = tokio::spawn(flusher.run(stop.clone(), rx));
-        let broadcaster = Broadcaster {
-            tallies: tallies.clone(),
-            store: store.clone(),
-            metrics,
-            tick: timing.tick,
-        };
-        let ticker = tokio::spawn(tick_loop(broadcaster, timing.tick, phase, ticks, stop.clone()));
+        let (_, flusher) = builder.spawn_flusher(stop.clone());
+        let ticker = tokio::spawn(tick_loop(
+            builder.broadcaster(),
+            timing.tick,
+            phase,
+            ticks,
+            stop.clone(),
+        ));
         Self {
             id,
             joined: (0..campaign.regions.len() + 2).map(|_| AtomicU64::new(0)).collect(),

@@ -69,7 +69,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// `--session-ttl`'s default, for stores built without the flag (tests, embedded use).
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_SESSION_TTL: Duration = crate::config::defaults::SESSION_TTL.value;
 
 /// Which store this is and whether it answers: what `/readyz` and the logs need.
 #[async_trait]

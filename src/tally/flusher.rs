@@ -73,7 +73,7 @@ struct FlushState {
 
 /// The flusher's timing, from the node's flags.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub struct FlushTiming {
     /// `--flush-interval`: how often batches go to the store (and acks come back).
     pub flush_interval: Duration,
     /// `--tick`: the series bucket width.
@@ -96,7 +96,7 @@ pub struct Flusher {
     pub node_id: String,
     /// `node_id/run id`: tells the store which process sent a batch (see `Batch::origin`).
     pub origin: String,
-    pub timing: Timing,
+    pub timing: FlushTiming,
     /// Last batch number handed out (see `Batch::number`), increasing for the process life.
     batch_numbers: AtomicU64,
     /// This round: some batch was sent / some batch failed (see `Pending::set_store_failing`).
@@ -111,7 +111,7 @@ impl Flusher {
         metrics: Arc<Metrics>,
         node_id: String,
         origin: String,
-        timing: Timing,
+        timing: FlushTiming,
     ) -> Self {
         Self {
             tallies,

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::broadcast::outlet::Outlets;
 use crate::campaign::Campaign;
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::Presence;
-use crate::util::outlet::Outlets;
 pub use pending::Pending;
 use session::SessionSlot;
 
@@ -30,9 +30,6 @@ use session::SessionSlot;
 /// store would have counted under its own name unless one flush brings more channels
 /// than the campaign may have.
 pub const MAX_SHARE_CHANNELS: usize = 256;
-
-/// `--max-share-channels` when nothing else is said (its default).
-pub const DEFAULT_MAX_SHARE_CHANNELS: usize = 64;
 
 /// The node-local state of one campaign.
 pub struct CampaignTally {
@@ -239,7 +236,7 @@ impl Tallies {
         Self {
             map: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new(max_pending)),
-            max_share_channels: DEFAULT_MAX_SHARE_CHANNELS,
+            max_share_channels: crate::config::defaults::MAX_SHARE_CHANNELS,
         }
     }
 

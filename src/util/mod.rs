@@ -1,11 +1,10 @@
 //! Leaf helpers that several parts need (the node, its tasks and the load tool), so none of
 //! them has to import another for a small function: the clock of the wire, duration flags,
-//! the open-file limit, listener binding and the socket the broadcaster writes to directly. Nothing here imports the rest of the crate.
+//! the open-file limit and listener binding. Nothing here imports the rest of the crate.
 
 pub mod duration;
 pub mod fd;
 pub mod listen;
-pub mod outlet;
 
 /// Milliseconds since the unix epoch: the unit of every timestamp on the wire.
 pub fn now_ms() -> i64 {

@@ -161,12 +161,30 @@ impl Drop for Admitted {
 }
 
 /// Gives a reserved place back if admission fails after taking it.
-struct Reservation<'a>(&'a Connections, bool);
+struct Reservation<'a> {
+    connections: &'a Connections,
+    /// Admission succeeded: the place is the socket's now, given back when it closes.
+    kept: bool,
+}
+
+impl<'a> Reservation<'a> {
+    fn new(connections: &'a Connections) -> Self {
+        Self {
+            connections,
+            kept: false,
+        }
+    }
+
+    /// The socket was admitted: its place stays taken.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.1 {
-            self.0.give_back();
+        if !self.kept {
+            self.connections.give_back();
         }
     }
 }
@@ -338,7 +356,7 @@ impl Admission {
         if !self.connections.try_take() {
             return Err(ApiError::Unavailable("node is at its connection limit".into()));
         }
-        let mut reservation = Reservation(&self.connections, false);
+        let reservation = Reservation::new(&self.connections);
         let tally = self.tallies.get_or_create(&campaign);
         if tally.ended.is_cancelled() {
             return Err(ApiError::Gone);
@@ -389,7 +407,7 @@ impl Admission {
             },
         }
         .to_text();
-        reservation.1 = true;
+        reservation.keep();
         let role = peer.role();
         self.metrics.connections.with_label_values(&[role]).inc();
         self.metrics.connections_opened.with_label_values(&[role]).inc();

@@ -15,14 +15,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admitted, Peer};
-use super::feed::{Fed, Feed};
 use super::policy::{self, BadWindow, Limiter, LimiterClock, RateStreak, PING_INTERVAL};
+use super::stats_source::{NextStats, StatsSource};
 use super::transport::{Incoming, Io, SendError, Transport};
+use crate::broadcast::outlet::Audience;
 use crate::metrics::Metrics;
 use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
-use crate::util::outlet::Audience;
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
 /// cannot hold its worker thread for long.
@@ -54,7 +54,7 @@ pub fn run<S: Io>(
 ) -> impl Future<Output = ()> {
     async move {
         let tally = &admitted.tally;
-        let mut feed = Feed::of(&transport, tally);
+        let mut stats = StatsSource::of(&transport, tally);
         // The handshake wrote the welcome with its 101 (`ws::handshake`); a socket handed
         // over any other way (the tests' pipes) sends it first.
         let welcome = std::mem::take(&mut admitted.welcome);
@@ -73,9 +73,9 @@ pub fn run<S: Io>(
                 Peer::Operator => Audience::Operator,
             };
             let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
-            feed.catch_up(tally, &admitted.welcomed, audience);
+            stats.catch_up(tally, &admitted.welcomed, audience);
             let mut conn = Conn::new(&env, tally, &admitted.peer);
-            conn.serve(&mut transport, &mut feed).await
+            conn.serve(&mut transport, &mut stats).await
         };
         match reason {
             Closing::Code(c) => {
@@ -156,7 +156,7 @@ impl<'a> Conn<'a> {
         }
     }
 
-    async fn serve<S: Io>(&mut self, transport: &mut Transport<S>, feed: &mut Feed) -> Closing {
+    async fn serve<S: Io>(&mut self, transport: &mut Transport<S>, stats: &mut StatsSource) -> Closing {
         let operator = self.slot.is_none();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
         // At shutdown this socket waits for its own random moment within --drain-period
@@ -220,13 +220,13 @@ impl<'a> Conn<'a> {
                         }
                     }
                 }
-                fed = feed.next() => {
-                    let sent = match fed {
-                        Fed::Queued => transport.flush_queued().await,
-                        Fed::Frame(f) => {
+                due = stats.next() => {
+                    let sent = match due {
+                        NextStats::Queued => transport.flush_queued().await,
+                        NextStats::Frame(f) => {
                             transport.send(if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() }).await
                         }
-                        Fed::Gone => return Closing::Code(Close::CAMPAIGN_CLOSED_HERE),
+                        NextStats::Gone => return Closing::Code(Close::CAMPAIGN_CLOSED_HERE),
                     };
                     if let Err(e) = sent {
                         return send_err(e);

@@ -1,5 +1,5 @@
 //! The plain-TCP path, over real loopback sockets: the broadcaster writes stats frames into
-//! each socket itself (`util::outlet`). What a client sees when its socket is idle, full,
+//! each socket itself (`broadcast::outlet`). What a client sees when its socket is idle, full,
 //! or stops reading.
 
 use std::time::Duration;
@@ -11,9 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::policy::PING_INTERVAL;
 use super::testing::{next_json, rig, rig_with, OPERATOR_TOKEN};
 use super::transport::SEND_TIMEOUT;
+use crate::broadcast::outlet::Offered;
 use crate::protocol::{self, text_frame, Frames};
 use crate::store::Stats;
-use crate::util::outlet::Offered;
 
 /// A stats message numbered `n`, padded to over `pad` bytes so a few fill the socket.
 fn big(n: u64, pad: usize) -> (String, Bytes) {

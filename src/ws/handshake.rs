@@ -19,9 +19,9 @@ use super::admission::{reject_reason, Admitted};
 use super::connection;
 use super::transport::{Io, Transport};
 use super::{not_websocket, Sockets};
+use crate::broadcast::outlet::OutletIo;
 use crate::error::ApiError;
 use crate::protocol;
-use crate::util::outlet::OutletIo;
 
 /// The only path that upgrades; the campaign id follows it.
 const PATH: &str = "/ws/v1/campaigns/";

@@ -8,9 +8,9 @@ pub mod admission;
 pub mod connection;
 #[cfg(test)]
 mod direct_tests;
-mod feed;
 pub mod handshake;
 pub mod policy;
+mod stats_source;
 #[cfg(test)]
 mod testing;
 pub mod transport;

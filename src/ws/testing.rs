@@ -1,19 +1,16 @@
 //! A socket layer on the memory store for unit tests: admission and the socket
 //! environment wired as the node wires them, without a node.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::admission::{Admission, Connections};
+use super::admission::Admission;
 use super::connection::SocketEnv;
 use crate::auth::Auth;
-use crate::metrics::Metrics;
+use crate::node::Builder;
 use crate::store::flaky::{campaign, Flaky};
 use crate::store::Campaigns;
-use crate::tally::flusher::{Flusher, Timing};
 use crate::tally::Tallies;
 
 /// The operator token of [`rig`].
@@ -24,43 +21,22 @@ pub struct Rig {
     pub admission: Admission,
     pub store: Arc<Flaky>,
     pub tallies: Arc<Tallies>,
+    builder: Builder,
 }
 
 /// A live public campaign `launch`, room for `max_connections` sockets.
 pub async fn rig_with(max_connections: usize) -> Rig {
     let store = Arc::new(Flaky::default());
     store.create_campaign(&campaign("launch")).await.unwrap();
-    let tallies = Arc::new(Tallies::new(1_000));
-    let metrics = Arc::new(Metrics::new());
-    let shutdown = CancellationToken::new();
-    let env = Arc::new(SocketEnv {
-        metrics: metrics.clone(),
-        pending: tallies.pending().clone(),
-        per_sec: NonZeroU32::new(20).unwrap(),
-        drain_period: Duration::ZERO,
-        shutdown: shutdown.clone(),
-    });
-    let admission = Admission {
-        tallies: tallies.clone(),
-        store: store.clone(),
-        auth: Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], None)),
-        metrics,
-        connections: Arc::new(Connections::new(max_connections)),
-        allowed_origins: vec![],
-        tick: Duration::from_secs(1),
-        node_id: "n1".into(),
-        lease: Duration::from_secs(10),
-        shutdown,
-        trusted_proxies: Default::default(),
-        region_header: None,
-        sockets_per_client: None,
-        auth_failures: Default::default(),
-    };
+    let mut builder = Builder::for_tests(store.clone());
+    builder.auth = Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], None));
+    builder.max_connections = max_connections;
     Rig {
-        env,
-        admission,
+        env: Arc::new(builder.socket_env()),
+        admission: builder.admission(),
         store,
-        tallies,
+        tallies: builder.tallies.clone(),
+        builder,
     }
 }
 
@@ -116,23 +92,8 @@ impl Rig {
 impl Rig {
     /// Runs the flusher (100 ms) until the returned token is cancelled: acks go out.
     pub fn flusher(&self) -> CancellationToken {
-        let timing = Timing {
-            flush_interval: Duration::from_millis(100),
-            tick: Duration::from_secs(1),
-            presence_ttl: Duration::from_secs(10),
-            session_ttl: Duration::from_secs(60),
-        };
-        let f = Flusher::new(
-            self.tallies.clone(),
-            self.store.clone(),
-            self.env.metrics.clone(),
-            "n1".into(),
-            "n1/run".into(),
-            timing,
-        );
         let stop = CancellationToken::new();
-        let (_tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(f.run(stop.clone(), rx));
+        drop(self.builder.spawn_flusher(stop.clone()));
         stop
     }
 

@@ -8,7 +8,7 @@
 //! `handshake`) and owned by the connection task itself, with a [`READ_BUFFER_BYTES`] read
 //! buffer and no write buffering: a frame is written straight to the kernel. Over plain TCP
 //! the stream is an [`Outlet`], which the broadcaster also writes stats frames to (see
-//! `util::outlet`); any other stream (TLS, test pipes) gets stats frames from its task.
+//! `broadcast::outlet`); any other stream (TLS, test pipes) gets stats frames from its task.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::broadcast::outlet::{Outlet, OutletIo};
 use crate::protocol::MAX_MESSAGE_BYTES;
-use crate::util::outlet::{Outlet, OutletIo};
 
 /// Initial read buffer per socket. Protocol messages are ~60–120 bytes, so 1 KiB holds a
 /// burst of a dozen; a larger message grows the buffer up to [`MAX_MESSAGE_BYTES`].
@@ -161,7 +161,7 @@ impl<S: Io> Transport<S> {
         self.outlet.as_ref()
     }
 
-    /// Writes what the broadcaster left for this task (see `util::outlet`), giving up on a
+    /// Writes what the broadcaster left for this task (see `broadcast::outlet`), giving up on a
     /// client that cannot take it in [`SEND_TIMEOUT`]. A frame this task's writer is inside
     /// of (a pong, say) is finished first.
     pub async fn flush_queued(&mut self) -> Result<(), SendError> {

@@ -5,23 +5,13 @@ use crate::store::flaky::{campaign, Flaky};
 use crate::store::{Campaigns, Reads};
 use crate::tally::session::SessionSlot;
 
-const INTERVAL: Duration = Duration::from_millis(100);
+/// The builder's flush interval (the flag's default).
+const INTERVAL: Duration = crate::config::defaults::FLUSH_INTERVAL.value;
 
 fn flusher(store: Arc<Flaky>, tallies: &Arc<Tallies>) -> Flusher {
-    let timing = Timing {
-        flush_interval: INTERVAL,
-        tick: Duration::from_secs(1),
-        presence_ttl: Duration::from_secs(10),
-        session_ttl: Duration::from_secs(60),
-    };
-    Flusher::new(
-        tallies.clone(),
-        store,
-        Arc::new(Metrics::new()),
-        "n1".into(),
-        "n1/run".into(),
-        timing,
-    )
+    let mut b = crate::node::Builder::for_tests(store);
+    b.tallies = tallies.clone();
+    b.flusher()
 }
 
 /// A viewer socket as admission leaves it: a claimed session in the tally.

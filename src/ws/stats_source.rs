@@ -1,5 +1,5 @@
 //! Where a socket's stats frames come from: over plain TCP the broadcaster writes them into
-//! the socket itself (`util::outlet`) and the task only finishes what it left; over any
+//! the socket itself (`broadcast::outlet`) and the task only finishes what it left; over any
 //! other stream the task sends each new frame of the campaign's `watch` channel. One
 //! branch of the socket's `select!` either way, so its future holds one wait, not two.
 
@@ -8,12 +8,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::transport::{Io, Transport};
+use crate::broadcast::outlet::{Audience, Outlet};
 use crate::protocol::Frames;
 use crate::tally::CampaignTally;
-use crate::util::outlet::{Audience, Outlet};
 
 /// Where a socket's stats frames come from.
-pub enum Feed {
+pub enum StatsSource {
     /// Plain TCP: the broadcaster writes them into the socket; the task only writes what it
     /// left behind (the socket was busy or full).
     Direct(Arc<Outlet>),
@@ -21,8 +21,8 @@ pub enum Feed {
     Watched(watch::Receiver<Arc<Frames>>),
 }
 
-/// What a [`Feed`] asks of its task.
-pub enum Fed {
+/// What a [`StatsSource`] asks of its task next.
+pub enum NextStats {
     /// Write the frames the broadcaster left.
     Queued,
     /// Send this frame.
@@ -31,11 +31,11 @@ pub enum Fed {
     Gone,
 }
 
-impl Feed {
+impl StatsSource {
     pub fn of<S: Io>(transport: &Transport<S>, tally: &CampaignTally) -> Self {
         match transport.outlet() {
-            Some(outlet) => Feed::Direct(outlet.clone()),
-            None => Feed::Watched(tally.frames.subscribe()),
+            Some(outlet) => StatsSource::Direct(outlet.clone()),
+            None => StatsSource::Watched(tally.frames.subscribe()),
         }
     }
 
@@ -47,7 +47,7 @@ impl Feed {
         match self {
             // Offered until the newest is the last written here: the broadcaster may publish
             // and offer a newer frame meanwhile, which must not be followed by an older one.
-            Feed::Direct(outlet) => {
+            StatsSource::Direct(outlet) => {
                 let mut last = welcomed.clone();
                 loop {
                     let current = tally.frames.borrow().clone();
@@ -62,7 +62,7 @@ impl Feed {
                 }
             }
             // The task reads the newest when it sends.
-            Feed::Watched(frames) => {
+            StatsSource::Watched(frames) => {
                 if !Arc::ptr_eq(&frames.borrow(), welcomed) {
                     frames.mark_changed();
                 }
@@ -70,15 +70,15 @@ impl Feed {
         }
     }
 
-    pub async fn next(&mut self) -> Fed {
+    pub async fn next(&mut self) -> NextStats {
         match self {
-            Feed::Direct(outlet) => {
+            StatsSource::Direct(outlet) => {
                 std::future::poll_fn(|cx| outlet.poll_queued(cx)).await;
-                Fed::Queued
+                NextStats::Queued
             }
-            Feed::Watched(frames) => match frames.changed().await {
-                Ok(()) => Fed::Frame(frames.borrow_and_update().clone()),
-                Err(_) => Fed::Gone,
+            StatsSource::Watched(frames) => match frames.changed().await {
+                Ok(()) => NextStats::Frame(frames.borrow_and_update().clone()),
+                Err(_) => NextStats::Gone,
             },
         }
     }

@@ -17,7 +17,8 @@
 //! a slow socket costs no more memory than that. The task gives up on a client that takes
 //! nothing for its send timeout, exactly as for its own frames.
 //!
-//! Leaf module (tokio and bytes only), so the campaign's registry can live in its tally.
+//! Filed under the broadcast it serves, yet a leaf (tokio and bytes only, layered below
+//! `tally` in scripts/check-modules.py), so the campaign's registry can live in its tally.
 
 use std::io;
 use std::pin::Pin;

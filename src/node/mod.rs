@@ -2,7 +2,8 @@
 //! HTTP server. `run(listener, config, shutdown)` takes its listener and its stop signal
 //! from the caller, so tests can bind port 0 and stop the node on demand.
 
-use std::num::{NonZeroU32, NonZeroUsize};
+pub mod builder;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,28 +13,20 @@ use actix_service::{fn_factory, fn_service, map_config, ServiceFactory};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use anyhow::Context;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
-use crate::broadcast::Broadcaster;
-use crate::clients::auth_failures::AuthFailures;
-use crate::clients::sockets::SocketsPerClient;
-use crate::clients::writes::PublicWrites;
-use crate::clients::TrustedProxies;
 use crate::config::Config;
 use crate::http::Api;
-use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
-use crate::tally::flusher::{self, Flusher};
-use crate::tally::Tallies;
+use crate::tally::flusher::FlushNow;
 use crate::tls::Certificates;
 use crate::webhooks::{Timing, Webhooks};
-use crate::ws::admission::{Admission, Connections};
-use crate::ws::connection::SocketEnv;
 use crate::ws::handshake::Upgraded;
 use crate::ws::Sockets;
+pub use builder::Builder;
 
 /// File descriptors kept back from `--max-connections` for the store, logs, listeners and
 /// the HTTP API's short-lived connections.
@@ -189,128 +182,13 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         .max_connections
         .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1) as usize);
     let store = connect_store(&config).await?;
-    let operator_tokens = if config.operator_token.is_empty() {
-        let t = random_id(24);
-        tracing::warn!(operator_token = %t, "no --operator-token given; generated one for this run (shown once)");
-        vec![t]
-    } else {
-        config.operator_token.clone()
-    };
-    let node_id = config.node_id();
-    let auth = Arc::new(Auth::new(&operator_tokens, config.join_secret.as_deref()));
-    let metrics = Arc::new(Metrics::new());
-    metrics.max_connections.set(max_connections as i64);
-    metrics.store_pending_limit.set(config.max_pending as i64);
-    // connect_store succeeded above: the store answered.
-    metrics.store_up.set(1);
-    let tallies = Arc::new(Tallies::new(config.max_pending).with_max_share_channels(config.max_share_channels));
+    let builder = build(&config, store, max_connections);
     let addr = listener.local_addr()?;
-    // Cancelled after the last flush's acks went out: every socket closes with 1001.
-    let close_sockets = CancellationToken::new();
-    // The per-client limits (0 turns one off); failed operator logins count on both sides.
-    let trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
-    let auth_failures = Arc::new(AuthFailures::default());
-    let sockets = Arc::new(Sockets {
-        admission: Admission {
-            tallies: tallies.clone(),
-            store: store.clone(),
-            auth: auth.clone(),
-            metrics: metrics.clone(),
-            connections: Arc::new(Connections::new(max_connections)),
-            allowed_origins: config.allowed_origins.clone(),
-            tick: config.tick,
-            node_id: node_id.clone(),
-            lease: config.presence_ttl,
-            shutdown: close_sockets.clone(),
-            trusted_proxies: trusted_proxies.clone(),
-            region_header: config.region_header.clone(),
-            sockets_per_client: NonZeroUsize::new(config.max_sockets_per_client)
-                .map(|max| Arc::new(SocketsPerClient::new(max))),
-            auth_failures: auth_failures.clone(),
-        },
-        env: Arc::new(SocketEnv {
-            metrics: metrics.clone(),
-            pending: tallies.pending().clone(),
-            per_sec: NonZeroU32::new(config.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN),
-            drain_period: config.drain_period,
-            shutdown: close_sockets.clone(),
-        }),
-        tracker: TaskTracker::new(),
-    });
-    let api = Arc::new(Api {
-        store: store.clone(),
-        tallies: tallies.clone(),
-        auth,
-        metrics: metrics.clone(),
-        node_id: node_id.clone(),
-        tick: config.tick,
-        shutdown: close_sockets.clone(),
-        trusted_proxies,
-        allowed_origins: crate::http::cors::AllowedOrigins::new(config.allowed_origins.clone()),
-        public_writes: NonZeroU32::new(config.max_public_writes_per_client).map(PublicWrites::per_minute),
-        auth_failures,
-    });
-
-    let tls = certificates.as_ref().map(Certificates::server_config).transpose()?;
-    let server = http_server(api, sockets.clone(), listener, max_connections, tls)?;
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
-    let stop_reload = CancellationToken::new();
-    match crate::tls::reload_on_sighup(certificates.clone(), stop_reload.clone()) {
-        Ok(reloader) => drop(tokio::spawn(reloader)),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGHUP handler: the certificate will not be reloaded")
-        }
-    }
-
-    let stop_flusher = CancellationToken::new();
-    let (flush_now, flush_requests) = tokio::sync::mpsc::channel(1);
-    let flush_now: flusher::FlushNow = flush_now;
-    let timing = flusher::Timing {
-        flush_interval: config.flush_interval,
-        tick: config.tick,
-        presence_ttl: config.presence_ttl,
-        session_ttl: config.session_ttl,
-    };
-    let origin = format!("{node_id}/{}", random_id(6));
-    let flusher = Flusher::new(
-        tallies.clone(),
-        store.clone(),
-        metrics.clone(),
-        node_id.clone(),
-        origin,
-        timing,
-    );
-    let flusher = tokio::spawn(flusher.run(stop_flusher.clone(), flush_requests));
-    let stop_ticker = CancellationToken::new();
-    let broadcaster = Broadcaster {
-        tallies,
-        store: store.clone(),
-        metrics: metrics.clone(),
-        tick: config.tick,
-    };
-    let ticker = tokio::spawn(broadcaster.run(stop_ticker.clone()));
-    let stop_webhooks = CancellationToken::new();
-    let webhooks = match &config.webhook_secret {
-        Some(secret) if !config.webhook_url.is_empty() => {
-            let timing = Timing::new(config.webhook_retry_base, config.webhook_timeout, config.webhook_poll);
-            let w = Webhooks::new(
-                store.clone(),
-                metrics.clone(),
-                node_id.clone(),
-                config.webhook_url.clone(),
-                secret.clone(),
-                timing,
-            )?;
-            Some(tokio::spawn(Arc::new(w).run(stop_webhooks.clone())))
-        }
-        _ => None,
-    };
-
+    let node = start(&builder, &config, listener, certificates.as_ref())?;
     tracing::info!(
         %addr,
-        node = %node_id,
-        store = store.kind(),
+        node = %builder.node_id,
+        store = builder.store.kind(),
         max_connections,
         fd_limit,
         tls = certificates.is_some(),
@@ -322,44 +200,161 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
             "serving https:// and wss:// (SIGHUP reloads --tls-cert and --tls-key)"
         );
     }
-
     shutdown.cancelled().await;
-    let drain = config.drain_period;
-    tracing::info!(
-        drain_period_ms = drain.as_millis() as u64,
-        "shutting down: flushing, then closing sockets with 1001"
-    );
-    // With a drain period the listener stays open while sockets close one by one: new
-    // sockets and /readyz get a quick 503 (so a proxy retries another node) instead of
-    // waiting in the accept queue.
-    if drain.is_zero() {
-        handle.pause().await;
-    }
-    // Flush while the sockets are still open, so what they sent so far is acked.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if flush_now.send(tx).await.is_ok() {
-        let _ = tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, rx).await;
-    }
-    close_sockets.cancel();
-    let tracker = &sockets.tracker;
-    tracker.close();
-    if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(left = tracker.len(), "some sockets did not close in time");
-    }
-    stop_reload.cancel();
-    stop_ticker.cancel();
-    let _ = ticker.await;
-    stop_webhooks.cancel();
-    if let Some(w) = webhooks {
-        let _ = w.await;
-    }
-    stop_flusher.cancel();
-    let _ = flusher.await;
-    handle.stop(true).await;
-    let _ = server_task.await;
+    node.drain(config.drain_period).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The parts' builder from the flags: the operator tokens (one generated if none was
+/// given), the connection limit, and the metrics that show both.
+fn build(config: &Config, store: Arc<dyn Store>, max_connections: usize) -> Builder {
+    let operator_tokens = if config.operator_token.is_empty() {
+        let t = random_id(24);
+        tracing::warn!(operator_token = %t, "no --operator-token given; generated one for this run (shown once)");
+        vec![t]
+    } else {
+        config.operator_token.clone()
+    };
+    let mut builder = Builder::from_config(config, store);
+    builder.auth = Arc::new(Auth::new(&operator_tokens, config.join_secret.as_deref()));
+    builder.max_connections = max_connections;
+    let metrics = &builder.metrics;
+    metrics.max_connections.set(max_connections as i64);
+    metrics.store_pending_limit.set(config.max_pending as i64);
+    // connect_store succeeded before this: the store answered.
+    metrics.store_up.set(1);
+    builder
+}
+
+/// A node's running tasks, and how to stop each at shutdown.
+struct Running {
+    sockets: Arc<Sockets>,
+    /// Cancelled after the last flush's acks went out: every socket closes with 1001.
+    close_sockets: CancellationToken,
+    server: actix_server::ServerHandle,
+    server_task: JoinHandle<std::io::Result<()>>,
+    stop_reload: CancellationToken,
+    flush_now: FlushNow,
+    stop_flusher: CancellationToken,
+    flusher: JoinHandle<()>,
+    stop_ticker: CancellationToken,
+    ticker: JoinHandle<()>,
+    stop_webhooks: CancellationToken,
+    webhooks: Option<JoinHandle<()>>,
+}
+
+/// Starts the HTTP server, the certificate reloader, the flusher, the broadcaster and the
+/// webhook deliverer.
+fn start(
+    builder: &Builder,
+    config: &Config,
+    listener: std::net::TcpListener,
+    certificates: Option<&Arc<Certificates>>,
+) -> anyhow::Result<Running> {
+    let sockets = Arc::new(builder.sockets());
+    let tls = certificates.map(Certificates::server_config).transpose()?;
+    let server = http_server(
+        Arc::new(builder.api()),
+        sockets.clone(),
+        listener,
+        builder.max_connections,
+        tls,
+    )?;
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    let stop_reload = CancellationToken::new();
+    match crate::tls::reload_on_sighup(certificates.cloned(), stop_reload.clone()) {
+        Ok(reloader) => drop(tokio::spawn(reloader)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler: the certificate will not be reloaded")
+        }
+    }
+    let stop_flusher = CancellationToken::new();
+    let (flush_now, flusher) = builder.spawn_flusher(stop_flusher.clone());
+    let stop_ticker = CancellationToken::new();
+    let ticker = tokio::spawn(builder.broadcaster().run(stop_ticker.clone()));
+    let stop_webhooks = CancellationToken::new();
+    let webhooks = spawn_webhooks(builder, config, stop_webhooks.clone())?;
+    Ok(Running {
+        sockets,
+        close_sockets: builder.close_sockets.clone(),
+        server: handle,
+        server_task,
+        stop_reload,
+        flush_now,
+        stop_flusher,
+        flusher,
+        stop_ticker,
+        ticker,
+        stop_webhooks,
+        webhooks,
+    })
+}
+
+/// The webhook deliverer, where `--webhook-url` names receivers.
+fn spawn_webhooks(
+    builder: &Builder,
+    config: &Config,
+    stop: CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let Some(secret) = config
+        .webhook_secret
+        .as_ref()
+        .filter(|_| !config.webhook_url.is_empty())
+    else {
+        return Ok(None);
+    };
+    let timing = Timing::new(config.webhook_retry_base, config.webhook_timeout, config.webhook_poll);
+    let w = Webhooks::new(
+        builder.store.clone(),
+        builder.metrics.clone(),
+        builder.node_id.clone(),
+        config.webhook_url.clone(),
+        secret.clone(),
+        timing,
+    )?;
+    Ok(Some(tokio::spawn(Arc::new(w).run(stop))))
+}
+
+impl Running {
+    /// Shutdown: flush what the sockets sent, close them with 1001 (spread over
+    /// `drain`), stop the tasks, the last flush leaving presence, then the server.
+    async fn drain(self, drain: Duration) {
+        tracing::info!(
+            drain_period_ms = drain.as_millis() as u64,
+            "shutting down: flushing, then closing sockets with 1001"
+        );
+        // With a drain period the listener stays open while sockets close one by one: new
+        // sockets and /readyz get a quick 503 (so a proxy retries another node) instead of
+        // waiting in the accept queue.
+        if drain.is_zero() {
+            self.server.pause().await;
+        }
+        // Flush while the sockets are still open, so what they sent so far is acked.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.flush_now.send(tx).await.is_ok() {
+            let _ = tokio::time::timeout(SOCKET_DRAIN_TIMEOUT, rx).await;
+        }
+        self.close_sockets.cancel();
+        let tracker = &self.sockets.tracker;
+        tracker.close();
+        if tokio::time::timeout(SOCKET_DRAIN_TIMEOUT + drain, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(left = tracker.len(), "some sockets did not close in time");
+        }
+        self.stop_reload.cancel();
+        self.stop_ticker.cancel();
+        let _ = self.ticker.await;
+        self.stop_webhooks.cancel();
+        if let Some(w) = self.webhooks {
+            let _ = w.await;
+        }
+        self.stop_flusher.cancel();
+        let _ = self.flusher.await;
+        self.server.stop(true).await;
+        let _ = self.server_task.await;
+    }
 }
