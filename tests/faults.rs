@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use support::load::{self, eventually, total_upto, Client, Streaming};
+use support::load::{self, total_upto, Client, Streaming};
 use support::node::{End, Node, Ws, TOKEN};
 use support::redis::RedisServer;
+use support::wait::eventually;
 use tokio::sync::watch;
 
 /// A short lease, so a dead node's share expires quickly.
