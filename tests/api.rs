@@ -19,6 +19,7 @@ on_every_store!(
 
 use serde_json::json;
 use support::node::{Node, TOKEN};
+use support::wait::eventually;
 
 async fn campaigns_are_created_listed_and_fetched(backend: Backend) {
     let node = Node::start_with(backend, &[]);
@@ -148,23 +149,11 @@ async fn share_links_redirect_and_count_by_channel(backend: Backend) {
     // Once flushed, the campaign leaves the node (none is active); a later visit brings it
     // back, and its batches must still count (regression: batch numbers restarted at 1 and
     // the store took them for retries).
-    let deadline = std::time::Instant::now() + support::node::PATIENCE;
-    loop {
-        let metrics = node
-            .http
-            .get(node.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("livetally_active_campaigns 0") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "campaign never left the node");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("the campaign to leave the node", || async {
+        let metrics = node.http.get(node.url("/metrics")).send().await.unwrap();
+        metrics.text().await.unwrap().contains("livetally_active_campaigns 0")
+    })
+    .await;
     node.http.get(node.url("/s/viral?via=wechat")).send().await.unwrap();
     node.await_stats("viral", "7 share visits", |s| s["share_visits"] == 7)
         .await;
@@ -283,18 +272,18 @@ async fn series_hold_viewers_and_interactions_per_tick(backend: Backend) {
     ws.send(json!({"type":"interact","kind":"cheer","seq":4})).await;
     ws.until(|m| m["type"] == "ack" && m["seq"] == 4).await;
     // Wait until a tick has recorded one viewer.
-    let deadline = std::time::Instant::now() + support::node::PATIENCE;
-    let viewers = loop {
+    let viewers = eventually("a viewer point", || async {
         let (status, v) = node
             .op("GET", "/api/v1/campaigns/series/series?metric=viewers", None)
             .await;
         assert_eq!(status, 200);
         if v["points"].as_array().is_some_and(|p| p.iter().any(|p| p[1] == 1)) {
-            break v;
+            Ok(v)
+        } else {
+            Err(v)
         }
-        assert!(std::time::Instant::now() < deadline, "no viewer point: {v}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(viewers["metric"], "viewers");
     assert!(viewers["step_ms"].as_i64().unwrap() >= 100);
     let sum = |v: &serde_json::Value| {
@@ -389,8 +378,7 @@ async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
     ws.next_of("ack").await;
     ws.send_text("garbage").await;
     ws.next_of("error").await;
-    let deadline = std::time::Instant::now() + support::node::PATIENCE;
-    let text = loop {
+    let text = eventually("the viewer gauge at 1", || async {
         let resp = node.http.get(node.url("/metrics")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert!(resp.headers()["content-type"]
@@ -399,14 +387,12 @@ async fn metrics_parse_and_carry_the_contract_names(backend: Backend) {
             .starts_with("text/plain"));
         let text = resp.text().await.unwrap();
         if text.contains(r#"livetally_campaign_viewers{campaign="m"} 1"#) {
-            break text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "viewer gauge never reached 1:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     // Every sample line is `name{labels} value` with a numeric value.
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line}"));
@@ -560,9 +546,10 @@ async fn deleting_an_ended_campaign_removes_it_and_frees_the_id(backend: Backend
 async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
     let node = Node::start_with(backend, &["--max-share-channels", "3"]);
     node.campaign("bounded").await;
-    // Six channels, one flush apart (20 ms), so a bound per flush would keep them all.
+    // Six channels, each visit in a flush of its own (the next is made once the store has
+    // the last), so a bound per flush would keep them all.
     let visits = ["a", "b", "a", "c", "d", "e", "a", "f", "d", "other"];
-    for via in visits {
+    for (n, via) in (1..).zip(visits) {
         let resp = node
             .http
             .get(node.url(&format!("/s/bounded?via={via}")))
@@ -570,10 +557,9 @@ async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(resp.status(), 302);
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        node.await_stats("bounded", &format!("visit {n}"), |s| s["share_visits"] == n)
+            .await;
     }
-    node.await_stats("bounded", "every visit", |s| s["share_visits"] == 10)
-        .await;
     let (_, report) = node.op("GET", "/api/v1/campaigns/bounded/report", None).await;
     assert_eq!(report["share_visits"], 10);
     assert_eq!(

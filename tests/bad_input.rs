@@ -94,9 +94,11 @@ async fn a_flood_is_rate_limited_then_closed_with_1008(backend: Backend) {
     let sender = tokio::spawn(async move {
         let mut sent = 0u64;
         let msg = json!({"type":"interact","kind":"like"}).to_string();
+        let mut pace = tokio::time::interval(std::time::Duration::from_millis(5));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while tx.send(Message::text(msg.clone())).await.is_ok() && sent < 5_000 {
             sent += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            pace.tick().await;
         }
         sent
     });

@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::load;
 use support::node::{End, Node, Ws, PATIENCE};
 use support::redis::RedisServer;
 use support::tls::TestCa;
+use support::wait::{eventually, poll, poll_blocking};
 
 /// Path of a file of the repository.
 fn repo(path: &str) -> PathBuf {
@@ -144,12 +146,8 @@ impl Drop for Tool {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.exited() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if poll_blocking(Duration::from_secs(5), || self.exited()).is_ok() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -159,19 +157,19 @@ impl Drop for Tool {
 /// Polls `url` until it answers 200, the process exits, or the patience runs out.
 async fn await_http_ok(tool: &mut Tool, url: &str) -> bool {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if tool.exited() {
-            return false;
-        }
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return true;
+    let ready = poll(PATIENCE, || {
+        let exited = tool.exited();
+        let http = &http;
+        async move {
+            if exited {
+                return Some(false);
             }
+            let ok = http.get(url).send().await.is_ok_and(|r| r.status().is_success());
+            ok.then_some(true)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} did not become ready:\n{}", tool.log_text());
+    })
+    .await;
+    ready.unwrap_or_else(|_| panic!("{url} did not become ready:\n{}", tool.log_text()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,19 +251,22 @@ impl Prometheus {
 
     /// Polls a single-valued query until it returns `want`; returns the last answer.
     async fn await_value(&self, promql: &str, want: f64) -> Vec<(Value, f64)> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let answer = poll(PATIENCE, || async {
             let got = self.query(promql).await;
             if got.len() == 1 && got[0].1 == want {
-                return got;
+                Ok(got)
+            } else {
+                Err(format!("{got:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{promql} never returned {want}; last: {got:?}\nprometheus log:\n{}",
+        })
+        .await;
+        answer.unwrap_or_else(|last| {
+            panic!(
+                "{promql} never returned {want}; last: {}\nprometheus log:\n{}",
+                last.unwrap_or_default(),
                 self.tool.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            )
+        })
     }
 }
 
@@ -395,8 +396,11 @@ async fn promtool_accepts_live_metrics_and_the_kit_names_only_real_ones() {
         .await;
     let (status, _) = node.call("GET", "/readyz", None, None).await;
     assert_eq!(status, 200);
-    // One more tick so the broadcast lag histogram has seen the like.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A tick has published a frame, so the broadcast lag histogram has a sample.
+    eventually("a broadcast lag sample", || async {
+        load::metric(&node, "livetally_broadcast_lag_seconds_count").await > 0.0
+    })
+    .await;
     let exposition = node.http.get(node.url("/metrics")).send().await.unwrap();
     let exposition = exposition.text().await.unwrap();
 
@@ -581,12 +585,9 @@ async fn nginx_balances_viewer_sockets_and_routes_around_a_stopped_node() {
     assert_eq!(plain.status(), 301);
     let location = plain.headers()["location"].to_str().unwrap();
     assert_eq!(location, "https://127.0.0.1/api/v1/campaigns/gala/stats");
-    let deadline = Instant::now() + PATIENCE;
-    let mut viewers = stats["viewers"].as_u64();
-    while viewers != Some(6) {
-        assert!(Instant::now() < deadline, "viewers through nginx: {viewers:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        viewers = a.stats("gala").await["viewers"].as_u64();
+    if stats["viewers"] != 6 {
+        a.await_stats("gala", "6 viewers through nginx", |s| s["viewers"] == 6)
+            .await;
     }
 
     // Node b stops: its viewers are closed with 1001 and its presence released; new
@@ -630,16 +631,16 @@ async fn drain_period_spreads_closes_and_answers_503_meanwhile() {
         .collect();
     // While draining, the node is unready and refuses new sockets quickly (a proxy retries
     // another node); the sockets it has are closed one by one.
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    let body = eventually("/readyz 503 while draining", || async {
         let (status, body) = node.call("GET", "/readyz", None, None).await;
         if status == 503 {
-            assert_eq!(body["status"], "shutting_down");
-            break;
+            Ok(body)
+        } else {
+            Err(status)
         }
-        assert!(Instant::now() < deadline, "/readyz stayed {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(body["status"], "shutting_down");
     assert_eq!(node.refused("/ws/v1/campaigns/drain").await, 503);
     let mut times = Vec::new();
     for c in closes {

@@ -36,9 +36,16 @@ async fn private_campaign(node: &Node, id: &str) {
         .await;
 }
 
-/// The operator's view of `campaign` once `viewers` are counted: its `regions`.
+/// The operator's view of `campaign` once `viewers` are counted: its `regions`. The
+/// welcome's stats may already show them, and then no frame repeats them (frames are
+/// pushed only when a number changes).
 async fn regions_once(node: &Node, campaign: &str, viewers: u64) -> Value {
     let mut op = node.viewer(campaign, &format!("role=operator&token={TOKEN}")).await;
+    let welcome = op.next().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    if welcome["stats"]["viewers"] == viewers {
+        return welcome["stats"]["regions"].clone();
+    }
     op.until(|m| m["type"] == "stats" && m["viewers"] == viewers).await["regions"].clone()
 }
 

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use support::load::{self, eventually, total_upto, Client, Streaming};
+use support::load::{self, total_upto, Client, Streaming};
 use support::node::{End, Node, Ws, TOKEN};
 use support::redis::RedisServer;
+use support::wait::{eventually, throughout};
 use tokio::sync::watch;
 
 /// A short lease, so a dead node's share expires quickly.
@@ -57,14 +58,13 @@ fn viewers(stats: &Value) -> u64 {
 
 /// Asserts that every node keeps reading exactly `n` viewers for `period`.
 async fn assert_viewers_stay(nodes: &[&Node], campaign: &str, n: u64, period: Duration) {
-    let until = Instant::now() + period;
-    while Instant::now() < until {
+    throughout(period, || async {
         for node in nodes {
             let s = node.stats(campaign).await;
             assert_eq!(viewers(&s), n, "viewers moved: {s}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 /// 30 / 20 / 10 viewers on the three nodes, and every node reading 60.
@@ -299,17 +299,28 @@ async fn a_new_node_sees_everything_the_old_one_wrote() {
         .await_stats("history", "the share visit", |s| s["share_visits"] == 1)
         .await;
 
-    // Everything up to a point safely in the past, so later ticks cannot change it.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let to = now_ms() - 500;
-    let window = format!("to={to}&step=1");
+    // Everything up to a point safely in the past (500 ms, so later ticks cannot change
+    // it) once that point is after the last change: every like and the 3 viewers left.
+    let (window, v_series, i_series) = eventually("the series to show everything", || async {
+        let window = format!("to={}&step=1", now_ms() - 500);
+        let path = format!("/api/v1/campaigns/history/series?metric=viewers&{window}");
+        let (status, body) = old.op("GET", &path, None).await;
+        if status == 400 && body["error"]["field"] == "to" {
+            return Err("the window ends before the campaign started".to_owned());
+        }
+        let v_series = series(&old, "viewers", &window).await;
+        let i_series = series(&old, "interactions", &window).await;
+        let series_sum: u64 = i_series.iter().map(|p| p[1].as_u64().unwrap()).sum();
+        let last_viewers = v_series.last().map(|p| p[1].clone());
+        if series_sum == 3 * total_upto(40) && last_viewers == Some(json!(3)) {
+            Ok((window, v_series, i_series))
+        } else {
+            Err(format!("{series_sum} likes, last viewers {last_viewers:?}"))
+        }
+    })
+    .await;
     let campaigns = old.op("GET", "/api/v1/campaigns", None).await.1;
     let report = old.op("GET", "/api/v1/campaigns/history/report", None).await.1;
-    let v_series = series(&old, "viewers", &window).await;
-    let i_series = series(&old, "interactions", &window).await;
-    assert!(!v_series.is_empty());
-    let series_sum: u64 = i_series.iter().map(|p| p[1].as_u64().unwrap()).sum();
-    assert_eq!(series_sum, 3 * total_upto(40));
 
     drop(clients);
     old.signal("TERM");

@@ -15,6 +15,7 @@ use serde_json::Value;
 use support::load::{self, total_upto, Client, Streaming};
 use support::node::{End, Node, Ws, PATIENCE, TOKEN};
 use support::redis::{RedisCluster, RedisServer};
+use support::wait::eventually;
 use tokio::sync::watch;
 
 /// `store` flags plus `--node-id <id>` plus `extra`, for each id.
@@ -180,7 +181,7 @@ async fn a_session_resumed_on_another_node_is_counted_exactly_once() {
     assert_eq!(c.errors(), Vec::<Value>::new());
 
     // A settles whatever it still held (written before B's claim, or fenced after it).
-    load::eventually("node A has nothing pending", || async {
+    eventually("node A has nothing pending", || async {
         (load::readyz(a).await.1["pending"] == 0).then_some(())
     })
     .await;
@@ -216,7 +217,7 @@ async fn a_late_flush_from_a_frozen_node_is_fenced() {
     assert!(old.send_upto(20).await);
     // A has read 11..=20 into its tally; the next flush is ~1 s after the last ack.
     let unflushed = total_upto(20) - total_upto(10);
-    load::eventually("node A holding 11..=20", || async {
+    eventually("node A holding 11..=20", || async {
         (load::readyz(a).await.1["pending"] == unflushed).then_some(())
     })
     .await;
@@ -235,7 +236,7 @@ async fn a_late_flush_from_a_frozen_node_is_fenced() {
         "A's socket after its fenced flush"
     );
     assert_eq!(old.acked(), 10, "A never acked what it could not write");
-    load::eventually("node A settled", || async {
+    eventually("node A settled", || async {
         (load::readyz(a).await.1["pending"] == 0).then_some(())
     })
     .await;
@@ -278,7 +279,11 @@ struct Rates {
     interactions: f64,
 }
 
+/// [`Rates`] over `window`, from a second after the streams started (once they have
+/// reached their rate). Both waits are plain time: a rate is counted over a window, and
+/// no event says a stream has settled at its rate.
 async fn measure(redis: &RedisServer, streams: &[Streaming], window: Duration) -> Rates {
+    tokio::time::sleep(Duration::from_secs(1)).await; // reach the steady state
     let acked = || streams.iter().map(Streaming::acked).collect::<Vec<u64>>();
     let (c0, a0, t0) = (load::redis_command_calls(redis), acked(), Instant::now());
     tokio::time::sleep(window).await;
@@ -331,7 +336,6 @@ async fn redis_traffic_stays_flat_while_interactions_grow() {
         .into_iter()
         .map(|c| Streaming::start(c, u64::MAX, 500.0 / SOCKETS as f64, stop.clone()))
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await; // reach the steady state
     let slow = measure(&redis, &streams, WINDOW).await;
     stop_slow.send_replace(true);
     let clients: Vec<Client> = join_all(streams.into_iter().map(Streaming::finish))
@@ -349,7 +353,6 @@ async fn redis_traffic_stays_flat_while_interactions_grow() {
         .into_iter()
         .map(|c| Streaming::start(c, u64::MAX, 25_000.0 / SOCKETS as f64, stop.clone()))
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await; // reach the steady state
     let fast = measure(&redis, &streams, WINDOW).await;
     stop_fast.send_replace(true);
     let mut clients = Vec::new();

@@ -7,11 +7,11 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::node::{Node, Ws, PATIENCE, TOKEN};
 use support::tls::{self, TestCa};
+use support::wait::{eventually, poll};
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -31,8 +31,7 @@ async fn create(https: &reqwest::Client, base: &str, id: &str) {
 
 /// Polls the public stats over https until `pred` holds.
 async fn await_stats(https: &reqwest::Client, base: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually("the stats over https", || async {
         let r = https
             .get(format!("{base}/api/v1/campaigns/{id}/stats"))
             .send()
@@ -41,11 +40,12 @@ async fn await_stats(https: &reqwest::Client, base: &str, id: &str, pred: impl F
         assert_eq!(r.status(), 200);
         let s: Value = r.json().await.expect("JSON stats");
         if pred(&s) {
-            return s;
+            Ok(s)
+        } else {
+            Err(s)
         }
-        assert!(Instant::now() < deadline, "stats never matched: {s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Sends like `seq` (count 1) and waits for its ack.
@@ -59,18 +59,11 @@ async fn like(ws: &mut Ws, seq: u64) {
 
 /// Waits until the process node's log has a line containing `what`; returns that line.
 async fn await_log(node: &Node, what: &str) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(line) = node.log_text().lines().find(|l| l.contains(what)) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what:?} in the log:\n{}",
-            node.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let line = poll(PATIENCE, || async {
+        node.log_text().lines().find(|l| l.contains(what)).map(str::to_owned)
+    })
+    .await;
+    line.unwrap_or_else(|_| panic!("no {what:?} in the log:\n{}", node.log_text()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,15 @@ use std::time::Duration;
 use support::load::Client;
 use support::node::{Backend, End, Node, Storage};
 use support::redis::RedisServer;
+use support::wait::{eventually_within, throughout};
 
-/// Long enough for state last written now to be forgotten: two `--session-ttl`s (2 s)
-/// and some slack.
-const FORGOTTEN: Duration = Duration::from_millis(2 * 2_000 + 500);
+/// The nodes' `--session-ttl`: the shortest the node takes (it must be at least
+/// `--presence-ttl`, itself at least 1 s), so the waits for it are short.
+const SESSION_TTL: &str = "1s";
+
+/// Long enough for state last written now to be forgotten: two `--session-ttl`s and some
+/// slack.
+const FORGOTTEN: Duration = Duration::from_millis(2 * 1_000 + 500);
 
 /// Keys and fields of a campaign's session state and retry records (the rest of the
 /// campaign, like its series, grows by design while it is watched).
@@ -27,7 +32,7 @@ fn session_footprint(redis: &RedisServer, campaign: &str) -> u64 {
 async fn quiet_sockets_keep_their_session_and_closed_ones_are_forgotten() {
     let node = Node::start_with(
         Backend::Redis,
-        &["--session-ttl", "2s", "--presence-ttl", "1s", "--tick", "100ms"],
+        &["--session-ttl", SESSION_TTL, "--presence-ttl", "1s", "--tick", "100ms"],
     );
     let Some(Storage::Redis(redis)) = &node.storage else {
         unreachable!()
@@ -43,8 +48,8 @@ async fn quiet_sockets_keep_their_session_and_closed_ones_are_forgotten() {
     let mut quiet = Client::connect(&node, "ttl", "session-quiet").await;
     quiet.send_upto(2).await;
     quiet.await_ack(2).await;
-    tokio::time::sleep(FORGOTTEN).await;
-    assert_eq!(quiet.ended(), None);
+    // Kept for as long as the other one takes to be forgotten: the quiet socket stays.
+    throughout(FORGOTTEN, || async { assert_eq!(quiet.ended(), None) }).await;
 
     // The one who left starts over; the quiet one's session was kept by its open socket.
     let back = Client::connect(&node, "ttl", "session-gone").await;
@@ -67,18 +72,19 @@ async fn quiet_sockets_keep_their_session_and_closed_ones_are_forgotten() {
     node.await_stats("ttl", "no viewers", |s| s["viewers"] == 0).await;
     // The last socket's close reaches the store with the flush after it (up to a flush
     // after `viewers` reads 0), so allow a little more than two TTLs from here.
-    let deadline = std::time::Instant::now() + FORGOTTEN + Duration::from_secs(1);
-    tokio::time::sleep(FORGOTTEN).await;
-    while session_footprint(redis, "ttl") > 0 {
+    eventually_within(FORGOTTEN + Duration::from_secs(1), "sessions forgotten", || async {
+        if session_footprint(redis, "ttl") == 0 {
+            return Ok(());
+        }
         let keys: Vec<String> = redis.query(&["KEYS", "lt:{c:ttl}:*"]);
         let left: Vec<(String, Vec<String>)> = keys
             .iter()
             .filter(|k| k.contains(":sessions") || k.contains(":applied"))
             .map(|k| (k.clone(), redis.query::<Vec<String>>(&["HGETALL", k])))
             .collect();
-        assert!(std::time::Instant::now() < deadline, "left behind: {left:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("left behind: {left:?}"))
+    })
+    .await;
     let fresh = Client::connect(&node, "ttl", "session-quiet").await;
     assert_eq!(fresh.welcome_acked(), 0);
 }
@@ -98,13 +104,12 @@ fn two_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
 
 /// Polls `node` for `period`: `viewers` never above `n`, `peak_viewers` always `n`.
 async fn never_above(node: &Node, campaign: &str, n: u64, period: Duration) {
-    let until = std::time::Instant::now() + period;
-    while std::time::Instant::now() < until {
+    throughout(period, || async {
         let s = node.stats(campaign).await;
         assert!(s["viewers"].as_u64().unwrap() <= n, "a session counted twice: {s}");
         assert_eq!(s["peak_viewers"], n, "{s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use livetally::store::{
     SessionDelta, Store, StoreError,
 };
 use support::redis::{RedisCluster, RedisServer};
+use support::wait::{eventually, eventually_within};
 
 // ---------------------------------------------------------------------------------------
 // Backends
@@ -684,18 +685,16 @@ async fn presence_expires_after_ttl(store: Arc<dyn Store>, _: &str) {
     store.apply(&long).await.unwrap();
     assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 7);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let stats = eventually_within(Duration::from_secs(5), "the 1 s lease to expire", || async {
         let stats = store.stats(&id, &kinds(), now()).await.unwrap();
-        if stats.viewers == 2 {
-            assert_eq!(stats.regions, map(&[("US", 2)]));
-            assert_eq!(stats.nodes.len(), 1);
-            break;
+        if stats.viewers != 2 {
+            assert_eq!(stats.viewers, 7);
         }
-        assert_eq!(stats.viewers, 7);
-        assert!(Instant::now() < deadline, "the 1 s lease never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (stats.viewers == 2).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats.regions, map(&[("US", 2)]));
+    assert_eq!(stats.nodes.len(), 1);
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "expired early: {:?}",
@@ -1173,11 +1172,10 @@ mod redis_only {
         );
 
         server.resume();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while store.ping().await.is_err() {
-            assert!(Instant::now() < deadline, "store did not recover after SIGCONT");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually_within(Duration::from_secs(10), "the store to recover after SIGCONT", || {
+            store.ping()
+        })
+        .await;
         // The timed-out batch ran when the server woke up; the flusher resends it unchanged
         // and the store recognises the retry, so the like is counted once.
         assert_eq!(bare(store.apply(&first).await.unwrap()), ok());
@@ -1204,11 +1202,10 @@ mod redis_only {
         assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
         server.restart();
 
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while store.ping().await.is_err() {
-            assert!(Instant::now() < deadline, "store did not reconnect after restart");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually_within(Duration::from_secs(15), "the store to reconnect after restart", || {
+            store.ping()
+        })
+        .await;
         assert_eq!(interactions(&store, &id).await["like"], 6);
         let (e, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         assert_eq!(acked, 6);
@@ -1372,11 +1369,7 @@ mod cluster_only {
         assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
         assert!(elapsed < CALL_TIMEOUT + Duration::from_millis(500), "{elapsed:?}");
 
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while store.ping().await.is_err() {
-            assert!(Instant::now() < deadline, "cluster store did not recover");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually_within(Duration::from_secs(10), "the cluster store to recover", || store.ping()).await;
         let (epoch, acked) = store.claim_session(&id, "s-1", &CLAIMER).await.unwrap();
         // The timed-out claim may have run when the node woke up.
         assert!((1..=2).contains(&epoch) && acked == 0, "{epoch} {acked}");
@@ -1442,13 +1435,22 @@ async fn sessions_are_forgotten_within_two_ttls(_: Arc<dyn Store>, kind: &str) {
     let id = new_campaign(&*store, "forget").await;
     // What stays for the report (counts, series bucket, sketches) is there after round one.
     sessions_with_likes(&*store, &id, "first", 1).await;
+    // Plain time: its session and retry records expire one by one, so no single reading
+    // says the last of them is gone; two TTLs is the bound the store promises.
     tokio::time::sleep(FORGOTTEN).await;
     let before = size.of(&id);
 
     let epochs = sessions_with_likes(&*store, &id, "session", 50).await;
     assert!(size.of(&id) >= before + 50, "{} vs {before}", size.of(&id));
-    tokio::time::sleep(FORGOTTEN).await;
-    assert_eq!(size.of(&id), before, "sessions and retry records are forgotten");
+    eventually_within(FORGOTTEN, "sessions and retry records forgotten", || async {
+        let now = size.of(&id);
+        if now == before {
+            Ok(())
+        } else {
+            Err(format!("{now} vs {before}"))
+        }
+    })
+    .await;
     assert_eq!(interactions(&*store, &id).await["like"], 51, "counts are not");
 
     // A socket that still holds a forgotten session's epoch can neither count nor ack...
@@ -1471,7 +1473,8 @@ async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, 
     let id = new_campaign(&*store, "touch").await;
     let epochs = sessions_with_likes(&*store, &id, "session", 2).await;
     let quiet = ("session-000".to_owned(), epochs[0]);
-    // Three TTLs pass; the flusher refreshes the open socket's session every TTL/3.
+    // Three TTLs pass; the flusher refreshes the open socket's session every TTL/3. Plain
+    // time: the test plays the flusher's clock, and what it shows is that nothing expires.
     for _ in 0..9 {
         tokio::time::sleep(SHORT_TTL / 3).await;
         let mut b = batch(&id, 0, vec![]);
@@ -1492,6 +1495,7 @@ async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, 
     // Once the session moved to another socket, the old one's refreshes keep nothing alive.
     let (moved, acked) = store.claim_session(&id, "session-000", &CLAIMER).await.unwrap();
     assert_eq!(acked, 4);
+    // The flusher's clock again: a read that would show the session gone would claim it.
     for _ in 0..7 {
         tokio::time::sleep(SHORT_TTL / 3).await;
         let mut b = batch(&id, 0, vec![]);
@@ -1596,8 +1600,15 @@ async fn a_dead_nodes_moved_sockets_go_with_its_lease(store: Arc<dyn Store>, _: 
         .unwrap();
     let s = store.stats(&id, &kinds(), now()).await.unwrap();
     assert_eq!((s.viewers, s.peak_viewers), (2, 2), "{s:?}");
-    tokio::time::sleep(short + Duration::from_millis(200)).await;
-    assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
+    let listed = |nodes: &[NodeShare], node: &str| nodes.iter().any(|n| n.node == node);
+    assert!(listed(&s.nodes, "node-a"), "{s:?}");
+    // node-a's lease runs out: it leaves the list, and its moved marks take nothing along.
+    let s = eventually("node-a's lease to run out", || async {
+        let s = store.stats(&id, &kinds(), now()).await.unwrap();
+        (!listed(&s.nodes, "node-a")).then_some(s)
+    })
+    .await;
+    assert_eq!(s.viewers, 2, "{s:?}");
     // node-a comes back under the same name: the old marks went with its old lease.
     store.claim_session(&id, "session-9", &a).await.unwrap();
     let mut back = flush_of(&id, "node-a", Some(presence(1, &[("US", 1)])), &[]);

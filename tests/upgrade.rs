@@ -12,11 +12,12 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::load::{total_upto, Client};
 use support::node::{End, Node, PATIENCE, TOKEN};
 use support::redis::RedisServer;
+use support::wait::{eventually, poll_blocking, throughout};
 
 /// The fixture, relative to the crate.
 const FIXTURE: &str = "tests/fixtures/v1-store.txt";
@@ -136,9 +137,11 @@ async fn assert_counts(node: &Node, total: u64) {
     assert_eq!(s["registrations"], 1, "{s}");
     assert_eq!(s["share_visits"], 1, "{s}");
     support::node::assert_sketch(&s["unique_viewers"], PEAK);
-    // Nothing was counted twice: the likes stay put.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(likes(&node.stats("launch").await), total);
+    // Nothing was counted twice: the likes stay put for a few ticks and flushes.
+    throughout(Duration::from_millis(300), || async {
+        assert_eq!(likes(&node.stats("launch").await), total);
+    })
+    .await;
 }
 
 /// Moves `session-kept` from `old` (acked up to `acked`) to a new socket on `to`: the new
@@ -236,17 +239,10 @@ fn refused_start(redis: &RedisServer) -> (std::process::ExitStatus, String) {
             .collect::<Vec<_>>()
             .join("\n")
     });
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = poll_blocking(PATIENCE, || child.try_wait().unwrap()).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("the node did not refuse to start");
+    });
     (status, reader.join().unwrap())
 }
 
@@ -300,11 +296,7 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
         .output()
         .expect("run upgrade-store");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let deadline = Instant::now() + PATIENCE;
-    while !sum(&redis) {
-        assert!(Instant::now() < deadline, "the totals were never built");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the totals to be built", || async { sum(&redis) }).await;
     let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
     assert_eq!(totals["viewers"], "3", "built from the live leases: {totals:?}");
     assert_eq!((totals["r:CN"].as_str(), totals["r:US"].as_str()), ("1", "2"));

@@ -13,6 +13,7 @@ use support::load::{self, total_upto, Client};
 use support::node::{Backend, Node};
 use support::receiver::Receiver;
 use support::redis::RedisServer;
+use support::wait::eventually;
 
 const SECRET: &str = "whsec-test-0123456789";
 
@@ -220,7 +221,7 @@ async fn a_receiver_down_gets_every_event_afterwards_in_order() {
     }
     node.op("POST", "/api/v1/campaigns/outage/end", None).await;
     // The node has tried (and failed) while the receiver was down.
-    load::eventually("a failed delivery", || async {
+    eventually("a failed delivery", || async {
         let failed = load::metric(&node, "livetally_webhook_deliveries_total{result=\"failed\"}").await;
         (failed >= 2.0).then_some(())
     })
@@ -255,7 +256,7 @@ async fn a_killed_node_s_delivery_is_made_by_another_node() {
     a.campaign("crash").await;
     register(&a, "crash", "viewer-0001").await;
     // node-a holds the lease: its POST is in flight. Kill it there.
-    load::eventually("node-a's attempt", || async {
+    eventually("node-a's attempt", || async {
         (!receiver.received().is_empty()).then_some(())
     })
     .await;
@@ -324,8 +325,8 @@ mod queue {
     use livetally::store::redis::RedisStore;
     use livetally::store::{Registration, Store};
 
-    use crate::support::load::eventually;
     use crate::support::redis::{RedisCluster, RedisServer};
+    use crate::support::wait::eventually;
 
     const LEASE: Duration = Duration::from_millis(600);
 

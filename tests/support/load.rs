@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -357,22 +357,6 @@ async fn get_text(node: &Node, path: &str) -> String {
 /// `GET /readyz`: status and body.
 pub async fn readyz(node: &Node) -> (u16, Value) {
     node.call("GET", "/readyz", None, None).await
-}
-
-/// Polls `probe` until it returns `Some`; panics with `what` after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Calls per command from `INFO commandstats` (scripts' inner commands included), less

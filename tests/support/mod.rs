@@ -3,3 +3,4 @@ pub mod node;
 pub mod receiver;
 pub mod redis;
 pub mod tls;
+pub mod wait;

@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
+
+use super::wait::{eventually_blocking, poll};
 
 /// Operator token every test node uses.
 pub const TOKEN: &str = "test-operator-token-0123456789";
@@ -407,15 +409,8 @@ impl Node {
 
     /// Waits for the process to exit.
     pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
         let child = self.child();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "node did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually_blocking(PATIENCE, "the node to exit", || child.try_wait().unwrap())
     }
 
     /// Operator API call; returns (status, body as JSON or Null).
@@ -461,19 +456,22 @@ impl Node {
 
     /// Polls the stats until `pred` holds; returns them, or fails with the last seen.
     pub async fn await_stats(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let stats = poll(PATIENCE, || async {
             let s = self.stats(id).await;
             if pred(&s) {
-                return s;
+                Ok(s)
+            } else {
+                Err(s)
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last stats: {s}\nnode log:\n{}",
+        })
+        .await;
+        stats.unwrap_or_else(|last| {
+            panic!(
+                "timed out waiting for {what}; last stats: {}\nnode log:\n{}",
+                last.unwrap_or_default(),
                 self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 
     /// Opens a viewer socket with the given query string.

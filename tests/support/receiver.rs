@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::load::eventually;
+use super::wait::eventually;
 
 /// One POST as received.
 #[derive(Debug, Clone)]

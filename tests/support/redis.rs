@@ -14,8 +14,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use super::wait::{eventually_blocking, poll_blocking};
 
 /// How long a fresh server may take to answer PING (AOF replay included).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,6 +27,8 @@ const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts at finding a free port before giving up (ports can be taken between our probe
 /// and the server's bind).
 const START_ATTEMPTS: usize = 10;
+/// How long a restart on the same port may keep failing before the test gives up.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a server persists.
 #[derive(Debug, Clone, Default)]
@@ -126,13 +129,7 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             signal(child.id(), "CONT"); // a paused server cannot handle SIGTERM
             signal(child.id(), "TERM");
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                sleep(Duration::from_millis(20));
-            }
+            let _ = poll_blocking(STOP_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_))));
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -151,15 +148,13 @@ impl RedisServer {
     /// Stops the server if it runs and starts it again on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
-        let mut last_error = String::new();
-        for _ in 0..START_ATTEMPTS {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(e) => last_error = e,
-            }
-            sleep(Duration::from_millis(200));
-        }
-        panic!("could not restart redis-server on port {}: {last_error}", self.port);
+        // The port may still be held for a moment by the old process's sockets.
+        let port = self.port;
+        eventually_blocking(
+            RESTART_TIMEOUT,
+            format!("redis-server to restart on port {port}"),
+            || self.spawn(),
+        );
     }
 
     /// Runs one command on this server (blocking) and returns the reply.
@@ -220,22 +215,23 @@ impl RedisServer {
             .spawn()
             .map_err(|e| format!("spawn redis-server (run scripts/install-test-deps.sh): {e}"))?;
         let watchdog = Watchdog::guard(child.id(), &self.dir)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
+        // Settles with Err when the server exited, Ok once it answers PING.
+        let ready = poll_blocking(READY_TIMEOUT, || match child.try_wait() {
+            Ok(Some(status)) => Some(Err(status)),
+            _ => ping(self.port).then_some(Ok(())),
+        });
+        match ready {
+            Ok(Ok(())) => {}
+            Ok(Err(status)) => {
                 let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
                 let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
                 return Err(format!("redis-server on {} exited with {status}: {tail}", self.port));
             }
-            if ping(self.port) {
-                break;
-            }
-            if Instant::now() > deadline {
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("redis-server on {} did not answer PING", self.port));
             }
-            sleep(Duration::from_millis(20));
         }
         self.child = Some(child);
         self.watchdog = Some(watchdog);
@@ -334,14 +330,15 @@ impl RedisCluster {
         );
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
         for n in &self.nodes {
-            loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            eventually_blocking(left, format!("cluster_state:ok on {}", n.port), || {
                 let info: String = n.query(&["CLUSTER", "INFO"]);
                 if info.contains("cluster_state:ok") {
-                    break;
+                    Ok(())
+                } else {
+                    Err(info)
                 }
-                assert!(Instant::now() < deadline, "cluster not ok on {}: {info}", n.port);
-                sleep(Duration::from_millis(50));
-            }
+            });
         }
     }
 
