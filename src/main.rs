@@ -136,7 +136,7 @@ fn main() -> anyhow::Result<()> {
     };
     init_logging(config.log_format);
     if let Err(e) = config.validate() {
-        tracing::error!(error = %e, "refusing to start");
+        tracing::error!(error = describe(&e, file.as_ref()), "refusing to start");
         std::process::exit(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -193,13 +193,17 @@ fn check_main(config: &Config, matches: &clap::ArgMatches, file: Option<&FileSet
             0
         }
         Err(e) => {
-            let key = e.flag.replace('-', "_");
-            let from_file = file
-                .filter(|f| f.has(&key))
-                .map(|f| format!(" (set by `{}` in {})", e.flag, f.path.display()));
-            eprintln!("error: {e}{}", from_file.unwrap_or_default());
+            eprintln!("error: {}", describe(&e, file));
             2
         }
+    }
+}
+
+/// A setting's error, naming the file's key when the value came from there.
+fn describe(e: &ConfigError, file: Option<&FileSettings>) -> String {
+    match file.filter(|f| f.has(&e.flag.replace('-', "_"))) {
+        Some(f) => format!("{e} (set by `{}` in {})", e.flag, f.path.display()),
+        None => e.to_string(),
     }
 }
 
