@@ -268,7 +268,9 @@ mod tests {
     }
 
     fn file(text: &str) -> (TempToml, PathBuf) {
-        let path = std::env::temp_dir().join(format!("livetally-{}.toml", crate::auth::random_id(9)));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("livetally-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         (TempToml(path.clone()), path)
     }
