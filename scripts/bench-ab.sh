@@ -29,7 +29,7 @@ run() { # name node_bin port node_flags... -- load_flags...
     kill "$pid"
     wait "$pid" 2>/dev/null
     echo "== $name"
-    grep -E "^(machine load|connected|acked/s|stats lag|node rss|node cpu)" "$OUT/$name.txt"
+    grep -E "^(machine load|connected|acked/s|stats lag|node memory|node cpu)" "$OUT/$name.txt"
     sleep 2
 }
 

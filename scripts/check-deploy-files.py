@@ -64,6 +64,50 @@ def prometheusrule_for(alerts):
     }
 
 
+CONFIGMAP_HEADER = """# deploy/livetally.toml as a ConfigMap, mounted by deployment.yaml at /etc/livetally.
+# Generated from that file; scripts/deploy-check.sh fails when the two differ
+# (`python3 scripts/check-deploy-files.py --fix` rewrites this one).
+"""
+
+
+def configmap_for(toml_text):
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "livetally", "labels": {"app.kubernetes.io/name": "livetally"}},
+        "data": {"livetally.toml": toml_text},
+    }
+
+
+def check_config_file(docs, objects, container, fix):
+    """The ConfigMap carries deploy/livetally.toml as it is, and the pods read it."""
+    toml_text = (DEPLOY / "livetally.toml").read_text(encoding="utf-8")
+    wanted = configmap_for(toml_text)
+    path = DEPLOY / "k8s/configmap.yaml"
+    if fix and docs.get("k8s/configmap.yaml") != [wanted]:
+        path.write_text(
+            CONFIGMAP_HEADER + yaml.dump(wanted, Dumper=IndentedDumper, sort_keys=False, width=100),
+            encoding="utf-8",
+        )
+        docs["k8s/configmap.yaml"] = [wanted]
+        objects["ConfigMap"] = wanted
+        print("rewrote deploy/k8s/configmap.yaml")
+    check(
+        docs.get("k8s/configmap.yaml") == [wanted],
+        "deploy/k8s/configmap.yaml differs from deploy/livetally.toml (run with --fix)",
+    )
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in objects["Deployment"]["spec"]["template"]["spec"].get("volumes", [])}
+    config_volume = next((n for n, v in volumes.items() if v.get("configMap", {}).get("name") == "livetally"), None)
+    if check(config_volume in mounts, "the Deployment does not mount the livetally ConfigMap"):
+        check(
+            env.get("LIVETALLY_CONFIG") == mounts[config_volume] + "/livetally.toml",
+            "LIVETALLY_CONFIG does not name livetally.toml in the ConfigMap's mount",
+        )
+    print("the ConfigMap carries deploy/livetally.toml and the pods read it")
+
+
 def duration_s(text):
     m = re.fullmatch(r"(\d+)(ms|s|m)?", str(text).strip())
     if not m:
@@ -187,6 +231,7 @@ def main():
     served = {r["name"]["as"] for r in adapter["rules"]["custom"]}
     check(metric in served, f"HPA metric {metric} is not served by prometheus-adapter-values.yaml")
     print("Kubernetes objects reference each other consistently")
+    check_config_file(docs, objects, container, fix)
 
     # 4. Grafana dashboard and provisioning.
     dash = docs["grafana/dashboards/livetally.json"][0]

@@ -2,8 +2,9 @@
 //!
 //! Join tokens are JWTs signed with HS256 and the join secret, so a brand's own backend mints
 //! them with any stock JWT library; every node that shares the secret verifies them with no
-//! state in the store. Claims: `campaign` and `exp` (required), `sub` (the viewer) and
-//! `region` (optional); others are ignored.
+//! state in the store. Claims: `campaign` and `exp` (required), `sub` (the viewer),
+//! `region` and `unit` (the viewer's unit of the campaign's organisation) (optional);
+//! others are ignored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -12,7 +13,10 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::protocol::limits::UNIT_CODE;
 use crate::campaign::{is_client_id, is_region};
+
+pub mod mint;
 
 /// Default and longest lifetime of a join token.
 pub const DEFAULT_JOIN_TTL_S: u64 = 24 * 3600;
@@ -46,6 +50,27 @@ pub struct JoinClaims {
     /// Overrides the region of the edge header and of the query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The code of the viewer's unit in the campaign's organisation: the verified way to
+    /// attribute a viewer (a `unit` query is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// A unit code of an organisation ([`UNIT_CODE`]).
+pub fn is_unit_code(s: &str) -> bool {
+    UNIT_CODE.matches(s)
+}
+
+/// The HS256 key of join tokens, chosen in this one place for the node and for
+/// `livetally token`, so a token minted from the shell is one the node admits.
+/// `join_secret` wins; without it the key is derived from the first operator token, so
+/// nodes configured alike agree on it with no shared state.
+pub fn join_key(operator_tokens: &[String], join_secret: Option<&str>) -> Vec<u8> {
+    let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
+    match join_secret.filter(|s| !s.is_empty()) {
+        Some(s) => s.as_bytes().to_vec(),
+        None => Sha256::digest(format!("livetally-join:{first}")).to_vec(),
+    }
 }
 
 /// A random URL-safe string with `bytes` bytes of entropy.
@@ -61,11 +86,7 @@ impl Auth {
     /// tokens (a rotation that changes the first token retires those: set `--join-secret`
     /// for join tokens that must outlive it, and for backends that mint their own).
     pub fn new(operator_tokens: &[String], join_secret: Option<&str>) -> Self {
-        let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
-        let join_key = match join_secret.filter(|s| !s.is_empty()) {
-            Some(s) => s.as_bytes().to_vec(),
-            None => Sha256::digest(format!("livetally-join:{first}")).to_vec(),
-        };
+        let join_key = join_key(operator_tokens, join_secret);
         let mut validation = Validation::new(Algorithm::HS256);
         // The contract says no leeway: a token is dead at its `exp`, on every node alike.
         validation.leeway = 0;
@@ -113,7 +134,7 @@ impl Auth {
 
     /// Verifies a join token for `campaign` at `now_s` (unix seconds) and returns its claims.
     /// The signature must be HS256 with the join secret, `exp` after `now_s` (the library
-    /// checks it too, without leeway), `campaign` this one, and `sub`/`region` valid ids.
+    /// checks it too, without leeway), `campaign` this one, and `sub`/`region`/`unit` valid.
     pub fn verify_join(&self, token: Option<&str>, campaign: &str, now_s: u64) -> Result<JoinClaims, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
         let claims = jsonwebtoken::decode::<JoinClaims>(token, &self.join_decoding, &self.join_validation)
@@ -125,6 +146,7 @@ impl Auth {
         }
         if claims.sub.as_deref().is_some_and(|s| !is_client_id(s))
             || claims.region.as_deref().is_some_and(|r| !is_region(r))
+            || claims.unit.as_deref().is_some_and(|u| !is_unit_code(u))
         {
             return Err(TokenError::Invalid);
         }
@@ -147,6 +169,7 @@ mod tests {
             exp,
             sub: None,
             region: None,
+            unit: None,
         }
     }
 
@@ -194,11 +217,14 @@ mod tests {
         let t = hand_made(
             b"shared-join-secret",
             r#"{"alg":"HS256","typ":"JWT"}"#,
-            &format!(r#"{{"campaign":"c1","exp":{exp},"sub":"viewer-0001","region":"DE","aud":"brand","iat":1}}"#),
+            &format!(
+                r#"{{"campaign":"c1","exp":{exp},"sub":"viewer-0001","region":"DE","unit":"gd-0755","aud":"brand","iat":1}}"#
+            ),
         );
         let got = a.verify_join(Some(&t), "c1", 0).unwrap();
         assert_eq!(got.sub.as_deref(), Some("viewer-0001"));
         assert_eq!(got.region.as_deref(), Some("DE"));
+        assert_eq!(got.unit.as_deref(), Some("gd-0755"));
     }
 
     #[test]
@@ -212,6 +238,7 @@ mod tests {
             (hs256, format!(r#"{{"exp":{exp}}}"#)),
             (hs256, format!(r#"{{"campaign":"c1","exp":{exp},"sub":"short"}}"#)),
             (hs256, format!(r#"{{"campaign":"c1","exp":{exp},"region":"far away"}}"#)),
+            (hs256, format!(r#"{{"campaign":"c1","exp":{exp},"unit":"no spaces"}}"#)),
             (
                 r#"{"alg":"HS512","typ":"JWT"}"#,
                 format!(r#"{{"campaign":"c1","exp":{exp}}}"#),

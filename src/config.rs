@@ -10,6 +10,9 @@ use clap::Args;
 
 use crate::util::duration::parse_duration;
 
+pub mod file;
+pub mod show;
+
 /// The flags' defaults that other parts need without a `Config` (the stores, the tallies,
 /// the node's builder and the simulator), each said once here: the flag shows it and
 /// every other part reads it.
@@ -200,11 +203,12 @@ pub struct Config {
     // --- Standing alone in production: TLS and machine-readable logs. ---
     /// PEM certificate chain (leaf first): the node serves https:// and wss:// itself.
     /// Re-read with --tls-key on SIGHUP; a bad pair is logged and the old one kept.
-    #[arg(long, env = "LIVETALLY_TLS_CERT", requires = "tls_key")]
+    /// (The pair is checked by `file::check_combinations`, so one may come from the file.)
+    #[arg(long, env = "LIVETALLY_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
-    #[arg(long, env = "LIVETALLY_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "LIVETALLY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
     /// Log format: `text` for people, `json` for Loki/ELK (one JSON object per line).
@@ -349,6 +353,8 @@ impl Config {
             }
         }
         self.validate_webhooks()?;
+        // Pairs clap checks only on the command line, and a file's values are not on it.
+        file::check_combinations(self)?;
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(bad("allowed-origins", format!("{origin:?} is not an http(s) origin")));

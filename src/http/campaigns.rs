@@ -11,7 +11,7 @@ use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
 use crate::campaign::{is_campaign_id, is_kind, validate_milestones, Milestones, NewCampaign};
 use crate::error::ApiError;
-use crate::protocol::limits::{Pattern, CLIENT_ID, REGION};
+use crate::protocol::limits::{Pattern, CLIENT_ID, REGION, UNIT_CODE};
 use crate::store::SeriesMetric;
 
 /// Most points a series answer may hold when the caller picks the step.
@@ -166,13 +166,17 @@ fn no_fields(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result
 }
 
 /// What `POST .../tokens` asks for: the lifetime (the default without a body, else `ttl_s`,
-/// an integer number of seconds from 1 to 30 days), and the optional `sub` (the viewer) and
-/// `region` claims, checked here so the token minted is one admission accepts.
-fn token_request(
-    body: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Result<(u64, Option<String>, Option<String>), ApiError> {
+/// an integer number of seconds from 1 to 30 days), and the optional `sub` (the viewer),
+/// `region` and `unit` claims, checked here so the token minted is one admission accepts.
+fn token_request(body: Option<serde_json::Map<String, serde_json::Value>>) -> Result<(u64, JoinClaims), ApiError> {
     let mut ttl = DEFAULT_JOIN_TTL_S;
-    let (mut sub, mut region) = (None, None);
+    let mut claims = JoinClaims {
+        campaign: String::new(),
+        exp: 0,
+        sub: None,
+        region: None,
+        unit: None,
+    };
     for (name, value) in body.into_iter().flatten() {
         match name.as_str() {
             "ttl_s" => {
@@ -183,12 +187,13 @@ fn token_request(
                         ApiError::bad("ttl_s", format!("ttl_s must be an integer from 1 to {MAX_JOIN_TTL_S}"))
                     })?
             }
-            "sub" => sub = Some(id_field(value, "sub", CLIENT_ID)?),
-            "region" => region = Some(id_field(value, "region", REGION)?),
+            "sub" => claims.sub = Some(id_field(value, "sub", CLIENT_ID)?),
+            "region" => claims.region = Some(id_field(value, "region", REGION)?),
+            "unit" => claims.unit = Some(id_field(value, "unit", UNIT_CODE)?),
             _ => return Err(unknown_field(&name)),
         }
     }
-    Ok((ttl, sub, region))
+    Ok((ttl, claims))
 }
 
 /// A string field that must match `pattern` (a 400 naming `field` and `pattern` otherwise).
@@ -207,7 +212,7 @@ pub async fn mint_token(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
-    let (ttl, sub, region) = token_request(operator_body(&req, payload).await?)?;
+    let (ttl, claims) = token_request(operator_body(&req, payload).await?)?;
     let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
@@ -216,8 +221,7 @@ pub async fn mint_token(
     let token = api.auth.mint_join(&JoinClaims {
         campaign: id.into_inner(),
         exp,
-        sub,
-        region,
+        ..claims
     });
     Ok(HttpResponse::Created().json(json!({"token": token, "expires_at": exp as i64 * 1000})))
 }
@@ -479,17 +483,19 @@ mod tests {
     }
 
     #[test]
-    fn a_token_body_is_ttl_s_sub_and_region_or_nothing() {
-        let ttl = |b| token_request(b).map(|(ttl, _, _)| ttl);
+    fn a_token_body_is_ttl_s_sub_region_and_unit_or_nothing() {
+        let ttl = |b| token_request(b).map(|(ttl, _)| ttl);
         assert_eq!(ttl(None).unwrap(), DEFAULT_JOIN_TTL_S);
         assert_eq!(ttl(body(serde_json::json!({}))).unwrap(), DEFAULT_JOIN_TTL_S);
         assert_eq!(ttl(body(serde_json::json!({"ttl_s": 60}))).unwrap(), 60);
+        let (ttl, claims) = token_request(body(
+            serde_json::json!({"ttl_s": 60, "sub": "viewer-0001", "region": "DE", "unit": "gd-0755"}),
+        ))
+        .unwrap();
+        assert_eq!(ttl, 60);
         assert_eq!(
-            token_request(body(
-                serde_json::json!({"ttl_s": 60, "sub": "viewer-0001", "region": "DE"})
-            ))
-            .unwrap(),
-            (60, Some("viewer-0001".into()), Some("DE".into()))
+            (claims.sub.as_deref(), claims.region.as_deref(), claims.unit.as_deref()),
+            (Some("viewer-0001"), Some("DE"), Some("gd-0755"))
         );
         for bad in [
             serde_json::json!({"ttl_s": "60"}),
@@ -500,6 +506,7 @@ mod tests {
             serde_json::json!({"ttl_s": MAX_JOIN_TTL_S + 1}),
             serde_json::json!({"ttl": 60}),
             serde_json::json!({"ttl_s": 60, "sub": "viewer1"}),
+            serde_json::json!({"unit": "no spaces"}),
             serde_json::json!({"sub": 12345678}),
             serde_json::json!({"region": "far away"}),
             serde_json::json!({"region": null}),

@@ -20,10 +20,23 @@ impl Table {
 }
 
 fn latency(l: &Latency) -> String {
+    if l.samples == 0 {
+        return "- (no samples)".to_owned();
+    }
     format!(
-        "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (n={})",
+        "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
         l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.samples
     )
+}
+
+/// The 1, 5 and 15 minute load averages, as `uptime` prints them.
+fn load_average(l: &[f64; 3]) -> String {
+    format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+}
+
+/// Kibibytes, or `-` when they were not read.
+fn kib(v: Option<u64>) -> String {
+    v.map(|v| format!("{v} KiB")).unwrap_or("-".into())
 }
 
 /// `v` with two decimals and its unit, or `-` when it was not measured.
@@ -51,8 +64,9 @@ impl Report {
         t.row(
             "machine load",
             format!(
-                "{:?} at start, {:?} at end",
-                self.machine_load_start, self.machine_load_end
+                "{} at start, {} at end (1, 5, 15 min averages)",
+                load_average(&self.machine_load_start),
+                load_average(&self.machine_load_end)
             ),
         );
         t.row("processes", self.processes.to_string());
@@ -73,11 +87,17 @@ impl Report {
         t.row(
             "interactions",
             format!(
-                "sent {} acked {} unacked {} errors {} over {:.2} s",
+                "{} sent, {} acked, {} unacked, {} refused by the server, over {:.2} s",
                 it.sent, it.acked, it.unacked, it.errors, self.load_phase_seconds
             ),
         );
-        t.row("acked/s", format!("{:.0}", it.acked_per_sec));
+        // A rate over no time at all (a run with no load phase) means nothing.
+        let rate = if self.load_phase_seconds < 1e-3 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", it.acked_per_sec)
+        };
+        t.row("acked/s", rate);
         t.row("ack latency", latency(&it.ack_latency));
         t.row(
             "stats frames",
@@ -122,7 +142,11 @@ impl Report {
                 s.after.registrations,
                 s.before.share_visits,
                 s.after.share_visits,
-                if s.totals_equal { "EQUAL to acked" } else { "MISMATCH" }
+                if s.totals_equal {
+                    "the change equals what was acked"
+                } else {
+                    "the change DIFFERS from what was acked"
+                }
             ),
         );
     }
@@ -130,11 +154,11 @@ impl Report {
     /// The node's memory and CPU (with `--node-pid`).
     fn node_rows(&self, n: &NodeReport, t: &mut Table) {
         t.row(
-            "node rss",
+            "node memory (rss)",
             format!(
-                "{:?} KiB -> {:?} KiB, {} per socket",
-                n.usage.rss_before_kib,
-                n.usage.rss_after_kib,
+                "{} before connecting, {} connected: {} per socket",
+                kib(n.usage.rss_before_kib),
+                kib(n.usage.rss_after_kib),
                 opt(n.rss_per_socket_kib, "KiB")
             ),
         );
@@ -173,10 +197,18 @@ impl Report {
                 opt(self.tool_cpu.workers_load_seconds, "s")
             ),
         );
-        t.row("dropped", self.dropped.to_string());
+        t.row("sockets dropped", self.dropped.to_string());
         if !self.failures.is_empty() {
-            t.row("failures", format!("{:?}", self.failures));
+            let failures: Vec<String> = self.failures.iter().map(|(why, n)| format!("{n} {why}")).collect();
+            t.row("failures", failures.join(", "));
         }
-        t.row("clean", self.clean.to_string());
+        t.row(
+            "clean",
+            if self.clean {
+                "yes".to_owned()
+            } else {
+                "no: something failed, was dropped or unacked, or the totals differ (exit 1)".to_owned()
+            },
+        );
     }
 }

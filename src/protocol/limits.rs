@@ -134,13 +134,22 @@ pub const SHARE_CHANNEL: Pattern = Pattern {
     max: 32,
 };
 
+/// Unit codes of an organisation (a join token's `unit` claim, the `unit` query).
+pub const UNIT_CODE: Pattern = Pattern {
+    first: None,
+    rest: class(true, true, true, "_-"),
+    min: 1,
+    max: 32,
+};
+
 /// Every pattern, with the name the SDK gives it.
-pub const PATTERNS: [(&str, Pattern); 5] = [
+pub const PATTERNS: [(&str, Pattern); 6] = [
     ("CLIENT_ID", CLIENT_ID),
     ("CAMPAIGN_ID", CAMPAIGN_ID),
     ("KIND", KIND),
     ("REGION", REGION),
     ("SHARE_CHANNEL", SHARE_CHANNEL),
+    ("UNIT_CODE", UNIT_CODE),
 ];
 
 #[cfg(test)]

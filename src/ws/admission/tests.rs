@@ -139,6 +139,7 @@ fn join_token(a: &Admission, sub: Option<&str>, region: Option<&str>) -> String 
         exp: (crate::util::now_ms() / 1000) as u64 + 60,
         sub: sub.map(Into::into),
         region: region.map(Into::into),
+        unit: None,
     })
 }
 
