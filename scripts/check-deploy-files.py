@@ -284,6 +284,20 @@ def main():
         ("proxy_set_header Upgrade $http_upgrade", "the WebSocket upgrade headers"),
     ):
         check(needle in nginx_conf, f"deploy/nginx.conf lacks {what} ({needle!r})")
+    # The access log never writes a query as it came: `token` values (the operator token
+    # of a script's operator socket, join tokens) would sit in every log shipped.
+    log_format = re.search(r"^\s*log_format\s+livetally\s+(.*?);", nginx_conf, flags=re.M | re.S)
+    check(log_format, "deploy/nginx.conf has no `log_format livetally`")
+    if log_format:
+        raw = re.findall(r"\$(request|request_uri|args|query_string|arg_token)\b", log_format.group(1))
+        check(not raw, f"deploy/nginx.conf's log_format writes ${raw[0] if raw else ''}, which holds token values")
+        check("$request_uri_logged" in log_format.group(1), "deploy/nginx.conf's log_format lacks $request_uri_logged")
+    # Public reads (a campaign, its stats, a share link) have a zone, applied.
+    for needle, what in (
+        ("zone=per_client_reads:", "the public reads' zone"),
+        ("limit_req zone=per_client_reads ", "the public reads' limit_req"),
+    ):
+        check(needle in nginx_conf, f"deploy/nginx.conf lacks {what} ({needle!r})")
     nginx_ports = [str(p) for p in services["nginx"].get("ports", [])]
     check("443:8443" in nginx_ports, "compose must publish nginx's TLS port as 443")
 

@@ -17,10 +17,10 @@ import sys
 # (ws -> tally -> store -> broadcast -> back to the sockets) is described in
 # docs/architecture.md; this table is how the imports are allowed to point.
 LAYERS = [
-    ["util", "broadcast::outlet"],   # leaf helpers: clock, durations, fd limit, bind; the broadcaster's socket writer
-    ["protocol", "campaign", "config", "tls"],  # the wire format, the domain type, the flags, the certificate
+    ["util", "broadcast::outlet"],   # leaf helpers: clock, durations, fd limit, bind, CSV cells; the broadcaster's socket writer
+    ["protocol", "campaign", "config"],  # the wire format, the domain type, the flags
     ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
-    ["error"],                       # the one HTTP error type (maps store errors)
+    ["error", "tls"],                # the one HTTP error type (maps store errors); the certificate and handshakes (per-peer caps)
     ["tally"],                       # node-local counts and the flusher into the store
     ["broadcast", "webhooks"],       # stats back to every tally's sockets; events out to receivers
     ["ws"],                          # admission and the socket loop, writing into tallies

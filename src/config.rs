@@ -211,6 +211,26 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// How long a TLS client has from its accepted connection to a finished handshake;
+    /// then it is closed. Long enough for a reconnect storm's queue of handshakes on a
+    /// busy node (3 s dropped half of a 2,000-socket storm on 2 cores), short enough that
+    /// a silent connection gives its slot back.
+    #[arg(long, env = "LIVETALLY_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// TLS handshakes in progress at once on this node (shared among its worker threads);
+    /// past it, new connections wait in the listen backlog. A handshake waiting for its
+    /// ClientHello costs a socket and a few KiB, no CPU, so this is far above what the
+    /// CPU could handshake in the timeout.
+    #[arg(long, env = "LIVETALLY_TLS_MAX_HANDSHAKES", default_value_t = 10_000)]
+    pub tls_max_handshakes: usize,
+
+    /// TLS handshakes in progress at once from one TCP peer (an IPv4 address, an IPv6 /64;
+    /// 0: no cap); past it, that peer's new connections are closed at once. Behind a TCP
+    /// balancer that passes TLS through, every peer is the balancer: set 0.
+    #[arg(long, env = "LIVETALLY_TLS_HANDSHAKES_PER_PEER", default_value_t = 128)]
+    pub tls_handshakes_per_peer: usize,
+
     /// Log format: `text` for people, `json` for Loki/ELK (one JSON object per line).
     #[arg(long, env = "LIVETALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -355,10 +375,23 @@ impl Config {
         self.validate_webhooks()?;
         // Pairs clap checks only on the command line, and a file's values are not on it.
         file::check_combinations(self)?;
+        self.validate_tls()?;
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(bad("allowed-origins", format!("{origin:?} is not an http(s) origin")));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        if self.tls_handshake_timeout < Duration::from_millis(100)
+            || self.tls_handshake_timeout > Duration::from_secs(60)
+        {
+            return Err(bad("tls-handshake-timeout", "must be between 100ms and 60s"));
+        }
+        if self.tls_max_handshakes == 0 {
+            return Err(bad("tls-max-handshakes", "must be at least 1"));
         }
         Ok(())
     }
@@ -466,6 +499,16 @@ mod tests {
         let err = cli.config.validate().unwrap_err();
         assert_eq!(err.flag, "tick");
         assert!(err.to_string().contains("--tick"));
+        for (args, flag) in [
+            (["--tls-handshake-timeout", "0s"], "tls-handshake-timeout"),
+            (["--tls-handshake-timeout", "2m"], "tls-handshake-timeout"),
+            (["--tls-max-handshakes", "0"], "tls-max-handshakes"),
+        ] {
+            let cli = <Cli as clap::Parser>::parse_from(["livetally"].into_iter().chain(args));
+            assert_eq!(cli.config.validate().unwrap_err().flag, flag);
+        }
+        let cli = <Cli as clap::Parser>::parse_from(["livetally", "--tls-handshakes-per-peer", "0"]);
+        assert!(cli.config.validate().is_ok(), "0 turns the per-peer cap off");
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! tally, flusher and broadcaster against one store, without sockets.
 //!
 //! Imports point one way, from the layers above to the layers below (docs/architecture.md;
-//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config, tls; store,
-//! auth, clients, metrics; error; tally; broadcast, webhooks; ws; http; load; sim; node.
+//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config; store,
+//! auth, clients, metrics; error, tls; tally; broadcast, webhooks; ws; http; load; sim; node.
 
 pub mod auth;
 pub mod broadcast;

@@ -7,10 +7,22 @@
 //!
 //! The crypto is rustls with `ring` (no C toolchain needed), pinned here rather than
 //! taken from a process-wide default so nothing else in the process can change it.
+//!
+//! Handshakes are bounded three ways ([`Serving`]), so connections that never send a
+//! ClientHello cannot keep real clients out: each has `--tls-handshake-timeout` to finish,
+//! the node runs up to `--tls-max-handshakes` at once (actix-tls's own default, 256 per
+//! worker thread, let 1,500 silent connections hold every slot for the whole timeout), and
+//! one TCP peer (an IPv4 address, an IPv6 /64) may have `--tls-handshakes-per-peer` in
+//! progress: past that its new connections are closed before any TLS state is made.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_http::Protocol;
+use actix_service::{apply_fn_factory, Service, ServiceFactory, ServiceFactoryExt};
+use actix_tls::accept::rustls_0_23::{Acceptor, AcceptorService, TlsStream};
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -18,7 +30,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::clients::sockets::SocketsPerClient;
+use crate::clients::ClientKey;
+use crate::config::Config;
 
 /// Why a certificate pair could not be loaded. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +108,8 @@ impl Certificates {
     }
 
     /// The server configuration: TLS 1.2 and 1.3, no client certificates, and every
-    /// handshake asking `self` for the certificate. (actix-http adds the ALPN protocol
-    /// `http/1.1`; WebSockets ride HTTP/1.1 upgrades, so there is no `h2`.)
+    /// handshake asking `self` for the certificate. ([`Serving`] sets the ALPN protocol
+    /// `http/1.1`.)
     pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, TlsError> {
         let config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
@@ -101,6 +118,95 @@ impl Certificates {
             .with_cert_resolver(self.clone());
         Ok(config)
     }
+}
+
+/// How a node serves TLS connections: the certificate's server configuration and the
+/// bounds on handshakes (see the module doc). Cloned into each worker thread's service.
+#[derive(Clone)]
+pub struct Serving {
+    config: rustls::ServerConfig,
+    timeout: Duration,
+    capacity: usize,
+    /// Handshakes in progress per TCP peer; `None` with `--tls-handshakes-per-peer 0`.
+    per_peer: Option<Arc<SocketsPerClient>>,
+}
+
+/// The error a TLS connection ends with (logged by nobody: a failed handshake is the
+/// client's business, and a flood must not flood the log).
+pub type ConnectionError<E> = actix_tls::accept::TlsError<std::io::Error, E>;
+
+impl Serving {
+    /// The serving side of `certificates` with the handshake bounds of `config`.
+    pub fn new(certificates: &Arc<Certificates>, config: &Config) -> Result<Self, TlsError> {
+        let mut server = certificates.server_config()?;
+        // WebSockets ride HTTP/1.1 upgrades, and actix-web is built without HTTP/2.
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            config: server,
+            timeout: config.tls_handshake_timeout,
+            capacity: config.tls_max_handshakes,
+            per_peer: NonZeroUsize::new(config.tls_handshakes_per_peer).map(|max| Arc::new(SocketsPerClient::new(max))),
+        })
+    }
+
+    /// Shares `--tls-max-handshakes` among `workers` threads. actix-tls keeps the limit
+    /// per worker thread in a process-wide setting read when a worker starts: call this
+    /// before the server runs. (Nodes in one process, as in tests, share the last value.)
+    pub fn share_capacity(&self, workers: usize) {
+        actix_tls::accept::max_concurrent_tls_connect(self.capacity.div_ceil(workers.max(1)).max(1));
+    }
+
+    /// The service of one worker thread: a connection from a peer at its cap is closed;
+    /// any other is handshaken (within the timeout and the worker's share of the
+    /// capacity), its peer's count given back once the handshake ends either way, and
+    /// then served by `http`.
+    pub fn serve<H>(
+        &self,
+        http: H,
+    ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = ConnectionError<H::Error>, InitError = ()>
+    where
+        H: ServiceFactory<(TlsStream<TcpStream>, Protocol, Option<std::net::SocketAddr>), Config = (), Response = ()>,
+        H::InitError: std::fmt::Debug,
+    {
+        let mut acceptor = Acceptor::new(self.config.clone());
+        acceptor.set_handshake_timeout(self.timeout);
+        let per_peer = self.per_peer.clone();
+        let gated = apply_fn_factory::<Acceptor, Acceptor, _, _, TcpStream, TcpStream, _, _>(
+            acceptor,
+            move |tcp: TcpStream, accept: &AcceptorService| {
+                let pass = match (&per_peer, tcp.peer_addr()) {
+                    (None, _) => Some(None),
+                    (Some(table), Ok(peer)) => table.try_take(ClientKey::of(peer.ip())).map(Some),
+                    (Some(_), Err(_)) => None,
+                };
+                // A refused stream is dropped here, which closes it: no TLS state was made.
+                let handshake = pass.map(|pass| (pass, Service::<TcpStream>::call(accept, tcp)));
+                async move {
+                    let (pass, handshake) = handshake.ok_or_else(refused)?;
+                    let tls = handshake.await;
+                    drop(pass);
+                    tls
+                }
+            },
+        );
+        gated
+            .map_err(actix_tls::accept::TlsError::into_service_error)
+            .and_then(|tls: TlsStream<TcpStream>| async move {
+                let peer = tls.get_ref().0.peer_addr().ok();
+                Ok((tls, Protocol::Http1, peer))
+            })
+            .and_then(
+                http.map_err(actix_tls::accept::TlsError::Service)
+                    .map_init_err(|e| tracing::error!(error = ?e, "HTTP service did not start")),
+            )
+    }
+}
+
+/// A connection refused for its peer's pending handshakes.
+fn refused() -> actix_tls::accept::TlsError<std::io::Error, std::convert::Infallible> {
+    actix_tls::accept::TlsError::Tls(std::io::Error::other(
+        "too many TLS handshakes in progress from this peer",
+    ))
 }
 
 /// Reloads `certificates` on every SIGHUP until `stop`, logging the outcome either way.

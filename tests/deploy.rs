@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use support::load;
 use support::node::{End, Node, Ws, PATIENCE};
@@ -460,6 +461,8 @@ struct Nginx {
     /// https:// and wss://.
     tls_addr: SocketAddr,
     ca: TestCa,
+    /// The access log (the shipped config writes it to stdout).
+    access_log: PathBuf,
 }
 
 impl Nginx {
@@ -473,6 +476,7 @@ impl Nginx {
             std::fs::copy(&leaf.cert, ca.dir.join("fullchain.pem")).unwrap();
             std::fs::copy(&leaf.key, ca.dir.join("privkey.pem")).unwrap();
             let prefix = format!("{}/", dir.0.display());
+            let access_log = dir.0.join("access.log");
             let config = substitute(
                 &read("deploy/nginx.conf"),
                 "deploy/nginx.conf",
@@ -484,6 +488,7 @@ impl Nginx {
                     // After /tmp/: the test's certificate lives under /tmp too.
                     ("/tmp/", prefix),
                     ("/etc/nginx/tls/", format!("{}/", ca.dir.display())),
+                    ("access_log /dev/stdout", format!("access_log {}", access_log.display())),
                 ],
             );
             let conf = dir.0.join("nginx.conf");
@@ -511,6 +516,7 @@ impl Nginx {
                     addr,
                     tls_addr,
                     ca,
+                    access_log,
                 };
             }
             eprintln!("nginx exited (port clash?), retrying:\n{}", tool.log_text());
@@ -529,6 +535,90 @@ impl Nginx {
             .unwrap_or_else(|status| panic!("socket through nginx refused with {status}"));
         assert_eq!(ws.next().await["type"], "welcome");
         ws
+    }
+
+    /// The access log's lines that hold `needle`, once there are `n` (nginx writes a
+    /// request's line when it is done).
+    async fn logged(&self, needle: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not {n} access log lines with {needle}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The operator token in an operator socket's URL (how `/ops` opened it up to v1.1, and how
+/// scripts still may) and join tokens never reach nginx's access log; the public reads have
+/// a zone: one address past its burst gets the nodes' 429 `rate_limited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_logs_no_token_and_limits_public_reads() {
+    let Some(binary) = require("nginx", "nginx_logs_no_token_and_limits_public_reads") else {
+        return;
+    };
+    // One node (memory store) behind both upstream names.
+    let node = Node::spawn(&[]);
+    node.campaign("gala").await;
+    let lb = Nginx::start(&binary, [node.addr, node.addr]).await;
+    let https = lb.ca.https();
+    let base = format!("https://localhost:{}", lb.tls_addr.port());
+    for (i, query) in [
+        "role=operator&token=SECRET-OPERATOR",
+        "token=SECRET-JOIN&session=session-0001",
+        "Token=SECRET-ONE&x=1&token=SECRET-TWO",
+    ]
+    .iter()
+    .enumerate()
+    {
+        https
+            .get(format!("{base}/ws/v1/campaigns/gala?{query}&mark={i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let lines = lb.logged("/ws/v1/campaigns/gala", 3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines {
+        assert!(!line.contains("SECRET"), "a token value in the access log: {line}");
+    }
+    assert!(lines[0].contains("\"GET /ws/v1/campaigns/gala?role=operator&token=REDACTED&mark=0 HTTP/"));
+    assert!(lines[1].contains("?token=REDACTED&session=session-0001&mark=1 HTTP/"));
+    assert!(lines[2].contains("\"GET /ws/v1/campaigns/gala?QUERY-WITHHELD HTTP/"));
+
+    // 1,000 reads of a campaign's stats from one address, far faster than 50 a second:
+    // the burst of 500 passes, the rest past the refill are refused in the nodes' shape.
+    let started = Instant::now();
+    let answers: Vec<(u16, String)> = futures_util::stream::iter(0..1000)
+        .map(|_| {
+            let (https, url) = (&https, format!("{base}/api/v1/campaigns/gala/stats"));
+            async move {
+                let r = https.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let served = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(served >= 500, "the burst is 500: {served} served");
+    assert!(
+        (served as f64) <= 501.0 + 50.0 * elapsed + 1.0,
+        "{served} served in {elapsed:.2}s"
+    );
+    assert!(!refused.is_empty(), "{served} served in {elapsed:.2}s, none refused");
+    for (status, body) in refused {
+        assert_eq!(*status, 429);
+        assert!(body.contains("\"code\":\"rate_limited\""), "{body}");
     }
 }
 

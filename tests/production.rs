@@ -98,6 +98,81 @@ async fn one_node_serves_https_and_wss_and_counts_the_socket() {
     ws.close().await;
 }
 
+/// Opens a TCP connection to `to` from the loopback address `from` that never says a word.
+async fn silent_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    socket.connect(to).await.expect("connect")
+}
+
+/// Whether the node closes `stream` within `within` (a silent TLS connection is closed by
+/// the node only when refused, or at its handshake timeout).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// TLS under a handshake flood: connections that never send a ClientHello cannot keep a
+/// real client out. One peer past its cap of pending handshakes has its further
+/// connections closed at once; 1,500 more silent connections from 15 other addresses (100
+/// each, under the cap) hold no slot a new client needs: its `GET /healthz` is answered
+/// within 2 s. (actix-tls alone ran 256 handshakes per worker thread and made every new
+/// client wait for the silent ones' 10 s timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tls_connections_keep_no_client_waiting() {
+    // The test holds both ends of ~1,650 connections (the node runs in-process).
+    assert!(
+        livetally::util::fd::raise_fd_limit() >= 4_000,
+        "this test needs 4,000 descriptors"
+    );
+    let ca = TestCa::new("flood");
+    let leaf = ca.leaf("node", 1);
+    // The defaults: 128 pending handshakes per peer, 10,000 per node, a 10 s timeout.
+    let node = Node::start(&strs(&tls::flags(&leaf)));
+
+    let one_peer = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    for _ in 0..128 + 20 {
+        held.push(silent_from(one_peer, node.addr).await);
+    }
+    let closed = futures_util::future::join_all(
+        held.into_iter()
+            .map(|mut s| async move { (!closed_within(&mut s, Duration::from_secs(1)).await).then_some(s) }),
+    )
+    .await;
+    let kept: Vec<_> = closed.into_iter().flatten().collect();
+    assert_eq!(kept.len(), 128, "the peer's connections past its cap of 128 are closed");
+
+    let mut silent = Vec::with_capacity(1500);
+    for i in 0..1500u32 {
+        let from = std::net::Ipv4Addr::new(127, 0, 1, 10 + (i / 100) as u8);
+        silent.push(silent_from(from, node.addr).await);
+    }
+    let started = Instant::now();
+    let https = ca.https();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        https
+            .get(format!("https://localhost:{}/healthz", node.addr.port()))
+            .send(),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let status = answer
+        .unwrap_or_else(|_| panic!("no answer within 2 s behind 1,628 silent connections"))
+        .expect("https")
+        .status();
+    assert_eq!(status, 200, "answered in {elapsed:?}");
+    // The silent ones were neither refused nor timed out meanwhile: they held their slots.
+    for mut s in kept.into_iter().chain(silent.into_iter().step_by(100)) {
+        assert!(!closed_within(&mut s, Duration::from_millis(10)).await);
+    }
+}
+
 /// A renewal in place: new handshakes get the new certificate after SIGHUP, the socket
 /// opened before it keeps acking and receiving stats, and a broken renewal is logged while
 /// the node goes on serving the previous certificate.

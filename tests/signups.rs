@@ -18,19 +18,56 @@ on_every_store!(
 
 const REGS: &str = "/api/v1/campaigns/drive/registrations";
 
+/// Values a spreadsheet would split or run, in both CSVs the node writes: each must come
+/// out as one cell of text. Excel in a `;` (or tab) locale splits an unquoted `x;=1+1`
+/// and runs its second half; an id `-1234567` is a number to it, so it is prefixed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_export_as_one_cell_of_text() {
+    let node = Node::start_with(Backend::Memory, &[]);
+    let fields = json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]);
+    node.campaign_with(json!({"id": "drive", "title": "x;=1+1", "registration_fields": fields}))
+        .await;
+    let rows = [
+        ("viewer-0001", json!({"a": "x;=1+1", "b": "tab\there", "c": "=1;2"})),
+        ("-1234567", json!({"a": "-5", "b": "\t=cmd", "c": "@x;y"})),
+    ];
+    for (viewer, fields) in rows {
+        let (status, resp) = register(&node, REGS, json!({"viewer": viewer, "fields": fields})).await;
+        assert_eq!(status, 201, "{resp}");
+    }
+    let (status, _, csv) = export(&node, "?format=csv").await;
+    assert_eq!(status, 200);
+    let (_, _, json) = export(&node, "?format=json").await;
+    let at: Vec<i64> = serde_json::from_str::<Vec<Value>>(&json)
+        .unwrap()
+        .iter()
+        .map(|r| r["registered_at"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        csv,
+        format!(
+            "viewer,registered_at,a,b,c\r\n\
+             viewer-0001,{},\"x;=1+1\",\"tab\there\",\"'=1;2\"\r\n\
+             '-1234567,{},-5,\"'\t=cmd\",\"'@x;y\"\r\n",
+            at[0], at[1]
+        )
+    );
+    let (_, _, report) = operator_get(&node, "/api/v1/campaigns/drive/report?format=csv").await;
+    assert!(report.lines().any(|l| l == "campaign.title,\"x;=1+1\""), "{report}");
+}
+
 async fn register(node: &Node, path: &str, body: Value) -> (u16, Value) {
     node.call("POST", path, Some(body), None).await
 }
 
 /// The export as text, with its status and content type.
 async fn export(node: &Node, query: &str) -> (u16, String, String) {
-    let resp = node
-        .http
-        .get(node.url(&format!("{REGS}{query}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    operator_get(node, &format!("{REGS}{query}")).await
+}
+
+/// An operator `GET` as text, with its status and content type.
+async fn operator_get(node: &Node, path: &str) -> (u16, String, String) {
+    let resp = node.http.get(node.url(path)).bearer_auth(TOKEN).send().await.unwrap();
     let status = resp.status().as_u16();
     let ty = resp
         .headers()

@@ -1,6 +1,7 @@
 //! `--max-sockets-per-client`: how many viewer sockets one client holds open on this node.
 //! One script on one machine must not be an audience; a carrier's NAT full of real people
-//! may be, which is why the default is high (docs/operations.md, "Limits").
+//! may be, which is why the default is high (docs/operations.md, "Limits"). The same count
+//! bounds TLS handshakes in progress per TCP peer (`--tls-handshakes-per-peer`, `tls`).
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

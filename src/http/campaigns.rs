@@ -422,10 +422,10 @@ fn flatten(prefix: &str, v: &serde_json::Value, rows: &mut Vec<(String, String)>
     }
 }
 
-/// RFC 4180 quoting, and a leading `'` for values a spreadsheet would run as a formula.
+/// One cell of the report, written by the export's one rule (`util::csv`).
 fn csv_field(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    super::signup::csv_cell(&mut out, s);
+    crate::util::csv::text(&mut out, s);
     out
 }
 

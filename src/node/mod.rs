@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_codec::Framed;
-use actix_http::{h1, HttpService, KeepAlive, Request, TlsAcceptorConfig};
+use actix_http::{h1, HttpService, KeepAlive, Request};
 use actix_service::{fn_factory, fn_service, map_config, ServiceFactory};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
@@ -35,12 +35,6 @@ pub const FD_RESERVE: u64 = 256;
 /// How long shutdown waits for sockets to take their 1001 close before moving on.
 pub const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a TLS handshake may take. actix's default (3 s) dropped over half the sockets
-/// of a 2,000-socket connect storm on a busy 2-core machine (debug build) while they
-/// waited for a handshake slot; a viewer's reconnect after a node failure is exactly such
-/// a storm, and a slow handshake is better than a broken one the client must retry.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The HTTP server: actix-web for the routes, and actix-http's upgrade hook for WebSocket
 /// upgrades, which leave actix for a leaner socket layer (see `ws::handshake`). Built from
 /// actix-server and actix-http because actix-web's `HttpServer` does not expose the hook.
@@ -51,7 +45,7 @@ fn http_server(
     sockets: Arc<Sockets>,
     listener: std::net::TcpListener,
     max_connections: usize,
-    tls: Option<rustls::ServerConfig>,
+    tls: Option<crate::tls::Serving>,
 ) -> std::io::Result<actix_server::Server> {
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let addr = listener.local_addr()?;
@@ -90,10 +84,10 @@ fn http_server(
         .shutdown_timeout(2);
     let server = match tls {
         None => server.listen("livetally", listener, move || http_service!(h1).tcp())?,
-        Some(tls) => server.listen("livetally", listener, move || {
-            let handshake = TlsAcceptorConfig::default().handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
-            http_service!(finish).rustls_0_23_with_config(tls.clone(), handshake)
-        })?,
+        Some(tls) => {
+            tls.share_capacity(workers);
+            server.listen("livetally", listener, move || tls.serve(http_service!(finish)))?
+        }
     };
     Ok(server.run())
 }
@@ -253,7 +247,7 @@ fn start(
     certificates: Option<&Arc<Certificates>>,
 ) -> anyhow::Result<Running> {
     let sockets = Arc::new(builder.sockets());
-    let tls = certificates.map(Certificates::server_config).transpose()?;
+    let tls = certificates.map(|c| crate::tls::Serving::new(c, config)).transpose()?;
     let server = http_server(
         Arc::new(builder.api()),
         sockets.clone(),

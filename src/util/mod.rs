@@ -1,7 +1,9 @@
 //! Leaf helpers that several parts need (the node, its tasks and the load tool), so none of
 //! them has to import another for a small function: the clock of the wire, duration flags,
-//! the open-file limit and listener binding. Nothing here imports the rest of the crate.
+//! the open-file limit, listener binding and the cells of the CSV exports. Nothing here
+//! imports the rest of the crate.
 
+pub mod csv;
 pub mod duration;
 pub mod fd;
 pub mod listen;
