@@ -18,7 +18,8 @@ import sys
 # docs/architecture.md; this table is how the imports are allowed to point.
 LAYERS = [
     ["util", "broadcast::outlet"],   # leaf helpers: clock, durations, fd limit, bind, CSV cells; the broadcaster's socket writer
-    ["protocol", "campaign", "config"],  # the wire format, the domain type, the flags
+    ["protocol"],                    # the wire format and its one table of patterns, limits, codes
+    ["campaign", "config"],          # the domain type (checked by the protocol's patterns), the flags
     ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
     ["error", "tls"],                # the one HTTP error type (maps store errors); the certificate and handshakes (per-peer caps)
     ["tally"],                       # node-local counts and the flusher into the store

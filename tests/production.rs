@@ -6,6 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
