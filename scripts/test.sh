@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 scripts/check-modules.py
-# The signature snippets of docs/webhooks.md, in Node and Python, on the signed test vector.
-python3 scripts/check-webhook-docs.py
 bash scripts/install-test-deps.sh
+# Every snippet of docs/webhooks.md (Node, Python, Go, PHP) on requests a real node signed,
+# and the Go and PHP join tokens spent on that node.
+python3 scripts/check-webhook-docs.py
 bash scripts/deploy-check.sh
 # cargo-nextest runs test files at once (see .config/nextest.toml); plain cargo test is the
 # fallback on a machine without it.

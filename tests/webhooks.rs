@@ -1,5 +1,5 @@
 //! Webhooks end to end: a receiver on a free port (tests/support/receiver.rs verifies every
-//! signature with a stock HMAC) gets each event once per id, in order per campaign, retried
+//! signature, `Livetally-Signature` and the Standard Webhooks headers, with a stock HMAC) gets each event once per id, in order per campaign, retried
 //! after a 500 or while it is down, and delivered by another node when the node holding
 //! the delivery is killed. Retry timing is shortened with `--webhook-retry-base` and the
 //! hidden test flags, so nothing waits for the production schedule.
@@ -16,6 +16,8 @@ use support::redis::RedisServer;
 use support::wait::eventually;
 
 const SECRET: &str = "whsec-test-0123456789";
+/// A Standard Webhooks secret: the key is the base64 after the prefix.
+const WHSEC: &str = "whsec_BwgJCgsMDQ4PEBESExQVFhcYGRobHB0e";
 
 on_every_store!(
     events_are_signed_in_order_and_the_end_carries_the_report,
@@ -28,7 +30,7 @@ fn hook_flags(receiver: &Receiver) -> Vec<String> {
         "--webhook-url",
         &receiver.url(),
         "--webhook-secret",
-        SECRET,
+        &receiver.secret,
         "--webhook-retry-base",
         "200ms",
         "--webhook-poll",
@@ -192,7 +194,7 @@ async fn two_nodes_on_one_redis_emit_each_milestone_and_the_end_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_then_204_is_retried_with_the_same_id() {
-    let receiver = Receiver::start(SECRET).await;
+    let receiver = Receiver::start(WHSEC).await;
     receiver.script(&[500]);
     let node = Node::start(&args(&hook_flags(&receiver)));
     node.campaign("retry").await;
@@ -203,7 +205,25 @@ async fn a_500_then_204_is_retried_with_the_same_id() {
     assert_eq!(statuses, [Some(500), Some(204)]);
     assert_eq!(got[0].body, got[1].body, "a retry is the same event");
     assert_eq!(got[1].body["type"], "registration.created");
-    assert!(got.iter().all(|r| r.signed));
+    assert!(got.iter().all(|r| r.signed && r.standard_signed));
+    let header = |r: &support::receiver::Received, name: &str| {
+        let found: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(found.len(), 1, "{name} once in {:?}", r.headers);
+        found[0].to_owned()
+    };
+    let id = got[1].body["id"].as_str().unwrap().to_owned();
+    for r in &got {
+        assert_eq!(header(r, "webhook-id"), id, "a retry keeps the event id");
+        let t = header(r, "webhook-timestamp");
+        assert!(header(r, "livetally-signature").starts_with(&format!("t={t},v1=")));
+        let sig = header(r, "webhook-signature");
+        assert!(sig.starts_with("v1,") && sig.len() == 3 + 44, "{sig}");
+    }
     let series = |r: &str| format!("livetally_webhook_deliveries_total{{result=\"{r}\"}}");
     assert_eq!(load::metric(&node, &series("failed")).await, 1.0);
     assert_eq!(load::metric(&node, &series("delivered")).await, 1.0);

@@ -1,6 +1,8 @@
 //! A webhook receiver on a free port: just enough HTTP/1.1 to read one POST per
-//! connection, verify its `Livetally-Signature` with a stock HMAC (the `hmac` crate, not
-//! the node's code), record it and answer with the status the test scripted. It can be
+//! connection, verify both its signatures with a stock HMAC (the `hmac` and `base64`
+//! crates, not the node's code): `Livetally-Signature`, and the Standard Webhooks headers
+//! `webhook-id`, `webhook-timestamp`, `webhook-signature` as that specification defines
+//! them, record it and answer with the status the test scripted. It can be
 //! taken down (the port refuses connections) and brought back on the same port, or made to
 //! hang without answering.
 
@@ -10,6 +12,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -23,8 +26,13 @@ use super::wait::eventually;
 #[derive(Debug, Clone)]
 pub struct Received {
     pub body: Value,
-    /// The signature verified against the secret, with `t` within a minute of now.
+    /// Both signatures verified against the secret, with `t` within a minute of now, and
+    /// `webhook-id` the body's `id`.
     pub signed: bool,
+    /// `webhook-signature` alone verified, as a Standard Webhooks library would.
+    pub standard_signed: bool,
+    /// Every header, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
     /// The status it was answered with (`None`: left hanging).
     pub status: Option<u16>,
 }
@@ -40,7 +48,8 @@ struct State {
 
 pub struct Receiver {
     pub addr: SocketAddr,
-    secret: String,
+    /// What the node is given as `--webhook-secret`.
+    pub secret: String,
     state: Arc<Mutex<State>>,
     accept: Option<JoinHandle<()>>,
 }
@@ -167,22 +176,42 @@ async fn answer(mut tcp: TcpStream, state: Arc<Mutex<State>>, secret: String) {
     }
     let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
     let body = String::from_utf8_lossy(&buf[head_len..head_len + length]).into_owned();
-    let signature = head
+    let headers: Vec<(String, String)> = head
         .lines()
-        .find_map(|l| {
+        .skip(1)
+        .filter_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("livetally-signature")
-                .then(|| value.trim().to_owned())
+            Some((name.trim().to_lowercase(), value.trim().to_owned()))
         })
-        .unwrap_or_default();
-    let signed = verify(&secret, &signature, &body);
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let standard_signed = verify_standard(
+        &secret,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        &body,
+    );
+    let signed = verify(&secret, header("livetally-signature"), &body)
+        && standard_signed
+        && parsed["id"] == header("webhook-id")
+        && header("livetally-signature").starts_with(&format!("t={},", header("webhook-timestamp")));
     let (status, hang) = {
         let mut s = state.lock().unwrap();
         let status = s.script.pop_front().unwrap_or(s.default);
         let hang = s.hang;
         s.received.push(Received {
-            body: serde_json::from_str(&body).unwrap_or(Value::Null),
+            body: parsed,
             signed,
+            standard_signed,
+            headers,
             status: (!hang).then_some(status),
         });
         (status, hang)
@@ -209,12 +238,36 @@ pub fn verify(secret: &str, header: &str, body: &str) -> bool {
         }
     }
     let (Some(t), Some(v1)) = (t, v1) else { return false };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    (now - t).abs() <= 60 && expected == v1
+    (now_s() - t).abs() <= 60 && expected == v1
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The Standard Webhooks check: the key is the base64 after `whsec_` (else the secret's
+/// text), `webhook-signature` holds space-separated `v1,<base64>` entries of which one is
+/// the HMAC-SHA256 of `"<id>.<timestamp>.<body>"`, and the timestamp is within a minute.
+pub fn verify_standard(secret: &str, id: &str, timestamp: &str, signatures: &str, body: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = match secret.strip_prefix("whsec_") {
+        Some(encoded) => b64.decode(encoded).expect("a whsec_ test secret is base64"),
+        None => secret.as_bytes().to_vec(),
+    };
+    let Ok(t) = timestamp.parse::<i64>() else { return false };
+    if id.is_empty() || (now_s() - t).abs() > 60 {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let expected = b64.encode(mac.finalize().into_bytes());
+    signatures
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
