@@ -25,6 +25,7 @@ fi
 bash scripts/fuzz-api.sh
 # The JS SDK's ledger and reconnect logic under plain Node, with fake sockets and timers.
 node --test web/sdk/test/
+bash scripts/check-sdk-package.sh
 if [ -f scripts/browser-test.sh ]; then
     bash scripts/browser-test.sh
 fi

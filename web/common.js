@@ -1,68 +1,14 @@
 // Helpers shared by the pages: storage that never throws, number and time formatting, one
-// way to call the JSON API, and building elements. (Sockets are the SDK's: livetally.js.)
+// way to call the JSON API, and building elements. Storage and numbers are the SDK's
+// (livetally.js), so the widget shows them as the pages do; sockets are the SDK's too.
 
-/** A Storage wrapper: private modes and disabled storage fall back to memory for the page. */
-function safeStorage(area) {
-  const memory = new Map();
-  let real = null;
-  try {
-    real = window[area];
-    const probe = '__livetally_probe__';
-    real.setItem(probe, '1');
-    real.removeItem(probe);
-  } catch {
-    real = null;
-  }
-  return {
-    get(key) {
-      if (!real) return memory.has(key) ? memory.get(key) : null;
-      try { return real.getItem(key); } catch { return null; }
-    },
-    set(key, value) {
-      if (!real) { memory.set(key, String(value)); return; }
-      try { real.setItem(key, String(value)); } catch { memory.set(key, String(value)); }
-    },
-    remove(key) {
-      memory.delete(key);
-      if (real) { try { real.removeItem(key); } catch { /* nothing to do */ } }
-    },
-    keys() {
-      if (!real) return [...memory.keys()];
-      const out = [];
-      try { for (let i = 0; i < real.length; i++) out.push(real.key(i)); } catch { /* none */ }
-      return out;
-    },
-    getJSON(key) {
-      const raw = this.get(key);
-      if (raw == null) return null;
-      try { return JSON.parse(raw); } catch { return null; }
-    },
-    setJSON(key, value) { this.set(key, JSON.stringify(value)); },
-  };
-}
+import { formatCompact, formatNumber, pageStorage } from './livetally.js';
 
-export const local = safeStorage('localStorage');
-export const session = safeStorage('sessionStorage');
+export { formatNumber, formatCompact };
 
-const formats = new Map();
-function nf(lang, compact) {
-  const k = `${lang}|${compact}`;
-  if (!formats.has(k)) {
-    formats.set(k, new Intl.NumberFormat(lang, compact ? { notation: 'compact', maximumFractionDigits: 1 } : {}));
-  }
-  return formats.get(k);
-}
-
-/** `1,234,567` (or the language's grouping). */
-export function formatNumber(n, lang) {
-  return nf(lang, false).format(n ?? 0);
-}
-
-/** `1.2K` / `1.2万` for small spaces; exact below 10,000. */
-export function formatCompact(n, lang) {
-  n = n ?? 0;
-  return n < 10000 ? nf(lang, false).format(n) : nf(lang, true).format(n);
-}
+/** Storage that never throws (memory for the page where the browser refuses it): the SDK's. */
+export const local = pageStorage('localStorage');
+export const session = pageStorage('sessionStorage');
 
 /** A clock time, with the date when it is not today. */
 export function formatTime(ms, lang) {

@@ -3,35 +3,23 @@
 // aria-label); dynamic text calls t(key, {vars}).
 
 import { local } from './common.js';
+import { LANGS, STRINGS as AUDIENCE, fill } from './strings.js';
+
+export { LANGS };
 
 const SAVED_KEY = 'livetally.lang';
-export const LANGS = { en: 'English', 'zh-CN': '简体中文' };
 
+/** The pages' own strings; what a viewer reads (states, kinds, counts) is in strings.js. */
 const en = {
   language: 'Language',
   skip_to_reactions: 'Skip to reactions',
   skip_to_content: 'Skip to content',
 
-  state_loading: 'Loading…',
-  state_connecting: 'Connecting…',
-  state_live: 'Live',
-  state_reconnecting: 'Reconnecting…',
-  state_offline: 'Offline, waiting for the network…',
-  state_ended: 'Event ended',
-  state_missing: 'Not found',
-  state_private: 'Invite needed',
   retry_now: 'Retry now',
   stream_label: 'Live stream',
   stream_placeholder: 'The stream will appear here',
   stream_unplayable: 'This stream cannot play in this browser.',
   stream_open: 'Open the stream',
-  watching_now: 'watching now',
-  viewers_announce: '{n} watching now',
-  reactions: 'Reactions',
-  kind_like: 'Like',
-  kind_cheer: 'Cheer',
-  kind_comment: 'Comment',
-  kind_share: 'Share',
   share_title: 'Share this event',
   share_via: 'Share via',
   channel_wechat: 'WeChat',
@@ -172,26 +160,11 @@ const zh = {
   skip_to_reactions: '跳到互动按钮',
   skip_to_content: '跳到正文',
 
-  state_loading: '加载中…',
-  state_connecting: '连接中…',
-  state_live: '直播中',
-  state_reconnecting: '重新连接中…',
-  state_offline: '网络已断开，等待恢复…',
-  state_ended: '活动已结束',
-  state_missing: '未找到',
-  state_private: '需要邀请',
   retry_now: '立即重试',
   stream_label: '直播画面',
   stream_placeholder: '直播画面将在这里显示',
   stream_unplayable: '此浏览器无法播放该直播。',
   stream_open: '打开直播',
-  watching_now: '人正在观看',
-  viewers_announce: '{n} 人正在观看',
-  reactions: '互动',
-  kind_like: '点赞',
-  kind_cheer: '喝彩',
-  kind_comment: '评论',
-  kind_share: '分享',
   share_title: '分享这场活动',
   share_via: '分享到',
   channel_wechat: '微信',
@@ -327,7 +300,8 @@ const zh = {
   footer_landing: '一个程序，无需构建，观众尽在掌握。',
 };
 
-const STRINGS = { en, 'zh-CN': zh };
+/** One table: the shared viewer strings and the pages' own, by language. */
+const STRINGS = { en: { ...AUDIENCE.en, ...en }, 'zh-CN': { ...AUDIENCE['zh-CN'], ...zh } };
 let current = 'en';
 
 /** The page's language: `en` or `zh-CN`. */
@@ -349,8 +323,7 @@ function detect() {
 
 /** The text for `key` in the current language, with `{name}` replaced from `vars`. */
 export function t(key, vars) {
-  const s = STRINGS[current][key] ?? en[key] ?? key;
-  return vars ? s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : s;
+  return fill(STRINGS[current][key] ?? STRINGS.en[key] ?? key, vars);
 }
 
 /** Fills every `data-i18n` element under `root` and sets `<html lang>`. */

@@ -1,12 +1,13 @@
 // The viewer page, /c/{id}: the stream, the live count, reactions and sign-up.
 //
-// The socket, the ledger of unacknowledged taps, reconnecting and tabs are the SDK's
-// (sdk/livetally.js, served to this page as ./livetally.js): this page renders what it
-// reports and turns taps into `interact()` calls.
+// Loading the campaign, the socket, the ledger of unacknowledged taps, reconnecting, tabs,
+// the page's state and the totals it shows are the SDK's `liveView` (sdk/livetally.js,
+// served to this page as ./livetally.js), as for <livetally-widget>: this page renders
+// what it reports and turns taps into `interact()` calls.
 
-import { connect, backoffDelay } from './livetally.js';
+import { liveView } from './livetally.js';
 import { t, lang, initLang, applyI18n } from './i18n.js';
-import { local, formatNumber, formatCompact, api, el, icon } from './common.js';
+import { local, formatNumber, formatCompact, el, icon } from './common.js';
 import { signupForm } from './signup-form.js';
 
 /** Screen readers hear the changing count at most this often, once it held this long. */
@@ -14,10 +15,6 @@ const ANNOUNCE_EVERY_MS = 15000;
 const ANNOUNCE_SETTLE_MS = 2000;
 /** Kinds with their own icon and label; any other kind gets a generic button. */
 const KNOWN_KINDS = ['like', 'cheer', 'comment', 'share'];
-/** The SDK's fatal errors, as the notice that explains them. */
-const STOP_REASONS = {
-  not_found: 'missing', token_required: 'private', token_expired: 'expired', token_invalid: 'wrong_campaign',
-};
 
 const $ = (id) => document.getElementById(id);
 const app = $('app');
@@ -27,82 +24,57 @@ const query = new URLSearchParams(location.search);
 const joinToken = query.get('token') || '';
 const region = /^[A-Za-z0-9-]{1,16}$/.test(query.get('region') || '') ? query.get('region') : '';
 
+/** The campaign, its state and its counts; see `start()`. */
+let view = null;
 let campaign = null;
-/** The latest stats object from the server. */
-let stats = { viewers: 0, interactions: {} };
-/** Counts acknowledged since the last stats frame, so the display does not dip meanwhile. */
-let awaiting = {};
-let awaitingTimer = null;
 /** loading | connecting | live | reconnecting | ended | missing | private */
 let state = 'loading';
 /** Why the page stopped, for the notice: ended | missing | private | expired | wrong_campaign */
 let stopReason = '';
 
-/** The SDK client; null until the campaign is known to be live. */
-let client = null;
-/** The client has been live once: a new connection is a reconnection. */
-let everLive = false;
-
 // ---------------------------------------------------------------------------------------
-// The connection, through the SDK.
+// The campaign, through the SDK.
 
-function join() {
-  client = connect({ campaign: campaignId, token: joinToken || undefined, region: region || undefined });
-  client.on('state', onClientState);
-  client.on('welcome', () => {
-    awaiting = {};
+function follow() {
+  view = liveView({ campaign: campaignId, token: joinToken || undefined, region: region || undefined });
+  view.on('campaign', showCampaign);
+  view.on('state', onViewState);
+  view.on('welcome', () => {
     lastAnnounce = -Infinity;
     announced = null;
     renderPending();
   });
-  client.on('stats', (s) => {
-    stats = s;
-    awaiting = {};
-    render('maybe');
+  view.on('stats', () => {
+    render(state === 'live' ? 'maybe' : 'no');
+    if (stopReason) renderNotice(); // the final totals of an ended campaign
   });
-  client.on('ack', ({ settled }) => {
-    for (const [k, n] of Object.entries(settled)) awaiting[k] = (awaiting[k] || 0) + n;
-    // Normally the next stats frame carries these; if nothing else changes it still comes
-    // within a tick, so forget them a little after that either way.
-    clearTimeout(awaitingTimer);
-    awaitingTimer = setTimeout(() => { awaiting = {}; renderCounts(); }, client.tickMs * 2 + 1000);
-    renderCounts();
+  view.on('counts', () => renderCounts());
+  view.on('error', (e) => {
+    if (!e.fatal) console.warn('livetally:', e.code, e.message);
   });
-  client.on('pending', () => renderCounts());
-  client.on('error', (e) => {
-    if (e.fatal) stop(STOP_REASONS[e.code] || 'missing');
-    else console.warn('livetally:', e.code, e.message);
-  });
-  client.ready.then(renderPending);
 }
 
-function onClientState(s, info) {
-  if (s === 'open') {
-    everLive = true;
-    setState('live');
-    render('maybe');
-  } else if (s === 'connecting') {
-    setState(everLive || info.attempt > 0 ? 'reconnecting' : 'connecting');
-  } else if (s === 'closed' && !info.final) {
-    // Acknowledged taps not yet in a stats frame stay shown while the socket is down: no
-    // frame can come until the next welcome, which carries totals that include them.
-    clearTimeout(awaitingTimer);
-    setState('reconnecting');
-  } else if (s === 'ended') {
-    showEnded();
+function onViewState(s) {
+  if (view.reason) {
+    // Stopped: the notice says why. (This page has no "disconnected" notice: the only
+    // other fatal refusals are for sessions a page picks itself, which this one does not.)
+    stopReason = view.reason === 'closed' ? 'missing' : view.reason;
+    setState({ expired: 'private', closed: 'missing' }[s] || s);
+    renderNotice();
+    if (s === 'ended') render();
+    return;
   }
+  setState(s);
+  if (s === 'live') render('maybe');
 }
-
-addEventListener('online', () => renderState());
-addEventListener('offline', () => renderState());
 
 function stopped() {
   return state === 'ended' || state === 'missing' || state === 'private';
 }
 
 function tap(kind, button) {
-  if (stopped() || !client) return;
-  client.interact(kind).catch(() => { /* ended or refused: the state says so */ });
+  if (stopped() || !view || !view.tappable) return;
+  view.interact(kind).catch(() => { /* ended or refused: the state says so */ });
   renderCounts();
   if (button) feedback(button);
 }
@@ -129,7 +101,7 @@ function setState(next) {
 function renderState() {
   app.dataset.state = state;
   $('conn').dataset.state = state;
-  const offline = state === 'reconnecting' && navigator.onLine === false;
+  const offline = state === 'reconnecting' && view !== null && view.offline;
   $('conn-text').textContent = t(offline ? 'state_offline' : `state_${state}`);
   $('retry').hidden = state !== 'reconnecting';
   const disabled = stopped() || state === 'loading';
@@ -137,14 +109,9 @@ function renderState() {
   $('signup').disabled = stopped() || state === 'loading';
 }
 
-function total(kind) {
-  const pending = client ? client.pending(kind) : 0;
-  return ((stats.interactions && stats.interactions[kind]) || 0) + pending + (awaiting[kind] || 0);
-}
-
 function renderCounts() {
   for (const b of document.querySelectorAll('[data-kind]')) {
-    const n = total(b.dataset.kind);
+    const n = view ? view.total(b.dataset.kind) : 0;
     b.dataset.count = String(n);
     const label = b.querySelector('.reaction-count');
     if (label) label.textContent = formatCompact(n, lang());
@@ -153,6 +120,7 @@ function renderCounts() {
 }
 
 function renderPending() {
+  const client = view && view.client;
   app.dataset.pending = String(client ? client.pending() : 0);
   app.dataset.acked = String(client ? client.acked : 0);
   if (client && client.session) app.dataset.session = client.session;
@@ -169,7 +137,7 @@ let announceTimer = null;
  * when `announce` is 'force' (a language switch).
  */
 function renderViewers(announce = 'no') {
-  const n = stats.viewers || 0;
+  const n = viewers();
   const big = $('viewer-count');
   big.dataset.count = String(n);
   big.textContent = formatNumber(n, lang());
@@ -181,13 +149,17 @@ function renderViewers(announce = 'no') {
     const wait = Math.max(ANNOUNCE_SETTLE_MS, lastAnnounce + ANNOUNCE_EVERY_MS - Date.now());
     announceTimer = setTimeout(() => {
       announceTimer = null;
-      if (state === 'live' && (stats.viewers || 0) !== announced) speakCount();
+      if (state === 'live' && viewers() !== announced) speakCount();
     }, wait);
   }
 }
 
+function viewers() {
+  return (view && view.stats.viewers) || 0;
+}
+
 function speakCount() {
-  announced = stats.viewers || 0;
+  announced = viewers();
   lastAnnounce = Date.now();
   $('count-announce').textContent = t('viewers_announce', { n: formatNumber(announced, lang()) });
 }
@@ -264,7 +236,7 @@ function renderNotice() {
   if (!stopReason) { box.hidden = true; return; }
   box.hidden = false;
   box.dataset.reason = stopReason;
-  const peak = formatNumber(stats.peak_viewers || 0, lang());
+  const peak = formatNumber((view && view.stats.peak_viewers) || 0, lang());
   $('notice-title').textContent = t(`notice_${stopReason}_title`);
   $('notice-text').textContent = t(`notice_${stopReason}_text`, { peak });
 }
@@ -281,27 +253,6 @@ function renderAll() {
   if (status) $('signup-result').textContent = t(`signup_${status}`);
 }
 
-function stop(reason) {
-  stopReason = reason;
-  if (client) client.close();
-  setState(reason === 'expired' || reason === 'wrong_campaign' ? 'private' : reason);
-  renderNotice();
-}
-
-function showEnded() {
-  stop('ended');
-  stats = { ...stats, viewers: 0 };
-  awaiting = {};
-  render();
-  // The frozen totals, for the notice and the buttons.
-  api(`/api/v1/campaigns/${encodeURIComponent(campaignId)}/stats`).then((r) => {
-    if (r.ok && r.data) {
-      stats = r.data;
-      render();
-      renderNotice();
-    }
-  });
-}
 
 // ---------------------------------------------------------------------------------------
 // Share and sign-up.
@@ -341,6 +292,7 @@ async function share() {
 let signup = { values: () => undefined, showError: () => false };
 
 async function signUp() {
+  const client = view && view.client;
   if (!client) return;
   const button = $('signup');
   const result = $('signup-result');
@@ -367,38 +319,15 @@ async function signUp() {
   result.textContent = t(`signup_${status}`);
   button.disabled = stopped();
   if (status === 'new' || status === 'again') local.set(`livetally.reg.${campaignId}`, '1');
-  if (status === 'ended') showEnded();
+  if (status === 'ended') view.ended();
 }
 
 // ---------------------------------------------------------------------------------------
 // Start.
 
-async function loadCampaign() {
-  for (let attempt = 0; ; attempt++) {
-    const r = await api(`/api/v1/campaigns/${encodeURIComponent(campaignId)}`);
-    if (r.ok && r.data) return r.data;
-    if (r.status === 404) return null;
-    setState('reconnecting');
-    await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt)));
-  }
-}
-
-async function start() {
-  initLang($('lang'), renderAll);
-  renderState();
-  $('retry').addEventListener('click', () => { if (client) client.reconnect(); });
-  $('share-button').addEventListener('click', share);
-  $('signup').addEventListener('click', signUp);
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(campaignId)) {
-    stop('missing');
-    return;
-  }
-  campaign = await loadCampaign();
-  if (!campaign) {
-    stop('missing');
-    return;
-  }
-  if (campaign.stats) stats = campaign.stats;
+/** The campaign is known: its title, stream, buttons and sign-up form. */
+function showCampaign(c) {
+  campaign = c;
   $('title').textContent = campaign.title;
   document.title = `${campaign.title} · livetally`;
   embedStream(campaign.stream_url);
@@ -409,18 +338,15 @@ async function start() {
     $('signup-result').textContent = t('signup_again');
   }
   render();
-  if (campaign.state === 'ended') {
-    showEnded();
-    return;
-  }
-  // A private campaign without an invite: no socket could be let in. (The SDK itself spots
-  // an expired invite or one for another campaign.)
-  if (campaign.access === 'token' && !joinToken) {
-    stop('private');
-    return;
-  }
-  setState('connecting');
-  join();
+}
+
+function start() {
+  initLang($('lang'), renderAll);
+  renderState();
+  $('retry').addEventListener('click', () => { if (view && view.client) view.client.reconnect(); });
+  $('share-button').addEventListener('click', share);
+  $('signup').addEventListener('click', signUp);
+  follow();
 }
 
 start();

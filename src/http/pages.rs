@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = &[
     asset!("ops-milestones.js", JS),
     // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
     asset!("livetally.js", JS, "sdk/livetally.js"),
+    asset!("strings.js", JS, "sdk/strings.js"),
     asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
     asset!("ops-signups.js", JS),
     asset!("signup-form.js", JS),
@@ -60,6 +61,8 @@ const ASSETS: &[Asset] = &[
 
 /// The SDK under its stable URL, for pages on any origin (`/sdk/v1/livetally.js`).
 const SDK: &str = "livetally.js";
+/// The viewer strings the SDK package carries (`/sdk/v1/strings.js`), which the widget imports.
+const STRINGS: &str = "strings.js";
 /// The `<livetally-widget>` module under its stable URL (`/embed/v1.js`), which imports the
 /// SDK relative to itself (`../sdk/v1/livetally.js`), so both come from one node.
 const WIDGET: &str = "livetally-widget.js";
@@ -188,6 +191,7 @@ fn serve_asset(req: &HttpRequest, name: &str, cache: &'static str) -> Result<Htt
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(landing))
         .route("/sdk/v1/livetally.js", cors::public(web::get().to(sdk)))
+        .route("/sdk/v1/strings.js", cors::public(web::get().to(sdk_strings)))
         .route("/embed/v1.js", cors::public(web::get().to(widget)))
         .route("/c/{id}", web::get().to(viewer))
         .route("/ops", web::get().to(ops))
@@ -228,6 +232,11 @@ pub async fn versioned_asset(req: HttpRequest, path: web::Path<(String, String)>
 /// routes, so `<script type="module">` and `import()` from another origin may load it).
 pub async fn sdk(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     serve_asset(&req, SDK, CACHE_MODULE)
+}
+
+/// `GET /sdk/v1/strings.js`: the viewer strings, for the widget beside the SDK (CORS likewise).
+pub async fn sdk_strings(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    serve_asset(&req, STRINGS, CACHE_MODULE)
 }
 
 /// `GET /embed/v1.js`: the widget for pages on any origin, CORS like the SDK it imports.
@@ -325,6 +334,11 @@ mod tests {
         // `/embed/v1.js` + `../sdk/v1/livetally.js` is the SDK's stable URL, which exports
         // what the widget imports.
         let src = std::str::from_utf8(&body).unwrap();
+        for line in src.lines().filter(|l| l.contains(" from '../sdk/v1/")) {
+            let file = line.split("'../sdk/v1/").nth(1).unwrap().trim_end_matches("';");
+            let res = web_test::call_service(&app, get(&format!("/sdk/v1/{file}"))).await;
+            assert_eq!(res.status(), 200, "the widget imports /sdk/v1/{file}");
+        }
         let import = src
             .lines()
             .find(|l| l.ends_with(" from '../sdk/v1/livetally.js';"))

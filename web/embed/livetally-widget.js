@@ -12,62 +12,20 @@
 // through --lt-accent, --lt-bg, --lt-fg, --lt-radius and --lt-font. docs/embedding.md.
 //
 // The SDK owns the socket, the ledger of unacknowledged taps (kept across reloads) and
-// exactly-once delivery; the widget shows counts that include the viewer's own taps at once.
+// exactly-once delivery, and its `liveView` the loading, the states and the counts (which
+// include the viewer's own taps at once), as for the viewer page; the strings are the
+// SDK's table (strings.js), which the viewer page uses too. From npm (@livetally/widget)
+// this is one bundle with the SDK and the strings in it.
 
-import { backoffDelay, connect, tokenClaims } from '../sdk/v1/livetally.js';
+import { formatCompact, formatNumber, liveView } from '../sdk/v1/livetally.js';
+import { pickLang, text } from '../sdk/v1/strings.js';
 
 /** Screen readers hear the viewer count once it held this long, at most this often. */
 const ANNOUNCE_SETTLE_MS = 2000;
 const ANNOUNCE_EVERY_MS = 15000;
 /** Kinds with their own icon and name; any other kind gets the generic one. */
 const KNOWN_KINDS = ['like', 'cheer', 'comment', 'share'];
-const CAMPAIGN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const KIND = /^[a-z][a-z0-9_]{0,31}$/;
-
-const STRINGS = {
-  en: {
-    watching: 'watching now',
-    watching_announce: '{n} watching now',
-    peak: 'watched at the peak',
-    reactions: 'Reactions',
-    widget_label: 'Live audience: {title}',
-    state_loading: 'Loading…',
-    state_connecting: 'Connecting…',
-    state_live: 'Live',
-    state_reconnecting: 'Reconnecting…',
-    state_offline: 'Offline: your taps are kept',
-    state_ended: 'Event ended',
-    state_missing: 'Event not found',
-    state_private: 'Invite needed',
-    state_expired: 'Invite expired',
-    state_closed: 'Disconnected',
-    kind_like: 'Like',
-    kind_cheer: 'Cheer',
-    kind_comment: 'Comment',
-    kind_share: 'Share',
-  },
-  'zh-CN': {
-    watching: '人正在观看',
-    watching_announce: '{n} 人正在观看',
-    peak: '人在高峰时观看',
-    reactions: '互动',
-    widget_label: '实时观众：{title}',
-    state_loading: '加载中…',
-    state_connecting: '连接中…',
-    state_live: '直播中',
-    state_reconnecting: '重新连接中…',
-    state_offline: '网络已断开，点赞会保留',
-    state_ended: '活动已结束',
-    state_missing: '未找到活动',
-    state_private: '需要邀请',
-    state_expired: '邀请已过期',
-    state_closed: '已断开',
-    kind_like: '点赞',
-    kind_cheer: '喝彩',
-    kind_comment: '评论',
-    kind_share: '分享',
-  },
-};
 
 /** 24×24 icons, filled with the button's colour. */
 const ICON_PATHS = {
@@ -156,21 +114,6 @@ function adoptStyle(root) {
   }
 }
 
-/** `en` or `zh-CN`, from a language tag (the attribute, the page's, the browser's). */
-function pickLang(tag) {
-  return /^zh\b/i.test(tag || '') ? 'zh-CN' : 'en';
-}
-
-function fill(text, vars) {
-  return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : ''));
-}
-
-/** Exact below 10,000, then `1.2万` / `12K`: room for a button. */
-function formatCount(n, lang, compact) {
-  const big = compact && n >= 10000;
-  return new Intl.NumberFormat(lang, big ? { notation: 'compact', maximumFractionDigits: 1 } : {}).format(n);
-}
-
 function svgIcon(kind) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
@@ -193,8 +136,14 @@ function node(tag, attrs = {}, ...children) {
   return e;
 }
 
+
 /** States in which a tap is taken: the SDK keeps it until the node acknowledges it. */
 const TAPPABLE = ['connecting', 'live', 'reconnecting'];
+
+/** Where this module came from: a node's /embed/v1.js, or (a bundle from npm) its <script>. */
+const HERE = (typeof document !== 'undefined' && document.currentScript && document.currentScript.src) || import.meta.url;
+/** The node that served this module at /embed/v1.js; '' for a copy from anywhere else. */
+const HOME = HERE && /\/embed\/v1\.js$/.test(new URL(HERE).pathname) ? new URL('..', HERE).href.replace(/\/+$/, '') : '';
 
 let widgetSeq = 0;
 
@@ -205,32 +154,12 @@ export class LivetallyWidget extends HTMLElement {
 
   #root;
   #els;
-  /** Bumped by every (re)start: callbacks of an older start see it changed and stop. */
-  #run = 0;
+  /** The campaign as the SDK's liveView follows it; null while disconnected. */
+  #view = null;
   #connected = false;
-  #client = null;
-  #campaign = null;
-  /** loading | connecting | live | reconnecting | ended | missing | private | expired | closed */
-  #state = 'loading';
-  #offline = false;
-  #viewer = '';
-  #stats = { viewers: 0, peak_viewers: 0, interactions: {} };
-  /**
-   * The highest total seen per kind. A campaign's totals never go down, but a frame can be
-   * older than one already shown: the welcome of a node that has not read the store yet
-   * (zeros), or a node a tick behind the one before a reconnect.
-   */
-  #highest = {};
-  /** Acknowledged taps by kind that no stats frame carried yet, so counts do not dip meanwhile. */
-  #awaiting = {};
-  #awaitingTimer = null;
   #announced = null;
   #lastAnnounce = -Infinity;
   #announceTimer = null;
-  #onNetwork = () => {
-    this.#offline = navigator.onLine === false;
-    this.#render();
-  };
 
   constructor() {
     super();
@@ -259,29 +188,28 @@ export class LivetallyWidget extends HTMLElement {
   // -- What the page can read ------------------------------------------------------------
 
   /** loading | connecting | live | reconnecting | ended | missing | private | expired | closed */
-  get state() { return this.#state; }
+  get state() { return this.#view ? this.#view.state : 'loading'; }
   /** The number shown: viewers now (the peak once the campaign ended). */
-  get viewers() { return this.#shownViewers(); }
+  get viewers() {
+    const stats = this.#view ? this.#view.stats : {};
+    return (this.state === 'ended' ? stats.peak_viewers : stats.viewers) || 0;
+  }
   /** This viewer's taps the node has not acknowledged yet (they are kept until it does). */
-  get pending() { return this.#client ? this.#client.pending() : 0; }
+  get pending() { return this.#view ? this.#view.pending() : 0; }
   /** The viewer id the node admitted (a token's `sub` when it has one); '' before that. */
-  get viewer() { return this.#viewer; }
+  get viewer() { return this.#view && this.#view.client && this.#view.everLive ? this.#view.client.viewer : ''; }
   /** The SDK client behind the widget (`register()`, events), or null before it connects. */
-  get client() { return this.#client; }
+  get client() { return this.#view ? this.#view.client : null; }
 
   // -- Lifecycle ---------------------------------------------------------------------------
 
   connectedCallback() {
     this.#connected = true;
-    addEventListener('online', this.#onNetwork);
-    addEventListener('offline', this.#onNetwork);
     this.#start();
   }
 
   disconnectedCallback() {
     this.#connected = false;
-    removeEventListener('online', this.#onNetwork);
-    removeEventListener('offline', this.#onNetwork);
     this.#stop();
   }
 
@@ -300,174 +228,49 @@ export class LivetallyWidget extends HTMLElement {
     return pickLang(this.getAttribute('lang') || this.closest('[lang]')?.getAttribute('lang') || navigator.language);
   }
 
-  #t(key, vars = {}) {
-    return fill(STRINGS[this.#lang][key] ?? STRINGS.en[key], vars);
+  #t(key, vars) {
+    return text(this.#lang, key, vars);
   }
 
-  /** The node: the `base` attribute, else the node this module was loaded from. */
-  get #base() {
-    const given = this.getAttribute('base');
-    return (given || new URL('..', import.meta.url).href).replace(/\/+$/, '');
-  }
-
-  #api(path) {
-    const id = encodeURIComponent(this.getAttribute('campaign') || '');
-    return fetch(`${this.#base}/api/v1/campaigns/${id}${path}`, { credentials: 'omit', cache: 'no-store' });
-  }
-
-  /** Closes the client; what it holds unacknowledged stays stored for the next page. */
+  /** Closes the view; what its client holds unacknowledged stays stored for the next page. */
   #stop() {
-    this.#run += 1;
-    clearTimeout(this.#awaitingTimer);
     clearTimeout(this.#announceTimer);
     this.#announceTimer = null;
-    if (this.#client) this.#client.close();
-    this.#client = null;
+    if (this.#view) this.#view.close();
+    this.#view = null;
   }
 
-  async #start() {
+  #start() {
     this.#stop();
-    const run = this.#run;
-    this.#campaign = null;
-    this.#viewer = '';
-    this.#offline = navigator.onLine === false;
-    this.#stats = { viewers: 0, peak_viewers: 0, interactions: {} };
-    this.#highest = {};
-    this.#awaiting = {};
-    this.#buildButtons();
-    this.#setState('loading');
-    if (!CAMPAIGN_ID.test(this.getAttribute('campaign') || '')) {
-      this.#setState('missing');
-      return;
-    }
-    const campaign = await this.#loadCampaign(run);
-    if (run !== this.#run) return;
-    if (!campaign) {
-      this.#setState('missing');
-      return;
-    }
-    this.#campaign = campaign;
-    if (campaign.stats) this.#absorb(campaign.stats);
-    this.#buildButtons();
-    if (campaign.state === 'ended') {
-      this.#ended();
-      return;
-    }
-    const problem = this.#inviteProblem();
-    if (problem) {
-      this.#setState(problem);
-      return;
-    }
-    this.#setState('connecting');
-    this.#open(run);
-  }
-
-  /** The campaign object, retried while the node is unreachable; null when there is none. */
-  async #loadCampaign(run) {
-    for (let attempt = 0; run === this.#run; attempt++) {
-      try {
-        const r = await this.#api('');
-        if (r.ok) return await r.json();
-        if (r.status === 404) return null;
-      } catch {
-        // Unreachable: try again below.
-      }
-      if (run !== this.#run) return null;
-      if (attempt > 0) this.#setState('reconnecting');
-      // The SDK's jittered backoff (0.5 s doubling to 20 s), so reloads do not retry in step.
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt)));
-    }
-    return null;
-  }
-
-  /** For a private campaign: why the widget cannot join, or '' when it may try. */
-  #inviteProblem() {
-    if (this.#campaign.access !== 'token') return '';
-    const token = this.getAttribute('token');
-    const claims = token ? tokenClaims(token) : null;
-    if (!claims || claims.campaign !== this.#campaign.id) return 'private';
-    if (Number.isFinite(claims.exp) && claims.exp * 1000 <= Date.now()) return 'expired';
-    return '';
-  }
-
-  #open(run) {
-    const options = { base: this.#base, campaign: this.#campaign.id };
+    const options = { base: this.getAttribute('base') || HOME || undefined, campaign: this.getAttribute('campaign') || '' };
     for (const name of ['token', 'region']) {
       const v = this.getAttribute(name);
       if (v) options[name] = v;
     }
-    let client;
-    try {
-      client = connect(options);
-    } catch (e) {
-      // A malformed attribute (`region`, `base`): nothing to connect with.
-      console.warn('livetally-widget:', e.message);
-      this.#setState('closed');
-      return;
-    }
-    this.#client = client;
-    const current = (fn) => (...args) => {
-      if (run === this.#run) fn(...args);
-    };
-    client.on('welcome', current((w) => {
-      this.#viewer = w.viewer || '';
+    const view = liveView(options);
+    this.#view = view;
+    view.on('campaign', () => this.#buildButtons());
+    view.on('welcome', () => {
       this.#announced = null;
       this.#lastAnnounce = -Infinity;
-    }));
-    client.on('stats', current((s) => {
-      this.#absorb(s);
-      this.#awaiting = {};
-      this.#render('maybe');
-    }));
-    client.on('ack', current(({ settled }) => {
-      for (const [kind, n] of Object.entries(settled || {})) this.#awaiting[kind] = (this.#awaiting[kind] || 0) + n;
-      // The next stats frame carries these; forget them a little after it is due.
-      clearTimeout(this.#awaitingTimer);
-      this.#awaitingTimer = setTimeout(() => {
-        this.#awaiting = {};
-        this.#renderCounts();
-      }, client.tickMs * 2 + 1000);
-      this.#renderCounts();
-    }));
-    client.on('pending', current(() => this.#renderCounts()));
-    client.on('state', current((state, info = {}) => {
-      this.#offline = Boolean(info.offline);
-      if (state === 'open') this.#setState('live');
-      else if (state === 'ended') this.#ended();
-      // Down, and the SDK tries again: "connecting" until the first welcome, then "reconnecting".
-      else if (!info.final) this.#setState(this.#state === 'connecting' ? 'connecting' : 'reconnecting');
-    }));
-    client.on('error', current((e) => {
-      if (!e.fatal) return;
-      const why = { not_found: 'missing', token_required: 'private', token_invalid: 'private', token_expired: 'expired' };
-      this.#setState(why[e.code] || 'closed');
-    }));
-  }
-
-  /** The campaign is over: the final totals; nothing unacknowledged can count any more. */
-  #ended() {
-    const wasEnded = this.#state === 'ended';
-    this.#awaiting = {};
-    this.#setState('ended');
-    if (wasEnded || !this.#campaign) return;
-    const run = this.#run;
-    this.#api('/stats')
-      .then((r) => (r.ok ? r.json() : null))
-      .then((s) => {
-        if (s && run === this.#run) {
-          this.#absorb(s);
-          this.#render();
-        }
-      })
-      .catch(() => {});
+    });
+    view.on('stats', () => this.#render('maybe'));
+    view.on('counts', () => this.#renderCounts());
+    view.on('state', (state) => this.#setState(state));
+    view.on('error', (e) => {
+      // A malformed attribute (`region`, `base`): nothing to connect with.
+      if (e.code && e.code.startsWith('bad_')) console.warn('livetally-widget:', e.message);
+    });
+    this.#buildButtons();
+    this.#setState('loading');
   }
 
   // -- Taps --------------------------------------------------------------------------------
 
   /** One tap: the SDK stores it at once, batches it with its neighbours and sends it. */
   #tap(kind, button) {
-    if (!this.#client || !TAPPABLE.includes(this.#state)) return;
-    this.#client.interact(kind, 1).catch(() => {
+    if (!this.#view || !this.#view.tappable) return;
+    this.#view.interact(kind, 1).catch(() => {
       // Not counted: the campaign ended (the state says so) or the widget was closed.
     });
     this.#feedback(button);
@@ -489,7 +292,8 @@ export class LivetallyWidget extends HTMLElement {
 
   /** The kinds to show: the `kinds` attribute (those the campaign has), else the campaign's but `share`. */
   #kinds() {
-    const have = (this.#campaign && this.#campaign.kinds) || [];
+    const campaign = this.#view && this.#view.campaign;
+    const have = (campaign && campaign.kinds) || [];
     const asked = (this.getAttribute('kinds') || '').split(',').map((k) => k.trim()).filter((k) => KIND.test(k));
     if (asked.length) return [...new Set(asked)].filter((k) => have.includes(k));
     return have.filter((k) => k !== 'share');
@@ -514,24 +318,12 @@ export class LivetallyWidget extends HTMLElement {
     this.#render();
   }
 
-  #absorb(stats) {
-    this.#stats = stats;
-    for (const [kind, n] of Object.entries(stats.interactions || {})) {
-      if (!(n <= this.#highest[kind])) this.#highest[kind] = n;
-    }
-  }
-
-  #shownViewers() {
-    return (this.#state === 'ended' ? this.#stats.peak_viewers : this.#stats.viewers) || 0;
-  }
-
   #kindName(kind) {
     return KNOWN_KINDS.includes(kind) ? this.#t(`kind_${kind}`) : kind.replace(/_/g, ' ');
   }
 
   #setState(state) {
-    const changed = state !== this.#state;
-    this.#state = state;
+    const changed = state !== this.dataset.state;
     this.#render();
     if (changed) {
       this.dispatchEvent(new CustomEvent('livetally-state', { detail: { state }, bubbles: true, composed: true }));
@@ -541,37 +333,35 @@ export class LivetallyWidget extends HTMLElement {
   #render(announce = 'no') {
     const { card, stateText, n, label, buttons, announce: live } = this.#els;
     const lang = this.#lang;
+    const { state } = this;
+    const view = this.#view;
     card.setAttribute('lang', lang);
-    card.dataset.state = this.#state;
-    this.dataset.state = this.#state;
-    const title = this.#campaign ? this.#campaign.title : this.getAttribute('campaign') || '';
+    card.dataset.state = state;
+    this.dataset.state = state;
+    const title = view && view.campaign ? view.campaign.title : this.getAttribute('campaign') || '';
     card.setAttribute('aria-label', this.#t('widget_label', { title }));
     buttons.setAttribute('aria-label', this.#t('reactions'));
-    const offline = this.#state !== 'live' && TAPPABLE.includes(this.#state) && this.#offline;
+    const offline = state !== 'live' && TAPPABLE.includes(state) && Boolean(view && view.offline);
     card.dataset.offline = String(offline);
-    stateText.textContent = this.#t(offline ? 'state_offline' : `state_${this.#state}`);
-    const ended = this.#state === 'ended';
-    const shown = this.#shownViewers();
-    n.textContent = formatCount(shown, lang, false);
+    stateText.textContent = this.#t(offline ? 'state_offline' : `state_${state}`);
+    const shown = this.viewers;
+    n.textContent = formatNumber(shown, lang);
     this.dataset.viewers = String(shown);
-    label.textContent = this.#t(ended ? 'peak' : 'watching');
+    label.textContent = this.#t(state === 'ended' ? 'peak' : 'watching_now');
     for (const b of buttons.children) {
       b.querySelector('.name').textContent = this.#kindName(b.dataset.kind);
-      b.disabled = !TAPPABLE.includes(this.#state);
+      b.disabled = !TAPPABLE.includes(state);
     }
     this.#renderCounts();
-    if (announce === 'maybe' && this.#state === 'live') this.#scheduleAnnounce(live);
+    if (announce === 'maybe' && state === 'live') this.#scheduleAnnounce(live);
   }
 
   #renderCounts() {
     const lang = this.#lang;
-    const totals = this.#highest;
     for (const b of this.#els.buttons.children) {
-      const kind = b.dataset.kind;
-      const mine = this.#client ? this.#client.pending(kind) : 0;
-      const total = (totals[kind] || 0) + mine + (this.#awaiting[kind] || 0);
+      const total = this.#view ? this.#view.total(b.dataset.kind) : 0;
       b.dataset.count = String(total);
-      b.querySelector('.count').textContent = formatCount(total, lang, true);
+      b.querySelector('.count').textContent = formatCompact(total, lang);
     }
     this.dataset.pending = String(this.pending);
   }
@@ -583,14 +373,14 @@ export class LivetallyWidget extends HTMLElement {
   #scheduleAnnounce(live) {
     if (this.#announceTimer) return;
     const wait = Math.max(ANNOUNCE_SETTLE_MS, this.#lastAnnounce + ANNOUNCE_EVERY_MS - Date.now());
-    const run = this.#run;
+    const view = this.#view;
     this.#announceTimer = setTimeout(() => {
       this.#announceTimer = null;
-      const now = this.#stats.viewers || 0;
-      if (run !== this.#run || this.#state !== 'live' || now === this.#announced) return;
+      const now = view.stats.viewers || 0;
+      if (view !== this.#view || this.state !== 'live' || now === this.#announced) return;
       this.#announced = now;
       this.#lastAnnounce = Date.now();
-      live.textContent = this.#t('watching_announce', { n: formatCount(now, this.#lang, false) });
+      live.textContent = this.#t('viewers_announce', { n: formatNumber(now, this.#lang) });
     }, wait);
   }
 }

@@ -193,3 +193,107 @@ export function backoffDelay(attempt: number, random?: () => number, base?: numb
 /** The claims of a JWT, unverified (null when unreadable). */
 export function tokenClaims(token: string): Record<string, unknown> | null;
 export function randomId(bytes?: number): string;
+
+/** Storage that never throws: in memory for the page where the browser refuses the real one. */
+export interface SafeStorage {
+  get(key: string): string | null;
+  set(key: string, value: string | number | boolean): void;
+  remove(key: string): void;
+  keys(): string[];
+  getJSON(key: string): unknown;
+  setJSON(key: string, value: unknown): void;
+}
+/** The page's `localStorage` or `sessionStorage` as storage that never throws. */
+export function pageStorage(area: 'localStorage' | 'sessionStorage'): SafeStorage;
+
+/** `1,234,567`, grouped as `lang` (a BCP 47 tag) groups digits. */
+export function formatNumber(n: number | null | undefined, lang: string): string;
+/** Exact below 10,000, then compact (`12K`, `1.2万`): a count for a button. */
+export function formatCompact(n: number | null | undefined, lang: string): string;
+
+/**
+ * What a page shows. loading: the campaign is being fetched; connecting: until the first
+ * welcome; live; reconnecting: the node was reached once (or the campaign could not be
+ * fetched yet) and the client tries again, taps are kept; ended: the campaign is over;
+ * missing: no such campaign; private: an invite is needed (none, or another campaign's);
+ * expired: the invite expired; closed: refused for another reason.
+ */
+export type ViewState =
+  | 'loading' | 'connecting' | 'live' | 'reconnecting'
+  | 'ended' | 'missing' | 'private' | 'expired' | 'closed';
+
+/** Why a view stopped: its state, or `wrong_campaign` (state `private`: another campaign's invite). */
+export type StopReason = 'ended' | 'missing' | 'private' | 'expired' | 'wrong_campaign' | 'closed';
+
+/** `connect()`'s options for a viewer (no `role`). */
+export type ViewOptions = Omit<ConnectOptions, 'role'>;
+
+/** The campaign object of `GET /api/v1/campaigns/{id}`, as far as a page needs it. */
+export interface Campaign {
+  id: string;
+  title: string;
+  state: 'scheduled' | 'live' | 'ended' | string;
+  access: 'public' | 'token';
+  kinds: string[];
+  stream_url?: string | null;
+  registration_fields?: unknown[];
+  stats?: Omit<Stats, 'type' | 'campaign'>;
+  [key: string]: unknown;
+}
+
+export interface ViewEvents {
+  /** The state changed, or the browser went on- or offline (`view.offline`). */
+  state: (state: ViewState, view: LiveView) => void;
+  /** The campaign was fetched (once, before connecting). */
+  campaign: (campaign: Campaign) => void;
+  welcome: (msg: Welcome) => void;
+  /** A stats frame; after the end, the final totals. */
+  stats: (stats: Partial<Stats>) => void;
+  /** `total()` or `pending()` changed without a stats frame (a tap, an ack). */
+  counts: () => void;
+  /** The client's errors (see LivetallyError), and `bad_*` for malformed options. */
+  error: (error: LivetallyError) => void;
+}
+
+/** A campaign as a page shows it; made by `liveView()`. */
+export interface LiveView {
+  readonly state: ViewState;
+  /** Why it stopped; '' while it goes on. */
+  readonly reason: StopReason | '';
+  /** The campaign, once fetched. */
+  readonly campaign: Campaign | null;
+  /** The client, once the view connects (for `register()`, `reconnect()`, `session`...). */
+  readonly client: Client | null;
+  /** The latest stats (`viewers` is 0 once ended; `peak_viewers` stays). */
+  readonly stats: Partial<Stats> & { viewers: number; interactions: Record<string, number> };
+  /** The browser says it is offline. */
+  readonly offline: boolean;
+  /** True while taps are taken: connecting, live or reconnecting. */
+  readonly tappable: boolean;
+  on<E extends keyof ViewEvents>(event: E, fn: ViewEvents[E]): () => void;
+  /** The total of `kind` to show: the highest the node reported, plus the viewer's taps not in it yet. */
+  total(kind: string): number;
+  /** This viewer's taps not acknowledged yet, of `kind` or of every kind. */
+  pending(kind?: string): number;
+  /** The client's `interact()`; rejects with `not_connected` or `campaign_ended` while no taps are taken. */
+  interact(kind: string, count?: number): Promise<void>;
+  /** The page learned the campaign ended (e.g. a sign-up refused with `campaign_ended`). */
+  ended(): void;
+  /** The page is done with it: closes the client (keeping unacknowledged taps) and stops all events. */
+  close(): void;
+}
+
+/**
+ * Fetches the campaign (retrying with backoff while the node is unreachable), explains why
+ * a viewer cannot join before trying, connects, and keeps the state and totals a page shows.
+ * Never throws: a malformed option ends in state `missing` or `closed` with an `error` event.
+ */
+export function liveView(options: ViewOptions): LiveView;
+
+/** A session's unacknowledged interactions in storage (internal: exported for the SDK's tests). */
+export class Ledger {
+  constructor(store: SafeStorage, key: string, options: { now?: () => number; newSession: () => string });
+  readonly session: string;
+  readonly acked: number;
+  count(kind?: string): number;
+}

@@ -166,7 +166,7 @@ function safeStorage(real) {
   };
   return {
     get: (key) => tryReal(() => real.getItem(key), () => (memory.has(key) ? memory.get(key) : null)),
-    set: (key, value) => tryReal(() => real.setItem(key, value), () => memory.set(key, value)),
+    set: (key, value) => tryReal(() => real.setItem(key, String(value)), () => memory.set(key, String(value))),
     remove: (key) => { memory.delete(key); tryReal(() => real.removeItem(key), () => {}); },
     keys: () => tryReal(() => {
       const out = [];
@@ -178,7 +178,17 @@ function safeStorage(real) {
       if (raw == null) return null;
       try { return JSON.parse(raw); } catch { return null; }
     },
+    setJSON(key, value) { this.set(key, JSON.stringify(value)); },
   };
+}
+
+/**
+ * The page's `localStorage` or `sessionStorage` (`area`) as storage that never throws:
+ * `get`, `set`, `remove`, `keys`, `getJSON`, `setJSON`, in memory for the page where the
+ * browser refuses the real one (private modes, disabled storage, a full quota).
+ */
+export function pageStorage(area) {
+  return safeStorage(probeStorage(area));
 }
 
 function probeStorage(area) {
@@ -962,23 +972,8 @@ class Client {
   }
 
   /** The JSON API; never throws: `{status, ok, data, response}`, status 0 when unreachable. */
-  async request(method, path, { body, bearer } = {}) {
-    const headers = {};
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (bearer) headers.Authorization = `Bearer ${bearer}`;
-    let response;
-    try {
-      response = await this.env.fetch(this.base + path, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit',
-      });
-    } catch {
-      return { status: 0, ok: false, data: null, response: null };
-    }
-    let data = null;
-    if ((response.headers.get('content-type') || '').includes('application/json')) {
-      try { data = await response.json(); } catch { data = null; }
-    }
-    return { status: response.status, ok: response.ok, data, response };
+  request(method, path, options) {
+    return requestJSON(this.env, method, this.base + path, options);
   }
 
   // -------------------------------------------------------------------------------------
@@ -1056,4 +1051,300 @@ function storedViewer(local, env) {
     local.set(VIEWER_KEY, v);
   }
   return v;
+}
+
+/** The JSON API at `url`; never throws: `{status, ok, data, response}`, status 0 when unreachable. */
+async function requestJSON(env, method, url, { body, bearer } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  let response;
+  try {
+    response = await env.fetch(url, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit',
+    });
+  } catch {
+    return { status: 0, ok: false, data: null, response: null };
+  }
+  let data = null;
+  if ((response.headers.get('content-type') || '').includes('application/json')) {
+    try { data = await response.json(); } catch { data = null; }
+  }
+  return { status: response.status, ok: response.ok, data, response };
+}
+
+// ---------------------------------------------------------------------------------------
+// Numbers as a page shows them.
+
+const numberFormats = new Map();
+function numberFormat(lang, compact) {
+  const key = `${lang}|${compact}`;
+  if (!numberFormats.has(key)) {
+    numberFormats.set(key, new Intl.NumberFormat(lang, compact ? { notation: 'compact', maximumFractionDigits: 1 } : {}));
+  }
+  return numberFormats.get(key);
+}
+
+/** `1,234,567`, grouped as `lang` groups digits. */
+export function formatNumber(n, lang) {
+  return numberFormat(lang, false).format(n ?? 0);
+}
+
+/** Exact below 10,000, then `12K` / `1.2万`: a count for a button. */
+export function formatCompact(n, lang) {
+  const v = n ?? 0;
+  return numberFormat(lang, v >= 10000).format(v);
+}
+
+// ---------------------------------------------------------------------------------------
+// A campaign as a page shows it: the viewer page, <livetally-widget> and a brand's own UI
+// (the React and Vue recipes of docs/embedding.md) all show the same states and counts.
+
+/** The page state for a fatal error code of the client; any other code is `closed`. */
+const STOP_REASONS = {
+  not_found: 'missing', token_required: 'private', token_expired: 'expired', token_invalid: 'wrong_campaign',
+};
+/** States in which a tap is taken: the client keeps it until the node acknowledges it. */
+const TAPPABLE = ['connecting', 'live', 'reconnecting'];
+
+/**
+ * Loads the campaign (retrying while the node is unreachable), explains why a viewer cannot
+ * join before trying, connects, and keeps what a page shows: its state, the latest stats
+ * and totals that include the viewer's own taps at once. See livetally.d.ts.
+ */
+export function liveView(options) {
+  return new LiveView(options);
+}
+
+class LiveView {
+  constructor(options = {}) {
+    this.options = { ...options };
+    this.env = { ...defaultEnv(), ...(options.env || {}) };
+    this.listeners = new Map();
+    /** loading | connecting | live | reconnecting | ended | missing | private | expired | closed */
+    this.state = 'loading';
+    /** Why it stopped: the state, or `wrong_campaign` (state `private`); '' while going. */
+    this.reason = '';
+    this.campaign = null;
+    this.client = null;
+    this.stats = { viewers: 0, peak_viewers: 0, interactions: {} };
+    this.offline = !this.env.onLine();
+    this.final = false;
+    this.everLive = false;
+    /**
+     * The highest total seen per kind. A campaign's totals never go down, but a frame can be
+     * older than one already shown: the welcome of a node that has not read the store yet,
+     * or a node a tick behind the one before a reconnect.
+     */
+    this.highest = {};
+    /** Acknowledged taps by kind that no stats frame carried yet, so counts do not dip. */
+    this.awaiting = {};
+    this.timers = { awaiting: null, load: null };
+    this.onNetwork = () => {
+      this.offline = !this.env.onLine();
+      this.emit('state', this.state, this);
+    };
+    if (this.env.window) {
+      this.env.window.addEventListener('online', this.onNetwork);
+      this.env.window.addEventListener('offline', this.onNetwork);
+    }
+    this.ready = Promise.resolve().then(() => this.start());
+  }
+
+  /** Subscribes `fn` to `event`; returns a function that unsubscribes it. */
+  on(event, fn) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event).add(fn);
+    return () => this.listeners.get(event).delete(fn);
+  }
+
+  emit(event, ...args) {
+    for (const fn of [...(this.listeners.get(event) || [])]) {
+      try { fn(...args); } catch (e) { this.env.setTimeout(() => { throw e; }, 0); }
+    }
+  }
+
+  /** True while a tap is taken (kept by the client until the node counts it). */
+  get tappable() {
+    return TAPPABLE.includes(this.state) && this.client !== null;
+  }
+
+  /** This viewer's taps the node has not acknowledged yet, of `kind` or of every kind. */
+  pending(kind) {
+    return this.client ? this.client.pending(kind) : 0;
+  }
+
+  /** The total of `kind` to show: the highest seen, the viewer's pending and acknowledged taps. */
+  total(kind) {
+    return (this.highest[kind] || 0) + this.pending(kind) + (this.awaiting[kind] || 0);
+  }
+
+  /** `count` taps of `kind`; resolves once counted (the client's `interact`). */
+  interact(kind, count = 1) {
+    if (!this.tappable) {
+      const code = this.state === 'ended' ? 'campaign_ended' : 'not_connected';
+      return Promise.reject(new LivetallyError(code, `no taps while ${this.state}`));
+    }
+    return this.client.interact(kind, count);
+  }
+
+  async start() {
+    const id = this.options.campaign;
+    if (typeof id !== 'string' || !CAMPAIGN_ID.test(id)) { this.stop('missing'); return; }
+    try {
+      this.base = resolveBase(this.options.base, this.env);
+    } catch (e) {
+      this.emit('error', e);
+      this.stop('closed');
+      return;
+    }
+    const campaign = await this.load(id);
+    if (this.final) return;
+    if (!campaign) { this.stop('missing'); return; }
+    this.campaign = campaign;
+    if (campaign.stats) this.absorb(campaign.stats);
+    this.emit('campaign', campaign);
+    if (campaign.state === 'ended') { this.ended(); return; }
+    const token = this.options.token || '';
+    if (campaign.access === 'token' && !token) { this.stop('private'); return; }
+    const problem = token ? tokenProblem(token, campaign.id, this.env.now()) : '';
+    if (problem) { this.stop(STOP_REASONS[problem]); return; }
+    this.setState('connecting');
+    this.open();
+  }
+
+  /** The campaign object, retried with backoff while the node is unreachable; null when there is none. */
+  async load(id) {
+    for (let attempt = 0; !this.final; attempt++) {
+      const r = await requestJSON(this.env, 'GET', `${this.base}/api/v1/campaigns/${encodeURIComponent(id)}`);
+      if (this.final) return null;
+      if (r.ok && r.data) return r.data;
+      if (r.status === 404) return null;
+      this.setState('reconnecting');
+      await new Promise((resolve) => { this.timers.load = this.env.setTimeout(resolve, backoffDelay(attempt, this.env.random)); });
+    }
+    return null;
+  }
+
+  open() {
+    const { options } = this;
+    let client;
+    try {
+      client = connect({
+        base: this.base, campaign: this.campaign.id, token: options.token || undefined, region: options.region || undefined,
+        viewer: options.viewer, session: options.session, env: options.env,
+      });
+    } catch (e) {
+      // A malformed option (`region`, `viewer`): nothing to connect with.
+      this.emit('error', e);
+      this.stop('closed');
+      return;
+    }
+    this.client = client;
+    client.on('welcome', (w) => {
+      this.awaiting = {};
+      this.emit('welcome', w);
+    });
+    client.on('stats', (s) => {
+      this.absorb(s);
+      this.awaiting = {};
+      this.emit('stats', this.stats);
+    });
+    client.on('ack', ({ settled }) => this.onAck(settled));
+    client.on('pending', () => this.emit('counts'));
+    client.on('state', (state, info = {}) => this.onClientState(state, info));
+    client.on('error', (e) => {
+      if (e.fatal) this.stop(STOP_REASONS[e.code] || 'closed');
+      this.emit('error', e);
+    });
+  }
+
+  /** Acknowledged taps count at once; the next stats frame carries them, forget them a little after it is due. */
+  onAck(settled) {
+    for (const [kind, n] of Object.entries(settled || {})) this.awaiting[kind] = (this.awaiting[kind] || 0) + n;
+    this.clearTimer('awaiting');
+    this.timers.awaiting = this.env.setTimeout(() => {
+      this.timers.awaiting = null;
+      this.awaiting = {};
+      this.emit('counts');
+    }, this.client.tickMs * 2 + 1000);
+    this.emit('counts');
+  }
+
+  onClientState(state, info) {
+    this.offline = Boolean(info.offline);
+    if (state === 'open') {
+      this.everLive = true;
+      this.setState('live');
+    } else if (state === 'ended') {
+      this.ended();
+    } else if (!info.final) {
+      // Acknowledged taps not yet in a frame stay shown while the socket is down: no frame
+      // comes before the next welcome, whose totals include them.
+      if (state === 'closed') this.clearTimer('awaiting');
+      // Down, and the client tries again: "connecting" until the first welcome.
+      this.setState(this.everLive ? 'reconnecting' : 'connecting');
+    }
+  }
+
+  absorb(stats) {
+    this.stats = stats;
+    for (const [kind, n] of Object.entries(stats.interactions || {})) {
+      if (!(n <= this.highest[kind])) this.highest[kind] = n;
+    }
+  }
+
+  setState(state) {
+    this.state = state;
+    this.emit('state', state, this);
+  }
+
+  /**
+   * The campaign is over (the node said so, or a page learned it, e.g. from a sign-up
+   * answered `campaign_ended`): nobody watches any more; the final totals follow.
+   */
+  ended() {
+    if (this.final) return;
+    this.stop('ended');
+    this.awaiting = {};
+    this.stats = { ...this.stats, viewers: 0 };
+    this.emit('stats', this.stats);
+    if (!this.campaign) return;
+    requestJSON(this.env, 'GET', `${this.base}/api/v1/campaigns/${encodeURIComponent(this.campaign.id)}/stats`).then((r) => {
+      if (!r.ok || !r.data || this.state !== 'ended' || this.closedByPage) return;
+      this.absorb(r.data);
+      this.emit('stats', this.stats);
+    });
+  }
+
+  /** Stops with `reason`; the client closes, keeping unacknowledged taps for a later page. */
+  stop(reason) {
+    if (this.final) return;
+    this.final = true;
+    this.reason = reason;
+    this.teardown();
+    this.setState(reason === 'wrong_campaign' ? 'private' : reason);
+  }
+
+  /** The page is done with the view (an element removed, a component unmounted): no more events. */
+  close() {
+    this.closedByPage = true;
+    this.final = true;
+    this.teardown();
+    this.listeners.clear();
+  }
+
+  teardown() {
+    for (const name of Object.keys(this.timers)) this.clearTimer(name);
+    if (this.client) this.client.close();
+    if (this.env.window) {
+      this.env.window.removeEventListener('online', this.onNetwork);
+      this.env.window.removeEventListener('offline', this.onNetwork);
+    }
+  }
+
+  clearTimer(name) {
+    if (this.timers[name] !== null) this.env.clearTimeout(this.timers[name]);
+    this.timers[name] = null;
+  }
 }
