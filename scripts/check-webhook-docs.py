@@ -79,7 +79,8 @@ def install_deps():
     if not (DEPS / "node_modules/standardwebhooks").is_dir():
         run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=DEPS)
     python = DEPS / ".venv/bin/python"
-    if subprocess.run([str(python), "-c", "import standardwebhooks"], capture_output=True).returncode != 0:
+    if not python.exists() or subprocess.run([str(python), "-c", "import standardwebhooks"],
+                                             capture_output=True).returncode != 0:
         run([sys.executable, "-m", "venv", "--clear", str(DEPS / ".venv")])
         run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              "-r", str(DEPS / "requirements.txt")])

@@ -17,7 +17,7 @@ export interface ConnectOptions {
   /** A join token (JWT) for `access:"token"` campaigns, or the operator token with
    * `role: 'operator'`. With a `sub` claim the viewer is `sub` and no `viewer` is sent. */
   token?: string;
-  /** A stable anonymous viewer id (`^[A-Za-z0-9_-]{8,64}$`). Default: one generated once
+  /** A stable anonymous viewer id (the protocol's viewer-id pattern, docs/protocol.md). Default: one generated once
    * and kept in localStorage (`livetally.viewer`), shared by every campaign and tab. */
   viewer?: string;
   /** A session id to resume (same pattern). Default: one per tab, kept across reloads;
