@@ -172,16 +172,19 @@ async fn finish_all(streams: Vec<Streaming>, last: u64) -> Vec<Client> {
     clients
 }
 
-async fn await_ready(node: &Node, status: u16) -> Value {
-    eventually(&format!("/readyz {status}"), || async {
+/// Waits until `/readyz` says the store is `up` or `down`; it answers 200 either way (a
+/// node keeps admitting viewers through an outage, so a balancer must keep sending them).
+async fn await_store(node: &Node, store: &str) -> Value {
+    eventually(&format!("/readyz store {store}"), || async {
         let (s, body) = load::readyz(node).await;
-        (s == status).then_some(body)
+        assert_eq!(s, 200, "{body}");
+        (body["store"] == store).then_some(body)
     })
     .await
 }
 
-/// Redis frozen (SIGSTOP) for 5 s while 4 clients stream seq'd likes: the node turns
-/// unready, keeps every socket, buffers (metric > 0), withholds acks; after SIGCONT the
+/// Redis frozen (SIGSTOP) for 5 s while 4 clients stream seq'd likes: the node says the
+/// store is down (still 200), keeps every socket, buffers (metric > 0), withholds acks; after SIGCONT the
 /// acks resume and the totals are exactly what was sent, every seq acked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_withholds_acks_and_loses_nothing() {
@@ -200,7 +203,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
 
     redis.pause();
     let paused = Instant::now();
-    let unready = await_ready(&node, 503).await;
+    let unready = await_store(&node, "down").await;
     assert_eq!(unready["status"], "store_unavailable");
     // Any ack in flight at the pause has arrived by now (/readyz waits 1 s for Redis).
     let frozen: Vec<u64> = streams.iter().map(Streaming::acked).collect();
@@ -213,7 +216,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
     let still: Vec<u64> = streams.iter().map(Streaming::acked).collect();
     assert_eq!(still, frozen, "acks while Redis was frozen");
     let (status, body) = load::readyz(&node).await;
-    assert_eq!(status, 503);
+    assert_eq!((status, body["store"].as_str()), (200, Some("down")), "{body}");
     // The clients kept sending: the buffer grew (the gauge moves once per flush attempt,
     // every 2 s while Redis does not answer; /readyz reads the counter itself).
     let buffered = body["pending"].as_u64().expect("pending");
@@ -221,7 +224,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
     redis.resume();
     println!("while Redis was frozen: acks held at {frozen:?}, {buffered} likes buffered");
 
-    await_ready(&node, 200).await;
+    await_store(&node, "up").await;
     let clients = finish_all(streams, LAST).await;
     // The same sockets got the acks after the freeze: they stayed connected throughout.
     for (c, frozen) in clients.iter().zip(&frozen) {
@@ -257,10 +260,10 @@ async fn a_crashed_redis_with_aof_comes_back_with_every_ack() {
     .await;
 
     redis.kill();
-    await_ready(&node, 503).await;
+    await_store(&node, "down").await;
     let before: Vec<u64> = streams.iter().map(Streaming::acked).collect();
     redis.restart();
-    await_ready(&node, 200).await;
+    await_store(&node, "up").await;
 
     let clients = finish_all(streams, LAST).await;
     let s = node.stats("crash").await;

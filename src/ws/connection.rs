@@ -702,4 +702,97 @@ mod tests {
         assert_eq!(s.interactions["like"], 1);
         assert_eq!(rig.tallies.pending().get(), 0);
     }
+
+    // A store outage refuses no viewer (see `tally::claim`).
+
+    /// The store's stats of `launch`: `(viewers, peak_viewers, likes)`.
+    async fn counted(rig: &Rig) -> (u64, u64, u64) {
+        let s = rig
+            .store
+            .stats("launch", &["like".into()], crate::util::now_ms())
+            .await
+            .unwrap();
+        (s.viewers, s.peak_viewers, s.interactions["like"])
+    }
+
+    /// Nothing reaches the client for `period` (pings aside).
+    async fn silent(c: &mut Client, period: Duration) {
+        if let Ok(m) = tokio::time::timeout(period, next_json(c)).await {
+            panic!("expected nothing, got {m}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_joining_during_an_outage_is_welcomed_and_acked_once_the_claim_lands() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut a, _) = rig.connect("session=session-000a").await;
+        next_json(&mut a).await;
+        rig.store.set_down(true);
+        let (mut b, _) = rig.connect("proto=2&session=session-000b").await;
+        let welcome = next_json(&mut b).await;
+        assert_eq!(welcome["type"], "welcome");
+        assert!(welcome["acked_seq"].is_null(), "{welcome}");
+        send(&mut b, &protocol::client::interact("like", 2, Some(1))).await;
+        send(&mut b, &protocol::client::interact("like", 3, Some(2))).await;
+        silent(&mut b, Duration::from_secs(3)).await;
+        let tally = rig.tallies.get("launch").unwrap();
+        assert_eq!(tally.local_viewers(), 1, "not in presence before its claim");
+        assert_eq!(tally.claiming.load(std::sync::atomic::Ordering::Relaxed), 1);
+        rig.store.set_down(false);
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":0}));
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":2}));
+        assert_eq!(counted(&rig).await, (2, 2, 5));
+        assert_eq!(tally.local_viewers(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_protocol_1_client_waits_for_its_welcome_and_a_held_resend_counts_once() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut keep, _) = rig.connect("session=session-keep").await;
+        next_json(&mut keep).await;
+        let (mut a, task) = rig.connect("session=session-0001").await;
+        next_json(&mut a).await;
+        for seq in 1..=3 {
+            send(&mut a, &protocol::client::interact("like", 1, Some(seq))).await;
+        }
+        while next_json(&mut a).await["seq"] != 3 {}
+        a.close(None).await.unwrap();
+        task.await.unwrap();
+        rig.store.set_down(true);
+        let (mut b, _) = rig.connect("session=session-0001").await;
+        // It resends from its own ledger: 3 (already counted) and 4, before any welcome.
+        send(&mut b, &protocol::client::interact("like", 1, Some(3))).await;
+        send(&mut b, &protocol::client::interact("like", 1, Some(4))).await;
+        silent(&mut b, Duration::from_secs(3)).await;
+        rig.store.set_down(false);
+        let welcome = next_json(&mut b).await;
+        assert_eq!(
+            (welcome["type"].as_str(), welcome["acked_seq"].as_u64()),
+            (Some("welcome"), Some(3))
+        );
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":4}));
+        // `keep` and `b`: each session once; the peak was `keep` and `a`.
+        assert_eq!(counted(&rig).await, (2, 2, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_that_closes_before_its_claim_lands_is_never_counted() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut keep, _) = rig.connect("session=session-keep").await;
+        next_json(&mut keep).await;
+        rig.store.set_down(true);
+        let (mut b, task) = rig.connect("proto=2&session=session-000b").await;
+        next_json(&mut b).await;
+        send(&mut b, &protocol::client::interact("like", 1, Some(1))).await;
+        b.close(None).await.unwrap();
+        task.await.unwrap();
+        let tally = rig.tallies.get("launch").unwrap();
+        assert_eq!(tally.claiming.load(std::sync::atomic::Ordering::Relaxed), 0);
+        rig.store.set_down(false);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(counted(&rig).await, (1, 1, 0));
+    }
 }
