@@ -69,6 +69,10 @@ pub mod defaults {
     pub const MAX_PENDING: u64 = 1_000_000;
     /// `--max-share-channels`: distinct channels counted per campaign before `other`.
     pub const MAX_SHARE_CHANNELS: usize = 64;
+    /// `--claim-wait`: how long a welcome waits for the session's claim before the socket
+    /// is admitted without it (a store outage refuses no viewer); half a second is a slow
+    /// connect, not a failed one, and a healthy store claims in a millisecond.
+    pub const CLAIM_WAIT: DurationDefault = DurationDefault::new("500ms");
 }
 
 /// Everything a node needs to know at start.
@@ -234,6 +238,12 @@ pub struct Config {
     /// Log format: `text` for people, `json` for Loki/ELK (one JSON object per line).
     #[arg(long, env = "LIVETALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// How long a viewer's welcome waits for its session's claim in the store. Past it (or
+    /// at once when the store is down) the socket is admitted anyway and claimed later
+    /// (docs/consistency.md, "A viewer who connects during an outage").
+    #[arg(long, env = "LIVETALLY_CLAIM_WAIT", default_value = defaults::CLAIM_WAIT.text, value_parser = parse_duration)]
+    pub claim_wait: Duration,
 }
 
 /// How the node writes its log lines.
@@ -445,7 +455,14 @@ mod tests {
     #[test]
     fn default_durations_read_as_the_flag_parser_reads_them() {
         use defaults::*;
-        for d in [TICK, FLUSH_INTERVAL, PRESENCE_TTL, SESSION_TTL, DRAIN_PERIOD] {
+        for d in [
+            TICK,
+            FLUSH_INTERVAL,
+            PRESENCE_TTL,
+            SESSION_TTL,
+            DRAIN_PERIOD,
+            CLAIM_WAIT,
+        ] {
             assert_eq!(parse_duration(d.text), Ok(d.value), "{}", d.text);
         }
         assert_eq!(SESSION_TTL.value, Duration::from_secs(86_400));

@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use support::load::{self, total_upto, Client, Streaming};
 use support::node::{End, Node, Ws, TOKEN};
-use support::redis::RedisServer;
+use support::redis::{RedisCluster, RedisServer};
 use support::wait::{eventually, throughout};
 use tokio::sync::watch;
 
@@ -172,16 +172,19 @@ async fn finish_all(streams: Vec<Streaming>, last: u64) -> Vec<Client> {
     clients
 }
 
-async fn await_ready(node: &Node, status: u16) -> Value {
-    eventually(&format!("/readyz {status}"), || async {
+/// Waits until `/readyz` says the store is `up` or `down`; it answers 200 either way (a
+/// node keeps admitting viewers through an outage, so a balancer must keep sending them).
+async fn await_store(node: &Node, store: &str) -> Value {
+    eventually(&format!("/readyz store {store}"), || async {
         let (s, body) = load::readyz(node).await;
-        (s == status).then_some(body)
+        assert_eq!(s, 200, "{body}");
+        (body["store"] == store).then_some(body)
     })
     .await
 }
 
-/// Redis frozen (SIGSTOP) for 5 s while 4 clients stream seq'd likes: the node turns
-/// unready, keeps every socket, buffers (metric > 0), withholds acks; after SIGCONT the
+/// Redis frozen (SIGSTOP) for 5 s while 4 clients stream seq'd likes: the node says the
+/// store is down (still 200), keeps every socket, buffers (metric > 0), withholds acks; after SIGCONT the
 /// acks resume and the totals are exactly what was sent, every seq acked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_withholds_acks_and_loses_nothing() {
@@ -200,7 +203,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
 
     redis.pause();
     let paused = Instant::now();
-    let unready = await_ready(&node, 503).await;
+    let unready = await_store(&node, "down").await;
     assert_eq!(unready["status"], "store_unavailable");
     // Any ack in flight at the pause has arrived by now (/readyz waits 1 s for Redis).
     let frozen: Vec<u64> = streams.iter().map(Streaming::acked).collect();
@@ -213,7 +216,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
     let still: Vec<u64> = streams.iter().map(Streaming::acked).collect();
     assert_eq!(still, frozen, "acks while Redis was frozen");
     let (status, body) = load::readyz(&node).await;
-    assert_eq!(status, 503);
+    assert_eq!((status, body["store"].as_str()), (200, Some("down")), "{body}");
     // The clients kept sending: the buffer grew (the gauge moves once per flush attempt,
     // every 2 s while Redis does not answer; /readyz reads the counter itself).
     let buffered = body["pending"].as_u64().expect("pending");
@@ -221,7 +224,7 @@ async fn a_hung_redis_withholds_acks_and_loses_nothing() {
     redis.resume();
     println!("while Redis was frozen: acks held at {frozen:?}, {buffered} likes buffered");
 
-    await_ready(&node, 200).await;
+    await_store(&node, "up").await;
     let clients = finish_all(streams, LAST).await;
     // The same sockets got the acks after the freeze: they stayed connected throughout.
     for (c, frozen) in clients.iter().zip(&frozen) {
@@ -257,10 +260,10 @@ async fn a_crashed_redis_with_aof_comes_back_with_every_ack() {
     .await;
 
     redis.kill();
-    await_ready(&node, 503).await;
+    await_store(&node, "down").await;
     let before: Vec<u64> = streams.iter().map(Streaming::acked).collect();
     redis.restart();
-    await_ready(&node, 200).await;
+    await_store(&node, "up").await;
 
     let clients = finish_all(streams, LAST).await;
     let s = node.stats("crash").await;
@@ -495,4 +498,92 @@ async fn past_the_buffer_bound_interactions_are_refused_not_dropped() {
         .await_stats("bounded", "every like taken", |s| s["interactions"]["like"] == total)
         .await;
     assert_eq!(s["interactions"]["like"], total);
+}
+
+// ---------------------------------------------------------------------------------------
+// A store outage refuses no new viewer
+
+/// Ten new viewers (eight on protocol 2, two on protocol 1) join a campaign the node holds
+/// while its store is out (`outage` starts it, `back` ends it): every socket is opened,
+/// protocol 2 is welcomed with `acked_seq: null` at once, protocol 1 only once the store
+/// is back; each sends one seq'd like before its claim lands. After the store returns every
+/// like is acked, and each session counts once in `viewers` and `peak_viewers`. `/readyz`
+/// stays 200 with `"store":"down"` meanwhile; a campaign the node does not hold is 503.
+async fn new_viewers_join_through_an_outage(node: &Node, outage: impl FnOnce(), back: impl FnOnce()) {
+    node.campaign("outage").await;
+    let mut first = node.viewer("outage", "session=session-first").await;
+    first.next_of("welcome").await;
+    node.await_stats("outage", "the first viewer", |s| s["viewers"] == 1)
+        .await;
+
+    outage();
+    await_store(node, "down").await;
+    let mut late = Vec::new();
+    for i in 0..10 {
+        let proto = if i < 8 { "&proto=2" } else { "" };
+        let mut ws = node
+            .viewer("outage", &format!("session=session-late-{i:02}{proto}"))
+            .await;
+        if i < 8 {
+            let welcome = ws.next_of("welcome").await;
+            assert!(welcome["acked_seq"].is_null(), "{welcome}");
+        }
+        ws.send(json!({"type":"interact","kind":"like","seq":1})).await;
+        late.push(ws);
+    }
+    assert_eq!(node.refused("/ws/v1/campaigns/not-held-here").await, 503);
+    let (status, body) = load::readyz(node).await;
+    assert_eq!((status, body["store"].as_str()), (200, Some("down")), "{body}");
+
+    back();
+    await_store(node, "up").await;
+    for (i, ws) in late.iter_mut().enumerate() {
+        if i >= 8 {
+            let welcome = ws.next_of("welcome").await;
+            assert_eq!(welcome["acked_seq"], 0, "{welcome}");
+        } else {
+            assert_eq!(ws.next_of("ack").await["seq"], 0, "the stored acked seq first");
+        }
+        ws.until(|m| m["type"] == "ack" && m["seq"] == 1).await;
+    }
+    let s = node
+        .await_stats("outage", "eleven viewers", |s| {
+            s["viewers"] == 11 && load::likes(s) == 10
+        })
+        .await;
+    assert_eq!(s["peak_viewers"], 11, "{s}");
+    throughout(Duration::from_secs(1), || async {
+        let s = node.stats("outage").await;
+        assert_eq!(
+            (s["viewers"].as_u64(), s["peak_viewers"].as_u64()),
+            (Some(11), Some(11)),
+            "{s}"
+        );
+    })
+    .await;
+}
+
+/// Redis stopped (and restarted with its AOF): the claims fail at once and are retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_refuses_no_new_viewer() {
+    let mut redis = RedisServer::start_with_aof();
+    let node = Node::start(&["--redis", &redis.url()]);
+    let redis = std::sync::Mutex::new(&mut redis);
+    new_viewers_join_through_an_outage(
+        &node,
+        || redis.lock().unwrap().stop(),
+        || redis.lock().unwrap().restart(),
+    )
+    .await;
+}
+
+/// Every master of a Cluster frozen (SIGSTOP): the claims hang past `--claim-wait` and
+/// land when it thaws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_outage_refuses_no_new_viewer() {
+    let cluster = RedisCluster::start(3);
+    let node = Node::start(&["--redis-cluster", &cluster.urls().join(",")]);
+    let pause = || cluster.nodes().iter().for_each(RedisServer::pause);
+    let resume = || cluster.nodes().iter().for_each(RedisServer::resume);
+    new_viewers_join_through_an_outage(&node, pause, resume).await;
 }

@@ -505,15 +505,16 @@ async function endCampaign() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Node readiness: a 503 from /readyz (store unreachable, shutting down) shows a banner
-// rather than a dashboard that silently stops moving.
+// Node readiness: a 503 from /readyz (shutting down), or a 200 saying the store is down
+// (the node still admits viewers), shows a banner rather than a dashboard that silently
+// stops moving.
 
 let readyTimer = null;
 async function pollReady() {
   clearTimeout(readyTimer);
   const r = await api('/readyz');
   let state;
-  if (r.status === 200) state = 'ready';
+  if (r.status === 200 && !(r.data && r.data.store === 'down')) state = 'ready';
   else if (r.status === 0) state = 'down';
   else state = 'degraded';
   const pill = $('ready');

@@ -22,22 +22,21 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "alive"}))
 }
 
-/// 200 only while the store answers and the node is not shutting down.
+/// 200 while the node is not shutting down, whether or not the store answers: while it
+/// does not, the node still admits viewers of the campaigns it holds (their claims land
+/// later, see `tally::claim`), so a balancer must keep sending them. The body says which:
+/// `"store":"up"|"down"` (`status` `store_unavailable` while down), `store_kind` names it.
 pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
     if api.shutdown.is_cancelled() {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
     }
     let ok = matches!(tokio::time::timeout(READY_TIMEOUT, api.store.ping()).await, Ok(Ok(())));
     api.metrics.store_call(ok);
-    let body = json!({
+    HttpResponse::Ok().json(json!({
         "status": if ok { "ready" } else { "store_unavailable" },
-        "store": api.store.kind(),
+        "store": if ok { "up" } else { "down" },
+        "store_kind": api.store.kind(),
         "node": api.node_id,
         "pending": api.tallies.pending().get(),
-    });
-    if ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    }))
 }

@@ -45,6 +45,8 @@ pub struct Builder {
     pub max_connections: usize,
     pub max_interactions_per_sec: u32,
     pub drain_period: Duration,
+    /// `--claim-wait`: how long admission waits for a session's claim.
+    pub claim_wait: Duration,
     /// Origins allowed to open sockets and read the public routes (empty: any).
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: TrustedProxies,
@@ -78,6 +80,7 @@ impl Builder {
             max_connections: usize::MAX,
             max_interactions_per_sec: defaults::MAX_INTERACTIONS_PER_SEC,
             drain_period: defaults::DRAIN_PERIOD.value,
+            claim_wait: defaults::CLAIM_WAIT.value,
             allowed_origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             region_header: None,
@@ -101,6 +104,7 @@ impl Builder {
         };
         b.max_interactions_per_sec = config.max_interactions_per_sec;
         b.drain_period = config.drain_period;
+        b.claim_wait = config.claim_wait;
         b.allowed_origins = config.allowed_origins.clone();
         b.trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
         b.region_header = config.region_header.clone();
@@ -161,6 +165,8 @@ impl Builder {
             tick: self.timing.tick,
             node_id: self.node_id.clone(),
             lease: self.timing.presence_ttl,
+            claim_wait: self.claim_wait,
+            claim_retry: self.timing.flush_interval,
             shutdown: self.close_sockets.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             region_header: self.region_header.clone(),

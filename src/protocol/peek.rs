@@ -78,7 +78,7 @@ mod tests {
             role: "viewer",
             viewer: "v1",
             session: "s1",
-            acked_seq: 0,
+            acked_seq: Some(0),
             tick_ms: 1000,
             stats: &frames.viewer_stats,
         };

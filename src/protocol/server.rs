@@ -11,8 +11,10 @@ pub struct Welcome<'a> {
     pub role: &'a str,
     pub viewer: &'a str,
     pub session: &'a str,
-    /// Highest seq the store holds for the session: resend everything above it.
-    pub acked_seq: u64,
+    /// Highest seq the store holds for the session: resend everything above it. `None`
+    /// (JSON `null`, protocol 2 only) while the session's claim is pending in a store
+    /// outage: an `ack` with the stored value follows once it lands.
+    pub acked_seq: Option<u64>,
     pub tick_ms: u64,
     /// The latest stats object, already JSON (the shape of a `stats` message without its
     /// `type`): it is encoded once per tick, not once per connect.
@@ -28,10 +30,22 @@ impl Welcome<'_> {
             json_str(self.role),
             json_str(self.viewer),
             json_str(self.session),
-            self.acked_seq,
+            AckedSeq(self.acked_seq),
             self.tick_ms,
             self.stats
         )
+    }
+}
+
+/// `acked_seq` as JSON: a number, or `null`.
+struct AckedSeq(Option<u64>);
+
+impl std::fmt::Display for AckedSeq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("null"),
+        }
     }
 }
 
@@ -136,7 +150,7 @@ mod tests {
             role: "viewer",
             viewer: "v\"1",
             session: "s1",
-            acked_seq: 4,
+            acked_seq: Some(4),
             tick_ms: 1000,
             stats: r#"{"viewers":2}"#,
         };
@@ -146,6 +160,9 @@ mod tests {
             serde_json::json!({"type":"welcome","campaign":"launch","role":"viewer","viewer":"v\"1",
                 "session":"s1","acked_seq":4,"tick_ms":1000,"stats":{"viewers":2}})
         );
+        let pending = Welcome { acked_seq: None, ..w };
+        let v: serde_json::Value = serde_json::from_str(&pending.to_text()).unwrap();
+        assert!(v["acked_seq"].is_null() && v.get("acked_seq").is_some(), "{v}");
     }
 
     #[test]

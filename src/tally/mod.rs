@@ -5,6 +5,7 @@
 //! flush). It also holds what every socket of the campaign listens to: the shared stats
 //! frames and the `ended` signal.
 
+pub mod claim;
 pub mod flusher;
 pub mod pending;
 pub mod session;
@@ -38,6 +39,9 @@ pub struct CampaignTally {
     region_viewers: Box<[AtomicI64]>,
     /// Open operator watcher sockets (kept alive, never counted).
     pub watchers: AtomicI64,
+    /// Viewer sockets admitted whose session's claim has not landed (see [`claim`]): they
+    /// keep the tally, but are in no presence share until it lands.
+    pub claiming: AtomicI64,
     /// Sessions with unflushed counts, queued once per flush by the socket that dirtied them.
     dirty: Mutex<Vec<Arc<SessionSlot>>>,
     /// The session of every open viewer socket, by epoch (unique per campaign), so the
@@ -74,6 +78,7 @@ impl CampaignTally {
             share_fold,
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
+            claiming: AtomicI64::new(0),
             dirty: Mutex::new(Vec::new()),
             open: Mutex::new(HashMap::new()),
             left: Mutex::new(Vec::new()),
@@ -125,6 +130,12 @@ impl CampaignTally {
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
         lock(&self.left).push((slot.session.clone(), slot.epoch));
+    }
+
+    /// A claim landed for a socket that had closed meanwhile: the epoch is reported as
+    /// left, so the store does not count it as this node's.
+    pub fn release_unused(&self, session: &str, epoch: u64) {
+        lock(&self.left).push((session.to_owned(), epoch));
     }
 
     /// The sessions of the open viewer sockets.
@@ -186,7 +197,9 @@ impl CampaignTally {
 
     /// Sockets of any role on this node.
     pub fn sockets(&self) -> u64 {
-        self.local_viewers() + self.watchers.load(Ordering::Relaxed).max(0) as u64
+        self.local_viewers()
+            + self.watchers.load(Ordering::Relaxed).max(0) as u64
+            + self.claiming.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Flusher side: takes everything queued since the last flush.

@@ -26,7 +26,8 @@ use crate::metrics::Metrics;
 use crate::protocol::limits::{CLIENT_ID, REGION};
 use crate::protocol::stats::Frames;
 use crate::protocol::Welcome;
-use crate::store::{Owner, Store};
+use crate::store::{Store, StoreError};
+use crate::tally::claim::{Claimer, PendingClaim};
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Tallies};
 
@@ -81,6 +82,11 @@ pub struct Admission {
     pub node_id: String,
     /// `--presence-ttl`: a node's first claim in a campaign starts its lease.
     pub lease: Duration,
+    /// `--claim-wait`: how long a welcome waits for the session's claim before the socket
+    /// is admitted with its claim pending (see `tally::claim`).
+    pub claim_wait: Duration,
+    /// The first pause between tries of a pending claim (`--flush-interval`).
+    pub claim_retry: Duration,
     /// Cancelled at shutdown: new sockets get 503.
     pub shutdown: CancellationToken,
     /// `--trusted-proxies`: whose `X-Forwarded-For` names the client (and whose
@@ -102,6 +108,9 @@ struct WsQuery {
     region: Option<String>,
     token: Option<String>,
     role: Option<String>,
+    /// The protocol version the client speaks (absent: 1). From 2 it takes a welcome with
+    /// `acked_seq: null` while the store cannot claim its session.
+    proto: Option<u32>,
 }
 
 /// What the checks found: everything needed to admit the socket.
@@ -112,11 +121,18 @@ pub struct Checked {
     session: String,
     region: Option<String>,
     client: ClientKey,
+    /// The client speaks protocol 2 or later.
+    proto2: bool,
 }
 
 /// Who is on the other end.
 pub enum Peer {
-    Viewer { slot: Arc<SessionSlot>, region: usize },
+    Viewer {
+        slot: Arc<SessionSlot>,
+        region: usize,
+    },
+    /// A viewer admitted while its session's claim was pending: counted once it lands.
+    Claiming(Arc<PendingClaim>),
     Operator,
 }
 
@@ -124,7 +140,7 @@ impl Peer {
     /// The `role` label of the connection metrics.
     pub fn role(&self) -> &'static str {
         match self {
-            Peer::Viewer { .. } => "viewer",
+            Peer::Viewer { .. } | Peer::Claiming(_) => "viewer",
             Peer::Operator => "operator",
         }
     }
@@ -151,6 +167,11 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         match self.peer {
             Peer::Viewer { ref slot, region } => self.tally.viewer_left(region, slot),
+            Peer::Claiming(ref claim) => {
+                if let Some(slot) = claim.abandon(&self.tally) {
+                    self.tally.viewer_left(claim.region, &slot);
+                }
+            }
             Peer::Operator => {
                 self.tally.watchers.fetch_sub(1, Ordering::Relaxed);
             }
@@ -304,6 +325,7 @@ impl Admission {
             // The token's claim, then the edge, then the query.
             region: token_region.or(edge_region.map(str::to_owned)).or(q.region),
             client,
+            proto2: q.proto.is_some_and(|p| p >= 2),
         })
     }
 
@@ -318,8 +340,9 @@ impl Admission {
         }
         let c = &tally.campaign;
         let at = crate::util::now_ms();
-        match self.store.stats(&c.id, &c.kinds, at).await {
-            Ok(stats) if !stats.ended => {
+        // Within the claim's wait: a store that hangs must not hold the welcome longer.
+        match tokio::time::timeout(self.claim_wait, self.store.stats(&c.id, &c.kinds, at)).await {
+            Ok(Ok(stats)) if !stats.ended => {
                 let read = Arc::new(Frames::build(&c.id, at, &stats));
                 tally.frames.send_if_modified(|current| {
                     let first = !current.has_numbers();
@@ -345,6 +368,7 @@ impl Admission {
             session,
             region,
             client,
+            proto2,
         } = checked;
         let id = campaign.id.as_str();
         // Taken for real here (`check` only looked), so a burst from one client cannot
@@ -366,47 +390,32 @@ impl Admission {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator
         } else {
-            let region_name = campaign.region_of(region.as_deref());
-            let owner = Owner {
-                node: &self.node_id,
-                region: &region_name,
-                lease: self.lease,
-            };
-            // A session the node made up is claimed too: the client may resume it later, and
-            // only a claimed session can be fenced once it is forgotten.
-            let (epoch, acked) = self.store.claim_session(id, &session, &owner).await.map_err(|e| {
-                self.metrics.store_errors.inc();
-                ApiError::from(e)
-            })?;
-            let region = tally.region_index(&region_name);
-            let slot = Arc::new(SessionSlot::new(
-                session.clone(),
-                viewer.clone(),
-                epoch,
-                acked,
-                campaign.kinds.len(),
-            ));
-            tally.viewer_joined(region, &slot);
-            Peer::Viewer { slot, region }
+            self.claim(&tally, session.clone(), viewer.clone(), region.as_deref(), proto2)
+                .await?
         };
         let acked_seq = match &peer {
-            Peer::Viewer { slot, .. } => slot.acked(),
-            Peer::Operator => 0,
+            Peer::Viewer { slot, .. } => Some(slot.acked()),
+            Peer::Claiming(_) => None,
+            Peer::Operator => Some(0),
         };
-        let welcome = Welcome {
-            campaign: id,
-            role: peer.role(),
-            viewer: &viewer,
-            session: &session,
-            acked_seq,
-            tick_ms: self.tick.as_millis() as u64,
-            stats: if operator {
-                &frames.operator_stats
-            } else {
-                &frames.viewer_stats
-            },
-        }
-        .to_text();
+        // A client of protocol 1 gets its welcome when the claim lands (`ws::connection`).
+        let welcome = match &peer {
+            Peer::Claiming(claim) if !claim.proto2 => String::new(),
+            _ => Welcome {
+                campaign: id,
+                role: peer.role(),
+                viewer: &viewer,
+                session: &session,
+                acked_seq,
+                tick_ms: self.tick.as_millis() as u64,
+                stats: if operator {
+                    &frames.operator_stats
+                } else {
+                    &frames.viewer_stats
+                },
+            }
+            .to_text(),
+        };
         reservation.keep();
         let role = peer.role();
         self.metrics.connections.with_label_values(&[role]).inc();
@@ -420,6 +429,60 @@ impl Admission {
             metrics: self.metrics.clone(),
             _client_socket: client_socket,
         })
+    }
+
+    /// Claims a viewer's session, waiting at most `--claim-wait`. A session the node made up
+    /// is claimed too: the client may resume it later, and only a claimed session can be
+    /// fenced once it is forgotten. When the store fails or is slower, the socket is
+    /// admitted with its claim pending and a task finishes it (`tally::claim`): a store
+    /// outage refuses no viewer of a campaign this node holds.
+    async fn claim(
+        &self,
+        tally: &Arc<CampaignTally>,
+        session: String,
+        viewer: String,
+        region: Option<&str>,
+        proto2: bool,
+    ) -> Result<Peer, ApiError> {
+        let campaign = &tally.campaign;
+        let region_name = campaign.region_of(region);
+        let region = tally.region_index(&region_name);
+        let claimer = Claimer {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            node: self.node_id.clone(),
+            region: region_name,
+            lease: self.lease,
+            retry: self.claim_retry,
+        };
+        let mut first = claimer.claim(&campaign.id, &session);
+        let first = match tokio::time::timeout(self.claim_wait, &mut first).await {
+            Ok(Ok((epoch, acked))) => {
+                let slot = Arc::new(SessionSlot::new(session, viewer, epoch, acked, campaign.kinds.len()));
+                tally.viewer_joined(region, &slot);
+                return Ok(Peer::Viewer { slot, region });
+            }
+            Ok(Err(e @ StoreError::Unavailable(_))) => {
+                self.metrics.store_errors.inc();
+                tracing::debug!(campaign = %campaign.id, error = %e, "claim failed; admitted, claimed later");
+                None
+            }
+            Ok(Err(e)) => {
+                self.metrics.store_errors.inc();
+                return Err(ApiError::from(e));
+            }
+            Err(_) => Some(first),
+        };
+        let claim = Arc::new(PendingClaim::new(
+            tally,
+            session,
+            viewer,
+            region,
+            proto2,
+            self.tick.as_millis() as u64,
+        ));
+        tokio::spawn(claimer.claim_later(claim.clone(), tally.clone(), first));
+        Ok(Peer::Claiming(claim))
     }
 
     /// The campaign behind a socket: the node's cached copy when a tally exists (no store

@@ -20,7 +20,9 @@ use super::stats_source::{NextStats, StatsSource};
 use super::transport::{Incoming, Io, SendError, Transport};
 use crate::broadcast::outlet::Audience;
 use crate::metrics::Metrics;
+use crate::protocol::Frames;
 use crate::protocol::{self, close, Close, ErrorCode};
+use crate::tally::claim::PendingClaim;
 use crate::tally::session::SessionSlot;
 use crate::tally::{CampaignTally, Pending};
 
@@ -63,19 +65,24 @@ pub fn run<S: Io>(
         } else {
             transport.send(welcome).await
         };
+        let mut conn = Conn::new(&env, tally, &admitted.peer);
         let reason = if sent.is_err() {
             Closing::Drop("client_closed")
         } else {
-            // Over plain TCP the broadcaster writes stats frames into the socket itself from
-            // now on (after the welcome); until this is dropped.
-            let audience = match admitted.peer {
-                Peer::Viewer { .. } => Audience::Viewer,
-                Peer::Operator => Audience::Operator,
-            };
-            let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
-            stats.catch_up(tally, &admitted.welcomed, audience);
-            let mut conn = Conn::new(&env, tally, &admitted.peer);
-            conn.serve(&mut transport, &mut stats).await
+            match conn.welcome_when_claimed(&mut transport).await {
+                Err(c) => c,
+                Ok(late) => {
+                    // Over plain TCP the broadcaster writes stats frames into the socket
+                    // itself from now on (after the welcome); until this is dropped.
+                    let audience = match admitted.peer {
+                        Peer::Viewer { .. } | Peer::Claiming(_) => Audience::Viewer,
+                        Peer::Operator => Audience::Operator,
+                    };
+                    let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
+                    stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
+                    conn.serve(&mut transport, &mut stats).await
+                }
+            }
         };
         match reason {
             Closing::Code(c) => {
@@ -112,7 +119,10 @@ enum Closing {
 struct Conn<'a> {
     env: &'a SocketEnv,
     tally: &'a CampaignTally,
-    slot: Option<&'a Arc<SessionSlot>>,
+    /// The viewer's session (none for an operator, or while its claim is pending).
+    slot: Option<Arc<SessionSlot>>,
+    /// The viewer's pending claim, while it is (see `tally::claim`).
+    claim: Option<&'a Arc<PendingClaim>>,
     limiter: Limiter,
     /// Highest seq accepted on this socket (starts at the welcome's `acked_seq`).
     last_seq: u64,
@@ -137,15 +147,17 @@ impl<'a> Conn<'a> {
         let burst = env
             .per_sec
             .saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
-        let slot = match peer {
-            Peer::Viewer { slot, .. } => Some(slot),
-            Peer::Operator => None,
+        let (slot, claim) = match peer {
+            Peer::Viewer { slot, .. } => (Some(slot.clone()), None),
+            Peer::Claiming(claim) => (None, Some(claim)),
+            Peer::Operator => (None, None),
         };
-        let acked = slot.map(|s| s.acked()).unwrap_or(0);
+        let acked = slot.as_ref().map(|s| s.acked()).unwrap_or(0);
         Self {
             env,
             tally,
             slot,
+            claim,
             limiter: RateLimiter::direct_with_clock(Quota::per_second(env.per_sec).allow_burst(burst), LimiterClock),
             last_seq: acked,
             last_ack: acked,
@@ -157,7 +169,11 @@ impl<'a> Conn<'a> {
     }
 
     async fn serve<S: Io>(&mut self, transport: &mut Transport<S>, stats: &mut StatsSource) -> Closing {
-        let operator = self.slot.is_none();
+        let operator = self.slot.is_none() && self.claim.is_none();
+        // A claim that landed before the loop (a protocol-1 client's, which waited for it).
+        if let Some(c) = self.on_claimed(transport).await {
+            return c;
+        }
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
         // At shutdown this socket waits for its own random moment within --drain-period
         // before closing, so viewers reconnect elsewhere gradually (0: at once). Pinned
@@ -181,18 +197,24 @@ impl<'a> Conn<'a> {
         let ended = self.tally.ended.clone();
         let ended = ended.cancelled();
         tokio::pin!(ended);
-        let slot = self.slot;
         loop {
             tokio::select! {
                 biased;
                 // Acks first: at shutdown the last flush's acks go out before the 1001 close.
+                // Before them, the pending claim's landing (only while there is no slot).
                 _ = async {
-                    match slot {
-                        Some(s) => s.wake.notified().await,
-                        None => std::future::pending().await,
+                    match (&self.slot, self.claim) {
+                        (Some(s), _) => s.wake.notified().await,
+                        (None, Some(c)) => c.landed.notified().await,
+                        (None, None) => std::future::pending().await,
                     }
                 } => {
-                    if let Some(c) = self.send_ack(transport).await {
+                    let done = if self.slot.is_none() {
+                        self.on_claimed(transport).await
+                    } else {
+                        self.send_ack(transport).await
+                    };
+                    if let Some(c) = done {
                         return c;
                     }
                 }
@@ -263,7 +285,7 @@ impl<'a> Conn<'a> {
 
     /// Sends the cumulative ack if it moved; closes when the session was resumed elsewhere.
     async fn send_ack<S: Io>(&mut self, transport: &mut Transport<S>) -> Option<Closing> {
-        let slot = self.slot?;
+        let slot = self.slot.as_ref()?;
         if slot.is_fenced() {
             return Some(Closing::Code(Close::RESUMED_ELSEWHERE));
         }
@@ -285,38 +307,159 @@ impl<'a> Conn<'a> {
             Err(bad) => return self.refuse(bad.into()),
         };
         self.current_seq = msg.seq;
-        let Some(slot) = self.slot else {
+        if self.slot.is_none() && self.claim.is_none() {
             return self.refuse(ErrorCode::NotAViewer);
-        };
+        }
         let Some(kind) = self.tally.campaign.kind_index(&msg.kind) else {
             return self.refuse(ErrorCode::UnknownKind);
         };
-        if let Some(seq) = msg.seq {
+        match self.claim {
+            Some(claim) if self.slot.is_none() => self.hold(claim, kind, msg.count, msg.seq),
+            _ => self.count(kind, msg.count, msg.seq, true),
+        }
+    }
+
+    /// Counts one valid interaction into the session's slot (`paced`: through the rate
+    /// limit, which a replay of held messages already passed).
+    fn count(&mut self, kind: usize, count: u64, seq: Option<u64>, paced: bool) -> Result<Option<String>, Closing> {
+        if let Some(seq) = seq {
             if seq <= self.last_seq {
                 // A resend of something already taken: never counted twice, and paced like
                 // any message, so resends cannot buy a busy socket for free.
-                if let Some(refused) = self.rate_limited() {
+                if let Some(refused) = self.rate_limited().filter(|_| paced) {
                     return refused;
                 }
-                return Ok(Some(protocol::ack(slot.acked())));
+                return Ok(Some(protocol::ack(self.slot.as_ref().map_or(0, |s| s.acked()))));
             }
             if seq != self.last_seq + 1 {
+                return self.refuse(ErrorCode::SeqGap);
+            }
+        }
+        if let Some(refused) = self.rate_limited().filter(|_| paced) {
+            return refused;
+        }
+        if !self.env.pending.try_take(count) {
+            return self.refuse(ErrorCode::StoreUnavailable);
+        }
+        let Some(slot) = self.slot.as_ref() else {
+            return self.refuse(ErrorCode::NotAViewer);
+        };
+        if slot.add(kind, count, seq) {
+            self.tally.queue_dirty(slot);
+        }
+        if let Some(seq) = seq {
+            self.last_seq = seq;
+        }
+        Ok(None)
+    }
+
+    /// While the claim is pending: holds one interaction (after the rate limit) until it
+    /// lands. Its seq cannot be checked against the stored acked one yet, only against the
+    /// messages held before it: a resend of one of those is dropped, a gap refused.
+    fn hold(
+        &mut self,
+        claim: &PendingClaim,
+        kind: usize,
+        count: u64,
+        seq: Option<u64>,
+    ) -> Result<Option<String>, Closing> {
+        if let (Some(seq), Some(last)) = (seq, claim.last_held_seq()) {
+            if seq <= last {
+                return self.rate_limited().unwrap_or(Ok(None));
+            }
+            if seq != last + 1 {
                 return self.refuse(ErrorCode::SeqGap);
             }
         }
         if let Some(refused) = self.rate_limited() {
             return refused;
         }
-        if !self.env.pending.try_take(msg.count) {
+        if !claim.hold((kind, count, seq)) {
             return self.refuse(ErrorCode::StoreUnavailable);
         }
-        if slot.add(kind, msg.count, msg.seq) {
-            self.tally.queue_dirty(slot);
-        }
-        if let Some(seq) = msg.seq {
-            self.last_seq = seq;
-        }
         Ok(None)
+    }
+
+    /// When the pending claim has landed: takes the session's slot, tells a protocol-2
+    /// client the stored acked seq, and counts what was held against it (a held resend at
+    /// or below it is dropped, as any resend is).
+    async fn on_claimed<S: Io>(&mut self, transport: &mut Transport<S>) -> Option<Closing> {
+        let claim = self.claim.filter(|_| self.slot.is_none())?;
+        let slot = claim.slot()?;
+        let acked = slot.acked();
+        (self.last_seq, self.last_ack) = (acked, acked);
+        self.slot = Some(slot);
+        if claim.proto2 {
+            if let Err(e) = transport.send(protocol::ack(acked)).await {
+                return Some(send_err(e));
+            }
+        }
+        for (kind, count, seq) in claim.take_held() {
+            if seq.is_some_and(|s| s <= self.last_seq) {
+                continue;
+            }
+            self.current_seq = seq;
+            match self.count(kind, count, seq, false) {
+                Err(c) => return Some(c),
+                Ok(Some(reply)) => {
+                    if let Err(e) = transport.send(reply).await {
+                        return Some(send_err(e));
+                    }
+                }
+                Ok(None) => {}
+            }
+        }
+        None
+    }
+
+    /// A protocol-1 client admitted with its claim pending gets its welcome (with the
+    /// stored acked seq) only once the claim lands; until then the socket is held open:
+    /// pinged, closed at shutdown or campaign end, and what it sends is held. Returns the
+    /// frames of a welcome sent here (`None`: the welcome went out at admission).
+    async fn welcome_when_claimed<S: Io>(
+        &mut self,
+        transport: &mut Transport<S>,
+    ) -> Result<Option<Arc<Frames>>, Closing> {
+        let Some(claim) = self.claim.filter(|c| !c.proto2) else {
+            return Ok(None);
+        };
+        let env = self.env;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let slot = loop {
+            if let Some(slot) = claim.slot() {
+                break slot;
+            }
+            tokio::select! {
+                _ = claim.landed.notified() => {}
+                _ = env.shutdown.cancelled() => return Err(Closing::Code(Close::SHUTTING_DOWN)),
+                _ = self.tally.ended.cancelled() => return Err(Closing::Code(Close::ENDED)),
+                incoming = transport.recv() => {
+                    self.last_seen = Instant::now();
+                    if let Some(reply) = self.on_incoming(incoming)? {
+                        transport.send(reply).await.map_err(send_err)?;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if policy::is_idle(self.last_seen, Instant::now()) {
+                        return Err(Closing::Drop("idle_timeout"));
+                    }
+                    transport.ping().await.map_err(send_err)?;
+                }
+            }
+        };
+        let frames = self.tally.frames.borrow().clone();
+        let welcome = protocol::Welcome {
+            campaign: &self.tally.campaign.id,
+            role: "viewer",
+            viewer: &claim.viewer,
+            session: &claim.session,
+            acked_seq: Some(slot.acked()),
+            tick_ms: claim.tick_ms,
+            stats: &frames.viewer_stats,
+        }
+        .to_text();
+        transport.send(welcome).await.map_err(send_err)?;
+        Ok(Some(frames))
     }
 
     /// Takes a token from the socket's rate limiter; without one, the refusal to answer
@@ -558,5 +701,98 @@ mod tests {
             .unwrap();
         assert_eq!(s.interactions["like"], 1);
         assert_eq!(rig.tallies.pending().get(), 0);
+    }
+
+    // A store outage refuses no viewer (see `tally::claim`).
+
+    /// The store's stats of `launch`: `(viewers, peak_viewers, likes)`.
+    async fn counted(rig: &Rig) -> (u64, u64, u64) {
+        let s = rig
+            .store
+            .stats("launch", &["like".into()], crate::util::now_ms())
+            .await
+            .unwrap();
+        (s.viewers, s.peak_viewers, s.interactions["like"])
+    }
+
+    /// Nothing reaches the client for `period` (pings aside).
+    async fn silent(c: &mut Client, period: Duration) {
+        if let Ok(m) = tokio::time::timeout(period, next_json(c)).await {
+            panic!("expected nothing, got {m}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_joining_during_an_outage_is_welcomed_and_acked_once_the_claim_lands() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut a, _) = rig.connect("session=session-000a").await;
+        next_json(&mut a).await;
+        rig.store.set_down(true);
+        let (mut b, _) = rig.connect("proto=2&session=session-000b").await;
+        let welcome = next_json(&mut b).await;
+        assert_eq!(welcome["type"], "welcome");
+        assert!(welcome["acked_seq"].is_null(), "{welcome}");
+        send(&mut b, &protocol::client::interact("like", 2, Some(1))).await;
+        send(&mut b, &protocol::client::interact("like", 3, Some(2))).await;
+        silent(&mut b, Duration::from_secs(3)).await;
+        let tally = rig.tallies.get("launch").unwrap();
+        assert_eq!(tally.local_viewers(), 1, "not in presence before its claim");
+        assert_eq!(tally.claiming.load(std::sync::atomic::Ordering::Relaxed), 1);
+        rig.store.set_down(false);
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":0}));
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":2}));
+        assert_eq!(counted(&rig).await, (2, 2, 5));
+        assert_eq!(tally.local_viewers(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_protocol_1_client_waits_for_its_welcome_and_a_held_resend_counts_once() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut keep, _) = rig.connect("session=session-keep").await;
+        next_json(&mut keep).await;
+        let (mut a, task) = rig.connect("session=session-0001").await;
+        next_json(&mut a).await;
+        for seq in 1..=3 {
+            send(&mut a, &protocol::client::interact("like", 1, Some(seq))).await;
+        }
+        while next_json(&mut a).await["seq"] != 3 {}
+        a.close(None).await.unwrap();
+        task.await.unwrap();
+        rig.store.set_down(true);
+        let (mut b, _) = rig.connect("session=session-0001").await;
+        // It resends from its own ledger: 3 (already counted) and 4, before any welcome.
+        send(&mut b, &protocol::client::interact("like", 1, Some(3))).await;
+        send(&mut b, &protocol::client::interact("like", 1, Some(4))).await;
+        silent(&mut b, Duration::from_secs(3)).await;
+        rig.store.set_down(false);
+        let welcome = next_json(&mut b).await;
+        assert_eq!(
+            (welcome["type"].as_str(), welcome["acked_seq"].as_u64()),
+            (Some("welcome"), Some(3))
+        );
+        assert_eq!(next_json(&mut b).await, serde_json::json!({"type":"ack","seq":4}));
+        // `keep` and `b`: each session once; the peak was `keep` and `a`.
+        assert_eq!(counted(&rig).await, (2, 2, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_that_closes_before_its_claim_lands_is_never_counted() {
+        let rig = rig().await;
+        let _flusher = rig.flusher().drop_guard();
+        let (mut keep, _) = rig.connect("session=session-keep").await;
+        next_json(&mut keep).await;
+        rig.store.set_down(true);
+        let (mut b, task) = rig.connect("proto=2&session=session-000b").await;
+        next_json(&mut b).await;
+        send(&mut b, &protocol::client::interact("like", 1, Some(1))).await;
+        b.close(None).await.unwrap();
+        task.await.unwrap();
+        let tally = rig.tallies.get("launch").unwrap();
+        assert_eq!(tally.claiming.load(std::sync::atomic::Ordering::Relaxed), 0);
+        rig.store.set_down(false);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(counted(&rig).await, (1, 1, 0));
     }
 }

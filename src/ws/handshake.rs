@@ -101,7 +101,12 @@ pub async fn accept<T: Upgraded>(
         derive_accept_key(key.as_bytes())
     )
     .into_bytes();
-    protocol::push_text_frame(&mut out, std::mem::take(&mut admitted.welcome).as_bytes());
+    // (None yet when a protocol-1 client waits for its session's claim: the socket loop
+    // sends it when the claim lands.)
+    let welcome = std::mem::take(&mut admitted.welcome);
+    if !welcome.is_empty() {
+        protocol::push_text_frame(&mut out, welcome.as_bytes());
+    }
     if io.write_all(&out).await.is_err() {
         sockets.env.metrics.closed("client_gone");
         return Ok(()); // dropping `admitted` releases it

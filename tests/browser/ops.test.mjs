@@ -174,14 +174,14 @@ describe('operator dashboard', { timeout: 120_000 }, () => {
     for (const p of [ops, guest, invited, late]) await p.context().close();
   });
 
-  it('shows a banner when /readyz answers 503 or the node is unreachable, and clears it', async () => {
+  it('shows a banner when /readyz says the store is down or the node is unreachable, and clears it', async () => {
     const page = await newPage(browser, { allow: [/status of 503/, /Failed to load resource/] });
     let mode = 'ok';
     await page.route('**/readyz', (route) => {
       if (mode === 'ok') return route.continue();
       if (mode === 'down') return route.abort('connectionrefused');
-      return route.fulfill({ status: 503, contentType: 'application/json',
-        body: JSON.stringify({ status: 'store_unavailable', store: 'redis', pending: 1234 }) });
+      return route.fulfill({ status: 200, contentType: 'application/json',
+        body: JSON.stringify({ status: 'store_unavailable', store: 'down', store_kind: 'redis', pending: 1234 }) });
     });
     await openDashboard(page, node);
     await waitAttr(page, '#ready', 'data-ready', 'ready');

@@ -98,7 +98,12 @@ export interface Welcome {
   role?: 'viewer' | 'operator';
   viewer: string;
   session: string;
-  acked_seq: number;
+  /**
+   * Highest seq the store holds for the session. `null` while the server cannot reach its
+   * store (an outage): the client then sends nothing until the first `ack`, which carries
+   * the stored value (the SDK does this itself; `interact()` still queues taps).
+   */
+  acked_seq: number | null;
   tick_ms: number;
   stats: Omit<Stats, 'type' | 'campaign'>;
 }

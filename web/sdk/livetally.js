@@ -518,6 +518,8 @@ class Client {
     this.final = false;
     this.ws = null;
     this.welcomed = false;
+    /** Welcomed with `acked_seq: null`: nothing is sent until the ack with the stored seq. */
+    this.claiming = false;
     this.attempt = 0;
     this.everOpen = false;
     this.timers = { reconnect: null, flush: null, probe: null };
@@ -644,6 +646,9 @@ class Client {
     } else {
       if (!this.subject) params.set('viewer', this.viewer);
       params.set('session', this.ledger.session);
+      // Protocol 2: during a store outage the server welcomes at once with
+      // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
+      params.set('proto', '2');
       if (this.region) params.set('region', this.region);
       if (this.token) params.set('token', this.token);
     }
@@ -658,6 +663,7 @@ class Client {
     }
     this.ws = ws;
     this.welcomed = false;
+    this.claiming = false;
     ws.onmessage = (ev) => {
       if (this.ws !== ws || typeof ev.data !== 'string') return;
       this.lastHeard = env.now();
@@ -704,8 +710,14 @@ class Client {
       if (typeof msg.session === 'string' && CLIENT_ID.test(msg.session) && msg.session !== this.ledger.session) {
         this.ledger.session = msg.session;
       }
+      // `acked_seq: null`: the server could not reach its store to claim the session yet.
+      // Where to resume is unknown, so nothing is sent (taps wait in the ledger) until the
+      // first ack, which carries the stored acked seq (see onAck).
+      this.claiming = msg.acked_seq === null;
       // What the welcome settles is in its stats already (or in the next frame).
-      for (const w of this.ledger.rebase(Number(msg.acked_seq) || 0).waiters) w.resolve();
+      if (!this.claiming) {
+        for (const w of this.ledger.rebase(Number(msg.acked_seq) || 0).waiters) w.resolve();
+      }
     }
     // The server's bucket for this socket starts full; so does ours.
     this.bucket.tokens = this.bucket.burst;
@@ -721,6 +733,15 @@ class Client {
   onAck(seq) {
     if (!this.ledger) return;
     this.clearTimer('probe');
+    if (this.claiming) {
+      // The claim landed: this is the stored acked seq the welcome could not tell.
+      this.claiming = false;
+      for (const w of this.ledger.rebase(seq).waiters) w.resolve();
+      this.emit('ack', { seq, settled: {} });
+      this.emit('pending', this.ledger.count());
+      this.flush();
+      return;
+    }
     const { settled, waiters } = this.ledger.ack(seq);
     for (const w of waiters) w.resolve();
     this.emit('ack', { seq, settled });
@@ -909,7 +930,7 @@ class Client {
   }
 
   isOpen() {
-    return this.state === 'open' && this.ws !== null && this.welcomed;
+    return this.state === 'open' && this.ws !== null && this.welcomed && !this.claiming;
   }
 
   /** While acks are awaited, a silent socket is probed after PROBE_AFTER_MS. */

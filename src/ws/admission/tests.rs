@@ -205,3 +205,25 @@ async fn the_edge_region_is_believed_only_from_trusted_proxies_and_loses_to_the_
     );
     assert_eq!(a.edge_region(peer, &headers), None);
 }
+
+#[tokio::test]
+async fn during_an_outage_a_held_campaign_admits_and_any_other_answers_503() {
+    let rig = rig().await;
+    let a = &rig.admission;
+    let first = admit(a, "").await.unwrap();
+    rig.store.set_down(true);
+    let late = admit(a, "proto=2").await.unwrap();
+    let welcome: serde_json::Value = serde_json::from_str(&late.welcome).unwrap();
+    assert!(welcome["acked_seq"].is_null(), "{welcome}");
+    assert!(
+        admit(a, "").await.unwrap().welcome.is_empty(),
+        "protocol 1 waits for its welcome"
+    );
+    drop(first);
+    let other = a
+        .check("other", "", None, None, client("198.51.100.1"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(other.status_code().as_u16(), 503);
+}

@@ -126,6 +126,39 @@ describe('client', () => {
     assert.deepEqual(c.log, ['connecting', 'open', 'closed', 'connecting', 'open']);
   });
 
+  it('asks for protocol 2, and after a welcome with acked_seq null resends only from the ack', async () => {
+    const o = origin({ routes: { 'GET /api/v1/campaigns/launch': LIVE } });
+    const c = await client(tab(o));
+    const first = o.WebSocket.last;
+    assert.equal(first.url.searchParams.get('proto'), '2');
+    first.welcome();
+    const a = track(c.interact('like'));
+    const b = track(c.interact('like', 2));
+    await o.clock.advance(300);
+    assert.deepEqual(first.interacts(), [[1, 'like', 1], [2, 'like', 2]]);
+    first.drop(1001);
+    await settle();
+    await o.clock.advance(o.clock.pending()[0]);
+    // The new node cannot reach its store: welcomed, but where to resume is unknown.
+    const second = o.WebSocket.last;
+    second.welcome({ acked: null });
+    const later = track(c.interact('cheer'));
+    await o.clock.advance(5000);
+    assert.equal(c.state, 'open');
+    assert.deepEqual(second.interacts(), [], 'nothing sent before the stored seq is known');
+    assert.deepEqual([a.state, b.state, later.state], ['pending', 'pending', 'pending']);
+    assert.equal(c.pending(), 4);
+    // The claim landed: the store had seq 1.
+    second.ack(1);
+    await settle();
+    assert.equal(a.state, 'ok');
+    assert.deepEqual(second.interacts(), [[2, 'like', 2], [3, 'cheer', 1]]);
+    second.ack(3);
+    await settle();
+    assert.deepEqual([b.state, later.state], ['ok', 'ok']);
+    assert.equal(c.pending(), 0);
+  });
+
   it('backs off exponentially with jitter while sockets are refused', async () => {
     assert.equal(backoffDelay(0, () => 0), 250);
     assert.equal(backoffDelay(0, () => 1), 500);
