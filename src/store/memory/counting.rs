@@ -115,10 +115,14 @@ fn touch(d: &mut CampaignData, batch: &Batch) {
     }
 }
 
-/// New viewers into the unique sketch, share visits by channel (bounded).
+/// New viewers into the unique sketch (and those that interacted before they qualified
+/// into the interactors), share visits by channel (bounded).
 fn count_visits(d: &mut CampaignData, batch: &Batch) {
     for v in &batch.new_viewers {
         d.uniques.add(v);
+    }
+    for v in &batch.interactors {
+        d.interactors.add(v);
     }
     for (channel, n) in &batch.share_visits {
         let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
@@ -162,7 +166,7 @@ impl MemoryStore {
             };
             entry.acked = entry.acked.max(s.seq);
             d.sessions.put(&s.session, entry);
-            if !s.counts.is_empty() {
+            if !s.counts.is_empty() && !s.viewer.is_empty() {
                 d.interactors.add(&s.viewer);
             }
             let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();

@@ -62,7 +62,8 @@ chunks(names, function(i0, i1)
       end
       local seq = tonumber(s[3])
       if seq > l[2] then l[2] = seq; l[3] = s[3] end
-      if #s[5] > 0 then actors[#actors + 1] = s[4] end
+      -- viewer '' : the socket has not qualified (--unique-after), its viewer not yet.
+      if #s[5] > 0 and s[4] ~= '' then actors[#actors + 1] = s[4] end
       for _, kc in ipairs(s[5]) do
         local k = kc[1]
         if by_kind[k] == nil then by_kind[k] = 0; kinds[#kinds + 1] = k end
@@ -165,6 +166,7 @@ if accepted then
   redis.call('HINCRBY', KEYS[5], ARGV[2], string.format('%d', total))
   redis.call('ZADD', KEYS[6], ARGV[3], ARGV[3])
 end
+for _, v in ipairs(b.i or {}) do actors[#actors + 1] = v end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
 -- Schema < 3 (v2 nodes may run): the live total by decoding every live lease.
