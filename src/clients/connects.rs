@@ -100,7 +100,11 @@ mod tests {
         // 3,000 a minute: one every 20 ms once the bucket is empty.
         assert_eq!(budget.spend(&a), Err(Duration::from_millis(20)));
         assert_eq!(budget.refused_for(&a), Some(Duration::from_millis(20)));
-        assert_eq!(budget.spend(&key("198.51.100.2")), Ok(()), "another client is not limited");
+        assert_eq!(
+            budget.spend(&key("198.51.100.2")),
+            Ok(()),
+            "another client is not limited"
+        );
         clock.advance(Duration::from_millis(20));
         assert_eq!(budget.refused_for(&a), None, "the wait is over");
         assert_eq!(budget.spend(&a), Ok(()));

@@ -140,7 +140,10 @@ impl CampaignTally {
         let mut due = Vec::new();
         {
             let mut waiting = lock(&self.waiting);
-            while waiting.front().is_some_and(|(at, _)| now.duration_since(*at) >= self.unique_after) {
+            while waiting
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) >= self.unique_after)
+            {
                 due.extend(waiting.pop_front().map(|(_, slot)| slot));
             }
         }

@@ -55,7 +55,13 @@ pub async fn not_upgraded(
         )
         .await;
     // An operator is exempt from the connect budget, as from the socket limit.
-    let refused = |operator| if operator { Ok(()) } else { admission.connect_refused(&client) };
+    let refused = |operator| {
+        if operator {
+            Ok(())
+        } else {
+            admission.connect_refused(&client)
+        }
+    };
     match checked.and_then(|c| refused(c.is_operator())) {
         Err(e) => {
             admission.metrics.rejected(reject_reason(&e));

@@ -134,12 +134,19 @@ fn count_visits(d: &mut CampaignData, batch: &Batch) {
     }
 }
 
-/// Sockets this node closed: no longer counted by it, nor moved away from it. Returns the
-/// epochs still counted as moved away from `batch.node`, ascending.
+/// Sockets this node closed: no longer counted by it, nor moved away from it. A session
+/// whose last socket closed without ever sending a `seq` has no resume state worth
+/// keeping, so it is forgotten at once: a connect loop leaves nothing behind. (Its epoch
+/// is gone with it, so a delta still holding that epoch is fenced.) Returns the epochs
+/// still counted as moved away from `batch.node`, ascending.
 fn leave(d: &mut CampaignData, batch: &Batch) -> Vec<u64> {
     for (session, epoch) in &batch.left {
         d.moved.remove(epoch);
         if let Some(mut entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
+            if entry.acked == 0 {
+                d.sessions.remove(session);
+                continue;
+            }
             entry.owner = None;
             d.sessions.put(session, entry);
         }

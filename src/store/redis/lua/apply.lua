@@ -127,6 +127,23 @@ chunks(gone, function(i0, i1)
     end
   end
 end)
+-- A session whose last socket closed without ever sending a seq has no resume state worth
+-- keeping: forgotten now, so a connect loop leaves nothing behind (its epoch goes with it,
+-- so a delta still holding that epoch is fenced). Not while v1 nodes may run: their epochs
+-- live in the v1 hash.
+local closed = {}
+if not mixed then
+  local kept = {}
+  for _, name in ipairs(live_names) do
+    local l = live[name]
+    if l[4] == '' and l[2] == 0 then closed[#closed + 1] = name else kept[#kept + 1] = name end
+  end
+  live_names = kept
+end
+chunks(closed, function(i0, i1)
+  redis.call('HDEL', sess.cur, unpack(closed, i0, i1))
+  redis.call('HDEL', sess.prev, unpack(closed, i0, i1))
+end)
 -- After the upgrade (schema 2) the v1 acked seqs are only a fallback for sessions v2
 -- never wrote; drop those ours supersede, so they never come back once ours are forgotten.
 local v1_left = not mixed and #live_names > 0 and redis.call('EXISTS', KEYS[3]) == 1
