@@ -398,4 +398,31 @@ mod tests {
         assert_eq!((fresh.campaign.created_at, fresh.local_viewers()), (new.created_at, 0));
         assert!(Arc::ptr_eq(&tallies.get_or_create(&new), &fresh));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_counts_once_its_socket_stayed_the_dwell() {
+        let tallies = Tallies::new(10).with_unique_after(Duration::from_secs(10));
+        let t = tallies.get_or_create(&campaign("dwell"));
+        let slot = |n: u64| Arc::new(SessionSlot::new(format!("session-{n}"), format!("viewer-{n}"), n, 0, 4));
+        let (stays, leaves, liked) = (slot(1), slot(2), slot(3));
+        t.viewer_joined(0, &stays);
+        t.viewer_joined(0, &leaves);
+        t.viewer_joined(0, &liked);
+        liked.add(0, 1, None);
+        assert_eq!(liked.interactor(), "", "counts before the dwell carry nobody");
+        tokio::time::advance(Duration::from_millis(9_900)).await;
+        let early = t.drain();
+        assert!(early.new_viewers.is_empty() && early.interactors.is_empty());
+        t.viewer_left(0, &leaves);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let due = t.drain();
+        assert_eq!(
+            due.new_viewers,
+            ["viewer-1", "viewer-3"],
+            "the one that left never counts"
+        );
+        assert_eq!(due.interactors, ["viewer-3"], "it liked before it qualified");
+        assert_eq!(liked.interactor(), "viewer-3");
+        assert!(t.drain().new_viewers.is_empty(), "each socket qualifies once");
+    }
 }
