@@ -249,7 +249,8 @@ pub struct Config {
     pub unique_after: Duration,
 
     /// Viewer socket upgrades one client address may make per minute on this node, from a
-    /// bucket of at most 1,000 (0: no limit); past it the upgrade gets 429 with Retry-After.
+    /// bucket of a third of it, refilled evenly (0: no limit); past it the upgrade gets 429
+    /// with Retry-After.
     #[arg(long, env = "LIVETALLY_MAX_CONNECTS_PER_CLIENT", default_value_t = defaults::MAX_CONNECTS_PER_CLIENT)]
     pub max_connects_per_client: u32,
 }

@@ -1,8 +1,9 @@
 //! `--max-connects-per-client`: viewer socket upgrades one client may make per minute on
 //! this node. `--max-sockets-per-client` bounds what a client holds at once; this bounds
 //! how fast it can churn, so a connect-like-close loop cannot mint sessions (and store
-//! state) as fast as it can open sockets. A bucket of at most [`MAX_BURST`], refilled
-//! evenly, leaves a carrier NAT's reconnect storm room (docs/operations.md, "Limits").
+//! state) as fast as it can open sockets. A bucket of a [`BURST_SHARE`]th of the minute's
+//! budget, refilled evenly, leaves a carrier NAT's reconnect storm room
+//! (docs/operations.md, "Limits").
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -15,10 +16,12 @@ use governor::Quota;
 use super::writes::PublicWrites;
 use super::ClientKey;
 
-/// The bucket's size at most: a NAT whose thousand people all reconnect at once (a node
-/// restart, a network blip) gets through in one go; a bigger burst would only let a
-/// script open more before the even refill paces it.
-pub const MAX_BURST: u32 = 1_000;
+/// The bucket is this share of the minute's budget (1,000 of the default 3,000): a NAT
+/// whose thousand people all reconnect at once (a node restart, a network blip) gets
+/// through in one go, and an operator who raises the budget for a bigger NAT raises the
+/// bucket with it; a whole minute's burst would only let a script open more before the
+/// even refill paces it.
+pub const BURST_SHARE: u32 = 3;
 
 /// The connect budget of every client of the node, and when the ones it refused may try
 /// again (a plain GET of the socket URL reports that without spending anything).
@@ -39,7 +42,7 @@ impl ConnectBudget {
 
 impl<C: Clock + Clone> ConnectBudget<C> {
     pub fn with_clock(per_minute: NonZeroU32, clock: C) -> Self {
-        let burst = per_minute.min(NonZeroU32::new(MAX_BURST).unwrap_or(NonZeroU32::MIN));
+        let burst = NonZeroU32::new(per_minute.get() / BURST_SHARE).unwrap_or(NonZeroU32::MIN);
         // The bucket refills evenly: per_minute tokens a minute, one every 60 s / per_minute.
         let quota = Quota::with_period(Duration::from_secs(60) / per_minute.get())
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
@@ -117,11 +120,11 @@ mod tests {
     }
 
     #[test]
-    fn a_small_budget_is_its_own_bucket() {
+    fn a_small_budget_has_a_small_bucket() {
         let clock = FakeRelativeClock::default();
         let budget = ConnectBudget::with_clock(NonZeroU32::new(6).unwrap(), clock.clone());
         let a = key("2001:db8::1");
-        for _ in 0..6 {
+        for _ in 0..2 {
             budget.spend(&a).unwrap();
         }
         assert_eq!(budget.spend(&a), Err(Duration::from_secs(10)));

@@ -210,7 +210,7 @@ async fn the_edge_region_is_believed_only_from_trusted_proxies_and_loses_to_the_
 async fn an_upgrade_past_the_connect_budget_claims_nothing() {
     let mut rig = rig().await;
     rig.admission.connects = Some(Arc::new(ConnectBudget::per_minute(
-        std::num::NonZeroU32::new(2).unwrap(),
+        std::num::NonZeroU32::new(6).unwrap(),
     )));
     let a = &rig.admission;
     // A refusal for another reason spends no token.
