@@ -20,7 +20,8 @@ run() { # name node_bin port node_flags... -- load_flags...
     # address: a node's default --max-sockets-per-client (1000) would be met exactly, so it
     # is raised, as in every benchmark (scripts/bench-common.sh). Through its variable,
     # which a BASE build from before the flag ignores (it would refuse the flag itself).
-    LIVETALLY_MAX_SOCKETS_PER_CLIENT=5000 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" \
+    # The connect budget likewise: 15,000 a minute is a bucket of 5,000 per address.
+    LIVETALLY_MAX_SOCKETS_PER_CLIENT=5000 LIVETALLY_MAX_CONNECTS_PER_CLIENT=15000 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" \
         --operator-token "$T" "${nflags[@]}" &
     local pid=$!
     sleep 0.5

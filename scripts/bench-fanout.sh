@@ -57,7 +57,8 @@ run() {
     else
         load_flags+=(--create --operator-token "$T" --rate "$RATE")
     fi
-    RUST_LOG=warn "$@" >"$OUT/$name.server.log" 2>&1 &
+    # The connect budget through its variable, which builds from before the flag ignore.
+    LIVETALLY_MAX_CONNECTS_PER_CLIENT=15000 RUST_LOG=warn "$@" >"$OUT/$name.server.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     sleep 0.5

@@ -73,6 +73,14 @@ pub mod defaults {
     /// is admitted without it (a store outage refuses no viewer); half a second is a slow
     /// connect, not a failed one, and a healthy store claims in a millisecond.
     pub const CLAIM_WAIT: DurationDefault = DurationDefault::new("500ms");
+
+    /// `--unique-after`: a socket must stay open this long before its viewer counts as
+    /// unique, longer than a script's connect-like-close loop takes and shorter than anyone
+    /// who came to watch stays (docs/operations.md, "Limits").
+    pub const UNIQUE_AFTER: DurationDefault = DurationDefault::new("10s");
+    /// `--max-connects-per-client`: socket upgrades one client address may make per minute
+    /// on a node; room for a carrier NAT's reconnect storm, none for a connect loop.
+    pub const MAX_CONNECTS_PER_CLIENT: u32 = 3_000;
 }
 
 /// Everything a node needs to know at start.
@@ -244,6 +252,18 @@ pub struct Config {
     /// (docs/consistency.md, "A viewer who connects during an outage").
     #[arg(long, env = "LIVETALLY_CLAIM_WAIT", default_value = defaults::CLAIM_WAIT.text, value_parser = parse_duration)]
     pub claim_wait: Duration,
+
+    // --- Nothing to gain from a script (docs/operations.md, "Limits") ---
+    /// How long a viewer socket must stay open before its viewer counts in
+    /// `unique_viewers` (and, once it interacted, in `interactors`); 0s: at once.
+    #[arg(long, env = "LIVETALLY_UNIQUE_AFTER", default_value = defaults::UNIQUE_AFTER.text, value_parser = parse_duration)]
+    pub unique_after: Duration,
+
+    /// Viewer socket upgrades one client address may make per minute on this node, from a
+    /// bucket of a third of it, refilled evenly (0: no limit); past it the upgrade gets 429
+    /// with Retry-After.
+    #[arg(long, env = "LIVETALLY_MAX_CONNECTS_PER_CLIENT", default_value_t = defaults::MAX_CONNECTS_PER_CLIENT)]
+    pub max_connects_per_client: u32,
 }
 
 /// How the node writes its log lines.

@@ -5,15 +5,19 @@
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::node::{Backend, Node, PATIENCE, TOKEN};
-use support::wait::eventually;
+use support::wait::{eventually, throughout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-on_every_store!(public_writes_past_the_budget_are_refused_and_not_counted);
+on_every_store!(
+    public_writes_past_the_budget_are_refused_and_not_counted,
+    a_connect_loop_mints_no_crowd,
+);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -324,4 +328,132 @@ async fn the_eleventh_wrong_operator_token_in_a_minute_locks_the_address_out() {
     assert_eq!(list("127.0.0.3", TOKEN).await.unwrap().status().as_u16(), 200);
     let (status, _) = node.op("GET", "/api/v1/campaigns", None).await;
     assert_eq!(status, 200, "127.0.0.1 is another address too");
+}
+
+/// One connect, like, close round from `from` as viewer `viewer`.
+async fn connect_like_close(node: &Node, from: &str, campaign: &str, viewer: &str) {
+    use futures_util::SinkExt;
+    let path = format!("{campaign}?viewer={viewer}");
+    let mut ws = viewer_from(node, from, &path, &[]).await.unwrap();
+    let like = json!({"type": "interact", "kind": "like"}).to_string();
+    ws.send(Message::text(like)).await.unwrap();
+    close(ws).await;
+}
+
+async fn a_connect_loop_mints_no_crowd(backend: Backend) {
+    let node = Node::start_with(backend, &["--unique-after", "10s", "--max-connects-per-client", "3000"]);
+    node.campaign("loop").await;
+    // 400 anonymous connect, like, close loops from one address: within the connect budget.
+    for i in 0..400 {
+        connect_like_close(&node, "127.0.0.2", "loop", &format!("loop-viewer-{i:04}")).await;
+    }
+    // Every like counts; none of the 400 sockets stayed 10 s, so nobody is a viewer or an
+    // interactor. (Read once all 400 likes are in: the loop's last flush is behind them.)
+    let s = node
+        .await_stats("loop", "400 likes and no viewer", |s| {
+            s["interactions"]["like"] == 400 && s["viewers"] == 0
+        })
+        .await;
+    assert_eq!(
+        (s["unique_viewers"].as_u64(), s["interactors"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_stays_qualifies_its_viewer_and_its_earlier_likes() {
+    use futures_util::SinkExt;
+    let node = Node::start(&["--unique-after", "500ms"]);
+    node.campaign("dwell").await;
+    // A like at once, before the dwell: it counts at once, the viewer only after 500 ms.
+    let mut stays = viewer_from(&node, "127.0.0.2", "dwell?viewer=viewer-stays", &[])
+        .await
+        .unwrap();
+    let like = json!({"type": "interact", "kind": "like"}).to_string();
+    stays.send(Message::text(like)).await.unwrap();
+    // A socket that leaves at once never qualifies.
+    connect_like_close(&node, "127.0.0.2", "dwell", "viewer-leaves").await;
+    let s = node
+        .await_stats("dwell", "2 likes", |s| s["interactions"]["like"] == 2)
+        .await;
+    assert_eq!(s["viewers"], 1, "{s}");
+    let s = node
+        .await_stats("dwell", "the staying viewer qualified", |s| s["unique_viewers"] == 1)
+        .await;
+    assert_eq!(
+        s["interactors"], 1,
+        "its like before the dwell makes it an interactor: {s}"
+    );
+    // The viewer who left never counts, however long one waits past its dwell.
+    throughout(Duration::from_secs(1), || async {
+        let s = node.stats("dwell").await;
+        assert_eq!(
+            (s["unique_viewers"].as_u64(), s["interactors"].as_u64()),
+            (Some(1), Some(1)),
+            "{s}"
+        );
+    })
+    .await;
+    close(stays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_past_the_budget_get_429_with_retry_after() {
+    // Fifteen a minute: a bucket of five, then one every 4 s.
+    let node = Node::start(&[
+        "--max-connects-per-client",
+        "15",
+        "--allowed-origins",
+        "https://brand.example",
+    ]);
+    node.campaign("budget").await;
+    // Refusals for other reasons spend nothing.
+    for _ in 0..3 {
+        assert_eq!(
+            viewer_from(&node, "127.0.0.2", "nowhere", &[]).await.err().unwrap().0,
+            404
+        );
+    }
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(viewer_from(&node, "127.0.0.2", "budget", &[]).await.unwrap());
+    }
+    let (status, body) = viewer_from(&node, "127.0.0.2", "budget", &[]).await.err().unwrap();
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(rejected(&node, "client_rate_limited").await, 1.0);
+    // The SDK cannot read a failed upgrade's status: a plain GET tells it, with CORS, and
+    // spends nothing (the next upgrade is up to 4 s away).
+    let resp = http_from("127.0.0.2")
+        .get(node.url("/ws/v1/campaigns/budget"))
+        .header("origin", "https://brand.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=4).contains(&retry), "Retry-After {retry}");
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://brand.example");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    // The refused socket was never counted; another address and an operator are not limited.
+    let other = viewer_from(&node, "127.0.0.3", "budget", &[]).await.unwrap();
+    let operator = ws_from(
+        &node,
+        "127.0.0.2",
+        &format!("/ws/v1/campaigns/budget?role=operator&token={TOKEN}"),
+        &[],
+    )
+    .await
+    .expect("operator socket from a client past its connect budget");
+    let s = node.await_stats("budget", "6 viewers", |s| s["viewers"] == 6).await;
+    assert_eq!(s["unique_viewers"], 6, "{s}");
+    // Another address's plain GET is the usual 400: it was refused nothing.
+    let resp = http_from("127.0.0.3")
+        .get(node.url("/ws/v1/campaigns/budget"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    drop((held, other, operator));
 }

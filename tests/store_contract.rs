@@ -69,21 +69,26 @@ impl Footprint {
 
 /// A store of backend `kind` whose new campaigns forget sessions after [`SHORT_TTL`].
 async fn short_ttl_store(kind: &str) -> (Arc<dyn Store>, Footprint) {
+    store_with_session_ttl(kind, SHORT_TTL).await
+}
+
+/// A store of backend `kind` whose new campaigns forget sessions after `ttl`, and its size.
+async fn store_with_session_ttl(kind: &str, ttl: Duration) -> (Arc<dyn Store>, Footprint) {
     match kind {
         "memory" => {
-            let m = Arc::new(MemoryStore::new().with_session_ttl(SHORT_TTL));
+            let m = Arc::new(MemoryStore::new().with_session_ttl(ttl));
             (m.clone(), Footprint::Memory(m))
         }
         "redis" => {
             let server = REDIS.get_or_init(RedisServer::start);
             let s = RedisStore::connect_standalone(&server.url()).await.unwrap();
-            (Arc::new(s.with_session_ttl(SHORT_TTL)), Footprint::Redis(vec![server]))
+            (Arc::new(s.with_session_ttl(ttl)), Footprint::Redis(vec![server]))
         }
         _ => {
             let cluster = CLUSTER.get_or_init(|| RedisCluster::start(3));
             let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
             let servers = cluster.nodes().iter().collect();
-            (Arc::new(s.with_session_ttl(SHORT_TTL)), Footprint::Redis(servers))
+            (Arc::new(s.with_session_ttl(ttl)), Footprint::Redis(servers))
         }
     }
 }
@@ -133,6 +138,8 @@ contract!(
     a_session_claimed_while_counted_elsewhere_counts_once,
     a_dead_nodes_moved_sockets_go_with_its_lease,
     a_closed_socket_moves_nothing,
+    sessions_that_never_sent_a_seq_leave_nothing_behind,
+    interactors_wait_for_the_socket_to_qualify,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1466,6 +1473,76 @@ async fn sessions_are_forgotten_within_two_ttls(_: Arc<dyn Store>, kind: &str) {
     // ... and the old socket stays fenced.
     assert_eq!(store.apply(&batch(&id, 0, vec![late])).await.unwrap().fenced, vec![0]);
     assert_eq!(interactions(&*store, &id).await["like"], 51);
+}
+
+async fn sessions_that_never_sent_a_seq_leave_nothing_behind(_: Arc<dyn Store>, kind: &str) {
+    // Sessions kept an hour: what goes below goes because its socket closed, not by TTL.
+    let (store, size) = store_with_session_ttl(kind, Duration::from_secs(3_600)).await;
+    let id = new_campaign(&*store, "loop").await;
+    let kept = claim(&*store, &id, "session-kept").await;
+    let acked = delta("session-kept", "viewer-1", kept, 1, &[("like", 1)]);
+    store.apply(&batch(&id, 0, vec![acked])).await.unwrap();
+    store
+        .apply(&flush_of(&id, "node-a", None, &[("session-kept", kept)]))
+        .await
+        .unwrap();
+    let before = size.of(&id);
+    // 400 connect loops: half like (no seq) before they close, half close at once.
+    let mut epochs = Vec::new();
+    for i in 0..400 {
+        let s = format!("loop-{i:04}");
+        let e = claim(&*store, &id, &s).await;
+        let mut b = flush_of(&id, "node-a", None, &[(&s, e)]);
+        if i % 2 == 0 {
+            b.sessions = vec![delta(&s, "", e, 0, &[("like", 1)])];
+        }
+        assert_eq!(store.apply(&b).await.unwrap().fenced, Vec::<usize>::new());
+        epochs.push(e);
+    }
+    assert_eq!(size.of(&id), before, "the loop left state behind");
+    assert_eq!(interactions(&*store, &id).await["like"], 201, "its likes count");
+    // The session that sent a seq resumes; a loop's comes back from the start, and a
+    // socket still holding its old epoch can neither count nor ack.
+    assert_eq!(store.claim_session(&id, "session-kept", &CLAIMER).await.unwrap().1, 1);
+    let (again, acked) = store.claim_session(&id, "loop-0007", &CLAIMER).await.unwrap();
+    assert_eq!(acked, 0);
+    assert!(again > epochs[399]);
+    let late = delta("loop-0007", "viewer-1", epochs[7], 1, &[("like", 5)]);
+    assert_eq!(store.apply(&batch(&id, 0, vec![late])).await.unwrap().fenced, vec![0]);
+    assert_eq!(interactions(&*store, &id).await["like"], 201);
+}
+
+async fn interactors_wait_for_the_socket_to_qualify(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "dwell").await;
+    let a = claim(&*store, &id, "session-a").await;
+    let b = claim(&*store, &id, "session-b").await;
+    // Counts of sockets that have not qualified (viewer ""): counted, nobody added.
+    let early = batch(
+        &id,
+        0,
+        vec![
+            delta("session-a", "", a, 1, &[("like", 2)]),
+            delta("session-b", "", b, 0, &[("cheer", 1)]),
+        ],
+    );
+    store.apply(&early).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.unique_viewers, stats.interactors), (0, 0));
+    assert_eq!(stats.interactions["like"] + stats.interactions["cheer"], 3);
+    // Socket a qualifies: its viewer is unique and, having interacted, an interactor.
+    let mut qualified = batch(&id, 0, vec![]);
+    qualified.new_viewers = vec!["viewer-a".into()];
+    qualified.interactors = vec!["viewer-a".into()];
+    store.apply(&qualified).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.unique_viewers, stats.interactors), (1, 1));
+    // Ended: the lists count no more than the counts do.
+    store.end_campaign(&id, 2_000).await.unwrap();
+    qualified.new_viewers = vec!["viewer-b".into()];
+    qualified.interactors = vec!["viewer-b".into()];
+    assert!(store.apply(&qualified).await.unwrap().ended);
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((stats.unique_viewers, stats.interactors), (1, 1));
 }
 
 async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, kind: &str) {

@@ -35,9 +35,14 @@ impl PublicWrites {
 
 impl<C: Clock> PublicWrites<C> {
     pub fn with_clock(per_minute: NonZeroU32, clock: C) -> Self {
+        Self::with_quota(Quota::per_minute(per_minute), clock)
+    }
+
+    /// Any `quota` per client (the connect budget's bucket is smaller than a minute's).
+    pub fn with_quota(quota: Quota, clock: C) -> Self {
         let start = clock.now();
         Self {
-            limiter: RateLimiter::new(Quota::per_minute(per_minute), DefaultKeyedStateStore::default(), clock),
+            limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock),
             start,
             retained_at: AtomicU64::new(0),
         }

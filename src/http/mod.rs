@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tally::Tallies;
+use crate::ws::not_upgraded;
 
 /// What the HTTP routes touch.
 pub struct Api {
@@ -97,7 +98,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/registrations", web::get().to(signup::export))
             .route("/{id}/registrations/{viewer}", web::delete().to(signup::erase)),
     )
-    .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::not_upgraded))
+    .route("/ws/v1/campaigns/{id}", cors::public(web::get().to(not_upgraded)))
     .route("/s/{id}", web::get().to(public::share))
     .route("/metrics", web::get().to(probes::metrics))
     .route("/healthz", web::get().to(probes::healthz))

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{random_id, Auth};
 use crate::broadcast::Broadcaster;
 use crate::clients::auth_failures::AuthFailures;
+use crate::clients::connects::ConnectBudget;
 use crate::clients::sockets::SocketsPerClient;
 use crate::clients::writes::PublicWrites;
 use crate::clients::TrustedProxies;
@@ -54,13 +55,14 @@ pub struct Builder {
     /// The per-client limits (0 turns one off).
     pub max_sockets_per_client: usize,
     pub max_public_writes_per_client: u32,
+    pub max_connects_per_client: u32,
     /// Failed operator logins, counted on the socket and the HTTP side alike.
     pub auth_failures: Arc<AuthFailures>,
 }
 
 impl Builder {
     /// The flags' defaults on `store`, as node `node_id`; no per-client limits, no
-    /// operator token, room for any number of sockets.
+    /// operator token, room for any number of sockets, every viewer unique at once.
     pub fn new(store: Arc<dyn Store>, node_id: impl Into<String>) -> Self {
         let node_id = node_id.into();
         Self {
@@ -86,6 +88,7 @@ impl Builder {
             region_header: None,
             max_sockets_per_client: 0,
             max_public_writes_per_client: 0,
+            max_connects_per_client: 0,
             auth_failures: Arc::default(),
         }
     }
@@ -95,7 +98,11 @@ impl Builder {
     /// `max_connections` after this.
     pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Self {
         let mut b = Self::new(store, config.node_id());
-        b.tallies = Arc::new(Tallies::new(config.max_pending).with_max_share_channels(config.max_share_channels));
+        b.tallies = Arc::new(
+            Tallies::new(config.max_pending)
+                .with_max_share_channels(config.max_share_channels)
+                .with_unique_after(config.unique_after),
+        );
         b.timing = FlushTiming {
             flush_interval: config.flush_interval,
             tick: config.tick,
@@ -110,6 +117,7 @@ impl Builder {
         b.region_header = config.region_header.clone();
         b.max_sockets_per_client = config.max_sockets_per_client;
         b.max_public_writes_per_client = config.max_public_writes_per_client;
+        b.max_connects_per_client = config.max_connects_per_client;
         b
     }
 
@@ -173,6 +181,7 @@ impl Builder {
             sockets_per_client: NonZeroUsize::new(self.max_sockets_per_client)
                 .map(|max| Arc::new(SocketsPerClient::new(max))),
             auth_failures: self.auth_failures.clone(),
+            connects: NonZeroU32::new(self.max_connects_per_client).map(|n| Arc::new(ConnectBudget::per_minute(n))),
         }
     }
 

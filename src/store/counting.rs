@@ -16,7 +16,8 @@ pub struct SessionDelta {
     /// Client-chosen (or server-assigned) session id.
     pub session: String,
     /// The viewer behind the session, added to the `interactors` sketch when `counts` is
-    /// non-empty.
+    /// non-empty; `""` while the socket has not stayed open `--unique-after` (its counts
+    /// count, its viewer not yet: see [`Batch::interactors`]).
     pub viewer: String,
     /// The ownership epoch this node got from [`Counting::claim_session`]. A delta whose epoch
     /// is no longer the session's current one was sent through a node that lost the session
@@ -68,8 +69,12 @@ pub struct Batch {
     /// Start of the series bucket (tick-aligned unix ms) the interaction counts fall in.
     pub bucket_ms: i64,
     pub sessions: Vec<SessionDelta>,
-    /// Viewer ids that connected since the last flush (for the `unique_viewers` sketch).
+    /// Viewer ids whose socket qualified since the last flush: it stayed open
+    /// `--unique-after` (for the `unique_viewers` sketch).
     pub new_viewers: Vec<String>,
+    /// Viewer ids whose socket qualified since the last flush after it had interacted (for
+    /// the `interactors` sketch: its counts went out with viewer `""`).
+    pub interactors: Vec<String>,
     /// `(channel, visits)` pairs.
     pub share_visits: Vec<(String, u64)>,
     /// `--max-share-channels`: the store counts visits on a channel beyond the campaign's
@@ -99,6 +104,7 @@ impl Batch {
             && self.touch.is_empty()
             && self.left.is_empty()
             && self.new_viewers.is_empty()
+            && self.interactors.is_empty()
             && self.share_visits.is_empty()
             && self.presence.is_none()
     }

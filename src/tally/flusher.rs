@@ -249,6 +249,7 @@ impl Flusher {
             dirty,
             mut left,
             new_viewers,
+            interactors,
             share_visits,
         } = tally.drain();
         left.extend(state.release.drain(..).map(|e| (String::new(), e)));
@@ -270,7 +271,7 @@ impl Flusher {
             counted += counts.iter().map(|c| c.1).sum::<u64>();
             sessions.push(SessionDelta {
                 session: slot.session.clone(),
-                viewer: slot.viewer.clone(),
+                viewer: slot.interactor().to_owned(),
                 epoch: slot.epoch,
                 seq,
                 counts: counts
@@ -294,6 +295,7 @@ impl Flusher {
             bucket_ms: bucket_of(tally.campaign.created_at, at, self.timing.tick),
             sessions,
             new_viewers,
+            interactors,
             share_visits,
             max_share_channels: self.tallies.max_share_channels() as u64,
             presence,

@@ -10,11 +10,13 @@ pub mod flusher;
 pub mod pending;
 pub mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broadcast::outlet::Outlets;
@@ -50,8 +52,14 @@ pub struct CampaignTally {
     open: Mutex<HashMap<u64, Arc<SessionSlot>>>,
     /// `(session, epoch)` of viewer sockets closed since the last flush.
     left: Mutex<Vec<(String, u64)>>,
-    /// Viewers that connected since the last flush (for the unique sketch).
+    /// Viewers whose socket qualified since the last flush (for the unique sketch).
     new_viewers: Mutex<Vec<String>>,
+    /// `--unique-after`: how long a socket stays open before its viewer counts as unique
+    /// (zero: at once, as in v1).
+    unique_after: Duration,
+    /// Open (or lately closed) sockets not yet qualified, oldest first, with when they
+    /// opened: the dwell is the same for all, so the due ones are always at the front.
+    waiting: Mutex<VecDeque<(Instant, Arc<SessionSlot>)>>,
     /// Share visits since the last flush.
     shares: Mutex<HashMap<String, u64>>,
     /// Distinct channels `shares` holds before folding into `other`.
@@ -72,10 +80,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CampaignTally {
-    fn new(campaign: Campaign, share_fold: usize) -> Self {
+    fn new(campaign: Campaign, share_fold: usize, unique_after: Duration) -> Self {
         let regions = campaign.regions.len() + 2;
         Self {
             share_fold,
+            unique_after,
+            waiting: Mutex::new(VecDeque::new()),
             region_viewers: (0..regions).map(|_| AtomicI64::new(0)).collect(),
             watchers: AtomicI64::new(0),
             claiming: AtomicI64::new(0),
@@ -117,8 +127,44 @@ impl CampaignTally {
     pub fn viewer_joined(&self, region: usize, slot: &Arc<SessionSlot>) {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
         self.presence_version.fetch_add(1, Ordering::Release);
-        lock(&self.new_viewers).push(slot.viewer.clone());
+        if self.unique_after.is_zero() {
+            slot.qualify();
+            lock(&self.new_viewers).push(slot.viewer.clone());
+        } else {
+            lock(&self.waiting).push_back((Instant::now(), slot.clone()));
+        }
         lock(&self.open).insert(slot.epoch, slot.clone());
+    }
+
+    /// Qualifies the sockets that have stayed open `--unique-after` by now: their viewers
+    /// join the unique sketch, and those that interacted already join the interactors
+    /// (their counts went out without them). Sockets that closed before are dropped
+    /// uncounted: a connect loop adds nobody. Returns the new interactors.
+    fn qualify_due(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut waiting = lock(&self.waiting);
+            while waiting
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) >= self.unique_after)
+            {
+                due.extend(waiting.pop_front().map(|(_, slot)| slot));
+            }
+        }
+        if due.is_empty() {
+            return Vec::new();
+        }
+        self.retain_open(&mut due);
+        let mut interactors = Vec::new();
+        let mut new_viewers = lock(&self.new_viewers);
+        for slot in due {
+            if slot.qualify() {
+                interactors.push(slot.viewer.clone());
+            }
+            new_viewers.push(slot.viewer.clone());
+        }
+        interactors
     }
 
     /// A viewer socket closed. It leaves presence before it is queued as left: a flush
@@ -202,9 +248,13 @@ impl CampaignTally {
             + self.claiming.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Flusher side: takes everything queued since the last flush.
+    /// Flusher side: takes everything queued since the last flush, and the sockets that
+    /// qualified by now.
     pub fn drain(&self) -> Drained {
+        // Before `dirty` is taken: a socket qualified here sends its viewer with its counts.
+        let interactors = self.qualify_due();
         Drained {
+            interactors,
             left: std::mem::take(&mut *lock(&self.left)),
             dirty: std::mem::take(&mut *lock(&self.dirty)),
             new_viewers: std::mem::take(&mut *lock(&self.new_viewers)),
@@ -230,6 +280,8 @@ pub struct Drained {
     /// `(session, epoch)` of viewer sockets closed since the last flush.
     pub left: Vec<(String, u64)>,
     pub new_viewers: Vec<String>,
+    /// Viewers of sockets that qualified in this flush after they had interacted.
+    pub interactors: Vec<String>,
     pub share_visits: Vec<(String, u64)>,
 }
 
@@ -241,6 +293,8 @@ pub struct Tallies {
     pending: Arc<Pending>,
     /// `--max-share-channels`: sent with every batch, the store applies it.
     max_share_channels: usize,
+    /// `--unique-after`: given to every campaign's tally.
+    unique_after: Duration,
 }
 
 impl Tallies {
@@ -250,7 +304,15 @@ impl Tallies {
             map: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new(max_pending)),
             max_share_channels: crate::config::defaults::MAX_SHARE_CHANNELS,
+            unique_after: Duration::ZERO,
         }
+    }
+
+    /// With `--unique-after`: a socket's viewer counts as unique (and, with counts, as an
+    /// interactor) once the socket has stayed open this long.
+    pub fn with_unique_after(mut self, dwell: Duration) -> Self {
+        self.unique_after = dwell;
+        self
     }
 
     /// With `--max-share-channels` distinct share channels per campaign.
@@ -283,7 +345,7 @@ impl Tallies {
             }
         }
         let fold = self.max_share_channels.max(MAX_SHARE_CHANNELS);
-        let t = Arc::new(CampaignTally::new(campaign.clone(), fold));
+        let t = Arc::new(CampaignTally::new(campaign.clone(), fold, self.unique_after));
         map.insert(campaign.id.clone(), t.clone());
         t
     }
@@ -348,5 +410,32 @@ mod tests {
         assert!(!Arc::ptr_eq(&fresh, &t) && !fresh.ended.is_cancelled());
         assert_eq!((fresh.campaign.created_at, fresh.local_viewers()), (new.created_at, 0));
         assert!(Arc::ptr_eq(&tallies.get_or_create(&new), &fresh));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_counts_once_its_socket_stayed_the_dwell() {
+        let tallies = Tallies::new(10).with_unique_after(Duration::from_secs(10));
+        let t = tallies.get_or_create(&campaign("dwell"));
+        let slot = |n: u64| Arc::new(SessionSlot::new(format!("session-{n}"), format!("viewer-{n}"), n, 0, 4));
+        let (stays, leaves, liked) = (slot(1), slot(2), slot(3));
+        t.viewer_joined(0, &stays);
+        t.viewer_joined(0, &leaves);
+        t.viewer_joined(0, &liked);
+        liked.add(0, 1, None);
+        assert_eq!(liked.interactor(), "", "counts before the dwell carry nobody");
+        tokio::time::advance(Duration::from_millis(9_900)).await;
+        let early = t.drain();
+        assert!(early.new_viewers.is_empty() && early.interactors.is_empty());
+        t.viewer_left(0, &leaves);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let due = t.drain();
+        assert_eq!(
+            due.new_viewers,
+            ["viewer-1", "viewer-3"],
+            "the one that left never counts"
+        );
+        assert_eq!(due.interactors, ["viewer-3"], "it liked before it qualified");
+        assert_eq!(liked.interactor(), "viewer-3");
+        assert!(t.drain().new_viewers.is_empty(), "each socket qualifies once");
     }
 }

@@ -32,6 +32,10 @@ pub struct SessionSlot {
     fenced: AtomicBool,
     /// Wakes the socket when `acked` moved or the session was fenced.
     pub wake: Notify,
+    /// Flusher-owned: this socket stayed open `--unique-after`, so its viewer counts in
+    /// `unique_viewers` and, with counts, in `interactors`. Per socket: a connect loop
+    /// qualifies nobody.
+    qualified: AtomicBool,
 }
 
 /// A consistent read of a session's cumulative counters.
@@ -61,6 +65,7 @@ impl SessionSlot {
             acked: AtomicU64::new(acked),
             fenced: AtomicBool::new(false),
             wake: Notify::new(),
+            qualified: AtomicBool::new(false),
         }
     }
 
@@ -167,6 +172,24 @@ impl SessionSlot {
 
     pub fn is_fenced(&self) -> bool {
         self.fenced.load(Ordering::Acquire)
+    }
+
+    /// Flusher side: the socket stayed open `--unique-after`. Returns whether it has
+    /// interacted already: its viewer is then an interactor too, though the counts went
+    /// out without it (see [`Self::interactor`]).
+    pub fn qualify(&self) -> bool {
+        self.qualified.store(true, Ordering::Relaxed);
+        self.counts.iter().any(|c| c.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Flusher side: the viewer that counts in `interactors` for this socket's counts: its
+    /// id once the socket qualified, `""` before (the counts count, the viewer not yet).
+    pub fn interactor(&self) -> &str {
+        if self.qualified.load(Ordering::Relaxed) {
+            &self.viewer
+        } else {
+            ""
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{random_id, Auth, TokenError};
 use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
 use crate::clients::auth_failures::AuthFailures;
+use crate::clients::connects::ConnectBudget;
 use crate::clients::sockets::{ClientSocket, SocketsPerClient};
 use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
@@ -98,7 +99,13 @@ pub struct Admission {
     pub sockets_per_client: Option<Arc<SocketsPerClient>>,
     /// Failed operator authentications per client, shared with the operator routes.
     pub auth_failures: Arc<AuthFailures>,
+    /// `--max-connects-per-client` for viewer upgrades (`None`: no limit).
+    pub connects: Option<Arc<ConnectBudget>>,
 }
+
+/// The message of a viewer upgrade past `--max-connects-per-client` (and the way
+/// [`reject_reason`] tells it from the operator lockout's 429).
+const TOO_MANY_CONNECTS: &str = "too many socket connects from this address; retry later";
 
 /// Query of `GET /ws/v1/campaigns/{id}`.
 #[derive(Debug, Deserialize)]
@@ -123,6 +130,13 @@ pub struct Checked {
     client: ClientKey,
     /// The client speaks protocol 2 or later.
     proto2: bool,
+}
+
+impl Checked {
+    /// An operator watcher (exempt from the per-client socket limits).
+    pub fn is_operator(&self) -> bool {
+        self.operator
+    }
 }
 
 /// Who is on the other end.
@@ -220,6 +234,11 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
         ApiError::BadRequest { .. } => "bad_query",
         ApiError::Unavailable(_) => "unavailable",
         ApiError::Conflict | ApiError::Live => "conflict",
+        // Counted with the other per-client budgets (public writes).
+        ApiError::TooMany {
+            message: TOO_MANY_CONNECTS,
+            ..
+        } => "client_rate_limited",
         ApiError::TooMany { code, .. } => code.code(),
     }
 }
@@ -385,6 +404,11 @@ impl Admission {
         if tally.ended.is_cancelled() {
             return Err(ApiError::Gone);
         }
+        // Last of the checks, so only an upgrade that passed every other one spends a
+        // token; before the claim, so a refused one leaves no session state.
+        if !operator {
+            self.spend_connect(client)?;
+        }
         let frames = self.first_frames(&tally).await;
         let peer = if operator {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
@@ -483,6 +507,26 @@ impl Admission {
         ));
         tokio::spawn(claimer.claim_later(claim.clone(), tally.clone(), first));
         Ok(Peer::Claiming(claim))
+    }
+
+    /// Spends one viewer upgrade of `client`'s connect budget, or refuses it (429).
+    fn spend_connect(&self, client: ClientKey) -> Result<(), ApiError> {
+        match &self.connects {
+            Some(budget) => budget
+                .spend(&client)
+                .map_err(|wait| ApiError::rate_limited(TOO_MANY_CONNECTS, wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// What a plain GET of the socket URL answers for `client` once every other check
+    /// passed: 429 while an upgrade of its was refused for its connect budget (nothing is
+    /// spent: the SDK asks this after a failed upgrade, before its next try).
+    pub fn connect_refused(&self, client: &ClientKey) -> Result<(), ApiError> {
+        match self.connects.as_ref().and_then(|b| b.refused_for(client)) {
+            Some(wait) => Err(ApiError::rate_limited(TOO_MANY_CONNECTS, wait)),
+            None => Ok(()),
+        }
     }
 
     /// The campaign behind a socket: the node's cached copy when a tally exists (no store

@@ -33,7 +33,9 @@ pub struct Sockets {
 
 /// `GET /ws/v1/campaigns/{id}` without upgrade headers (a WebSocket upgrade never gets
 /// here: actix-http hands it to [`handshake::accept`]). Answers what the upgrade would be
-/// refused with, else 400; it never counts anyone.
+/// refused with (429 with `Retry-After` while the client's last upgrade was refused for
+/// its connect budget), else 400; it never counts anyone and spends nothing. CORS headers
+/// come with it (`http`), so the SDK can read why its upgrade failed.
 pub async fn not_upgraded(
     req: HttpRequest,
     path: web::Path<String>,
@@ -43,7 +45,7 @@ pub async fn not_upgraded(
     let peer = req.peer_addr().map(|a| a.ip());
     let client = admission.trusted_proxies.client(peer, req.headers());
     let edge_region = admission.edge_region(peer, req.headers());
-    match admission
+    let checked = admission
         .check(
             &path,
             req.query_string(),
@@ -51,8 +53,16 @@ pub async fn not_upgraded(
             edge_region,
             client,
         )
-        .await
-    {
+        .await;
+    // An operator is exempt from the connect budget, as from the socket limit.
+    let refused = |operator| {
+        if operator {
+            Ok(())
+        } else {
+            admission.connect_refused(&client)
+        }
+    };
+    match checked.and_then(|c| refused(c.is_operator())) {
         Err(e) => {
             admission.metrics.rejected(reject_reason(&e));
             Err(e)

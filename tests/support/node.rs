@@ -134,6 +134,15 @@ fn node_flags<'a>(listen: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// What most tests are not about, turned off unless `extra` sets it: a viewer counts as
+/// unique as soon as its socket opens (`--unique-after 0s`, as in v1) and connects are not
+/// budgeted. `(flag, env var, value)`: a spawned process gets the env var, which an older
+/// build (the upgrade tests) ignores and a flag in `extra` overrides.
+const NOT_ABOUT_SCRIPTS: [(&str, &str, &str); 2] = [
+    ("--unique-after", "LIVETALLY_UNIQUE_AFTER", "0s"),
+    ("--max-connects-per-client", "LIVETALLY_MAX_CONNECTS_PER_CLIENT", "0"),
+];
+
 /// Parses a node's flags (and `LIVETALLY_*` variables) into its `Config` as the binary
 /// does.
 #[derive(Parser)]
@@ -208,7 +217,12 @@ impl Node {
     /// captured log, and two of them share the default node id (hostname-pid), so
     /// several nodes on one store need `--node-id` each or, better, [`Node::spawn_many`].
     pub fn start_on(listen: &str, extra: &[&str]) -> Node {
-        let argv: Vec<&str> = std::iter::once("livetally").chain(node_flags(listen, extra)).collect();
+        let mut argv: Vec<&str> = std::iter::once("livetally").chain(node_flags(listen, extra)).collect();
+        for (flag, _, value) in NOT_ABOUT_SCRIPTS {
+            if !extra.contains(&flag) {
+                argv.extend([flag, value]);
+            }
+        }
         let config = TestCli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("bad node flags {argv:?}: {e}"))
             .config;
@@ -299,6 +313,7 @@ impl Node {
         let mut child = cmd
             .arg("serve")
             .args(node_flags(listen, extra))
+            .envs(NOT_ABOUT_SCRIPTS.map(|(_, var, value)| (var, value)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

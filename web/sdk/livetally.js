@@ -639,20 +639,7 @@ class Client {
     if (!this.operator && !this.ledger) return; // still claiming: start() opens
     this.dropSocket(1000, 'reconnecting');
     this.setState('connecting');
-    const params = new URLSearchParams();
-    if (this.operator) {
-      params.set('role', 'operator');
-      params.set('token', this.token);
-    } else {
-      if (!this.subject) params.set('viewer', this.viewer);
-      params.set('session', this.ledger.session);
-      // Protocol 2: during a store outage the server welcomes at once with
-      // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
-      params.set('proto', '2');
-      if (this.region) params.set('region', this.region);
-      if (this.token) params.set('token', this.token);
-    }
-    const url = `${this.base.replace(/^http/, 'ws')}/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`;
+    const url = `${this.base.replace(/^http/, 'ws')}${this.socketPath()}`;
     let ws;
     try {
       ws = new env.WebSocket(url);
@@ -677,6 +664,38 @@ class Client {
       this.clearTimer('probe');
       this.onClosed(ev.code, this.welcomed);
     };
+  }
+
+  /** The socket URL's path and query (a plain GET of it answers what the upgrade got). */
+  socketPath() {
+    const params = new URLSearchParams();
+    if (this.operator) {
+      params.set('role', 'operator');
+      params.set('token', this.token);
+    } else {
+      if (!this.subject) params.set('viewer', this.viewer);
+      params.set('session', this.ledger.session);
+      // Protocol 2: during a store outage the server welcomes at once with
+      // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
+      params.set('proto', '2');
+      if (this.region) params.set('region', this.region);
+      if (this.token) params.set('token', this.token);
+    }
+    return `/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`;
+  }
+
+  /**
+   * After a failed upgrade: seconds the node asks this client to wait (429 `rate_limited`
+   * with `Retry-After`: its connect budget is spent), else 0. A browser cannot read a
+   * refused upgrade's status, so it asks with a plain GET of the socket URL, which spends
+   * nothing. Operators are exempt from the budget and never ask (their URL holds a token).
+   */
+  async connectRefusedFor() {
+    if (this.operator) return 0;
+    const r = await this.request('GET', this.socketPath());
+    if (r.status !== 429 || !r.response) return 0;
+    const retry = Number(r.response.headers.get('retry-after'));
+    return Number.isFinite(retry) && retry > 0 ? retry : 0;
   }
 
   dropSocket(code, reason) {
@@ -790,8 +809,18 @@ class Client {
     }
     this.setState('closed', { code });
     // A socket that never got its welcome was refused before the upgrade (404, 410, 401,
-    // 403, 429, 503...), which a browser cannot see: ask the API, on the first failure and
-    // then every few attempts.
+    // 403, 429, 503...), which a browser cannot see. Past the connect budget the next try
+    // waits what Retry-After says (plus up to half again, so a crowd behind one address
+    // does not come back at once); otherwise ask the API, on the first failure and then
+    // every few attempts.
+    if (!welcomed) {
+      const wait = await this.connectRefusedFor();
+      if (this.final || this.ws) return;
+      if (wait > 0) {
+        this.scheduleReconnect(false, wait * 1000 * (1 + 0.5 * this.env.random()));
+        return;
+      }
+    }
     if (!welcomed && (this.attempt === 0 || this.attempt % 4 === 3)) {
       const stop = await this.diagnose();
       if (stop || this.final || this.ws) return;
@@ -844,11 +873,13 @@ class Client {
     return false;
   }
 
-  scheduleReconnect(wasOpen) {
+  /** Schedules the next try: after the backoff, and not before `atLeast` ms. */
+  scheduleReconnect(wasOpen, atLeast = 0) {
     if (this.final) return;
-    const delay = wasOpen && this.attempt === 0
+    const backoff = wasOpen && this.attempt === 0
       ? 100 + this.env.random() * 900
       : backoffDelay(this.attempt, this.env.random);
+    const delay = Math.max(backoff, atLeast);
     this.attempt += 1;
     this.clearTimer('reconnect');
     if (!this.env.onLine()) {

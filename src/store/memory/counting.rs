@@ -115,10 +115,14 @@ fn touch(d: &mut CampaignData, batch: &Batch) {
     }
 }
 
-/// New viewers into the unique sketch, share visits by channel (bounded).
+/// New viewers into the unique sketch (and those that interacted before they qualified
+/// into the interactors), share visits by channel (bounded).
 fn count_visits(d: &mut CampaignData, batch: &Batch) {
     for v in &batch.new_viewers {
         d.uniques.add(v);
+    }
+    for v in &batch.interactors {
+        d.interactors.add(v);
     }
     for (channel, n) in &batch.share_visits {
         let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
@@ -130,12 +134,19 @@ fn count_visits(d: &mut CampaignData, batch: &Batch) {
     }
 }
 
-/// Sockets this node closed: no longer counted by it, nor moved away from it. Returns the
-/// epochs still counted as moved away from `batch.node`, ascending.
+/// Sockets this node closed: no longer counted by it, nor moved away from it. A session
+/// whose last socket closed without ever sending a `seq` has no resume state worth
+/// keeping, so it is forgotten at once: a connect loop leaves nothing behind. (Its epoch
+/// is gone with it, so a delta still holding that epoch is fenced.) Returns the epochs
+/// still counted as moved away from `batch.node`, ascending.
 fn leave(d: &mut CampaignData, batch: &Batch) -> Vec<u64> {
     for (session, epoch) in &batch.left {
         d.moved.remove(epoch);
         if let Some(mut entry) = d.sessions.get(session).filter(|e| e.epoch == *epoch).cloned() {
+            if entry.acked == 0 {
+                d.sessions.remove(session);
+                continue;
+            }
             entry.owner = None;
             d.sessions.put(session, entry);
         }
@@ -162,7 +173,7 @@ impl MemoryStore {
             };
             entry.acked = entry.acked.max(s.seq);
             d.sessions.put(&s.session, entry);
-            if !s.counts.is_empty() {
+            if !s.counts.is_empty() && !s.viewer.is_empty() {
                 d.interactors.add(&s.viewer);
             }
             let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();

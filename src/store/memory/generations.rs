@@ -54,6 +54,12 @@ impl<V> Generations<V> {
         self.cur.insert(key.to_owned(), value);
     }
 
+    /// Forgets `key` now.
+    pub(super) fn remove(&mut self, key: &str) {
+        self.cur.remove(key);
+        self.prev.remove(key);
+    }
+
     pub(super) fn ttl(&self) -> Duration {
         self.ttl
     }

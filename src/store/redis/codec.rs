@@ -17,6 +17,8 @@ pub(super) struct LuaBatch<'a> {
     pub(super) s: Vec<LuaSession<'a>>,
     /// New viewers.
     pub(super) v: &'a [String],
+    /// Viewers that interacted before their socket qualified (`Batch::interactors`).
+    pub(super) i: &'a [String],
     /// `[[channel, visits], ...]`
     pub(super) h: Vec<(&'a str, String)>,
     /// `[node, presence JSON]`

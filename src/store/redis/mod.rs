@@ -293,6 +293,7 @@ impl Counting for RedisStore {
                 })
                 .collect(),
             v: &batch.new_viewers,
+            i: &batch.interactors,
             h: batch
                 .share_visits
                 .iter()

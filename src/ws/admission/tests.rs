@@ -227,3 +227,40 @@ async fn during_an_outage_a_held_campaign_admits_and_any_other_answers_503() {
         .unwrap();
     assert_eq!(other.status_code().as_u16(), 503);
 }
+
+#[tokio::test]
+async fn an_upgrade_past_the_connect_budget_claims_nothing() {
+    let mut rig = rig().await;
+    rig.admission.connects = Some(Arc::new(ConnectBudget::per_minute(
+        std::num::NonZeroU32::new(6).unwrap(),
+    )));
+    let a = &rig.admission;
+    // A refusal for another reason spends no token.
+    assert_eq!(admit(a, "session=bad").await.err().unwrap().status_code().as_u16(), 400);
+    let _first = admit(a, "session=session-a").await.unwrap();
+    let _second = admit(a, "session=session-b").await.unwrap();
+    let refused = admit(a, "session=session-c").await.err().unwrap();
+    assert_eq!(refused.status_code().as_u16(), 429);
+    assert_eq!(reject_reason(&refused), "client_rate_limited");
+    assert!(refused.error_response().headers().contains_key("retry-after"));
+    assert_eq!(
+        a.connect_refused(&client("198.51.100.1"))
+            .err()
+            .unwrap()
+            .status_code()
+            .as_u16(),
+        429
+    );
+    assert!(a.connect_refused(&client("198.51.100.2")).is_ok());
+    // Nothing of it reached the store or the tally: the next claim gets the third epoch.
+    assert_eq!(rig.tallies.get("launch").unwrap().local_viewers(), 2);
+    let (epoch, _) = rig
+        .store
+        .claim_session("launch", "session-c", &crate::store::flaky::N1)
+        .await
+        .unwrap();
+    assert_eq!(epoch, 3);
+    // Operators are exempt.
+    let op = format!("role=operator&token={}", crate::ws::testing::OPERATOR_TOKEN);
+    admit(a, &op).await.unwrap();
+}

@@ -177,8 +177,38 @@ describe('client', () => {
     }
     assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 8000]);
     assert.equal(o.WebSocket.all.length, 7);
-    // It asked the API why on the first failure and every fourth after.
-    assert.equal(o.fetch.calls.length, 2);
+    // It asked the API why on the first failure and every fourth after, and the socket
+    // URL after each (no 429 there: nothing to wait for beyond the backoff).
+    assert.equal(o.fetch.calls.filter((c) => c.path.startsWith('/api/')).length, 2);
+    assert.equal(o.fetch.calls.filter((c) => c.path === '/ws/v1/campaigns/launch').length, 6);
+  });
+
+  it('waits what Retry-After says when its connects are over the node\'s budget', async () => {
+    let limited = true;
+    const o = origin({
+      routes: {
+        'GET /api/v1/campaigns/launch': LIVE,
+        'GET /ws/v1/campaigns/launch': () => (limited
+          ? { status: 429, headers: { 'retry-after': '30' }, body: { error: { code: 'rate_limited' } } }
+          : { status: 400, body: { error: { code: 'invalid' } } }),
+      },
+    });
+    o.random = () => 0;
+    await client(tab(o));
+    o.WebSocket.last.drop(1006); // the upgrade was refused: the browser sees no status
+    await settle();
+    const probe = o.fetch.calls.find((c) => c.path === '/ws/v1/campaigns/launch');
+    assert.match(probe.query, /session=/, 'it asks with the socket\'s own query');
+    assert.deepEqual(o.clock.pending(), [30_000], 'not before Retry-After');
+    await o.clock.advance(29_999);
+    assert.equal(o.WebSocket.all.length, 1);
+    await o.clock.advance(1);
+    assert.equal(o.WebSocket.all.length, 2);
+    // Refused for another reason: the usual backoff.
+    limited = false;
+    o.WebSocket.last.drop(1006);
+    await settle();
+    assert.ok(o.clock.pending()[0] < 30_000, `${o.clock.pending()}`);
   });
 
   it('paces a long backlog within the server\'s rate limit, resends included', async () => {

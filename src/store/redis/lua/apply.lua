@@ -62,7 +62,8 @@ chunks(names, function(i0, i1)
       end
       local seq = tonumber(s[3])
       if seq > l[2] then l[2] = seq; l[3] = s[3] end
-      if #s[5] > 0 then actors[#actors + 1] = s[4] end
+      -- viewer '' : the socket has not qualified (--unique-after), its viewer not yet.
+      if #s[5] > 0 and s[4] ~= '' then actors[#actors + 1] = s[4] end
       for _, kc in ipairs(s[5]) do
         local k = kc[1]
         if by_kind[k] == nil then by_kind[k] = 0; kinds[#kinds + 1] = k end
@@ -126,6 +127,23 @@ chunks(gone, function(i0, i1)
     end
   end
 end)
+-- A session whose last socket closed without ever sending a seq has no resume state worth
+-- keeping: forgotten now, so a connect loop leaves nothing behind (its epoch goes with it,
+-- so a delta still holding that epoch is fenced). Not while v1 nodes may run: their epochs
+-- live in the v1 hash.
+local closed = {}
+if not mixed then
+  local kept = {}
+  for _, name in ipairs(live_names) do
+    local l = live[name]
+    if l[4] == '' and l[2] == 0 then closed[#closed + 1] = name else kept[#kept + 1] = name end
+  end
+  live_names = kept
+end
+chunks(closed, function(i0, i1)
+  redis.call('HDEL', sess.cur, unpack(closed, i0, i1))
+  redis.call('HDEL', sess.prev, unpack(closed, i0, i1))
+end)
 -- After the upgrade (schema 2) the v1 acked seqs are only a fallback for sessions v2
 -- never wrote; drop those ours supersede, so they never come back once ours are forgotten.
 local v1_left = not mixed and #live_names > 0 and redis.call('EXISTS', KEYS[3]) == 1
@@ -165,6 +183,7 @@ if accepted then
   redis.call('HINCRBY', KEYS[5], ARGV[2], string.format('%d', total))
   redis.call('ZADD', KEYS[6], ARGV[3], ARGV[3])
 end
+for _, v in ipairs(b.i or {}) do actors[#actors + 1] = v end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
 -- Schema < 3 (v2 nodes may run): the live total by decoding every live lease.
