@@ -445,6 +445,16 @@ impl Node {
         c
     }
 
+    /// Waits until this node knows campaign `id`: one created on another node is known to
+    /// every node within a tick (the node's campaign index).
+    pub async fn await_known(&self, id: &str) {
+        let path = format!("/api/v1/campaigns/{id}");
+        super::wait::eventually(format!("campaign {id} known on {}", self.addr), || async {
+            self.call("GET", &path, None, None).await.0 == 200
+        })
+        .await;
+    }
+
     /// Public stats of a campaign.
     pub async fn stats(&self, id: &str) -> Value {
         let (status, s) = self

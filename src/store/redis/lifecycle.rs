@@ -64,12 +64,21 @@ impl RedisStore {
         }
     }
 
+    /// The version plus the creation counter (`index.lua` moves it on every create, v1.1
+    /// nodes' too, which do not move the version): one `MGET` in the index's slot, and a
+    /// campaign a v1.1 node creates during a rolling upgrade is still seen within a tick.
     pub(super) async fn version(&self) -> StoreResult<u64> {
-        let v: Option<u64> = self
+        let (v, created): (Option<u64>, Option<u64>) = self
             .conn
-            .call(|mut c| async move { redis::cmd("GET").arg(keys::VERSION).query_async(&mut c).await })
+            .call(|mut c| async move {
+                redis::cmd("MGET")
+                    .arg(keys::VERSION)
+                    .arg(keys::NEXT)
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
-        Ok(v.unwrap_or(0))
+        Ok(v.unwrap_or(0) + created.unwrap_or(0))
     }
 
     /// Sets `field` of the stored campaign JSON to `value` (compare and set, so a
