@@ -15,6 +15,11 @@ pub const DEFAULT_KINDS: [&str; 4] = ["like", "cheer", "comment", "share"];
 pub const MAX_KINDS: usize = 16;
 /// Regions per campaign are bounded for the same reason (plus `unknown` and `other`).
 pub const MAX_REGIONS: usize = 64;
+/// Declared share channels per campaign: the report's channel table stays small, and the
+/// store's flush step checks a visit's channel against at most this many names.
+pub const MAX_SHARE_CHANNELS: usize = 64;
+/// Where visits on a channel the campaign does not count by name go.
+pub const OTHER_CHANNEL: &str = "other";
 
 /// Who may open a viewer socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,6 +58,11 @@ pub struct Campaign {
     /// What a registration must carry (`signup`); absent in campaigns stored before.
     #[serde(default)]
     pub registration_fields: Vec<RegistrationField>,
+    /// Declared share channels: when not empty, visits count under these names and every
+    /// other `via` under `other`, so made-up names cannot take the real ones' places.
+    /// Empty: the first `--max-share-channels` distinct names count (v1.1).
+    #[serde(default)]
+    pub share_channels: Vec<String>,
 }
 
 impl Campaign {
@@ -73,6 +83,18 @@ impl Campaign {
     pub fn is_live(&self) -> bool {
         self.state == State::Live
     }
+
+    /// The name a visit on `via` counts under here: the channel when it is a channel name
+    /// and, if the campaign declares its channels, one of them; else `other`. (Without a
+    /// declaration the store's first-come bound still applies at the flush.)
+    pub fn share_channel<'a>(&self, via: Option<&'a str>) -> &'a str {
+        let channel = share_channel(via);
+        if self.share_channels.is_empty() || self.share_channels.iter().any(|c| c == channel) {
+            channel
+        } else {
+            OTHER_CHANNEL
+        }
+    }
 }
 
 /// The body of `POST /api/v1/campaigns`.
@@ -87,6 +109,7 @@ pub struct NewCampaign {
     pub access: Option<Access>,
     pub milestones: Option<Milestones>,
     pub registration_fields: Option<Vec<RegistrationField>>,
+    pub share_channels: Option<Vec<String>>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -165,6 +188,7 @@ impl NewCampaign {
         let milestones = validate_milestones(self.milestones.unwrap_or_default(), &kinds)?;
         let registration_fields = self.registration_fields.unwrap_or_default();
         signup::check_declarations(&registration_fields)?;
+        let share_channels = validate_share_channels(self.share_channels.unwrap_or_default())?;
         Ok(Campaign {
             id,
             title,
@@ -177,8 +201,36 @@ impl NewCampaign {
             ended_at: None,
             milestones,
             registration_fields,
+            share_channels,
         })
     }
+}
+
+/// Checks a campaign's declared share channels (field `share_channels`): at most
+/// [`MAX_SHARE_CHANNELS`] names matching [`SHARE_CHANNEL`], none twice, not `other` (where
+/// the rest goes). An empty list withdraws the declaration.
+pub fn validate_share_channels(channels: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if channels.len() > MAX_SHARE_CHANNELS {
+        return Err(field_error(
+            "share_channels",
+            format!("at most {MAX_SHARE_CHANNELS} share channels"),
+        ));
+    }
+    for (i, c) in channels.iter().enumerate() {
+        if !SHARE_CHANNEL.matches(c) || c == OTHER_CHANNEL {
+            return Err(field_error(
+                "share_channels",
+                format!("share channel {c:?} must match {SHARE_CHANNEL} and not be other"),
+            ));
+        }
+        if channels[..i].contains(c) {
+            return Err(field_error(
+                "share_channels",
+                format!("share channel {c:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(channels)
 }
 
 /// Metric → ascending thresholds at which a `campaign.milestone` webhook fires.
@@ -251,7 +303,7 @@ pub fn is_client_id(s: &str) -> bool {
 pub fn share_channel(via: Option<&str>) -> &str {
     match via {
         Some(v) if SHARE_CHANNEL.matches(v) => v,
-        _ => "other",
+        _ => OTHER_CHANNEL,
     }
 }
 
@@ -269,6 +321,7 @@ mod tests {
             access: None,
             milestones: None,
             registration_fields: None,
+            share_channels: None,
         }
     }
 
@@ -327,5 +380,27 @@ mod tests {
         assert_eq!(share_channel(Some("wechat")), "wechat");
         assert_eq!(share_channel(Some("WeChat")), "other");
         assert_eq!(share_channel(None), "other");
+    }
+
+    #[test]
+    fn declared_share_channels_take_every_other_via_to_other() {
+        let mut n = new("ok", "t");
+        n.share_channels = Some(vec!["wechat".into(), "weibo".into()]);
+        let c = n.validate(0).unwrap();
+        assert_eq!(c.share_channel(Some("wechat")), "wechat");
+        assert_eq!(c.share_channel(Some("made-up-1")), "other");
+        assert_eq!(c.share_channel(Some("WeChat")), "other");
+        let undeclared = new("ok", "t").validate(0).unwrap();
+        assert_eq!(undeclared.share_channel(Some("made-up-1")), "made-up-1");
+        for bad in [
+            vec!["other".to_owned()],
+            vec!["WeChat".to_owned()],
+            vec!["a".to_owned(), "a".to_owned()],
+            (0..=MAX_SHARE_CHANNELS).map(|i| format!("c{i}")).collect(),
+        ] {
+            let mut n = new("ok", "t");
+            n.share_channels = Some(bad);
+            assert_eq!(n.validate(0).unwrap_err().field, "share_channels");
+        }
     }
 }

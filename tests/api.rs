@@ -15,6 +15,7 @@ on_every_store!(
     pages_are_served,
     deleting_an_ended_campaign_removes_it_and_frees_the_id,
     share_channels_beyond_the_bound_count_under_other,
+    declared_share_channels_keep_their_names_against_made_up_ones,
 );
 
 use serde_json::json;
@@ -567,6 +568,82 @@ async fn share_channels_beyond_the_bound_count_under_other(backend: Backend) {
         json!({"a": 3, "b": 1, "c": 1, "other": 5}),
         "{report}"
     );
+}
+
+/// The finding: 64 made-up `via` values took every channel name of a campaign, and the real
+/// `wechat` then counted under `other`. Declared channels count by name whoever came first.
+async fn declared_share_channels_keep_their_names_against_made_up_ones(backend: Backend) {
+    let node = Node::start_with(backend, &[]);
+    for (bad, why) in [
+        (json!(["other"]), "other"),
+        (json!(["WeChat"]), "pattern"),
+        (json!(["a", "a"]), "twice"),
+        (json!((0..65).map(|i| format!("c{i}")).collect::<Vec<_>>()), "65"),
+        (json!("wechat"), "not a list"),
+    ] {
+        let body = json!({"id": "bad", "title": "t", "share_channels": bad});
+        let (status, e) = node.op("POST", "/api/v1/campaigns", Some(body)).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some("share_channels")),
+            "{why}: {e}"
+        );
+    }
+    let c = node.campaign("declared").await;
+    assert_eq!(c["share_channels"], json!([]));
+    let visit = |via: String| {
+        let url = node.url(&format!("/s/declared?via={via}"));
+        let http = node.http.clone();
+        async move { assert_eq!(http.get(url).send().await.unwrap().status(), 302) }
+    };
+    for i in 0..64 {
+        visit(format!("made-up-{i:02}")).await;
+    }
+    node.await_stats("declared", "64 visits", |s| s["share_visits"] == 64)
+        .await;
+    visit("wechat".into()).await;
+    node.await_stats("declared", "65 visits", |s| s["share_visits"] == 65)
+        .await;
+    let (_, report) = node.op("GET", "/api/v1/campaigns/declared/report", None).await;
+    assert_eq!(
+        report["share_visits_by_channel"]["other"], 1,
+        "v1.1: first come: {report}"
+    );
+
+    let patch = json!({"share_channels": ["wechat", "weibo"]});
+    let (status, c) = node.op("PATCH", "/api/v1/campaigns/declared", Some(patch)).await;
+    assert_eq!(
+        (status, &c["share_channels"]),
+        (200, &json!(["wechat", "weibo"])),
+        "{c}"
+    );
+    let (status, e) = node
+        .op(
+            "PATCH",
+            "/api/v1/campaigns/declared",
+            Some(json!({"share_channels": ["other"]})),
+        )
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("share_channels")));
+    let (_, got) = node.call("GET", "/api/v1/campaigns/declared", None, None).await;
+    assert_eq!(
+        got["share_channels"],
+        json!(["wechat", "weibo"]),
+        "the public read has it at once"
+    );
+    for via in ["wechat", "wechat", "weibo", "made-up-00", "made-up-99"] {
+        visit(via.into()).await;
+    }
+    node.await_stats("declared", "70 visits", |s| s["share_visits"] == 70)
+        .await;
+    let (_, report) = node.op("GET", "/api/v1/campaigns/declared/report", None).await;
+    let by_channel = &report["share_visits_by_channel"];
+    assert_eq!(
+        (by_channel["wechat"].as_u64(), by_channel["weibo"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(by_channel["other"], 1 + 2, "{report}");
+    assert_eq!(by_channel["made-up-00"], 1, "counts already made keep their names");
 }
 
 /// `--operator-token` takes a list, so a token is rotated without a restart that logs every

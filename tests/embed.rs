@@ -111,7 +111,7 @@ async fn a_token_minted_by_the_stock_jsonwebtoken_crate_admits_its_sub() {
     );
     ws.send(json!({"type": "interact", "kind": "like", "seq": 1})).await;
     assert_eq!(ws.until(|m| m["type"] == "ack").await["seq"], 1);
-    let stats = node.op("GET", "/api/v1/campaigns/vip/stats", None).await.1;
+    let stats = node.stats("vip").await;
     assert_eq!(stats["interactions"]["like"], 1);
 
     // Only HS256 with the join secret: the same claims under another algorithm, another

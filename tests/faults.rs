@@ -70,6 +70,9 @@ async fn assert_viewers_stay(nodes: &[&Node], campaign: &str, n: u64, period: Du
 /// 30 / 20 / 10 viewers on the three nodes, and every node reading 60.
 async fn spread_sixty(nodes: &[Node], campaign: &str) -> Vec<Vec<Ws>> {
     nodes[0].campaign(campaign).await;
+    for node in nodes {
+        node.await_known(campaign).await;
+    }
     let mut sockets = Vec::new();
     for (node, n) in nodes.iter().zip([30, 20, 10]) {
         sockets.push(open_viewers(node, campaign, n).await);

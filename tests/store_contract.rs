@@ -123,6 +123,8 @@ contract!(
     large_batch_is_counted_exactly,
     share_visits_by_channel,
     share_channels_are_bounded_per_campaign,
+    declared_share_channels_count_by_name_whoever_came_first,
+    the_index_version_moves_with_every_campaign_write,
     presence_sums_nodes_and_drops_on_leave,
     presence_expires_after_ttl,
     end_drops_viewers_to_zero,
@@ -168,6 +170,7 @@ fn campaign(id: &str, created_at: i64) -> Campaign {
         ended_at: None,
         milestones: Default::default(),
         registration_fields: vec![],
+        share_channels: vec![],
     }
 }
 
@@ -636,6 +639,92 @@ async fn share_channels_are_bounded_per_campaign(store: Arc<dyn Store>, _: &str)
     assert_eq!(stats.share_visits, 2_000);
     assert_eq!(stats.share_visits_by_channel.len() as u64, MAX + 1);
     assert_eq!(stats.share_visits_by_channel["other"], 2_000 - MAX);
+}
+
+async fn declared_share_channels_count_by_name_whoever_came_first(store: Arc<dyn Store>, _: &str) {
+    const MAX: u64 = 64;
+    // 64 made-up channels first take every first-come place ...
+    let id = new_campaign(&*store, "declared").await;
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = (0..MAX).map(|i| (format!("fake-{i:02}"), 1)).collect();
+    store.apply(&b).await.unwrap();
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = vec![("wechat".into(), 1)];
+    store.apply(&b).await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.share_visits_by_channel.get("wechat"), None, "v1.1: first come");
+    assert_eq!(stats.share_visits_by_channel["other"], 1);
+
+    // ... then the declared list counts the real ones by name, every other under `other`,
+    // and what was counted keeps its name.
+    let declared = vec!["wechat".to_owned(), "weibo".to_owned()];
+    let c = store.set_share_channels(&id, &declared).await.unwrap();
+    assert_eq!(c.share_channels, declared);
+    assert_eq!(store.get_campaign(&id).await.unwrap().unwrap().share_channels, declared);
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = vec![
+        ("wechat".into(), 3),
+        ("fake-00".into(), 2),
+        ("made-up".into(), 4),
+        ("weibo".into(), 1),
+    ];
+    store.apply(&b).await.unwrap();
+    let by_channel = store.stats(&id, &kinds(), now()).await.unwrap().share_visits_by_channel;
+    assert_eq!(by_channel["wechat"], 3);
+    assert_eq!(by_channel["weibo"], 1);
+    assert_eq!(by_channel["fake-00"], 1, "counts already made keep their name");
+    assert_eq!(by_channel["other"], 1 + 2 + 4);
+    assert_eq!(by_channel.len(), MAX as usize + 3);
+
+    // Withdrawn: the first-come bound again (its 64 places are taken).
+    store.set_share_channels(&id, &[]).await.unwrap();
+    let mut b = batch(&id, 0, vec![]);
+    b.max_share_channels = MAX;
+    b.share_visits = vec![("fresh".into(), 1), ("wechat".into(), 1)];
+    store.apply(&b).await.unwrap();
+    let by_channel = store.stats(&id, &kinds(), now()).await.unwrap().share_visits_by_channel;
+    assert_eq!(
+        (by_channel.get("fresh"), by_channel["wechat"], by_channel["other"]),
+        (None, 4, 8)
+    );
+
+    // Declared at creation.
+    let id = uid("declared");
+    let mut c = campaign(&id, 1_000);
+    c.share_channels = vec!["line".into()];
+    store.create_campaign(&c).await.unwrap();
+    let mut b = batch(&id, 0, vec![]);
+    b.share_visits = vec![("line".into(), 1), ("x".into(), 1)];
+    store.apply(&b).await.unwrap();
+    let by_channel = store.stats(&id, &kinds(), now()).await.unwrap().share_visits_by_channel;
+    assert_eq!(by_channel, map(&[("line", 1), ("other", 1)]));
+    assert!(matches!(
+        store.set_share_channels(&uid("unknown"), &[]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn the_index_version_moves_with_every_campaign_write(store: Arc<dyn Store>, _: &str) {
+    // Other tests write to the same store at the same time: each step only checks that
+    // the version moved, never by how much.
+    let mut last = store.index_version().await.unwrap();
+    let mut moved = |v: u64, what: &str| {
+        assert!(v > last, "{what}: {v} after {last}");
+        last = v;
+    };
+    let id = new_campaign(&*store, "version").await;
+    moved(store.index_version().await.unwrap(), "create");
+    store.set_milestones(&id, &Default::default()).await.unwrap();
+    moved(store.index_version().await.unwrap(), "milestones");
+    store.set_share_channels(&id, &["wechat".to_owned()]).await.unwrap();
+    moved(store.index_version().await.unwrap(), "share channels");
+    store.end_campaign(&id, now()).await.unwrap();
+    moved(store.index_version().await.unwrap(), "end");
+    store.delete_campaign(&id).await.unwrap();
+    moved(store.index_version().await.unwrap(), "delete");
 }
 
 async fn presence_sums_nodes_and_drops_on_leave(store: Arc<dyn Store>, _: &str) {

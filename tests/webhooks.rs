@@ -164,6 +164,7 @@ async fn two_nodes_on_one_redis_emit_each_milestone_and_the_end_once() {
     a.campaign_with(json!({"id": "twice", "title": "t",
         "milestones": {"like": [10, 20], "viewers": [2], "peak_viewers": [2]}}))
         .await;
+    b.await_known("twice").await;
     let mut on_a = Client::connect(&a, "twice", "session-a-01").await;
     let mut on_b = Client::connect(&b, "twice", "session-b-01").await;
     // Both nodes count likes into the same totals, in flushes that interleave.

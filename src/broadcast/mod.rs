@@ -5,7 +5,12 @@
 //! `broadcast::outlet`), and published through the campaign's `watch` channel for sockets over
 //! other streams. Broadcast cost per viewer is one non-blocking write, never a
 //! serialisation or a task wake-up.
+//!
+//! Each tick starts by refreshing the node's campaign [`index`], and every read of a live
+//! campaign's stats (with sockets here or not) is published there too, so the public
+//! reads of every node answer from the tick's numbers.
 
+pub mod index;
 pub mod outlet;
 
 use std::sync::Arc;
@@ -17,12 +22,15 @@ use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::store::{bucket_of, Reads, StoreError};
 use crate::tally::{CampaignTally, Tallies};
+use index::{CampaignIndex, Entry};
 
 /// The broadcaster task and the few things it touches.
 pub struct Broadcaster {
     pub tallies: Arc<Tallies>,
     /// The one seam it uses: stats read, tick recorded.
     pub store: Arc<dyn Reads>,
+    /// Refreshed first thing each tick; gets every stats read of a live campaign.
+    pub index: Arc<CampaignIndex>,
     pub metrics: Arc<Metrics>,
     /// `--tick`: how often stats are read and pushed.
     pub tick: Duration,
@@ -44,12 +52,46 @@ impl Broadcaster {
         }
     }
 
-    /// One tick of every campaign with a tally on this node.
+    /// One tick: the index refreshed, then every campaign with a tally on this node, and
+    /// the stats of every other live campaign read for the index.
     pub async fn tick_all(&self, scheduled: Instant) {
+        if let Err(e) = self.index.refresh().await {
+            tracing::debug!(error = %e, "campaign index not refreshed; keeping what this node knew");
+        }
         let tallies = self.tallies.all();
+        let others: Vec<_> = self
+            .index
+            .live()
+            .into_iter()
+            .filter(|e| self.tallies.get(&e.campaign.id).is_none())
+            .collect();
         let started = Instant::now();
-        futures_util::future::join_all(tallies.into_iter().map(|t| self.tick_campaign(t, scheduled))).await;
+        let ticks = futures_util::future::join_all(tallies.into_iter().map(|t| self.tick_campaign(t, scheduled)));
+        let reads = futures_util::future::join_all(others.iter().map(|e| self.read_for_index(e)));
+        futures_util::future::join(ticks, reads).await;
         self.metrics.broadcast_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The stats of a live campaign without sockets here, for the public reads.
+    async fn read_for_index(&self, entry: &Entry) {
+        let c = &entry.campaign;
+        let at = crate::util::now_ms();
+        let stats = self.store.stats(&c.id, &c.kinds, at).await;
+        self.metrics.store_call(stats.is_ok());
+        match stats {
+            Ok(stats) => entry.publish(Arc::new(Frames::build(&c.id, at, &stats))),
+            Err(e) => tracing::debug!(campaign = %c.id, error = %e, "stats read failed; keeping the last ones"),
+        }
+    }
+
+    /// Gives the index this tick's frames of `tally`'s campaign (unless the index holds
+    /// another campaign of the same id: deleted and created again).
+    fn publish_to_index(&self, tally: &CampaignTally, frames: &Arc<Frames>) {
+        if let Ok(Some(entry)) = self.index.get(&tally.campaign.id) {
+            if entry.campaign.created_at == tally.campaign.created_at && entry.campaign.is_live() {
+                entry.publish(frames.clone());
+            }
+        }
     }
 
     /// One tick of one campaign.
@@ -88,6 +130,7 @@ impl Broadcaster {
             Err(e) => tracing::debug!(campaign = %c.id, error = %e, "tick record failed"),
         }
         let frames = Arc::new(Frames::build(&c.id, at, &stats));
+        self.publish_to_index(&tally, &frames);
         let published = tally.frames.send_if_modified(|current| {
             if current.same_numbers(&frames) {
                 false
@@ -127,6 +170,7 @@ mod tests {
         let b = Broadcaster {
             tallies: tallies.clone(),
             store,
+            index: Arc::new(CampaignIndex::new(Arc::new(crate::store::memory::MemoryStore::new()))),
             metrics: metrics.clone(),
             tick: TICK,
         };

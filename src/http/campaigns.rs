@@ -1,4 +1,6 @@
-//! Operator routes: create, list, milestones, end, delete, join tokens, series, report.
+//! Operator routes: create, list, milestones and share channels, end, delete, join
+//! tokens, series, report. The routes that write a campaign tell the node's index at once
+//! (other nodes learn it at their next tick).
 
 use std::fmt::Write;
 
@@ -9,7 +11,7 @@ use serde_json::json;
 use super::Api;
 use super::{campaign, operator_body, require_operator, unknown_field};
 use crate::auth::{JoinClaims, DEFAULT_JOIN_TTL_S, MAX_JOIN_TTL_S};
-use crate::campaign::{is_campaign_id, is_kind, validate_milestones, Milestones, NewCampaign};
+use crate::campaign::{is_campaign_id, is_kind, validate_milestones, validate_share_channels, Milestones, NewCampaign};
 use crate::error::ApiError;
 use crate::protocol::limits::{Pattern, CLIENT_ID, REGION, UNIT_CODE};
 use crate::store::SeriesMetric;
@@ -32,7 +34,9 @@ pub async fn create(req: HttpRequest, api: web::Data<Api>, payload: web::Payload
     let c = new
         .validate(crate::util::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
+    let _writing = api.index.writing().await;
     api.store.create_campaign(&c).await?;
+    api.index.put(c.clone(), true);
     tracing::info!(campaign = %c.id, "campaign created");
     Ok(HttpResponse::Created().json(&c))
 }
@@ -52,6 +56,7 @@ fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Res
             "regions" => new.regions = Some(parse(value).map_err(|_| bad("regions", "a list of strings"))?),
             "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
             "milestones" => new.milestones = Some(parse_milestones(value)?),
+            "share_channels" => new.share_channels = Some(parse_share_channels(value)?),
             "registration_fields" => {
                 new.registration_fields = Some(parse(value).map_err(|_| {
                     bad(
@@ -76,6 +81,11 @@ fn parse_milestones(value: serde_json::Value) -> Result<Milestones, ApiError> {
     })
 }
 
+/// `["wechat","weibo"]`: a list of channel names (checked by `validate_share_channels`).
+fn parse_share_channels(value: serde_json::Value) -> Result<Vec<String>, ApiError> {
+    parse(value).map_err(|_| ApiError::bad("share_channels", "share_channels must be a list of strings"))
+}
+
 fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> serde_json::Result<T> {
     serde_json::from_value(v)
 }
@@ -98,7 +108,9 @@ pub async fn end(
     require_operator(&req, &api)?;
     no_fields(operator_body(&req, payload).await?)?;
     campaign(&api, &id).await?;
+    let _writing = api.index.writing().await;
     let c = api.store.end_campaign(&id, crate::util::now_ms()).await?;
+    api.index.put(c.clone(), false);
     if let Some(t) = api.tallies.get(&id) {
         t.ended.cancel();
     }
@@ -120,7 +132,10 @@ pub async fn delete(
     if !is_campaign_id(&id) {
         return Err(ApiError::NotFound("campaign"));
     }
+    let writing = api.index.writing().await;
     api.store.delete_campaign(&id).await?;
+    api.index.remove(&id);
+    drop(writing);
     // This node's tally of the ended campaign goes now rather than at the next flush, so
     // the id can be created and joined again at once (other nodes drop theirs within a
     // flush interval of their last socket closing).
@@ -131,9 +146,11 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `PATCH /api/v1/campaigns/{id}` with `{"milestones": {...}}`: replaces the campaign's
-/// webhook milestones (validated as on create) and returns the campaign. Thresholds the
-/// metric has already passed do not fire.
+/// `PATCH /api/v1/campaigns/{id}` with `{"milestones": {...}}` and/or
+/// `{"share_channels": [...]}`: replaces the campaign's webhook milestones and/or declared
+/// share channels (validated as on create, both before either is stored) and returns the
+/// campaign. Thresholds the metric has already passed do not fire; share counts already
+/// made keep their channel's name.
 pub async fn update(
     req: HttpRequest,
     api: web::Data<Api>,
@@ -142,18 +159,34 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
     let fields = operator_body(&req, payload).await?.unwrap_or_default();
-    let mut milestones = None;
+    let (mut milestones, mut channels) = (None, None);
     for (name, value) in fields {
         match name.as_str() {
             "milestones" => milestones = Some(parse_milestones(value)?),
+            "share_channels" => channels = Some(parse_share_channels(value)?),
             _ => return Err(unknown_field(&name)),
         }
     }
-    let milestones = milestones.ok_or_else(|| ApiError::bad("milestones", "milestones is required"))?;
-    let c = campaign(&api, &id).await?;
-    let milestones = validate_milestones(milestones, &c.kinds).map_err(|e| ApiError::bad(e.field, e.message))?;
-    let c = api.store.set_milestones(&id, &milestones).await?;
-    tracing::info!(campaign = %c.id, "milestones changed");
+    if milestones.is_none() && channels.is_none() {
+        return Err(ApiError::bad("milestones", "milestones or share_channels is required"));
+    }
+    let mut c = campaign(&api, &id).await?;
+    let field = |e: crate::campaign::FieldError| ApiError::bad(e.field, e.message);
+    let milestones = milestones
+        .map(|m| validate_milestones(m, &c.kinds))
+        .transpose()
+        .map_err(field)?;
+    let channels = channels.map(validate_share_channels).transpose().map_err(field)?;
+    let _writing = api.index.writing().await;
+    if let Some(milestones) = milestones {
+        c = api.store.set_milestones(&id, &milestones).await?;
+        tracing::info!(campaign = %c.id, "milestones changed");
+    }
+    if let Some(channels) = channels {
+        c = api.store.set_share_channels(&id, &channels).await?;
+        tracing::info!(campaign = %c.id, channels = channels.len(), "share channels changed");
+    }
+    api.index.put(c.clone(), false);
     Ok(HttpResponse::Ok().json(&c))
 }
 

@@ -19,6 +19,7 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, TokenError};
+use crate::broadcast::index::{CampaignIndex, Entry};
 use crate::clients::auth_failures::AuthFailures;
 use crate::clients::writes::PublicWrites;
 use crate::clients::{ClientKey, TrustedProxies};
@@ -33,6 +34,9 @@ pub struct Api {
     /// `Health`, `Campaigns`, `Reads` and `Signups` (the routes count through the tallies,
     /// and leave the webhook queues to the deliverer); the sign-up export keeps `Signups` only.
     pub store: Arc<dyn Store>,
+    /// The campaigns and their stats as of this node's last tick: the public reads answer
+    /// from it, and the operator routes that write a campaign tell it.
+    pub index: Arc<CampaignIndex>,
     /// For share visits (counted through the tally) and ending a campaign's sockets here.
     pub tallies: Arc<Tallies>,
     pub auth: Arc<Auth>,
@@ -174,6 +178,15 @@ fn invalid_body(message: String) -> ApiError {
 /// A 400 for a body field the route does not know.
 pub fn unknown_field(name: &str) -> ApiError {
     invalid_body(format!("unknown field {name:?}"))
+}
+
+/// A campaign by path id from the node's index, without asking the store: malformed ids
+/// and ids the index does not hold are not found.
+pub fn indexed(api: &Api, id: &str) -> Result<Arc<Entry>, ApiError> {
+    if !crate::campaign::is_campaign_id(id) {
+        return Err(ApiError::NotFound("campaign"));
+    }
+    api.index.get(id)?.ok_or(ApiError::NotFound("campaign"))
 }
 
 /// Loads a campaign by path id; malformed ids are simply not found.

@@ -1,38 +1,33 @@
 //! Public routes: a campaign with its stats, and share links (registrations: `registrations`).
+//! All three answer from the node's campaign index (`broadcast::index`): the stats are the
+//! last tick's, and no request costs the store a read (an ended campaign's final numbers
+//! are read once per node).
 
 use std::time::Duration;
 
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::campaign;
-use super::Api;
-use crate::campaign::share_channel;
+use super::{indexed, Api};
 use crate::error::ApiError;
-use crate::protocol::stats::ViewerStats;
-
-/// The viewer stats object read fresh from the store.
-async fn stats_value(api: &Api, c: &crate::campaign::Campaign) -> Result<serde_json::Value, ApiError> {
-    let at = crate::util::now_ms();
-    let s = api.store.stats(&c.id, &c.kinds, at).await?;
-    // unwrap: a struct of strings and integers always serialises.
-    Ok(serde_json::to_value(ViewerStats::new(&c.id, at, &s)).unwrap())
-}
 
 /// `GET /api/v1/campaigns/{id}`
 pub async fn get(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let c = campaign(&api, &id).await?;
-    let stats = stats_value(&api, &c).await?;
-    // unwrap: see above.
-    let mut body = serde_json::to_value(&c).unwrap();
-    body["stats"] = stats;
-    Ok(HttpResponse::Ok().json(body))
+    let entry = indexed(&api, &id)?;
+    let frames = entry.frames(&*api.store).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(entry.with_stats(&frames)))
 }
 
 /// `GET /api/v1/campaigns/{id}/stats`
 pub async fn stats(api: web::Data<Api>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let c = campaign(&api, &id).await?;
-    Ok(HttpResponse::Ok().json(stats_value(&api, &c).await?))
+    let entry = indexed(&api, &id)?;
+    let frames = entry.frames(&*api.store).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(frames.viewer_stats.clone()))
 }
 
 /// Takes one of the client's public writes (`--max-public-writes-per-client`, shared by
@@ -62,18 +57,19 @@ pub async fn share(
     id: web::Path<String>,
     q: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = match api.tallies.get(&id) {
-        Some(t) => t.campaign.clone(),
-        None => campaign(&api, &id).await?,
-    };
+    let c = &indexed(&api, &id)?.campaign;
     let ended = api.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
     if c.is_live() && !ended && public_write(&api, &req).is_ok() {
+        // The index's copy carries the declared channels as of this tick.
         api.tallies
-            .get_or_create(&c)
-            .share_visit(share_channel(q.via.as_deref()));
+            .get_or_create(c)
+            .share_visit(c.share_channel(q.via.as_deref()));
     }
     Ok(HttpResponse::Found()
         .insert_header(("location", format!("/c/{}", c.id)))
         .insert_header(("cache-control", "no-store"))
         .finish())
 }
+
+#[cfg(test)]
+mod tests;

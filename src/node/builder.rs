@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
+use crate::broadcast::index::CampaignIndex;
 use crate::broadcast::Broadcaster;
 use crate::clients::auth_failures::AuthFailures;
 use crate::clients::connects::ConnectBudget;
@@ -33,6 +34,8 @@ use crate::ws::Sockets;
 /// test or the simulator changes the one value it is about before building.
 pub struct Builder {
     pub store: Arc<dyn Store>,
+    /// The campaigns and their public stats as this node knows them (refreshed each tick).
+    pub index: Arc<CampaignIndex>,
     pub tallies: Arc<Tallies>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
@@ -66,6 +69,7 @@ impl Builder {
     pub fn new(store: Arc<dyn Store>, node_id: impl Into<String>) -> Self {
         let node_id = node_id.into();
         Self {
+            index: Arc::new(CampaignIndex::new(store.clone())),
             store,
             tallies: Arc::new(Tallies::new(defaults::MAX_PENDING)),
             metrics: Arc::new(Metrics::new()),
@@ -145,6 +149,7 @@ impl Builder {
         Broadcaster {
             tallies: self.tallies.clone(),
             store: self.store.clone(),
+            index: self.index.clone(),
             metrics: self.metrics.clone(),
             tick: self.timing.tick,
         }
@@ -166,6 +171,7 @@ impl Builder {
         Admission {
             tallies: self.tallies.clone(),
             store: self.store.clone(),
+            index: self.index.clone(),
             auth: self.auth.clone(),
             metrics: self.metrics.clone(),
             connections: Arc::new(Connections::new(self.max_connections)),
@@ -198,6 +204,7 @@ impl Builder {
     pub fn api(&self) -> Api {
         Api {
             store: self.store.clone(),
+            index: self.index.clone(),
             tallies: self.tallies.clone(),
             auth: self.auth.clone(),
             metrics: self.metrics.clone(),

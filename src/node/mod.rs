@@ -177,6 +177,10 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
         .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1) as usize);
     let store = connect_store(&config).await?;
     let builder = build(&config, store, max_connections);
+    // Read before the first request: until then every id would be "cannot tell yet".
+    if let Err(e) = builder.index.refresh().await {
+        tracing::warn!(error = %e, "campaign index not read at start; the first tick tries again");
+    }
     let addr = listener.local_addr()?;
     let node = start(&builder, &config, listener, certificates.as_ref())?;
     tracing::info!(

@@ -28,4 +28,15 @@ pub trait Campaigns: Send + Sync + 'static {
     /// Replaces a campaign's webhook milestones (validated by the caller) and returns the
     /// campaign. Thresholds its metric has already passed do not fire. `NotFound` if unknown.
     async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign>;
+
+    /// Replaces a campaign's declared share channels (validated by the caller; empty: no
+    /// declaration) and returns the campaign. The flush step counts visits by the stored
+    /// list from then on, whichever node sent them; counts already made keep their names.
+    /// `NotFound` if unknown.
+    async fn set_share_channels(&self, id: &str, channels: &[String]) -> StoreResult<Campaign>;
+
+    /// The campaign index's version: it moves whenever a campaign is created, changed,
+    /// ended or deleted. Nodes read it once per tick and re-read the whole list only when
+    /// it moved, so knowing every campaign costs one small read per tick (`broadcast::index`).
+    async fn index_version(&self) -> StoreResult<u64>;
 }

@@ -25,6 +25,8 @@ pub struct Flaky {
     down: AtomicBool,
     /// `apply` calls that reached the store (failed ones excluded).
     pub applied: AtomicU64,
+    /// Calls of any seam's method, failed ones included: what a request cost the store.
+    pub calls: AtomicU64,
 }
 
 impl Flaky {
@@ -33,6 +35,7 @@ impl Flaky {
     }
 
     fn up(&self) -> StoreResult<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("test store is down".into()));
         }
@@ -75,6 +78,14 @@ impl Campaigns for Flaky {
     async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
         self.up()?;
         self.inner.set_milestones(id, milestones).await
+    }
+    async fn set_share_channels(&self, id: &str, channels: &[String]) -> StoreResult<Campaign> {
+        self.up()?;
+        self.inner.set_share_channels(id, channels).await
+    }
+    async fn index_version(&self) -> StoreResult<u64> {
+        self.up()?;
+        self.inner.index_version().await
     }
 }
 

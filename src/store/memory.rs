@@ -35,6 +35,9 @@ pub struct MemoryStore {
     session_ttl: Duration,
     /// Generation 0 starts here, for every campaign.
     started: Instant,
+    /// The campaign index's version (see [`Campaigns::index_version`]), moved under
+    /// `inner`'s lock by every write to a campaign itself.
+    version: AtomicU64,
     /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
     /// order: `inner`, then `outbox`).
     outbox: Mutex<Queues>,
@@ -47,6 +50,7 @@ impl Default for MemoryStore {
             created: AtomicU64::new(0),
             session_ttl: DEFAULT_SESSION_TTL,
             started: Instant::now(),
+            version: AtomicU64::new(0),
             outbox: Mutex::default(),
         }
     }
@@ -90,6 +94,11 @@ impl MemoryStore {
 
     fn outbox(&self) -> MutexGuard<'_, Queues> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the index version (called with `inner` locked, after the change).
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, CampaignData>> {
@@ -145,6 +154,7 @@ impl Campaigns for MemoryStore {
                 interaction_series: BTreeMap::new(),
             },
         );
+        self.changed();
         Ok(())
     }
 
@@ -170,6 +180,7 @@ impl Campaigns for MemoryStore {
             d.moved.clear();
             d.claim_leases.clear();
             self.outbox().push(id, outbox::ENDED, "null", crate::util::now_ms());
+            self.changed();
         }
         Ok(d.campaign.clone())
     }
@@ -182,6 +193,7 @@ impl Campaigns for MemoryStore {
             Some(d) if d.campaign.state == State::Live => Err(StoreError::Live),
             Some(_) => {
                 map.remove(id);
+                self.changed();
                 Ok(())
             }
         }
@@ -191,7 +203,20 @@ impl Campaigns for MemoryStore {
         let mut map = self.lock();
         let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
         d.campaign.milestones = milestones.clone();
+        self.changed();
         Ok(d.campaign.clone())
+    }
+
+    async fn set_share_channels(&self, id: &str, channels: &[String]) -> StoreResult<Campaign> {
+        let mut map = self.lock();
+        let d = map.get_mut(id).ok_or(StoreError::NotFound)?;
+        d.campaign.share_channels = channels.to_vec();
+        self.changed();
+        Ok(d.campaign.clone())
+    }
+
+    async fn index_version(&self) -> StoreResult<u64> {
+        Ok(self.version.load(Ordering::Acquire))
     }
 }
 

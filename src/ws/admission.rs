@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{random_id, Auth, TokenError};
+use crate::broadcast::index::CampaignIndex;
 use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
 use crate::clients::auth_failures::AuthFailures;
 use crate::clients::connects::ConnectBudget;
@@ -72,6 +73,9 @@ pub struct Admission {
     /// Three seams: `Campaigns` (the campaign asked for), `Counting` (the session claim) and
     /// `Reads` (the welcome's stats).
     pub store: Arc<dyn Store>,
+    /// The campaigns this node knows: a socket's campaign is looked up here, never in the
+    /// store.
+    pub index: Arc<CampaignIndex>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub connections: Arc<Connections>,
@@ -529,24 +533,14 @@ impl Admission {
         }
     }
 
-    /// The campaign behind a socket: the node's cached copy when a tally exists (no store
-    /// round trip per connect), else the store's.
-    /// An ended tally sends the question to the store: the id may have been deleted and
-    /// created again since.
+    /// The campaign behind a socket, from the node's index (no store round trip per
+    /// connect; a campaign created on another node is there within a tick).
     async fn load_campaign(&self, id: &str) -> Result<Campaign, ApiError> {
-        if let Some(t) = self.tallies.get(id).filter(|t| !t.ended.is_cancelled()) {
-            return Ok(t.campaign.clone());
-        }
-        let c = self
-            .store
-            .get_campaign(id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound("campaign"))?;
-        if !c.is_live() {
+        let entry = self.index.get(id)?.ok_or(ApiError::NotFound("campaign"))?;
+        if !entry.campaign.is_live() {
             return Err(ApiError::Gone);
         }
-        Ok(c)
+        Ok(entry.campaign.clone())
     }
 }
 

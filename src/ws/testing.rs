@@ -31,6 +31,8 @@ pub async fn rig_with(max_connections: usize) -> Rig {
     let mut builder = Builder::for_tests(store.clone());
     builder.auth = Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], None));
     builder.max_connections = max_connections;
+    // As the node does before it serves: the campaign index read once.
+    builder.index.refresh().await.unwrap();
     Rig {
         env: Arc::new(builder.socket_env()),
         admission: builder.admission(),

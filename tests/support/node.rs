@@ -460,13 +460,34 @@ impl Node {
         c
     }
 
-    /// Public stats of a campaign.
+    /// Waits until this node knows campaign `id`: one created on another node is known to
+    /// every node within a tick (the node's campaign index).
+    pub async fn await_known(&self, id: &str) {
+        let path = format!("/api/v1/campaigns/{id}");
+        super::wait::eventually(format!("campaign {id} known on {}", self.addr), || async {
+            self.call("GET", &path, None, None).await.0 == 200
+        })
+        .await;
+    }
+
+    /// Public stats of a campaign as of a tick after this call began (a node answers from
+    /// its last tick's read, so what the caller did before shows), or an ended campaign's
+    /// final ones.
     pub async fn stats(&self, id: &str) -> Value {
-        let (status, s) = self
-            .call("GET", &format!("/api/v1/campaigns/{id}/stats"), None, None)
-            .await;
-        assert_eq!(status, 200, "stats: {s}");
-        s
+        let path = format!("/api/v1/campaigns/{id}");
+        let start = livetally::util::now_ms();
+        let fresh = poll(PATIENCE, || async {
+            let (status, c) = self.call("GET", &path, None, None).await;
+            assert_eq!(status, 200, "campaign: {c}");
+            let s = c["stats"].clone();
+            if s["at"].as_i64() >= Some(start) || c["state"] == "ended" {
+                Ok(s)
+            } else {
+                Err(s)
+            }
+        })
+        .await;
+        fresh.unwrap_or_else(|last| panic!("no stats of a tick after the call: {}", last.unwrap_or_default()))
     }
 
     /// Polls the stats until `pred` holds; returns them, or fails with the last seen.

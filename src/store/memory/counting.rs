@@ -8,17 +8,21 @@ use async_trait::async_trait;
 
 use super::campaign::{CampaignData, Entry, Lease};
 use super::MemoryStore;
-use crate::campaign::State;
+use crate::campaign::{State, OTHER_CHANNEL};
 use crate::store::{Applied, Batch, Counting, Owner, Presence, StoreError, StoreResult};
 
-/// Where visits beyond a campaign's channel bound are counted.
-const OTHER_CHANNEL: &str = "other";
-
-/// True when `channel` is counted under its own name: it is known already, it is `other`,
-/// or the campaign has fewer than `max` distinct channels besides `other` (0: no bound).
-fn share_channel_fits(shares: &BTreeMap<String, u64>, channel: &str, max: u64) -> bool {
+/// True when `channel` is counted under its own name. With `declared` channels: it is one
+/// of them (or `other`). Without: it is known already, it is `other`, or the campaign has
+/// fewer than `max` distinct channels besides `other` (0: no bound).
+fn share_channel_fits(shares: &BTreeMap<String, u64>, declared: &[String], channel: &str, max: u64) -> bool {
+    if channel == OTHER_CHANNEL {
+        return true;
+    }
+    if !declared.is_empty() {
+        return declared.iter().any(|c| c == channel);
+    }
     let distinct = shares.len() - usize::from(shares.contains_key(OTHER_CHANNEL));
-    max == 0 || channel == OTHER_CHANNEL || shares.contains_key(channel) || (distinct as u64) < max
+    max == 0 || shares.contains_key(channel) || (distinct as u64) < max
 }
 
 #[async_trait]
@@ -125,7 +129,8 @@ fn count_visits(d: &mut CampaignData, batch: &Batch) {
         d.interactors.add(v);
     }
     for (channel, n) in &batch.share_visits {
-        let channel = if share_channel_fits(&d.shares, channel, batch.max_share_channels) {
+        let declared = &d.campaign.share_channels;
+        let channel = if share_channel_fits(&d.shares, declared, channel, batch.max_share_channels) {
             channel.as_str()
         } else {
             OTHER_CHANNEL

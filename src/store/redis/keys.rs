@@ -15,8 +15,9 @@
 //! | `lt:{campaigns}:index` | zset | member = campaign id, score = `created_at` | `create_campaign` (`index.lua`) | member: `delete_campaign` |
 //! | `lt:{campaigns}:order` | hash | id → creation sequence, to order campaigns created in the same millisecond | `create_campaign` (`index.lua`) | field: `delete_campaign` |
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
+//! | `lt:{campaigns}:version` | string | the campaign index's version: moved by every create, end, delete, milestone or share-channel change, read by every node once per tick | `RedisStore::bump_index` after the change (read with `next`, which v1.1 nodes move too) | never |
 //! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out) | `create.lua`; `end.lua` (state, ended_at); `apply.lua` (`raise_peak`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by) | `create.lua`; `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
@@ -91,6 +92,9 @@ pub(super) const NEXT: &str = "lt:{campaigns}:next";
 /// Campaigns whose webhook queue may have an event due (score: when to look, unix ms).
 /// A hint: `lease.lua` decides, and a sweep re-adds any queue missing from it.
 pub(super) const DUE: &str = "lt:{webhooks}:due";
+/// The campaign index's version (`Campaigns::index_version`): INCR after every write to a
+/// campaign itself, so nodes re-read the index only when it moved.
+pub(super) const VERSION: &str = "lt:{campaigns}:version";
 /// The stored format's version (`schema.rs`).
 pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
 

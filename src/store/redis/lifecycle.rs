@@ -33,13 +33,85 @@ impl RedisStore {
             .run(
                 &self.conn,
                 &[CampaignKeys(&campaign.id).meta()],
-                (json, state_str(campaign.state), ended_at, self.ttl_ms()),
+                (
+                    json,
+                    state_str(campaign.state),
+                    ended_at,
+                    self.ttl_ms(),
+                    campaign.share_channels.join(","),
+                ),
             )
             .await?;
         if created == 1 {
+            self.bump_index().await;
             Ok(())
         } else {
             Err(StoreError::Conflict)
+        }
+    }
+
+    /// Moves the index version after a write to a campaign itself. It lives in the index's
+    /// slot, not the campaign's, so it cannot move in the write's own script; when this
+    /// call fails the write stands, and nodes still find it at their periodic full re-read
+    /// of the index (`broadcast::index::FULL_READ_EVERY`).
+    pub(super) async fn bump_index(&self) {
+        let bumped: StoreResult<u64> = self
+            .conn
+            .call(|mut c| async move { redis::cmd("INCR").arg(keys::VERSION).query_async(&mut c).await })
+            .await;
+        if let Err(e) = bumped {
+            tracing::warn!(error = %e, "campaign index version not moved; nodes see the change at their next full read");
+        }
+    }
+
+    /// The version plus the creation counter (`index.lua` moves it on every create, v1.1
+    /// nodes' too, which do not move the version): one `MGET` in the index's slot, and a
+    /// campaign a v1.1 node creates during a rolling upgrade is still seen within a tick.
+    pub(super) async fn version(&self) -> StoreResult<u64> {
+        let (v, created): (Option<u64>, Option<u64>) = self
+            .conn
+            .call(|mut c| async move {
+                redis::cmd("MGET")
+                    .arg(keys::VERSION)
+                    .arg(keys::NEXT)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(v.unwrap_or(0) + created.unwrap_or(0))
+    }
+
+    /// Sets `field` of the stored campaign JSON to `value` (compare and set, so a
+    /// concurrent change is not lost), with `meta` (a meta field and its value) beside it.
+    pub(super) async fn amend(
+        &self,
+        id: &str,
+        field: &str,
+        value: serde_json::Value,
+        meta: Option<(&str, String)>,
+    ) -> StoreResult<Campaign> {
+        let k = CampaignKeys(id);
+        loop {
+            let (json, state, ended_at) = self.meta_fields(k.meta()).await?;
+            let Some(json) = json else {
+                return Err(StoreError::NotFound);
+            };
+            let mut stored: serde_json::Value = serde_json::from_str(&json).map_err(unavailable)?;
+            stored[field] = value.clone();
+            let new = stored.to_string();
+            let mut args = vec![json, new.clone()];
+            if let Some((name, v)) = &meta {
+                args.extend([name.to_string(), v.clone()]);
+            }
+            let set: Option<i64> = self.scripts.milestones.run(&self.conn, &[k.meta()], args).await?;
+            match set {
+                None => return Err(StoreError::NotFound),
+                Some(1) => {
+                    self.bump_index().await;
+                    return campaign_from_meta(&new, state.as_deref(), ended_at.as_deref());
+                }
+                Some(_) => continue,
+            }
         }
     }
 
@@ -119,6 +191,7 @@ impl RedisStore {
         let reply: Option<(String, Option<String>, Option<String>)> =
             self.scripts.end.run(&self.conn, &keys, at_ms).await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
+        self.bump_index().await;
         if self.events && ended_at.as_deref() == Some(at_ms.to_string().as_str()) {
             self.mark_due(id, 1).await;
         }
@@ -168,6 +241,8 @@ impl RedisStore {
                     .zrem(keys::INDEX, id)
                     .ignore()
                     .hdel(keys::ORDER, id)
+                    .ignore()
+                    .incr(keys::VERSION, 1)
                     .ignore()
                     .query_async::<()>(&mut c)
                     .await

@@ -233,6 +233,21 @@ impl Campaigns for RedisStore {
     async fn set_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
         self.replace_milestones(id, milestones).await
     }
+
+    async fn set_share_channels(&self, id: &str, channels: &[String]) -> StoreResult<Campaign> {
+        let value = serde_json::to_value(channels).map_err(unavailable)?;
+        self.amend(
+            id,
+            "share_channels",
+            value,
+            Some(("share_channels", channels.join(","))),
+        )
+        .await
+    }
+
+    async fn index_version(&self) -> StoreResult<u64> {
+        self.version().await
+    }
 }
 
 #[async_trait]

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::codec::campaign_from_meta;
 use super::conn::unavailable;
 use super::keys::{self, CampaignKeys};
 use super::RedisStore;
@@ -197,26 +196,8 @@ impl RedisStore {
 
     /// Compare and set on the stored campaign JSON, so a concurrent change is not lost.
     pub(super) async fn replace_milestones(&self, id: &str, milestones: &Milestones) -> StoreResult<Campaign> {
-        let k = CampaignKeys(id);
-        loop {
-            let (json, state, ended_at) = self.meta_fields(k.meta()).await?;
-            let Some(json) = json else {
-                return Err(StoreError::NotFound);
-            };
-            let mut stored: serde_json::Value = serde_json::from_str(&json).map_err(unavailable)?;
-            stored["milestones"] = serde_json::to_value(milestones).map_err(unavailable)?;
-            let new = stored.to_string();
-            let set: Option<i64> = self
-                .scripts
-                .milestones
-                .run(&self.conn, &[k.meta()], (&json, &new))
-                .await?;
-            match set {
-                None => return Err(StoreError::NotFound),
-                Some(1) => return campaign_from_meta(&new, state.as_deref(), ended_at.as_deref()),
-                Some(_) => continue,
-            }
-        }
+        let value = serde_json::to_value(milestones).map_err(unavailable)?;
+        self.amend(id, "milestones", value, None).await
     }
 }
 

@@ -9,11 +9,12 @@
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
---       9 this node's name in presence ('' = none), 10 max share channels ('0': none),
+--       9 this node's name in presence ('' = none), 10 max share channels ('0': none; a
+--       campaign's declared channels, meta `share_channels`, replace this bound),
 --       11 '1' while v2 nodes may run (schema < 3: presence totals not built).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
-local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
+local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
 if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
 ev_open(KEYS[1], KEYS[22], KEYS[23])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
@@ -243,9 +244,22 @@ for _, c in ipairs(b.h) do
   if ch[c[1]] == nil then ch[c[1]] = 0; channels[#channels + 1] = c[1] end
   ch[c[1]] = ch[c[1]] + tonumber(c[2])
 end
--- Channels beyond the campaign's first ARGV[10] distinct ones count under 'other' (not one).
+-- Visits on a channel that is not counted by name go to 'other' (not one itself).
+local function to_other(c, kept)
+  if ch['other'] == nil then ch['other'] = 0; kept[#kept + 1] = 'other' end
+  ch['other'] = ch['other'] + ch[c]
+end
 local max_channels = tonumber(ARGV[10])
-if max_channels > 0 and #channels > 0 then
+if m[3] and m[3] ~= '' and #channels > 0 then
+  -- Declared channels (meta `share_channels`): those by name, every other one under 'other'.
+  local declared, kept = {}, {}
+  for c in string.gmatch(m[3], '[^,]+') do declared[c] = true end
+  for _, c in ipairs(channels) do
+    if declared[c] or c == 'other' then kept[#kept + 1] = c else to_other(c, kept) end
+  end
+  channels = kept
+elseif max_channels > 0 and #channels > 0 then
+  -- Otherwise the campaign's first ARGV[10] distinct channels count by name.
   local distinct = redis.call('HLEN', KEYS[9]) - redis.call('HEXISTS', KEYS[9], 'other')
   local kept = {}
   chunks(channels, function(i0, i1)
@@ -258,8 +272,7 @@ if max_channels > 0 and #channels > 0 then
         distinct = distinct + 1
         kept[#kept + 1] = c
       else
-        if ch['other'] == nil then ch['other'] = 0; kept[#kept + 1] = 'other' end
-        ch['other'] = ch['other'] + ch[c]
+        to_other(c, kept)
       end
     end
   end)
