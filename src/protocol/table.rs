@@ -212,7 +212,10 @@ fn the_web_writes_each_pattern_once() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let file = entry.unwrap().path();
             if file.is_dir() {
-                files.push(file);
+                // Build outputs (gitignored) and installed packages are not sources.
+                if !file.ends_with("dist") && !file.ends_with("node_modules") {
+                    files.push(file);
+                }
                 continue;
             }
             if file.extension().is_none_or(|e| e != "js" && e != "mjs" && e != "html") {
