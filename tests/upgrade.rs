@@ -275,6 +275,7 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
     let b = Node::start(&["--redis", &redis.url(), "--node-id", "v3-b"]);
     a.campaign_with(serde_json::json!({"id": "launch", "title": "Launch", "regions": ["CN", "US"]}))
         .await;
+    b.await_known("launch").await;
     let mut viewers = Vec::new();
     for (node, i, region) in [(&a, 0, "CN"), (&a, 1, "US"), (&b, 2, "US")] {
         viewers.push(
