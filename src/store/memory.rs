@@ -6,6 +6,7 @@
 mod campaign;
 mod counting;
 mod generations;
+mod secrets;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,8 @@ pub struct MemoryStore {
     /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
     /// order: `inner`, then `outbox`).
     outbox: Mutex<Queues>,
+    /// The join and ticket keys of this process, and the spent ticket nonces.
+    keys: secrets::Keys,
 }
 
 impl Default for MemoryStore {
@@ -48,6 +51,7 @@ impl Default for MemoryStore {
             session_ttl: DEFAULT_SESSION_TTL,
             started: Instant::now(),
             outbox: Mutex::default(),
+            keys: secrets::Keys::default(),
         }
     }
 }

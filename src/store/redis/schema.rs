@@ -40,6 +40,8 @@ pub(super) struct Schema {
     version: AtomicU64,
     /// When `version` was last read from the store.
     checked: Mutex<Instant>,
+    /// The store was empty and unmarked at connect: no older node ever ran on it.
+    pub(super) fresh: bool,
 }
 
 /// The version stored, `None` when the key is absent.
@@ -73,14 +75,14 @@ impl Schema {
     /// Reads the store's version at connect, marking an unmarked store: version 1 when v1
     /// nodes have written campaigns there, else this build's. Refuses a newer version.
     pub(super) async fn open(conn: &Conn) -> StoreResult<Schema> {
-        let version = match stored(conn).await? {
-            Some(v) => v,
+        let (version, fresh) = match stored(conn).await? {
+            Some(v) => (v, false),
             None => {
                 let has_v1_data: bool = conn
                     .call(|mut c| async move { redis::cmd("EXISTS").arg(NEXT).query_async(&mut c).await })
                     .await?;
                 mark(conn, if has_v1_data { 1 } else { VERSION }).await?;
-                stored(conn).await?.unwrap_or(VERSION)
+                (stored(conn).await?.unwrap_or(VERSION), !has_v1_data)
             }
         };
         if version > VERSION {
@@ -99,6 +101,7 @@ impl Schema {
         Ok(Schema {
             version: AtomicU64::new(version),
             checked: Mutex::new(Instant::now()),
+            fresh,
         })
     }
 
