@@ -620,23 +620,45 @@ class Client {
 
   /** Opens a new socket, closing the current one. */
   open() {
-    const { env } = this;
     this.clearTimer('reconnect');
     this.waitingForNetwork = false;
     if (this.final) return;
     if (!this.operator && !this.ledger) return; // still claiming: start() opens
     this.dropSocket(1000, 'reconnecting');
     this.setState('connecting');
+    this.opening = null;
+    if (this.operator) { this.openOperator(); return; }
     const params = new URLSearchParams();
-    if (this.operator) {
-      params.set('role', 'operator');
-      params.set('token', this.token);
-    } else {
-      if (!this.subject) params.set('viewer', this.viewer);
-      params.set('session', this.ledger.session);
-      if (this.region) params.set('region', this.region);
-      if (this.token) params.set('token', this.token);
+    if (!this.subject) params.set('viewer', this.viewer);
+    params.set('session', this.ledger.session);
+    if (this.region) params.set('region', this.region);
+    if (this.token) params.set('token', this.token);
+    this.openSocket(params);
+  }
+
+  /**
+   * An operator socket authenticates with a single-use ticket (valid 60 s) minted with the
+   * operator token in an `Authorization` header: the token never rides in a socket URL,
+   * where proxies' access logs would keep it (docs/protocol.md).
+   */
+  async openOperator() {
+    const attempt = {};
+    this.opening = attempt;
+    const path = `/api/v1/campaigns/${encodeURIComponent(this.campaign)}/tickets`;
+    const r = await this.request('POST', path, { bearer: this.token });
+    if (this.final || this.opening !== attempt || this.ws) return;
+    this.opening = null;
+    if (!r.ok || !r.data || typeof r.data.ticket !== 'string') {
+      // Refused or unreachable as a socket would be: diagnose, then retry with backoff.
+      this.onClosed(1006, false);
+      return;
     }
+    this.openSocket(new URLSearchParams({ role: 'operator', ticket: r.data.ticket }));
+  }
+
+  /** Opens the socket with `params` as its query. */
+  openSocket(params) {
+    const { env } = this;
     const url = `${this.base.replace(/^http/, 'ws')}/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`;
     let ws;
     try {
