@@ -206,6 +206,9 @@ fn check_main(config: &Config, matches: &clap::ArgMatches, file: Option<&FileSet
     print!("{}", livetally::config::show::effective(matches, file));
     match check_settings(config) {
         Ok(()) => {
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("ok: a node would start with these settings");
             0
         }
