@@ -83,14 +83,8 @@ impl RedisStore {
     }
 
     async fn new(conn: Conn) -> StoreResult<Self> {
-        let schema = Schema::open(&conn).await?;
-        // A deployment that starts here has no older node to agree with: its join key is
-        // the stored one from the start (an upgraded one gets it from `upgrade-store`).
-        if schema.fresh {
-            secrets::read_or_create(&conn, keys::JOIN_KEY).await?;
-        }
         Ok(Self {
-            schema,
+            schema: Schema::open(&conn).await?,
             conn,
             scripts: Scripts::new(),
             session_ttl: DEFAULT_SESSION_TTL,

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
-use super::keys::{NEXT, SCHEMA};
+use super::keys::{JOIN_KEY, NEXT, SCHEMA};
 use crate::store::{StoreError, StoreResult};
 
 /// The version this build writes.
@@ -40,8 +40,6 @@ pub(super) struct Schema {
     version: AtomicU64,
     /// When `version` was last read from the store.
     checked: Mutex<Instant>,
-    /// The store was empty and unmarked at connect: no older node ever ran on it.
-    pub(super) fresh: bool,
 }
 
 /// The version stored, `None` when the key is absent.
@@ -75,14 +73,20 @@ impl Schema {
     /// Reads the store's version at connect, marking an unmarked store: version 1 when v1
     /// nodes have written campaigns there, else this build's. Refuses a newer version.
     pub(super) async fn open(conn: &Conn) -> StoreResult<Schema> {
-        let (version, fresh) = match stored(conn).await? {
-            Some(v) => (v, false),
+        let version = match stored(conn).await? {
+            Some(v) => v,
             None => {
                 let has_v1_data: bool = conn
                     .call(|mut c| async move { redis::cmd("EXISTS").arg(NEXT).query_async(&mut c).await })
                     .await?;
+                // A deployment that starts here has no older node to agree with: its join key
+                // is the stored one from the start, made BEFORE the mark, so a node that
+                // finds the store marked by a new node finds the key too.
+                if !has_v1_data {
+                    super::secrets::read_or_create(conn, JOIN_KEY).await?;
+                }
                 mark(conn, if has_v1_data { 1 } else { VERSION }).await?;
-                (stored(conn).await?.unwrap_or(VERSION), !has_v1_data)
+                stored(conn).await?.unwrap_or(VERSION)
             }
         };
         if version > VERSION {
@@ -101,7 +105,6 @@ impl Schema {
         Ok(Schema {
             version: AtomicU64::new(version),
             checked: Mutex::new(Instant::now()),
-            fresh,
         })
     }
 
