@@ -10,6 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
+use std::sync::RwLock;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,6 +19,7 @@ use crate::campaign::{is_client_id, is_region};
 use crate::protocol::limits::UNIT_CODE;
 
 pub mod mint;
+pub mod ticket;
 
 /// Default and longest lifetime of a join token.
 pub const DEFAULT_JOIN_TTL_S: u64 = 24 * 3600;
@@ -33,9 +36,44 @@ pub enum TokenError {
 pub struct Auth {
     /// SHA-256 of every accepted operator token (several during a rotation).
     operator_digests: Vec<[u8; 32]>,
-    join_encoding: EncodingKey,
-    join_decoding: DecodingKey,
+    /// The join keys: swapped once, when a mixed node finds the stored key (read per
+    /// token, a short uncontended read lock).
+    join: RwLock<JoinKeys>,
     join_validation: Validation,
+    /// The HMAC key of operator tickets (`ticket.rs`): the store's, so any node verifies
+    /// what another minted.
+    ticket_key: Vec<u8>,
+}
+
+/// Where a node's join key comes from (`docs/operations.md`, "Secrets").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKeySource {
+    /// `--join-secret`: the first signs, every one verifies.
+    Flags,
+    /// The deployment's random key, kept in the store.
+    Stored,
+    /// Derived from the first operator token: only while older nodes may run (no stored
+    /// key yet), since every join token is then a guessing oracle for that token.
+    Derived,
+}
+
+/// The keys in use: one signs, any verifies.
+struct JoinKeys {
+    source: JoinKeySource,
+    encoding: EncodingKey,
+    decoding: Vec<DecodingKey>,
+}
+
+impl JoinKeys {
+    fn new(source: JoinKeySource, keys: &[Vec<u8>]) -> Self {
+        Self {
+            source,
+            // unwrap (both): `join_keys` never gives an empty list or an empty key (a derived
+            // key is 32 bytes), the only case the library refuses.
+            encoding: EncodingKey::from_secret(&keys[0]).unwrap(),
+            decoding: keys.iter().map(|k| DecodingKey::from_secret(k).unwrap()).collect(),
+        }
+    }
 }
 
 /// The claims of a join token we read and write. Unknown claims are ignored on reading.
@@ -61,16 +99,34 @@ pub fn is_unit_code(s: &str) -> bool {
     UNIT_CODE.matches(s)
 }
 
-/// The HS256 key of join tokens, chosen in this one place for the node and for
-/// `livetally token`, so a token minted from the shell is one the node admits.
-/// `join_secret` wins; without it the key is derived from the first operator token, so
-/// nodes configured alike agree on it with no shared state.
-pub fn join_key(operator_tokens: &[String], join_secret: Option<&str>) -> Vec<u8> {
-    let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
-    match join_secret.filter(|s| !s.is_empty()) {
-        Some(s) => s.as_bytes().to_vec(),
-        None => Sha256::digest(format!("livetally-join:{first}")).to_vec(),
+/// The HS256 keys of join tokens, chosen in this one place for the node and for
+/// `livetally token`, so a token minted from the shell is one the node admits. The first
+/// key signs; every one verifies. `join_secrets` (`--join-secret`) win; else the store's
+/// key; else (a store older nodes may still use, `stored` is `None`) the key derived from
+/// the first operator token, which those nodes sign and verify with.
+pub fn join_keys(
+    operator_tokens: &[String],
+    join_secrets: &[String],
+    stored: Option<&[u8]>,
+) -> (JoinKeySource, Vec<Vec<u8>>) {
+    let secrets: Vec<Vec<u8>> = join_secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    if !secrets.is_empty() {
+        return (JoinKeySource::Flags, secrets);
     }
+    match stored.filter(|k| !k.is_empty()) {
+        Some(key) => (JoinKeySource::Stored, vec![key.to_vec()]),
+        None => (JoinKeySource::Derived, vec![derived_join_key(operator_tokens)]),
+    }
+}
+
+/// The join key of v1.1 and of nodes beside older ones: SHA-256 of the first operator token.
+fn derived_join_key(operator_tokens: &[String]) -> Vec<u8> {
+    let first = operator_tokens.first().map(String::as_str).unwrap_or_default();
+    Sha256::digest(format!("livetally-join:{first}")).to_vec()
 }
 
 /// A random URL-safe string with `bytes` bytes of entropy.
@@ -81,12 +137,12 @@ pub fn random_id(bytes: usize) -> String {
 }
 
 impl Auth {
-    /// `operator_tokens`: every token accepted (at least one). `join_secret` absent: derived
-    /// from the first operator token, so nodes configured alike accept each other's join
-    /// tokens (a rotation that changes the first token retires those: set `--join-secret`
-    /// for join tokens that must outlive it, and for backends that mint their own).
-    pub fn new(operator_tokens: &[String], join_secret: Option<&str>) -> Self {
-        let join_key = join_key(operator_tokens, join_secret);
+    /// `operator_tokens`: every token accepted (at least one). `join_secrets` empty: the
+    /// key derived from the first operator token until [`Auth::use_stored_join_key`] gives
+    /// the store's. The ticket key is this process's own until
+    /// [`Auth::with_ticket_key`] gives the store's.
+    pub fn new(operator_tokens: &[String], join_secrets: &[String]) -> Self {
+        let (source, keys) = join_keys(operator_tokens, join_secrets, None);
         let mut validation = Validation::new(Algorithm::HS256);
         // The contract says no leeway: a token is dead at its `exp`, on every node alike.
         validation.leeway = 0;
@@ -99,13 +155,35 @@ impl Auth {
                 .iter()
                 .map(|t| Sha256::digest(t.as_bytes()).into())
                 .collect(),
-            // unwrap: the key is never empty (`--join-secret ""` is refused at start, a
-            // derived key is 32 bytes), the only case the library refuses.
-            join_encoding: EncodingKey::from_secret(&join_key).unwrap(),
-            // unwrap: as above.
-            join_decoding: DecodingKey::from_secret(&join_key).unwrap(),
+            join: RwLock::new(JoinKeys::new(source, &keys)),
             join_validation: validation,
+            ticket_key: random_id(32).into_bytes(),
         }
+    }
+
+    /// Verifies operator tickets with `key`, the store's, so every node agrees.
+    pub fn with_ticket_key(mut self, key: Vec<u8>) -> Self {
+        self.ticket_key = key;
+        self
+    }
+
+    /// Where the join key in use comes from.
+    pub fn join_source(&self) -> JoinKeySource {
+        self.join_keys().source
+    }
+
+    /// Signs and verifies with the store's join key from now on, unless `--join-secret` is
+    /// set: tokens signed with the derived key are refused after this.
+    pub fn use_stored_join_key(&self, key: &[u8]) {
+        let mut join = self.join.write().unwrap_or_else(|e| e.into_inner());
+        if join.source != JoinKeySource::Flags && !key.is_empty() {
+            *join = JoinKeys::new(JoinKeySource::Stored, &[key.to_vec()]);
+        }
+    }
+
+    fn join_keys(&self) -> std::sync::RwLockReadGuard<'_, JoinKeys> {
+        // Poisoned only by a panic while swapping two fields: the keys are still whole.
+        self.join.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Checks an `Authorization` header value (or a raw token for sockets).
@@ -129,7 +207,7 @@ impl Auth {
     /// Mints a join token (a JWT, HS256).
     pub fn mint_join(&self, claims: &JoinClaims) -> String {
         // unwrap: HS256 with a byte key and claims of strings and integers cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.join_encoding).unwrap()
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.join_keys().encoding).unwrap()
     }
 
     /// Verifies a join token for `campaign` at `now_s` (unix seconds) and returns its claims.
@@ -137,8 +215,12 @@ impl Auth {
     /// checks it too, without leeway), `campaign` this one, and `sub`/`region`/`unit` valid.
     pub fn verify_join(&self, token: Option<&str>, campaign: &str, now_s: u64) -> Result<JoinClaims, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        let claims = jsonwebtoken::decode::<JoinClaims>(token, &self.join_decoding, &self.join_validation)
-            .map_err(|_| TokenError::Invalid)?
+        let claims = self
+            .join_keys()
+            .decoding
+            .iter()
+            .find_map(|key| jsonwebtoken::decode::<JoinClaims>(token, key, &self.join_validation).ok())
+            .ok_or(TokenError::Invalid)?
             .claims;
         // The library still accepts a token in its `exp` second; RFC 7519 does not.
         if claims.campaign != campaign || claims.exp <= now_s {
@@ -183,7 +265,7 @@ mod tests {
 
     #[test]
     fn join_tokens_verify_only_for_their_campaign_and_time() {
-        let a = Auth::new(&["operator-token-123456".into()], None);
+        let a = Auth::new(&["operator-token-123456".into()], &[]);
         let exp = now() + 100;
         let t = a.mint_join(&claims("c1", exp));
         assert_eq!(a.verify_join(Some(&t), "c1", exp - 1), Ok(claims("c1", exp)));
@@ -195,7 +277,7 @@ mod tests {
         assert_eq!(a.verify_join(Some(&t), "c2", exp - 1), Err(TokenError::Invalid));
         assert_eq!(a.verify_join(None, "c1", 0), Err(TokenError::Missing));
         assert_eq!(a.verify_join(Some(""), "c1", 0), Err(TokenError::Missing));
-        let other = Auth::new(&["another-token-123456".into()], None);
+        let other = Auth::new(&["another-token-123456".into()], &[]);
         assert_eq!(other.verify_join(Some(&t), "c1", 0), Err(TokenError::Invalid));
         let mut forged = t.clone();
         forged.replace_range(t.len() - 2.., "AA");
@@ -204,7 +286,7 @@ mod tests {
 
     #[test]
     fn an_expired_token_gets_no_leeway() {
-        let a = Auth::new(&["operator-token-123456".into()], None);
+        let a = Auth::new(&["operator-token-123456".into()], &[]);
         let t = a.mint_join(&claims("c1", now() - 1));
         // The library's own clock check refuses it even when the caller's clock lags.
         assert_eq!(a.verify_join(Some(&t), "c1", 0), Err(TokenError::Invalid));
@@ -212,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_stock_jwt_is_read_with_sub_and_region_and_other_claims_ignored() {
-        let a = Auth::new(&["operator-token-123456".into()], Some("shared-join-secret"));
+        let a = Auth::new(&["operator-token-123456".into()], &["shared-join-secret".into()]);
         let exp = now() + 60;
         let t = hand_made(
             b"shared-join-secret",
@@ -230,7 +312,7 @@ mod tests {
     #[test]
     fn malformed_claims_and_other_algorithms_are_refused() {
         let secret = b"shared-join-secret";
-        let a = Auth::new(&["operator-token-123456".into()], Some("shared-join-secret"));
+        let a = Auth::new(&["operator-token-123456".into()], &["shared-join-secret".into()]);
         let exp = now() + 60;
         let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
         for (header, body) in [
@@ -257,7 +339,7 @@ mod tests {
 
     #[test]
     fn operator_tokens() {
-        let a = Auth::new(&["operator-token-123456".into()], None);
+        let a = Auth::new(&["operator-token-123456".into()], &[]);
         assert_eq!(a.check_operator(Some("Bearer operator-token-123456")), Ok(()));
         assert_eq!(a.check_operator(Some("Bearer nope")), Err(TokenError::Invalid));
         assert_eq!(a.check_operator(None), Err(TokenError::Missing));
@@ -265,19 +347,75 @@ mod tests {
 
     #[test]
     fn every_token_of_a_rotation_is_accepted() {
-        let a = Auth::new(&["old-token-0123456789".into(), "new-token-0123456789".into()], None);
+        let a = Auth::new(&["old-token-0123456789".into(), "new-token-0123456789".into()], &[]);
         assert_eq!(a.check_operator(Some("Bearer old-token-0123456789")), Ok(()));
         assert_eq!(a.check_operator(Some("Bearer new-token-0123456789")), Ok(()));
         assert_eq!(
             a.check_operator(Some("Bearer other-token-0123456")),
             Err(TokenError::Invalid)
         );
-        let old_only = Auth::new(&["old-token-0123456789".into()], None);
+        let old_only = Auth::new(&["old-token-0123456789".into()], &[]);
         let exp = now() + 100;
         let t = old_only.mint_join(&claims("c1", exp));
         assert!(
             a.verify_join(Some(&t), "c1", 0).is_ok(),
             "join key from the first token"
+        );
+    }
+
+    #[test]
+    fn of_a_list_of_join_secrets_the_first_signs_and_every_one_verifies() {
+        let secrets: Vec<String> = vec![
+            "new-join-secret-0123456789abcdef".into(),
+            "old-join-secret-0123456789abcdef".into(),
+        ];
+        let a = Auth::new(&["operator-token-123456".into()], &secrets);
+        let exp = now() + 100;
+        let minted = a.mint_join(&claims("c1", exp));
+        let by_new = hand_made(
+            secrets[0].as_bytes(),
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"campaign":"c1","exp":{exp}}}"#),
+        );
+        let by_old = hand_made(
+            secrets[1].as_bytes(),
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"campaign":"c1","exp":{exp}}}"#),
+        );
+        let new_only = Auth::new(&["operator-token-123456".into()], &secrets[..1]);
+        assert!(
+            new_only.verify_join(Some(&minted), "c1", 0).is_ok(),
+            "the first secret signs"
+        );
+        assert!(new_only.verify_join(Some(&by_new), "c1", 0).is_ok());
+        assert!(a.verify_join(Some(&by_old), "c1", 0).is_ok(), "every secret verifies");
+        let other = hand_made(
+            b"another-secret-0123456789abcdef",
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"campaign":"c1","exp":{exp}}}"#),
+        );
+        assert_eq!(a.verify_join(Some(&other), "c1", 0), Err(TokenError::Invalid));
+        // The store's key does not displace the flags.
+        a.use_stored_join_key(b"stored-key-0123456789");
+        assert_eq!(a.join_source(), JoinKeySource::Flags);
+        assert!(a.verify_join(Some(&by_new), "c1", 0).is_ok());
+    }
+
+    #[test]
+    fn once_the_store_has_its_key_the_derived_one_is_refused() {
+        let a = Auth::new(&["operator-token-123456".into()], &[]);
+        assert_eq!(a.join_source(), JoinKeySource::Derived);
+        let exp = now() + 100;
+        let derived = a.mint_join(&claims("c1", exp));
+        assert!(a.verify_join(Some(&derived), "c1", 0).is_ok());
+        a.use_stored_join_key(b"stored-key-0123456789");
+        assert_eq!(a.join_source(), JoinKeySource::Stored);
+        assert_eq!(a.verify_join(Some(&derived), "c1", 0), Err(TokenError::Invalid));
+        let stored = a.mint_join(&claims("c1", exp));
+        let by_key = Auth::new(&[], &["stored-key-0123456789".into()]);
+        assert!(
+            by_key.verify_join(Some(&stored), "c1", 0).is_ok(),
+            "signed with the stored key"
         );
     }
 }

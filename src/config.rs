@@ -142,11 +142,12 @@ pub struct Config {
     #[arg(long, env = "LIVETALLY_REUSE_PORT", default_value_t = false)]
     pub reuse_port: bool,
 
-    /// HS256 secret of viewer join tokens (JWTs). Default: derived from the first operator
-    /// token, so nodes sharing it accept each other's tokens; a backend that mints its own
-    /// tokens needs this set, since it cannot know the derived one.
-    #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true)]
-    pub join_secret: Option<String>,
+    /// HS256 secrets of viewer join tokens (JWTs), comma-separated: the first signs, every
+    /// one verifies (a rotation). At least 16 characters (32 advised). Default: 32 random
+    /// bytes made once per deployment and kept in the store; a backend that mints its own
+    /// tokens needs this set, since it cannot know the stored key.
+    #[arg(long, env = "LIVETALLY_JOIN_SECRET", hide_env_values = true, value_delimiter = ',')]
+    pub join_secret: Vec<String>,
 
     /// On SIGTERM, close sockets (1001) at random moments spread over this period rather
     /// than all at once, so viewers reconnect to other nodes gradually; meanwhile new
@@ -297,6 +298,28 @@ const PLACEHOLDER_SECRETS: &[&str] = &[
 /// do not.
 pub const MIN_DISTINCT_SECRET_CHARS: usize = 8;
 
+/// The shortest `--join-secret` a node starts with: below it a secret is guessable offline
+/// from any join token a viewer holds.
+pub const MIN_JOIN_SECRET: usize = 16;
+
+/// The length a `--join-secret` should have (a warning below it): HS256 wants a key as long
+/// as its 256-bit hash (RFC 7518, 3.2).
+pub const ADVISED_JOIN_SECRET: usize = 32;
+
+impl Config {
+    /// Settings a node starts with but should not: logged at start (and by `config check`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.join_secret.iter().any(|s| s.len() < ADVISED_JOIN_SECRET) {
+            out.push(format!(
+                "--join-secret: a secret is shorter than {ADVISED_JOIN_SECRET} characters; HS256 wants 32 random \
+                 bytes (`openssl rand -hex 32`)"
+            ));
+        }
+        out
+    }
+}
+
 /// Why `secret` must not be used, if it must not: a known placeholder, or too few distinct
 /// characters to be random.
 pub fn weak_secret(secret: &str) -> Option<String> {
@@ -371,11 +394,14 @@ impl Config {
         if let Some(why) = self.operator_token.iter().find_map(|t| weak_secret(t)) {
             return Err(bad("operator-token", format!("a token {why}")));
         }
-        if self.join_secret.as_deref().is_some_and(str::is_empty) {
-            return Err(bad("join-secret", "must not be empty"));
+        if self.join_secret.iter().any(|s| s.len() < MIN_JOIN_SECRET) {
+            return Err(bad(
+                "join-secret",
+                format!("every secret must be at least {MIN_JOIN_SECRET} characters ({ADVISED_JOIN_SECRET} advised)"),
+            ));
         }
-        if let Some(why) = self.join_secret.as_deref().and_then(weak_secret) {
-            return Err(bad("join-secret", format!("the secret {why}")));
+        if let Some(why) = self.join_secret.iter().find_map(|s| weak_secret(s)) {
+            return Err(bad("join-secret", format!("a secret {why}")));
         }
         if self.session_ttl < self.presence_ttl {
             return Err(bad("session-ttl", "must be at least --presence-ttl"));

@@ -165,7 +165,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// `livetally token`: the token on stdout, or why not on stderr (exit 2).
 fn token_main(args: &TokenArgs, node: &Config) -> i32 {
     let now_s = (livetally::util::now_ms() / 1000) as u64;
-    match livetally::auth::mint::mint(args, node, now_s) {
+    // The store is asked only when it decides: no `--join-secret`, and store flags given.
+    let stored = if node.join_secret.is_empty() {
+        let read = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(livetally::node::stored_join_key(node)));
+        match read {
+            Ok(stored) => stored,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    match livetally::auth::mint::mint(args, node, stored.as_ref(), now_s) {
         Ok((token, exp)) => {
             println!("{}", livetally::auth::mint::output(args, &token, exp));
             0
@@ -189,6 +206,9 @@ fn check_main(config: &Config, matches: &clap::ArgMatches, file: Option<&FileSet
     print!("{}", livetally::config::show::effective(matches, file));
     match check_settings(config) {
         Ok(()) => {
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("ok: a node would start with these settings");
             0
         }

@@ -142,6 +142,7 @@ contract!(
     a_closed_socket_moves_nothing,
     sessions_that_never_sent_a_seq_leave_nothing_behind,
     interactors_wait_for_the_socket_to_qualify,
+    keys_are_made_once_and_nonces_spent_once,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -254,6 +255,39 @@ async fn claim(store: &dyn Store, id: &str, session: &str) -> u64 {
 async fn kind_and_ping(store: Arc<dyn Store>, kind: &str) {
     assert_eq!(store.kind(), kind);
     store.ping().await.unwrap();
+}
+
+/// The join key exists from the start on a store no older node used, and every call
+/// returns the same one; the ticket key is another; a nonce is spent once while its ttl lasts.
+async fn keys_are_made_once_and_nonces_spent_once(store: Arc<dyn Store>, _: &str) {
+    let join = store
+        .join_key()
+        .await
+        .unwrap()
+        .expect("a new deployment has its join key");
+    assert_eq!(join.len(), 43, "32 random bytes as base64url");
+    assert_eq!(store.create_join_key().await.unwrap(), join);
+    assert_eq!(store.join_key().await.unwrap(), Some(join.clone()));
+    let ticket = store.ticket_key().await.unwrap();
+    assert_eq!(ticket.len(), 43);
+    assert_ne!(ticket, join);
+    assert_eq!(store.ticket_key().await.unwrap(), ticket);
+
+    let nonce = format!("{}-{}", uid("nonce"), now());
+    assert!(store.spend_once(&nonce, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        !store.spend_once(&nonce, Duration::from_millis(300)).await.unwrap(),
+        "spent once"
+    );
+    let other = format!("{nonce}-b");
+    assert!(store.spend_once(&other, Duration::from_secs(60)).await.unwrap());
+    eventually("the nonce is forgotten after its ttl", || {
+        let store = store.clone();
+        let nonce = nonce.clone();
+        async move { store.spend_once(&nonce, Duration::from_secs(60)).await.unwrap() }
+    })
+    .await;
+    assert!(!store.spend_once(&nonce, Duration::from_secs(60)).await.unwrap());
 }
 
 async fn create_get_and_conflict(store: Arc<dyn Store>, _: &str) {

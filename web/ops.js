@@ -1,6 +1,7 @@
-// The operator dashboard, /ops: sign in with the operator token (kept for this tab only),
-// list and create campaigns, and watch one live over the operator socket (the SDK's
-// operator watcher, ./livetally.js).
+// The operator dashboard, /ops: sign in with the operator token (kept for this tab only,
+// and sent only in Authorization headers), list and create campaigns, and watch one live
+// over the operator socket (the SDK's operator watcher, ./livetally.js, which opens it with
+// a single-use ticket: the token is in no URL the page requests).
 
 import { t, lang, initLang, applyI18n } from './i18n.js';
 import { connect } from './livetally.js';

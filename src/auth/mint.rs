@@ -72,28 +72,56 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+/// What the deployment's store holds for the join key, when `livetally token` was given
+/// its store flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredJoinKey {
+    /// The deployment's key: what every node signs and verifies with.
+    Key(Vec<u8>),
+    /// None yet (`livetally upgrade-store` has not run): nodes still sign with the key
+    /// derived from the first operator token.
+    NotYet,
+}
+
 /// Why no token can be minted with `node`'s settings.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(
-        "no key to sign with: give the node's --join-secret, or its --operator-token (the key \
-         is derived from the first one); a node started with neither makes up its key at each \
-         start, so no token minted elsewhere is valid there"
+        "no key to sign with: give the node's --join-secret, or its store flags (--redis or \
+         --redis-cluster: the key is kept in the store); a node on the memory store makes up \
+         its key at each start, so no token minted elsewhere is valid there"
     )]
     NoKey,
+    #[error(
+        "the store has no join key yet (run `livetally upgrade-store`), and nodes sign with the \
+         key derived from the first operator token: give --operator-token too"
+    )]
+    NoOperatorToken,
 }
 
 /// The token for `args`, signed with the key `node` would verify it with, and its expiry
-/// in unix seconds.
-pub fn mint(args: &TokenArgs, node: &Config, now_s: u64) -> Result<(String, u64), MintError> {
+/// in unix seconds. `stored`: what the store holds, when it was asked (no `--join-secret`
+/// and store flags given).
+pub fn mint(
+    args: &TokenArgs,
+    node: &Config,
+    stored: Option<&StoredJoinKey>,
+    now_s: u64,
+) -> Result<(String, u64), MintError> {
     node.validate()?;
-    if node.operator_token.is_empty() && node.join_secret.is_none() {
-        return Err(MintError::NoKey);
+    let auth = Auth::new(&node.operator_token, &node.join_secret);
+    if node.join_secret.is_empty() {
+        match stored {
+            None => return Err(MintError::NoKey),
+            Some(StoredJoinKey::Key(key)) => auth.use_stored_join_key(key),
+            Some(StoredJoinKey::NotYet) if node.operator_token.is_empty() => return Err(MintError::NoOperatorToken),
+            Some(StoredJoinKey::NotYet) => {}
+        }
     }
     let exp = now_s + args.ttl.as_secs();
-    let token = Auth::new(&node.operator_token, node.join_secret.as_deref()).mint_join(&JoinClaims {
+    let token = auth.mint_join(&JoinClaims {
         campaign: args.campaign.clone(),
         exp,
         sub: args.sub.clone(),
@@ -145,9 +173,11 @@ mod tests {
         ])
         .unwrap();
         let now = (crate::util::now_ms() / 1000) as u64;
-        let (token, exp) = mint(&c.token, &c.node, now).unwrap();
+        let stored = StoredJoinKey::Key(b"the-deployment-join-key-0123456789".to_vec());
+        let (token, exp) = mint(&c.token, &c.node, Some(&stored), now).unwrap();
         assert_eq!(exp, now + 900);
-        let node = Auth::new(&["test-operator-token-0123456789".into()], None);
+        let node = Auth::new(&["test-operator-token-0123456789".into()], &[]);
+        node.use_stored_join_key(b"the-deployment-join-key-0123456789");
         let claims = node.verify_join(Some(&token), "launch", now).unwrap();
         assert_eq!(claims.sub.as_deref(), Some("viewer-0001"));
         assert_eq!(claims.unit.as_deref(), Some("gd-0755"));
@@ -160,6 +190,36 @@ mod tests {
         assert!(cli(&["--campaign", "launch", "--ttl", "721h"]).is_err());
         assert!(cli(&["--campaign", "launch", "--unit", "no spaces"]).is_err());
         let c = cli(&["--campaign", "launch"]).unwrap();
-        assert!(matches!(mint(&c.token, &c.node, 0), Err(MintError::NoKey)));
+        assert!(matches!(mint(&c.token, &c.node, None, 0), Err(MintError::NoKey)));
+        // An operator token alone names no key: the node's is random (in its store).
+        let c = cli(&[
+            "--campaign",
+            "launch",
+            "--operator-token",
+            "test-operator-token-0123456789",
+        ])
+        .unwrap();
+        assert!(matches!(mint(&c.token, &c.node, None, 0), Err(MintError::NoKey)));
+        let c = cli(&["--campaign", "launch"]).unwrap();
+        let not_yet = Some(&StoredJoinKey::NotYet);
+        assert!(matches!(
+            mint(&c.token, &c.node, not_yet, 0),
+            Err(MintError::NoOperatorToken)
+        ));
+    }
+
+    #[test]
+    fn before_upgrade_store_the_derived_key_signs() {
+        let c = cli(&[
+            "--campaign",
+            "launch",
+            "--operator-token",
+            "test-operator-token-0123456789",
+        ])
+        .unwrap();
+        let now = (crate::util::now_ms() / 1000) as u64;
+        let (token, _) = mint(&c.token, &c.node, Some(&StoredJoinKey::NotYet), now).unwrap();
+        let node = Auth::new(&["test-operator-token-0123456789".into()], &[]);
+        assert!(node.verify_join(Some(&token), "launch", now).is_ok());
     }
 }

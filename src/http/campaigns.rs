@@ -237,6 +237,21 @@ fn id_field(value: serde_json::Value, field: &'static str, pattern: Pattern) -> 
     }
 }
 
+/// `POST /api/v1/campaigns/{id}/tickets`: a single-use ticket for an operator socket on
+/// the campaign, so the operator token never rides in a socket URL (`auth::ticket`).
+pub async fn mint_ticket(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require_operator(&req, &api)?;
+    let c = campaign(&api, &id).await?;
+    let (ticket, expires_at) = api.auth.mint_ticket(&c.id, crate::util::now_ms());
+    Ok(HttpResponse::Created()
+        .insert_header(("cache-control", "no-store"))
+        .json(json!({"ticket": ticket, "expires_at": expires_at})))
+}
+
 /// `POST /api/v1/campaigns/{id}/tokens`
 pub async fn mint_token(
     req: HttpRequest,

@@ -94,6 +94,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}", web::patch().to(campaigns::update))
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
+            .route("/{id}/tickets", web::post().to(campaigns::mint_ticket))
             .route("/{id}/series", web::get().to(campaigns::series))
             .route("/{id}/report", web::get().to(campaigns::report))
             .route("/{id}/stats", cors::public(web::get().to(public::stats)))

@@ -73,7 +73,7 @@ impl Builder {
             store,
             tallies: Arc::new(Tallies::new(defaults::MAX_PENDING)),
             metrics: Arc::new(Metrics::new()),
-            auth: Arc::new(Auth::new(&[], None)),
+            auth: Arc::new(Auth::new(&[], &[])),
             origin: format!("{node_id}/{}", random_id(6)),
             node_id,
             timing: FlushTiming {

@@ -131,21 +131,45 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     ))
 }
 
-/// `livetally upgrade-store`: finishes a node-by-node upgrade of a v1 deployment once the
-/// last v1 node has stopped (see `RedisStore::finish_upgrade` and docs/operations.md).
+/// The Redis store the flags name, for the commands that are no node (`upgrade-store`,
+/// `token`); `None` without store flags.
+async fn connect_redis(config: &Config) -> anyhow::Result<Option<crate::store::redis::RedisStore>> {
+    use crate::store::redis::RedisStore;
+    if let Some(url) = &config.redis {
+        return Ok(Some(
+            RedisStore::connect_standalone(url)
+                .await
+                .with_context(|| "connecting --redis")?,
+        ));
+    }
+    if !config.redis_cluster.is_empty() {
+        return Ok(Some(
+            RedisStore::connect_cluster(&config.redis_cluster)
+                .await
+                .with_context(|| "connecting --redis-cluster")?,
+        ));
+    }
+    Ok(None)
+}
+
+/// `livetally upgrade-store`: finishes a node-by-node upgrade once the last older node has
+/// stopped: makes the deployment's join key (nodes switch to it within
+/// [`JOIN_KEY_RECHECK`], refusing join tokens signed with the derived key from then on),
+/// then marks the schema (see `RedisStore::finish_upgrade` and docs/operations.md).
 pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
-    use crate::store::redis::{RedisStore, FINISH_WAIT, SCHEMA_VERSION};
-    let store = if let Some(url) = &config.redis {
-        RedisStore::connect_standalone(url)
-            .await
-            .with_context(|| "connecting --redis")?
-    } else if !config.redis_cluster.is_empty() {
-        RedisStore::connect_cluster(&config.redis_cluster)
-            .await
-            .with_context(|| "connecting --redis-cluster")?
-    } else {
+    use crate::store::redis::{FINISH_WAIT, SCHEMA_VERSION};
+    use crate::store::Secrets;
+    let Some(store) = connect_redis(config).await? else {
         anyhow::bail!("upgrade-store needs --redis or --redis-cluster (the embedded store has nothing to upgrade)");
     };
+    let had_key = store.join_key().await?.is_some();
+    store.create_join_key().await?;
+    if !had_key {
+        tracing::info!(
+            "made the deployment's join key: join tokens signed with the key derived from the operator \
+             token are refused once every node has noticed (within 5 s)"
+        );
+    }
     tracing::info!(
         schema = SCHEMA_VERSION,
         wait_s = FINISH_WAIT.as_secs(),
@@ -162,6 +186,20 @@ pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the store of `config` holds for the join key, for `livetally token`: `None`
+/// without store flags (a memory store's key lives and dies with its node).
+pub async fn stored_join_key(config: &Config) -> anyhow::Result<Option<crate::auth::mint::StoredJoinKey>> {
+    use crate::auth::mint::StoredJoinKey;
+    use crate::store::Secrets;
+    let Some(store) = connect_redis(config).await? else {
+        return Ok(None);
+    };
+    Ok(Some(match store.join_key().await? {
+        Some(key) => StoredJoinKey::Key(key),
+        None => StoredJoinKey::NotYet,
+    }))
+}
+
 /// Runs a node on `listener` until `shutdown` is cancelled, then drains it: stop
 /// accepting, close sockets with 1001, flush the last counts, leave presence, exit.
 pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -175,8 +213,12 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     let max_connections = config
         .max_connections
         .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1) as usize);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let store = connect_store(&config).await?;
-    let builder = build(&config, store, max_connections);
+    let keys = StoredKeys::read(store.as_ref()).await?;
+    let builder = build(&config, store, max_connections, keys);
     // Read before the first request: until then every id would be "cannot tell yet".
     if let Err(e) = builder.index.refresh().await {
         tracing::warn!(error = %e, "campaign index not read at start; the first tick tries again");
@@ -204,9 +246,45 @@ pub async fn run(listener: std::net::TcpListener, config: Config, shutdown: Canc
     Ok(())
 }
 
+/// What the store holds for this deployment's secrets, read once at start.
+struct StoredKeys {
+    /// `None` while older nodes may run (no `upgrade-store` since they did).
+    join: Option<Vec<u8>>,
+    ticket: Vec<u8>,
+}
+
+impl StoredKeys {
+    async fn read(store: &dyn Store) -> anyhow::Result<StoredKeys> {
+        let context = "reading the deployment's keys from the store";
+        Ok(StoredKeys {
+            join: store.join_key().await.context(context)?,
+            ticket: store.ticket_key().await.context(context)?,
+        })
+    }
+}
+
+/// How often a node that signs with the derived join key looks for the stored one: the
+/// window in which nodes disagree after `upgrade-store` (run it between campaigns).
+pub const JOIN_KEY_RECHECK: Duration = Duration::from_secs(5);
+
+/// Until the store has a join key (`livetally upgrade-store`), looks for it every
+/// [`JOIN_KEY_RECHECK`]; then signs and verifies with it alone.
+async fn watch_join_key(auth: Arc<Auth>, store: Arc<dyn Store>, stop: CancellationToken) {
+    while auth.join_source() == crate::auth::JoinKeySource::Derived {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(JOIN_KEY_RECHECK) => {}
+        }
+        if let Ok(Some(key)) = store.join_key().await {
+            auth.use_stored_join_key(&key);
+            tracing::info!("the store has its join key now: join tokens signed with the derived key are refused");
+        }
+    }
+}
+
 /// The parts' builder from the flags: the operator tokens (one generated if none was
-/// given), the connection limit, and the metrics that show both.
-fn build(config: &Config, store: Arc<dyn Store>, max_connections: usize) -> Builder {
+/// given), the keys, the connection limit, and the metrics that show both.
+fn build(config: &Config, store: Arc<dyn Store>, max_connections: usize, keys: StoredKeys) -> Builder {
     let operator_tokens = if config.operator_token.is_empty() {
         let t = random_id(24);
         tracing::warn!(operator_token = %t, "no --operator-token given; generated one for this run (shown once)");
@@ -215,7 +293,16 @@ fn build(config: &Config, store: Arc<dyn Store>, max_connections: usize) -> Buil
         config.operator_token.clone()
     };
     let mut builder = Builder::from_config(config, store);
-    builder.auth = Arc::new(Auth::new(&operator_tokens, config.join_secret.as_deref()));
+    let auth = Auth::new(&operator_tokens, &config.join_secret).with_ticket_key(keys.ticket);
+    if let Some(join) = &keys.join {
+        auth.use_stored_join_key(join);
+    } else if config.join_secret.is_empty() {
+        tracing::warn!(
+            "the store has no join key yet: signing join tokens with the key derived from the operator \
+             token, as older nodes do; run `livetally upgrade-store` once none is left (docs/operations.md)"
+        );
+    }
+    builder.auth = Arc::new(auth);
     builder.max_connections = max_connections;
     let metrics = &builder.metrics;
     metrics.max_connections.set(max_connections as i64);
@@ -272,6 +359,11 @@ fn start(
     let (flush_now, flusher) = builder.spawn_flusher(stop_flusher.clone());
     let stop_ticker = CancellationToken::new();
     let ticker = tokio::spawn(builder.broadcaster().run(stop_ticker.clone()));
+    drop(tokio::spawn(watch_join_key(
+        builder.auth.clone(),
+        builder.store.clone(),
+        stop_ticker.clone(),
+    )));
     let stop_webhooks = CancellationToken::new();
     let webhooks = spawn_webhooks(builder, config, stop_webhooks.clone())?;
     Ok(Running {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::memory::MemoryStore;
 use super::outbox::{Lease, Settle};
 use super::{
-    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
-    StoreError, StoreResult,
+    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric, Signups,
+    Stats, StoreError, StoreResult,
 };
 use crate::campaign::{Campaign, Milestones};
 
@@ -170,6 +170,26 @@ impl Outbox for Flaky {
     async fn pending_events(&self) -> StoreResult<u64> {
         self.up()?;
         self.inner.pending_events().await
+    }
+}
+
+#[async_trait]
+impl Secrets for Flaky {
+    async fn join_key(&self) -> StoreResult<Option<Vec<u8>>> {
+        self.up()?;
+        self.inner.join_key().await
+    }
+    async fn create_join_key(&self) -> StoreResult<Vec<u8>> {
+        self.up()?;
+        self.inner.create_join_key().await
+    }
+    async fn ticket_key(&self) -> StoreResult<Vec<u8>> {
+        self.up()?;
+        self.inner.ticket_key().await
+    }
+    async fn spend_once(&self, nonce: &str, ttl: Duration) -> StoreResult<bool> {
+        self.up()?;
+        self.inner.spend_once(nonce, ttl).await
     }
 }
 

@@ -6,6 +6,7 @@
 mod campaign;
 mod counting;
 mod generations;
+mod secrets;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +42,8 @@ pub struct MemoryStore {
     /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
     /// order: `inner`, then `outbox`).
     outbox: Mutex<Queues>,
+    /// The join and ticket keys of this process, and the spent ticket nonces.
+    keys: secrets::Keys,
 }
 
 impl Default for MemoryStore {
@@ -52,6 +55,7 @@ impl Default for MemoryStore {
             started: Instant::now(),
             version: AtomicU64::new(0),
             outbox: Mutex::default(),
+            keys: secrets::Keys::default(),
         }
     }
 }

@@ -122,6 +122,8 @@ struct WsQuery {
     /// The protocol version the client speaks (absent: 1). From 2 it takes a welcome with
     /// `acked_seq: null` while the store cannot claim its session.
     proto: Option<u32>,
+    /// An operator ticket (`auth::ticket`): the way to authenticate without the token.
+    ticket: Option<String>,
 }
 
 /// What the checks found: everything needed to admit the socket.
@@ -302,14 +304,7 @@ impl Admission {
         }
         let campaign = self.load_campaign(id).await?;
         if operator {
-            let check = || {
-                self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
-                    TokenError::Missing => ApiError::Unauthorized("operator token required"),
-                    TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
-                })
-            };
-            self.auth_failures
-                .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
+            self.authenticate_operator(id, &q, client).await?;
         }
         // A viewer's token: required on `access:"token"` campaigns, and when given to a public
         // one it still names the viewer and region, so it must be valid there too.
@@ -350,6 +345,44 @@ impl Admission {
             client,
             proto2: q.proto.is_some_and(|p| p >= 2),
         })
+    }
+
+    /// An operator socket's credentials: a ticket, spent here once and for all (the one
+    /// side effect of [`check`](Self::check) besides a failure recorded against `client`),
+    /// or the token in the query, deprecated since it ends up in logs.
+    async fn authenticate_operator(&self, id: &str, q: &WsQuery, client: ClientKey) -> Result<(), ApiError> {
+        let Some(ticket) = q.ticket.as_deref() else {
+            let check = || {
+                self.auth.check_operator(q.token.as_deref()).map_err(|e| match e {
+                    TokenError::Missing => ApiError::Unauthorized("operator ticket or token required"),
+                    TokenError::Invalid => ApiError::Forbidden("wrong operator token"),
+                })
+            };
+            return Ok(self.auth_failures.authenticate(
+                client,
+                Instant::now(),
+                check,
+                ApiError::is_failed_authentication,
+            )?);
+        };
+        let verified = self.auth.verify_ticket(ticket, id, crate::util::now_ms());
+        let check = || match &verified {
+            Ok(_) => Ok(()),
+            Err(_) => Err(ApiError::Forbidden("invalid or expired operator ticket")),
+        };
+        self.auth_failures
+            .authenticate(client, Instant::now(), check, ApiError::is_failed_authentication)?;
+        let Ok(spend) = verified else {
+            return Err(ApiError::Forbidden("invalid or expired operator ticket"));
+        };
+        match self.store.spend_once(&spend.nonce, spend.ttl).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::Forbidden("operator ticket already used")),
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                Err(ApiError::from(e))
+            }
+        }
     }
 
     /// The frames a welcome carries. Before this node's first tick of the campaign they

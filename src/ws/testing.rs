@@ -29,7 +29,7 @@ pub async fn rig_with(max_connections: usize) -> Rig {
     let store = Arc::new(Flaky::default());
     store.create_campaign(&campaign("launch")).await.unwrap();
     let mut builder = Builder::for_tests(store.clone());
-    builder.auth = Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], None));
+    builder.auth = Arc::new(Auth::new(&[OPERATOR_TOKEN.into()], &[]));
     builder.max_connections = max_connections;
     // As the node does before it serves: the campaign index read once.
     builder.index.refresh().await.unwrap();

@@ -41,6 +41,26 @@ describe('operator dashboard', { timeout: 120_000 }, () => {
     await page.context().close();
   });
 
+  it('watches a campaign live with the operator token in no URL it requests', async () => {
+    await createCampaign(node, { id: 'no-token-in-urls', title: 'No token in URLs' });
+    const page = await newPage(browser);
+    const urls = [];
+    page.on('request', (r) => urls.push(r.url()));
+    page.on('websocket', (ws) => urls.push(ws.url()));
+    await openDashboard(page, node, 'no-token-in-urls');
+    // The socket went through a ticket: a reconnect mints another (each is spent once).
+    const sockets = urls.filter((u) => u.includes('/ws/v1/campaigns/no-token-in-urls'));
+    assert.equal(sockets.length, 1, sockets.join('\n'));
+    const query = new URL(sockets[0]).searchParams;
+    assert.equal(query.get('role'), 'operator');
+    assert.match(query.get('ticket'), /^v1\.\d+\.[\w-]+\.[\w-]+$/);
+    assert.ok(urls.some((u) => u.endsWith('/api/v1/campaigns/no-token-in-urls/tickets')));
+    const leaking = urls.filter((u) => u.includes(node.token) || /[?&]token=/.test(u));
+    assert.deepEqual(leaking, [], 'no URL carries the operator token');
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
   it('shows the server\'s validation error next to the offending field', async () => {
     const page = await newPage(browser, { allow: [/status of 40[09]/] });
     await openDashboard(page, node);

@@ -632,14 +632,42 @@ class Client {
 
   /** Opens a new socket, closing the current one. */
   open() {
-    const { env } = this;
     this.clearTimer('reconnect');
     this.waitingForNetwork = false;
     if (this.final) return;
     if (!this.operator && !this.ledger) return; // still claiming: start() opens
     this.dropSocket(1000, 'reconnecting');
     this.setState('connecting');
-    const url = `${this.base.replace(/^http/, 'ws')}${this.socketPath()}`;
+    this.opening = null;
+    if (this.operator) { this.openOperator(); return; }
+    this.openSocket(this.socketPath());
+  }
+
+  /**
+   * An operator socket authenticates with a single-use ticket (valid 60 s) minted with the
+   * operator token in an `Authorization` header: the token never rides in a socket URL,
+   * where proxies' access logs would keep it (docs/protocol.md).
+   */
+  async openOperator() {
+    const attempt = {};
+    this.opening = attempt;
+    const path = `/api/v1/campaigns/${encodeURIComponent(this.campaign)}/tickets`;
+    const r = await this.request('POST', path, { bearer: this.token });
+    if (this.final || this.opening !== attempt || this.ws) return;
+    this.opening = null;
+    if (!r.ok || !r.data || typeof r.data.ticket !== 'string') {
+      // Refused or unreachable as a socket would be: diagnose, then retry with backoff.
+      this.onClosed(1006, false);
+      return;
+    }
+    const params = new URLSearchParams({ role: 'operator', ticket: r.data.ticket });
+    this.openSocket(`/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`);
+  }
+
+  /** Opens the socket at `path` (the socket URL's path and query). */
+  openSocket(path) {
+    const { env } = this;
+    const url = `${this.base.replace(/^http/, 'ws')}${path}`;
     let ws;
     try {
       ws = new env.WebSocket(url);
@@ -666,21 +694,19 @@ class Client {
     };
   }
 
-  /** The socket URL's path and query (a plain GET of it answers what the upgrade got). */
+  /**
+   * A viewer socket URL's path and query (a plain GET of it answers what the upgrade got).
+   * Operators open theirs with a ticket (`openOperator`).
+   */
   socketPath() {
     const params = new URLSearchParams();
-    if (this.operator) {
-      params.set('role', 'operator');
-      params.set('token', this.token);
-    } else {
-      if (!this.subject) params.set('viewer', this.viewer);
-      params.set('session', this.ledger.session);
-      // Protocol 2: during a store outage the server welcomes at once with
-      // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
-      params.set('proto', '2');
-      if (this.region) params.set('region', this.region);
-      if (this.token) params.set('token', this.token);
-    }
+    if (!this.subject) params.set('viewer', this.viewer);
+    params.set('session', this.ledger.session);
+    // Protocol 2: during a store outage the server welcomes at once with
+    // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
+    params.set('proto', '2');
+    if (this.region) params.set('region', this.region);
+    if (this.token) params.set('token', this.token);
     return `/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`;
   }
 
@@ -688,7 +714,7 @@ class Client {
    * After a failed upgrade: seconds the node asks this client to wait (429 `rate_limited`
    * with `Retry-After`: its connect budget is spent), else 0. A browser cannot read a
    * refused upgrade's status, so it asks with a plain GET of the socket URL, which spends
-   * nothing. Operators are exempt from the budget and never ask (their URL holds a token).
+   * nothing. Operators are exempt from the budget and never ask.
    */
   async connectRefusedFor() {
     if (this.operator) return 0;

@@ -17,6 +17,9 @@
 //! | `lt:{campaigns}:next` | string | counter behind the creation sequence | `create_campaign` (`index.lua`) | never |
 //! | `lt:{campaigns}:version` | string | the campaign index's version: moved by every create, end, delete, milestone or share-channel change, read by every node once per tick | `RedisStore::bump_index` after the change (read with `next`, which v1.1 nodes move too) | never |
 //! | `lt:{campaigns}:schema` | string | the stored format's version (`schema.rs`): 1 while v1 nodes may run, 2 after `livetally upgrade-store` or on a store v2 started | `RedisStore::connect_*` (`SET NX`), `finish_upgrade` | never |
+//! | `lt:{campaigns}:join-key` | string | the deployment's join key (32 random bytes, base64url): signs and verifies join tokens when no `--join-secret` is set | a node on an empty store, or `livetally upgrade-store` (`SET NX`) | never |
+//! | `lt:{campaigns}:ticket-key` | string | the HMAC key of operator tickets (as above) | the first node that mints or checks a ticket (`SET NX`) | never |
+//! | `lt:ticket:<nonce>` | string | a spent operator ticket | `spend_once` (`SET NX PX`, the ticket's life) | with the ticket's validity |
 //! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by) | `create.lua`; `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
@@ -97,6 +100,14 @@ pub(super) const DUE: &str = "lt:{webhooks}:due";
 pub(super) const VERSION: &str = "lt:{campaigns}:version";
 /// The stored format's version (`schema.rs`).
 pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
+/// The deployment's join key (`secrets.rs`).
+pub(super) const JOIN_KEY: &str = "lt:{campaigns}:join-key";
+/// The HMAC key of operator tickets (`secrets.rs`).
+pub(super) const TICKET_KEY: &str = "lt:{campaigns}:ticket-key";
+/// The key that marks a ticket's nonce spent. No hash tag: each is one command alone.
+pub(super) fn spent_nonce(nonce: &str) -> String {
+    format!("lt:ticket:{nonce}")
+}
 
 /// The keys of one campaign, all in its `{c:<id>}` slot.
 #[derive(Clone, Copy)]

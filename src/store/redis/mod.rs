@@ -24,6 +24,7 @@ mod outbox;
 mod reads;
 mod schema;
 mod script;
+mod secrets;
 mod signups;
 
 use std::collections::BTreeMap;

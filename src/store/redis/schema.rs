@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
-use super::keys::{NEXT, SCHEMA};
+use super::keys::{JOIN_KEY, NEXT, SCHEMA};
 use crate::store::{StoreError, StoreResult};
 
 /// The version this build writes.
@@ -79,6 +79,12 @@ impl Schema {
                 let has_v1_data: bool = conn
                     .call(|mut c| async move { redis::cmd("EXISTS").arg(NEXT).query_async(&mut c).await })
                     .await?;
+                // A deployment that starts here has no older node to agree with: its join key
+                // is the stored one from the start, made BEFORE the mark, so a node that
+                // finds the store marked by a new node finds the key too.
+                if !has_v1_data {
+                    super::secrets::read_or_create(conn, JOIN_KEY).await?;
+                }
                 mark(conn, if has_v1_data { 1 } else { VERSION }).await?;
                 stored(conn).await?.unwrap_or(VERSION)
             }

@@ -524,19 +524,38 @@ describe('client', () => {
   it('watches as an operator: never counted, cannot interact, stops on a refused token', async () => {
     const o = origin({
       routes: {
+        'POST /api/v1/campaigns/launch/tickets': { status: 201, body: { ticket: 'v1.1.nonce.mac', expires_at: 1 } },
         'GET /api/v1/campaigns/launch': LIVE,
         'GET /api/v1/campaigns': { status: 403, body: { error: { code: 'forbidden' } } },
       },
     });
     const c = await client(tab(o), { role: 'operator', token: 'op-token-0123456789' });
-    const q = o.WebSocket.last.url.searchParams;
-    assert.deepEqual([...q.keys()].sort(), ['role', 'token']);
+    // The token goes in a header for a single-use ticket, never into the socket's URL.
+    assert.equal(o.fetch.calls[0].headers.Authorization, 'Bearer op-token-0123456789');
+    const url = o.WebSocket.last.url;
+    assert.deepEqual([...url.searchParams.entries()].sort(), [['role', 'operator'], ['ticket', 'v1.1.nonce.mac']]);
+    assert.ok(!String(url).includes('op-token'));
     assert.equal(c.viewer, '');
     await assert.rejects(c.interact('like'), { code: 'not_a_viewer' });
     o.WebSocket.last.drop(1006);
     await settle();
     assert.deepEqual(c.errors, ['unauthorized']);
-    assert.equal(o.fetch.calls[1].headers.Authorization, 'Bearer op-token-0123456789');
+    assert.equal(o.fetch.calls[2].headers.Authorization, 'Bearer op-token-0123456789');
     assert.equal(o.localStorage.length, 0, 'an operator keeps no viewer id and no ledger');
+  });
+
+  it('opens no operator socket when the ticket is refused', async () => {
+    const refused = { status: 403, body: { error: { code: 'forbidden' } } };
+    const o = origin({
+      routes: {
+        'POST /api/v1/campaigns/launch/tickets': refused,
+        'GET /api/v1/campaigns/launch': LIVE,
+        'GET /api/v1/campaigns': refused,
+      },
+    });
+    const c = await client(tab(o), { role: 'operator', token: 'wrong-token-0123456789' });
+    await settle();
+    assert.equal(o.WebSocket.last, undefined);
+    assert.deepEqual(c.errors, ['unauthorized']);
   });
 });
