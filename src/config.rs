@@ -69,6 +69,9 @@ pub mod defaults {
     pub const MAX_PENDING: u64 = 1_000_000;
     /// `--max-share-channels`: distinct channels counted per campaign before `other`.
     pub const MAX_SHARE_CHANNELS: usize = 64;
+    /// `--webhook-queue-max`: events one campaign's webhook queue holds while a receiver
+    /// is behind; past it the oldest `registration.created` go first.
+    pub const WEBHOOK_QUEUE_MAX: usize = 100_000;
 }
 
 /// Everything a node needs to know at start.
@@ -234,6 +237,11 @@ pub struct Config {
     /// Log format: `text` for people, `json` for Loki/ELK (one JSON object per line).
     #[arg(long, env = "LIVETALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Webhook events one campaign's queue holds while a receiver is behind; past it the
+    /// oldest `registration.created` are dropped first (`result="dropped"`).
+    #[arg(long, env = "LIVETALLY_WEBHOOK_QUEUE_MAX", default_value_t = defaults::WEBHOOK_QUEUE_MAX)]
+    pub webhook_queue_max: usize,
 }
 
 /// How the node writes its log lines.
@@ -419,6 +427,9 @@ impl Config {
                 "webhook-retry-base",
                 "must be more than 0 and at most 10s (the first retry comes within it)",
             ));
+        }
+        if self.webhook_queue_max == 0 {
+            return Err(bad("webhook-queue-max", "must be at least 1"));
         }
         if self.webhook_timeout.is_zero() || self.webhook_poll.is_zero() {
             return Err(bad("webhook-timeout", "and --webhook-poll must be more than 0"));

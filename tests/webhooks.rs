@@ -341,7 +341,7 @@ mod queue {
 
     use livetally::campaign::NewCampaign;
     use livetally::store::memory::MemoryStore;
-    use livetally::store::outbox::{Lease, LeasedEvent, Settle};
+    use livetally::store::outbox::{Delivery, Lease, LeasedEvent, Receiver, Settle};
     use livetally::store::redis::RedisStore;
     use livetally::store::{Registration, Store};
 
@@ -350,14 +350,33 @@ mod queue {
 
     const LEASE: Duration = Duration::from_millis(600);
 
-    async fn leased(store: &dyn Store, node: &str) -> LeasedEvent {
-        eventually(&format!("a lease for {node}"), || async {
-            match store.lease_event("q", node, LEASE).await.unwrap() {
+    fn receiver(id: &str) -> Receiver {
+        Receiver {
+            id: id.into(),
+            url: format!("https://{id}.example/hook"),
+            types: None,
+            secret: "0123456789abcdef".into(),
+        }
+    }
+
+    async fn leased(store: &dyn Store, receiver: &str, node: &str) -> LeasedEvent {
+        eventually(&format!("a lease of {receiver} for {node}"), || async {
+            match store.lease_event("q", receiver, node, LEASE).await.unwrap() {
                 Lease::Leased(e) => Some(e),
                 _ => None,
             }
         })
         .await
+    }
+
+    async fn settle(store: &dyn Store, receiver: &str, id: &str, node: &str, outcome: Settle) {
+        let to = Delivery {
+            campaign: "q",
+            receiver,
+            id,
+            node,
+        };
+        store.settle_event(&to, outcome).await.unwrap();
     }
 
     fn registration(viewer: &str) -> Registration {
@@ -368,89 +387,107 @@ mod queue {
         }
     }
 
-    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+    async fn create(store: &dyn Store, id: &str) {
         let c = NewCampaign {
-            id: Some("q".into()),
+            id: Some(id.into()),
             title: Some("t".into()),
             ..Default::default()
         }
         .validate(livetally::util::now_ms())
         .unwrap();
         store.create_campaign(&c).await.unwrap();
-        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+    }
+
+    /// Per receiver: in order, leased once, retried, taken over when a lease expires; an
+    /// event leaves the queue once both receivers passed it.
+    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+        create(&*store, "q").await;
+        store.register("q", &registration("viewer-0000")).await.unwrap();
+        assert_eq!(store.backlog().await.unwrap().pending, 0, "no receiver: nothing queued");
+        store.set_receivers(&[receiver("one"), receiver("two")]).await.unwrap();
+        assert_eq!(store.lease_event("q", "one", "a", LEASE).await.unwrap(), Lease::Empty);
         store.register("q", &registration("viewer-0001")).await.unwrap();
         store.register("q", &registration("viewer-0002")).await.unwrap();
         store.end_campaign("q", livetally::util::now_ms()).await.unwrap();
-        assert_eq!(store.pending_events().await.unwrap(), 3);
+        assert_eq!(store.backlog().await.unwrap().pending, 3);
         let due = store.due_outboxes(livetally::util::now_ms() + 1, 10).await.unwrap();
         assert_eq!(due, ["q"]);
 
-        let e = leased(&*store, "a").await;
+        let e = leased(&*store, "one", "a").await;
         assert_eq!(
             (e.id.as_str(), e.kind.as_str(), e.attempts),
             ("q-1", "registration.created", 1)
         );
-        assert_eq!(store.lease_event("q", "b", LEASE).await.unwrap(), Lease::NotDue);
-        let retry = Settle::Retry {
-            after: Duration::from_millis(100),
-            delivered: vec!["https://one.example".into()],
-        };
-        store.settle_event("q", "q-1", "a", retry).await.unwrap();
-        // The retry waits its turn, then goes to whoever asks; the receiver that took it
-        // already is remembered.
-        let e = leased(&*store, "b").await;
+        assert_eq!(store.lease_event("q", "one", "b", LEASE).await.unwrap(), Lease::NotDue);
+        // Receiver two is not held back by one's lease.
+        let two = leased(&*store, "two", "b").await;
+        assert_eq!(two.id, "q-1");
+        settle(&*store, "two", "q-1", "b", Settle::Delivered).await;
+        settle(
+            &*store,
+            "one",
+            "q-1",
+            "a",
+            Settle::Retry {
+                after: Duration::from_millis(100),
+            },
+        )
+        .await;
+        // The retry waits its turn, then goes to whoever asks.
+        let e = leased(&*store, "one", "b").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-1", 2));
-        assert_eq!(e.delivered, ["https://one.example"]);
         // node b dies holding it: once the lease expires, a gets the same event.
-        let e = leased(&*store, "a").await;
+        let e = leased(&*store, "one", "a").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-1", 3));
-        store.settle_event("q", "q-1", "a", Settle::Delivered).await.unwrap();
-        let e = leased(&*store, "a").await;
+        settle(&*store, "one", "q-1", "a", Settle::Delivered).await;
+        assert_eq!(store.backlog().await.unwrap().pending, 2, "q-1 passed by both");
+        let e = leased(&*store, "one", "a").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-2", 1));
         // b's late settle of q-1 changes nothing.
-        store.settle_event("q", "q-1", "b", Settle::Delivered).await.unwrap();
-        store.settle_event("q", "q-2", "a", Settle::Delivered).await.unwrap();
-        let e = leased(&*store, "b").await;
+        settle(&*store, "one", "q-1", "b", Settle::Delivered).await;
+        settle(&*store, "one", "q-2", "a", Settle::Delivered).await;
+        let e = leased(&*store, "one", "b").await;
         assert_eq!((e.id.as_str(), e.kind.as_str()), ("q-3", "campaign.ended"));
-        store.settle_event("q", "q-3", "b", Settle::Dropped).await.unwrap();
-        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
-        assert_eq!(store.pending_events().await.unwrap(), 0);
+        settle(&*store, "one", "q-3", "b", Settle::Dropped).await;
+        assert_eq!(store.lease_event("q", "one", "a", LEASE).await.unwrap(), Lease::Empty);
+        assert_eq!(store.backlog().await.unwrap().pending, 2, "two has not passed q-2, q-3");
+        // Removing two lets its events go; a new receiver starts at the tail.
+        store
+            .set_receivers(&[receiver("one"), receiver("three")])
+            .await
+            .unwrap();
+        assert_eq!(store.backlog().await.unwrap().pending, 0);
+        assert_eq!(store.lease_event("q", "three", "a", LEASE).await.unwrap(), Lease::Empty);
         assert!(store.due_outboxes(i64::MAX / 2, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn on_memory() {
-        leases_retries_and_expiry(Arc::new(MemoryStore::new().with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(MemoryStore::new())).await;
     }
 
     #[tokio::test]
     async fn on_redis() {
         let redis = RedisServer::start();
         let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
-        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(s)).await;
     }
 
     /// A node that dies between queuing an event (in the campaign's slot) and indexing it
-    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the pending sweep finds it.
+    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the backlog sweep finds it.
     #[tokio::test]
     async fn the_sweep_finds_a_queue_missing_from_the_index() {
         let redis = RedisServer::start();
         let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(s.with_events(true));
-        let c = NewCampaign {
-            id: Some("lost".into()),
-            title: Some("t".into()),
-            ..Default::default()
-        }
-        .validate(livetally::util::now_ms())
-        .unwrap();
-        store.create_campaign(&c).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(s);
+        store.set_receivers(&[receiver("one")]).await.unwrap();
+        create(&*store, "lost").await;
         store.register("lost", &registration("viewer-0001")).await.unwrap();
         let removed: i64 = redis.query(&["ZREM", "lt:{webhooks}:due", "lost"]);
         assert_eq!(removed, 1);
         let later = livetally::util::now_ms() + 60_000;
         assert!(store.due_outboxes(later, 10).await.unwrap().is_empty());
-        assert_eq!(store.pending_events().await.unwrap(), 1);
+        assert_eq!(store.backlog().await.unwrap().pending, 1);
         assert_eq!(store.due_outboxes(later, 10).await.unwrap(), ["lost"]);
     }
 
@@ -458,6 +495,6 @@ mod queue {
     async fn on_cluster() {
         let cluster = RedisCluster::start(3);
         let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
-        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(s)).await;
     }
 }
