@@ -55,6 +55,7 @@ const ASSETS: &[Asset] = &[
     asset!("livetally.js", JS, "sdk/livetally.js"),
     asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
     asset!("ops-signups.js", JS),
+    asset!("ops-webhooks.js", JS),
     asset!("signup-form.js", JS),
 ];
 
