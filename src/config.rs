@@ -81,6 +81,10 @@ pub mod defaults {
     /// `--max-connects-per-client`: socket upgrades one client address may make per minute
     /// on a node; room for a carrier NAT's reconnect storm, none for a connect loop.
     pub const MAX_CONNECTS_PER_CLIENT: u32 = 3_000;
+
+    /// `--webhook-queue-max`: events one campaign's webhook queue holds while a receiver
+    /// is behind; past it the oldest `registration.created` go first.
+    pub const WEBHOOK_QUEUE_MAX: usize = 100_000;
 }
 
 /// Everything a node needs to know at start.
@@ -265,6 +269,11 @@ pub struct Config {
     /// with Retry-After.
     #[arg(long, env = "LIVETALLY_MAX_CONNECTS_PER_CLIENT", default_value_t = defaults::MAX_CONNECTS_PER_CLIENT)]
     pub max_connects_per_client: u32,
+
+    /// Webhook events one campaign's queue holds while a receiver is behind; past it the
+    /// oldest `registration.created` are dropped first (`result="dropped"`).
+    #[arg(long, env = "LIVETALLY_WEBHOOK_QUEUE_MAX", default_value_t = defaults::WEBHOOK_QUEUE_MAX)]
+    pub webhook_queue_max: usize,
 }
 
 /// How the node writes its log lines.
@@ -475,6 +484,9 @@ impl Config {
                 "webhook-retry-base",
                 "must be more than 0 and at most 10s (the first retry comes within it)",
             ));
+        }
+        if self.webhook_queue_max == 0 {
+            return Err(bad("webhook-queue-max", "must be at least 1"));
         }
         if self.webhook_timeout.is_zero() || self.webhook_poll.is_zero() {
             return Err(bad("webhook-timeout", "and --webhook-poll must be more than 0"));

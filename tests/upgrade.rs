@@ -199,7 +199,7 @@ async fn a_v1_deployment_upgrades_node_by_node_without_losing_or_doubling_a_coun
         .output()
         .expect("run upgrade-store");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(schema(&redis).as_deref(), Some("3"));
+    assert_eq!(schema(&redis).as_deref(), Some("4"));
     let ttl: i64 = redis.query(&["PTTL", "lt:{c:launch}:sessions"]);
     assert!(ttl > 0, "v1 session keys expire after the upgrade ({ttl})");
     let fresh = Client::connect(&a, "launch", "session-after").await;
@@ -251,14 +251,14 @@ async fn a_node_marks_an_empty_store_and_refuses_a_newer_one() {
     let redis = RedisServer::start();
     let node = Node::start(&["--redis", &redis.url()]);
     let version: String = redis.query(&["GET", "lt:{campaigns}:schema"]);
-    assert_eq!(version, "3", "an empty store is v3 from the start");
+    assert_eq!(version, "4", "an empty store is v4 from the start");
     drop(node);
 
-    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "4"]);
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "5"]);
     let (status, log) = refused_start(&redis);
     assert!(!status.success());
     assert!(
-        log.contains("schema version 4") && log.contains("this node's 3"),
+        log.contains("schema version 5") && log.contains("this node's 4"),
         "the error names both versions: {log}"
     );
 }
@@ -311,4 +311,50 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
     .await;
     let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
     assert_eq!((totals["viewers"].as_str(), totals["r:US"].as_str()), ("2", "1"));
+}
+
+/// A v1.1 deployment's webhooks were flags and one `outbox` list per campaign:
+/// `upgrade-store` given those flags puts the receivers in the store and moves what the
+/// lists still hold into the per-receiver queues, so it is delivered, with its ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_store_moves_v1_1_webhook_flags_and_queues_in() {
+    let redis = RedisServer::start();
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "3"]);
+    let receiver = support::receiver::Receiver::start("whsec-test-0123456789").await;
+    let node = Node::start(&["--redis", &redis.url(), "--webhook-poll", "50ms"]);
+    node.campaign("old").await;
+    // What a v1.1 node with --webhook-url left queued (its receiver was down).
+    let body = r#"{"id":"old-7","type":"registration.created","campaign":"old","at":1,"data":{"viewer":"viewer-0001","fields":{}}}"#;
+    let _: () = redis.query(&["RPUSH", "lt:{c:old}:outbox", body]);
+    let _: () = redis.query(&["HSET", "lt:{c:old}:outbox-state", "seq", "7"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        .args(["upgrade-store", "--redis", &redis.url()])
+        .args(["--webhook-url", &receiver.url(), "--webhook-secret", &receiver.secret])
+        .output()
+        .expect("run upgrade-store");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(schema_of(&redis).as_deref(), Some("4"));
+    let (_, set) = node.op("GET", "/api/v1/webhooks", None).await;
+    assert_eq!(set["receivers"][0]["url"], receiver.url(), "{set}");
+    let exists: bool = redis.query(&["EXISTS", "lt:{c:old}:outbox"]);
+    assert!(!exists, "the list moved");
+    let got = receiver.await_delivered("the moved event", |d| !d.is_empty()).await;
+    assert_eq!(got[0]["id"], "old-7");
+    assert!(receiver.received().iter().all(|r| r.signed));
+    // New events carry on from the same numbering.
+    let (status, _) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/old/registrations",
+            Some(serde_json::json!({"viewer": "viewer-0002"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let got = receiver.await_delivered("the next one", |d| d.len() == 2).await;
+    assert_eq!(got[1]["id"], "old-8");
+}
+
+fn schema_of(redis: &RedisServer) -> Option<String> {
+    redis.query(&["GET", "lt:{campaigns}:schema"])
 }

@@ -333,6 +333,228 @@ async fn milestones_are_edited_on_a_live_campaign(backend: Backend) {
     assert_eq!(milestones(&events), BTreeMap::from([(("like".to_owned(), 2), 1)]));
 }
 
+/// Adds a receiver through the API; returns its id.
+async fn add_receiver(node: &Node, receivers: Value) -> Value {
+    let (status, body) = node
+        .op("PUT", "/api/v1/webhooks", Some(json!({ "receivers": receivers })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A dead receiver (a port that refuses) beside a live one: the live one gets every
+/// sign-up at once, the dead one's retries hold nothing back; the log names the dead one
+/// by id, scheme and host, never its path or query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receiver_never_delays_a_live_one() {
+    let redis = RedisServer::start();
+    let live = Receiver::start(SECRET).await;
+    let mut dead = Receiver::start(SECRET).await;
+    let dead_url = format!("{}?token=do-not-log-me", dead.url());
+    dead.down();
+    let node = Node::spawn(&[
+        "--redis",
+        &redis.url(),
+        "--webhook-retry-base",
+        "10s",
+        "--webhook-poll",
+        "50ms",
+    ]);
+    let set = add_receiver(
+        &node,
+        json!([{"url": dead_url, "secret": SECRET}, {"url": live.url(), "secret": SECRET}]),
+    )
+    .await;
+    let dead_id = set["receivers"][0]["id"].as_str().unwrap().to_owned();
+    node.campaign("both").await;
+    for v in ["viewer-0001", "viewer-0002", "viewer-0003"] {
+        register(&node, "both", v).await;
+    }
+    let started = std::time::Instant::now();
+    let events = live.await_delivered("all three sign-ups", |d| d.len() == 3).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let viewers: Vec<&str> = events.iter().map(|e| e["data"]["viewer"].as_str().unwrap()).collect();
+    assert_eq!(viewers, ["viewer-0001", "viewer-0002", "viewer-0003"]);
+    eventually("a failed delivery to the dead one", || async {
+        let failed = load::metric(&node, "livetally_webhook_deliveries_total{result=\"failed\"}").await;
+        (failed >= 1.0).then_some(())
+    })
+    .await;
+    let log = node.log_text();
+    assert!(log.contains("webhook not delivered") && log.contains(&dead_id), "{log}");
+    assert!(log.contains("http://127.0.0.1"), "names scheme and host: {log}");
+    assert!(!log.contains("do-not-log-me") && !log.contains("/hooks"), "{log}");
+}
+
+/// Receivers set on one node are used by another, and the secret is never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_set_on_one_node_are_used_by_another_and_the_secret_is_never_shown() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(WHSEC).await;
+    let flags = |id: &str| {
+        vec![
+            "--redis".to_owned(),
+            redis.url(),
+            "--node-id".to_owned(),
+            id.to_owned(),
+            "--webhook-poll".to_owned(),
+            "50ms".to_owned(),
+        ]
+    };
+    let (fa, fb) = (flags("node-a"), flags("node-b"));
+    let a = Node::start(&args(&fa));
+    let b = Node::start(&args(&fb));
+    let (status, empty) = b.op("GET", "/api/v1/webhooks", None).await;
+    assert_eq!((status, empty), (200, json!({"receivers": []})));
+    let (status, _) = b.call("GET", "/api/v1/webhooks", None, None).await;
+    assert_eq!(status, 401);
+    let set = add_receiver(
+        &a,
+        json!([{"url": receiver.url(), "secret": WHSEC, "types": ["registration.created"]}]),
+    )
+    .await;
+    let id = set["receivers"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        set,
+        json!({"receivers": [{"id": id, "url": receiver.url(), "types": ["registration.created"]}]})
+    );
+    let (_, read) = b.op("GET", "/api/v1/webhooks", None).await;
+    assert_eq!(read, set);
+    assert!(!read.to_string().contains(WHSEC));
+    // An edit without the secret keeps it: deliveries still verify.
+    let edited = add_receiver(&b, json!([{"id": id, "url": receiver.url()}])).await;
+    assert_eq!(edited, json!({"receivers": [{"id": id, "url": receiver.url()}]}));
+    let (status, err) = b
+        .op(
+            "PUT",
+            "/api/v1/webhooks",
+            Some(json!({"receivers": [{"url": receiver.url()}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (400, Some("receivers[0].secret"))
+    );
+    // b has no webhook flags: it queues and delivers all the same.
+    b.campaign("shared").await;
+    register(&b, "shared", "viewer-0001").await;
+    let got = receiver.await_delivered("the sign-up", |d| d.len() == 1).await;
+    assert_eq!(got[0]["data"]["viewer"], "viewer-0001");
+    assert!(receiver.received().iter().all(|r| r.signed && r.standard_signed));
+}
+
+/// A campaign's queue is bounded: past --webhook-queue-max the oldest sign-ups go first,
+/// counted as dropped; what is left goes out in order once the receiver is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_the_oldest_sign_ups_and_counts_them() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(SECRET).await;
+    receiver.down();
+    let node = Node::start(&[
+        "--redis",
+        &redis.url(),
+        "--webhook-queue-max",
+        "3",
+        "--webhook-retry-base",
+        "200ms",
+        "--webhook-poll",
+        "50ms",
+    ]);
+    add_receiver(&node, json!([{"url": receiver.url(), "secret": SECRET}])).await;
+    node.campaign("full").await;
+    for i in 1..=5 {
+        register(&node, "full", &format!("viewer-000{i}")).await;
+    }
+    node.op("POST", "/api/v1/campaigns/full/end", None).await;
+    let len: u64 = redis.query(&["ZCARD", "lt:{c:full}:events"]);
+    assert_eq!(len, 3);
+    eventually("three dropped", || async {
+        let dropped = load::metric(&node, "livetally_webhook_deliveries_total{result=\"dropped\"}").await;
+        (dropped == 3.0).then_some(())
+    })
+    .await;
+    receiver.up().await;
+    let events = receiver.await_delivered("what is left", |d| d.len() == 3).await;
+    let got: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(got, ["registration.created", "registration.created", "campaign.ended"]);
+    assert_eq!(events[0]["data"]["viewer"], "viewer-0004");
+    assert_once_in_order(&events);
+}
+
+/// Every key of the store and everything in it, as text.
+fn every_value(redis: &RedisServer) -> String {
+    let keys: Vec<String> = redis.query(&["KEYS", "*"]);
+    let mut out = String::new();
+    for key in keys {
+        let kind: String = redis.query(&["TYPE", &key]);
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![redis.query(&["GET", &key])],
+            "hash" => redis.query(&["HGETALL", &key]),
+            "list" => redis.query(&["LRANGE", &key, "0", "-1"]),
+            "set" => redis.query(&["SMEMBERS", &key]),
+            "zset" => redis.query(&["ZRANGE", &key, "0", "-1"]),
+            other => panic!("{key}: a {other} the scan cannot read"),
+        };
+        out.push_str(&key);
+        for v in values {
+            out.push('\n');
+            out.push_str(&String::from_utf8_lossy(&v));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Erasure is complete: after `DELETE .../registrations/{viewer}` no key of the store holds
+/// the person's phone number, though a receiver that is down never got the event; after
+/// deleting the campaign no key holds anybody's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_personal_data_in_any_key() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(SECRET).await;
+    receiver.down();
+    let node = Node::start(&["--redis", &redis.url()]);
+    add_receiver(&node, json!([{"url": receiver.url(), "secret": SECRET}])).await;
+    node.campaign_with(json!({"id": "gdpr", "title": "t",
+        "registration_fields": [{"name": "phone", "max": 32, "required": true}]}))
+        .await;
+    for (viewer, phone) in [("viewer-0001", "+44 20 7946 0001"), ("viewer-0002", "+44 20 7946 0002")] {
+        let (status, body) = node
+            .call(
+                "POST",
+                "/api/v1/campaigns/gdpr/registrations",
+                Some(json!({"viewer": viewer, "fields": {"phone": phone}})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert!(
+        every_value(&redis).contains("7946 0001"),
+        "the scan sees the queued event"
+    );
+    let (status, _) = node
+        .op("DELETE", "/api/v1/campaigns/gdpr/registrations/viewer-0001", None)
+        .await;
+    assert_eq!(status, 204);
+    let all = every_value(&redis);
+    assert!(!all.contains("7946 0001"), "erased, queue included");
+    assert!(all.contains("7946 0002"), "the other person stays");
+    node.op("POST", "/api/v1/campaigns/gdpr/end", None).await;
+    let (status, _) = node.op("DELETE", "/api/v1/campaigns/gdpr", None).await;
+    assert_eq!(status, 204);
+    assert!(
+        !every_value(&redis).contains("7946"),
+        "a deleted campaign keeps no sign-up queued"
+    );
+    let pending: u64 = redis.query(&["ZCARD", "lt:{c:gdpr}:events"]);
+    assert_eq!(pending, 1, "campaign.ended still goes out");
+}
+
 // ---------------------------------------------------------------------------------------
 // The queue itself, on each store with events on: leases in order, retries, expiry.
 
@@ -342,7 +564,7 @@ mod queue {
 
     use livetally::campaign::NewCampaign;
     use livetally::store::memory::MemoryStore;
-    use livetally::store::outbox::{Lease, LeasedEvent, Settle};
+    use livetally::store::outbox::{Delivery, Lease, LeasedEvent, Receiver, Settle};
     use livetally::store::redis::RedisStore;
     use livetally::store::{Registration, Store};
 
@@ -351,14 +573,33 @@ mod queue {
 
     const LEASE: Duration = Duration::from_millis(600);
 
-    async fn leased(store: &dyn Store, node: &str) -> LeasedEvent {
-        eventually(&format!("a lease for {node}"), || async {
-            match store.lease_event("q", node, LEASE).await.unwrap() {
+    fn receiver(id: &str) -> Receiver {
+        Receiver {
+            id: id.into(),
+            url: format!("https://{id}.example/hook"),
+            types: None,
+            secret: "0123456789abcdef".into(),
+        }
+    }
+
+    async fn leased(store: &dyn Store, receiver: &str, node: &str) -> LeasedEvent {
+        eventually(&format!("a lease of {receiver} for {node}"), || async {
+            match store.lease_event("q", receiver, node, LEASE).await.unwrap() {
                 Lease::Leased(e) => Some(e),
                 _ => None,
             }
         })
         .await
+    }
+
+    async fn settle(store: &dyn Store, receiver: &str, id: &str, node: &str, outcome: Settle) {
+        let to = Delivery {
+            campaign: "q",
+            receiver,
+            id,
+            node,
+        };
+        store.settle_event(&to, outcome).await.unwrap();
     }
 
     fn registration(viewer: &str) -> Registration {
@@ -369,89 +610,107 @@ mod queue {
         }
     }
 
-    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+    async fn create(store: &dyn Store, id: &str) {
         let c = NewCampaign {
-            id: Some("q".into()),
+            id: Some(id.into()),
             title: Some("t".into()),
             ..Default::default()
         }
         .validate(livetally::util::now_ms())
         .unwrap();
         store.create_campaign(&c).await.unwrap();
-        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
+    }
+
+    /// Per receiver: in order, leased once, retried, taken over when a lease expires; an
+    /// event leaves the queue once both receivers passed it.
+    async fn leases_retries_and_expiry(store: Arc<dyn Store>) {
+        create(&*store, "q").await;
+        store.register("q", &registration("viewer-0000")).await.unwrap();
+        assert_eq!(store.backlog().await.unwrap().pending, 0, "no receiver: nothing queued");
+        store.set_receivers(&[receiver("one"), receiver("two")]).await.unwrap();
+        assert_eq!(store.lease_event("q", "one", "a", LEASE).await.unwrap(), Lease::Empty);
         store.register("q", &registration("viewer-0001")).await.unwrap();
         store.register("q", &registration("viewer-0002")).await.unwrap();
         store.end_campaign("q", livetally::util::now_ms()).await.unwrap();
-        assert_eq!(store.pending_events().await.unwrap(), 3);
+        assert_eq!(store.backlog().await.unwrap().pending, 3);
         let due = store.due_outboxes(livetally::util::now_ms() + 1, 10).await.unwrap();
         assert_eq!(due, ["q"]);
 
-        let e = leased(&*store, "a").await;
+        let e = leased(&*store, "one", "a").await;
         assert_eq!(
             (e.id.as_str(), e.kind.as_str(), e.attempts),
             ("q-1", "registration.created", 1)
         );
-        assert_eq!(store.lease_event("q", "b", LEASE).await.unwrap(), Lease::NotDue);
-        let retry = Settle::Retry {
-            after: Duration::from_millis(100),
-            delivered: vec!["https://one.example".into()],
-        };
-        store.settle_event("q", "q-1", "a", retry).await.unwrap();
-        // The retry waits its turn, then goes to whoever asks; the receiver that took it
-        // already is remembered.
-        let e = leased(&*store, "b").await;
+        assert_eq!(store.lease_event("q", "one", "b", LEASE).await.unwrap(), Lease::NotDue);
+        // Receiver two is not held back by one's lease.
+        let two = leased(&*store, "two", "b").await;
+        assert_eq!(two.id, "q-1");
+        settle(&*store, "two", "q-1", "b", Settle::Delivered).await;
+        settle(
+            &*store,
+            "one",
+            "q-1",
+            "a",
+            Settle::Retry {
+                after: Duration::from_millis(100),
+            },
+        )
+        .await;
+        // The retry waits its turn, then goes to whoever asks.
+        let e = leased(&*store, "one", "b").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-1", 2));
-        assert_eq!(e.delivered, ["https://one.example"]);
         // node b dies holding it: once the lease expires, a gets the same event.
-        let e = leased(&*store, "a").await;
+        let e = leased(&*store, "one", "a").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-1", 3));
-        store.settle_event("q", "q-1", "a", Settle::Delivered).await.unwrap();
-        let e = leased(&*store, "a").await;
+        settle(&*store, "one", "q-1", "a", Settle::Delivered).await;
+        assert_eq!(store.backlog().await.unwrap().pending, 2, "q-1 passed by both");
+        let e = leased(&*store, "one", "a").await;
         assert_eq!((e.id.as_str(), e.attempts), ("q-2", 1));
         // b's late settle of q-1 changes nothing.
-        store.settle_event("q", "q-1", "b", Settle::Delivered).await.unwrap();
-        store.settle_event("q", "q-2", "a", Settle::Delivered).await.unwrap();
-        let e = leased(&*store, "b").await;
+        settle(&*store, "one", "q-1", "b", Settle::Delivered).await;
+        settle(&*store, "one", "q-2", "a", Settle::Delivered).await;
+        let e = leased(&*store, "one", "b").await;
         assert_eq!((e.id.as_str(), e.kind.as_str()), ("q-3", "campaign.ended"));
-        store.settle_event("q", "q-3", "b", Settle::Dropped).await.unwrap();
-        assert_eq!(store.lease_event("q", "a", LEASE).await.unwrap(), Lease::Empty);
-        assert_eq!(store.pending_events().await.unwrap(), 0);
+        settle(&*store, "one", "q-3", "b", Settle::Dropped).await;
+        assert_eq!(store.lease_event("q", "one", "a", LEASE).await.unwrap(), Lease::Empty);
+        assert_eq!(store.backlog().await.unwrap().pending, 2, "two has not passed q-2, q-3");
+        // Removing two lets its events go; a new receiver starts at the tail.
+        store
+            .set_receivers(&[receiver("one"), receiver("three")])
+            .await
+            .unwrap();
+        assert_eq!(store.backlog().await.unwrap().pending, 0);
+        assert_eq!(store.lease_event("q", "three", "a", LEASE).await.unwrap(), Lease::Empty);
         assert!(store.due_outboxes(i64::MAX / 2, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn on_memory() {
-        leases_retries_and_expiry(Arc::new(MemoryStore::new().with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(MemoryStore::new())).await;
     }
 
     #[tokio::test]
     async fn on_redis() {
         let redis = RedisServer::start();
         let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
-        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(s)).await;
     }
 
     /// A node that dies between queuing an event (in the campaign's slot) and indexing it
-    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the pending sweep finds it.
+    /// (in `lt:{webhooks}:due`) leaves a queue no node looks at: the backlog sweep finds it.
     #[tokio::test]
     async fn the_sweep_finds_a_queue_missing_from_the_index() {
         let redis = RedisServer::start();
         let s = RedisStore::connect_standalone(&redis.url()).await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(s.with_events(true));
-        let c = NewCampaign {
-            id: Some("lost".into()),
-            title: Some("t".into()),
-            ..Default::default()
-        }
-        .validate(livetally::util::now_ms())
-        .unwrap();
-        store.create_campaign(&c).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(s);
+        store.set_receivers(&[receiver("one")]).await.unwrap();
+        create(&*store, "lost").await;
         store.register("lost", &registration("viewer-0001")).await.unwrap();
         let removed: i64 = redis.query(&["ZREM", "lt:{webhooks}:due", "lost"]);
         assert_eq!(removed, 1);
         let later = livetally::util::now_ms() + 60_000;
         assert!(store.due_outboxes(later, 10).await.unwrap().is_empty());
-        assert_eq!(store.pending_events().await.unwrap(), 1);
+        assert_eq!(store.backlog().await.unwrap().pending, 1);
         assert_eq!(store.due_outboxes(later, 10).await.unwrap(), ["lost"]);
     }
 
@@ -459,6 +718,6 @@ mod queue {
     async fn on_cluster() {
         let cluster = RedisCluster::start(3);
         let s = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
-        leases_retries_and_expiry(Arc::new(s.with_events(true))).await;
+        leases_retries_and_expiry(Arc::new(s)).await;
     }
 }

@@ -153,6 +153,19 @@ const en = {
   join_label: 'Campaign ID',
   join: 'Join',
   footer_landing: 'One binary. No build step. Your audience, counted.',
+
+  wh_title: 'Webhook receivers',
+  wh_hint: 'Every node sends events to these. A secret is set once and never shown.',
+  wh_url: 'URL',
+  wh_types: 'Event types (none ticked: every type)',
+  wh_secret: 'Secret',
+  wh_secret_set: 'Set (leave empty to keep it)',
+  wh_secret_new: 'At least 16 characters',
+  wh_remove: 'Remove',
+  wh_add: 'Add receiver',
+  wh_save: 'Save receivers',
+  wh_saved: 'Receivers saved.',
+  wh_none: 'No receivers: no webhook events are queued.',
 };
 
 const zh = {
@@ -298,6 +311,19 @@ const zh = {
   join_label: '活动 ID',
   join: '加入',
   footer_landing: '一个程序，无需构建，观众尽在掌握。',
+
+  wh_title: 'Webhook 接收端',
+  wh_hint: '每个节点都会把事件发送到这些地址。密钥只需设置一次，之后不再显示。',
+  wh_url: '地址',
+  wh_types: '事件类型（都不勾选：全部类型）',
+  wh_secret: '密钥',
+  wh_secret_set: '已设置（留空则保持不变）',
+  wh_secret_new: '至少 16 个字符',
+  wh_remove: '移除',
+  wh_add: '添加接收端',
+  wh_save: '保存接收端',
+  wh_saved: '接收端已保存。',
+  wh_none: '没有接收端：不会排队任何 webhook 事件。',
 };
 
 /** One table: the shared viewer strings and the pages' own, by language. */

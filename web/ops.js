@@ -9,6 +9,7 @@ import { session, formatNumber, formatCompact, formatTime, api, el } from './com
 import { LineChart } from './chart.js';
 import { addMilestones, showMilestones } from './ops-milestones.js';
 import { registrationFields } from './ops-signups.js';
+import { showWebhooks } from './ops-webhooks.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
 /** How often /readyz is asked while the node is fine, and while it is not. */
@@ -83,6 +84,7 @@ function showDash(list) {
   $('signout').hidden = false;
   $('token').value = '';
   setCampaigns(list);
+  showWebhooks(authed);
   const wanted = new URLSearchParams(location.hash.slice(1)).get('c');
   const c = campaigns.find((x) => x.id === wanted);
   if (c) select(c);

@@ -9,6 +9,7 @@ pub mod pages;
 pub mod probes;
 pub mod public;
 pub mod signup;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +104,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/registrations", web::get().to(signup::export))
             .route("/{id}/registrations/{viewer}", web::delete().to(signup::erase)),
     )
+    .route("/api/v1/webhooks", web::get().to(webhooks::get))
+    .route("/api/v1/webhooks", web::put().to(webhooks::put))
     .route("/ws/v1/campaigns/{id}", cors::public(web::get().to(not_upgraded)))
     .route("/s/{id}", web::get().to(public::share))
     .route("/metrics", web::get().to(probes::metrics))

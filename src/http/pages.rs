@@ -56,6 +56,7 @@ const ASSETS: &[Asset] = &[
     asset!("strings.js", JS, "sdk/strings.js"),
     asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
     asset!("ops-signups.js", JS),
+    asset!("ops-webhooks.js", JS),
     asset!("signup-form.js", JS),
 ];
 

@@ -110,24 +110,24 @@ fn upgrade_hook<T: Upgraded>(
 
 /// Connects the store named by the config.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    // Events are queued only where a node will deliver them (`--webhook-url`).
-    let events = !config.webhook_url.is_empty();
+    // Every node queues events while the deployment has receivers (the store knows).
+    let max = config.webhook_queue_max;
     if let Some(url) = &config.redis {
         let s = crate::store::redis::RedisStore::connect_standalone(url)
             .await
             .with_context(|| "connecting --redis")?;
-        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_events(events)));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_queue_max(max)));
     }
     if !config.redis_cluster.is_empty() {
         let s = crate::store::redis::RedisStore::connect_cluster(&config.redis_cluster)
             .await
             .with_context(|| "connecting --redis-cluster")?;
-        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_events(events)));
+        return Ok(Arc::new(s.with_session_ttl(config.session_ttl).with_queue_max(max)));
     }
     Ok(Arc::new(
         MemoryStore::new()
             .with_session_ttl(config.session_ttl)
-            .with_events(events),
+            .with_queue_max(max),
     ))
 }
 
@@ -175,10 +175,17 @@ pub async fn finish_upgrade(config: &Config) -> anyhow::Result<()> {
         wait_s = FINISH_WAIT.as_secs(),
         "marking the upgrade finished; waiting for running nodes to notice"
     );
-    let campaigns = store
-        .with_session_ttl(config.session_ttl)
-        .finish_upgrade(FINISH_WAIT)
-        .await?;
+    let store = store.with_session_ttl(config.session_ttl);
+    // A v1.1 deployment's receivers were its flags: they land in the store.
+    if let Some(secret) = &config.webhook_secret {
+        let seed = crate::webhooks::receivers::from_flags(&config.webhook_url, secret);
+        if !seed.is_empty() {
+            use crate::store::Outbox;
+            let seeded = store.seed_receivers(&seed).await?;
+            tracing::info!(seeded, receivers = seed.len(), "webhook receivers from --webhook-url");
+        }
+    }
+    let campaigns = store.finish_upgrade(FINISH_WAIT).await?;
     tracing::info!(
         campaigns,
         "upgrade finished: v1 session keys expire within two session TTLs"
@@ -382,26 +389,23 @@ fn start(
     })
 }
 
-/// The webhook deliverer, where `--webhook-url` names receivers.
+/// The webhook deliverer: on every node, whatever its flags (the receivers are a setting
+/// in the store; `--webhook-url` only seeds it).
 fn spawn_webhooks(
     builder: &Builder,
     config: &Config,
     stop: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let Some(secret) = config
-        .webhook_secret
-        .as_ref()
-        .filter(|_| !config.webhook_url.is_empty())
-    else {
-        return Ok(None);
+    let seed = match &config.webhook_secret {
+        Some(secret) => crate::webhooks::receivers::from_flags(&config.webhook_url, secret),
+        None => vec![],
     };
     let timing = Timing::new(config.webhook_retry_base, config.webhook_timeout, config.webhook_poll);
     let w = Webhooks::new(
         builder.store.clone(),
         builder.metrics.clone(),
         builder.node_id.clone(),
-        config.webhook_url.clone(),
-        secret.clone(),
+        seed,
         timing,
     )?;
     Ok(Some(tokio::spawn(Arc::new(w).run(stop))))

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use super::memory::MemoryStore;
-use super::outbox::{Lease, Settle};
+use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
     Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric, Signups,
     Stats, StoreError, StoreResult,
@@ -155,21 +155,33 @@ impl Signups for Flaky {
 
 #[async_trait]
 impl Outbox for Flaky {
+    async fn receivers(&self) -> StoreResult<Vec<Receiver>> {
+        self.up()?;
+        self.inner.receivers().await
+    }
+    async fn set_receivers(&self, receivers: &[Receiver]) -> StoreResult<()> {
+        self.up()?;
+        self.inner.set_receivers(receivers).await
+    }
+    async fn seed_receivers(&self, receivers: &[Receiver]) -> StoreResult<bool> {
+        self.up()?;
+        self.inner.seed_receivers(receivers).await
+    }
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         self.up()?;
         self.inner.due_outboxes(now_ms, limit).await
     }
-    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
+    async fn lease_event(&self, campaign: &str, receiver: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
         self.up()?;
-        self.inner.lease_event(campaign, node, lease).await
+        self.inner.lease_event(campaign, receiver, node, lease).await
     }
-    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
+    async fn settle_event(&self, to: &Delivery<'_>, outcome: Settle) -> StoreResult<()> {
         self.up()?;
-        self.inner.settle_event(campaign, id, node, outcome).await
+        self.inner.settle_event(to, outcome).await
     }
-    async fn pending_events(&self) -> StoreResult<u64> {
+    async fn backlog(&self) -> StoreResult<Backlog> {
         self.up()?;
-        self.inner.pending_events().await
+        self.inner.backlog().await
     }
 }
 

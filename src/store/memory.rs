@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use self::campaign::CampaignData;
 use self::generations::Generations;
 use super::hll::HyperLogLog;
-use super::outbox::{self, Queues, Settle};
+use super::outbox::{self, Backlog, Delivery, Queues, Receiver, Settle};
 use super::{
     Campaigns, Health, NodeShare, Outbox, Reads, Registration, SeriesMetric, Signups, Stats, StoreError, StoreResult,
     DEFAULT_SESSION_TTL,
@@ -90,9 +90,9 @@ impl MemoryStore {
             + d.interaction_series.values().map(HashMap::len).sum::<usize>()
     }
 
-    /// Queues webhook events from now on (`--webhook-url` set).
-    pub fn with_events(self, on: bool) -> Self {
-        self.outbox().enabled = on;
+    /// A campaign's webhook queue holds at most `max` events (`--webhook-queue-max`).
+    pub fn with_queue_max(self, max: usize) -> Self {
+        self.outbox().max = max;
         self
     }
 
@@ -109,11 +109,6 @@ impl MemoryStore {
         // A panic while holding this lock would be a bug in this file; keep serving the data.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// `registration.created`'s data: the viewer and its fields (a JSON object).
-fn registration_data(viewer: &str, fields: &str) -> String {
-    format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer))
 }
 
 #[async_trait]
@@ -198,6 +193,7 @@ impl Campaigns for MemoryStore {
             Some(_) => {
                 map.remove(id);
                 self.changed();
+                self.outbox().forget_people(id);
                 Ok(())
             }
         }
@@ -331,9 +327,12 @@ impl Signups for MemoryStore {
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
         let added = d.registrations.add(registration);
         if added {
-            let data = registration_data(&registration.viewer, &registration.fields);
-            self.outbox()
-                .push(campaign, outbox::REGISTRATION, &data, crate::util::now_ms());
+            self.outbox().push_registration(
+                campaign,
+                &registration.viewer,
+                &registration.fields,
+                crate::util::now_ms(),
+            );
         }
         Ok(added)
     }
@@ -347,26 +346,49 @@ impl Signups for MemoryStore {
     async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        Ok(d.registrations.erase(viewer))
+        let erased = d.registrations.erase(viewer);
+        self.outbox().erase(campaign, viewer);
+        Ok(erased)
     }
 }
 
 #[async_trait]
 impl Outbox for MemoryStore {
+    async fn receivers(&self) -> StoreResult<Vec<Receiver>> {
+        Ok(self.outbox().receivers())
+    }
+
+    async fn set_receivers(&self, receivers: &[Receiver]) -> StoreResult<()> {
+        self.outbox().set_receivers(receivers);
+        Ok(())
+    }
+
+    async fn seed_receivers(&self, receivers: &[Receiver]) -> StoreResult<bool> {
+        Ok(self.outbox().seed_receivers(receivers))
+    }
+
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         Ok(self.outbox().due(now_ms, limit))
     }
 
-    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<outbox::Lease> {
-        Ok(self.outbox().lease(campaign, node, lease, crate::util::now_ms()))
+    async fn lease_event(
+        &self,
+        campaign: &str,
+        receiver: &str,
+        node: &str,
+        lease: Duration,
+    ) -> StoreResult<outbox::Lease> {
+        Ok(self
+            .outbox()
+            .lease(campaign, receiver, node, lease, crate::util::now_ms()))
     }
 
-    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
-        self.outbox().settle(campaign, id, node, outcome, crate::util::now_ms());
+    async fn settle_event(&self, to: &Delivery<'_>, outcome: Settle) -> StoreResult<()> {
+        self.outbox().settle(to, outcome, crate::util::now_ms());
         Ok(())
     }
 
-    async fn pending_events(&self) -> StoreResult<u64> {
-        Ok(self.outbox().pending())
+    async fn backlog(&self) -> StoreResult<Backlog> {
+        Ok(self.outbox().backlog())
     }
 }

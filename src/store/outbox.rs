@@ -1,20 +1,33 @@
 //! Webhook events as the store keeps them: each one is decided and queued in the same
 //! atomic step that changes what it reports (a count, the peak, the state, a
 //! registration), so it gets exactly one `id` however many nodes see the change, and it
-//! cannot be lost between deciding and queuing. Each campaign has its own queue, delivered
-//! head first: event n+1 of a campaign waits until n is delivered or dropped. Any node may
-//! lease the head of a queue; a lease that is not settled in time expires, and the next
-//! node to look delivers it again with the same `id` (at least once).
+//! cannot be lost between deciding and queuing.
 //!
-//! The Redis layout is in `redis/keys.rs` (`outbox`, `outbox-state`, `lt:{webhooks}:due`)
-//! and the logic in `redis/lua/events.lua`, `lease.lua` and `settle.lua`; [`Queues`] is the
-//! memory store's copy of the same rules. The webhook deliverer reads the queues through the
-//! [`Outbox`] seam.
+//! Events are numbered per campaign (`<campaign>-<n>`). Every receiver of the deployment
+//! setting ([`Receiver`], `GET/PUT /api/v1/webhooks`) has, in each campaign, its own
+//! cursor (the last event it passed), lease and backoff: a receiver that fails waits for
+//! its own retry and never holds back another, while each receiver still gets a campaign's
+//! events in order. An event leaves the queue once every receiver has passed it (delivered,
+//! filtered out by its `types`, or given up on); a receiver added later starts at the tail.
+//! Nothing is queued while there is no receiver. A campaign's queue holds at most
+//! `--webhook-queue-max` events: past it the oldest `registration.created` go first (then
+//! the oldest of any type), counted in [`Backlog::dropped`].
+//!
+//! Erasure removes a person's queued `registration.created` ([`Signups::erase_registration`]
+//! and `delete_campaign` both do), so no queue keeps personal data an operator erased.
+//!
+//! The Redis layout is in `redis/keys.rs` (`events`, `event-regs`, `cursors`,
+//! `outbox-state`, `lt:{webhooks}:due`, `lt:{webhooks}:receivers`) and the logic in
+//! `redis/lua/events.lua`, `lease.lua`, `settle.lua` and `retarget.lua`; [`Queues`] is the
+//! memory store's copy of the same rules. The deliverer reads them through [`Outbox`].
+//!
+//! [`Signups::erase_registration`]: super::Signups::erase_registration
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
 use crate::campaign::Campaign;
@@ -27,30 +40,93 @@ pub const MILESTONE: &str = "campaign.milestone";
 pub const PEAK: &str = "campaign.peak";
 /// `registration.created`: data `{"viewer","fields"}`.
 pub const REGISTRATION: &str = "registration.created";
+/// Every event type, for a receiver's `types`.
+pub const TYPES: [&str; 4] = [ENDED, MILESTONE, PEAK, REGISTRATION];
 
 /// A rising peak is reported at most once a minute per campaign, so a launch whose
 /// audience grows every second does not flood the receiver.
 pub const PEAK_EVERY_MS: i64 = 60_000;
 
-/// The webhook queues, as the deliverer sees them: events are queued by the other seams'
-/// writes (a count, the peak, the end, a registration), never through this one.
-#[async_trait]
-pub trait Outbox: Send + Sync + 'static {
-    /// Webhook queues (see the module doc) whose head may be due at `now_ms`, at most `limit`.
-    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
-
-    /// Leases the head of a campaign's webhook queue to `node` for `lease`.
-    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease>;
-
-    /// Ends `node`'s lease of event `id`: delivered or dropped (it leaves the queue), or
-    /// retried later.
-    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()>;
-
-    /// Webhook events queued and not yet delivered or dropped, over every campaign.
-    async fn pending_events(&self) -> StoreResult<u64>;
+/// One receiver of the deployment's webhook setting, as stored (the secret included: it
+/// signs every request; the API never shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receiver {
+    /// The server's id for it (`rcv_<hex>`): cursors and logs name it by this.
+    pub id: String,
+    pub url: String,
+    /// The event types it gets; `None`: every type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    pub secret: String,
 }
 
-/// The head of a campaign's queue, leased to one node until `lease_until_ms`.
+impl Receiver {
+    /// Whether events of type `kind` go to this receiver.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.types.as_ref().is_none_or(|t| t.iter().any(|k| k == kind))
+    }
+
+    /// How logs name it: its id, the URL's scheme and host, never its path or query
+    /// (which may hold a receiver's own token).
+    pub fn label(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(u) => format!("{} {}://{}", self.id, u.scheme(), u.host_str().unwrap_or("?")),
+            Err(_) => self.id.clone(),
+        }
+    }
+}
+
+/// The webhook queues and the setting that says where they go. Events are queued by the
+/// other seams' writes (a count, the peak, the end, a registration), never through this one.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// The deployment's receivers (empty when none is set). Reading them also tells this
+    /// store whether to queue events from now on, and which receivers' cursors count.
+    async fn receivers(&self) -> StoreResult<Vec<Receiver>>;
+
+    /// Replaces the receivers. A new one starts at the tail of every queue; the cursors of
+    /// removed ones go, and events every remaining receiver has passed leave the queue.
+    async fn set_receivers(&self, receivers: &[Receiver]) -> StoreResult<()>;
+
+    /// Sets `receivers` only if the setting was never set (the `--webhook-url` seed);
+    /// true when it did.
+    async fn seed_receivers(&self, receivers: &[Receiver]) -> StoreResult<bool>;
+
+    /// Campaigns whose queue may have an event due at `now_ms` for some receiver, at most
+    /// `limit`.
+    async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Leases `receiver`'s next event of `campaign` to `node` for `lease`.
+    async fn lease_event(&self, campaign: &str, receiver: &str, node: &str, lease: Duration) -> StoreResult<Lease>;
+
+    /// Ends `node`'s lease of event `id` for `receiver`: passed (delivered, filtered or
+    /// given up: the cursor moves on) or retried later.
+    async fn settle_event(&self, to: &Delivery<'_>, outcome: Settle) -> StoreResult<()>;
+
+    /// Events queued over every campaign, and those the bound dropped since the last call.
+    async fn backlog(&self) -> StoreResult<Backlog>;
+}
+
+/// Whose lease a settle ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub campaign: &'a str,
+    pub receiver: &'a str,
+    /// The event id (`<campaign>-<n>`).
+    pub id: &'a str,
+    pub node: &'a str,
+}
+
+/// What [`Outbox::backlog`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events queued and not yet passed by every receiver.
+    pub pending: u64,
+    /// Events the queue bound dropped since the last call.
+    pub dropped: u64,
+}
+
+/// A receiver's next event of a campaign, leased to one node until it settles or expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasedEvent {
     pub campaign: String,
@@ -60,33 +136,31 @@ pub struct LeasedEvent {
     /// The JSON body as queued: `{"id","type","campaign","at","data"}` (`data` is `null`
     /// for `campaign.ended` until the deliverer fills in the report).
     pub body: String,
-    /// Attempts so far, this one included.
+    /// Attempts so far for this receiver, this one included.
     pub attempts: u32,
-    /// When the first attempt was leased (unix ms, store clock).
+    /// When the first attempt for this receiver was leased (unix ms, store clock).
     pub first_at_ms: i64,
-    /// Receivers (URLs) that already answered 2xx for this event: not sent to again.
-    pub delivered: Vec<String>,
 }
 
 /// What [`Outbox::lease_event`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// Nothing queued for the campaign.
+    /// Nothing queued for this receiver in the campaign.
     Empty,
-    /// The head is leased by another node or waits for its next try.
+    /// Its next event is leased by another node or waits for its next try.
     NotDue,
-    /// The head is this node's to deliver.
+    /// Its next event is this node's to deliver.
     Leased(LeasedEvent),
 }
 
 /// How a leased delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settle {
-    /// Every receiver answered 2xx: the event leaves the queue.
+    /// The receiver answered 2xx, or does not take this type: its cursor moves on.
     Delivered,
-    /// Try again after `after`; `delivered` lists the receivers that need it no more.
-    Retry { after: Duration, delivered: Vec<String> },
-    /// Given up (retried for the whole retry period): the event leaves the queue.
+    /// Try again after `after`.
+    Retry { after: Duration },
+    /// Given up (retried for the whole retry period): its cursor moves on.
     Dropped,
 }
 
@@ -106,48 +180,181 @@ pub fn body_id(body: &str) -> Option<&str> {
     body.strip_prefix(r#"{"id":""#)?.split('"').next()
 }
 
-/// A campaign's events in the memory store.
-#[derive(Debug, Default)]
-struct Queue {
-    /// Events queued so far: `<campaign>-<seq>` is the next id.
-    seq: u64,
-    events: VecDeque<(String, String, String)>,
-    /// The head's delivery: `(node, lease until, attempts, first at, next try at, delivered)`.
-    head: Option<Delivery>,
-    /// When the last `campaign.peak` was queued.
-    peak_event_at: Option<i64>,
+/// The number of event `id` (`<campaign>-<n>`).
+pub fn id_seq(id: &str) -> Option<u64> {
+    id.rsplit_once('-')?.1.parse().ok()
 }
 
-#[derive(Debug, Clone)]
-struct Delivery {
+/// One queued event in the memory store.
+#[derive(Debug)]
+struct Event {
+    kind: String,
+    body: String,
+    /// The person a `registration.created` is about (what erasure looks for).
+    viewer: Option<String>,
+}
+
+/// One receiver's place in a campaign's queue.
+#[derive(Debug, Clone, Default)]
+struct Cursor {
+    /// The last event it passed.
+    passed: u64,
+    /// The event the delivery fields are about (0: none yet).
+    head: u64,
     node: String,
     lease_until: i64,
     attempts: u32,
     first_at: i64,
     next_at: i64,
-    delivered: Vec<String>,
+}
+
+impl Cursor {
+    /// When its head may be leased: now unless a lease or a retry wait is on `head`.
+    fn due_at(&self, head: u64) -> i64 {
+        if self.head == head {
+            self.lease_until.max(self.next_at)
+        } else {
+            0
+        }
+    }
+}
+
+/// A campaign's events in the memory store.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Events queued so far: `<campaign>-<seq>` is the last id.
+    seq: u64,
+    events: BTreeMap<u64, Event>,
+    /// Receiver id → its place.
+    cursors: HashMap<String, Cursor>,
+    /// When the last `campaign.peak` was queued.
+    peak_event_at: Option<i64>,
+}
+
+impl Queue {
+    /// `receiver`'s next event: the first after its cursor.
+    fn head_for(&self, receiver: &str) -> Option<u64> {
+        let passed = self.cursors.get(receiver).map_or(0, |c| c.passed);
+        self.events.range(passed + 1..).next().map(|(n, _)| *n)
+    }
+
+    /// Forgets the cursors of receivers no longer set, and the events every receiver has
+    /// passed (all of them when there is no receiver).
+    fn trim(&mut self, receivers: &[Receiver]) {
+        self.cursors.retain(|id, _| receivers.iter().any(|r| &r.id == id));
+        let passed = receivers
+            .iter()
+            .map(|r| self.cursors.get(&r.id).map_or(0, |c| c.passed))
+            .min()
+            .unwrap_or(u64::MAX);
+        self.events = self.events.split_off(&passed.saturating_add(1));
+    }
+
+    /// Past `max` events, drops the oldest `registration.created` (or the oldest event
+    /// when there is none); returns how many went.
+    fn bound(&mut self, max: usize) -> u64 {
+        let mut dropped = 0;
+        while self.events.len() > max {
+            let oldest = self
+                .events
+                .iter()
+                .find(|(_, e)| e.kind == REGISTRATION)
+                .or_else(|| self.events.iter().next())
+                .map(|(n, _)| *n);
+            let Some(n) = oldest else { break };
+            self.events.remove(&n);
+            dropped += 1;
+        }
+        dropped
+    }
 }
 
 /// The memory store's webhook queues (one per campaign, kept for the life of the process,
-/// even after the campaign is deleted, so its last events still go out). Off unless
-/// webhooks are configured: nothing is queued then.
-#[derive(Debug, Default)]
+/// even after the campaign is deleted, so its last events still go out) and the receivers.
+#[derive(Debug)]
 pub struct Queues {
-    pub enabled: bool,
+    receivers: Option<Vec<Receiver>>,
+    /// `--webhook-queue-max`.
+    pub max: usize,
+    dropped: u64,
     queues: BTreeMap<String, Queue>,
 }
 
+impl Default for Queues {
+    fn default() -> Self {
+        Self {
+            receivers: None,
+            max: crate::config::defaults::WEBHOOK_QUEUE_MAX,
+            dropped: 0,
+            queues: BTreeMap::new(),
+        }
+    }
+}
+
 impl Queues {
+    fn receiver_list(&self) -> &[Receiver] {
+        self.receivers.as_deref().unwrap_or_default()
+    }
+
+    fn enabled(&self) -> bool {
+        !self.receiver_list().is_empty()
+    }
+
+    /// The receivers set (empty when none).
+    pub fn receivers(&self) -> Vec<Receiver> {
+        self.receiver_list().to_vec()
+    }
+
+    /// Replaces the receivers (see [`Outbox::set_receivers`]).
+    pub fn set_receivers(&mut self, receivers: &[Receiver]) {
+        let old = self.receiver_list().to_vec();
+        for q in self.queues.values_mut() {
+            for new in receivers.iter().filter(|r| !old.iter().any(|o| o.id == r.id)) {
+                let tail = Cursor {
+                    passed: q.seq,
+                    ..Cursor::default()
+                };
+                q.cursors.insert(new.id.clone(), tail);
+            }
+            q.trim(receivers);
+        }
+        self.receivers = Some(receivers.to_vec());
+    }
+
+    /// Sets the receivers if they were never set; true when it did.
+    pub fn seed_receivers(&mut self, receivers: &[Receiver]) -> bool {
+        if self.receivers.is_some() {
+            return false;
+        }
+        self.set_receivers(receivers);
+        true
+    }
+
     /// Queues one event of `campaign` at `now_ms`.
     pub fn push(&mut self, campaign: &str, kind: &str, data: &str, now_ms: i64) {
-        if !self.enabled {
+        self.push_about(campaign, kind, data, None, now_ms);
+    }
+
+    /// Queues `registration.created` for `viewer` (data `{"viewer","fields"}`).
+    pub fn push_registration(&mut self, campaign: &str, viewer: &str, fields: &str, now_ms: i64) {
+        let data = format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer));
+        self.push_about(campaign, REGISTRATION, &data, Some(viewer), now_ms);
+    }
+
+    fn push_about(&mut self, campaign: &str, kind: &str, data: &str, viewer: Option<&str>, now_ms: i64) {
+        if !self.enabled() {
             return;
         }
         let q = self.queues.entry(campaign.to_owned()).or_default();
         q.seq += 1;
         let id = format!("{campaign}-{}", q.seq);
-        let body = body(&id, kind, campaign, now_ms, data);
-        q.events.push_back((id, kind.to_owned(), body));
+        let event = Event {
+            kind: kind.to_owned(),
+            body: body(&id, kind, campaign, now_ms, data),
+            viewer: viewer.map(str::to_owned),
+        };
+        q.events.insert(q.seq, event);
+        self.dropped += q.bound(self.max);
     }
 
     /// A counted metric of `c` moved from `old` to `new`: thresholds in `(old, new]` are
@@ -169,7 +376,7 @@ impl Queues {
     /// `peak_viewers` milestones in between, and `campaign.peak` unless one went out less
     /// than [`PEAK_EVERY_MS`] ago.
     pub fn peak(&mut self, c: &Campaign, old: u64, new: u64, at_ms: i64, now_ms: i64) {
-        if !self.enabled || new <= old {
+        if !self.enabled() || new <= old {
             return;
         }
         self.reached(c, "viewers", old, new, now_ms);
@@ -187,83 +394,141 @@ impl Queues {
         );
     }
 
-    /// Campaigns whose head may be due at `now_ms`, at most `limit`.
+    /// Erasure: `viewer`'s queued `registration.created` of `campaign` go.
+    pub fn erase(&mut self, campaign: &str, viewer: &str) {
+        if let Some(q) = self.queues.get_mut(campaign) {
+            q.events.retain(|_, e| e.viewer.as_deref() != Some(viewer));
+        }
+    }
+
+    /// A deleted campaign keeps no personal data queued: its `registration.created` go
+    /// (its other events still go out).
+    pub fn forget_people(&mut self, campaign: &str) {
+        if let Some(q) = self.queues.get_mut(campaign) {
+            q.events.retain(|_, e| e.viewer.is_none());
+        }
+    }
+
+    /// Campaigns where some receiver's next event may be due at `now_ms`, at most `limit`.
     pub fn due(&self, now_ms: i64, limit: usize) -> Vec<String> {
+        let receivers = self.receiver_list();
         self.queues
             .iter()
             .filter(|(_, q)| {
-                !q.events.is_empty() && q.head.as_ref().is_none_or(|d| d.lease_until.max(d.next_at) <= now_ms)
+                receivers.iter().any(|r| {
+                    q.head_for(&r.id)
+                        .is_some_and(|h| q.cursors.get(&r.id).map_or(0, |c| c.due_at(h)) <= now_ms)
+                })
             })
             .map(|(c, _)| c.clone())
             .take(limit)
             .collect()
     }
 
-    /// Leases the head of `campaign`'s queue to `node` until `now_ms + lease`.
-    pub fn lease(&mut self, campaign: &str, node: &str, lease: Duration, now_ms: i64) -> Lease {
+    /// Leases `receiver`'s next event of `campaign` to `node` until `now_ms + lease`.
+    pub fn lease(&mut self, campaign: &str, receiver: &str, node: &str, lease: Duration, now_ms: i64) -> Lease {
         let Some(q) = self.queues.get_mut(campaign) else {
             return Lease::Empty;
         };
-        let Some((id, kind, body)) = q.events.front() else {
+        let Some(head) = q.head_for(receiver) else {
             return Lease::Empty;
         };
-        let d = q.head.get_or_insert_with(|| Delivery {
-            node: String::new(),
-            lease_until: 0,
-            attempts: 0,
-            first_at: now_ms,
-            next_at: 0,
-            delivered: vec![],
-        });
-        if d.lease_until.max(d.next_at) > now_ms {
+        let c = q.cursors.entry(receiver.to_owned()).or_default();
+        if c.head != head {
+            *c = Cursor {
+                passed: c.passed,
+                head,
+                first_at: now_ms,
+                ..Cursor::default()
+            };
+        }
+        if c.due_at(head) > now_ms {
             return Lease::NotDue;
         }
-        d.node = node.to_owned();
-        d.lease_until = now_ms + lease.as_millis() as i64;
-        d.attempts += 1;
+        c.node = node.to_owned();
+        c.lease_until = now_ms + lease.as_millis() as i64;
+        c.attempts += 1;
+        let e = &q.events[&head];
         Lease::Leased(LeasedEvent {
             campaign: campaign.to_owned(),
-            id: id.clone(),
-            kind: kind.clone(),
-            body: body.clone(),
-            attempts: d.attempts,
-            first_at_ms: d.first_at,
-            delivered: d.delivered.clone(),
+            id: format!("{campaign}-{head}"),
+            kind: e.kind.clone(),
+            body: e.body.clone(),
+            attempts: c.attempts,
+            first_at_ms: c.first_at,
         })
     }
 
-    /// Settles `node`'s delivery of event `id`. A settle for an event that is no longer
-    /// the head (delivered meanwhile by a node that found the lease expired) does nothing.
-    pub fn settle(&mut self, campaign: &str, id: &str, node: &str, outcome: Settle, now_ms: i64) {
-        let Some(q) = self.queues.get_mut(campaign) else { return };
-        if q.events.front().is_none_or(|(head, _, _)| head != id) {
+    /// Settles a delivery. A settle for an event that is no longer the receiver's head
+    /// (passed meanwhile by a node that found the lease expired) does nothing, nor does a
+    /// retry from a node whose lease was taken over.
+    pub fn settle(&mut self, to: &Delivery<'_>, outcome: Settle, now_ms: i64) {
+        let receivers = self.receiver_list().to_vec();
+        let (Some(q), Some(seq)) = (self.queues.get_mut(to.campaign), id_seq(to.id)) else {
             return;
-        }
+        };
+        let Some(c) = q.cursors.get_mut(to.receiver).filter(|c| c.head == seq) else {
+            return;
+        };
         match outcome {
-            Settle::Delivered | Settle::Dropped => {
-                q.events.pop_front();
-                q.head = None;
-            }
-            Settle::Retry { after, delivered } => {
-                if let Some(d) = q.head.as_mut().filter(|d| d.node == node) {
-                    d.node.clear();
-                    d.lease_until = 0;
-                    d.next_at = now_ms + after.as_millis() as i64;
-                    d.delivered = delivered;
+            Settle::Retry { after } => {
+                if c.node == to.node {
+                    c.node.clear();
+                    c.lease_until = 0;
+                    c.next_at = now_ms + after.as_millis() as i64;
                 }
+            }
+            Settle::Delivered | Settle::Dropped => {
+                *c = Cursor {
+                    passed: c.passed.max(seq),
+                    ..Cursor::default()
+                };
+                q.trim(&receivers);
             }
         }
     }
 
-    /// Events queued and not yet delivered or dropped, over every campaign.
-    pub fn pending(&self) -> u64 {
-        self.queues.values().map(|q| q.events.len() as u64).sum()
+    /// Events queued and not yet passed by every receiver, and those the bound dropped
+    /// since the last call.
+    pub fn backlog(&mut self) -> Backlog {
+        Backlog {
+            pending: self.queues.values().map(|q| q.events.len() as u64).sum(),
+            dropped: std::mem::take(&mut self.dropped),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn receiver(id: &str) -> Receiver {
+        Receiver {
+            id: id.into(),
+            url: format!("https://{id}.example/hook?token=x"),
+            types: None,
+            secret: "0123456789abcdef".into(),
+        }
+    }
+
+    fn leased(o: &mut Queues, r: &str, node: &str, now: i64) -> LeasedEvent {
+        match o.lease("c", r, node, LEASE, now) {
+            Lease::Leased(e) => e,
+            other => panic!("{r}: {other:?}"),
+        }
+    }
+
+    fn pass(o: &mut Queues, r: &str, e: &LeasedEvent, node: &str, now: i64) {
+        let to = Delivery {
+            campaign: "c",
+            receiver: r,
+            id: &e.id,
+            node,
+        };
+        o.settle(&to, Settle::Delivered, now);
+    }
 
     #[test]
     fn bodies_carry_their_id_first() {
@@ -273,44 +538,87 @@ mod tests {
             r#"{"id":"launch-7","type":"campaign.ended","campaign":"launch","at":5,"data":null}"#
         );
         assert_eq!(body_id(&b), Some("launch-7"));
+        assert_eq!(id_seq("launch-x-7"), Some(7));
     }
 
     #[test]
-    fn the_head_is_leased_once_and_waits_for_its_retry() {
+    fn nothing_is_queued_without_a_receiver() {
+        let mut o = Queues::default();
+        o.push("c", MILESTONE, "{}", 0);
+        assert_eq!(o.backlog().pending, 0);
+    }
+
+    #[test]
+    fn a_failing_receiver_holds_back_no_other() {
+        let mut o = Queues::default();
+        o.set_receivers(&[receiver("dead"), receiver("live")]);
+        for v in ["v1", "v2", "v3"] {
+            o.push_registration("c", v, "{}", 0);
+        }
+        let e = leased(&mut o, "dead", "a", 0);
+        let retry = Delivery {
+            campaign: "c",
+            receiver: "dead",
+            id: &e.id,
+            node: "a",
+        };
+        o.settle(&retry, Settle::Retry { after: LEASE }, 1);
+        for n in 1..=3 {
+            let e = leased(&mut o, "live", "a", 2);
+            assert_eq!(e.id, format!("c-{n}"));
+            pass(&mut o, "live", &e, "a", 2);
+        }
+        assert_eq!(o.lease("c", "live", "a", LEASE, 3), Lease::Empty);
+        assert_eq!(o.lease("c", "dead", "a", LEASE, 3), Lease::NotDue);
+        assert_eq!(o.backlog().pending, 3, "the dead one has not passed them");
+        // Its retry comes: the same event, the second attempt.
+        let e = leased(&mut o, "dead", "b", 30_001);
+        assert_eq!((e.id.as_str(), e.attempts, e.first_at_ms), ("c-1", 2, 0));
+        pass(&mut o, "dead", &e, "b", 30_001);
+        assert_eq!(o.backlog().pending, 2, "c-1 passed by both leaves the queue");
+        // A late settle of the old lease changes nothing.
+        pass(&mut o, "dead", &e, "a", 30_002);
+        assert_eq!(leased(&mut o, "dead", "b", 30_003).id, "c-2");
+    }
+
+    #[test]
+    fn a_new_receiver_starts_at_the_tail_and_a_removed_one_holds_nothing() {
+        let mut o = Queues::default();
+        o.set_receivers(&[receiver("old")]);
+        o.push("c", MILESTONE, "{}", 0);
+        o.set_receivers(&[receiver("old"), receiver("new")]);
+        o.push("c", MILESTONE, "{}", 0);
+        assert_eq!(leased(&mut o, "new", "a", 0).id, "c-2");
+        o.set_receivers(&[receiver("new")]);
+        assert_eq!(o.backlog().pending, 1, "only c-2 is still wanted");
+        o.set_receivers(&[]);
+        assert_eq!(o.backlog().pending, 0);
+        assert!(o.due(i64::MAX, 10).is_empty());
+    }
+
+    #[test]
+    fn the_bound_drops_the_oldest_registrations_first_and_erasure_removes_a_person() {
         let mut o = Queues {
-            enabled: true,
+            max: 3,
             ..Queues::default()
         };
-        o.push("c", REGISTRATION, "{}", 0);
-        o.push("c", REGISTRATION, "{}", 0);
-        let lease = Duration::from_secs(30);
-        let Lease::Leased(e) = o.lease("c", "a", lease, 0) else {
-            panic!()
-        };
-        assert_eq!((e.id.as_str(), e.attempts), ("c-1", 1));
-        assert_eq!(o.lease("c", "b", lease, 1), Lease::NotDue);
-        // The lease expires: another node gets the same event.
-        let Lease::Leased(e) = o.lease("c", "b", lease, 30_000) else {
-            panic!()
-        };
-        assert_eq!((e.id.as_str(), e.attempts), ("c-1", 2));
-        let retry = Settle::Retry {
-            after: Duration::from_secs(5),
-            delivered: vec!["u".into()],
-        };
-        o.settle("c", "c-1", "b", retry, 30_000);
-        assert!(o.due(34_999, 10).is_empty());
-        let Lease::Leased(e) = o.lease("c", "a", lease, 35_000) else {
-            panic!()
-        };
-        assert_eq!(e.delivered, ["u"]);
-        o.settle("c", "c-1", "a", Settle::Delivered, 35_001);
-        // A late settle of the old lease does not pop the next event.
-        o.settle("c", "c-1", "b", Settle::Delivered, 35_002);
-        let Lease::Leased(e) = o.lease("c", "a", lease, 35_003) else {
-            panic!()
-        };
-        assert_eq!((e.id.as_str(), e.attempts), ("c-2", 1));
-        assert_eq!(o.pending(), 1);
+        o.set_receivers(&[receiver("r")]);
+        o.push("c", MILESTONE, "{}", 0);
+        o.push_registration("c", "v1", r#"{"phone":"1"}"#, 0);
+        o.push_registration("c", "v2", r#"{"phone":"2"}"#, 0);
+        o.push_registration("c", "v3", r#"{"phone":"3"}"#, 0);
+        assert_eq!(o.backlog(), Backlog { pending: 3, dropped: 1 });
+        assert_eq!(o.backlog().dropped, 0, "counted once");
+        o.erase("c", "v3");
+        let bodies: Vec<&str> = o.queues["c"].events.values().map(|e| e.body.as_str()).collect();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies[0].contains("campaign.milestone") && bodies[1].contains(r#""phone":"2""#));
+        o.forget_people("c");
+        assert_eq!(o.backlog().pending, 1);
+    }
+
+    #[test]
+    fn receivers_are_named_without_their_path() {
+        assert_eq!(receiver("rcv_1").label(), "rcv_1 https://rcv_1.example");
     }
 }

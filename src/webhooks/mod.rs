@@ -1,9 +1,13 @@
-//! Webhook delivery: every node looks for due events in the store's shared queues
-//! (`store::outbox`), leases the head of a campaign's queue, POSTs it signed to every
-//! `--webhook-url` (signed as [`sign`] describes), and settles the lease: delivered, retried later with exponential
-//! backoff and jitter, or dropped after [`Timing::give_up`]. A node that dies holding a
-//! lease delays its event by the lease only: the next node to look delivers it, with the
-//! same `id`. docs/webhooks.md is the receiver's side of this.
+//! Webhook delivery: every node reads the deployment's receivers from the store each poll,
+//! looks for due events in the shared queues (`store::outbox`), and for each campaign and
+//! receiver leases that receiver's next event, POSTs it signed with that receiver's secret
+//! (as [`sign`] describes), and settles the lease: delivered, retried later with
+//! exponential backoff and jitter, or given up after [`Timing::give_up`]. Receivers are
+//! independent: each has its own cursor, lease, backoff and tasks, so one that fails or
+//! hangs never holds back another. A node that dies holding a lease delays that event by
+//! the lease only: the next node to look delivers it, with the same `id`. Logs name a
+//! receiver by its id, scheme and host ([`Receiver::label`]), never its full URL.
+//! docs/webhooks.md is the receiver's side of this.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,17 +20,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::campaign::Campaign;
 use crate::metrics::Metrics;
-use crate::store::outbox::{self, Lease, LeasedEvent, Settle};
+use crate::store::outbox::{self, Delivery, Lease, LeasedEvent, Receiver, Settle};
 use crate::store::{Campaigns, Outbox, Reads, Stats, Store};
 
+pub mod receivers;
 pub mod sign;
 
 pub use sign::{signature, Signer, SIGNATURE_HEADER};
 
-/// Most campaigns a node delivers for at once: a slow receiver holds one task per
-/// campaign for up to the timeout, and the rest wait for the next look.
+/// Most campaigns a node delivers for at once, per receiver: a slow receiver holds one
+/// task per campaign for up to the timeout, and its other campaigns wait for the next look
+/// (other receivers have their own).
 const MAX_IN_FLIGHT: usize = 16;
-/// How often the pending gauge is refreshed (a sweep over every campaign's queue length).
+/// How often the backlog is counted (a sweep over every campaign's queue), at most: the
+/// pending gauge and the events the bound dropped.
 const PENDING_EVERY: Duration = Duration::from_secs(15);
 
 /// The retry schedule and the pace of the delivery loop.
@@ -87,9 +94,17 @@ pub fn report(c: &Campaign, s: &Stats, now_ms: i64) -> Value {
     })
 }
 
+/// A receiver as the deliverer uses it: its signer built once.
+struct Target {
+    receiver: Receiver,
+    signer: Signer,
+    /// How logs name it (id, scheme, host).
+    label: String,
+}
+
 /// One node's deliverer.
 pub struct Webhooks {
-    /// The queues it delivers from.
+    /// The queues it delivers from, and the receivers.
     pub outbox: Arc<dyn Outbox>,
     /// The campaign and its stats, for the report `campaign.ended` carries.
     pub campaigns: Arc<dyn Campaigns>,
@@ -97,22 +112,30 @@ pub struct Webhooks {
     pub metrics: Arc<Metrics>,
     /// This node's id: whose lease it is.
     pub node: String,
-    pub urls: Vec<String>,
-    signer: Signer,
     pub timing: Timing,
     client: reqwest::Client,
-    /// Campaigns this node is delivering for right now.
-    busy: Mutex<HashSet<String>>,
+    /// `--webhook-url`s with `--webhook-secret`, until they seed the store (or found it
+    /// set already).
+    seed: Mutex<Option<Vec<Receiver>>>,
+    /// The receivers as last read.
+    targets: Mutex<Vec<Arc<Target>>>,
+    /// `(campaign, receiver id)` pairs this node is delivering for right now.
+    busy: Mutex<HashSet<(String, String)>>,
+}
+
+/// A poisoned lock only means a task panicked; keep using the data.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Webhooks {
-    /// Takes the node's store and keeps the three seams delivery uses.
+    /// Takes the node's store and keeps the seams delivery uses; `seed` is what the flags
+    /// name (empty: none).
     pub fn new(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         node: String,
-        urls: Vec<String>,
-        secret: String,
+        seed: Vec<Receiver>,
         timing: Timing,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -126,17 +149,17 @@ impl Webhooks {
             reads: store,
             metrics,
             node,
-            urls,
-            signer: Signer::new(&secret),
             timing,
             client,
+            seed: Mutex::new(Some(seed).filter(|s| !s.is_empty())),
+            targets: Mutex::default(),
             busy: Mutex::default(),
         })
     }
 
-    /// The lease: long enough to try every receiver once at the full timeout.
+    /// The lease of one attempt: the timeout, and as much again for the store calls.
     fn lease(&self) -> Duration {
-        self.timing.timeout * (self.urls.len() as u32 + 1)
+        self.timing.timeout * 2
     }
 
     /// Looks for due events every [`Timing::poll`] until `shutdown`; deliveries under way
@@ -145,106 +168,179 @@ impl Webhooks {
         let mut tasks = JoinSet::new();
         let mut poll = tokio::time::interval(self.timing.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pending = tokio::time::interval(PENDING_EVERY);
+        let mut backlog = tokio::time::interval(PENDING_EVERY.min(self.timing.poll * 20));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = pending.tick() => match self.outbox.pending_events().await {
-                    Ok(n) => self.metrics.webhook_pending.set(n as i64),
-                    Err(e) => tracing::warn!(error = %e, "webhook queues not counted"),
-                },
-                _ = poll.tick() => self.look(&mut tasks).await,
+                _ = backlog.tick() => self.count().await,
+                _ = poll.tick() => {
+                    self.refresh().await;
+                    self.look(&mut tasks).await;
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         tasks.shutdown().await;
     }
 
+    /// The pending gauge, and the events the queue bound dropped as `result="dropped"`.
+    async fn count(&self) {
+        match self.outbox.backlog().await {
+            Ok(b) => {
+                self.metrics.webhook_pending.set(b.pending as i64);
+                if b.dropped > 0 {
+                    self.metrics
+                        .webhook_deliveries
+                        .with_label_values(&["dropped"])
+                        .inc_by(b.dropped);
+                    tracing::warn!(
+                        dropped = b.dropped,
+                        "webhook queues full: the oldest registration events dropped"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook queues not counted"),
+        }
+    }
+
+    /// Seeds the store from the flags (once it answers), then reads the receivers: a
+    /// change made on any node is used here from this poll on.
+    async fn refresh(&self) {
+        let seed = locked(&self.seed).clone();
+        if let Some(seed) = seed {
+            match self.outbox.seed_receivers(&seed).await {
+                Ok(seeded) => {
+                    if seeded {
+                        tracing::info!(receivers = seed.len(), "webhook receivers set from --webhook-url");
+                    }
+                    *locked(&self.seed) = None;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot seed the webhook receivers yet"),
+            }
+        }
+        let receivers = match self.outbox.receivers().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the webhook receivers");
+                return;
+            }
+        };
+        let mut targets = locked(&self.targets);
+        let unchanged =
+            targets.len() == receivers.len() && targets.iter().zip(&receivers).all(|(t, r)| &t.receiver == r);
+        if !unchanged {
+            *targets = receivers
+                .into_iter()
+                .map(|receiver| {
+                    Arc::new(Target {
+                        signer: Signer::new(&receiver.secret),
+                        label: receiver.label(),
+                        receiver,
+                    })
+                })
+                .collect();
+        }
+    }
+
     async fn look(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        let room = MAX_IN_FLIGHT.saturating_sub(tasks.len());
-        if room == 0 {
+        let targets = locked(&self.targets).clone();
+        if targets.is_empty() {
             return;
         }
-        let due = match self.outbox.due_outboxes(crate::util::now_ms(), MAX_IN_FLIGHT).await {
+        let due = match self
+            .outbox
+            .due_outboxes(crate::util::now_ms(), MAX_IN_FLIGHT * targets.len())
+            .await
+        {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for webhook events");
                 return;
             }
         };
-        for campaign in due.into_iter().take(room) {
-            // unwrap-free: a poisoned set only means a task panicked; keep using it.
-            if !self
-                .busy
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(campaign.clone())
-            {
-                continue;
+        for campaign in due {
+            for target in &targets {
+                if !self.claim(&campaign, &target.receiver.id) {
+                    continue;
+                }
+                let (me, campaign, target) = (self.clone(), campaign.clone(), target.clone());
+                tasks.spawn(async move {
+                    me.drain(&campaign, &target).await;
+                    locked(&me.busy).remove(&(campaign, target.receiver.id.clone()));
+                });
             }
-            let me = self.clone();
-            tasks.spawn(async move {
-                me.drain(&campaign).await;
-                me.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&campaign);
-            });
         }
     }
 
-    /// Delivers a campaign's events in order until one must wait (or the queue is empty).
-    async fn drain(&self, campaign: &str) {
+    /// Marks `(campaign, receiver)` busy unless it is, or the receiver has
+    /// [`MAX_IN_FLIGHT`] campaigns under way here already.
+    fn claim(&self, campaign: &str, receiver: &str) -> bool {
+        let mut busy = locked(&self.busy);
+        if busy.iter().filter(|(_, r)| r == receiver).count() >= MAX_IN_FLIGHT {
+            return false;
+        }
+        busy.insert((campaign.to_owned(), receiver.to_owned()))
+    }
+
+    /// Delivers a campaign's events to one receiver in order until one must wait (or it
+    /// has none left).
+    async fn drain(&self, campaign: &str, target: &Target) {
+        let receiver = target.receiver.id.as_str();
         loop {
-            let event = match self.outbox.lease_event(campaign, &self.node, self.lease()).await {
+            let event = match self
+                .outbox
+                .lease_event(campaign, receiver, &self.node, self.lease())
+                .await
+            {
                 Ok(Lease::Leased(e)) => e,
                 Ok(Lease::Empty | Lease::NotDue) => return,
                 Err(e) => {
-                    tracing::warn!(campaign, error = %e, "cannot lease a webhook event");
+                    tracing::warn!(campaign, receiver = %target.label, error = %e, "cannot lease a webhook event");
                     return;
                 }
             };
-            let outcome = self.attempt(&event).await;
-            let delivered = outcome == Settle::Delivered || outcome == Settle::Dropped;
-            if let Err(e) = self.outbox.settle_event(campaign, &event.id, &self.node, outcome).await {
+            let outcome = self.attempt(target, &event).await;
+            let must_wait = matches!(outcome, Settle::Retry { .. });
+            let to = Delivery {
+                campaign,
+                receiver,
+                id: &event.id,
+                node: &self.node,
+            };
+            if let Err(e) = self.outbox.settle_event(&to, outcome).await {
                 // The lease expires and the event is tried again: at least once.
-                tracing::warn!(campaign, id = %event.id, error = %e, "cannot settle a webhook event");
+                tracing::warn!(campaign, receiver = %target.label, id = %event.id, error = %e, "cannot settle a webhook event");
                 return;
             }
-            if !delivered {
+            if must_wait {
                 return;
             }
         }
     }
 
-    /// One try of one event to every receiver that still needs it.
-    async fn attempt(&self, event: &LeasedEvent) -> Settle {
-        let body = self.body(event).await;
-        let mut delivered = event.delivered.clone();
-        for url in &self.urls {
-            if delivered.contains(url) {
-                continue;
-            }
-            match self.post(url, &event.id, &body).await {
-                Ok(()) => {
-                    self.metrics.webhook_deliveries.with_label_values(&["delivered"]).inc();
-                    delivered.push(url.clone());
-                }
-                Err(why) => {
-                    self.metrics.webhook_deliveries.with_label_values(&["failed"]).inc();
-                    tracing::warn!(campaign = %event.campaign, id = %event.id, url, attempt = event.attempts, why, "webhook not delivered");
-                }
-            }
-        }
-        if self.urls.iter().all(|u| delivered.contains(u)) {
+    /// One try of one event to one receiver (none when it does not take the type).
+    async fn attempt(&self, target: &Target, event: &LeasedEvent) -> Settle {
+        if !target.receiver.wants(&event.kind) {
             return Settle::Delivered;
         }
+        let body = self.body(event).await;
+        let why = match self.post(target, &event.id, &body).await {
+            Ok(()) => {
+                self.metrics.webhook_deliveries.with_label_values(&["delivered"]).inc();
+                return Settle::Delivered;
+            }
+            Err(why) => why,
+        };
+        self.metrics.webhook_deliveries.with_label_values(&["failed"]).inc();
+        tracing::warn!(campaign = %event.campaign, id = %event.id, receiver = %target.label, attempt = event.attempts, why, "webhook not delivered");
         let tried_for = crate::util::now_ms() - event.first_at_ms;
         if tried_for >= self.timing.give_up.as_millis() as i64 {
             self.metrics.webhook_deliveries.with_label_values(&["dropped"]).inc();
-            tracing::error!(campaign = %event.campaign, id = %event.id, attempts = event.attempts, "webhook event dropped after the retry period");
+            tracing::error!(campaign = %event.campaign, id = %event.id, receiver = %target.label, attempts = event.attempts, "webhook event dropped after the retry period");
             return Settle::Dropped;
         }
         Settle::Retry {
             after: self.timing.backoff(event.attempts, &mut rand::rng()),
-            delivered,
         }
     }
 
@@ -265,19 +361,16 @@ impl Webhooks {
         v.to_string()
     }
 
-    async fn post(&self, url: &str, id: &str, body: &str) -> Result<(), String> {
+    async fn post(&self, target: &Target, id: &str, body: &str) -> Result<(), String> {
         let t = crate::util::now_ms() / 1000;
-        let mut request = self.client.post(url).header("content-type", "application/json");
-        for (name, value) in self.signer.headers(id, t, body) {
+        let mut request = self
+            .client
+            .post(&target.receiver.url)
+            .header("content-type", "application/json");
+        for (name, value) in target.signer.headers(id, t, body) {
             request = request.header(name, value);
         }
-        let response = request.body(body.to_owned()).send().await.map_err(|e| {
-            if e.is_timeout() {
-                "timeout".to_owned()
-            } else {
-                e.to_string()
-            }
-        })?;
+        let response = request.body(body.to_owned()).send().await.map_err(why_not)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -285,6 +378,23 @@ impl Webhooks {
             Err(format!("answered {status}"))
         }
     }
+}
+
+/// Why a request failed, without its URL (reqwest's message names it, query and all):
+/// the error and its causes.
+fn why_not(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timeout".to_owned();
+    }
+    let e = e.without_url();
+    let mut why = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        why.push_str(": ");
+        why.push_str(&c.to_string());
+        cause = c.source();
+    }
+    why
 }
 
 #[cfg(test)]

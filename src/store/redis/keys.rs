@@ -41,9 +41,13 @@
 //! | `lt:{c:<id>}:presence-nodes` | hash | schema 3: node → `<updated_at ms>\|<counted viewers>`, what stats lists per node | `presence.lua` | as `presence-eff` |
 //! | `lt:{c:<id>}:presence-due` | zset | schema 3: node by lease expiry, so an expired lease is found without reading the others and subtracted once | `presence.lua` | as `presence-eff` |
 //! | `lt:{c:<id>}:moved-n` | hash | schema 3: node → JSON `{"n":n,"r":{region:n}}`, its `moved` marks counted | `presence.lua` | field: when its marks go; key: when the campaign ends |
-//! | `lt:{c:<id>}:outbox` | list | webhook events (their JSON body), oldest first | `events.lua` (in `apply.lua`, `tick.lua`, `end.lua`, `register.lua`) | `settle.lua` pops the head once delivered or dropped; kept after `delete_campaign`, so the last events still go out |
-//! | `lt:{c:<id>}:outbox-state` | hash | `seq` (events queued so far: ids are `<id>-<seq>`), `peak_event_at`, and the head's delivery: `id`, `node`, `until` (lease end), `attempts`, `first`, `next` (next try), `done` (URLs that answered 2xx) | `events.lua`, `lease.lua`, `settle.lua` | delivery fields with the head; `seq` never (ids stay unique if the id is created again) |
-//! | `lt:{webhooks}:due` | zset | member = campaign id with queued webhook events, score = when to look again (unix ms) | after a script queued events; `lease_event`, `settle_event`; the pending sweep | member: when its outbox is found empty |
+//! | `lt:{c:<id>}:events` | zset | schema 4: webhook events, member = the event's JSON body, score = its number (`<id>-<n>`) | `events.lua` (in `apply.lua`, `tick.lua`, `end.lua`, `register.lua`; the bound drops the oldest registration first) | an event once every receiver's cursor passed it (`settle.lua`, `retarget.lua`); a person's `registration.created` on erasure (`erase.lua`) or `delete_campaign` (`forget.lua`); the rest is kept after `delete_campaign`, so the last events still go out |
+//! | `lt:{c:<id>}:event-regs` | zset | schema 4: member = viewer, score = the number of its queued `registration.created`, so erasure and the bound find them without reading bodies | `events.lua` | with its event |
+//! | `lt:{c:<id>}:cursors` | hash | schema 4: receiver id → `<passed>\|<head>\|<lease until>\|<attempts>\|<first>\|<next try>\|<node>`: the last event it passed, and the delivery of the next one | `lease.lua`, `settle.lua`, `retarget.lua` (a new receiver starts at the tail) | field: when its receiver is removed (`retarget.lua`) |
+//! | `lt:{c:<id>}:outbox-state` | hash | `seq` (events queued so far: ids are `<id>-<seq>`), `peak_event_at`, `dropped` (events the bound dropped, not yet counted in a node's metric) | `events.lua`; `count.lua` takes `dropped` | never (ids stay unique if the id is created again) |
+//! | `lt:{c:<id>}:outbox` | list | schema 3: webhook events of v1.1 nodes, delivered to their `--webhook-url`s | v1.1 nodes | moved into `events` by `livetally upgrade-store` (`moveout.lua`); a person's `registration.created` on erasure |
+//! | `lt:{webhooks}:due` | zset | member = campaign id with queued webhook events, score = when some receiver's next event is due (unix ms) | after a script queued events; `lease_event`, `settle_event`, `set_receivers`; the backlog sweep | member: when no receiver has an event left |
+//! | `lt:{webhooks}:receivers` | string | schema 4: the receivers, JSON `[{"id","url","types"?,"secret"}]` (the deployment setting of `GET/PUT /api/v1/webhooks`) | `set_receivers`, `seed_receivers` (`SET NX`: `--webhook-url` seeds a store that never had the setting) | never |
 //! | `lt:{c:<id>}:vseries:<p>` | hash | bucket ms → viewers, for the hour starting at `<p>` | `tick.lua` | never |
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
@@ -98,6 +102,8 @@ pub(super) const DUE: &str = "lt:{webhooks}:due";
 /// The campaign index's version (`Campaigns::index_version`): INCR after every write to a
 /// campaign itself, so nodes re-read the index only when it moved.
 pub(super) const VERSION: &str = "lt:{campaigns}:version";
+/// The deployment's webhook receivers (JSON), in the same slot as [`DUE`].
+pub(super) const RECEIVERS: &str = "lt:{webhooks}:receivers";
 /// The stored format's version (`schema.rs`).
 pub(super) const SCHEMA: &str = "lt:{campaigns}:schema";
 /// The deployment's join key (`secrets.rs`).
@@ -190,6 +196,18 @@ impl CampaignKeys<'_> {
 
     pub(super) fn outbox_state(self) -> String {
         self.key("outbox-state")
+    }
+
+    pub(super) fn events(self) -> String {
+        self.key("events")
+    }
+
+    pub(super) fn event_regs(self) -> String {
+        self.key("event-regs")
+    }
+
+    pub(super) fn cursors(self) -> String {
+        self.key("cursors")
     }
 
     /// The presence totals' keys (schema 3), in the order the scripts take them: sum, eff,
@@ -317,6 +335,9 @@ mod tests {
             (k.moved(), "lt:{c:x}:moved"),
             (k.outbox(), "lt:{c:x}:outbox"),
             (k.outbox_state(), "lt:{c:x}:outbox-state"),
+            (k.events(), "lt:{c:x}:events"),
+            (k.event_regs(), "lt:{c:x}:event-regs"),
+            (k.cursors(), "lt:{c:x}:cursors"),
             (k.presence_totals()[0].clone(), "lt:{c:x}:presence-sum"),
             (k.presence_totals()[1].clone(), "lt:{c:x}:presence-eff"),
             (k.presence_totals()[2].clone(), "lt:{c:x}:presence-nodes"),

@@ -188,11 +188,14 @@ impl RedisStore {
         ];
         keys.extend(k.presence_totals());
         keys.extend(self.outbox_keys(k));
-        let reply: Option<(String, Option<String>, Option<String>)> =
-            self.scripts.end.run(&self.conn, &keys, at_ms).await?;
+        let reply: Option<(String, Option<String>, Option<String>)> = self
+            .scripts
+            .end
+            .run(&self.conn, &keys, (at_ms, self.queue_max_arg()))
+            .await?;
         let (json, state, ended_at) = reply.ok_or(StoreError::NotFound)?;
         self.bump_index().await;
-        if self.events && ended_at.as_deref() == Some(at_ms.to_string().as_str()) {
+        if !self.outbox_keys(k).is_empty() && ended_at.as_deref() == Some(at_ms.to_string().as_str()) {
             self.mark_due(id, 1).await;
         }
         campaign_from_meta(&json, state.as_deref(), ended_at.as_deref())
@@ -226,6 +229,8 @@ impl RedisStore {
             Some("ended") => {}
             Some(_) => return Err(StoreError::Live),
         }
+        // The queued sign-ups go first: a campaign deleted keeps no personal data anywhere.
+        self.forget(id, "").await?;
         let mut keys = k.fixed().to_vec();
         keys.extend(vparts.into_iter().map(|p| k.vseries(p)));
         keys.extend(iparts.into_iter().map(|p| k.iseries(p)));

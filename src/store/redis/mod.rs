@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::outbox::{Lease, Settle};
+use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
     Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
     StoreError, StoreResult, DEFAULT_SESSION_TTL,
@@ -61,8 +61,12 @@ pub struct RedisStore {
     /// The store's schema version: while it is 1, v1 nodes may still be running and the
     /// scripts keep the v1 session keys true as well (see `schema.rs`).
     schema: Schema,
-    /// Webhooks are configured: the scripts queue events (`outbox.rs`).
-    events: bool,
+    /// The deployment's receiver ids as last read or written by this node: the scripts
+    /// queue events while there is one, and their cursors decide what leaves a queue
+    /// (`outbox.rs`). The deliverer reads the setting every poll, which refreshes this.
+    receiver_ids: std::sync::Mutex<Vec<String>>,
+    /// `--webhook-queue-max`.
+    queue_max: usize,
 }
 
 impl RedisStore {
@@ -88,13 +92,14 @@ impl RedisStore {
             conn,
             scripts: Scripts::new(),
             session_ttl: DEFAULT_SESSION_TTL,
-            events: false,
+            receiver_ids: std::sync::Mutex::default(),
+            queue_max: crate::config::defaults::WEBHOOK_QUEUE_MAX,
         })
     }
 
-    /// Queues webhook events from now on (`--webhook-url` set).
-    pub fn with_events(mut self, on: bool) -> Self {
-        self.events = on;
+    /// A campaign's webhook queue holds at most `max` events (`--webhook-queue-max`).
+    pub fn with_queue_max(mut self, max: usize) -> Self {
+        self.queue_max = max;
         self
     }
 
@@ -130,10 +135,14 @@ impl RedisStore {
     /// runs): marks the store as version 2, waits `wait` (see [`FINISH_WAIT`]) so every
     /// running node stops writing the v1 session keys, then gives those keys of every
     /// campaign an expiry of two session TTLs. Sessions v2 has not taken over by then are
-    /// forgotten like any quiet session. Returns the number of campaigns. Safe to run again.
+    /// forgotten like any quiet session. Every v1.1 webhook `outbox` list then moves into
+    /// the schema 4 queue (seed the receivers first: see `node::finish_upgrade`). Returns
+    /// the number of campaigns. Safe to run again.
     pub async fn finish_upgrade(&self, wait: Duration) -> StoreResult<usize> {
         schema::finish(&self.conn).await?;
         tokio::time::sleep(wait).await;
+        let moved = self.move_outboxes().await?;
+        tracing::info!(events = moved, "v1.1 webhook queues moved to the per-receiver queues");
         let ids: Vec<String> = self
             .conn
             .call(|mut c| async move {
@@ -363,6 +372,7 @@ impl Counting for RedisStore {
                     &batch.node,
                     batch.max_share_channels.to_string(),
                     self.legacy_arg().await,
+                    self.queue_max_arg(),
                 ),
             )
             .await?;
@@ -416,7 +426,11 @@ impl Reads for RedisStore {
         let reply: Option<(u64, String, u64)> = self
             .scripts
             .tick
-            .run(&self.conn, &keys, (bucket_ms, at_ms, viewers, regions, part))
+            .run(
+                &self.conn,
+                &keys,
+                (bucket_ms, at_ms, viewers, regions, part, self.queue_max_arg()),
+            )
             .await?;
         let (peak, peak_at, queued) = reply.ok_or(StoreError::NotFound)?;
         self.mark_due(campaign, queued).await;
@@ -451,20 +465,32 @@ impl Signups for RedisStore {
 
 #[async_trait]
 impl Outbox for RedisStore {
+    async fn receivers(&self) -> StoreResult<Vec<Receiver>> {
+        self.read_receivers().await
+    }
+
+    async fn set_receivers(&self, receivers: &[Receiver]) -> StoreResult<()> {
+        self.write_receivers(receivers).await
+    }
+
+    async fn seed_receivers(&self, receivers: &[Receiver]) -> StoreResult<bool> {
+        self.seed(receivers).await
+    }
+
     async fn due_outboxes(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<String>> {
         self.due(now_ms, limit).await
     }
 
-    async fn lease_event(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
-        self.lease(campaign, node, lease).await
+    async fn lease_event(&self, campaign: &str, receiver: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
+        self.lease(campaign, receiver, node, lease).await
     }
 
-    async fn settle_event(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
-        self.settle(campaign, id, node, outcome).await
+    async fn settle_event(&self, to: &Delivery<'_>, outcome: Settle) -> StoreResult<()> {
+        self.settle(to, outcome).await
     }
 
-    async fn pending_events(&self) -> StoreResult<u64> {
-        self.pending().await
+    async fn backlog(&self) -> StoreResult<Backlog> {
+        self.backlog().await
     }
 }
 

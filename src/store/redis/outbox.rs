@@ -1,38 +1,128 @@
 //! Webhook queues in Redis (see `store/outbox.rs` for the rules, `keys.rs` for the keys).
-//! Events are queued inside the campaign's own scripts; this file leases and settles
-//! them, keeps the `due` index (in its own slot, so it is written after the script that
-//! queued: a node that dies in between leaves a queue the sweep in [`RedisStore::pending`]
-//! finds again), and edits milestones.
+//! Events are queued inside the campaign's own scripts; this file keeps the receivers
+//! setting, leases and settles per receiver, keeps the `due` index (in its own slot, so it
+//! is written after the script that queued: a node that dies in between leaves a queue the
+//! sweep in [`RedisStore::backlog`] finds again), and edits milestones.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::conn::unavailable;
 use super::keys::{self, CampaignKeys};
+use super::script::NO_ARGS;
 use super::RedisStore;
 use crate::campaign::{Campaign, Milestones};
-use crate::store::outbox::{Lease, LeasedEvent, Settle};
+use crate::store::outbox::{id_seq, Backlog, Delivery, Lease, LeasedEvent, Receiver, Settle};
 use crate::store::{StoreError, StoreResult};
 
-/// Replies of `lease.lua`: `{0}`, `{1, due}` or `{2, body, attempts, first, done, until}`.
-type LeaseReply = (
-    u8,
-    Option<String>,
-    Option<u32>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-);
+/// Replies of `lease.lua`: `{kind, next due, body, attempts, first}`.
+type LeaseReply = (u8, i64, Option<String>, Option<u32>, Option<i64>);
 
 impl RedisStore {
-    /// The campaign's queue keys for a script that may queue events, or none when this
-    /// node has no webhooks (the scripts queue nothing then).
+    /// The campaign's queue keys for a script that may queue events, or none while the
+    /// deployment has no receiver (the scripts queue nothing then).
     pub(super) fn outbox_keys(&self, k: CampaignKeys<'_>) -> Vec<String> {
-        if self.events {
-            vec![k.outbox(), k.outbox_state()]
-        } else {
+        if self.listed().is_empty() {
             vec![]
+        } else {
+            vec![k.events(), k.event_regs(), k.outbox_state()]
         }
+    }
+
+    /// `--webhook-queue-max`, as the queuing scripts take it.
+    pub(super) fn queue_max_arg(&self) -> String {
+        self.queue_max.to_string()
+    }
+
+    /// The receiver ids as last read or written here.
+    fn listed(&self) -> Vec<String> {
+        self.receiver_ids.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn remember(&self, receivers: &[Receiver]) {
+        *self.receiver_ids.lock().unwrap_or_else(|e| e.into_inner()) = receivers.iter().map(|r| r.id.clone()).collect();
+    }
+
+    pub(super) async fn read_receivers(&self) -> StoreResult<Vec<Receiver>> {
+        let json: Option<String> = self
+            .conn
+            .call(|mut c| async move { redis::cmd("GET").arg(keys::RECEIVERS).query_async(&mut c).await })
+            .await?;
+        let receivers: Vec<Receiver> = match json {
+            Some(j) => {
+                serde_json::from_str(&j).map_err(|_| StoreError::Unavailable("corrupt webhook receivers".into()))?
+            }
+            None => vec![],
+        };
+        self.remember(&receivers);
+        Ok(receivers)
+    }
+
+    /// Moves every queue to the new receivers (`retarget.lua`), then stores them: a node
+    /// that reads the new setting finds the new receivers' cursors at the tail already.
+    pub(super) async fn write_receivers(&self, receivers: &[Receiver]) -> StoreResult<()> {
+        let old: BTreeSet<String> = self.read_receivers().await?.into_iter().map(|r| r.id).collect();
+        let new: Vec<&str> = receivers
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| !old.contains(*id))
+            .collect();
+        let all: Vec<&str> = receivers.iter().map(|r| r.id.as_str()).collect();
+        let (new, all) = (new.join(" "), all.join(" "));
+        let campaigns: Vec<String> = self
+            .conn
+            .call(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(keys::DUE)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        for campaign in &campaigns {
+            let k = CampaignKeys(campaign);
+            let next: i64 = self
+                .scripts
+                .retarget
+                .run(
+                    &self.conn,
+                    &[k.events(), k.event_regs(), k.cursors(), k.outbox_state()],
+                    (&new, &all),
+                )
+                .await?;
+            self.reschedule(campaign, next).await?;
+        }
+        let json = serde_json::to_string(receivers).map_err(unavailable)?;
+        self.conn
+            .call(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(keys::RECEIVERS)
+                    .arg(&json)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+        self.remember(receivers);
+        Ok(())
+    }
+
+    /// `SET NX`: only a store that never had the setting takes the seed.
+    pub(super) async fn seed(&self, receivers: &[Receiver]) -> StoreResult<bool> {
+        let json = serde_json::to_string(receivers).map_err(unavailable)?;
+        let set: Option<String> = self
+            .conn
+            .call(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(keys::RECEIVERS)
+                    .arg(&json)
+                    .arg("NX")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        self.read_receivers().await?;
+        Ok(set.is_some())
     }
 
     /// After a script queued events: the campaign goes in the `due` index (kept where it
@@ -59,8 +149,8 @@ impl RedisStore {
         }
     }
 
-    /// Sets when to look at `campaign`'s queue again (-1: it is empty, so it leaves the
-    /// index, unless an event was queued meanwhile).
+    /// Sets when to look at `campaign`'s queue again (-1: no receiver has an event left,
+    /// so it leaves the index, unless an event was queued meanwhile).
     async fn reschedule(&self, campaign: &str, at_ms: i64) -> StoreResult<()> {
         if at_ms >= 0 {
             return self
@@ -86,10 +176,10 @@ impl RedisStore {
                     .await
             })
             .await?;
-        let outbox = CampaignKeys(campaign).outbox();
+        let events = CampaignKeys(campaign).events();
         let left: u64 = self
             .conn
-            .call(|mut c| async move { redis::cmd("LLEN").arg(&outbox).query_async(&mut c).await })
+            .call(|mut c| async move { redis::cmd("ZCARD").arg(&events).query_async(&mut c).await })
             .await?;
         self.mark_due(campaign, left).await;
         Ok(())
@@ -111,59 +201,56 @@ impl RedisStore {
             .await
     }
 
-    pub(super) async fn lease(&self, campaign: &str, node: &str, lease: Duration) -> StoreResult<Lease> {
+    pub(super) async fn lease(
+        &self,
+        campaign: &str,
+        receiver: &str,
+        node: &str,
+        lease: Duration,
+    ) -> StoreResult<Lease> {
         let k = CampaignKeys(campaign);
         let lease_ms = lease.as_millis().max(1) as u64;
+        let all = self.listed().join(" ");
         let reply: LeaseReply = self
             .scripts
             .lease
-            .run(&self.conn, &[k.outbox(), k.outbox_state()], (node, lease_ms))
+            .run(&self.conn, &[k.events(), k.cursors()], (receiver, node, lease_ms, all))
             .await?;
+        // Other nodes look again when some receiver's next event is due.
+        self.reschedule(campaign, reply.1).await?;
         match reply {
-            (0, ..) => {
-                self.reschedule(campaign, -1).await?;
-                Ok(Lease::Empty)
-            }
-            (1, Some(due), ..) => {
-                self.reschedule(campaign, due.parse().map_err(unavailable)?).await?;
-                Ok(Lease::NotDue)
-            }
-            (2, Some(body), Some(attempts), Some(first_at_ms), Some(done), Some(until)) => {
-                let event = leased(campaign, body, attempts, first_at_ms, &done)?;
-                // Other nodes look again when the lease would have expired.
-                self.reschedule(campaign, until).await?;
-                Ok(Lease::Leased(event))
+            (0, ..) => Ok(Lease::Empty),
+            (1, ..) => Ok(Lease::NotDue),
+            (2, _, Some(body), Some(attempts), Some(first_at_ms)) => {
+                Ok(Lease::Leased(leased(campaign, body, attempts, first_at_ms)?))
             }
             _ => Err(StoreError::Unavailable("lease.lua: unexpected reply".into())),
         }
     }
 
-    pub(super) async fn settle(&self, campaign: &str, id: &str, node: &str, outcome: Settle) -> StoreResult<()> {
-        let k = CampaignKeys(campaign);
-        let (what, after, delivered) = match &outcome {
-            Settle::Delivered | Settle::Dropped => ("done", 0, String::from("[]")),
-            Settle::Retry { after, delivered } => (
-                "retry",
-                after.as_millis() as u64,
-                serde_json::to_string(delivered).map_err(unavailable)?,
-            ),
+    pub(super) async fn settle(&self, to: &Delivery<'_>, outcome: Settle) -> StoreResult<()> {
+        let k = CampaignKeys(to.campaign);
+        let seq = id_seq(to.id).ok_or_else(|| StoreError::Unavailable("not an event id".into()))?;
+        let (what, after) = match &outcome {
+            Settle::Delivered | Settle::Dropped => ("done", 0),
+            Settle::Retry { after } => ("retry", after.as_millis() as u64),
         };
+        let all = self.listed().join(" ");
         let next: i64 = self
             .scripts
             .settle
             .run(
                 &self.conn,
-                &[k.outbox(), k.outbox_state()],
-                (id, node, what, after, delivered),
+                &[k.events(), k.event_regs(), k.cursors()],
+                (to.receiver, seq, to.node, what, after, all),
             )
             .await?;
-        self.reschedule(campaign, next).await
+        self.reschedule(to.campaign, next).await
     }
 
-    /// Events queued over every campaign (those in the index and those in `due`, which
-    /// keeps deleted campaigns' last events). On the way, a queue missing from `due` (its
-    /// node died between queuing and indexing) is put back.
-    pub(super) async fn pending(&self) -> StoreResult<u64> {
+    /// Campaigns that may have queued events (those in the index and those in `due`,
+    /// which keeps deleted campaigns' last events), and those in `due`.
+    async fn queue_owners(&self) -> StoreResult<(BTreeSet<String>, BTreeSet<String>)> {
         // Two slots ({campaigns} and {webhooks}): two calls, as Cluster requires.
         let zrange = |key: &'static str| {
             self.conn.call(move |mut c| async move {
@@ -175,23 +262,67 @@ impl RedisStore {
                     .await
             })
         };
-        let ids = zrange(keys::INDEX).await?;
-        let due = zrange(keys::DUE).await?;
-        let indexed: BTreeSet<&String> = due.iter().collect();
-        let all: BTreeSet<&String> = ids.iter().chain(&due).collect();
-        let mut total = 0;
-        for id in all {
-            let outbox = CampaignKeys(id).outbox();
-            let n: u64 = self
-                .conn
-                .call(|mut c| async move { redis::cmd("LLEN").arg(&outbox).query_async(&mut c).await })
+        let due: BTreeSet<String> = zrange(keys::DUE).await?.into_iter().collect();
+        let mut all = due.clone();
+        all.extend(zrange(keys::INDEX).await?);
+        Ok((all, due))
+    }
+
+    /// Events queued over every campaign (those in the index and those in `due`, which
+    /// keeps deleted campaigns' last events), and those the bound dropped since the last
+    /// sweep. On the way, a queue missing from `due` (its node died between queuing and
+    /// indexing) is put back.
+    pub(super) async fn backlog(&self) -> StoreResult<Backlog> {
+        let (all, due) = self.queue_owners().await?;
+        let mut total = Backlog::default();
+        for id in &all {
+            let k = CampaignKeys(id);
+            let (queued, legacy, dropped): (u64, u64, u64) = self
+                .scripts
+                .count
+                .run(&self.conn, &[k.events(), k.outbox_state(), k.outbox()], NO_ARGS)
                 .await?;
-            if n > 0 && !indexed.contains(id) {
-                self.mark_due(id, n).await;
+            if queued > 0 && !due.contains(id) {
+                self.mark_due(id, queued).await;
             }
-            total += n;
+            total.pending += queued + legacy;
+            total.dropped += dropped;
         }
         Ok(total)
+    }
+
+    /// Erasure in the queues: `viewer`'s queued `registration.created` (every one of the
+    /// campaign's when `viewer` is empty) go.
+    pub(super) async fn forget(&self, campaign: &str, viewer: &str) -> StoreResult<()> {
+        let k = CampaignKeys(campaign);
+        let _: i64 = self
+            .scripts
+            .forget
+            .run(&self.conn, &[k.events(), k.event_regs(), k.outbox()], viewer)
+            .await?;
+        Ok(())
+    }
+
+    /// `livetally upgrade-store`: every campaign's v1.1 `outbox` list moves into the
+    /// schema 4 queue (see `moveout.lua`). Returns the events moved.
+    pub(super) async fn move_outboxes(&self) -> StoreResult<u64> {
+        let (all, _) = self.queue_owners().await?;
+        let mut moved = 0;
+        for id in &all {
+            let k = CampaignKeys(id);
+            let n: u64 = self
+                .scripts
+                .moveout
+                .run(
+                    &self.conn,
+                    &[k.outbox(), k.events(), k.event_regs(), k.outbox_state()],
+                    NO_ARGS,
+                )
+                .await?;
+            self.mark_due(id, n).await;
+            moved += n;
+        }
+        Ok(moved)
     }
 
     /// Compare and set on the stored campaign JSON, so a concurrent change is not lost.
@@ -201,7 +332,7 @@ impl RedisStore {
     }
 }
 
-fn leased(campaign: &str, body: String, attempts: u32, first_at_ms: i64, done: &str) -> StoreResult<LeasedEvent> {
+fn leased(campaign: &str, body: String, attempts: u32, first_at_ms: i64) -> StoreResult<LeasedEvent> {
     #[derive(serde::Deserialize)]
     struct Head {
         id: String,
@@ -217,6 +348,5 @@ fn leased(campaign: &str, body: String, attempts: u32, first_at_ms: i64, done: &
         body,
         attempts,
         first_at_ms,
-        delivered: serde_json::from_str(done).map_err(unavailable)?,
     })
 }

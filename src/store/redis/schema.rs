@@ -6,6 +6,7 @@
 //! | 1 (or no key, with campaigns) | session state in `epochs` and `sessions` hashes kept forever | v1 nodes (which never write the key); newer nodes that find a v1 store |
 //! | 2 | session state in generation hashes, campaign-wide epochs (`keys.rs`) | v2 nodes on an empty store; v2's `livetally upgrade-store` |
 //! | 3 | version 2 plus the presence totals kept incrementally (`keys.rs`, "Presence totals") | v3 nodes on an empty store; `livetally upgrade-store` |
+//! | 4 | version 3 plus webhook receivers in the store (`lt:{webhooks}:receivers`) and per-receiver cursors over a numbered queue (`events`, `event-regs`, `cursors`) in place of the `outbox` list | v4 nodes on an empty store; `livetally upgrade-store`, which also seeds the receivers from its `--webhook-url` flags and moves every `outbox` list into `events` |
 //!
 //! A node on a store at an older version runs *mixed*: older nodes may still be running.
 //! At version 1 its scripts keep the v1 session keys true as well (the v1 epoch moves with
@@ -14,7 +15,10 @@
 //! read, as v2 does, since a v2 node's writes would bypass the totals. Once no older node
 //! is left, `livetally upgrade-store` sets this version; running nodes notice within
 //! [`RECHECK`], stop writing the v1 keys, migrate what is left of them lazily, and build
-//! the presence totals from the leases on their next script.
+//! the presence totals from the leases on their next script. Below version 4, v1.1 nodes
+//! may still queue into their `outbox` lists and deliver them to their own flags; v4
+//! nodes queue into the new layout only, so each event is in exactly one queue, and
+//! `upgrade-store` moves what is left of the lists.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -25,7 +29,10 @@ use super::keys::{JOIN_KEY, NEXT, SCHEMA};
 use crate::store::{StoreError, StoreResult};
 
 /// The version this build writes.
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
+
+/// The first version whose scripts keep the presence totals.
+const PRESENCE_TOTALS: u64 = 3;
 
 /// The first version whose scripts keep no v1 session keys.
 const SESSIONS_V2: u64 = 2;
@@ -115,7 +122,7 @@ impl Schema {
 
     /// True while v2 nodes may run (presence totals are not kept; readers sum the leases).
     pub(super) async fn legacy_presence(&self, conn: &Conn) -> bool {
-        self.version(conn).await < VERSION
+        self.version(conn).await < PRESENCE_TOTALS
     }
 
     /// The store's version. Looks at the store again every [`RECHECK`] until the upgrade is

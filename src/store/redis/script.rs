@@ -63,6 +63,10 @@ pub(super) struct Scripts {
     pub(super) signups: LuaScript,
     pub(super) erase: LuaScript,
     pub(super) leave: LuaScript,
+    pub(super) retarget: LuaScript,
+    pub(super) forget: LuaScript,
+    pub(super) count: LuaScript,
+    pub(super) moveout: LuaScript,
 }
 
 impl Scripts {
@@ -81,8 +85,15 @@ impl Scripts {
                 include_str!("lua/events.lua"),
                 include_str!("lua/register.lua")
             )),
-            lease: LuaScript::new(include_str!("lua/lease.lua")),
-            settle: LuaScript::new(include_str!("lua/settle.lua")),
+            lease: LuaScript::new(concat!(include_str!("lua/cursors.lua"), include_str!("lua/lease.lua"))),
+            settle: LuaScript::new(concat!(include_str!("lua/cursors.lua"), include_str!("lua/settle.lua"))),
+            retarget: LuaScript::new(concat!(
+                include_str!("lua/cursors.lua"),
+                include_str!("lua/retarget.lua")
+            )),
+            forget: LuaScript::new(include_str!("lua/forget.lua")),
+            count: LuaScript::new(include_str!("lua/count.lua")),
+            moveout: LuaScript::new(include_str!("lua/moveout.lua")),
             milestones: LuaScript::new(include_str!("lua/milestones.lua")),
             signups: LuaScript::new(include_str!("lua/signups.lua")),
             erase: LuaScript::new(include_str!("lua/erase.lua")),

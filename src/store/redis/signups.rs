@@ -15,11 +15,15 @@ impl RedisStore {
         let reply: Option<i64> = self
             .scripts
             .register
-            .run(&self.conn, &keys, (&r.viewer, &r.fields, r.registered_at))
+            .run(
+                &self.conn,
+                &keys,
+                (&r.viewer, &r.fields, r.registered_at, self.queue_max_arg()),
+            )
             .await?;
         let added = reply.ok_or(StoreError::NotFound)? == 1;
-        // A new registration queued `registration.created` (with webhooks on).
-        self.mark_due(campaign, u64::from(added && self.events)).await;
+        // A new registration queued `registration.created` (while there are receivers).
+        self.mark_due(campaign, u64::from(added && keys.len() > 4)).await;
         Ok(added)
     }
 
@@ -53,7 +57,10 @@ impl RedisStore {
             .collect()
     }
 
+    /// The queued `registration.created` go first: if the erasure itself then fails, a
+    /// retry erases the rest (the person, registered already, queues nothing new).
     pub(super) async fn erase(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
+        self.forget(campaign, viewer).await?;
         let k = CampaignKeys(campaign);
         let reply: Option<i64> = self
             .scripts

@@ -5,18 +5,20 @@
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
 --       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node),
 --       17 presence-sum, 18 presence-eff, 19 presence-nodes, 20 presence-due, 21 moved-n
---       (presence.lua), 22 outbox, 23 outbox-state (absent: no webhooks; needs events.lua).
+--       (presence.lua), 22 events, 23 event-regs, 24 outbox-state (absent: no webhook
+--       receivers; needs events.lua).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
 --       9 this node's name in presence ('' = none), 10 max share channels ('0': none; a
 --       campaign's declared channels, meta `share_channels`, replace this bound),
---       11 '1' while v2 nodes may run (schema < 3: presence totals not built).
+--       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
+--       12 --webhook-queue-max.
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
 if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
-ev_open(KEYS[1], KEYS[22], KEYS[23])
+ev_open(KEYS[1], KEYS[22], KEYS[23], KEYS[24], ARGV[12])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'

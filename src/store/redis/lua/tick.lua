@@ -1,11 +1,11 @@
 -- Records a viewer series point and raises the peak, while the campaign is live.
--- KEYS: 1 meta, 2 vseries partition, 3 vparts, 4 outbox, 5 outbox-state (absent: no
---       webhooks; needs events.lua).
--- ARGV: 1 bucket, 2 at, 3 viewers, 4 regions JSON, 5 partition start.
+-- KEYS: 1 meta, 2 vseries partition, 3 vparts, 4 events, 5 event-regs, 6 outbox-state
+--       (absent: no webhook receivers; needs events.lua).
+-- ARGV: 1 bucket, 2 at, 3 viewers, 4 regions JSON, 5 partition start, 6 --webhook-queue-max.
 -- Returns {peak, peak_at ('' = none), webhook events queued}, or nil when unknown.
 local m = redis.call('HMGET', KEYS[1], 'state', 'peak', 'peak_at')
 if not m[1] then return false end
-ev_open(KEYS[1], KEYS[4], KEYS[5])
+ev_open(KEYS[1], KEYS[4], KEYS[5], KEYS[6], ARGV[6])
 local peak, peak_at = m[2] or '0', m[3] or ''
 if m[1] == 'live' then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
