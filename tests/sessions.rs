@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::load::Client;
 use support::node::{Backend, End, Node, Storage};
 use support::redis::RedisServer;
-use support::wait::{eventually_within, throughout};
+use support::wait::{eventually, eventually_within, throughout};
 
 /// The nodes' `--session-ttl`: the shortest the node takes (it must be at least
 /// `--presence-ttl`, itself at least 1 s), so the waits for it are short.
@@ -156,6 +156,12 @@ async fn a_half_open_socket_and_its_replacement_count_once() {
     // The first socket stays open on node-a as far as the server knows (a half-open one).
     let mut first = Client::connect(&nodes[0], "half", "session-half").await;
     nodes[0].await_stats("half", "1 viewer", |s| s["viewers"] == 1).await;
+    // node-b knows a campaign created on node-a within a tick (its index), not at once.
+    eventually("node-b to know the campaign", || async {
+        let (status, _) = nodes[1].call("GET", "/api/v1/campaigns/half", None, None).await;
+        (status == 200).then_some(())
+    })
+    .await;
 
     // The viewer's new socket, elsewhere: counted once, and the old one is closed at once.
     let mut second = Client::connect(&nodes[1], "half", "session-half").await;

@@ -140,6 +140,7 @@ contract!(
     a_session_claimed_while_counted_elsewhere_counts_once,
     a_dead_nodes_moved_sockets_go_with_its_lease,
     a_closed_socket_moves_nothing,
+    a_moved_socket_closing_last_on_its_node_counts_once,
     sessions_that_never_sent_a_seq_leave_nothing_behind,
     interactors_wait_for_the_socket_to_qualify,
     keys_are_made_once_and_nonces_spent_once,
@@ -1841,4 +1842,32 @@ async fn a_closed_socket_moves_nothing(store: Arc<dyn Store>, _: &str) {
         Vec::<u64>::new()
     );
     assert_eq!(store.stats(&id, &kinds(), now()).await.unwrap().viewers, 2);
+}
+
+/// What an idle node's flusher does when its last socket was moved away and closed: it
+/// reports the close with its presence, which no longer counts the socket, then leaves.
+/// The moved mark goes in the same step as the lease that counted the socket, so no read
+/// in between (a tick on any node raises the peak from one) counts the session twice.
+async fn a_moved_socket_closing_last_on_its_node_counts_once(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "last").await;
+    let lease = Duration::from_secs(30);
+    let (a, b) = (owner("node-a", "US", lease), owner("node-b", "US", lease));
+    let old = store.claim_session(&id, "session-1", &a).await.unwrap().0;
+    let one = || Some(presence(1, &[("US", 1)]));
+    store.apply(&flush_of(&id, "node-a", one(), &[])).await.unwrap();
+    // The viewer's new socket on node-b; the old one, half-open on node-a, is its only one.
+    store.claim_session(&id, "session-1", &b).await.unwrap();
+    store.apply(&flush_of(&id, "node-b", one(), &[])).await.unwrap();
+    let counted_once =
+        |what: &str, s: livetally::store::Stats| assert_eq!((s.viewers, s.peak_viewers), (1, 1), "{what}: {s:?}");
+    counted_once("moved", store.stats(&id, &kinds(), now()).await.unwrap());
+    assert_eq!(
+        moved_from(&*store, &flush_of(&id, "node-a", one(), &[])).await,
+        vec![old]
+    );
+    let closed = flush_of(&id, "node-a", Some(presence(0, &[])), &[("session-1", old)]);
+    assert_eq!(moved_from(&*store, &closed).await, Vec::<u64>::new());
+    counted_once("closed", store.stats(&id, &kinds(), now()).await.unwrap());
+    store.drop_presence(&id, "node-a").await.unwrap();
+    counted_once("left", store.stats(&id, &kinds(), now()).await.unwrap());
 }

@@ -92,8 +92,9 @@ pub struct Batch {
     pub node: String,
     /// `(session, epoch)` of this node's sockets that closed since the last batch, and
     /// `("", epoch)` for epochs of [`Applied::moved`] this node no longer counts: the
-    /// store stops counting them as moved away from this node. `presence` (when written)
-    /// no longer counts them.
+    /// store stops counting them as moved away from this node. A batch with `left` writes
+    /// `presence`, which no longer counts them: the store cannot tell whether the lease it
+    /// holds still does, and taking the marks off such a lease would count them twice.
     pub left: Vec<(String, u64)>,
 }
 

@@ -286,7 +286,13 @@ impl Flusher {
             || state
                 .presence_at
                 .is_none_or(|at| at.elapsed() >= self.timing.presence_ttl / 3);
-        let presence = (presence_due && !no_presence).then(|| (self.node_id.clone(), tally.presence()));
+        // A batch that reports closed sockets writes the presence that no longer counts them,
+        // idle or leaving too: the store takes a closed socket's moved mark off this node's
+        // lease in the same step, and the lease it held may still count the socket (written
+        // before it closed). Without a new one, the socket would count again, next to its
+        // replacement elsewhere, until `drop_presence`: long enough for a tick to make it peak.
+        let presence =
+            ((presence_due && !no_presence) || !left.is_empty()).then(|| (self.node_id.clone(), tally.presence()));
         let at = crate::util::now_ms();
         let mut batch = Batch {
             campaign: tally.campaign.id.clone(),

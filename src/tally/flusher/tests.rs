@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::flaky::{campaign, Flaky};
-use crate::store::{Campaigns, Reads};
+use crate::store::{Applied, Campaigns, Owner, Reads, StoreResult};
 use crate::tally::session::SessionSlot;
 
 /// The builder's flush interval (the flag's default).
@@ -237,4 +237,93 @@ async fn a_batch_of_a_deleted_campaign_never_lands_in_the_new_one_of_its_id() {
     assert_eq!(tallies.pending().get(), 0, "and its counts are settled");
     stop.cancel();
     task.await.unwrap();
+}
+
+/// The flusher's seam over a [`Flaky`] that reads `campaign`'s viewers after every write:
+/// what a tick on any node could have read (and raised the peak to) in between.
+struct Watched {
+    store: Arc<Flaky>,
+    campaign: String,
+    viewers: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Watched {
+    async fn seen(&self) -> StoreResult<()> {
+        let s = self.store.stats(&self.campaign, &[], crate::util::now_ms()).await?;
+        self.viewers.lock().unwrap().push(s.viewers);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Counting for Watched {
+    async fn claim_session(&self, campaign: &str, session: &str, owner: &Owner<'_>) -> StoreResult<(u64, u64)> {
+        self.store.claim_session(campaign, session, owner).await
+    }
+    async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
+        let applied = self.store.apply(batch).await?;
+        self.seen().await?;
+        Ok(applied)
+    }
+    async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        self.store.drop_presence(campaign, node).await?;
+        self.seen().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_moved_socket_closing_on_an_idle_node_never_counts_twice() {
+    let Viewer {
+        store,
+        tallies,
+        tally,
+        slot,
+    } = one_viewer().await;
+    let watched = Arc::new(Watched {
+        store: store.clone(),
+        campaign: "launch".into(),
+        viewers: Default::default(),
+    });
+    let b = crate::node::Builder::for_tests(store.clone());
+    let n1 = Flusher::new(
+        tallies.clone(),
+        watched.clone(),
+        b.metrics.clone(),
+        b.node_id.clone(),
+        b.origin.clone(),
+        b.timing,
+    );
+    let mut states = HashMap::new();
+    assert!(n1.flush_all(&mut states, false).await, "n1's lease counts the socket");
+
+    // The viewer's new socket on n2 (the old one half-open on n1), counted by n2's flush.
+    let mut b2 = crate::node::Builder::for_tests(store.clone());
+    (b2.node_id, b2.origin) = ("n2".into(), "n2/run".into());
+    let on_n2 = b2.tallies.get_or_create(&tally.campaign);
+    let n2_owner = Owner {
+        node: "n2",
+        region: "unknown",
+        lease: Duration::from_secs(10),
+    };
+    let (epoch, _) = store.claim_session("launch", "session-1", &n2_owner).await.unwrap();
+    let replacement = Arc::new(SessionSlot::new("session-1".into(), "viewer-1".into(), epoch, 0, 4));
+    on_n2.viewer_joined(on_n2.region_index("unknown"), &replacement);
+    assert!(b2.flusher().flush_all(&mut HashMap::new(), false).await);
+
+    // n1 learns the socket moved with its next batch (its lease renewal, due every ttl/3);
+    // the socket's task closes it, and n1 has no socket left.
+    states.get_mut("launch").unwrap().presence_at = None;
+    assert!(n1.flush_all(&mut states, false).await);
+    assert!(slot.is_fenced(), "told to close with 4001");
+    tally.viewer_left(tally.region_index("unknown"), &slot);
+    assert!(n1.flush_all(&mut states, false).await);
+
+    let kinds = ["like".to_owned()];
+    let s = store.stats("launch", &kinds, crate::util::now_ms()).await.unwrap();
+    assert_eq!((s.viewers, s.peak_viewers), (1, 1), "{s:?}");
+    let seen = watched.viewers.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|&v| v == 1),
+        "viewers after each of n1's writes: {seen:?}"
+    );
 }
