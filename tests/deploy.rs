@@ -281,6 +281,8 @@ async fn prometheus_sums_viewers_over_two_nodes_exactly() {
     let b = Node::spawn(&["--redis", &redis.url()]);
     a.campaign("launch").await;
     a.campaign("side-show").await;
+    b.await_known("launch").await;
+    b.await_known("side-show").await;
     let mut sockets = Vec::new();
     for (node, campaign, n) in [(&a, "launch", 3), (&b, "launch", 4), (&b, "side-show", 2)] {
         for _ in 0..n {
@@ -644,6 +646,7 @@ async fn nginx_balances_viewer_sockets_and_routes_around_a_stopped_node() {
     let a = Node::spawn(&["--redis", &redis.url()]);
     let mut b = Node::spawn(&["--redis", &redis.url()]);
     a.campaign("gala").await;
+    b.await_known("gala").await;
     let lb = Nginx::start(&binary, [a.addr, b.addr]).await;
 
     let mut sockets = Vec::new();

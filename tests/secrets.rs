@@ -210,6 +210,7 @@ async fn an_operator_ticket_opens_one_socket_once_on_any_node() {
     // Minted on one node, spent on another, refused on both after.
     let t = ticket(&a, "launch").await;
     assert!(!t.contains(TOKEN));
+    b.await_known("launch").await;
     let mut ws = Ws::connect(&b.ws_url(&ticket_path("launch", &t))).await.unwrap();
     let welcome = ws.next().await;
     assert_eq!(

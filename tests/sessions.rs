@@ -117,6 +117,7 @@ async fn viewers_of_a_killed_node_reconnecting_elsewhere_count_once() {
     let redis = RedisServer::start();
     let mut nodes = two_nodes(&redis, &["--presence-ttl", "15s"]);
     nodes[0].campaign("crash").await;
+    nodes[1].await_known("crash").await;
     let mut on_a = Vec::new();
     for i in 0..20 {
         on_a.push(Client::connect(&nodes[0], "crash", &format!("session-{i:03}")).await);

@@ -491,7 +491,9 @@ impl Node {
     }
 
     /// Polls the stats until `pred` holds; returns them, or fails with the last seen.
+    /// A campaign created on another node is known here within a tick: waits for that first.
     pub async fn await_stats(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.await_known(id).await;
         let stats = poll(PATIENCE, || async {
             let s = self.stats(id).await;
             if pred(&s) {
