@@ -13,8 +13,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::protocol::limits::UNIT_CODE;
 use crate::campaign::{is_client_id, is_region};
+use crate::protocol::limits::UNIT_CODE;
 
 pub mod mint;
 

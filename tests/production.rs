@@ -6,8 +6,8 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::time::{Duration, Instant};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::node::{Node, Ws, PATIENCE, TOKEN};

@@ -43,7 +43,10 @@ fn body_error(line: u64, e: &std::io::Error) -> UploadError {
 
 /// Reads a CSV org. See the module doc.
 pub fn parse_csv(reader: impl Read) -> Result<Tree, UploadError> {
-    let mut csv = ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+    let mut csv = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(reader);
     let mut record = ByteRecord::new();
     let mut line = 1;
     let csv_error = |e: csv::Error, line: u64| match e.kind() {
@@ -63,7 +66,11 @@ pub fn parse_csv(reader: impl Read) -> Result<Tree, UploadError> {
         }
         line = record.position().map_or(line + 1, |p| p.line());
         if record.len() > COLUMNS.len() {
-            return Err(error(line, "columns", format!("{} columns: a unit has 3", record.len())));
+            return Err(error(
+                line,
+                "columns",
+                format!("{} columns: a unit has 3", record.len()),
+            ));
         }
         let mut cells = [""; 3];
         for (cell, (&at, field)) in cells.iter_mut().zip(columns.iter().zip(COLUMNS)) {
@@ -88,7 +95,11 @@ fn header_columns(header: &ByteRecord) -> Result<[usize; 3], UploadError> {
     }
     let mut at = [usize::MAX; 3];
     for (i, cell) in header.iter().enumerate() {
-        let cell = if i == 0 { cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell) } else { cell };
+        let cell = if i == 0 {
+            cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell)
+        } else {
+            cell
+        };
         let cell = std::str::from_utf8(cell).map_err(|_| bad())?.trim();
         let column = COLUMNS.iter().position(|c| *c == cell).ok_or_else(bad)?;
         if at[column] != usize::MAX {
@@ -135,7 +146,10 @@ pub fn parse_ndjson(reader: impl Read) -> Result<Tree, UploadError> {
 /// `code`, `parent` and `name` of one NDJSON unit.
 fn ndjson_fields(unit: &Map<String, Value>) -> Result<(&str, &str, &str), (&'static str, String)> {
     if let Some(key) = unit.keys().find(|k| !COLUMNS.contains(&k.as_str())) {
-        return Err(("json", format!("unknown field {key:?}: a unit has code, parent and name")));
+        return Err((
+            "json",
+            format!("unknown field {key:?}: a unit has code, parent and name"),
+        ));
     }
     let text = |field: &'static str| match unit.get(field) {
         Some(Value::String(s)) => Ok(s.as_str()),
@@ -205,7 +219,10 @@ mod tests {
         assert_eq!(nd_err("{\"code\":\"a\",\"name\":\"x\",\"extra\":1}\n"), (1, "json"));
         assert_eq!(nd_err("{\"code\":1,\"name\":\"x\"}\n"), (1, "code"));
         assert_eq!(nd_err("{\"code\":\"a\"}\n"), (1, "name"));
-        assert_eq!(nd_err("{\"code\":\"a\",\"parent\":\"z\",\"name\":\"x\"}\n"), (1, "parent"));
+        assert_eq!(
+            nd_err("{\"code\":\"a\",\"parent\":\"z\",\"name\":\"x\"}\n"),
+            (1, "parent")
+        );
         let long = format!("{{\"code\":\"a\",\"name\":\"{}\"}}\n", "x".repeat(70_000));
         assert_eq!(nd_err(&long), (1, "json"));
     }

@@ -208,7 +208,10 @@ impl TreeBuilder {
         let parent = match parent {
             "" => NONE,
             p => *self.index.get(p).ok_or_else(|| {
-                ("parent", format!("parent {p:?} is not the code of a unit on an earlier line"))
+                (
+                    "parent",
+                    format!("parent {p:?} is not the code of a unit on an earlier line"),
+                )
             })?,
         };
         self.add(code, parent, name)
@@ -220,14 +223,20 @@ impl TreeBuilder {
             return Err(("name", format!("name must be 1 to {MAX_NAME_CHARS} characters")));
         }
         if name.chars().any(char::is_control) {
-            return Err(("name", "name must not hold control characters (tabs, line breaks)".into()));
+            return Err((
+                "name",
+                "name must not hold control characters (tabs, line breaks)".into(),
+            ));
         }
         let level = match parent {
             NONE => 1,
             p => self.tree.nodes[p as usize].level + 1,
         };
         if usize::from(level) > MAX_DEPTH {
-            return Err(("parent", format!("unit {code:?} would be at level {level}: at most {MAX_DEPTH}")));
+            return Err((
+                "parent",
+                format!("unit {code:?} would be at level {level}: at most {MAX_DEPTH}"),
+            ));
         }
         let i = self.tree.nodes.len() as u32;
         match self.index.entry(code.into()) {
@@ -327,8 +336,16 @@ mod tests {
         b.push("a", "", &"名".repeat(100)).unwrap();
         assert_eq!(b.push("a", "", "x").unwrap_err().0, "code");
         for level in 2..=6 {
-            b.push(&format!("l{level}"), &if level == 2 { "a".into() } else { format!("l{}", level - 1) }, "x")
-                .unwrap();
+            b.push(
+                &format!("l{level}"),
+                &if level == 2 {
+                    "a".into()
+                } else {
+                    format!("l{}", level - 1)
+                },
+                "x",
+            )
+            .unwrap();
         }
         assert_eq!(b.push("l7", "l6", "x").unwrap_err().0, "parent");
     }

@@ -6,6 +6,7 @@
 mod campaign;
 mod counting;
 mod generations;
+mod orgs;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,8 @@ pub struct MemoryStore {
     /// Webhook events, queued under `inner`'s lock by the step that decides them (lock
     /// order: `inner`, then `outbox`).
     outbox: Mutex<Queues>,
+    /// Organisations (`memory/orgs.rs`), apart from the campaigns: no call needs both.
+    orgs: Mutex<orgs::OrgsData>,
 }
 
 impl Default for MemoryStore {
@@ -48,6 +51,7 @@ impl Default for MemoryStore {
             session_ttl: DEFAULT_SESSION_TTL,
             started: Instant::now(),
             outbox: Mutex::default(),
+            orgs: Mutex::default(),
         }
     }
 }

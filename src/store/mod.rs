@@ -2,7 +2,7 @@
 //! through the store: the embedded [`memory::MemoryStore`] for a single node, and the Redis
 //! store for many. Both pass the same contract suite (`tests/store_contract.rs`).
 //!
-//! The store is not one wall but six small seams, split where the tasks that use them
+//! The store is not one wall but seven small seams, split where the tasks that use them
 //! differ (as centrifuge splits `Broker` from `PresenceManager`): each task names the seam
 //! it uses, and a test double implements that one only.
 //!
@@ -14,8 +14,9 @@
 //! | [`Reads`] | stats, the tick's record, series | broadcaster, admission, HTTP, webhooks |
 //! | [`Signups`] | registrations, the export, erasure | HTTP sign-up routes |
 //! | [`Outbox`] | webhook queues: due, lease, settle, pending | webhook deliverer |
+//! | [`Orgs`] | organisations: versions of a tree of units, staged and switched | HTTP org routes |
 //!
-//! [`Store`] is all six, implemented for every type that implements them; the node wires
+//! [`Store`] is all seven, implemented for every type that implements them; the node wires
 //! one `Arc<dyn Store>` and hands each task the seams it names (`Arc<dyn Store>` coerces
 //! to `Arc<dyn Reads>` and the others).
 //!
@@ -30,6 +31,7 @@ pub mod counting;
 pub mod flaky;
 pub mod hll;
 pub mod memory;
+pub mod orgs;
 pub mod outbox;
 pub mod reads;
 pub mod redis;
@@ -41,6 +43,7 @@ use async_trait::async_trait;
 
 pub use campaigns::Campaigns;
 pub use counting::{Applied, Batch, Counting, Owner, Presence, SessionDelta};
+pub use orgs::Orgs;
 pub use outbox::Outbox;
 pub use reads::{bucket_of, NodeShare, Reads, SeriesMetric, Stats};
 pub use signups::{Registration, Signups};
@@ -82,7 +85,7 @@ pub trait Health: Send + Sync + 'static {
 }
 
 /// Every seam at once: what a backend is, and what the node wires (`Arc<dyn Store>`). Never
-/// implemented by hand: a type that implements the six seams is a `Store`.
-pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox {}
+/// implemented by hand: a type that implements the seven seams is a `Store`.
+pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox + Orgs {}
 
-impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox> Store for T {}
+impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox + Orgs> Store for T {}

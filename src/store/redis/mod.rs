@@ -20,6 +20,7 @@ mod codec;
 mod conn;
 mod keys;
 mod lifecycle;
+mod orgs;
 mod outbox;
 mod reads;
 mod schema;
@@ -27,16 +28,18 @@ mod script;
 mod signups;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::outbox::{Lease, Settle};
 use super::{
-    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
-    StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, SeriesMetric, Signups,
+    Stats, StoreError, StoreResult, DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones};
+use crate::org::{OrgSummary, Tree};
 use codec::{campaign_from_meta, opt_i64, LuaBatch};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
@@ -62,6 +65,8 @@ pub struct RedisStore {
     schema: Schema,
     /// Webhooks are configured: the scripts queue events (`outbox.rs`).
     events: bool,
+    /// The org trees this node read last (`orgs.rs`).
+    trees: orgs::TreeCache,
 }
 
 impl RedisStore {
@@ -88,6 +93,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             session_ttl: DEFAULT_SESSION_TTL,
             events: false,
+            trees: orgs::TreeCache::default(),
         })
     }
 
@@ -429,6 +435,33 @@ impl Signups for RedisStore {
 
     async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         self.erase(campaign, viewer).await
+    }
+}
+
+#[async_trait]
+impl Orgs for RedisStore {
+    async fn put_org(&self, org: &str, tree: Arc<Tree>) -> StoreResult<(OrgSummary, bool)> {
+        self.org_put(org, tree).await
+    }
+
+    async fn org_summary(&self, org: &str, version: Option<u64>) -> StoreResult<Option<OrgSummary>> {
+        self.org_read(org, version).await
+    }
+
+    async fn list_orgs(&self) -> StoreResult<Vec<OrgSummary>> {
+        self.org_list().await
+    }
+
+    async fn org_tree(&self, org: &str, version: u64) -> StoreResult<Option<Arc<Tree>>> {
+        self.org_load(org, version).await
+    }
+
+    async fn prune_org(&self, org: &str, keep: &[u64]) -> StoreResult<()> {
+        self.org_prune(org, keep).await
+    }
+
+    async fn delete_org(&self, org: &str, keep: &[u64]) -> StoreResult<bool> {
+        self.org_delete(org, keep).await
     }
 }
 

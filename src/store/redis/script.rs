@@ -63,6 +63,7 @@ pub(super) struct Scripts {
     pub(super) signups: LuaScript,
     pub(super) erase: LuaScript,
     pub(super) leave: LuaScript,
+    pub(super) org_switch: LuaScript,
 }
 
 impl Scripts {
@@ -86,6 +87,7 @@ impl Scripts {
             milestones: LuaScript::new(include_str!("lua/milestones.lua")),
             signups: LuaScript::new(include_str!("lua/signups.lua")),
             erase: LuaScript::new(include_str!("lua/erase.lua")),
+            org_switch: LuaScript::new(include_str!("lua/org_switch.lua")),
         }
     }
 }
