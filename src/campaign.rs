@@ -53,6 +53,13 @@ pub struct Campaign {
     /// What a registration must carry (`signup`); absent in campaigns stored before.
     #[serde(default)]
     pub registration_fields: Vec<RegistrationField>,
+    /// The organisation this campaign counts by (`"org":"ID"` on create), absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The org's version when the campaign was created: kept, so a later upload of the org
+    /// never moves a running campaign's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_version: Option<u64>,
 }
 
 impl Campaign {
@@ -87,6 +94,8 @@ pub struct NewCampaign {
     pub access: Option<Access>,
     pub milestones: Option<Milestones>,
     pub registration_fields: Option<Vec<RegistrationField>>,
+    /// An org id; the create route resolves its newest version.
+    pub org: Option<String>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -162,6 +171,11 @@ impl NewCampaign {
                 return Err(field_error("regions", format!("region {r:?} is listed twice")));
             }
         }
+        if let Some(org) = &self.org {
+            if !CAMPAIGN_ID.matches(org) {
+                return Err(field_error("org", format!("org must match {CAMPAIGN_ID}")));
+            }
+        }
         let milestones = validate_milestones(self.milestones.unwrap_or_default(), &kinds)?;
         let registration_fields = self.registration_fields.unwrap_or_default();
         signup::check_declarations(&registration_fields)?;
@@ -177,6 +191,8 @@ impl NewCampaign {
             ended_at: None,
             milestones,
             registration_fields,
+            org: self.org,
+            org_version: None,
         })
     }
 }
@@ -269,6 +285,7 @@ mod tests {
             access: None,
             milestones: None,
             registration_fields: None,
+            org: None,
         }
     }
 

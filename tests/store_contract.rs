@@ -161,6 +161,8 @@ fn campaign(id: &str, created_at: i64) -> Campaign {
         ended_at: None,
         milestones: Default::default(),
         registration_fields: vec![],
+        org: None,
+        org_version: None,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod campaigns;
 pub mod cors;
 pub mod openapi;
+pub mod orgs;
 pub mod pages;
 pub mod probes;
 pub mod public;
@@ -96,6 +97,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight))
             .route("/{id}/registrations", web::get().to(signup::export))
             .route("/{id}/registrations/{viewer}", web::delete().to(signup::erase)),
+    )
+    .service(
+        web::scope("/api/v1/orgs")
+            .route("", web::get().to(orgs::list))
+            .route("/{org}", web::put().to(orgs::put))
+            .route("/{org}", web::get().to(orgs::get))
+            .route("/{org}", web::delete().to(orgs::delete))
+            .route("/{org}/units", web::get().to(orgs::search))
+            .route("/{org}/units/{code}", web::get().to(orgs::unit)),
     )
     .route("/ws/v1/campaigns/{id}", web::get().to(crate::ws::not_upgraded))
     .route("/s/{id}", web::get().to(public::share))

@@ -287,6 +287,8 @@ async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaig
         ended_at: None,
         milestones: Default::default(),
         registration_fields: vec![],
+        org: None,
+        org_version: None,
     };
     match stores[0].create_campaign(&campaign).await {
         Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
