@@ -19,7 +19,7 @@ import sys
 LAYERS = [
     ["util", "broadcast::outlet"],   # leaf helpers: clock, durations, fd limit, bind, CSV cells; the broadcaster's socket writer
     ["protocol"],                    # the wire format and its one table of patterns, limits, codes
-    ["campaign", "config"],          # the domain type (checked by the protocol's patterns), the flags
+    ["campaign", "config", "org"],   # the domain types (checked by the protocol's patterns), the flags, the organisation tree
     ["store", "auth", "clients", "metrics"],  # the shared truth, secrets, per-client limits, Prometheus
     ["error", "tls"],                # the one HTTP error type (maps store errors); the certificate and handshakes (per-peer caps)
     ["tally"],                       # node-local counts and the flusher into the store

@@ -63,6 +63,13 @@ pub struct Campaign {
     /// Empty: the first `--max-share-channels` distinct names count (v1.1).
     #[serde(default)]
     pub share_channels: Vec<String>,
+    /// The organisation this campaign counts by (`"org":"ID"` on create), absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The org's version when the campaign was created: kept, so a later upload of the org
+    /// never moves a running campaign's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_version: Option<u64>,
 }
 
 impl Campaign {
@@ -110,6 +117,8 @@ pub struct NewCampaign {
     pub milestones: Option<Milestones>,
     pub registration_fields: Option<Vec<RegistrationField>>,
     pub share_channels: Option<Vec<String>>,
+    /// An org id; the create route resolves its newest version.
+    pub org: Option<String>,
 }
 
 /// A field that failed validation, with a message meant for the operator.
@@ -185,6 +194,11 @@ impl NewCampaign {
                 return Err(field_error("regions", format!("region {r:?} is listed twice")));
             }
         }
+        if let Some(org) = &self.org {
+            if !CAMPAIGN_ID.matches(org) {
+                return Err(field_error("org", format!("org must match {CAMPAIGN_ID}")));
+            }
+        }
         let milestones = validate_milestones(self.milestones.unwrap_or_default(), &kinds)?;
         let registration_fields = self.registration_fields.unwrap_or_default();
         signup::check_declarations(&registration_fields)?;
@@ -202,6 +216,8 @@ impl NewCampaign {
             milestones,
             registration_fields,
             share_channels,
+            org: self.org,
+            org_version: None,
         })
     }
 }
@@ -322,6 +338,7 @@ mod tests {
             milestones: None,
             registration_fields: None,
             share_channels: None,
+            org: None,
         }
     }
 

@@ -35,6 +35,16 @@ pub enum ApiError {
     Live,
     #[error("campaign has ended")]
     Gone,
+    /// 400 for an org upload: the first error of the file, with its line (1-based).
+    #[error("line {line}: {message}")]
+    Upload {
+        line: u64,
+        field: &'static str,
+        message: String,
+    },
+    /// 409 for `DELETE` of an org a live campaign counts by.
+    #[error("{0}")]
+    InUse(String),
     #[error("{0}")]
     Unavailable(String),
     /// A per-client limit: 429 with `code` (`too_many_connections`, `rate_limited`) and,
@@ -88,6 +98,10 @@ impl ApiError {
         if let ApiError::BadRequest { field: Some(f), .. } = self {
             body["field"] = json!(f);
         }
+        if let ApiError::Upload { line, field, .. } = self {
+            body["field"] = json!(field);
+            body["line"] = json!(line);
+        }
         if let ApiError::Unauthorized(m) = self {
             body["message"] = json!(m);
         }
@@ -98,11 +112,11 @@ impl ApiError {
     /// ([`ApiCode`], the protocol's table).
     pub fn api_code(&self) -> ApiCode {
         match self {
-            ApiError::BadRequest { .. } => ApiCode::Invalid,
+            ApiError::BadRequest { .. } | ApiError::Upload { .. } => ApiCode::Invalid,
             ApiError::Unauthorized(_) => ApiCode::Unauthorized,
             ApiError::Forbidden(_) => ApiCode::Forbidden,
             ApiError::NotFound(_) => ApiCode::NotFound,
-            ApiError::Conflict | ApiError::Live => ApiCode::Conflict,
+            ApiError::Conflict | ApiError::Live | ApiError::InUse(_) => ApiCode::Conflict,
             ApiError::Gone => ApiCode::Ended,
             ApiError::Unavailable(_) => ApiCode::Unavailable,
             ApiError::TooMany { code, .. } => *code,

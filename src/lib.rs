@@ -12,7 +12,8 @@
 //! [`protocol`] is the wire format, in one place. Beside the path: [`http`] (the JSON API
 //! and pages), [`webhooks`] (signed events to the organisers' systems, from the store's
 //! queues), [`auth`] (operator and join tokens), [`clients`] (client addresses and the
-//! per-client limits), [`metrics`], [`config`], [`campaign`] (the domain type), [`error`]
+//! per-client limits), [`metrics`], [`config`], [`campaign`] (the domain type), [`org`] (an
+//! organisation's tree of units, uploaded and versioned), [`error`]
 //! (HTTP errors), [`tls`] (the served certificate, reloaded on SIGHUP) and [`util`] (leaf
 //! helpers). [`node`] wires it all and runs it until
 //! shutdown. [`load`] is the load rehearsal tool (`livetally load`), a client of
@@ -20,7 +21,7 @@
 //! tally, flusher and broadcaster against one store, without sockets.
 //!
 //! Imports point one way, from the layers above to the layers below (docs/architecture.md;
-//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config; store,
+//! `python3 scripts/check-modules.py` checks it): util; protocol, campaign, config, org; store,
 //! auth, clients, metrics; error, tls; tally; broadcast, webhooks; ws; http; load; sim; node.
 
 pub mod auth;
@@ -33,6 +34,7 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod node;
+pub mod org;
 pub mod protocol;
 pub mod sim;
 pub mod store;

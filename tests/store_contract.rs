@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use livetally::campaign::{Access, Campaign, State};
+use livetally::org::{Tree, TreeBuilder};
 use livetally::store::memory::MemoryStore;
 use livetally::store::redis::RedisStore;
 use livetally::store::{
@@ -144,6 +145,8 @@ contract!(
     sessions_that_never_sent_a_seq_leave_nothing_behind,
     interactors_wait_for_the_socket_to_qualify,
     keys_are_made_once_and_nonces_spent_once,
+    org_versions_are_switched_kept_and_pruned,
+    a_large_org_round_trips_through_a_fresh_connection,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -173,6 +176,8 @@ fn campaign(id: &str, created_at: i64) -> Campaign {
         milestones: Default::default(),
         registration_fields: vec![],
         share_channels: vec![],
+        org: None,
+        org_version: None,
     }
 }
 
@@ -1870,4 +1875,87 @@ async fn a_moved_socket_closing_last_on_its_node_counts_once(store: Arc<dyn Stor
     counted_once("closed", store.stats(&id, &kinds(), now()).await.unwrap());
     store.drop_presence(&id, "node-a").await.unwrap();
     counted_once("left", store.stats(&id, &kinds(), now()).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Orgs
+
+/// A second connection to the same backend: it has read no org tree yet, so a read goes
+/// to the store's chunks, not to the node's cache. The memory store is its own backend.
+async fn fresh(store: &Arc<dyn Store>, kind: &str) -> Arc<dyn Store> {
+    match kind {
+        "redis" => redis_store().await,
+        "redis-cluster" => cluster_store().await,
+        _ => store.clone(),
+    }
+}
+
+/// A six-level org of `n` units: one top unit, then each unit's parent is `(i - 1) / 8`
+/// up to level 6, Chinese names.
+fn org_tree(n: usize) -> Arc<Tree> {
+    let mut b = TreeBuilder::default();
+    let mut level = vec![0usize; n];
+    for i in 0..n {
+        let parent = if i == 0 { None } else { Some((i - 1) / 8) };
+        let parent = parent.filter(|&p| level[p] < 6).unwrap_or(0);
+        level[i] = if i == 0 { 1 } else { level[parent] + 1 };
+        let parent_code = if i == 0 { String::new() } else { format!("u{parent}") };
+        b.push(&format!("u{i}"), &parent_code, &format!("单位{i}号")).unwrap();
+    }
+    Arc::new(b.finish())
+}
+
+async fn org_versions_are_switched_kept_and_pruned(store: Arc<dyn Store>, kind: &str) {
+    let org = uid("org");
+    let (first, replaced) = store.put_org(&org, org_tree(20)).await.unwrap();
+    assert_eq!((first.version, first.units, replaced), (1, 20, false));
+    assert_eq!(first.levels, [1, 8, 11]);
+    let (second, replaced) = store.put_org(&org, org_tree(9)).await.unwrap();
+    assert_eq!((second.version, second.units, replaced), (2, 9, true));
+    assert_eq!(store.org_summary(&org, None).await.unwrap(), Some(second.clone()));
+    assert_eq!(store.org_summary(&org, Some(1)).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.org_summary(&org, Some(3)).await.unwrap(), None);
+    assert!(store.list_orgs().await.unwrap().contains(&second));
+
+    let other = fresh(&store, kind).await;
+    let old = other.org_tree(&org, 1).await.unwrap().expect("version 1");
+    assert_eq!(old.unit(old.find("u19").unwrap()).path, ["u0", "u2", "u19"]);
+
+    store.prune_org(&org, &[]).await.unwrap();
+    let other = fresh(&store, kind).await;
+    assert!(other.org_tree(&org, 1).await.unwrap().is_none());
+    assert_eq!(other.org_tree(&org, 2).await.unwrap().unwrap().len(), 9);
+
+    // Deleted: gone from the reads, the kept version still there for its campaigns.
+    assert!(store.delete_org(&org, &[2]).await.unwrap());
+    assert_eq!(store.org_summary(&org, None).await.unwrap(), None);
+    assert!(!store.list_orgs().await.unwrap().iter().any(|s| s.org == org));
+    assert!(fresh(&store, kind).await.org_tree(&org, 2).await.unwrap().is_some());
+    assert!(!store.delete_org(&org, &[]).await.unwrap());
+    let (again, replaced) = store.put_org(&org, org_tree(3)).await.unwrap();
+    assert_eq!((again.version, replaced), (3, false));
+}
+
+async fn a_large_org_round_trips_through_a_fresh_connection(store: Arc<dyn Store>, kind: &str) {
+    let org = uid("big");
+    let tree = org_tree(40_000);
+    let (summary, _) = store.put_org(&org, tree.clone()).await.unwrap();
+    assert_eq!(summary.levels.iter().sum::<u64>(), 40_000);
+    assert_eq!(summary.levels.len(), 6);
+    let back = fresh(&store, kind).await.org_tree(&org, 1).await.unwrap().unwrap();
+    assert_eq!(back.len(), 40_000);
+    for code in ["u0", "u39999", "u12345"] {
+        assert_eq!(back.unit(back.find(code).unwrap()), tree.unit(tree.find(code).unwrap()));
+    }
+    assert_eq!(back.search("单位3999", 50).len(), 11);
+    if kind == "redis-cluster" {
+        // The chunks are spread: more than one master holds some.
+        let holding = CLUSTER
+            .get()
+            .unwrap()
+            .nodes()
+            .iter()
+            .filter(|n| n.footprint(&format!("lt:{{o:{org}:*")) > 0);
+        assert!(holding.count() > 1);
+    }
 }

@@ -31,9 +31,10 @@ pub async fn create(req: HttpRequest, api: web::Data<Api>, payload: web::Payload
             message: "body required: a JSON object with id and title".into(),
         })?;
     let new = parse_new_campaign(fields)?;
-    let c = new
+    let mut c = new
         .validate(crate::util::now_ms())
         .map_err(|e| ApiError::bad(e.field, e.message))?;
+    c.org_version = super::orgs::newest_version(&api, c.org.as_deref()).await?;
     let _writing = api.index.writing().await;
     api.store.create_campaign(&c).await?;
     api.index.put(c.clone(), true);
@@ -57,6 +58,7 @@ fn parse_new_campaign(fields: serde_json::Map<String, serde_json::Value>) -> Res
             "access" => new.access = Some(parse(value).map_err(|_| bad("access", "\"public\" or \"token\""))?),
             "milestones" => new.milestones = Some(parse_milestones(value)?),
             "share_channels" => new.share_channels = Some(parse_share_channels(value)?),
+            "org" => new.org = Some(parse(value).map_err(|_| bad("org", "a string"))?),
             "registration_fields" => {
                 new.registration_fields = Some(parse(value).map_err(|_| {
                     bad(

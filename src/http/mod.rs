@@ -5,6 +5,7 @@
 pub mod campaigns;
 pub mod cors;
 pub mod openapi;
+pub mod orgs;
 pub mod pages;
 pub mod probes;
 pub mod public;
@@ -106,6 +107,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/api/v1/webhooks", web::get().to(webhooks::get))
     .route("/api/v1/webhooks", web::put().to(webhooks::put))
+    .service(
+        web::scope("/api/v1/orgs")
+            .route("", web::get().to(orgs::list))
+            .route("/{org}", web::put().to(orgs::put))
+            .route("/{org}", web::get().to(orgs::get))
+            .route("/{org}", web::delete().to(orgs::delete))
+            .route("/{org}/units", web::get().to(orgs::search))
+            .route("/{org}/units/{code}", web::get().to(orgs::unit)),
+    )
     .route("/ws/v1/campaigns/{id}", cors::public(web::get().to(not_upgraded)))
     .route("/s/{id}", web::get().to(public::share))
     .route("/metrics", web::get().to(probes::metrics))

@@ -288,6 +288,8 @@ async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaig
         milestones: Default::default(),
         registration_fields: vec![],
         share_channels: vec![],
+        org: None,
+        org_version: None,
     };
     match stores[0].create_campaign(&campaign).await {
         Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -13,10 +14,11 @@ use std::time::Duration;
 use super::memory::MemoryStore;
 use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
-    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric, Signups,
+    Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric, Signups,
     Stats, StoreError, StoreResult,
 };
 use crate::campaign::{Campaign, Milestones};
+use crate::org::{OrgSummary, Tree};
 
 /// [`MemoryStore`] that can be taken down and brought back.
 #[derive(Default)]
@@ -202,6 +204,34 @@ impl Secrets for Flaky {
     async fn spend_once(&self, nonce: &str, ttl: Duration) -> StoreResult<bool> {
         self.up()?;
         self.inner.spend_once(nonce, ttl).await
+    }
+}
+
+#[async_trait]
+impl Orgs for Flaky {
+    async fn put_org(&self, org: &str, tree: Arc<Tree>) -> StoreResult<(OrgSummary, bool)> {
+        self.up()?;
+        self.inner.put_org(org, tree).await
+    }
+    async fn org_summary(&self, org: &str, version: Option<u64>) -> StoreResult<Option<OrgSummary>> {
+        self.up()?;
+        self.inner.org_summary(org, version).await
+    }
+    async fn list_orgs(&self) -> StoreResult<Vec<OrgSummary>> {
+        self.up()?;
+        self.inner.list_orgs().await
+    }
+    async fn org_tree(&self, org: &str, version: u64) -> StoreResult<Option<Arc<Tree>>> {
+        self.up()?;
+        self.inner.org_tree(org, version).await
+    }
+    async fn prune_org(&self, org: &str, keep: &[u64]) -> StoreResult<()> {
+        self.up()?;
+        self.inner.prune_org(org, keep).await
+    }
+    async fn delete_org(&self, org: &str, keep: &[u64]) -> StoreResult<bool> {
+        self.up()?;
+        self.inner.delete_org(org, keep).await
     }
 }
 

@@ -7,6 +7,7 @@ mod campaign;
 mod counting;
 mod generations;
 mod secrets;
+mod orgs;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +45,8 @@ pub struct MemoryStore {
     outbox: Mutex<Queues>,
     /// The join and ticket keys of this process, and the spent ticket nonces.
     keys: secrets::Keys,
+    /// Organisations (`memory/orgs.rs`), apart from the campaigns: no call needs both.
+    orgs: Mutex<orgs::OrgsData>,
 }
 
 impl Default for MemoryStore {
@@ -56,6 +59,7 @@ impl Default for MemoryStore {
             version: AtomicU64::new(0),
             outbox: Mutex::default(),
             keys: secrets::Keys::default(),
+            orgs: Mutex::default(),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | [`Signups`] | registrations, the export, erasure | HTTP sign-up routes |
 //! | [`Outbox`] | webhook queues: due, lease, settle, pending | webhook deliverer |
 //! | [`Secrets`] | the stored join and ticket keys, single-use nonces | auth at start, operator tickets, `upgrade-store` |
+//! | [`Orgs`] | organisations: versions of a tree of units, staged and switched | HTTP org routes |
 //!
 //! [`Store`] is all seven, implemented for every type that implements them; the node wires
 //! one `Arc<dyn Store>` and hands each task the seams it names (`Arc<dyn Store>` coerces
@@ -31,6 +32,7 @@ pub mod counting;
 pub mod flaky;
 pub mod hll;
 pub mod memory;
+pub mod orgs;
 pub mod outbox;
 pub mod reads;
 pub mod redis;
@@ -43,6 +45,7 @@ use async_trait::async_trait;
 
 pub use campaigns::Campaigns;
 pub use counting::{Applied, Batch, Counting, Owner, Presence, SessionDelta};
+pub use orgs::Orgs;
 pub use outbox::Outbox;
 pub use reads::{bucket_of, NodeShare, Reads, SeriesMetric, Stats};
 pub use secrets::Secrets;
@@ -86,6 +89,6 @@ pub trait Health: Send + Sync + 'static {
 
 /// Every seam at once: what a backend is, and what the node wires (`Arc<dyn Store>`). Never
 /// implemented by hand: a type that implements every seam is a `Store`.
-pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets {}
+pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs {}
 
-impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets> Store for T {}
+impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs> Store for T {}

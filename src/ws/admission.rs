@@ -237,9 +237,9 @@ pub fn reject_reason(e: &ApiError) -> &'static str {
         ApiError::Gone => "campaign_ended",
         ApiError::Unauthorized(_) => "missing_token",
         ApiError::Forbidden(_) => "bad_token",
-        ApiError::BadRequest { .. } => "bad_query",
+        ApiError::BadRequest { .. } | ApiError::Upload { .. } => "bad_query",
         ApiError::Unavailable(_) => "unavailable",
-        ApiError::Conflict | ApiError::Live => "conflict",
+        ApiError::Conflict | ApiError::Live | ApiError::InUse(_) => "conflict",
         // Counted with the other per-client budgets (public writes).
         ApiError::TooMany {
             message: TOO_MANY_CONNECTS,

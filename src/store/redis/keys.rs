@@ -53,6 +53,9 @@
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
 //! | `lt:{c:<id>}:iparts` | zset | the `<p>` that have an `iseries` hash (member = score) | `apply.lua` | never |
 //!
+//! Organisations keep keys of their own, outside every campaign's slot (`orgs.rs`): the
+//! summaries under `lt:{orgs}:*`, each version's units in chunks of one slot each.
+//!
 //! "never" above means until `delete_campaign` (`delete.lua`): it removes every
 //! `{c:<id>}` key of an ended campaign (the fixed ones of [`CampaignKeys::fixed`] and the
 //! hour hashes its `vparts`/`iparts` list), then the id's index entries.

@@ -20,6 +20,7 @@ mod codec;
 mod conn;
 mod keys;
 mod lifecycle;
+mod orgs;
 mod outbox;
 mod reads;
 mod schema;
@@ -28,16 +29,18 @@ mod secrets;
 mod signups;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
-    Applied, Batch, Campaigns, Counting, Health, Outbox, Owner, Reads, Registration, SeriesMetric, Signups, Stats,
-    StoreError, StoreResult, DEFAULT_SESSION_TTL,
+    Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, SeriesMetric, Signups,
+    Stats, StoreError, StoreResult, DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones};
+use crate::org::{OrgSummary, Tree};
 use codec::{campaign_from_meta, opt_i64, LuaBatch};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
@@ -67,6 +70,8 @@ pub struct RedisStore {
     receiver_ids: std::sync::Mutex<Vec<String>>,
     /// `--webhook-queue-max`.
     queue_max: usize,
+    /// The org trees this node read last (`orgs.rs`).
+    trees: orgs::TreeCache,
 }
 
 impl RedisStore {
@@ -94,6 +99,7 @@ impl RedisStore {
             session_ttl: DEFAULT_SESSION_TTL,
             receiver_ids: std::sync::Mutex::default(),
             queue_max: crate::config::defaults::WEBHOOK_QUEUE_MAX,
+            trees: orgs::TreeCache::default(),
         })
     }
 
@@ -460,6 +466,33 @@ impl Signups for RedisStore {
 
     async fn erase_registration(&self, campaign: &str, viewer: &str) -> StoreResult<bool> {
         self.erase(campaign, viewer).await
+    }
+}
+
+#[async_trait]
+impl Orgs for RedisStore {
+    async fn put_org(&self, org: &str, tree: Arc<Tree>) -> StoreResult<(OrgSummary, bool)> {
+        self.org_put(org, tree).await
+    }
+
+    async fn org_summary(&self, org: &str, version: Option<u64>) -> StoreResult<Option<OrgSummary>> {
+        self.org_read(org, version).await
+    }
+
+    async fn list_orgs(&self) -> StoreResult<Vec<OrgSummary>> {
+        self.org_list().await
+    }
+
+    async fn org_tree(&self, org: &str, version: u64) -> StoreResult<Option<Arc<Tree>>> {
+        self.org_load(org, version).await
+    }
+
+    async fn prune_org(&self, org: &str, keep: &[u64]) -> StoreResult<()> {
+        self.org_prune(org, keep).await
+    }
+
+    async fn delete_org(&self, org: &str, keep: &[u64]) -> StoreResult<bool> {
+        self.org_delete(org, keep).await
     }
 }
 

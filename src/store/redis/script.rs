@@ -67,6 +67,7 @@ pub(super) struct Scripts {
     pub(super) forget: LuaScript,
     pub(super) count: LuaScript,
     pub(super) moveout: LuaScript,
+    pub(super) org_switch: LuaScript,
 }
 
 impl Scripts {
@@ -97,6 +98,7 @@ impl Scripts {
             milestones: LuaScript::new(include_str!("lua/milestones.lua")),
             signups: LuaScript::new(include_str!("lua/signups.lua")),
             erase: LuaScript::new(include_str!("lua/erase.lua")),
+            org_switch: LuaScript::new(include_str!("lua/org_switch.lua")),
         }
     }
 }

@@ -1,0 +1,352 @@
+//! One org version as a node holds it: compact and immutable.
+//!
+//! Half a million units as `String`s in a map would cost ~200 bytes each; here a unit is a
+//! 16-byte [`Node`] plus its code and name bytes in one shared `text`, and two sorted
+//! index arrays (by code, by name) of 4 bytes each serve lookups and prefix search by
+//! binary search: ~24 bytes + code + name per unit (the seed's 546,000 units: ~35 MB).
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt::Write;
+use std::ops::Range;
+
+use serde::Serialize;
+
+use super::{MAX_DEPTH, MAX_NAME_CHARS, MAX_UNITS};
+use crate::protocol::limits::UNIT_CODE;
+
+/// No parent: a top-level unit.
+const NONE: u32 = u32::MAX;
+
+/// One unit, pointing into the tree's `text` (code, then name).
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    start: u32,
+    code_len: u8,
+    level: u8,
+    name_len: u16,
+    parent: u32,
+    children: u32,
+}
+
+/// An org version's units, in upload order (a parent always before its children).
+#[derive(Debug, Default)]
+pub struct Tree {
+    text: String,
+    nodes: Vec<Node>,
+    by_code: Vec<u32>,
+    by_name: Vec<u32>,
+}
+
+/// A unit as the API shows it (`GET /api/v1/orgs/{org}/units/{code}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitView {
+    pub code: String,
+    pub name: String,
+    /// `None` for a top-level unit.
+    pub parent: Option<String>,
+    /// 1 = top.
+    pub level: u8,
+    /// Codes from the top down to this unit (itself last).
+    pub path: Vec<String>,
+    /// Direct children.
+    pub children: u32,
+}
+
+impl Tree {
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Units per level, level 1 first, up to the deepest level present.
+    pub fn levels(&self) -> Vec<u64> {
+        let mut levels = vec![0u64; MAX_DEPTH];
+        for n in &self.nodes {
+            levels[usize::from(n.level) - 1] += 1;
+        }
+        while levels.last() == Some(&0) {
+            levels.pop();
+        }
+        levels
+    }
+
+    fn code(&self, i: u32) -> &str {
+        let n = &self.nodes[i as usize];
+        let start = n.start as usize;
+        &self.text[start..start + usize::from(n.code_len)]
+    }
+
+    fn name(&self, i: u32) -> &str {
+        let n = &self.nodes[i as usize];
+        let start = n.start as usize + usize::from(n.code_len);
+        &self.text[start..start + usize::from(n.name_len)]
+    }
+
+    /// The unit with this code.
+    pub fn find(&self, code: &str) -> Option<u32> {
+        let at = self.by_code.partition_point(|&i| self.code(i) < code);
+        self.by_code.get(at).copied().filter(|&i| self.code(i) == code)
+    }
+
+    /// The unit at index `i` (from [`Tree::find`] or [`Tree::search`]).
+    pub fn unit(&self, i: u32) -> UnitView {
+        let n = self.nodes[i as usize];
+        let mut path = Vec::with_capacity(usize::from(n.level));
+        let mut at = i;
+        while at != NONE {
+            path.push(self.code(at).to_owned());
+            at = self.nodes[at as usize].parent;
+        }
+        path.reverse();
+        UnitView {
+            code: self.code(i).to_owned(),
+            name: self.name(i).to_owned(),
+            parent: (n.parent != NONE).then(|| self.code(n.parent).to_owned()),
+            level: n.level,
+            path,
+            children: n.children,
+        }
+    }
+
+    /// Up to `limit` units whose code, then whose name, begins with `prefix` (codes and
+    /// names compared as written: `gd` does not find `GD`), each once, codes in order.
+    pub fn search(&self, prefix: &str, limit: usize) -> Vec<u32> {
+        let mut found: Vec<u32> = Vec::new();
+        for (index, text) in [(&self.by_code, 0), (&self.by_name, 1)] {
+            let of = |i: u32| if text == 0 { self.code(i) } else { self.name(i) };
+            let start = index.partition_point(|&i| of(i) < prefix);
+            for &i in index[start..].iter().take_while(|&&i| of(i).starts_with(prefix)) {
+                if found.len() >= limit {
+                    return found;
+                }
+                if !found.contains(&i) {
+                    found.push(i);
+                }
+            }
+        }
+        found
+    }
+
+    /// Units `range` as text lines `code\tparent index\tname\n` (parent index empty at the
+    /// top): what the Redis store keeps per chunk. Names hold no control characters, so
+    /// tabs and newlines separate.
+    pub fn pack(&self, range: Range<usize>) -> String {
+        let mut out = String::with_capacity(range.len() * 32);
+        for i in range {
+            let n = self.nodes[i];
+            out.push_str(self.code(i as u32));
+            out.push('\t');
+            if n.parent != NONE {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "{}", n.parent);
+            }
+            out.push('\t');
+            out.push_str(self.name(i as u32));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Rebuilds a tree from [`Tree::pack`]'s chunks, in order. A malformed chunk (a store
+    /// written by something else) is an error, never a panic.
+    pub fn unpack<'a>(chunks: impl IntoIterator<Item = &'a str>) -> Result<Tree, String> {
+        let mut b = TreeBuilder::default();
+        for chunk in chunks {
+            for line in chunk.lines() {
+                let mut cols = line.splitn(3, '\t');
+                let (Some(code), Some(parent), Some(name)) = (cols.next(), cols.next(), cols.next()) else {
+                    return Err(format!("malformed unit line {line:?}"));
+                };
+                let parent = match parent {
+                    "" => NONE,
+                    p => p
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&p| (p as usize) < b.tree.nodes.len())
+                        .ok_or_else(|| format!("bad parent index in {line:?}"))?,
+                };
+                b.add(code, parent, name).map_err(|(_, m)| m)?;
+            }
+        }
+        Ok(b.finish())
+    }
+}
+
+/// Builds a [`Tree`] unit by unit, checking each as it comes (the upload's rules): the
+/// parser reports the first failure with its line.
+#[derive(Default)]
+pub struct TreeBuilder {
+    tree: Tree,
+    /// Code → index, while building only (dropped by `finish`, which sorts `by_code`).
+    index: HashMap<Box<str>, u32>,
+}
+
+/// A failed unit: the field at fault and why.
+pub type UnitError = (&'static str, String);
+
+impl TreeBuilder {
+    pub fn len(&self) -> usize {
+        self.tree.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.nodes.is_empty()
+    }
+
+    /// Adds a unit: `parent` empty for a top-level unit, else the code of a unit added
+    /// before.
+    pub fn push(&mut self, code: &str, parent: &str, name: &str) -> Result<(), UnitError> {
+        if self.tree.nodes.len() >= MAX_UNITS {
+            return Err(("units", format!("an org has at most {MAX_UNITS} units")));
+        }
+        if !UNIT_CODE.matches(code) {
+            return Err(("code", format!("code {code:?} must match {UNIT_CODE}")));
+        }
+        let parent = match parent {
+            "" => NONE,
+            p => *self.index.get(p).ok_or_else(|| {
+                (
+                    "parent",
+                    format!("parent {p:?} is not the code of a unit on an earlier line"),
+                )
+            })?,
+        };
+        self.add(code, parent, name)
+    }
+
+    fn add(&mut self, code: &str, parent: u32, name: &str) -> Result<(), UnitError> {
+        let chars = name.chars().count();
+        if chars == 0 || chars > MAX_NAME_CHARS {
+            return Err(("name", format!("name must be 1 to {MAX_NAME_CHARS} characters")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err((
+                "name",
+                "name must not hold control characters (tabs, line breaks)".into(),
+            ));
+        }
+        let level = match parent {
+            NONE => 1,
+            p => self.tree.nodes[p as usize].level + 1,
+        };
+        if usize::from(level) > MAX_DEPTH {
+            return Err((
+                "parent",
+                format!("unit {code:?} would be at level {level}: at most {MAX_DEPTH}"),
+            ));
+        }
+        let i = self.tree.nodes.len() as u32;
+        match self.index.entry(code.into()) {
+            Entry::Occupied(_) => return Err(("code", format!("code {code:?} is already taken by an earlier line"))),
+            Entry::Vacant(slot) => slot.insert(i),
+        };
+        if parent != NONE {
+            self.tree.nodes[parent as usize].children += 1;
+        }
+        self.tree.nodes.push(Node {
+            start: self.tree.text.len() as u32,
+            code_len: code.len() as u8,
+            level,
+            // name is at most 100 chars of at most 4 bytes.
+            name_len: name.len() as u16,
+            parent,
+            children: 0,
+        });
+        self.tree.text.push_str(code);
+        self.tree.text.push_str(name);
+        Ok(())
+    }
+
+    /// The tree, with its search indexes.
+    pub fn finish(self) -> Tree {
+        drop(self.index);
+        let mut tree = self.tree;
+        tree.text.shrink_to_fit();
+        tree.nodes.shrink_to_fit();
+        let all: Vec<u32> = (0..tree.nodes.len() as u32).collect();
+        let mut by_code = all.clone();
+        by_code.sort_unstable_by(|&a, &b| tree.code(a).cmp(tree.code(b)));
+        let mut by_name = all;
+        by_name.sort_by(|&a, &b| tree.name(a).cmp(tree.name(b)));
+        tree.by_code = by_code;
+        tree.by_name = by_name;
+        tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Tree {
+        let mut b = TreeBuilder::default();
+        b.push("cn", "", "中国").unwrap();
+        b.push("gd", "cn", "广东省").unwrap();
+        b.push("gz", "gd", "广州市").unwrap();
+        b.push("sz", "gd", "深圳市").unwrap();
+        b.push("bj", "cn", "北京市").unwrap();
+        b.finish()
+    }
+
+    #[test]
+    fn units_know_their_path_level_and_children() {
+        let t = sample();
+        assert_eq!(t.levels(), [1, 2, 2]);
+        let sz = t.unit(t.find("sz").unwrap());
+        assert_eq!(sz.name, "深圳市");
+        assert_eq!(sz.path, ["cn", "gd", "sz"]);
+        assert_eq!(sz.level, 3);
+        assert_eq!(sz.parent.as_deref(), Some("gd"));
+        assert_eq!(t.unit(t.find("gd").unwrap()).children, 2);
+        assert_eq!(t.unit(t.find("cn").unwrap()).parent, None);
+        assert_eq!(t.find("nope"), None);
+    }
+
+    #[test]
+    fn search_finds_code_then_name_prefixes() {
+        let t = sample();
+        let codes = |q: &str, n| t.search(q, n).into_iter().map(|i| t.unit(i).code).collect::<Vec<_>>();
+        assert_eq!(codes("g", 50), ["gd", "gz"]);
+        assert_eq!(codes("广", 50), ["gd", "gz"]);
+        assert_eq!(codes("g", 1), ["gd"]);
+        assert!(codes("x", 50).is_empty());
+    }
+
+    #[test]
+    fn pack_and_unpack_round_trip_in_chunks() {
+        let t = sample();
+        let chunks = [t.pack(0..2), t.pack(2..5)];
+        let back = Tree::unpack(chunks.iter().map(String::as_str)).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.unit(back.find("sz").unwrap()), t.unit(t.find("sz").unwrap()));
+        assert!(Tree::unpack(["a\t7\tx\n"]).is_err());
+        assert!(Tree::unpack(["a\n"]).is_err());
+    }
+
+    #[test]
+    fn rules_name_their_field() {
+        let mut b = TreeBuilder::default();
+        assert_eq!(b.push("a b", "", "x").unwrap_err().0, "code");
+        assert_eq!(b.push("a", "zz", "x").unwrap_err().0, "parent");
+        assert_eq!(b.push("a", "", "").unwrap_err().0, "name");
+        assert_eq!(b.push("a", "", &"名".repeat(101)).unwrap_err().0, "name");
+        b.push("a", "", &"名".repeat(100)).unwrap();
+        assert_eq!(b.push("a", "", "x").unwrap_err().0, "code");
+        for level in 2..=6 {
+            b.push(
+                &format!("l{level}"),
+                &if level == 2 {
+                    "a".into()
+                } else {
+                    format!("l{}", level - 1)
+                },
+                "x",
+            )
+            .unwrap();
+        }
+        assert_eq!(b.push("l7", "l6", "x").unwrap_err().0, "parent");
+    }
+}
