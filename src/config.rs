@@ -274,6 +274,12 @@ pub struct Config {
     /// oldest `registration.created` are dropped first (`result="dropped"`).
     #[arg(long, env = "LIVETALLY_WEBHOOK_QUEUE_MAX", default_value_t = defaults::WEBHOOK_QUEUE_MAX)]
     pub webhook_queue_max: usize,
+
+    /// Wrong operator tokens (or tickets) one client address may present within a minute
+    /// before it is locked out of every operator route for a minute (0: never locked out,
+    /// for an API fuzzer; docs/operations.md, "Secrets").
+    #[arg(long, env = "LIVETALLY_MAX_AUTH_FAILURES_PER_CLIENT", default_value_t = crate::clients::auth_failures::MAX_FAILURES)]
+    pub max_auth_failures_per_client: usize,
 }
 
 /// How the node writes its log lines.

@@ -1,5 +1,5 @@
-//! Failed operator authentications per client: more than [`MAX_FAILURES`] within
-//! [`FAILURE_WINDOW`] lock the client out of every operator route and operator socket for
+//! Failed operator authentications per client: more than `--max-auth-failures-per-client`
+//! (default [`MAX_FAILURES`]) within [`FAILURE_WINDOW`] lock the client out of every operator route and operator socket for
 //! [`LOCKOUT`], right token or not, so guessing tokens costs a minute per ten guesses.
 
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +51,8 @@ impl Failures {
 #[derive(Debug)]
 pub struct AuthFailures {
     by_client: Mutex<Clients>,
+    /// Failures allowed within the window (`usize::MAX`: never locked out).
+    max: usize,
 }
 
 #[derive(Debug)]
@@ -61,16 +63,22 @@ struct Clients {
 
 impl Default for AuthFailures {
     fn default() -> Self {
+        Self::new(MAX_FAILURES)
+    }
+}
+
+impl AuthFailures {
+    /// Locks a client out after `max` failures within the window (0: never).
+    pub fn new(max: usize) -> Self {
         Self {
             by_client: Mutex::new(Clients {
                 map: HashMap::new(),
                 sweep_at: SWEEP_AT,
             }),
+            max: if max == 0 { usize::MAX } else { max },
         }
     }
-}
 
-impl AuthFailures {
     fn clients(&self) -> std::sync::MutexGuard<'_, Clients> {
         // Every change under the lock leaves an entry valid: a poisoned lock is still good.
         self.by_client.lock().unwrap_or_else(|e| e.into_inner())
@@ -121,7 +129,7 @@ impl AuthFailures {
         {
             f.recent.pop_front();
         }
-        if f.recent.len() < MAX_FAILURES {
+        if f.recent.len() < self.max {
             f.recent.push_back(now);
             return None;
         }

@@ -122,6 +122,7 @@ impl Builder {
         b.max_sockets_per_client = config.max_sockets_per_client;
         b.max_public_writes_per_client = config.max_public_writes_per_client;
         b.max_connects_per_client = config.max_connects_per_client;
+        b.auth_failures = Arc::new(AuthFailures::new(config.max_auth_failures_per_client));
         b
     }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use super::memory::MemoryStore;
 use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
-    Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric, Signups,
-    Stats, StoreError, StoreResult,
+    Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric,
+    Signups, Stats, StoreError, StoreResult,
 };
 use crate::campaign::{Campaign, Milestones};
 use crate::org::{OrgSummary, Tree};

@@ -6,8 +6,8 @@
 mod campaign;
 mod counting;
 mod generations;
-mod secrets;
 mod orgs;
+mod secrets;
 mod signups;
 
 use std::collections::{BTreeMap, HashMap};
