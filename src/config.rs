@@ -85,6 +85,9 @@ pub mod defaults {
     /// `--webhook-queue-max`: events one campaign's webhook queue holds while a receiver
     /// is behind; past it the oldest `registration.created` go first.
     pub const WEBHOOK_QUEUE_MAX: usize = 100_000;
+    /// `--max-auth-failures-per-client`: wrong operator tokens an address may present in a
+    /// minute; a person mistyping a token or a deploy with an old one stays well below it.
+    pub const MAX_AUTH_FAILURES_PER_CLIENT: usize = 10;
 }
 
 /// Everything a node needs to know at start.
@@ -278,7 +281,7 @@ pub struct Config {
     /// Wrong operator tokens (or tickets) one client address may present within a minute
     /// before it is locked out of every operator route for a minute (0: never locked out,
     /// for an API fuzzer; docs/operations.md, "Secrets").
-    #[arg(long, env = "LIVETALLY_MAX_AUTH_FAILURES_PER_CLIENT", default_value_t = crate::clients::auth_failures::MAX_FAILURES)]
+    #[arg(long, env = "LIVETALLY_MAX_AUTH_FAILURES_PER_CLIENT", default_value_t = defaults::MAX_AUTH_FAILURES_PER_CLIENT)]
     pub max_auth_failures_per_client: usize,
 }
 

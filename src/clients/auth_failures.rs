@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::ClientKey;
 
-/// Failures a client may have within [`FAILURE_WINDOW`]; the next one locks it out. A
-/// person mistyping a token or a deploy with an old one stays well below it.
-pub const MAX_FAILURES: usize = 10;
+/// Failures a client may have within [`FAILURE_WINDOW`] by default; the next one locks it
+/// out (`--max-auth-failures-per-client`).
+pub const MAX_FAILURES: usize = crate::config::defaults::MAX_AUTH_FAILURES_PER_CLIENT;
 /// The window the failures are counted over.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a locked-out client is refused.
