@@ -155,7 +155,11 @@ fn one(i: usize, item: &Value, stored: &[Receiver]) -> Result<Receiver, Invalid>
 
 /// An absolute `http://` or `https://` URL with a host, as a receiver's.
 pub fn is_http_url(u: &str) -> bool {
+    // A URI is ASCII (RFC 3986): an internationalised host is given in its punycode form,
+    // so what is stored, shown and requested is the same text.
     u.len() <= MAX_TEXT
+        && u.is_ascii()
+        && !u.bytes().any(|b| b.is_ascii_control() || b == b' ')
         && reqwest::Url::parse(u)
             .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some_and(|h| !h.is_empty()))
 }
@@ -163,6 +167,15 @@ pub fn is_http_url(u: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_an_ascii_http_uri_with_a_host() {
+        assert!(is_http_url("https://crm.example/hooks?x=1"));
+        assert!(is_http_url("http://xn--1ca.example/"));
+        for bad in ["https://\u{cf}", "ftp://a.example", "https://", "https://a b", "a.example"] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+    }
 
     fn put(v: Value, stored: &[Receiver]) -> Result<Vec<Receiver>, Invalid> {
         merge(v.as_object().unwrap(), stored)
