@@ -100,6 +100,14 @@ struct Expected {
     interactions: BTreeMap<String, u64>,
 }
 
+/// `name=n` pairs for a person reading the simulator's output (`CN=3, US=2`).
+pub(crate) fn counts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
 impl Expected {
     fn matches(&self, s: &Shown, peak: u64) -> bool {
         s.viewers == self.viewers
@@ -157,10 +165,14 @@ impl Sim {
                     .iter()
                     .find(|&&i| !self.nodes[i].shown().is_some_and(|s| want.matches(&s, peak)))
                 {
+                    let shown = self.nodes[i].shown();
                     eprintln!(
-                        "node {} shows {:?}, expected {want:?} peak {peak}",
+                        "node {} shows {}; expected {} viewers (peak {peak}), regions {}, interactions {}",
                         self.nodes[i].id,
-                        self.nodes[i].shown()
+                        shown.as_ref().map_or("no stats frame yet".into(), |s| s.to_string()),
+                        want.viewers,
+                        counts(&want.regions),
+                        counts(&want.interactions),
                     );
                 }
                 return (false, wrong);
@@ -450,12 +462,12 @@ impl Sim {
         let (exact, wrong) = self.until_exact(&before, args.viewers).await;
         let pending: u64 = self.nodes.iter().map(|x| x.pending()).sum();
         println!(
-            "before the kill: {} of {} nodes show exactly {} viewers, {} regions and {:?} ({:.2}s after the storm; {pending} unflushed)",
+            "before the kill: {} of {} nodes show exactly {} viewers, {} regions and interactions {} ({:.2}s after the storm; {pending} unflushed)",
             args.nodes - wrong,
             args.nodes,
             args.viewers,
             before.regions.len(),
-            before.interactions,
+            counts(&before.interactions),
             settle.elapsed().as_secs_f64()
         );
         (before, exact)

@@ -27,6 +27,19 @@ pub struct Shown {
     pub regions: std::collections::BTreeMap<String, u64>,
 }
 
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} viewers (peak {}), regions {}, interactions {}",
+            self.viewers,
+            self.peak_viewers,
+            super::counts(&self.regions),
+            super::counts(&self.interactions)
+        )
+    }
+}
+
 /// Tick durations (stats read, tick record, both frames encoded), shared by every node.
 pub type TickHist = Arc<Mutex<Hist>>;
 
