@@ -172,7 +172,13 @@ mod tests {
     fn a_url_is_an_ascii_http_uri_with_a_host() {
         assert!(is_http_url("https://crm.example/hooks?x=1"));
         assert!(is_http_url("http://xn--1ca.example/"));
-        for bad in ["https://\u{cf}", "ftp://a.example", "https://", "https://a b", "a.example"] {
+        for bad in [
+            "https://\u{cf}",
+            "ftp://a.example",
+            "https://",
+            "https://a b",
+            "a.example",
+        ] {
             assert!(!is_http_url(bad), "{bad}");
         }
     }
