@@ -27,9 +27,12 @@ export function randomToken() {
 /**
  * Starts a node on `127.0.0.1:<port>` (0: any free port) and resolves once its log says
  * `listening addr=...`. Logs are plain text because stderr is a pipe, not a terminal.
+ * Viewers count as unique at once (`--unique-after 0s`, as the Rust harness starts nodes):
+ * the pages are under test here, the dwell in tests/limits.rs.
  */
 export function startNode({ port = 0, token = randomToken(), tick = '200ms', extra = [] } = {}) {
-  const args = ['--listen', `127.0.0.1:${port}`, '--operator-token', token, '--tick', tick, ...extra];
+  const args = ['--listen', `127.0.0.1:${port}`, '--operator-token', token, '--tick', tick,
+    '--unique-after', '0s', ...extra];
   const proc = spawn(binaryPath(), args, {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -98,10 +101,19 @@ export async function createCampaign(node, campaign) {
   return r.body;
 }
 
+/**
+ * The campaign's public stats as of a tick after this call: public reads answer from the
+ * node's per-tick index, so a count acked a moment ago shows from the next tick (an ended
+ * campaign's final stats at once).
+ */
 export async function stats(node, id) {
-  const r = await api(node, `/api/v1/campaigns/${id}/stats`, { token: null });
-  if (r.status !== 200) throw new Error(`stats ${id}: ${r.status} ${r.text}`);
-  return r.body;
+  const start = Date.now();
+  return eventually(async () => {
+    const r = await api(node, `/api/v1/campaigns/${id}`, { token: null });
+    if (r.status !== 200) throw new Error(`campaign ${id}: ${r.status} ${r.text}`);
+    const fresh = r.body.state === 'ended' || r.body.stats.at >= start;
+    return fresh && r.body.stats;
+  }, { interval: 50, what: `stats of ${id} from a tick after the call` });
 }
 
 /** Polls `fn` until it returns a truthy value (expect-style); the last value is in the error. */
