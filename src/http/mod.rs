@@ -9,6 +9,7 @@ pub mod orgs;
 pub mod pages;
 pub mod probes;
 pub mod public;
+pub mod reports;
 pub mod signup;
 pub mod webhooks;
 
@@ -97,8 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/end", web::post().to(campaigns::end))
             .route("/{id}/tokens", web::post().to(campaigns::mint_token))
             .route("/{id}/tickets", web::post().to(campaigns::mint_ticket))
-            .route("/{id}/series", web::get().to(campaigns::series))
-            .route("/{id}/report", web::get().to(campaigns::report))
+            .route("/{id}/series", web::get().to(reports::series))
+            .route("/{id}/report", web::get().to(reports::report))
             .route("/{id}/stats", cors::public(web::get().to(public::stats)))
             .route("/{id}/registrations", cors::public(web::post().to(signup::register)))
             .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight))

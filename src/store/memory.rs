@@ -7,6 +7,7 @@ mod campaign;
 mod counting;
 mod generations;
 mod orgs;
+mod queues;
 mod secrets;
 mod signups;
 
@@ -20,12 +21,13 @@ use async_trait::async_trait;
 use self::campaign::CampaignData;
 use self::generations::Generations;
 use super::hll::HyperLogLog;
-use super::outbox::{self, Backlog, Delivery, Queues, Receiver, Settle};
+use super::outbox::{self, Backlog, Delivery, Receiver, Settle};
 use super::{
     Campaigns, Health, NodeShare, Outbox, Reads, Registration, SeriesMetric, Signups, Stats, StoreError, StoreResult,
     DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones, State};
+use queues::Queues;
 
 /// In-memory [`super::Store`]: every seam, one map under one lock.
 pub struct MemoryStore {
