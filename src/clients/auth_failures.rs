@@ -179,6 +179,20 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_sets_the_failures_allowed_and_0_never_locks_out() {
+        let (a, now) = (key("198.51.100.1"), Instant::now());
+        let three = AuthFailures::new(3);
+        for _ in 0..3 {
+            assert_eq!(attempt(&three, a, now, false), Err(Refused::Failed("wrong")));
+        }
+        assert_eq!(attempt(&three, a, now, false), Err(Refused::LockedOut(LOCKOUT)));
+        let never = AuthFailures::new(0);
+        for _ in 0..1_000 {
+            assert_eq!(attempt(&never, a, now, false), Err(Refused::Failed("wrong")));
+        }
+    }
+
+    #[test]
     fn failures_spread_over_more_than_a_minute_never_lock_out() {
         let f = AuthFailures::default();
         let a = key("2001:db8::1");
