@@ -208,6 +208,12 @@ pub struct Config {
     /// for an API fuzzer; docs/operations.md, "Secrets").
     #[arg(long, env = "LIVETALLY_MAX_AUTH_FAILURES_PER_CLIENT", default_value_t = defaults::MAX_AUTH_FAILURES_PER_CLIENT)]
     pub max_auth_failures_per_client: usize,
+
+    /// Levels of a campaign's org (1 = top) whose live viewers carry the campaign's
+    /// guarantee and get peaks and unique viewers (docs/consistency.md, "Per-unit
+    /// counting"); deeper levels' viewers are exact within seconds. 1 to 6.
+    #[arg(long, env = "LIVETALLY_UNIT_PEAK_DEPTH", default_value_t = defaults::UNIT_PEAK_DEPTH, value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub unit_peak_depth: u8,
 }
 
 /// How the node writes its log lines.

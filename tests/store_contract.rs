@@ -9,6 +9,10 @@
 //! start servers of their own, since they pause or restart them.
 
 mod support;
+#[path = "store_contract/units.rs"]
+mod units;
+
+use units::*;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,6 +151,9 @@ contract!(
     keys_are_made_once_and_nonces_spent_once,
     org_versions_are_switched_kept_and_pruned,
     a_large_org_round_trips_through_a_fresh_connection,
+    unit_numbers_roll_up_to_every_ancestor,
+    upper_unit_viewers_ride_in_leases_and_leave_with_the_node,
+    deep_viewers_sum_the_live_nodes_and_expire_with_the_lease,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -194,6 +201,7 @@ fn delta(session: &str, viewer: &str, epoch: u64, seq: u64, counts: &[(&str, u64
         epoch,
         seq,
         counts: counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        unit: None,
     }
 }
 
@@ -247,6 +255,7 @@ fn bare(a: Applied) -> Applied {
 const CLAIMER: Owner<'static> = Owner {
     node: "node-claim",
     region: "US",
+    units: &[],
     lease: Duration::from_secs(600),
 };
 
@@ -1713,7 +1722,12 @@ async fn quiet_open_sessions_are_kept_and_stale_ones_are_not(_: Arc<dyn Store>, 
 }
 
 fn owner(node: &'static str, region: &'static str, lease: Duration) -> Owner<'static> {
-    Owner { node, region, lease }
+    Owner {
+        node,
+        region,
+        units: &[],
+        lease,
+    }
 }
 
 /// A flush from `node` carrying only its presence (when given) and the sockets it closed.

@@ -120,7 +120,7 @@ impl Broadcaster {
         let bucket = bucket_of(c.created_at, at, self.tick);
         match self
             .store
-            .record_tick(&c.id, bucket, at, stats.viewers, &stats.regions)
+            .record_tick(&c.id, bucket, at, stats.viewers, &stats.regions_and_units())
             .await
         {
             Ok((peak, peak_at)) => {
@@ -194,6 +194,7 @@ mod tests {
                 epoch,
                 seq: 0,
                 counts: vec![("like".into(), likes)],
+                unit: None,
             }],
             presence: Some((
                 "n1".into(),

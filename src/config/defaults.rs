@@ -73,3 +73,6 @@ pub const WEBHOOK_QUEUE_MAX: usize = 100_000;
 /// `--max-auth-failures-per-client`: wrong operator tokens an address may present in a
 /// minute; a person mistyping a token or a deploy with an old one stays well below it.
 pub const MAX_AUTH_FAILURES_PER_CLIENT: usize = 10;
+/// `--unit-peak-depth`: the org levels counted in the presence leases. Three levels of the
+/// seed's org are ~372 units: what every lease and stats read can carry.
+pub const UNIT_PEAK_DEPTH: u8 = 3;

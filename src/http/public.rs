@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{indexed, Api};
+use crate::auth::is_unit_code;
 use crate::error::ApiError;
 
 /// `GET /api/v1/campaigns/{id}`
@@ -45,10 +46,14 @@ pub(super) fn public_write(api: &Api, req: &HttpRequest) -> Result<(), Duration>
 #[derive(Debug, Deserialize)]
 pub struct ShareQuery {
     via: Option<String>,
+    /// The unit of the campaign's org the link was shared through (unverified, like a
+    /// socket's `unit` query); kept in the redirect.
+    unit: Option<String>,
 }
 
-/// `GET /s/{id}?via=CHANNEL`: 302 to the viewer page, one share visit counted while live
-/// and within the client's public writes (past them the visitor still gets the page).
+/// `GET /s/{id}?via=CHANNEL&unit=CODE`: 302 to the viewer page (with `?unit=` when given),
+/// one share visit counted (for the unit too, on a campaign with an org) while live and
+/// within the client's public writes (past them the visitor still gets the page).
 /// Visits go through the node's tally and reach the store in the next flush, so a viral
 /// link costs the store one write per flush, not one per click.
 pub async fn share(
@@ -58,15 +63,22 @@ pub async fn share(
     q: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let c = &indexed(&api, &id)?.campaign;
+    let unit = q.unit.as_deref().filter(|u| is_unit_code(u));
     let ended = api.tallies.get(&id).is_some_and(|t| t.ended.is_cancelled());
     if c.is_live() && !ended && public_write(&api, &req).is_ok() {
         // The index's copy carries the declared channels as of this tick.
-        api.tallies
-            .get_or_create(c)
-            .share_visit(c.share_channel(q.via.as_deref()));
+        let tally = api.tallies.open(c).await;
+        tally.share_visit(c.share_channel(q.via.as_deref()));
+        if let Some(units) = tally.units.get() {
+            units.share_visit(unit);
+        }
     }
+    let location = match unit {
+        Some(u) => format!("/c/{}?unit={u}", c.id),
+        None => format!("/c/{}", c.id),
+    };
     Ok(HttpResponse::Found()
-        .insert_header(("location", format!("/c/{}", c.id)))
+        .insert_header(("location", location))
         .insert_header(("cache-control", "no-store"))
         .finish())
 }

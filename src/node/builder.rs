@@ -70,8 +70,8 @@ impl Builder {
         let node_id = node_id.into();
         Self {
             index: Arc::new(CampaignIndex::new(store.clone())),
+            tallies: Arc::new(Tallies::new(defaults::MAX_PENDING).with_orgs(store.clone(), defaults::UNIT_PEAK_DEPTH)),
             store,
-            tallies: Arc::new(Tallies::new(defaults::MAX_PENDING)),
             metrics: Arc::new(Metrics::new()),
             auth: Arc::new(Auth::new(&[], &[])),
             origin: format!("{node_id}/{}", random_id(6)),
@@ -101,11 +101,12 @@ impl Builder {
     /// decided at start (a generated token, the open-file limit): set `auth` and
     /// `max_connections` after this.
     pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Self {
-        let mut b = Self::new(store, config.node_id());
+        let mut b = Self::new(store.clone(), config.node_id());
         b.tallies = Arc::new(
             Tallies::new(config.max_pending)
                 .with_max_share_channels(config.max_share_channels)
-                .with_unique_after(config.unique_after),
+                .with_unique_after(config.unique_after)
+                .with_orgs(store.clone(), config.unit_peak_depth),
         );
         b.timing = FlushTiming {
             flush_interval: config.flush_interval,
@@ -136,6 +137,7 @@ impl Builder {
             self.origin.clone(),
             self.timing,
         )
+        .with_units(self.store.clone())
     }
 
     /// Spawns [`Builder::flusher`] until `stop`; the sender asks it for an immediate flush

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 
+use crate::store::units::UNIT_PREFIX;
+
 /// A presence share as seen by readers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeShare {
@@ -37,6 +39,50 @@ pub struct Stats {
     pub nodes: Vec<NodeShare>,
     /// The campaign has ended (another node may have ended it).
     pub ended: bool,
+    /// Live viewers of the upper units of the campaign's org (`--unit-peak-depth`) by code
+    /// (`""`: unassigned): the leases' `u:` entries, split from `regions` by
+    /// [`Stats::split_units`]. Operators read them through the units routes only.
+    #[serde(skip)]
+    pub units: BTreeMap<String, u64>,
+    /// The same at the campaign's peak.
+    #[serde(skip)]
+    pub units_at_peak: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// `regions` with the upper units' entries put back (`u:<code>`): what a tick records,
+    /// so the peak keeps the units at it and each upper unit's own peak is raised.
+    pub fn regions_and_units(&self) -> std::borrow::Cow<'_, BTreeMap<String, u64>> {
+        if self.units.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.regions);
+        }
+        let mut all = self.regions.clone();
+        all.extend(self.units.iter().map(|(c, n)| (crate::store::units::unit_key(c), *n)));
+        std::borrow::Cow::Owned(all)
+    }
+
+    /// Moves the upper units' entries (`u:<code>`, summed and stored like regions) out of
+    /// `regions` and `regions_at_peak` into `units` and `units_at_peak`. Every store calls
+    /// it on what it read.
+    pub fn split_units(&mut self) {
+        fn split(from: &mut BTreeMap<String, u64>, to: &mut BTreeMap<String, u64>) {
+            if !from.keys().any(|k| k.starts_with(UNIT_PREFIX)) {
+                return;
+            }
+            for (k, n) in std::mem::take(from) {
+                match k.strip_prefix(UNIT_PREFIX) {
+                    Some(code) => {
+                        to.insert(code.to_owned(), n);
+                    }
+                    None => {
+                        from.insert(k, n);
+                    }
+                }
+            }
+        }
+        split(&mut self.regions, &mut self.units);
+        split(&mut self.regions_at_peak, &mut self.units_at_peak);
+    }
 }
 
 /// The stats object every viewer sees (`GET /stats` and the `stats` frame).
@@ -166,6 +212,12 @@ impl Frames {
             viewer_stats: ByteString::from(viewer),
             operator_stats: ByteString::from(operator),
         }
+    }
+
+    /// The tick's numbers (`None` for [`Frames::empty`]): the units routes read the upper
+    /// units' viewers and the live nodes from here.
+    pub fn stats(&self) -> Option<&Stats> {
+        self.numbers.as_ref()
     }
 
     /// False for [`Frames::empty`]: no stats were read yet.

@@ -104,6 +104,7 @@ impl VirtualNode {
         let owner = Owner {
             node: &self.id,
             region: &region_name,
+            units: &[],
             lease: self.presence_ttl,
         };
         let (epoch, acked) = self

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use super::units::{UnitCounts, UnitPath};
 use super::StoreResult;
 
 /// One session's counts since its last successful flush.
@@ -30,6 +31,9 @@ pub struct SessionDelta {
     pub seq: u64,
     /// `(kind, count)` pairs, counts > 0.
     pub counts: Vec<(String, u64)>,
+    /// The unit the session's socket counts in, for campaigns with an org: its counts are
+    /// the unit's (and each ancestor's) too, when the delta is accepted.
+    pub unit: Option<UnitPath>,
 }
 
 /// Where the socket a session is claimed for is counted.
@@ -39,10 +43,32 @@ pub struct Owner<'a> {
     pub node: &'a str,
     /// The region the socket counts under (as in [`Presence::regions`]).
     pub region: &'a str,
+    /// The upper units (`--unit-peak-depth`) the socket counts in, as their lease keys
+    /// ([`super::units::unit_key`]): a moved mark subtracts the socket from them too.
+    pub units: &'a [String],
     /// The node's presence lease (`--presence-ttl`). A node's first claim in a campaign
     /// starts its lease (with 0 viewers), so a session claimed away from it before its
     /// first flush is still known to be counted there.
     pub lease: Duration,
+}
+
+impl Owner<'_> {
+    /// Where the socket counts, as one string: its region, then its upper units' lease
+    /// keys, `;`-separated (neither a region nor a unit code holds `;` or `|`). Stored with
+    /// the session's entry and its moved mark, so a mark subtracts the socket from each.
+    pub fn counted_in(&self) -> String {
+        let mut s = self.region.to_owned();
+        for u in self.units {
+            s.push(';');
+            s.push_str(u);
+        }
+        s
+    }
+}
+
+/// The keys a moved mark's [`Owner::counted_in`] string subtracts one from.
+pub fn counted_keys(counted_in: &str) -> impl Iterator<Item = &str> {
+    counted_in.split(';')
 }
 
 /// This node's share of a campaign's live audience, published under a lease.
@@ -50,7 +76,9 @@ pub struct Owner<'a> {
 pub struct Presence {
     /// Open viewer sockets of the campaign on this node.
     pub viewers: u64,
-    /// The same sockets by region (regions with 0 may be omitted).
+    /// The same sockets by region (regions with 0 may be omitted), and by upper unit under
+    /// `u:<code>` keys ([`super::units::unit_key`]; each socket in every upper unit of its
+    /// path): stored and summed as regions are, split from them when read.
     pub regions: BTreeMap<String, u64>,
 }
 
@@ -96,6 +124,8 @@ pub struct Batch {
     /// `presence`, which no longer counts them: the store cannot tell whether the lease it
     /// holds still does, and taking the marks off such a lease would count them twice.
     pub left: Vec<(String, u64)>,
+    /// Per-unit counts besides the sessions' interactions.
+    pub units: UnitCounts,
 }
 
 impl Batch {
@@ -108,6 +138,7 @@ impl Batch {
             && self.interactors.is_empty()
             && self.share_visits.is_empty()
             && self.presence.is_none()
+            && self.units.is_empty()
     }
 }
 

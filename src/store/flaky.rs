@@ -15,7 +15,7 @@ use super::memory::MemoryStore;
 use super::outbox::{Backlog, Delivery, Lease, Receiver, Settle};
 use super::{
     Applied, Batch, Campaigns, Counting, Health, Orgs, Outbox, Owner, Reads, Registration, Secrets, SeriesMetric,
-    Signups, Stats, StoreError, StoreResult,
+    Signups, Stats, StoreError, StoreResult, UnitPeak, UnitTotals, Units,
 };
 use crate::campaign::{Campaign, Milestones};
 use crate::org::{OrgSummary, Tree};
@@ -235,10 +235,37 @@ impl Orgs for Flaky {
     }
 }
 
+#[async_trait]
+impl Units for Flaky {
+    async fn put_deep_viewers(
+        &self,
+        campaign: &str,
+        node: &str,
+        changes: &[(String, u64)],
+        lease: Duration,
+    ) -> StoreResult<()> {
+        self.up()?;
+        self.inner.put_deep_viewers(campaign, node, changes, lease).await
+    }
+    async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {
+        self.up()?;
+        self.inner.deep_viewers(campaign, nodes, codes).await
+    }
+    async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>> {
+        self.up()?;
+        self.inner.unit_totals(campaign, kinds, codes).await
+    }
+    async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
+        self.up()?;
+        self.inner.unit_peaks(campaign, codes).await
+    }
+}
+
 /// The owner unit tests claim sessions for: node `n1`, region `unknown`.
 pub const N1: Owner<'static> = Owner {
     node: "n1",
     region: "unknown",
+    units: &[],
     lease: std::time::Duration::from_secs(10),
 };
 

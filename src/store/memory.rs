@@ -10,6 +10,7 @@ mod orgs;
 mod queues;
 mod secrets;
 mod signups;
+mod units;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +158,7 @@ impl Campaigns for MemoryStore {
                 regions_at_peak: BTreeMap::new(),
                 viewer_series: BTreeMap::new(),
                 interaction_series: BTreeMap::new(),
+                units: units::UnitData::new(self.session_ttl, self.started),
             },
         );
         self.changed();
@@ -270,6 +272,7 @@ impl Reads for MemoryStore {
             });
         }
         stats.regions.retain(|_, n| *n > 0);
+        stats.split_units();
         Ok(stats)
     }
 
@@ -287,6 +290,7 @@ impl Reads for MemoryStore {
             return Ok((d.peak, d.peak_at));
         }
         d.viewer_series.insert(bucket_ms, viewers);
+        d.units.raise_peaks(at_ms, regions);
         if viewers > d.peak {
             self.outbox()
                 .peak(&d.campaign, d.peak, viewers, at_ms, crate::util::now_ms());

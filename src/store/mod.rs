@@ -2,7 +2,7 @@
 //! through the store: the embedded [`memory::MemoryStore`] for a single node, and the Redis
 //! store for many. Both pass the same contract suite (`tests/store_contract.rs`).
 //!
-//! The store is not one wall but seven small seams, split where the tasks that use them
+//! The store is not one wall but nine small seams, split where the tasks that use them
 //! differ (as centrifuge splits `Broker` from `PresenceManager`): each task names the seam
 //! it uses, and a test double implements that one only.
 //!
@@ -16,8 +16,9 @@
 //! | [`Outbox`] | webhook queues: due, lease, settle, pending | webhook deliverer |
 //! | [`Secrets`] | the stored join and ticket keys, single-use nonces | auth at start, operator tickets, `upgrade-store` |
 //! | [`Orgs`] | organisations: versions of a tree of units, staged and switched | HTTP org routes |
+//! | [`Units`] | a campaign's numbers per unit: deep viewers per node, totals, peaks | flusher, units routes |
 //!
-//! [`Store`] is all seven, implemented for every type that implements them; the node wires
+//! [`Store`] is all nine, implemented for every type that implements them; the node wires
 //! one `Arc<dyn Store>` and hands each task the seams it names (`Arc<dyn Store>` coerces
 //! to `Arc<dyn Reads>` and the others).
 //!
@@ -38,6 +39,7 @@ pub mod reads;
 pub mod redis;
 pub mod secrets;
 pub mod signups;
+pub mod units;
 
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ pub use outbox::Outbox;
 pub use reads::{bucket_of, NodeShare, Reads, SeriesMetric, Stats};
 pub use secrets::Secrets;
 pub use signups::{Registration, Signups};
+pub use units::{UnitCounts, UnitPath, UnitPeak, UnitTotals, Units};
 
 /// Why a store call failed. Callers branch on it: `Unavailable` is retried (counts stay
 /// buffered, acks withheld), the others are answers.
@@ -89,6 +92,6 @@ pub trait Health: Send + Sync + 'static {
 
 /// Every seam at once: what a backend is, and what the node wires (`Arc<dyn Store>`). Never
 /// implemented by hand: a type that implements every seam is a `Store`.
-pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs {}
+pub trait Store: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs + Units {}
 
-impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs> Store for T {}
+impl<T: Health + Campaigns + Counting + Reads + Signups + Outbox + Secrets + Orgs + Units> Store for T {}

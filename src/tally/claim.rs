@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
 use super::session::SessionSlot;
+use super::units::Place;
 use super::CampaignTally;
 use crate::metrics::Metrics;
 use crate::store::{Counting, Owner, StoreResult};
@@ -52,6 +53,8 @@ pub struct PendingClaim {
     pub viewer: String,
     /// The socket's region index in its tally.
     pub region: usize,
+    /// The unit it counts in (campaigns with an org).
+    pub unit: Option<Arc<Place>>,
     /// The client speaks protocol 2: it was welcomed with `acked_seq: null` and is told
     /// the stored acked seq with an `ack` when the claim lands. Other clients get their
     /// welcome only then.
@@ -76,7 +79,7 @@ impl PendingClaim {
         tally: &CampaignTally,
         session: String,
         viewer: String,
-        region: usize,
+        (region, unit): (usize, Option<Arc<Place>>),
         proto2: bool,
         tick_ms: u64,
     ) -> Self {
@@ -85,6 +88,7 @@ impl PendingClaim {
             session,
             viewer,
             region,
+            unit,
             proto2,
             tick_ms,
             state: Mutex::new(State::Waiting),
@@ -135,13 +139,16 @@ impl PendingClaim {
             State::Claimed(_) => return,
             State::Waiting => {}
         }
-        let slot = Arc::new(SessionSlot::new(
-            self.session.clone(),
-            self.viewer.clone(),
-            epoch,
-            acked,
-            tally.campaign.kinds.len(),
-        ));
+        let slot = Arc::new(
+            SessionSlot::new(
+                self.session.clone(),
+                self.viewer.clone(),
+                epoch,
+                acked,
+                tally.campaign.kinds.len(),
+            )
+            .with_unit(self.unit.clone()),
+        );
         tally.viewer_joined(self.region, &slot);
         tally.claiming.fetch_sub(1, Ordering::Relaxed);
         *state = State::Claimed(slot);
@@ -175,6 +182,8 @@ pub struct Claimer {
     pub node: String,
     /// The socket's region name (as in presence).
     pub region: String,
+    /// The socket's unit (campaigns with an org): its claim names the upper units too.
+    pub unit: Option<Arc<Place>>,
     /// `--presence-ttl`.
     pub lease: Duration,
     /// The first pause between tries (`--flush-interval`), doubled up to [`MAX_RETRY`].
@@ -188,10 +197,12 @@ impl Claimer {
     pub fn claim(&self, campaign: &str, session: &str) -> BoxFuture<'static, StoreResult<(u64, u64)>> {
         let (store, campaign, session) = (self.store.clone(), campaign.to_owned(), session.to_owned());
         let (node, region, lease) = (self.node.clone(), self.region.clone(), self.lease);
+        let unit = self.unit.clone();
         Box::pin(async move {
             let owner = Owner {
                 node: &node,
                 region: &region,
+                units: unit.as_ref().map_or(&[][..], |p| &p.upper[..]),
                 lease,
             };
             store.claim_session(&campaign, &session, &owner).await

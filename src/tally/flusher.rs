@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::{SessionSlot, Snapshot};
 use super::{CampaignTally, Tallies};
 use crate::metrics::Metrics;
-use crate::store::{bucket_of, Batch, Counting, SessionDelta};
+use crate::store::{bucket_of, Batch, Counting, SessionDelta, Units};
 
 /// Campaigns flushed concurrently: one slow campaign (or a hung store call) must not hold
 /// back the others, yet a node with thousands of campaigns must not open thousands of
@@ -102,6 +102,8 @@ pub struct Flusher {
     /// This round: some batch was sent / some batch failed (see `Pending::set_store_failing`).
     round_sent: AtomicBool,
     round_failed: AtomicBool,
+    /// Where the deep units' viewers go (campaigns with an org); `None`: nowhere (tests).
+    units: Option<Arc<dyn Units>>,
 }
 
 impl Flusher {
@@ -123,6 +125,38 @@ impl Flusher {
             batch_numbers: AtomicU64::new(0),
             round_sent: AtomicBool::new(false),
             round_failed: AtomicBool::new(false),
+            units: None,
+        }
+    }
+
+    /// Writes the deep units' viewers through `units`.
+    pub fn with_units(mut self, units: Arc<dyn Units>) -> Self {
+        self.units = Some(units);
+        self
+    }
+
+    /// After a batch landed: this node's sockets in the deep units, the units that changed
+    /// since the last write, and the hash's lease renewed with the presence lease. A failed
+    /// write is retried with the next flush (the changes stay unwritten); the deep numbers
+    /// are exact within seconds, not within the flush.
+    async fn write_deep_viewers(&self, tally: &CampaignTally, renew: bool) {
+        let (Some(store), Some(units)) = (&self.units, tally.units.get()) else {
+            return;
+        };
+        let changes = units.deep_changes();
+        if changes.is_empty() && !renew {
+            return;
+        }
+        let c = &tally.campaign.id;
+        match store
+            .put_deep_viewers(c, &self.node_id, &changes, self.timing.presence_ttl)
+            .await
+        {
+            Ok(()) => units.deep_written(&changes),
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                tracing::debug!(campaign = %c, error = %e, "deep unit viewers not written; next flush");
+            }
         }
     }
 
@@ -251,6 +285,7 @@ impl Flusher {
             new_viewers,
             interactors,
             share_visits,
+            units,
         } = tally.drain();
         left.extend(state.release.drain(..).map(|e| (String::new(), e)));
         let mut seen = HashSet::new();
@@ -278,6 +313,7 @@ impl Flusher {
                     .into_iter()
                     .map(|(k, n)| (tally.campaign.kinds[k].clone(), n))
                     .collect(),
+                unit: slot.unit.as_ref().map(|p| p.path.clone()),
             });
         }
         let touch = self.touch(tally, state);
@@ -309,6 +345,7 @@ impl Flusher {
             touch,
             node: self.node_id.clone(),
             left,
+            units,
         };
         if !batch.is_empty() {
             // Numbered from one node-wide counter, not per tally: a campaign's tally can leave
@@ -420,6 +457,7 @@ impl Flusher {
         if applied.session_ttl.is_some() {
             state.session_ttl = applied.session_ttl;
         }
+        self.write_deep_viewers(tally, inflight.batch.presence.is_some()).await;
         // Sessions claimed by another socket while this node still counted the old one: close
         // it now (4001) rather than at its next message, so this node stops counting it.
         for &epoch in &applied.moved {

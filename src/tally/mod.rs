@@ -9,10 +9,11 @@ pub mod claim;
 pub mod flusher;
 pub mod pending;
 pub mod session;
+pub mod units;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -22,10 +23,12 @@ use tokio_util::sync::CancellationToken;
 use crate::broadcast::outlet::Outlets;
 use crate::campaign::Campaign;
 use crate::metrics::Metrics;
+use crate::org::Tree;
 use crate::protocol::Frames;
-use crate::store::Presence;
+use crate::store::{Orgs, Presence, UnitCounts};
 pub use pending::Pending;
 use session::SessionSlot;
+use units::UnitTally;
 
 /// Distinct share channels a tally holds per flush at least; more are folded into `other`.
 /// The store bounds a campaign's channels (`--max-share-channels`); this bounds the node's
@@ -73,6 +76,8 @@ pub struct CampaignTally {
     pub frames: watch::Sender<Arc<Frames>>,
     /// The plain-TCP sockets, which the broadcaster writes each tick's frame to itself.
     pub outlets: Outlets,
+    /// Viewers by unit, for a campaign with an org (set once its tree is loaded).
+    pub units: OnceLock<UnitTally>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,6 +103,7 @@ impl CampaignTally {
             ended: CancellationToken::new(),
             frames: watch::Sender::new(Arc::new(Frames::empty(&campaign.id))),
             outlets: Outlets::default(),
+            units: OnceLock::new(),
             campaign,
         }
     }
@@ -126,9 +132,13 @@ impl CampaignTally {
     /// A viewer socket opened (called once per connection, off the hot path).
     pub fn viewer_joined(&self, region: usize, slot: &Arc<SessionSlot>) {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
+        if let Some(place) = &slot.unit {
+            UnitTally::joined(place);
+        }
         self.presence_version.fetch_add(1, Ordering::Release);
         if self.unique_after.is_zero() {
             slot.qualify();
+            self.qualified_in_unit(slot);
             lock(&self.new_viewers).push(slot.viewer.clone());
         } else {
             lock(&self.waiting).push_back((Instant::now(), slot.clone()));
@@ -162,9 +172,17 @@ impl CampaignTally {
             if slot.qualify() {
                 interactors.push(slot.viewer.clone());
             }
+            self.qualified_in_unit(&slot);
             new_viewers.push(slot.viewer.clone());
         }
         interactors
+    }
+
+    /// A socket with a unit qualified: its session and viewer count there too.
+    fn qualified_in_unit(&self, slot: &SessionSlot) {
+        if let (Some(place), Some(units)) = (&slot.unit, self.units.get()) {
+            units.qualified(&slot.session, &slot.viewer, place);
+        }
     }
 
     /// A viewer socket closed. It leaves presence before it is queued as left: a flush
@@ -174,6 +192,9 @@ impl CampaignTally {
     pub fn viewer_left(&self, region: usize, slot: &Arc<SessionSlot>) {
         lock(&self.open).remove(&slot.epoch);
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
+        if let Some(place) = &slot.unit {
+            UnitTally::left(place);
+        }
         self.presence_version.fetch_add(1, Ordering::Release);
         lock(&self.left).push((slot.session.clone(), slot.epoch));
     }
@@ -234,6 +255,9 @@ impl CampaignTally {
                 p.regions.insert(self.region_name(i).to_owned(), n);
             }
         }
+        if let Some(units) = self.units.get() {
+            units.add_presence(&mut p);
+        }
         p
     }
 
@@ -259,6 +283,7 @@ impl CampaignTally {
             dirty: std::mem::take(&mut *lock(&self.dirty)),
             new_viewers: std::mem::take(&mut *lock(&self.new_viewers)),
             share_visits: std::mem::take(&mut *lock(&self.shares)).into_iter().collect(),
+            units: self.units.get().map(UnitTally::drain).unwrap_or_default(),
         }
     }
 
@@ -270,7 +295,10 @@ impl CampaignTally {
     /// No count is queued (closed sockets may be: for an ended campaign they no longer
     /// matter, the store refuses its batches).
     fn counts_drained(&self) -> bool {
-        lock(&self.dirty).is_empty() && lock(&self.new_viewers).is_empty() && lock(&self.shares).is_empty()
+        lock(&self.dirty).is_empty()
+            && lock(&self.new_viewers).is_empty()
+            && lock(&self.shares).is_empty()
+            && self.units.get().is_none_or(UnitTally::is_drained)
     }
 }
 
@@ -283,6 +311,8 @@ pub struct Drained {
     /// Viewers of sockets that qualified in this flush after they had interacted.
     pub interactors: Vec<String>,
     pub share_visits: Vec<(String, u64)>,
+    /// Per-unit counts (campaigns with an org).
+    pub units: UnitCounts,
 }
 
 /// All campaign tallies of this node. The map is touched on connect, leave and per flush,
@@ -295,6 +325,17 @@ pub struct Tallies {
     max_share_channels: usize,
     /// `--unique-after`: given to every campaign's tally.
     unique_after: Duration,
+    /// The org versions campaigns count by, loaded once per node.
+    trees: Option<Trees>,
+}
+
+/// The org trees this node loaded: (org, version) → tree. A version never changes, so a
+/// tree is read from the store once and kept while the node runs.
+struct Trees {
+    store: Arc<dyn Orgs>,
+    /// `--unit-peak-depth`.
+    depth: u8,
+    loaded: tokio::sync::Mutex<HashMap<(String, u64), Arc<Tree>>>,
 }
 
 impl Tallies {
@@ -305,7 +346,40 @@ impl Tallies {
             pending: Arc::new(Pending::new(max_pending)),
             max_share_channels: crate::config::defaults::MAX_SHARE_CHANNELS,
             unique_after: Duration::ZERO,
+            trees: None,
         }
+    }
+
+    /// Counting by unit for campaigns with an org: trees read from `store`, upper units
+    /// down to level `depth` (`--unit-peak-depth`).
+    pub fn with_orgs(mut self, store: Arc<dyn Orgs>, depth: u8) -> Self {
+        self.trees = Some(Trees {
+            store,
+            depth,
+            loaded: tokio::sync::Mutex::new(HashMap::new()),
+        });
+        self
+    }
+
+    /// The tally of `campaign` (as [`get_or_create`](Self::get_or_create)), its units
+    /// ready when the campaign counts by an org: the org version's tree is read from the
+    /// store on this node's first use of it. When that read fails, the tally counts
+    /// without units until a later call succeeds (the log says so).
+    pub async fn open(&self, campaign: &Campaign) -> Arc<CampaignTally> {
+        let tally = self.get_or_create(campaign);
+        if let (Some(trees), Some(org), Some(version)) = (&self.trees, &campaign.org, campaign.org_version) {
+            if tally.units.get().is_none() {
+                match trees.get(org, version).await {
+                    Ok(tree) => {
+                        let _ = tally.units.set(UnitTally::new(tree, trees.depth));
+                    }
+                    Err(e) => {
+                        tracing::warn!(campaign = %campaign.id, %org, version, error = %e, "org not loaded; counting without units for now")
+                    }
+                }
+            }
+        }
+        tally
     }
 
     /// With `--unique-after`: a socket's viewer counts as unique (and, with counts, as an
@@ -378,6 +452,22 @@ impl Tallies {
             metrics.forget_campaign(&id, &kinds);
         }
         removed
+    }
+}
+
+impl Trees {
+    async fn get(&self, org: &str, version: u64) -> Result<Arc<Tree>, String> {
+        let mut loaded = self.loaded.lock().await;
+        if let Some(t) = loaded.get(&(org.to_owned(), version)) {
+            return Ok(t.clone());
+        }
+        let tree = match self.store.org_tree(org, version).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err("the org version is gone".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        loaded.insert((org.to_owned(), version), tree.clone());
+        Ok(tree)
     }
 }
 

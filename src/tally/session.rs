@@ -6,8 +6,11 @@
 //! store is down costs nothing extra.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
+
+use super::units::Place;
 
 /// Counters of one session on this node.
 pub struct SessionSlot {
@@ -15,6 +18,8 @@ pub struct SessionSlot {
     pub viewer: String,
     /// Ownership epoch from `Counting::claim_session`.
     pub epoch: u64,
+    /// The unit the socket counts in (campaigns with an org).
+    pub unit: Option<Arc<Place>>,
     /// Seqlock version: odd while the socket is writing.
     version: AtomicU64,
     /// Highest accepted `seq` (cumulative, never lowered).
@@ -56,6 +61,7 @@ impl SessionSlot {
             session,
             viewer,
             epoch,
+            unit: None,
             version: AtomicU64::new(0),
             seq: AtomicU64::new(acked),
             counts: zeros(),
@@ -67,6 +73,12 @@ impl SessionSlot {
             wake: Notify::new(),
             qualified: AtomicBool::new(false),
         }
+    }
+
+    /// The socket counts in `unit` (see [`super::units`]).
+    pub fn with_unit(mut self, unit: Option<Arc<Place>>) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// Socket side: counts `n` of kind `kind` (and `seq` when given). Returns true when the

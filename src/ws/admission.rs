@@ -16,7 +16,7 @@ use actix_web::web;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{random_id, Auth, TokenError};
+use crate::auth::{is_unit_code, random_id, Auth, TokenError};
 use crate::broadcast::index::CampaignIndex;
 use crate::campaign::{is_campaign_id, is_client_id, is_region, Access, Campaign};
 use crate::clients::auth_failures::AuthFailures;
@@ -25,12 +25,13 @@ use crate::clients::sockets::{ClientSocket, SocketsPerClient};
 use crate::clients::{ClientKey, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::protocol::limits::{CLIENT_ID, REGION};
+use crate::protocol::limits::{CLIENT_ID, REGION, UNIT_CODE};
 use crate::protocol::stats::Frames;
 use crate::protocol::Welcome;
 use crate::store::{Store, StoreError};
 use crate::tally::claim::{Claimer, PendingClaim};
 use crate::tally::session::SessionSlot;
+use crate::tally::units::Place;
 use crate::tally::{CampaignTally, Tallies};
 
 /// Open sockets of this node (viewers and operators) against `--max-connections`.
@@ -117,6 +118,8 @@ struct WsQuery {
     viewer: Option<String>,
     session: Option<String>,
     region: Option<String>,
+    /// The viewer's unit of the campaign's org: unverified (a token's `unit` claim wins).
+    unit: Option<String>,
     token: Option<String>,
     role: Option<String>,
     /// The protocol version the client speaks (absent: 1). From 2 it takes a welcome with
@@ -133,6 +136,8 @@ pub struct Checked {
     viewer: String,
     session: String,
     region: Option<String>,
+    /// The token's `unit` claim, else the query's.
+    unit: Option<String>,
     client: ClientKey,
     /// The client speaks protocol 2 or later.
     proto2: bool,
@@ -321,7 +326,7 @@ impl Admission {
                     })?;
                 Some(claims)
             };
-        let (sub, token_region) = claims.map(|c| (c.sub, c.region)).unwrap_or_default();
+        let (sub, token_region, token_unit) = claims.map(|c| (c.sub, c.region, c.unit)).unwrap_or_default();
         let viewer = match sub {
             Some(sub) if q.viewer.as_ref().is_some_and(|v| *v != sub) => {
                 return Err(ApiError::Forbidden("viewer differs from the token's sub"));
@@ -335,11 +340,15 @@ impl Admission {
                 return Err(ApiError::bad("region", format!("region must match {REGION}")));
             }
         }
+        if q.unit.as_deref().is_some_and(|u| !is_unit_code(u)) {
+            return Err(ApiError::bad("unit", format!("unit must match {UNIT_CODE}")));
+        }
         Ok(Checked {
             campaign,
             operator,
             viewer,
             session,
+            unit: token_unit.or(q.unit),
             // The token's claim, then the edge, then the query.
             region: token_region.or(edge_region.map(str::to_owned)).or(q.region),
             client,
@@ -423,6 +432,7 @@ impl Admission {
             viewer,
             session,
             region,
+            unit,
             client,
             proto2,
         } = checked;
@@ -437,7 +447,7 @@ impl Admission {
             return Err(ApiError::Unavailable("node is at its connection limit".into()));
         }
         let reservation = Reservation::new(&self.connections);
-        let tally = self.tallies.get_or_create(&campaign);
+        let tally = self.tallies.open(&campaign).await;
         if tally.ended.is_cancelled() {
             return Err(ApiError::Gone);
         }
@@ -451,8 +461,14 @@ impl Admission {
             tally.watchers.fetch_add(1, Ordering::Relaxed);
             Peer::Operator
         } else {
-            self.claim(&tally, session.clone(), viewer.clone(), region.as_deref(), proto2)
-                .await?
+            let unit = tally.units.get().map(|u| u.place(unit.as_deref()));
+            self.claim(
+                &tally,
+                (session.clone(), viewer.clone()),
+                (region.as_deref(), unit),
+                proto2,
+            )
+            .await?
         };
         let acked_seq = match &peer {
             Peer::Viewer { slot, .. } => Some(slot.acked()),
@@ -500,9 +516,8 @@ impl Admission {
     async fn claim(
         &self,
         tally: &Arc<CampaignTally>,
-        session: String,
-        viewer: String,
-        region: Option<&str>,
+        (session, viewer): (String, String),
+        (region, unit): (Option<&str>, Option<Arc<Place>>),
         proto2: bool,
     ) -> Result<Peer, ApiError> {
         let campaign = &tally.campaign;
@@ -513,13 +528,15 @@ impl Admission {
             metrics: self.metrics.clone(),
             node: self.node_id.clone(),
             region: region_name,
+            unit: unit.clone(),
             lease: self.lease,
             retry: self.claim_retry,
         };
         let mut first = claimer.claim(&campaign.id, &session);
         let first = match tokio::time::timeout(self.claim_wait, &mut first).await {
             Ok(Ok((epoch, acked))) => {
-                let slot = Arc::new(SessionSlot::new(session, viewer, epoch, acked, campaign.kinds.len()));
+                let slot =
+                    Arc::new(SessionSlot::new(session, viewer, epoch, acked, campaign.kinds.len()).with_unit(unit));
                 tally.viewer_joined(region, &slot);
                 return Ok(Peer::Viewer { slot, region });
             }
@@ -538,7 +555,7 @@ impl Admission {
             tally,
             session,
             viewer,
-            region,
+            (region, unit),
             proto2,
             self.tick.as_millis() as u64,
         ));

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use super::generations::Generations;
 use super::signups;
+use super::units::UnitData;
 use crate::campaign::Campaign;
+use crate::store::counting::counted_keys;
 use crate::store::hll::HyperLogLog;
 use crate::store::Presence;
 
@@ -46,6 +48,8 @@ pub(super) struct CampaignData {
     pub(super) viewer_series: BTreeMap<i64, u64>,
     /// bucket → kind → count
     pub(super) interaction_series: BTreeMap<i64, HashMap<String, u64>>,
+    /// The numbers per unit of the campaign's org.
+    pub(super) units: UnitData,
 }
 
 /// A session's resume state.
@@ -53,7 +57,10 @@ pub(super) struct CampaignData {
 pub(super) struct Entry {
     pub(super) epoch: u64,
     pub(super) acked: u64,
-    /// `(node, region)` counting the session's socket; `None` once it left.
+    /// `(node, where)` counting the session's socket (`where`: [`Owner::counted_in`]);
+    /// `None` once it left.
+    ///
+    /// [`Owner::counted_in`]: crate::store::Owner::counted_in
     pub(super) owner: Option<(String, String)>,
 }
 
@@ -62,6 +69,7 @@ impl CampaignData {
     pub(super) fn roll(&mut self, now: Instant) {
         self.sessions.roll(now);
         self.applied.roll(now);
+        self.units.sessions.roll(now);
     }
 
     /// True while `node` holds a lease (from presence or from a claim).
@@ -82,10 +90,12 @@ impl CampaignData {
     /// A node's presence as counted: its lease less its sockets that moved away.
     pub(super) fn counted(&self, node: &str, lease: &Lease) -> Presence {
         let mut p = lease.presence.clone();
-        for (_, region) in self.moved.values().filter(|(n, _)| n == node) {
+        for (_, counted_in) in self.moved.values().filter(|(n, _)| n == node) {
             p.viewers = p.viewers.saturating_sub(1);
-            if let Some(r) = p.regions.get_mut(region) {
-                *r = r.saturating_sub(1);
+            for key in counted_keys(counted_in) {
+                if let Some(r) = p.regions.get_mut(key) {
+                    *r = r.saturating_sub(1);
+                }
             }
         }
         p.regions.retain(|_, n| *n > 0);

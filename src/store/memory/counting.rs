@@ -51,7 +51,7 @@ impl Counting for MemoryStore {
         let entry = Entry {
             epoch: d.last_epoch,
             acked,
-            owner: Some((owner.node.to_owned(), owner.region.to_owned())),
+            owner: Some((owner.node.to_owned(), owner.counted_in())),
         };
         d.sessions.put(session, entry);
         Ok((d.last_epoch, acked))
@@ -86,6 +86,7 @@ impl Counting for MemoryStore {
         touch(d, batch);
         let fenced = self.count_sessions(d, batch);
         count_visits(d, batch);
+        d.units.count_batch(batch);
         let moved = leave(d, batch);
         if let Some((node, presence)) = &batch.presence {
             self.write_presence(d, node, presence, batch);
@@ -180,6 +181,9 @@ impl MemoryStore {
             d.sessions.put(&s.session, entry);
             if !s.counts.is_empty() && !s.viewer.is_empty() {
                 d.interactors.add(&s.viewer);
+            }
+            if let Some(path) = &s.unit {
+                d.units.count_interactions(path, &s.counts);
             }
             let bucket = d.interaction_series.entry(batch.bucket_ms).or_default();
             for (kind, n) in &s.counts {

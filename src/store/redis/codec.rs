@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{Campaign, State};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, UnitPath};
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
 #[derive(Serialize)]
@@ -29,9 +29,45 @@ pub(super) struct LuaBatch<'a> {
     /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
     /// it no longer counts).
     pub(super) l: Vec<(&'a str, String)>,
+    /// The batch's unit paths (codes from the top), named by their 1-based index in `s`,
+    /// `us` and `uh`; absent when the campaign has no org.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) up: Option<Vec<&'a [String]>>,
+    /// `[[session, path], ...]`: sessions that qualified in a unit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) us: Vec<(&'a str, usize)>,
+    /// `[[path, visits], ...]`: share visits by unit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) uh: Vec<(usize, String)>,
+    /// `[[upper unit code, viewer], ...]` for the units' unique sketches.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub(super) uv: &'a [(String, String)],
 }
 
-pub(super) type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>);
+/// `[session, epoch, seq, viewer, [[kind, count], ...], unit path index (0: none)]`
+pub(super) type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>, usize);
+
+/// The distinct unit paths of a batch, each sent once and named by its 1-based index.
+#[derive(Default)]
+pub(super) struct UnitPaths<'a> {
+    list: Vec<&'a [String]>,
+    index: HashMap<&'a [String], usize>,
+}
+
+impl<'a> UnitPaths<'a> {
+    pub(super) fn index(&mut self, path: &'a UnitPath) -> usize {
+        let path: &'a [String] = path;
+        *self.index.entry(path).or_insert_with(|| {
+            self.list.push(path);
+            self.list.len()
+        })
+    }
+
+    /// The paths in index order; `None` when there are none.
+    pub(super) fn into_list(self) -> Option<Vec<&'a [String]>> {
+        (!self.list.is_empty()).then_some(self.list)
+    }
+}
 
 /// A presence lease value as stored after the `<updated_at>|` prefix.
 #[derive(Deserialize)]
@@ -68,10 +104,12 @@ pub(super) struct MovedAway {
 pub(super) fn moved_by_node(flat: Vec<String>) -> StoreResult<HashMap<String, MovedAway>> {
     let mut by_node: HashMap<String, MovedAway> = HashMap::new();
     for (_, value) in pairs(flat) {
-        let (region, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
+        let (counted_in, node) = value.split_once('|').ok_or_else(|| corrupt("moved"))?;
         let m = by_node.entry(node.to_owned()).or_default();
         m.sockets += 1;
-        *m.regions.entry(region.to_owned()).or_default() += 1;
+        for key in crate::store::counting::counted_keys(counted_in) {
+            *m.regions.entry(key.to_owned()).or_default() += 1;
+        }
     }
     Ok(by_node)
 }

@@ -213,6 +213,38 @@ impl CampaignKeys<'_> {
         self.key("cursors")
     }
 
+    /// Per-unit counters: `<code>|<metric>` → count, the metric `s` (sessions), `i|<kind>`,
+    /// `r` (registrations) or `h` (share visits); `<code>` empty for unassigned.
+    pub(super) fn units(self) -> String {
+        self.key("units")
+    }
+
+    /// The generations of the sessions already counted in a unit (session → `1`).
+    pub(super) fn sunit_gens(self) -> [String; 2] {
+        [self.key("sunits:0"), self.key("sunits:1")]
+    }
+
+    /// The upper units that have a unique sketch (`uuniq:<code>`), for `delete_campaign`.
+    pub(super) fn uuniq_codes(self) -> String {
+        self.key("uuniq-codes")
+    }
+
+    /// The prefix of an upper unit's unique sketch: `uuniq:<code>` follows.
+    pub(super) fn uuniq_prefix(self) -> String {
+        self.key("uuniq:")
+    }
+
+    /// Upper unit → `<peak>|<at>`.
+    pub(super) fn upeak(self) -> String {
+        self.key("upeak")
+    }
+
+    /// One node's open sockets by deep unit: its own slot, so a campaign's deep viewers
+    /// spread over the cluster with its nodes, outside the campaign's busy slot.
+    pub(super) fn deep_viewers(self, node: &str) -> String {
+        format!("lt:{{cu:{}:{node}}}:viewers", self.0)
+    }
+
     /// The presence totals' keys (schema 3), in the order the scripts take them: sum, eff,
     /// nodes, due, moved-n.
     pub(super) fn presence_totals(self) -> [String; 5] {
@@ -228,7 +260,8 @@ impl CampaignKeys<'_> {
     /// Every key of the campaign except the hour hashes of its series (those are listed
     /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
     /// session keys are included: a campaign written while v1 nodes ran may still have them.
-    pub(super) fn fixed(self) -> [String; 25] {
+    pub(super) fn fixed(self) -> [String; 30] {
+        let [su0, su1] = self.sunit_gens();
         let [s0, s1] = self.session_gens();
         let [a0, a1] = self.applied_gens();
         let [sum, eff, nodes, due, moved_n] = self.presence_totals();
@@ -258,6 +291,11 @@ impl CampaignKeys<'_> {
             nodes,
             due,
             moved_n,
+            self.units(),
+            su0,
+            su1,
+            self.uuniq_codes(),
+            self.upeak(),
         ]
     }
 
@@ -350,6 +388,12 @@ mod tests {
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),
             (k.iparts(), "lt:{c:x}:iparts"),
+            (k.units(), "lt:{c:x}:units"),
+            (k.sunit_gens()[0].clone(), "lt:{c:x}:sunits:0"),
+            (k.upeak(), "lt:{c:x}:upeak"),
+            (k.uuniq_codes(), "lt:{c:x}:uuniq-codes"),
+            (format!("{}P01", k.uuniq_prefix()), "lt:{c:x}:uuniq:P01"),
+            (k.deep_viewers("n1"), "lt:{cu:x:n1}:viewers"),
         ] {
             assert_eq!(key, stored);
         }

@@ -213,13 +213,14 @@ impl RedisStore {
     /// the same id reuses.
     pub(super) async fn delete(&self, id: &str) -> StoreResult<()> {
         let k = CampaignKeys(id);
-        let (state, vparts, iparts): (Option<String>, Vec<i64>, Vec<i64>) = self
+        let (state, vparts, iparts, sketched): (Option<String>, Vec<i64>, Vec<i64>, Vec<String>) = self
             .conn
             .call(|mut c| async move {
                 redis::pipe()
                     .hget(k.meta(), "state")
                     .zrange(k.vparts(), 0, -1)
                     .zrange(k.iparts(), 0, -1)
+                    .smembers(k.uuniq_codes())
                     .query_async(&mut c)
                     .await
             })
@@ -234,6 +235,7 @@ impl RedisStore {
         let mut keys = k.fixed().to_vec();
         keys.extend(vparts.into_iter().map(|p| k.vseries(p)));
         keys.extend(iparts.into_iter().map(|p| k.iseries(p)));
+        keys.extend(sketched.into_iter().map(|code| format!("{}{code}", k.uuniq_prefix())));
         let deleted: i64 = self.scripts.delete.run(&self.conn, &keys, NO_ARGS).await?;
         match deleted {
             1 => {}

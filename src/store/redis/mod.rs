@@ -27,6 +27,7 @@ mod schema;
 mod script;
 mod secrets;
 mod signups;
+mod units;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -295,7 +296,7 @@ impl Counting for RedisStore {
                     self.ttl_ms(),
                     self.mixed_arg().await,
                     owner.node,
-                    owner.region,
+                    owner.counted_in(),
                     lease_ms,
                     self.legacy_arg().await,
                 ),
@@ -309,6 +310,7 @@ impl Counting for RedisStore {
             Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
             None => None,
         };
+        let mut paths = codec::UnitPaths::default();
         let lua = LuaBatch {
             s: batch
                 .sessions
@@ -320,9 +322,24 @@ impl Counting for RedisStore {
                         s.seq.to_string(),
                         s.viewer.as_str(),
                         s.counts.iter().map(|(k, n)| (k.as_str(), n.to_string())).collect(),
+                        s.unit.as_ref().map_or(0, |p| paths.index(p)),
                     )
                 })
                 .collect(),
+            us: batch
+                .units
+                .sessions
+                .iter()
+                .map(|(s, p)| (s.as_str(), paths.index(p)))
+                .collect(),
+            uh: batch
+                .units
+                .share_visits
+                .iter()
+                .map(|(p, n)| (paths.index(p), n.to_string()))
+                .collect(),
+            uv: &batch.units.new_viewers,
+            up: None,
             v: &batch.new_viewers,
             i: &batch.interactors,
             h: batch
@@ -333,6 +350,10 @@ impl Counting for RedisStore {
             p: presence,
             t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
             l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
+        };
+        let lua = LuaBatch {
+            up: paths.into_list(),
+            ..lua
         };
         let json = serde_json::to_string(&lua).map_err(unavailable)?;
         let k = CampaignKeys(&batch.campaign);
@@ -359,6 +380,8 @@ impl Counting for RedisStore {
             k.moved(),
         ];
         keys.extend(k.presence_totals());
+        let [su0, su1] = k.sunit_gens();
+        keys.extend([k.units(), su0, su1, k.uuniq_codes()]);
         keys.extend(self.outbox_keys(k));
         let (ended, fenced, session_ttl_ms, moved, queued): (u8, Vec<usize>, u64, Vec<u64>, u64) = self
             .scripts
@@ -367,18 +390,21 @@ impl Counting for RedisStore {
                 &self.conn,
                 &keys,
                 (
-                    json,
-                    batch.bucket_ms,
-                    part,
-                    ttl_ms,
-                    &batch.origin,
-                    batch.number.to_string(),
-                    self.ttl_ms(),
-                    self.mixed_arg().await,
-                    &batch.node,
-                    batch.max_share_channels.to_string(),
-                    self.legacy_arg().await,
-                    self.queue_max_arg(),
+                    (
+                        json,
+                        batch.bucket_ms,
+                        part,
+                        ttl_ms,
+                        &batch.origin,
+                        batch.number.to_string(),
+                        self.ttl_ms(),
+                        self.mixed_arg().await,
+                        &batch.node,
+                        batch.max_share_channels.to_string(),
+                        self.legacy_arg().await,
+                        self.queue_max_arg(),
+                    ),
+                    k.uuniq_prefix(),
                 ),
             )
             .await?;
@@ -427,7 +453,7 @@ impl Reads for RedisStore {
         let k = CampaignKeys(campaign);
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
-        let mut keys = vec![k.meta(), k.vseries(part), k.vparts()];
+        let mut keys = vec![k.meta(), k.vseries(part), k.vparts(), k.upeak()];
         keys.extend(self.outbox_keys(k));
         let reply: Option<(u64, String, u64)> = self
             .scripts

@@ -71,6 +71,7 @@ impl RedisStore {
         }
         stats.regions.retain(|_, n| *n > 0);
         stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        stats.split_units();
         Ok(stats)
     }
 

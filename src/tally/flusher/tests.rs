@@ -303,6 +303,7 @@ async fn a_moved_socket_closing_on_an_idle_node_never_counts_twice() {
     let n2_owner = Owner {
         node: "n2",
         region: "unknown",
+        units: &[],
         lease: Duration::from_secs(10),
     };
     let (epoch, _) = store.claim_session("launch", "session-1", &n2_owner).await.unwrap();

@@ -46,6 +46,7 @@ async fn a_resumed_session_is_welcomed_with_what_the_store_acked() {
         epoch,
         seq: 5,
         counts: vec![("like".into(), 5)],
+        unit: None,
     };
     let batch = Batch {
         campaign: "launch".into(),

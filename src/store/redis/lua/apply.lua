@@ -5,20 +5,23 @@
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
 --       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node),
 --       17 presence-sum, 18 presence-eff, 19 presence-nodes, 20 presence-due, 21 moved-n
---       (presence.lua), 22 events, 23 event-regs, 24 outbox-state (absent: no webhook
---       receivers; needs events.lua).
+--       (presence.lua), 22 units (code|metric -> count), 23 sunits:0, 24 sunits:1
+--       (sessions counted in a unit), 25 uuniq-codes (codes with a
+--       sketch), 26 events, 27 event-regs, 28 outbox-state (absent: no webhook receivers;
+--       needs events.lua).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
 --       9 this node's name in presence ('' = none), 10 max share channels ('0': none; a
 --       campaign's declared channels, meta `share_channels`, replace this bound),
 --       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
---       12 --webhook-queue-max.
+--       12 --webhook-queue-max, 13 the prefix of the upper units' unique sketches
+--       (`lt:{c:<id>}:uuniq:`, then the code).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
 if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
-ev_open(KEYS[1], KEYS[22], KEYS[23], KEYS[24], ARGV[12])
+ev_open(KEYS[1], KEYS[26], KEYS[27], KEYS[28], ARGV[12])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'
@@ -43,6 +46,7 @@ for i = 1, #sessions do names[i] = sessions[i][1] end
 -- live: the entries to write back (refreshed, acked raised, owner kept or cleared), by
 -- session name: {epoch, acked number, acked string, owner}.
 local fenced, actors, kinds, by_kind, live, live_names = {}, {}, {}, {}, {}, {}
+local is_fenced = {}
 local accepted = false
 chunks(names, function(i0, i1)
   local entries = gen_get(sess, names, i0, i1)
@@ -55,6 +59,7 @@ chunks(names, function(i0, i1)
     local v1e = v1[i - i0 + 1]
     if e ~= s[2] or (v1e and v1e ~= s[2]) then
       fenced[#fenced + 1] = i - 1
+      is_fenced[i - 1] = true
     else
       accepted = true
       local l = live[s[1]]
@@ -189,6 +194,48 @@ end
 for _, v in ipairs(b.i or {}) do actors[#actors + 1] = v end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
+-- Per unit (campaigns with an org): each count raised for the unit and every ancestor, in
+-- this same step, so a fenced delta or a retried batch adds nothing here either. `b.up`
+-- holds the batch's unit paths (codes from the top); the rest name them by index.
+if b.up then
+  local add = {}
+  local function count(p, metric, n)
+    for _, code in ipairs(b.up[p]) do
+      local f = code .. '|' .. metric
+      add[f] = (add[f] or 0) + n
+    end
+  end
+  for i = 1, #sessions do
+    local s = sessions[i]
+    if s[6] > 0 and not is_fenced[i - 1] then
+      for _, kc in ipairs(s[5]) do count(s[6], 'i|' .. kc[1], tonumber(kc[2])) end
+    end
+  end
+  local us, names = b.us or {}, {}
+  for i = 1, #us do names[i] = us[i][1] end
+  if #names > 0 then
+    local su = generation(KEYS[23], KEYS[24], ttl, now)
+    chunks(names, function(i0, i1)
+      local had, kv = gen_get(su, names, i0, i1), {}
+      for i = i0, i1 do
+        -- A session counts in the unit it first qualified in, once: the top level's
+        -- sessions (and `unassigned`) then add up to the campaign's.
+        if not had[i - i0 + 1] then
+          count(us[i][2], 's', 1)
+          kv[#kv + 1] = names[i]
+          kv[#kv + 1] = '1'
+        end
+      end
+      gen_put(su, kv)
+    end)
+  end
+  for _, h in ipairs(b.uh or {}) do count(h[1], 'h', tonumber(h[2])) end
+  for f, n in pairs(add) do redis.call('HINCRBY', KEYS[22], f, string.format('%d', n)) end
+end
+-- The upper units' unique sketches (a batch may name no path and still bring viewers).
+for _, cv in ipairs(b.uv or {}) do
+  if redis.call('PFADD', ARGV[13] .. cv[1], cv[2]) == 1 then redis.call('SADD', KEYS[25], cv[1]) end
+end
 -- Schema < 3 (v2 nodes may run): the live total by decoding every live lease.
 local function legacy_total(moved_by, now)
   local exp = redis.call('HGETALL', KEYS[11])

@@ -49,13 +49,16 @@ local function pres_set(P, node, share)
     redis.call('HDEL', P.nodes, node)
   end
 end
--- Counts one more (d = 1) or one fewer (d = -1) moved mark of node in region.
-local function pres_moved(P, node, region, d)
+-- Counts one more (d = 1) or one fewer (d = -1) moved mark of node in `counted`: the
+-- socket's region and its upper units' `u:<code>` keys, `;`-separated (Owner::counted_in).
+local function pres_moved(P, node, counted, d)
   local mv = redis.call('HGET', P.movedn, node)
   mv = mv and cjson.decode(mv) or {n = 0, r = {}}
   mv.n = mv.n + d
-  mv.r[region] = (mv.r[region] or 0) + d
-  if mv.r[region] <= 0 then mv.r[region] = nil end
+  for key in string.gmatch(counted, '[^;]+') do
+    mv.r[key] = (mv.r[key] or 0) + d
+    if mv.r[key] <= 0 then mv.r[key] = nil end
+  end
   if mv.n <= 0 then
     redis.call('HDEL', P.movedn, node)
   else

@@ -1,0 +1,121 @@
+//! The units seam: a campaign's numbers per unit of its organisation (spec v1.2, "The
+//! organisation"). How each number is kept, and why there, is docs/consistency.md's
+//! "Per-unit counting"; in short:
+//!
+//! - `viewers` of the upper levels (≤ `--unit-peak-depth`) ride in each node's presence
+//!   lease as `u:<code>` entries beside its regions ([`unit_key`]), so they carry the
+//!   campaign's guarantee: a session counts once (a moved socket's claim names its units
+//!   too), a dead node's share goes with its lease. Their peaks come from the tick
+//!   ([`super::Reads::record_tick`]), their unique viewers from the batch.
+//! - `viewers` of the deeper levels: each node keeps a hash of its own, written with the
+//!   units that changed since its last flush and expiring with its lease
+//!   ([`Units::put_deep_viewers`]); a read sums the live nodes' hashes for the units asked.
+//! - the cumulative numbers of every level (sessions, interactions by kind,
+//!   registrations, share visits) are counters per unit, raised for a unit and each of its
+//!   ancestors in the same atomic step that counts the campaign's own numbers, so a fenced
+//!   delta or a retried batch adds nothing.
+//!
+//! The store never sees the tree: every write names the unit's whole path ([`UnitPath`]),
+//! which the node knows from its copy of the org version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::StoreResult;
+
+/// A unit's codes from the top down to the unit itself. [`UNASSIGNED`] alone is the path
+/// of viewers without a known unit.
+pub type UnitPath = Arc<[String]>;
+
+/// The key `unassigned` is counted under: no unit code is empty, so it cannot collide.
+pub const UNASSIGNED: &str = "";
+
+/// The prefix of an upper unit's entry among a lease's regions (`u:<code>`); region names
+/// hold no `:` ([`crate::protocol::limits::REGION`]).
+pub const UNIT_PREFIX: &str = "u:";
+
+/// The regions key of an upper unit's live viewers.
+pub fn unit_key(code: &str) -> String {
+    format!("{UNIT_PREFIX}{code}")
+}
+
+/// A unit's cumulative numbers, its descendants' included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnitTotals {
+    /// Sessions that qualified (`--unique-after`) in the unit, once per unit while their
+    /// resume state lives.
+    pub sessions: u64,
+    /// By kind (kinds with none left out).
+    pub interactions: BTreeMap<String, u64>,
+    pub registrations: u64,
+    pub share_visits: u64,
+}
+
+impl UnitTotals {
+    /// Interactions of every kind.
+    pub fn interactions_total(&self) -> u64 {
+        self.interactions.values().sum()
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.sessions == 0 && self.interactions_total() == 0 && self.registrations == 0 && self.share_visits == 0
+    }
+}
+
+/// An upper unit's peak and unique viewers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitPeak {
+    pub peak_viewers: u64,
+    pub peak_at: Option<i64>,
+    pub unique_viewers: u64,
+}
+
+/// What one flush counts per unit, besides the sessions' interactions (which travel with
+/// their [`super::SessionDelta`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitCounts {
+    /// Sessions that qualified since the last flush, with their unit: each counts for its
+    /// path unless the store already counted the session in that unit.
+    pub sessions: Vec<(String, UnitPath)>,
+    /// Share visits by the unit the link named.
+    pub share_visits: Vec<(UnitPath, u64)>,
+    /// `(upper unit code, viewer)`: viewers whose socket qualified in that unit, for its
+    /// unique sketch.
+    pub new_viewers: Vec<(String, String)>,
+}
+
+impl UnitCounts {
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.share_visits.is_empty() && self.new_viewers.is_empty()
+    }
+}
+
+/// Per-unit reads, and the deep viewers each node writes.
+#[async_trait]
+pub trait Units: Send + Sync + 'static {
+    /// Writes `node`'s open sockets in the deeper units of `campaign`: `(code, sockets)`
+    /// of the units whose number changed since its last call (0 removes it), and renews
+    /// the node's hash for `lease` (it is gone `lease` after the node's last call).
+    async fn put_deep_viewers(
+        &self,
+        campaign: &str,
+        node: &str,
+        changes: &[(String, u64)],
+        lease: Duration,
+    ) -> StoreResult<()>;
+
+    /// The deep viewers of each of `codes`, summed over the hashes of `nodes` (the live
+    /// ones, from the stats read).
+    async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>>;
+
+    /// The cumulative numbers of each of `codes`, with every one of `kinds` (0 included).
+    async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>>;
+
+    /// The peak and unique viewers of each of `codes` (upper units).
+    async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>>;
+}

@@ -1,0 +1,235 @@
+//! A campaign's viewers by unit of its organisation, on this node (spec v1.2, "The
+//! organisation"). A socket is attributed to one unit when admitted (the token's claim,
+//! else the query's `unit`; a code the org lacks, or none: unassigned) and holds that
+//! unit's [`Place`]: shared by every socket of the unit on this node, so a socket costs
+//! one pointer, not a path of strings.
+//!
+//! What leaves for the store (docs/consistency.md, "Per-unit counting"): the upper units'
+//! sockets inside the presence lease ([`UnitTally::add_presence`]), the deep units' sockets
+//! as the changes since the last write ([`UnitTally::deep_changes`]), and per flush the
+//! sessions that qualified, the share visits and the upper units' new viewers
+//! ([`UnitTally::drain`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::org::Tree;
+use crate::store::units::{unit_key, UNASSIGNED};
+use crate::store::{Presence, UnitCounts, UnitPath};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One unit as this node counts it.
+#[derive(Debug)]
+pub struct Place {
+    /// Codes from the top down to the unit (`[""]`: unassigned).
+    pub path: UnitPath,
+    /// The lease keys of the path's units at levels ≤ `--unit-peak-depth` (unassigned is
+    /// one of them: it is listed at the top).
+    pub upper: Box<[String]>,
+    /// The path's deeper units.
+    deep: usize,
+    /// Open sockets of the campaign in this very unit on this node.
+    open: AtomicI64,
+}
+
+impl Place {
+    /// The codes of the path's upper units.
+    pub fn upper_codes(&self) -> &[String] {
+        &self.path[..self.path.len() - self.deep]
+    }
+
+    fn deep_codes(&self) -> &[String] {
+        &self.path[self.path.len() - self.deep..]
+    }
+}
+
+/// The units side of one campaign's tally.
+pub struct UnitTally {
+    tree: Arc<Tree>,
+    depth: usize,
+    /// By unit index in the tree (`None`: unassigned), created on first use.
+    places: Mutex<HashMap<Option<u32>, Arc<Place>>>,
+    /// Since the last flush: qualified sessions, new viewers of upper units, share visits.
+    queued: Mutex<UnitCounts>,
+    shares: Mutex<HashMap<Option<u32>, u64>>,
+    /// The deep units' sockets as last written to the store.
+    written: Mutex<HashMap<String, u64>>,
+}
+
+impl UnitTally {
+    /// `depth`: `--unit-peak-depth`.
+    pub fn new(tree: Arc<Tree>, depth: u8) -> Self {
+        Self {
+            tree,
+            depth: usize::from(depth),
+            places: Mutex::new(HashMap::new()),
+            queued: Mutex::new(UnitCounts::default()),
+            shares: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+
+    /// The place of `code`: its unit, or unassigned when the org has no such code (or none
+    /// was given).
+    pub fn place(&self, code: Option<&str>) -> Arc<Place> {
+        let index = code.and_then(|c| self.tree.find(c));
+        self.place_of(index)
+    }
+
+    fn place_of(&self, index: Option<u32>) -> Arc<Place> {
+        lock(&self.places)
+            .entry(index)
+            .or_insert_with(|| {
+                let path: UnitPath = match index {
+                    Some(i) => self.tree.unit(i).path.into(),
+                    None => vec![UNASSIGNED.to_owned()].into(),
+                };
+                let deep = path.len().saturating_sub(self.depth.max(1));
+                let upper = path[..path.len() - deep].iter().map(|c| unit_key(c)).collect();
+                Arc::new(Place {
+                    path,
+                    upper,
+                    deep,
+                    open: AtomicI64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    pub fn joined(place: &Place) {
+        place.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn left(place: &Place) {
+        place.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A socket in `place` qualified (`--unique-after`): its session counts in the unit
+    /// (once, the store sees to it), its viewer in the upper units' unique sketches.
+    pub fn qualified(&self, session: &str, viewer: &str, place: &Place) {
+        let mut q = lock(&self.queued);
+        q.sessions.push((session.to_owned(), place.path.clone()));
+        for code in place.upper_codes() {
+            q.new_viewers.push((code.clone(), viewer.to_owned()));
+        }
+    }
+
+    /// One share visit through a link naming `code`.
+    pub fn share_visit(&self, code: Option<&str>) {
+        let index = code.and_then(|c| self.tree.find(c));
+        *lock(&self.shares).entry(index).or_default() += 1;
+    }
+
+    /// Adds this node's sockets per upper unit to its presence (as `u:<code>` entries).
+    pub fn add_presence(&self, p: &mut Presence) {
+        for place in lock(&self.places).values() {
+            let n = place.open.load(Ordering::Relaxed).max(0) as u64;
+            if n > 0 {
+                for key in place.upper.iter() {
+                    *p.regions.entry(key.clone()).or_default() += n;
+                }
+            }
+        }
+    }
+
+    /// The deep units whose sockets on this node changed since the last
+    /// [`deep_written`](Self::deep_written): `(code, sockets)`, 0 for a unit now empty.
+    pub fn deep_changes(&self) -> Vec<(String, u64)> {
+        let mut now: HashMap<&str, u64> = HashMap::new();
+        let places = lock(&self.places);
+        for place in places.values() {
+            let n = place.open.load(Ordering::Relaxed).max(0) as u64;
+            if n > 0 {
+                for code in place.deep_codes() {
+                    *now.entry(code.as_str()).or_default() += n;
+                }
+            }
+        }
+        let written = lock(&self.written);
+        let mut changes: Vec<(String, u64)> = now
+            .iter()
+            .filter(|(c, n)| written.get(**c) != Some(n))
+            .map(|(c, n)| ((*c).to_owned(), *n))
+            .collect();
+        changes.extend(
+            written
+                .keys()
+                .filter(|c| !now.contains_key(c.as_str()))
+                .map(|c| (c.clone(), 0)),
+        );
+        changes
+    }
+
+    /// The store took `changes`.
+    pub fn deep_written(&self, changes: &[(String, u64)]) {
+        let mut written = lock(&self.written);
+        for (code, n) in changes {
+            if *n == 0 {
+                written.remove(code);
+            } else {
+                written.insert(code.clone(), *n);
+            }
+        }
+    }
+
+    /// Everything queued for the next flush.
+    pub fn drain(&self) -> UnitCounts {
+        let mut counts = std::mem::take(&mut *lock(&self.queued));
+        let shares = std::mem::take(&mut *lock(&self.shares));
+        counts.share_visits = shares
+            .into_iter()
+            .map(|(index, n)| (self.place_of(index).path.clone(), n))
+            .collect();
+        counts
+    }
+
+    /// Nothing is queued.
+    pub fn is_drained(&self) -> bool {
+        lock(&self.queued).is_empty() && lock(&self.shares).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::TreeBuilder;
+
+    fn tree() -> Arc<Tree> {
+        let mut b = TreeBuilder::default();
+        for (code, parent) in [("P", ""), ("C", "P"), ("D", "C"), ("T", "D"), ("V", "T"), ("V2", "T")] {
+            b.push(code, parent, code).unwrap();
+        }
+        Arc::new(b.finish())
+    }
+
+    #[test]
+    fn a_socket_counts_in_its_upper_units_by_lease_and_its_deep_units_by_change() {
+        let u = UnitTally::new(tree(), 3);
+        let (v, v2, none) = (u.place(Some("V")), u.place(Some("V2")), u.place(Some("nope")));
+        assert_eq!(&v.upper[..], ["u:P", "u:C", "u:D"]);
+        assert_eq!(&none.path[..], [""]);
+        UnitTally::joined(&v);
+        UnitTally::joined(&v2);
+        UnitTally::joined(&none);
+        let mut p = Presence::default();
+        u.add_presence(&mut p);
+        assert_eq!((p.regions["u:P"], p.regions["u:D"], p.regions["u:"]), (2, 2, 1));
+        let mut changes = u.deep_changes();
+        changes.sort();
+        assert_eq!(changes, [("T".into(), 2), ("V".into(), 1), ("V2".into(), 1)]);
+        u.deep_written(&changes);
+        assert!(u.deep_changes().is_empty(), "nothing changed since");
+        UnitTally::left(&v);
+        let mut changes = u.deep_changes();
+        changes.sort();
+        assert_eq!(changes, [("T".into(), 1), ("V".into(), 0)]);
+    }
+}

@@ -1,0 +1,182 @@
+//! The units seam's contract (spec v1.2, "The organisation"): a unit's numbers are its own
+//! plus its descendants', counted once however a batch is retried or fenced; upper units'
+//! viewers ride in the node leases and leave with them; deeper viewers are each node's own
+//! hash, summed over the live nodes and gone with the node's lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use livetally::store::units::{unit_key, UnitPath, UNASSIGNED};
+use livetally::store::{Store, UnitTotals};
+
+use super::support::wait::eventually;
+use super::{batch, claim, delta, kinds, map, new_campaign, now, presence};
+
+fn path(codes: &[&str]) -> UnitPath {
+    codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().into()
+}
+
+fn codes(cs: &[&str]) -> Vec<String> {
+    cs.iter().map(|c| c.to_string()).collect()
+}
+
+fn totals(sessions: u64, likes: u64, share_visits: u64) -> UnitTotals {
+    let mut t = UnitTotals {
+        sessions,
+        share_visits,
+        ..UnitTotals::default()
+    };
+    for kind in kinds() {
+        t.interactions.insert(kind, 0);
+    }
+    t.interactions.insert("like".into(), likes);
+    t
+}
+
+pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "units").await;
+    // 广东 (GD) > 广州 (GZ) > 天河 (TH); 广东 > 深圳 (SZ); and a viewer with no unit.
+    let (th, sz, none) = (path(&["GD", "GZ", "TH"]), path(&["GD", "SZ"]), path(&[UNASSIGNED]));
+    let (e1, e2, e3) = (
+        claim(&*store, &id, "s1").await,
+        claim(&*store, &id, "s2").await,
+        claim(&*store, &id, "s3").await,
+    );
+    let mut d1 = delta("s1", "v1", e1, 3, &[("like", 3)]);
+    d1.unit = Some(th.clone());
+    let mut d2 = delta("s2", "v2", e2, 2, &[("like", 2)]);
+    d2.unit = Some(sz.clone());
+    let mut d3 = delta("s3", "v3", e3, 1, &[("like", 1)]);
+    d3.unit = Some(none.clone());
+    let mut b = batch(&id, 0, vec![d1, d2, d3]);
+    b.units.sessions = vec![
+        ("s1".into(), th.clone()),
+        ("s2".into(), sz.clone()),
+        ("s3".into(), none.clone()),
+    ];
+    b.units.share_visits = vec![(th.clone(), 4), (none.clone(), 1)];
+    (b.origin, b.number) = ("node-a/run-1".into(), 1);
+    store.apply(&b).await.unwrap();
+    // A retried batch (same origin and number: its reply was lost) counts nothing again.
+    store.apply(&b).await.unwrap();
+
+    let asked = codes(&["GD", "GZ", "TH", "SZ", UNASSIGNED, "ZZ"]);
+    let got = store.unit_totals(&id, &kinds(), &asked).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            totals(2, 5, 4),
+            totals(1, 3, 4),
+            totals(1, 3, 4),
+            totals(1, 2, 0),
+            totals(1, 1, 1),
+            totals(0, 0, 0)
+        ]
+    );
+
+    // A session counts in the unit it first qualified in, once (so the top level adds up
+    // to the campaign); its interactions count where it is now. A fenced delta (an older
+    // epoch) adds nothing anywhere.
+    let e1b = claim(&*store, &id, "s1").await;
+    let mut stale = delta("s1", "v1", e1, 9, &[("like", 6)]);
+    stale.unit = Some(th.clone());
+    let mut moved = delta("s1", "v1", e1b, 4, &[("like", 1)]);
+    moved.unit = Some(sz.clone());
+    let mut b2 = batch(&id, 0, vec![stale]);
+    b2.units.sessions = vec![("s1".into(), sz.clone())];
+    store.apply(&b2).await.unwrap();
+    store.apply(&batch(&id, 0, vec![moved])).await.unwrap();
+    let got = store
+        .unit_totals(&id, &kinds(), &codes(&["GD", "TH", "SZ"]))
+        .await
+        .unwrap();
+    assert_eq!(got, vec![totals(2, 6, 4), totals(1, 3, 4), totals(1, 3, 0)]);
+    // The campaign's own numbers agree with the top of the tree plus `unassigned`.
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.interactions["like"], 6 + 1);
+}
+
+pub async fn upper_unit_viewers_ride_in_leases_and_leave_with_the_node(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "uviewers").await;
+    let (gd, gz) = (unit_key("GD"), unit_key("GZ"));
+    let mut a = batch(&id, 0, vec![]);
+    a.presence = Some(("node-a".into(), presence(3, &[("US", 3), (&gd, 3), (&gz, 2)])));
+    let mut b = batch(&id, 0, vec![]);
+    b.presence = Some(("node-b".into(), presence(2, &[("US", 2), (&gd, 2)])));
+    b.units.new_viewers = vec![
+        ("GD".into(), "v1".into()),
+        ("GD".into(), "v2".into()),
+        ("GZ".into(), "v1".into()),
+    ];
+    store.apply(&a).await.unwrap();
+    store.apply(&b).await.unwrap();
+    store.apply(&b).await.unwrap();
+
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.viewers, 5);
+    // Units are not regions: the public numbers do not show them.
+    assert_eq!(stats.regions, map(&[("US", 5)]));
+    assert_eq!(stats.units, map(&[("GD", 5), ("GZ", 2)]));
+    let at = now();
+    store
+        .record_tick(&id, 0, at, stats.viewers, &stats.regions_and_units())
+        .await
+        .unwrap();
+
+    store.drop_presence(&id, "node-a").await.unwrap();
+    let stats = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!(stats.units, map(&[("GD", 2)]));
+    store
+        .record_tick(&id, 0, now(), stats.viewers, &stats.regions_and_units())
+        .await
+        .unwrap();
+
+    let peaks = store.unit_peaks(&id, &codes(&["GD", "GZ", "SZ"])).await.unwrap();
+    let got: Vec<_> = peaks
+        .iter()
+        .map(|p| (p.peak_viewers, p.peak_at, p.unique_viewers))
+        .collect();
+    assert_eq!(got, vec![(5, Some(at), 2), (2, Some(at), 1), (0, None, 0)]);
+    assert_eq!(
+        store.stats(&id, &kinds(), now()).await.unwrap().units_at_peak,
+        map(&[("GD", 5), ("GZ", 2)])
+    );
+}
+
+pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "deep").await;
+    let lease = Duration::from_secs(600);
+    let nodes = codes(&["node-a", "node-b"]);
+    store
+        .put_deep_viewers(&id, "node-a", &[("TH".into(), 3), ("XC".into(), 1)], lease)
+        .await
+        .unwrap();
+    store
+        .put_deep_viewers(&id, "node-b", &[("TH".into(), 2)], lease)
+        .await
+        .unwrap();
+    let asked = codes(&["TH", "XC", "ZZ"]);
+    assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![5, 1, 0]);
+    // Only the nodes named count (a node missing from the stats read is dead).
+    assert_eq!(
+        store.deep_viewers(&id, &codes(&["node-b"]), &asked).await.unwrap(),
+        vec![2, 0, 0]
+    );
+    // A change replaces the node's number; 0 removes it.
+    store
+        .put_deep_viewers(&id, "node-a", &[("TH".into(), 1), ("XC".into(), 0)], lease)
+        .await
+        .unwrap();
+    assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![3, 0, 0]);
+
+    // A node that stops writing is gone a lease after its last write.
+    store
+        .put_deep_viewers(&id, "node-b", &[], Duration::from_millis(300))
+        .await
+        .unwrap();
+    eventually("node-b's deep viewers expire", || {
+        let (store, id, nodes, asked) = (store.clone(), id.clone(), nodes.clone(), asked.clone());
+        async move { store.deep_viewers(&id, &nodes, &asked).await.unwrap() == vec![1, 0, 0] }
+    })
+    .await;
+}
