@@ -33,6 +33,8 @@ pub struct Entry {
     /// Held by the one request that reads missing stats, so a burst of requests for a
     /// campaign without them costs one store read, not one each.
     fill: tokio::sync::Mutex<()>,
+    /// The units listings operators read, per tick and parent (`GET …/units`, `watch`).
+    pub units: super::units::Listings,
 }
 
 impl Entry {
@@ -44,6 +46,7 @@ impl Entry {
             json,
             frames: RwLock::new(frames),
             fill: tokio::sync::Mutex::new(()),
+            units: Default::default(),
         }
     }
 

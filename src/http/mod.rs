@@ -11,6 +11,7 @@ pub mod probes;
 pub mod public;
 pub mod reports;
 pub mod signup;
+pub mod units;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/tickets", web::post().to(campaigns::mint_ticket))
             .route("/{id}/series", web::get().to(reports::series))
             .route("/{id}/report", web::get().to(reports::report))
+            .route("/{id}/report/units", web::get().to(units::report))
+            .route("/{id}/units", web::get().to(units::live))
             .route("/{id}/stats", cors::public(web::get().to(public::stats)))
             .route("/{id}/registrations", cors::public(web::post().to(signup::register)))
             .route("/{id}/registrations", web::method(Method::OPTIONS).to(cors::preflight))

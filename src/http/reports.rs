@@ -157,7 +157,13 @@ pub async fn report(
     require_operator(&req, &api)?;
     let c = campaign(&api, &id).await?;
     let s = api.store.stats(&id, &c.kinds, crate::util::now_ms()).await?;
-    let body = crate::webhooks::report(&c, &s, crate::util::now_ms());
+    let mut body = crate::webhooks::report(&c, &s, crate::util::now_ms());
+    if let (Ok(Some((tree, depth))), Some(o)) = (api.tallies.tree(&c).await, body.as_object_mut()) {
+        o.insert(
+            "units_at_peak".into(),
+            super::units::at_peak(&tree, depth, &s.units_at_peak),
+        );
+    }
     let wants_csv = match q.format.as_deref() {
         Some("csv") => true,
         Some("json") | None => req

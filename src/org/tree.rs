@@ -35,6 +35,10 @@ pub struct Tree {
     nodes: Vec<Node>,
     by_code: Vec<u32>,
     by_name: Vec<u32>,
+    /// Children by parent, parents in index order (the top level last): unit `i`'s are
+    /// `kids[kids_at[i]..kids_at[i + 1]]`, in upload order. 8 bytes a unit.
+    kids: Vec<u32>,
+    kids_at: Vec<u32>,
 }
 
 /// A unit as the API shows it (`GET /api/v1/orgs/{org}/units/{code}`).
@@ -73,13 +77,37 @@ impl Tree {
         levels
     }
 
-    fn code(&self, i: u32) -> &str {
+    /// The units whose parent is `parent` (`None`: the top level), in upload order.
+    pub fn children(&self, parent: Option<u32>) -> &[u32] {
+        let p = parent.map_or(self.nodes.len(), |p| p as usize);
+        match (self.kids_at.get(p), self.kids_at.get(p + 1)) {
+            (Some(&a), Some(&b)) => &self.kids[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// The units at `level` (1 = top), in upload order.
+    pub fn at_level(&self, level: u8) -> impl Iterator<Item = u32> + '_ {
+        (0..self.nodes.len() as u32).filter(move |&i| self.nodes[i as usize].level == level)
+    }
+
+    /// Unit `i`'s level (1 = top).
+    pub fn level(&self, i: u32) -> u8 {
+        self.nodes[i as usize].level
+    }
+
+    /// Unit `i`'s parent (`None` at the top).
+    pub fn parent(&self, i: u32) -> Option<u32> {
+        Some(self.nodes[i as usize].parent).filter(|&p| p != NONE)
+    }
+
+    pub fn code(&self, i: u32) -> &str {
         let n = &self.nodes[i as usize];
         let start = n.start as usize;
         &self.text[start..start + usize::from(n.code_len)]
     }
 
-    fn name(&self, i: u32) -> &str {
+    pub fn name(&self, i: u32) -> &str {
         let n = &self.nodes[i as usize];
         let start = n.start as usize + usize::from(n.code_len);
         &self.text[start..start + usize::from(n.name_len)]
@@ -273,6 +301,25 @@ impl TreeBuilder {
         by_name.sort_by(|&a, &b| tree.name(a).cmp(tree.name(b)));
         tree.by_code = by_code;
         tree.by_name = by_name;
+        // Counting sort by parent (the top level as parent `len`).
+        let n = tree.nodes.len();
+        let parent_of = |node: &Node| if node.parent == NONE { n } else { node.parent as usize };
+        let mut at = vec![0u32; n + 2];
+        for node in &tree.nodes {
+            at[parent_of(node) + 1] += 1;
+        }
+        for i in 1..at.len() {
+            at[i] += at[i - 1];
+        }
+        let mut next = at.clone();
+        let mut kids = vec![0u32; n];
+        for (i, node) in tree.nodes.iter().enumerate() {
+            let slot = &mut next[parent_of(node)];
+            kids[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        tree.kids = kids;
+        tree.kids_at = at;
         tree
     }
 }
@@ -289,6 +336,18 @@ mod tests {
         b.push("sz", "gd", "深圳市").unwrap();
         b.push("bj", "cn", "北京市").unwrap();
         b.finish()
+    }
+
+    #[test]
+    fn children_are_listed_by_parent_in_upload_order() {
+        let t = sample();
+        let codes = |ids: &[u32]| ids.iter().map(|&i| t.code(i).to_owned()).collect::<Vec<_>>();
+        assert_eq!(codes(t.children(None)), ["cn"]);
+        assert_eq!(codes(t.children(t.find("cn"))), ["gd", "bj"]);
+        assert_eq!(codes(t.children(t.find("gd"))), ["gz", "sz"]);
+        assert!(t.children(t.find("sz")).is_empty());
+        assert_eq!(codes(&t.at_level(3).collect::<Vec<_>>()), ["gz", "sz"]);
+        assert!(Tree::default().children(None).is_empty());
     }
 
     #[test]

@@ -141,6 +141,8 @@ impl<'a> OperatorStats<'a> {
 /// The frames of one tick: the stats objects (for `welcome`) and the full `stats` messages.
 #[derive(Debug)]
 pub struct Frames {
+    /// When the numbers were read (unix ms): a tick's time.
+    pub at: i64,
     /// Numbers without `at` and node timestamps, to skip ticks where nothing changed.
     numbers: Option<Stats>,
     pub viewer_stats: ByteString,
@@ -204,6 +206,7 @@ impl Frames {
         }
         let (viewer_frame, operator_frame) = (as_message(&viewer), as_message(&operator));
         Self {
+            at,
             numbers: Some(numbers),
             viewer_wire: text_frame(viewer_frame.as_bytes()),
             operator_wire: text_frame(operator_frame.as_bytes()),

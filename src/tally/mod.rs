@@ -382,6 +382,16 @@ impl Tallies {
         tally
     }
 
+    /// The tree of `campaign`'s org version and `--unit-peak-depth`, for the units reads
+    /// (`None`: the campaign has no org, or this node counts without orgs). Read from the
+    /// store on first use, like [`Tallies::open`]'s.
+    pub async fn tree(&self, campaign: &Campaign) -> Result<Option<(Arc<Tree>, u8)>, String> {
+        let (Some(trees), Some(org), Some(version)) = (&self.trees, &campaign.org, campaign.org_version) else {
+            return Ok(None);
+        };
+        Ok(Some((trees.get(org, version).await?, trees.depth)))
+    }
+
     /// With `--unique-after`: a socket's viewer counts as unique (and, with counts, as an
     /// interactor) once the socket has stayed open this long.
     pub fn with_unique_after(mut self, dwell: Duration) -> Self {
