@@ -2166,16 +2166,22 @@ mod outbox {
 
     /// `--webhook-queue-max` 3: past it, the oldest `registration.created` goes first even
     /// when an older event of another type is queued, then the oldest of any type; each one
-    /// dropped is counted once in the backlog.
+    /// dropped is counted once in the backlog. Receiver `peek` reads what is queued at each
+    /// step while `r` passes nothing, so `r`'s cursor keeps every event in the queue.
     async fn the_queue_bound_drops_the_oldest_registrations_first(kind: &str) {
         let (store, _one) = outbox_store(kind, 3).await;
         let id = uid("outbox-bound");
         let mut c = campaign(&id, 1_000);
         c.milestones = [("like".to_owned(), vec![1, 2, 3, 4])].into();
         store.create_campaign(&c).await.unwrap();
-        store.set_receivers(&[receiver("r")]).await.unwrap();
+        store.set_receivers(&[receiver("r"), receiver("peek")]).await.unwrap();
         let e = claim(&*store, &id, "session-1").await;
         let likes = |seq, n| batch(&id, 1_000, vec![delta("session-1", "viewer-1", e, seq, &[("like", n)])]);
+        let milestone = |n: u64, threshold: u64, value: u64| {
+            let data = serde_json::json!({"metric": "like", "threshold": threshold, "value": value});
+            (format!("{id}-{n}"), "campaign.milestone".to_owned(), data)
+        };
+        let event = |n: u64| format!("{id}-{n}");
 
         // 1: like milestone 1; 2, 3: two sign-ups. Full, nothing dropped.
         assert_eq!(bare(store.apply(&likes(1, 1)).await.unwrap()), ok());
@@ -2191,28 +2197,33 @@ mod outbox {
             Backlog { pending: 3, dropped: 0 },
             "counted once"
         );
+        assert_eq!(
+            drain(&*store, &id, "peek").await,
+            vec![
+                milestone(1, 1, 1),
+                registered(&event(3), "viewer-2", "2"),
+                registered(&event(4), "viewer-3", "3"),
+            ]
+        );
+        assert_eq!(store.backlog().await.unwrap().pending, 3, "r has passed none of them");
 
         // 5, 6, 7: milestones 2, 3, 4 in one flush. Sign-ups 3 and 4 go, then, with no
         // sign-up left, the oldest event: milestone 1.
         assert_eq!(bare(store.apply(&likes(2, 3)).await.unwrap()), ok());
         assert_eq!(store.backlog().await.unwrap(), Backlog { pending: 3, dropped: 3 });
-        let milestone = |n: u64, threshold: u64| {
-            let data = serde_json::json!({"metric": "like", "threshold": threshold, "value": 4});
-            (format!("{id}-{n}"), "campaign.milestone".to_owned(), data)
-        };
-        assert_eq!(
-            drain(&*store, &id, "r").await,
-            vec![milestone(5, 2), milestone(6, 3), milestone(7, 4)]
-        );
+        let last_three = vec![milestone(5, 2, 4), milestone(6, 3, 4), milestone(7, 4, 4)];
+        assert_eq!(drain(&*store, &id, "peek").await, last_three);
+        // r's next event was dropped: it moves on to what is left.
+        assert_eq!(drain(&*store, &id, "r").await, last_three);
         assert_eq!(store.backlog().await.unwrap(), Backlog { pending: 0, dropped: 0 });
 
-        // Delivered events make room: three more fit again without a drop.
+        // Passed events make room: three more fit again without a drop.
         for (v, phone) in [("viewer-4", "4"), ("viewer-5", "5"), ("viewer-6", "6")] {
             assert!(store.register(&id, &sign_up(v, phone)).await.unwrap());
         }
         assert_eq!(store.backlog().await.unwrap(), Backlog { pending: 3, dropped: 0 });
         let ids: Vec<String> = drain(&*store, &id, "r").await.into_iter().map(|e| e.0).collect();
-        assert_eq!(ids, [8, 9, 10].map(|n| format!("{id}-{n}")));
+        assert_eq!(ids, [8, 9, 10].map(event));
     }
 
     /// Erasing a registration takes that person's queued `registration.created` with it
