@@ -57,6 +57,13 @@ describe('operator settings', { timeout: 120_000 }, () => {
       await page.$$eval(`${row} [name=type]:checked`, (b) => b.map((x) => x.value)),
       ['campaign.ended', 'registration.created'],
     );
+    // A reload lists it from GET /api/v1/webhooks the same way.
+    await page.reload();
+    await waitAttr(page, row, 'data-id', added.id);
+    await waitAttr(page, '#live-state', 'data-state', 'live');
+    assert.equal(await page.inputValue(`${row} [name=secret]`), '');
+    assert.equal(await page.getAttribute(`${row} [name=secret]`, 'placeholder'), 'Set (leave empty to keep it)');
+    assert.equal(await page.inputValue(`${row} [name=url]`), 'https://crm.example/hooks/livetally');
     assert.equal((await page.content()).includes(SECRET), false);
     assert.equal((await api(node, '/api/v1/webhooks')).text.includes(SECRET), false);
     assert.equal(puts.length, 1);
@@ -128,10 +135,13 @@ describe('operator settings', { timeout: 120_000 }, () => {
     );
     await waitAttr(page, '#m-shares', 'data-value', '3');
 
-    // The operator socket went through a ticket; no URL the page requested carries the token.
+    // Each operator socket (one per page load) went through a ticket of its own; no URL
+    // the page requested carries the token.
     const sockets = urls.filter((u) => u.startsWith('ws'));
-    assert.equal(sockets.length, 1, sockets.join('\n'));
-    assert.match(new URL(sockets[0]).searchParams.get('ticket'), /^v1\./);
+    assert.equal(sockets.length, 2, sockets.join('\n'));
+    const tickets = sockets.map((u) => new URL(u).searchParams.get('ticket'));
+    for (const ticket of tickets) assert.match(ticket, /^v1\.\d+\.[\w-]+\.[\w-]+$/);
+    assert.notEqual(tickets[0], tickets[1]);
     assert.ok(urls.some((u) => u.endsWith('/api/v1/webhooks')));
     assert.ok(urls.some((u) => u.endsWith('/api/v1/campaigns/settings')));
     const leaking = urls.filter((u) => u.includes(node.token) || /[?&]token=/.test(u));
