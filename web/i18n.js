@@ -166,6 +166,13 @@ const en = {
   wh_save: 'Save receivers',
   wh_saved: 'Receivers saved.',
   wh_none: 'No receivers: no webhook events are queued.',
+
+  ch_label: 'Declared share channels',
+  ch_hint: 'Comma-separated, e.g. wechat, weibo, x. Visits through any other channel count as "Other".',
+  ch_save: 'Save share channels',
+  ch_saved: 'Share channels saved.',
+  ch_declared: '{n} declared: every other channel counts as "Other".',
+  ch_none: 'None declared: the first channel names used are counted, later ones as "Other".',
 };
 
 const zh = {
@@ -324,6 +331,13 @@ const zh = {
   wh_save: '保存接收端',
   wh_saved: '接收端已保存。',
   wh_none: '没有接收端：不会排队任何 webhook 事件。',
+
+  ch_label: '声明的分享渠道',
+  ch_hint: '用逗号分隔，例如 wechat, weibo, x。其他渠道的访问计入“其他”。',
+  ch_save: '保存分享渠道',
+  ch_saved: '分享渠道已保存。',
+  ch_declared: '已声明 {n} 个：其他渠道都计入“其他”。',
+  ch_none: '未声明：按最先出现的渠道名计数，之后的计入“其他”。',
 };
 
 /** One table: the shared viewer strings and the pages' own, by language. */

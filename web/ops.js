@@ -7,6 +7,7 @@ import { t, lang, initLang, applyI18n } from './i18n.js';
 import { connect } from './livetally.js';
 import { session, formatNumber, formatCompact, formatTime, api, el } from './common.js';
 import { LineChart } from './chart.js';
+import { showChannels } from './ops-channels.js';
 import { addMilestones, showMilestones } from './ops-milestones.js';
 import { registrationFields } from './ops-signups.js';
 import { showWebhooks } from './ops-webhooks.js';
@@ -217,6 +218,7 @@ function select(c) {
   $('panel-result').textContent = '';
   renderHead();
   showMilestones(c, authed, (updated) => { c.milestones = updated.milestones; });
+  showChannels(c, authed, (updated) => { c.share_channels = updated.share_channels; });
   renderStats(emptyStats());
   chart.set([]);
   const buffered = [];

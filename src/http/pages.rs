@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     asset!("landing.js", JS),
     asset!("viewer.js", JS),
     asset!("ops.js", JS),
+    asset!("ops-channels.js", JS),
     asset!("ops-milestones.js", JS),
     // The SDK, an npm package of its own under web/sdk/: our pages import it from here.
     asset!("livetally.js", JS, "sdk/livetally.js"),
