@@ -192,7 +192,7 @@ const en = {
   org_unit: 'Unit',
   org_level: 'Level',
   org_level_n: 'Level {n}',
-  org_level_units: 'Level {n} ({units} units)',
+  org_level_units: 'Level {n} (units: {units})',
   org_sessions: 'Sessions',
   org_interactions: 'Interactions',
   org_unassigned: 'Unassigned',

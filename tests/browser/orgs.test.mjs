@@ -1,16 +1,16 @@
 // Organisations on /ops: an org file uploaded through the file input (its error shown by
-// line and field, its summary when it is good), and a campaign's tree searched by a
-// Chinese name prefix. The second suite needs the live per-unit routes (the campaign's
+// line and field, its summary when it is good), a campaign's tree searched by a Chinese
+// name prefix, and the tree drilled down against the units route as the contract shapes
+// it (answered by the test). The last suite needs the live per-unit routes (the campaign's
 // units route, the operator socket's `watch`, the viewer's `unit` frame and the per-level
 // report): it drills down the tree with live numbers, exports a level, and sees a viewer's
 // branch on the viewer page and in the widget. It skips itself, saying so, on a node
 // without the units route.
-
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  api, createCampaign, eventually, newPage, openDashboard, startNodeAndBrowser, stopNodeAndBrowser, waitAttr,
+  api, artifact, createCampaign, eventually, newPage, openDashboard, startNodeAndBrowser, stopNodeAndBrowser, waitAttr,
 } from './helpers.mjs';
 
 /** Two provinces, three cities, one district: 6 units over 3 levels, Chinese names. */
@@ -37,6 +37,11 @@ async function putOrg(node, org, csv) {
   });
   if (r.status !== 201 && r.status !== 200) throw new Error(`PUT org ${org}: ${r.status} ${await r.text()}`);
   return r.json();
+}
+
+/** The shown level's rows: `[code, viewers]` (the unassigned row as `unassigned`). */
+function rowsOf(page) {
+  return page.$$eval('#org-units tr[data-unit]', (trs) => trs.map((tr) => [tr.dataset.unit, tr.dataset.viewers]));
 }
 
 /** Picks `content` as the file `name` in the upload form and submits it for org `org`. */
@@ -135,6 +140,85 @@ describe('organisations on /ops', { timeout: 120_000 }, () => {
   });
 });
 
+/**
+ * The units route as the contract shapes it (spec: "The organisation: six levels, live"),
+ * for the drill-down UI on a node that does not have it yet: `numbers[code]` are a unit's
+ * viewers; children are listed most viewers first, `unassigned` at the top only.
+ */
+function unitsRoute(numbers) {
+  const units = {
+    GD: ['广东省', 1, null], 'GD-SZ': ['深圳市', 2, 'GD'], 'GD-SZ-NS': ['南山区', 3, 'GD-SZ'], 'GD-GZ': ['广州市', 2, 'GD'],
+    ZJ: ['浙江省', 1, null], 'ZJ-HZ': ['杭州市', 2, 'ZJ'],
+  };
+  const row = (code, [name, level]) => ({
+    code, name, level, viewers: numbers[code] || 0, sessions: numbers[code] || 0, interactions: { like: 2 * (numbers[code] || 0) },
+    registrations: 0, share_visits: 0, ...(level <= 3 ? { peak_viewers: numbers[code] || 0 } : {}),
+  });
+  return (route) => {
+    const parent = new URL(route.request().url()).searchParams.get('parent');
+    const body = {
+      at: Date.now(),
+      parent,
+      units: Object.entries(units).filter(([, u]) => u[2] === parent).map(([code, u]) => row(code, u))
+        .sort((a, b) => b.viewers - a.viewers),
+      next_cursor: null,
+    };
+    if (!parent) body.unassigned = row('unassigned', ['', 1]);
+    return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  };
+}
+
+describe('the tree on /ops against the units route\'s contract', { timeout: 120_000 }, () => {
+  let node;
+  let browser;
+
+  before(async () => {
+    ({ node, browser } = await startNodeAndBrowser());
+    await putOrg(node, 'party', ORG_CSV);
+    await createCampaign(node, { id: 'rally', title: '全国动员大会', org: 'party' });
+  });
+
+  after(() => stopNodeAndBrowser(node, browser));
+
+  it('drills down level by level, back up by the breadcrumbs, and shows a search hit among its siblings', async () => {
+    const page = await newPage(browser);
+    await page.route('**/api/v1/campaigns/rally/units?*', unitsRoute({ GD: 5, 'GD-SZ': 4, 'GD-GZ': 1, 'GD-SZ-NS': 4, ZJ: 2, 'ZJ-HZ': 2 }));
+    await openDashboard(page, node, 'rally');
+    await waitAttr(page, '#org-units tr[data-unit="GD"]', 'data-viewers', '5');
+    assert.deepEqual(await rowsOf(page), [['GD', '5'], ['ZJ', '2'], ['unassigned', '0']]);
+    assert.equal(await page.textContent('#org-units tr[data-unit="GD"] .unit-name'), '广东省');
+    assert.equal(await page.textContent('#org-units tr[data-unit="GD"] [data-metric="interactions"]'), '10');
+    assert.equal(await page.textContent('#org-units tr[data-unit="unassigned"] .unit-name'), 'Unassigned');
+    assert.deepEqual(await page.$$eval('#org-level option', (o) => o.map((x) => x.textContent)),
+      ['Level 1 (units: 2)', 'Level 2 (units: 3)', 'Level 3 (units: 1)']);
+
+    await page.click('#org-units tr[data-unit="GD"] button.unit-name');
+    await waitAttr(page, '#org-units', 'data-parent', 'GD');
+    await page.waitForSelector('#org-units tr[data-unit="GD-SZ"]');
+    assert.deepEqual(await rowsOf(page), [['GD-SZ', '4'], ['GD-GZ', '1']]);
+    await page.click('#org-units tr[data-unit="GD-SZ"] button.unit-name');
+    await page.waitForSelector('#org-units tr[data-unit="GD-SZ-NS"]');
+    assert.equal(await page.$('#org-units tr[data-unit="GD-SZ-NS"] button.unit-name'), null, 'the deepest level has no children');
+    assert.deepEqual(await page.$$eval('#org-crumbs .crumb', (c) => c.map((x) => x.textContent)), ['All units', '广东省', '深圳市']);
+
+    await page.click('#org-crumbs button.crumb[data-unit="GD"]');
+    await waitAttr(page, '#org-units', 'data-parent', 'GD');
+    await page.click('#org-crumbs button.crumb[data-unit=""]');
+    await waitAttr(page, '#org-units', 'data-parent', '');
+    await page.waitForSelector('#org-units tr[data-unit="unassigned"]');
+
+    await page.fill('#org-q', '南山');
+    await page.click('#org-search button[type="submit"]');
+    await page.click('#org-hits button[data-unit="GD-SZ-NS"]');
+    await waitAttr(page, '#org-units', 'data-parent', 'GD-SZ');
+    await page.waitForSelector('#org-units tr.unit-hit[data-unit="GD-SZ-NS"]');
+    assert.deepEqual(await page.$$eval('#org-crumbs .crumb', (c) => c.map((x) => x.textContent)), ['All units', '广东省', '深圳市']);
+    await page.screenshot({ path: artifact('ops-org-tree.png'), fullPage: true });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+});
+
 describe('organisations live (needs the units route, unit frames and report/units)', { timeout: 180_000 }, () => {
   let node;
   let browser;
@@ -159,8 +243,6 @@ describe('organisations live (needs the units route, unit frames and report/unit
     return page;
   }
 
-  /** The shown level's rows: `[code, viewers]` (the unassigned row as `unassigned`). */
-  const rows = (page) => page.$$eval('#org-units tr[data-unit]', (trs) => trs.map((tr) => [tr.dataset.unit, tr.dataset.viewers]));
 
   it('drills down the tree with live numbers, and back up by the breadcrumbs', async (t) => {
     if (missing) { t.skip(missing); return; }
@@ -170,7 +252,7 @@ describe('organisations live (needs the units route, unit frames and report/unit
     await waitAttr(ops, '#org-units tr[data-unit="GD"]', 'data-viewers', '2');
     await waitAttr(ops, '#org-units tr[data-unit="ZJ"]', 'data-viewers', '1');
     await waitAttr(ops, '#org-units tr[data-unit="unassigned"]', 'data-viewers', '1');
-    assert.equal((await rows(ops))[0][0], 'GD', 'sorted by viewers');
+    assert.equal((await rowsOf(ops))[0][0], 'GD', 'sorted by viewers');
 
     await ops.click('#org-units tr[data-unit="GD"] button.unit-name');
     await waitAttr(ops, '#org-units', 'data-parent', 'GD');
