@@ -1,11 +1,13 @@
 // Organisations on /ops: an org file uploaded through the file input (its error shown by
 // line and field, its summary when it is good), a campaign's tree searched by a Chinese
 // name prefix, and the tree drilled down against the units route as the contract shapes
-// it (answered by the test). The last suite needs the live per-unit routes (the campaign's
+// it (answered by the test). The viewer page and the widget pass their unit on to the
+// socket and show the branch a `unit` frame tells them (sent by the test through a relay
+// of the real socket). The last suite needs the live per-unit routes (the campaign's
 // units route, the operator socket's `watch`, the viewer's `unit` frame and the per-level
 // report): it drills down the tree with live numbers, exports a level, and sees a viewer's
-// branch on the viewer page and in the widget. It skips itself, saying so, on a node
-// without the units route.
+// branch on the viewer page and in the widget, all from a real node. It skips itself,
+// saying so, on a node without the units route.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -214,6 +216,94 @@ describe('the tree on /ops against the units route\'s contract', { timeout: 120_
     await page.waitForSelector('#org-units tr.unit-hit[data-unit="GD-SZ-NS"]');
     assert.deepEqual(await page.$$eval('#org-crumbs .crumb', (c) => c.map((x) => x.textContent)), ['All units', '广东省', '深圳市']);
     await page.screenshot({ path: artifact('ops-org-tree.png'), fullPage: true });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+});
+
+describe('the viewer\'s branch against the unit frame\'s contract', { timeout: 120_000 }, () => {
+  let node;
+  let browser;
+
+  before(async () => {
+    ({ node, browser } = await startNodeAndBrowser());
+    await putOrg(node, 'party', ORG_CSV);
+    await createCampaign(node, { id: 'rally', title: '全国动员大会', org: 'party' });
+  });
+
+  after(() => stopNodeAndBrowser(node, browser));
+
+  /**
+   * Relays `page`'s sockets to the node, recording their URLs; `tell(frame)` sends a frame
+   * to the page's open sockets as if the node had (spec: `{"type":"unit","path":[…]}`).
+   */
+  async function relay(page) {
+    const sockets = [];
+    await page.routeWebSocket(/\/ws\/v1\/campaigns\//, (ws) => {
+      ws.connectToServer();
+      sockets.push(ws);
+    });
+    return {
+      urls: () => sockets.map((ws) => new URL(ws.url())),
+      tell: (frame) => { for (const ws of sockets) ws.send(JSON.stringify(frame)); },
+    };
+  }
+
+  const PATH = [
+    { code: 'GD', name: '广东省', viewers: 120345 },
+    { code: 'GD-SZ', name: '深圳市', viewers: 40210 },
+    { code: 'GD-SZ-NS', name: '南山区', viewers: 9001 },
+  ];
+
+  it('the viewer page passes ?unit= on to its socket and shows the branch the node tells it', async () => {
+    const page = await newPage(browser, { locale: 'zh-CN', viewport: { width: 360, height: 740 } });
+    const sockets = await relay(page);
+    await page.goto(`${node.base}/c/rally?unit=GD-SZ-NS`);
+    await waitAttr(page, '#app', 'data-state', 'live');
+    assert.deepEqual(sockets.urls().map((u) => u.searchParams.get('unit')), ['GD-SZ-NS']);
+    assert.equal(await page.isHidden('#branch'), true, 'no branch before the node tells it');
+    sockets.tell({ type: 'unit', path: PATH });
+    await page.waitForSelector('#branch:not([hidden])');
+    assert.equal(await page.textContent('#branch'), '南山区 · 9,001 人正在观看');
+    assert.equal(await page.getAttribute('#branch', 'title'), '你所在的组织：广东省 › 深圳市 › 南山区');
+    await page.selectOption('#lang', 'en');
+    assert.equal(await page.textContent('#branch'), '南山区 · 9,001 watching', 'names stay as the org wrote them');
+
+    // A malformed unit in the page's URL is left out, not sent.
+    const other = await newPage(browser);
+    const otherSockets = await relay(other);
+    await other.goto(`${node.base}/c/rally?unit=${encodeURIComponent('no spaces')}`);
+    await waitAttr(other, '#app', 'data-state', 'live');
+    assert.equal(otherSockets.urls()[0].searchParams.has('unit'), false);
+    for (const p of [page, other]) assert.deepEqual(p.errors, []);
+    for (const p of [page, other]) await p.context().close();
+  });
+
+  it('the widget passes its unit attribute on and shows the branch under the count', async () => {
+    const page = await newPage(browser);
+    const sockets = await relay(page);
+    await page.goto(`${node.base}/`);
+    await page.evaluate(async () => {
+      await import('/embed/v1.js');
+      const w = document.createElement('livetally-widget');
+      w.setAttribute('campaign', 'rally');
+      w.setAttribute('unit', 'ZJ-HZ');
+      w.setAttribute('lang', 'en');
+      document.body.append(w);
+    });
+    await waitAttr(page, 'livetally-widget', 'data-state', 'live');
+    assert.deepEqual(sockets.urls().map((u) => u.searchParams.get('unit')), ['ZJ-HZ']);
+    sockets.tell({ type: 'unit', path: [{ code: 'ZJ', name: '浙江省', viewers: 2 }, { code: 'ZJ-HZ', name: '杭州市', viewers: 1234 }] });
+    await waitAttr(page, 'livetally-widget', 'data-unit', 'ZJ-HZ');
+    const branch = await page.evaluate(() => {
+      const b = document.querySelector('livetally-widget').shadowRoot.querySelector('.branch');
+      return { hidden: b.hidden, text: b.textContent, title: b.title };
+    });
+    assert.deepEqual(branch, { hidden: false, text: '杭州市 · 1,234 watching', title: 'Your branch: 浙江省 › 杭州市' });
+    assert.deepEqual(await page.evaluate(() => document.querySelector('livetally-widget').branch.map((u) => u.code)), ['ZJ', 'ZJ-HZ']);
+    await page.evaluate(() => document.querySelector('livetally-widget').setAttribute('lang', 'zh-CN'));
+    assert.equal(await page.evaluate(() => document.querySelector('livetally-widget').shadowRoot.querySelector('.branch').textContent),
+      '杭州市 · 1,234 人正在观看');
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });
