@@ -185,6 +185,18 @@ describe('the tree on /ops against the units route\'s contract', { timeout: 120_
   it('drills down level by level, back up by the breadcrumbs, and shows a search hit among its siblings', async () => {
     const page = await newPage(browser);
     await page.route('**/api/v1/campaigns/rally/units?*', unitsRoute({ GD: 5, 'GD-SZ': 4, 'GD-GZ': 1, 'GD-SZ-NS': 4, ZJ: 2, 'ZJ-HZ': 2 }));
+    // The operator socket, relayed to the node but for `watch`, which the test answers.
+    const watched = [];
+    let socket = null;
+    await page.routeWebSocket(/\/ws\/v1\/campaigns\/rally/, (ws) => {
+      const server = ws.connectToServer();
+      socket = ws;
+      ws.onMessage((m) => {
+        const msg = JSON.parse(m);
+        if (msg.type === 'watch') watched.push(msg.unit);
+        else server.send(m);
+      });
+    });
     await openDashboard(page, node, 'rally');
     await waitAttr(page, '#org-units tr[data-unit="GD"]', 'data-viewers', '5');
     assert.deepEqual(await rowsOf(page), [['GD', '5'], ['ZJ', '2'], ['unassigned', '0']]);
@@ -194,10 +206,23 @@ describe('the tree on /ops against the units route\'s contract', { timeout: 120_
     assert.deepEqual(await page.$$eval('#org-level option', (o) => o.map((x) => x.textContent)),
       ['Level 1 (units: 2)', 'Level 2 (units: 3)', 'Level 3 (units: 1)']);
 
+    await eventually(() => watched.length === 1, { what: 'the top level watched' });
+    assert.deepEqual(watched, [null]);
+
     await page.click('#org-units tr[data-unit="GD"] button.unit-name');
     await waitAttr(page, '#org-units', 'data-parent', 'GD');
     await page.waitForSelector('#org-units tr[data-unit="GD-SZ"]');
     assert.deepEqual(await rowsOf(page), [['GD-SZ', '4'], ['GD-GZ', '1']]);
+    await eventually(() => watched.length === 2, { what: 'GD watched' });
+    assert.deepEqual(watched, [null, 'GD']);
+    // A tick later: the node's units frame for the watched level re-sorts the rows; one for
+    // another level is not this table's.
+    const frame = (parent, units) => ({ type: 'units', at: Date.now(), parent, units, next_cursor: null });
+    const city = (code, name, viewers) => ({ code, name, level: 2, viewers, sessions: viewers, interactions: {}, registrations: 0, share_visits: 0, peak_viewers: viewers });
+    socket.send(JSON.stringify(frame('ZJ', [city('ZJ-HZ', '杭州市', 99)])));
+    socket.send(JSON.stringify(frame('GD', [city('GD-GZ', '广州市', 7), city('GD-SZ', '深圳市', 3)])));
+    await waitAttr(page, '#org-units tr[data-unit="GD-GZ"]', 'data-viewers', '7');
+    assert.deepEqual(await rowsOf(page), [['GD-GZ', '7'], ['GD-SZ', '3']]);
     await page.click('#org-units tr[data-unit="GD-SZ"] button.unit-name');
     await page.waitForSelector('#org-units tr[data-unit="GD-SZ-NS"]');
     assert.equal(await page.$('#org-units tr[data-unit="GD-SZ-NS"] button.unit-name'), null, 'the deepest level has no children');
