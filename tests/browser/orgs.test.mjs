@@ -329,8 +329,21 @@ describe('the viewer\'s branch against the unit frame\'s contract', { timeout: 1
     await page.evaluate(() => document.querySelector('livetally-widget').setAttribute('lang', 'zh-CN'));
     assert.equal(await page.evaluate(() => document.querySelector('livetally-widget').shadowRoot.querySelector('.branch').textContent),
       '杭州市 · 1,234 人正在观看');
-    assert.deepEqual(page.errors, []);
-    await page.context().close();
+
+    // Without the attribute, the unit of the page's own URL (a link pushed down the org).
+    const linked = await newPage(browser);
+    const linkedSockets = await relay(linked);
+    await linked.goto(`${node.base}/?unit=GD-SZ`);
+    await linked.evaluate(async () => {
+      await import('/embed/v1.js');
+      const w = document.createElement('livetally-widget');
+      w.setAttribute('campaign', 'rally');
+      document.body.append(w);
+    });
+    await waitAttr(linked, 'livetally-widget', 'data-state', 'live');
+    assert.deepEqual(linkedSockets.urls().map((u) => u.searchParams.get('unit')), ['GD-SZ']);
+    for (const p of [page, linked]) assert.deepEqual(p.errors, []);
+    for (const p of [page, linked]) await p.context().close();
   });
 });
 

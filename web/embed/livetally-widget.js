@@ -8,8 +8,8 @@
 // Attributes: campaign (required), base (the node; default: where this module came from),
 // kinds ("like,cheer"; default: the campaign's kinds but `share`), lang (en | zh-CN;
 // default: the page's), token (a join token, for access:"token" campaigns), region, unit
-// (the viewer's unit of the campaign's organisation: the widget then shows the viewer's
-// branch, "Guangdong · 120,345 watching").
+// (the viewer's unit of the campaign's organisation; default: the page's own ?unit=; the
+// widget then shows the viewer's branch, "Guangdong · 120,345 watching").
 // Everything is inside a Shadow DOM: the page's CSS cannot break it, and it themes it only
 // through --lt-accent, --lt-bg, --lt-fg, --lt-radius and --lt-font. docs/embedding.md.
 //

@@ -27,10 +27,11 @@ export interface ConnectOptions {
    * takes precedence. */
   region?: string;
   /** The viewer's unit in the campaign's organisation (a unit code, `^[A-Za-z0-9_-]{1,32}$`),
-   * sent as `?unit=` on every socket it opens and with `register()`. Unverified: anyone can
-   * pick any unit this way. A join token's `unit` claim takes precedence and is the
-   * verified way; a code the org lacks counts under `unassigned`. */
-  unit?: string;
+   * sent as `?unit=` on every socket it opens and with `register()`. Default: the page's
+   * own `?unit=` when it is a unit code; `''` sends none. Unverified: anyone can pick any
+   * unit this way. A join token's `unit` claim takes precedence and is the verified way; a
+   * code the org lacks counts under `unassigned`. */
+  unit?: string | null;
   /** `'operator'`: an operator watcher (the /ops dashboard): never counted, gets the
    * operator stats (regions, channels, nodes), cannot interact; `token` is the operator
    * token. Default `'viewer'`. */
@@ -224,7 +225,7 @@ export interface Client {
   readonly stats: Stats | null;
   /** The server's tick. */
   readonly tickMs: number;
-  /** The `unit` option ('' without one). */
+  /** The unit sent: the `unit` option, else the page's `?unit=` ('' for none). */
   readonly unit: string;
   /** The viewer's branch from the last `unit` frame, top first; null before one came. */
   readonly branch: BranchUnit[] | null;

@@ -510,9 +510,10 @@ class Client {
     this.region = options.region || '';
     /**
      * The viewer's unit of the campaign's org, sent as `?unit=` (unverified: a join token's
-     * `unit` claim takes precedence on the server and is the verified way).
+     * `unit` claim takes precedence on the server and is the verified way). Without the
+     * option, the page's own `?unit=`: the links pushed down an organisation carry it.
      */
-    this.unit = options.unit || '';
+    this.unit = options.unit === undefined && !this.operator ? pageUnit(env) : options.unit || '';
     /** The viewer's branch from the last `unit` frame: `[{code, name, viewers}]`, top first. */
     this.branch = null;
     /** Operators: the unit whose children `watch()` follows (null: the top level); undefined: none. */
@@ -1160,6 +1161,16 @@ class Client {
   }
 }
 
+/** The page URL's `?unit=` when it is a unit code, else ''. */
+function pageUnit(env) {
+  try {
+    const unit = new URL(env.location.href).searchParams.get('unit') || '';
+    return UNIT_CODE.test(unit) ? unit : '';
+  } catch {
+    return '';
+  }
+}
+
 function resolveBase(base, env) {
   const href = base || (env.location && env.location.href);
   if (!href) throw new LivetallyError('bad_base', 'base is required outside a browser page');
@@ -1359,7 +1370,7 @@ class LiveView {
     try {
       client = connect({
         base: this.base, campaign: this.campaign.id, token: options.token || undefined, region: options.region || undefined,
-        unit: options.unit || undefined, viewer: options.viewer, session: options.session, env: options.env,
+        unit: options.unit, viewer: options.viewer, session: options.session, env: options.env,
       });
     } catch (e) {
       // A malformed option (`region`, `viewer`): nothing to connect with.

@@ -562,6 +562,20 @@ describe('client', () => {
     assert.throws(() => plain.watch(null), { code: 'not_an_operator' });
   });
 
+  it('takes the page\'s own ?unit= when given no unit option, and ignores a malformed one', async () => {
+    const o = origin();
+    const page = (href) => ({ ...tab(o), location: { href } });
+    const unitOf = async (href, options = {}) => {
+      const c = await client(page(href), options);
+      return [c.unit, o.WebSocket.last.url.searchParams.get('unit')];
+    };
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ&utm=x'), ['GD-SZ', 'GD-SZ']);
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ', { unit: 'ZJ' }), ['ZJ', 'ZJ'], 'the option wins');
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ', { unit: '' }), ['', null], "'' sends none");
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=%E5%B9%BF%E4%B8%9C'), ['', null], 'not a unit code');
+    assert.deepEqual(await unitOf('https://brand.example/launch'), ['', null]);
+  });
+
   it('watches units as an operator: asked once open, again after each reconnect', async () => {
     const o = origin({
       routes: {
