@@ -111,6 +111,30 @@ describe('organisations on /ops', { timeout: 120_000 }, () => {
     await page.context().close();
   });
 
+  it('creates a campaign counted by an org from the form; an unknown org is named next to the field', async () => {
+    const page = await newPage(browser, { allow: [/status of 40[04]/] });
+    await openDashboard(page, node);
+    await page.fill('#f-id', 'county-rally');
+    await page.fill('#f-title', '县级动员会');
+    await page.fill('#f-org', 'no-such-org');
+    await page.click('#create button[type="submit"]');
+    await page.waitForSelector('#f-org-error:not([hidden])');
+    assert.match(await page.textContent('#f-org-error'), /no-such-org/);
+    assert.equal(await page.getAttribute('#f-org', 'aria-invalid'), 'true');
+    await page.fill('#f-org', 'party');
+    await page.click('#create button[type="submit"]');
+    await page.waitForSelector('.campaign-item[data-id="county-rally"][aria-current="true"]');
+    assert.equal((await api(node, '/api/v1/campaigns/county-rally', { token: null })).body.org, 'party');
+    await page.waitForSelector('#org-card:not([hidden])');
+    // A campaign without an org has no tree.
+    await createCampaign(node, { id: 'plain', title: 'Plain' });
+    await page.click('#refresh');
+    await page.click('.campaign-item[data-id="plain"]');
+    await page.waitForSelector('#org-card', { state: 'hidden' });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
   it('finds a unit of a campaign\'s org by a Chinese name prefix, and by a code prefix', async () => {
     // Without the live units route (another branch builds it) the table says it has no
     // numbers; the search reads the org and works either way.
