@@ -24,18 +24,19 @@ export function formatTime(ms, lang) {
 /**
  * Calls the JSON API. Never throws: `{status, ok, data, error, response}` where `status`
  * is 0 when the node could not be reached and `error` is the API's `{code, message, field}`.
+ * A `body` is sent as JSON, or as it is (a File, a Blob) with the `contentType` given.
  */
-export async function api(path, { method = 'GET', token, body, accept } = {}) {
+export async function api(path, { method = 'GET', token, body, accept, contentType } = {}) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = contentType || 'application/json';
   if (accept) headers.Accept = accept;
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || contentType ? body : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
     });

@@ -11,6 +11,7 @@ import { showChannels } from './ops-channels.js';
 import { addMilestones, showMilestones } from './ops-milestones.js';
 import { registrationFields } from './ops-signups.js';
 import { showWebhooks } from './ops-webhooks.js';
+import { initOrgs, renderOrgs, showOrgTree } from './ops-orgs.js';
 
 const TOKEN_KEY = 'livetally.opsToken';
 /** How often /readyz is asked while the node is fine, and while it is not. */
@@ -86,6 +87,7 @@ function showDash(list) {
   $('token').value = '';
   setCampaigns(list);
   showWebhooks(authed);
+  initOrgs(authed, download);
   const wanted = new URLSearchParams(location.hash.slice(1)).get('c');
   const c = campaigns.find((x) => x.id === wanted);
   if (c) select(c);
@@ -133,7 +135,7 @@ function renderList() {
 // ---------------------------------------------------------------------------------------
 // The create form: the server validates, and its answer is shown next to the field.
 
-const FIELDS = ['id', 'title', 'stream_url', 'kinds', 'regions', 'milestones', 'access'];
+const FIELDS = ['id', 'title', 'stream_url', 'kinds', 'regions', 'org', 'milestones', 'access'];
 
 function clearErrors() {
   for (const f of FIELDS) {
@@ -177,6 +179,8 @@ async function create(ev) {
   if (kinds.length) body.kinds = kinds;
   const regions = list(String(data.get('regions') || ''));
   if (regions.length) body.regions = regions;
+  const org = String(data.get('org') || '').trim();
+  if (org) body.org = org;
   body.access = String(data.get('access') || 'public');
   const milestonesError = addMilestones(body, data);
   if (milestonesError) return showFieldError('milestones', milestonesError);
@@ -235,6 +239,7 @@ function select(c) {
   });
   if (c.state === 'live') openLive(c, gen, addPoint);
   else showFinal(c, gen);
+  showOrgTree(c, live ? live.client : null);
 }
 
 function emptyStats() {
@@ -433,33 +438,43 @@ function renderNodes(nodes) {
 // ---------------------------------------------------------------------------------------
 // Actions: report, join link, end.
 
-async function downloadReport() {
-  if (!selected) return;
-  const id = selected.id;
+/**
+ * Saves the CSV at `path` as a file, fetched with the token in a header (a plain link
+ * would need it in the URL); named as the node's Content-Disposition says, else
+ * `fallback`. `report(text)` is told how it went.
+ */
+async function download(path, fallback, report) {
   let response;
   try {
-    response = await fetch(`/api/v1/campaigns/${encodeURIComponent(id)}/report?format=csv`, {
+    response = await fetch(path, {
       headers: { Authorization: `Bearer ${token}`, Accept: 'text/csv' },
       cache: 'no-store',
     });
   } catch {
-    $('panel-result').textContent = t('node_unreachable');
+    report(t('node_unreachable'));
     return;
   }
   if (response.status === 401 || response.status === 403) { signOut(t('signin_rejected')); return; }
   if (!response.ok) {
-    $('panel-result').textContent = t('download_failed', { status: response.status });
+    report(t('download_failed', { status: response.status }));
     return;
   }
   const blob = await response.blob();
   const disposition = response.headers.get('content-disposition') || '';
   const m = /filename="?([^";]+)"?/.exec(disposition);
-  const a = el('a', { href: URL.createObjectURL(blob), download: m ? m[1] : `livetally-${id}-report.csv` });
+  const a = el('a', { href: URL.createObjectURL(blob), download: m ? m[1] : fallback });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-  $('panel-result').textContent = t('downloaded');
+  report(t('downloaded'));
+}
+
+function downloadReport() {
+  if (!selected) return;
+  const id = selected.id;
+  download(`/api/v1/campaigns/${encodeURIComponent(id)}/report?format=csv`, `livetally-${id}-report.csv`,
+    (text) => { $('panel-result').textContent = text; });
 }
 
 async function mintToken() {
@@ -551,6 +566,7 @@ function rerender() {
     if (latest) renderStats(latest, selected.state !== 'live');
     chart.render();
   }
+  renderOrgs();
   pollReady();
 }
 

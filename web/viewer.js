@@ -23,6 +23,8 @@ const campaignId = decodeURIComponent(location.pathname.split('/').filter(Boolea
 const query = new URLSearchParams(location.search);
 const joinToken = query.get('token') || '';
 const region = /^[A-Za-z0-9-]{1,16}$/.test(query.get('region') || '') ? query.get('region') : '';
+/** The viewer's unit of the campaign's org, passed on to the socket (a malformed one is dropped). */
+const unit = /^[A-Za-z0-9_-]{1,32}$/.test(query.get('unit') || '') ? query.get('unit') : '';
 
 /** The campaign, its state and its counts; see `start()`. */
 let view = null;
@@ -36,7 +38,7 @@ let stopReason = '';
 // The campaign, through the SDK.
 
 function follow() {
-  view = liveView({ campaign: campaignId, token: joinToken || undefined, region: region || undefined });
+  view = liveView({ campaign: campaignId, token: joinToken || undefined, region: region || undefined, unit: unit || undefined });
   view.on('campaign', showCampaign);
   view.on('state', onViewState);
   view.on('welcome', () => {
@@ -49,6 +51,7 @@ function follow() {
     if (stopReason) renderNotice(); // the final totals of an ended campaign
   });
   view.on('counts', () => renderCounts());
+  view.on('unit', () => renderBranch());
   view.on('error', (e) => {
     if (!e.fatal) console.warn('livetally:', e.code, e.message);
   });
@@ -167,6 +170,23 @@ function speakCount() {
 function render(announce = 'no') {
   renderViewers(announce);
   renderCounts();
+  renderBranch();
+}
+
+/**
+ * The viewer's branch, from the node's `unit` frame: the deepest unit counted live and how
+ * many watch there ("Guangdong · 120,345 watching"), the whole path in the tooltip.
+ */
+function renderBranch() {
+  const box = $('branch');
+  const path = view && view.branch;
+  const last = path && path.length ? path[path.length - 1] : null;
+  box.hidden = !last;
+  if (!last) return;
+  box.textContent = t('branch_watching', { name: last.name, n: formatNumber(last.viewers || 0, lang()) });
+  box.title = t('branch_label', { path: path.map((u) => u.name).join(' › ') });
+  box.dataset.unit = last.code;
+  box.dataset.viewers = String(last.viewers || 0);
 }
 
 function kindLabel(kind) {
@@ -248,6 +268,7 @@ function renderAll() {
   renderState();
   renderViewers(state === 'live' ? 'force' : 'no');
   renderCounts();
+  renderBranch();
   renderNotice();
   const status = $('signup-result').dataset.status;
   if (status) $('signup-result').textContent = t(`signup_${status}`);
@@ -259,7 +280,9 @@ function renderAll() {
 
 async function share() {
   const channel = $('share-channel').value;
-  const url = `${location.origin}/s/${encodeURIComponent(campaignId)}?via=${encodeURIComponent(channel)}`;
+  // The share visit counts for the sharer's unit, and the link keeps it for who follows it.
+  const unitQuery = unit ? `&unit=${encodeURIComponent(unit)}` : '';
+  const url = `${location.origin}/s/${encodeURIComponent(campaignId)}?via=${encodeURIComponent(channel)}${unitQuery}`;
   const result = $('share-result');
   $('share-fallback').hidden = true;
   let done = false;

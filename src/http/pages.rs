@@ -58,6 +58,7 @@ const ASSETS: &[Asset] = &[
     asset!("livetally-widget.js", JS, "embed/livetally-widget.js"),
     asset!("ops-signups.js", JS),
     asset!("ops-webhooks.js", JS),
+    asset!("ops-orgs.js", JS),
     asset!("signup-form.js", JS),
 ];
 

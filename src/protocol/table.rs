@@ -19,12 +19,12 @@ const BLESS: &str = "LIVETALLY_BLESS=1 cargo nextest run --lib protocol::table";
 /// The patterns no web file but the SDK writes.
 const WEB_ONCE: [&str; 1] = ["CLIENT_ID"];
 /// The patterns the SDK checks before it asks the server.
-const SDK_PATTERNS: [&str; 4] = ["CLIENT_ID", "CAMPAIGN_ID", "KIND", "REGION"];
+const SDK_PATTERNS: [&str; 5] = ["CLIENT_ID", "CAMPAIGN_ID", "KIND", "REGION", "UNIT_CODE"];
 
 /// The SDK's generated block, markers included.
 fn sdk_block() -> String {
     let mut js = format!("{BEGIN}\n// Regenerate: {BLESS}\n");
-    js += "/** The server's patterns: viewer and session ids, campaign ids, kinds, regions. */\n";
+    js += "/** The server's patterns: viewer and session ids, campaign ids, kinds, regions, unit codes. */\n";
     for (name, pattern) in limits::PATTERNS.iter().filter(|p| SDK_PATTERNS.contains(&p.0)) {
         let _ = writeln!(js, "const {name} = /{pattern}/;");
     }

@@ -24,6 +24,9 @@ export class LivetallyWidget extends HTMLElement {
   readonly viewer: string;
   /** The SDK client behind the widget, or null before it connects. */
   readonly client: WidgetClient | null;
+  /** The viewer's branch (with a `unit` attribute, from the node's `unit` frame), top
+   * first; null before the node told it. */
+  readonly branch: { code: string; name: string; viewers: number }[] | null;
 }
 
 declare global {

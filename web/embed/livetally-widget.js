@@ -7,7 +7,9 @@
 //
 // Attributes: campaign (required), base (the node; default: where this module came from),
 // kinds ("like,cheer"; default: the campaign's kinds but `share`), lang (en | zh-CN;
-// default: the page's), token (a join token, for access:"token" campaigns), region.
+// default: the page's), token (a join token, for access:"token" campaigns), region, unit
+// (the viewer's unit of the campaign's organisation; default: the page's own ?unit=; the
+// widget then shows the viewer's branch, "Guangdong · 120,345 watching").
 // Everything is inside a Shadow DOM: the page's CSS cannot break it, and it themes it only
 // through --lt-accent, --lt-bg, --lt-fg, --lt-radius and --lt-font. docs/embedding.md.
 //
@@ -60,6 +62,8 @@ const STYLE = `
 .viewers { margin: 0; display: flex; align-items: baseline; gap: 0.4rem; flex-wrap: wrap; }
 .viewers .n { font-size: 2rem; font-weight: 800; line-height: 1.1; font-variant-numeric: tabular-nums; }
 .viewers .label { color: var(--_muted); }
+.branch { margin: -0.4rem 0 0; font-size: 0.9rem; color: var(--_muted); font-variant-numeric: tabular-nums; }
+.branch[hidden] { display: none; }
 .status { display: inline-flex; align-items: center; gap: 0.4rem; font-size: 0.85rem; font-weight: 600; color: var(--_muted); }
 .dot { width: 0.55rem; height: 0.55rem; border-radius: 50%; background: currentColor; flex: none; }
 /* Status colours mixed toward the text colour: darker on light cards, lighter on dark ones,
@@ -149,7 +153,7 @@ let widgetSeq = 0;
 
 export class LivetallyWidget extends HTMLElement {
   static get observedAttributes() {
-    return ['campaign', 'base', 'token', 'region', 'kinds', 'lang'];
+    return ['campaign', 'base', 'token', 'region', 'unit', 'kinds', 'lang'];
   }
 
   #root;
@@ -171,12 +175,14 @@ export class LivetallyWidget extends HTMLElement {
       stateText: node('span', { class: 'state-text' }),
       n: node('span', { class: 'n', part: 'count', text: '0' }),
       label: node('span', { class: 'label' }),
+      branch: node('p', { class: 'branch', part: 'branch', hidden: '' }),
       announce: node('p', { class: 'sr-only', 'aria-live': 'polite' }),
       buttons: node('div', { class: 'buttons', role: 'group', part: 'buttons' }),
     };
     els.status.append(node('span', { class: 'dot', 'aria-hidden': 'true' }), els.stateText);
     els.card.append(
       node('div', { class: 'head' }, node('p', { class: 'viewers' }, els.n, els.label), els.status),
+      els.branch,
       els.announce,
       els.buttons,
     );
@@ -200,6 +206,8 @@ export class LivetallyWidget extends HTMLElement {
   get viewer() { return this.#view && this.#view.client && this.#view.everLive ? this.#view.client.viewer : ''; }
   /** The SDK client behind the widget (`register()`, events), or null before it connects. */
   get client() { return this.#view ? this.#view.client : null; }
+  /** The viewer's branch from the node's `unit` frame (with a `unit` attribute), or null. */
+  get branch() { return this.#view ? this.#view.branch : null; }
 
   // -- Lifecycle ---------------------------------------------------------------------------
 
@@ -243,7 +251,7 @@ export class LivetallyWidget extends HTMLElement {
   #start() {
     this.#stop();
     const options = { base: this.getAttribute('base') || HOME || undefined, campaign: this.getAttribute('campaign') || '' };
-    for (const name of ['token', 'region']) {
+    for (const name of ['token', 'region', 'unit']) {
       const v = this.getAttribute(name);
       if (v) options[name] = v;
     }
@@ -256,9 +264,10 @@ export class LivetallyWidget extends HTMLElement {
     });
     view.on('stats', () => this.#render('maybe'));
     view.on('counts', () => this.#renderCounts());
+    view.on('unit', () => this.#renderBranch());
     view.on('state', (state) => this.#setState(state));
     view.on('error', (e) => {
-      // A malformed attribute (`region`, `base`): nothing to connect with.
+      // A malformed attribute (`region`, `unit`, `base`): nothing to connect with.
       if (e.code && e.code.startsWith('bad_')) console.warn('livetally-widget:', e.message);
     });
     this.#buildButtons();
@@ -353,7 +362,31 @@ export class LivetallyWidget extends HTMLElement {
       b.disabled = !TAPPABLE.includes(state);
     }
     this.#renderCounts();
+    this.#renderBranch();
     if (announce === 'maybe' && state === 'live') this.#scheduleAnnounce(live);
+  }
+
+  /**
+   * The viewer's branch from the node's `unit` frame: its deepest unit counted live and how
+   * many watch there ("Guangdong · 120,345 watching"), the whole path in its tooltip.
+   * Hidden without a unit, and once the campaign ended.
+   */
+  #renderBranch() {
+    const { branch } = this.#els;
+    const path = this.#view && this.#view.branch;
+    const last = path && path.length ? path[path.length - 1] : null;
+    branch.hidden = !last || this.state === 'ended';
+    if (!last) {
+      branch.textContent = '';
+      delete this.dataset.unit;
+      return;
+    }
+    const lang = this.#lang;
+    branch.textContent = this.#t('branch_watching', { name: last.name, n: formatNumber(last.viewers || 0, lang) });
+    branch.title = this.#t('branch_label', { path: path.map((u) => u.name).join(' › ') });
+    branch.dataset.unit = last.code;
+    branch.dataset.viewers = String(last.viewers || 0);
+    this.dataset.unit = last.code;
   }
 
   #renderCounts() {

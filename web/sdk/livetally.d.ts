@@ -26,6 +26,12 @@ export interface ConnectOptions {
   /** The viewer's region (`^[A-Za-z0-9-]{1,16}$`); a token claim or the edge's header
    * takes precedence. */
   region?: string;
+  /** The viewer's unit in the campaign's organisation (a unit code, `^[A-Za-z0-9_-]{1,32}$`),
+   * sent as `?unit=` on every socket it opens and with `register()`. Default: the page's
+   * own `?unit=` when it is a unit code; `''` sends none. Unverified: anyone can pick any
+   * unit this way. A join token's `unit` claim takes precedence and is the verified way; a
+   * code the org lacks counts under `unassigned`. */
+  unit?: string | null;
   /** `'operator'`: an operator watcher (the /ops dashboard): never counted, gets the
    * operator stats (regions, channels, nodes), cannot interact; `token` is the operator
    * token. Default `'viewer'`. */
@@ -108,6 +114,52 @@ export interface Welcome {
   stats: Omit<Stats, 'type' | 'campaign'>;
 }
 
+/** One unit of a viewer's branch, as the `unit` frame lists it. */
+export interface BranchUnit {
+  code: string;
+  /** The org's name for it, in any script (e.g. `广东省`). */
+  name: string;
+  /** Viewers now in this unit and every unit below it. */
+  viewers: number;
+}
+
+/** A viewer's own branch (`type: "unit"`): sent to a socket with a unit, at most every 5 s. */
+export interface UnitFrame {
+  type: 'unit';
+  /** From the top-level unit down to the deepest level counted live (`--unit-peak-depth`). */
+  path: BranchUnit[];
+}
+
+/** One unit's numbers (its own and every unit's below it), as the units route lists them. */
+export interface UnitNumbers {
+  code: string;
+  name: string;
+  /** 1 = top. */
+  level: number;
+  viewers: number;
+  sessions: number;
+  /** By kind, e.g. `{ like: 3 }`. */
+  interactions: Record<string, number>;
+  registrations: number;
+  share_visits: number;
+  /** Units at the levels with peaks (`--unit-peak-depth`, default 3) only. */
+  peak_viewers?: number;
+}
+
+/** The children of a watched unit (`type: "units"`), each tick in which they changed: the
+ * body of `GET /api/v1/campaigns/{id}/units?parent=`. */
+export interface UnitsFrame {
+  type: 'units';
+  at: number;
+  /** The watched unit; null for the top level. */
+  parent: string | null;
+  /** Sorted by viewers, most first. */
+  units: UnitNumbers[];
+  /** Viewers with no unit or one the org lacks: at the top level only. */
+  unassigned?: UnitNumbers;
+  next_cursor: string | null;
+}
+
 export interface Ack {
   /** Every seq up to this one is durably counted. */
   seq: number;
@@ -154,6 +206,10 @@ export interface Events {
   /** The number of unacknowledged interactions, after each change (a tap, an ack, a
    * welcome) and at start when a reload finds some. */
   pending: (count: number) => void;
+  /** The viewer's branch (a socket with a unit, in a campaign with an org). */
+  unit: (frame: UnitFrame) => void;
+  /** Operators: the watched unit's children (see `watch()`). */
+  units: (frame: UnitsFrame) => void;
 }
 
 export interface Client {
@@ -169,6 +225,10 @@ export interface Client {
   readonly stats: Stats | null;
   /** The server's tick. */
   readonly tickMs: number;
+  /** The unit sent: the `unit` option, else the page's `?unit=` ('' for none). */
+  readonly unit: string;
+  /** The viewer's branch from the last `unit` frame, top first; null before one came. */
+  readonly branch: BranchUnit[] | null;
   /** Resolves once the client has claimed its ledger and opened its first socket. */
   readonly ready: Promise<void>;
   /** Subscribes; returns the unsubscribe function. */
@@ -184,6 +244,12 @@ export interface Client {
   interact(kind: string, count?: number): Promise<void>;
   /** Signs the viewer up (`POST …/registrations`, with `?token=` when the client has one). */
   register(fields?: Record<string, string>): Promise<{ created: boolean; status: 200 | 201 }>;
+  /**
+   * Operators: follows the children of `unit` (null: the top-level units and `unassigned`),
+   * reported by the `units` event each tick in which they changed; asked again after every
+   * reconnect. Throws `not_an_operator` for a viewer, `bad_unit` for a malformed code.
+   */
+  watch(unit: string | null): void;
   /** Reconnects now, skipping the backoff (a "retry" button). */
   reconnect(): void;
   /** Closes for good; unacknowledged interactions stay stored for the next page. */
@@ -191,7 +257,8 @@ export interface Client {
 }
 
 /** Starts a client (it connects in the background). Throws a LivetallyError at once for a
- * malformed option: `bad_campaign`, `bad_viewer`, `bad_session`, `bad_region`, `bad_base`. */
+ * malformed option: `bad_campaign`, `bad_viewer`, `bad_session`, `bad_region`, `bad_unit`,
+ * `bad_base`. */
 export function connect(options: ConnectOptions): Client;
 /** Reconnect delay for attempt `attempt` (0-based): exponential, capped, equal jitter. */
 export function backoffDelay(attempt: number, random?: () => number, base?: number, cap?: number): number;
@@ -258,6 +325,8 @@ export interface ViewEvents {
   counts: () => void;
   /** The client's errors (see LivetallyError), and `bad_*` for malformed options. */
   error: (error: LivetallyError) => void;
+  /** The viewer's branch changed (the client's `unit` frame; see `branch`). */
+  unit: (frame: UnitFrame) => void;
 }
 
 /** A campaign as a page shows it; made by `liveView()`. */
@@ -273,6 +342,8 @@ export interface LiveView {
   readonly stats: Partial<Stats> & { viewers: number; interactions: Record<string, number> };
   /** The browser says it is offline. */
   readonly offline: boolean;
+  /** The viewer's branch from the last `unit` frame, top first; null without one. */
+  readonly branch: BranchUnit[] | null;
   /** True while taps are taken: connecting, live or reconnecting. */
   readonly tappable: boolean;
   on<E extends keyof ViewEvents>(event: E, fn: ViewEvents[E]): () => void;

@@ -16,11 +16,12 @@ export const VERSION = '1.1.0';
 
 // BEGIN GENERATED from src/protocol/ by src/protocol/table.rs: do not edit.
 // Regenerate: LIVETALLY_BLESS=1 cargo nextest run --lib protocol::table
-/** The server's patterns: viewer and session ids, campaign ids, kinds, regions. */
+/** The server's patterns: viewer and session ids, campaign ids, kinds, regions, unit codes. */
 const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const CAMPAIGN_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const KIND = /^[a-z][a-z0-9_]{0,31}$/;
 const REGION = /^[A-Za-z0-9-]{1,16}$/;
+const UNIT_CODE = /^[A-Za-z0-9_-]{1,32}$/;
 /** The server's largest `count` per message. */
 export const MAX_COUNT = 100;
 /** Close codes (docs/protocol.md). */
@@ -496,7 +497,7 @@ class Client {
     if (typeof campaign !== 'string' || !CAMPAIGN_ID.test(campaign)) {
       throw new LivetallyError('bad_campaign', `not a campaign id: ${campaign}`);
     }
-    for (const [name, pattern] of [['viewer', CLIENT_ID], ['session', CLIENT_ID], ['region', REGION]]) {
+    for (const [name, pattern] of [['viewer', CLIENT_ID], ['session', CLIENT_ID], ['region', REGION], ['unit', UNIT_CODE]]) {
       const v = options[name];
       if (v !== undefined && v !== null && v !== '' && !(typeof v === 'string' && pattern.test(v))) {
         throw new LivetallyError(`bad_${name}`, `${name} must match ${pattern}`);
@@ -507,6 +508,16 @@ class Client {
     this.operator = options.role === 'operator';
     this.token = options.token || '';
     this.region = options.region || '';
+    /**
+     * The viewer's unit of the campaign's org, sent as `?unit=` (unverified: a join token's
+     * `unit` claim takes precedence on the server and is the verified way). Without the
+     * option, the page's own `?unit=`: the links pushed down an organisation carry it.
+     */
+    this.unit = options.unit === undefined && !this.operator ? pageUnit(env) : options.unit || '';
+    /** The viewer's branch from the last `unit` frame: `[{code, name, viewers}]`, top first. */
+    this.branch = null;
+    /** Operators: the unit whose children `watch()` follows (null: the top level); undefined: none. */
+    this.watching = undefined;
     this.local = safeStorage(env.localStorage);
     this.tabs = safeStorage(env.sessionStorage);
     this.listeners = new Map();
@@ -706,6 +717,7 @@ class Client {
     // `acked_seq: null` and tells the stored acked seq with an ack once it knows it.
     params.set('proto', '2');
     if (this.region) params.set('region', this.region);
+    if (this.unit) params.set('unit', this.unit);
     if (this.token) params.set('token', this.token);
     return `/ws/v1/campaigns/${encodeURIComponent(this.campaign)}?${params}`;
   }
@@ -741,6 +753,16 @@ class Client {
         return undefined;
       case 'ack': return this.onAck(Number(msg.seq) || 0);
       case 'error': return this.onServerError(ws, msg);
+      case 'unit':
+        // The viewer's own branch, down to the levels counted live (at most every 5 s).
+        if (!Array.isArray(msg.path)) return undefined;
+        this.branch = msg.path;
+        this.emit('unit', msg);
+        return undefined;
+      case 'units':
+        // An operator's watched level, each tick in which it changed.
+        this.emit('units', msg);
+        return undefined;
       default: return undefined;
     }
   }
@@ -770,6 +792,8 @@ class Client {
     if (msg.stats) this.stats = { type: 'stats', campaign: msg.campaign, ...msg.stats };
     this.setState('open');
     this.emit('welcome', msg);
+    // A new socket watches nothing: ask again for what this operator watched.
+    this.sendWatch();
     if (this.ledger) this.emit('pending', this.ledger.count());
     if (this.stats) this.emit('stats', this.stats);
     this.flush();
@@ -915,6 +939,28 @@ class Client {
     this.timers.reconnect = this.env.setTimeout(() => { this.timers.reconnect = null; this.open(); }, delay);
   }
 
+  /**
+   * Operators: follows the children of `unit` in the campaign's org (`null`: the top-level
+   * units and `unassigned`). The node answers with a `units` event at once and then each
+   * tick in which they changed; a reconnect asks again. Throws `not_an_operator` for a
+   * viewer and `bad_unit` for a code outside the org's pattern.
+   */
+  watch(unit) {
+    if (!this.operator) throw new LivetallyError('not_an_operator', 'only an operator watcher can watch units');
+    if (unit !== null && !(typeof unit === 'string' && UNIT_CODE.test(unit))) {
+      throw new LivetallyError('bad_unit', `unit must be null or match ${UNIT_CODE}`);
+    }
+    this.watching = unit;
+    this.sendWatch();
+  }
+
+  sendWatch() {
+    if (this.watching === undefined || !this.ws || !this.welcomed) return;
+    try {
+      this.ws.send(JSON.stringify({ type: 'watch', unit: this.watching }));
+    } catch { /* closing: the next welcome asks again */ }
+  }
+
   /** Reconnects now (a "retry" button), skipping the backoff. */
   reconnect() {
     if (this.final) return;
@@ -1038,6 +1084,8 @@ class Client {
     if (this.operator || !this.viewer) throw new LivetallyError('not_a_viewer', 'an operator watcher cannot register');
     const body = { viewer: this.viewer };
     if (fields && Object.keys(fields).length) body.fields = fields;
+    // The sign-up is counted for the viewer's unit (a token's claim takes precedence).
+    if (this.unit) body.unit = this.unit;
     const query = this.token ? `?token=${encodeURIComponent(this.token)}` : '';
     const r = await this.request('POST', `/api/v1/campaigns/${encodeURIComponent(this.campaign)}/registrations${query}`, { body });
     if (r.status === 201 || r.status === 200) return { created: r.status === 201, status: r.status };
@@ -1110,6 +1158,16 @@ class Client {
   clearTimer(name) {
     if (this.timers[name] !== null) this.env.clearTimeout(this.timers[name]);
     this.timers[name] = null;
+  }
+}
+
+/** The page URL's `?unit=` when it is a unit code, else ''. */
+function pageUnit(env) {
+  try {
+    const unit = new URL(env.location.href).searchParams.get('unit') || '';
+    return UNIT_CODE.test(unit) ? unit : '';
+  } catch {
+    return '';
   }
 }
 
@@ -1206,6 +1264,8 @@ class LiveView {
     this.campaign = null;
     this.client = null;
     this.stats = { viewers: 0, peak_viewers: 0, interactions: {} };
+    /** The viewer's branch from the last `unit` frame (`[{code, name, viewers}]`), or null. */
+    this.branch = null;
     this.offline = !this.env.onLine();
     this.final = false;
     this.everLive = false;
@@ -1310,7 +1370,7 @@ class LiveView {
     try {
       client = connect({
         base: this.base, campaign: this.campaign.id, token: options.token || undefined, region: options.region || undefined,
-        viewer: options.viewer, session: options.session, env: options.env,
+        unit: options.unit, viewer: options.viewer, session: options.session, env: options.env,
       });
     } catch (e) {
       // A malformed option (`region`, `viewer`): nothing to connect with.
@@ -1330,6 +1390,10 @@ class LiveView {
     });
     client.on('ack', ({ settled }) => this.onAck(settled));
     client.on('pending', () => this.emit('counts'));
+    client.on('unit', (msg) => {
+      this.branch = msg.path;
+      this.emit('unit', msg);
+    });
     client.on('state', (state, info = {}) => this.onClientState(state, info));
     client.on('error', (e) => {
       if (e.fatal) this.stop(STOP_REASONS[e.code] || 'closed');

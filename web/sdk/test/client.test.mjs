@@ -368,6 +368,8 @@ describe('client', () => {
     assert.throws(bad({ viewer: 'short' }), { code: 'bad_viewer' });
     assert.throws(bad({ session: 'has spaces in it' }), { code: 'bad_session' });
     assert.throws(bad({ region: 'not/a/region' }), { code: 'bad_region' });
+    assert.throws(bad({ unit: 'no spaces' }), { code: 'bad_unit' });
+    assert.throws(bad({ unit: 'x'.repeat(33) }), { code: 'bad_unit' });
     assert.throws(bad({ base: 'ftp://live.example.com' }), { code: 'bad_base' });
   });
 
@@ -519,6 +521,95 @@ describe('client', () => {
     assert.equal(o.fetch.calls[2].query, `?token=${token}`);
     const offline = await client(tab(origin()));
     await assert.rejects(offline.register(), { code: 'network', status: 0 });
+  });
+
+  it('sends its unit as ?unit= on every socket and with a sign-up, and reports its branch', async () => {
+    const o = origin({
+      routes: {
+        'GET /api/v1/campaigns/launch': LIVE,
+        'POST /api/v1/campaigns/launch/registrations': { status: 201, body: { created: true } },
+      },
+    });
+    const c = await client(tab(o), { unit: 'GD-sz_01' });
+    const first = o.WebSocket.last;
+    assert.equal(first.url.searchParams.get('unit'), 'GD-sz_01');
+    const frames = [];
+    c.on('unit', (f) => frames.push(f));
+    first.welcome();
+    assert.equal(c.branch, null);
+    const path = [
+      { code: 'GD', name: '广东省', viewers: 120345 },
+      { code: 'GD-sz', name: '深圳市', viewers: 40210 },
+      { code: 'GD-sz_01', name: '南山区', viewers: 9001 },
+    ];
+    first.receive({ type: 'unit', path });
+    assert.deepEqual(frames, [{ type: 'unit', path }]);
+    assert.deepEqual(c.branch, path);
+    first.receive({ type: 'unit', path: 'not a list' });
+    assert.equal(frames.length, 1, 'a malformed frame is ignored');
+
+    first.drop(1001);
+    await settle();
+    await o.clock.advance(1000);
+    const second = o.WebSocket.last;
+    assert.notEqual(second, first);
+    assert.equal(second.url.searchParams.get('unit'), 'GD-sz_01', 'a reconnect keeps the unit');
+    await c.register({ phone: '1' });
+    assert.deepEqual(o.fetch.calls.at(-1).body, { viewer: c.viewer, fields: { phone: '1' }, unit: 'GD-sz_01' });
+
+    const plain = await client(tab(o));
+    assert.equal(o.WebSocket.last.url.searchParams.has('unit'), false, 'no unit, no query');
+    assert.throws(() => plain.watch(null), { code: 'not_an_operator' });
+  });
+
+  it('takes the page\'s own ?unit= when given no unit option, and ignores a malformed one', async () => {
+    const o = origin();
+    const page = (href) => ({ ...tab(o), location: { href } });
+    const unitOf = async (href, options = {}) => {
+      const c = await client(page(href), options);
+      return [c.unit, o.WebSocket.last.url.searchParams.get('unit')];
+    };
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ&utm=x'), ['GD-SZ', 'GD-SZ']);
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ', { unit: 'ZJ' }), ['ZJ', 'ZJ'], 'the option wins');
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=GD-SZ', { unit: '' }), ['', null], "'' sends none");
+    assert.deepEqual(await unitOf('https://brand.example/launch?unit=%E5%B9%BF%E4%B8%9C'), ['', null], 'not a unit code');
+    assert.deepEqual(await unitOf('https://brand.example/launch'), ['', null]);
+  });
+
+  it('watches units as an operator: asked once open, again after each reconnect', async () => {
+    const o = origin({
+      routes: {
+        'POST /api/v1/campaigns/launch/tickets': { status: 201, body: { ticket: 'v1.1.nonce.mac', expires_at: 1 } },
+        'GET /api/v1/campaigns/launch': LIVE,
+      },
+    });
+    const c = await client(tab(o), { role: 'operator', token: 'op-token-0123456789' });
+    const frames = [];
+    c.on('units', (f) => frames.push(f));
+    c.watch(null); // before the welcome: sent once the socket is open
+    const first = o.WebSocket.last;
+    assert.deepEqual(first.sent, []);
+    first.welcome();
+    assert.deepEqual(first.sent, [{ type: 'watch', unit: null }]);
+    const body = {
+      type: 'units', at: 1, parent: null, next_cursor: null,
+      units: [{ code: 'GD', name: '广东省', level: 1, viewers: 3, sessions: 4, interactions: { like: 2 }, registrations: 1, share_visits: 0, peak_viewers: 5 }],
+      unassigned: { code: 'unassigned', name: '', level: 1, viewers: 1, sessions: 1, interactions: {}, registrations: 0, share_visits: 0 },
+    };
+    first.receive(body);
+    assert.deepEqual(frames, [body]);
+    c.watch('GD');
+    assert.deepEqual(first.sent.at(-1), { type: 'watch', unit: 'GD' });
+    assert.throws(() => c.watch('广东'), { code: 'bad_unit' });
+    assert.throws(() => c.watch(undefined), { code: 'bad_unit' });
+
+    first.drop(1001);
+    await settle();
+    await o.clock.advance(1000);
+    const second = o.WebSocket.last;
+    assert.notEqual(second, first);
+    second.welcome();
+    assert.deepEqual(second.sent, [{ type: 'watch', unit: 'GD' }], 'the new socket is told what was watched');
   });
 
   it('watches as an operator: never counted, cannot interact, stops on a refused token', async () => {

@@ -94,6 +94,26 @@ describe('liveView', () => {
     await assert.rejects(v.interact('like'), { code: 'campaign_ended' });
   });
 
+  it('passes its unit on to the socket and keeps the viewer\'s branch from the unit frame', async () => {
+    const { v, o } = await view({ 'GET /api/v1/campaigns/launch': { status: 200, body: CAMPAIGN } }, { unit: 'GD' });
+    const ws = o.WebSocket.last;
+    assert.equal(ws.url.searchParams.get('unit'), 'GD');
+    const heard = [];
+    v.on('unit', (f) => heard.push(f.path.map((u) => u.name)));
+    ws.welcome();
+    assert.equal(v.branch, null);
+    ws.receive({ type: 'unit', path: [{ code: 'GD', name: '广东省', viewers: 120345 }] });
+    assert.deepEqual(v.branch, [{ code: 'GD', name: '广东省', viewers: 120345 }]);
+    assert.deepEqual(heard, [['广东省']]);
+    assert.equal(text('zh-CN', 'branch_watching', { name: '广东省', n: formatNumber(120345, 'zh-CN') }), '广东省 · 120,345 人正在观看');
+    assert.equal(text('en', 'branch_watching', { name: 'Guangdong', n: formatNumber(120345, 'en') }), 'Guangdong · 120,345 watching');
+
+    // A malformed unit connects nothing: the view says why and stops.
+    const bad = await view({ 'GET /api/v1/campaigns/launch': { status: 200, body: CAMPAIGN } }, { unit: 'not a code' });
+    assert.equal(bad.v.state, 'closed');
+    assert.equal(bad.o.WebSocket.all.length, 0);
+  });
+
   it('stops quietly when the page closes it', async () => {
     const { v, o } = await view({ 'GET /api/v1/campaigns/launch': { status: 200, body: CAMPAIGN } });
     const heard = [];

@@ -16,6 +16,8 @@ export function page(base: string): Client {
   client.on('error', (e: LivetallyError) => console.log(e.code, e.fatal === true));
   client.interact('like', 3).catch((e: LivetallyError) => e.code);
   client.register({ city: 'Shanghai' }).then((r) => (r.created ? r.status : 0));
+  const branch = connect({ base, campaign: 'launch-2026', unit: 'GD-SZ-01' });
+  branch.on('unit', (f) => console.log(f.path.map((u) => `${u.name} ${u.viewers}`).join(' › '), branch.branch?.length ?? 0));
   // @ts-expect-error: no such event
   client.on('nope', () => {});
   return client;
@@ -28,6 +30,10 @@ export function recipe(base: string): LiveView {
   view.on('counts', () => console.log(view.total('like'), view.pending()));
   view.on('campaign', (c) => console.log(c.title, c.kinds.length));
   if (view.tappable) view.interact('like').catch(() => {});
+  view.on('unit', (f) => console.log(f.path.at(-1)?.name, view.branch?.at(-1)?.viewers));
+  const ops = connect({ base, campaign: 'launch-2026', role: 'operator', token: 'op' });
+  ops.on('units', (f) => console.log(f.parent, f.units.map((u) => [u.code, u.viewers, u.interactions.like ?? 0]), f.unassigned?.viewers));
+  ops.watch(null);
   const shown: number = view.stats.viewers;
   console.log(shown, view.client?.session ?? '');
   return view;
