@@ -332,3 +332,66 @@ async fn a_half_open_socket_and_its_replacement_count_once_in_every_unit() {
     })
     .await;
 }
+
+/// The live frames: an operator's `watch` gets a `units` frame now and whenever its
+/// listing changes; a viewer in a unit gets its path's `unit` frame (down to
+/// `--unit-peak-depth`), its own socket counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_unit_frames_follow_the_live_numbers() {
+    let node = Node::start_with(Backend::Memory, &[]);
+    with_org(&node, "frames").await;
+    let mut op = node.viewer("frames", &format!("role=operator&token={TOKEN}")).await;
+    assert_eq!(op.next().await["type"], "welcome");
+    op.send(json!({"type": "watch", "unit": "gd"})).await;
+    let first = op.next_of("units").await;
+    assert_eq!(
+        (first["parent"].as_str(), first["next_cursor"].as_str()),
+        (Some("gd"), None)
+    );
+    assert_eq!(viewers(&first), pairs(&[("gz", 0), ("sz", 0)]));
+
+    let mut v = viewer(&node, "frames", "in-gz", "gz").await;
+    loop {
+        let units = op.next_of("units").await;
+        if viewers(&units) == pairs(&[("gz", 1), ("sz", 0)]) {
+            break;
+        }
+    }
+    loop {
+        let unit = v.next_of("unit").await;
+        let path: Vec<(String, String, u64)> = unit["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let s = |k: &str| u[k].as_str().unwrap().to_owned();
+                (s("code"), s("name"), u["viewers"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(path.len(), 3, "down to --unit-peak-depth: {unit}");
+        if path[2].2 == 1 {
+            assert_eq!(
+                path,
+                [
+                    ("cn".to_owned(), "中华人民共和国".to_owned(), 1),
+                    ("gd".to_owned(), "广东省".to_owned(), 1),
+                    ("gz".to_owned(), "广州市".to_owned(), 1)
+                ]
+            );
+            break;
+        }
+    }
+
+    // The top level, then a unit the org lacks: an error, and the watch ends.
+    op.send(json!({"type": "watch", "unit": null})).await;
+    let top = op.next_of("units").await;
+    assert_eq!(
+        (top["parent"].clone(), viewers(&top)),
+        (Value::Null, pairs(&[("cn", 1)]))
+    );
+    op.send(json!({"type": "watch", "unit": "zz"})).await;
+    let e = op.next_of("error").await;
+    assert_eq!(e["code"], "unknown_unit");
+    op.send(json!({"type": "watch", "unit": "bad code!"})).await;
+    assert_eq!(op.next_of("error").await["code"], "unknown_unit");
+}

@@ -17,6 +17,7 @@ pub mod units;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -24,6 +25,7 @@ use crate::protocol::Frames;
 use crate::store::{bucket_of, Reads, StoreError};
 use crate::tally::{CampaignTally, Tallies};
 use index::{CampaignIndex, Entry};
+use outlet::Wires;
 
 /// The broadcaster task and the few things it touches.
 pub struct Broadcaster {
@@ -140,11 +142,31 @@ impl Broadcaster {
                 true
             }
         });
-        if published {
+        // Viewers in units: their unit's frame after the stats frame, where it changed
+        // (at most every 5 s); the path is serialised once per path, the wire once per place.
+        let unit_frames = tally.units.get().and_then(|u| u.unit_frames(&stats.units, at));
+        if published || unit_frames.is_some() {
+            let units: Vec<Option<Bytes>> = unit_frames
+                .unwrap_or_default()
+                .iter()
+                .map(|f| {
+                    f.as_ref().map(|f| match published {
+                        true => [frames.viewer_wire.as_ref(), f.wire.as_ref()].concat().into(),
+                        false => f.wire.clone(),
+                    })
+                })
+                .collect();
             // Plain-TCP sockets get the encoded frame written here, one non-blocking write
             // each (a socket that cannot take it now gets it from its own task, which drops
-            // a slow one): no task wakes up for a frame. Other sockets took it from `frames`.
-            tally.outlets.offer(&frames.viewer_wire, &frames.operator_wire);
+            // a slow one): no task wakes up for a frame. Other sockets took it from `frames`
+            // (and their unit's frame from their place).
+            tally.outlets.offer_wires(Wires {
+                viewer: published.then_some(&frames.viewer_wire),
+                operator: published.then_some(&frames.operator_wire),
+                units: &units,
+            });
+        }
+        if published {
             self.metrics
                 .broadcast_lag_seconds
                 .observe(scheduled.elapsed().as_secs_f64());

@@ -257,15 +257,20 @@ fn parallelism() -> usize {
 }
 
 /// Offers each socket of `shards` its frame (see [`Outlets::offer`]).
-fn offer_shards(shards: &[Shard], viewer: &Bytes, operator: &Bytes) -> Offered {
+fn offer_shards(shards: &[Shard], wires: Wires<'_>) -> Offered {
     let mut counts = Offered::default();
     for shard in shards {
         let shard = lock_shard(shard);
         for (_, (outlet, audience)) in shard.iter() {
-            let frame = match audience {
-                Audience::Viewer => viewer,
-                Audience::Operator => operator,
+            let frame = match *audience {
+                Audience::Viewer => wires.viewer,
+                Audience::Operator => wires.operator,
+                Audience::Unit(place) => match wires.units.get(place as usize) {
+                    Some(Some(frame)) => Some(frame),
+                    _ => wires.viewer,
+                },
             };
+            let Some(frame) = frame else { continue };
             match outlet.offer(frame) {
                 Offer::Written => counts.written += 1,
                 Offer::Queued => counts.queued += 1,
@@ -290,6 +295,18 @@ pub struct Outlets {
 pub enum Audience {
     Viewer,
     Operator,
+    /// A viewer in a unit of the campaign's org (its place's number on this node): the
+    /// viewer frame, followed by its unit's frame when that changed (`Wires::units`).
+    Unit(u32),
+}
+
+/// What one offer writes to each audience (`None`: nothing this time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wires<'a> {
+    pub viewer: Option<&'a Bytes>,
+    pub operator: Option<&'a Bytes>,
+    /// By place number: what a unit's viewers get instead of `viewer` (`None`: `viewer`).
+    pub units: &'a [Option<Bytes>],
 }
 
 /// Counts of one [`Outlets::offer`].
@@ -331,24 +348,33 @@ impl Outlets {
     /// caller's among them), so a tick's writes take a fraction of the time where cores
     /// are free; a small one is written by the caller alone.
     pub fn offer(&self, viewer: &Bytes, operator: &Bytes) -> Offered {
-        let threads = parallelism().min(self.len() / MIN_SOCKETS_PER_THREAD);
-        self.offer_on(viewer, operator, threads)
+        self.offer_wires(Wires {
+            viewer: Some(viewer),
+            operator: Some(operator),
+            units: &[],
+        })
     }
 
-    /// [`Outlets::offer`] on `threads` threads (at least one, at most one per shard).
-    pub fn offer_on(&self, viewer: &Bytes, operator: &Bytes, threads: usize) -> Offered {
+    /// [`Outlets::offer`] with frames for unit viewers, or for some audiences only.
+    pub fn offer_wires(&self, wires: Wires<'_>) -> Offered {
+        let threads = parallelism().min(self.len() / MIN_SOCKETS_PER_THREAD);
+        self.offer_on(wires, threads)
+    }
+
+    /// [`Outlets::offer_wires`] on `threads` threads (at least one, at most one per shard).
+    pub fn offer_on(&self, wires: Wires<'_>, threads: usize) -> Offered {
         let threads = threads.clamp(1, SHARDS);
         if threads == 1 {
-            return offer_shards(&self.shards, viewer, operator);
+            return offer_shards(&self.shards, wires);
         }
         let per = SHARDS.div_ceil(threads);
         let mut groups = self.shards.chunks(per);
         let own = groups.next().unwrap_or_default();
         std::thread::scope(|scope| {
             let others: Vec<_> = groups
-                .map(|group| scope.spawn(move || offer_shards(group, viewer, operator)))
+                .map(|group| scope.spawn(move || offer_shards(group, wires)))
                 .collect();
-            let mut counts = offer_shards(own, viewer, operator);
+            let mut counts = offer_shards(own, wires);
             for other in others {
                 // A panic in a write is a bug; the shard's sockets miss one frame.
                 let theirs = other.join().unwrap_or_default();

@@ -59,6 +59,8 @@ pub struct Api {
     pub public_writes: Option<PublicWrites>,
     /// Failed operator authentications per client, shared with the operator sockets.
     pub auth_failures: Arc<AuthFailures>,
+    /// The units reads (`…/units`), shared with the operator sockets' `watch`.
+    pub units: Arc<crate::broadcast::units::UnitViews>,
 }
 
 impl Api {

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{indexed, require_operator, Api};
-use crate::broadcast::index::Entry;
 use crate::broadcast::units::{parse_cursor, UNASSIGNED_CODE};
 use crate::campaign::Campaign;
 use crate::error::ApiError;
@@ -25,20 +24,6 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1_000;
 /// Units read from the store per chunk of the per-level report.
 const REPORT_PAGE: usize = 1_000;
-
-/// The campaign's tree and `--unit-peak-depth`: 404 `org` when the campaign has none.
-async fn tree_of(api: &Api, campaign: &Campaign) -> Result<(Arc<Tree>, u8), ApiError> {
-    match api.tallies.tree(campaign).await {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(ApiError::NotFound("org")),
-        Err(e) => {
-            tracing::warn!(campaign = %campaign.id, error = %e, "org tree not loaded");
-            Err(ApiError::Unavailable(
-                "the campaign's org could not be read; retry later".into(),
-            ))
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct LiveQuery {
@@ -58,7 +43,7 @@ pub async fn live(
     q: web::Query<LiveQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_operator(&req, &api)?;
-    let entry = indexed(&api, &id)?;
+    indexed(&api, &id)?;
     let limit = match q.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(l) => l
@@ -71,36 +56,8 @@ pub async fn live(
         None => None,
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::bad("cursor", "cursor is not one this route gave"))?),
     };
-    let body = listing_json(&api, &entry, q.parent.as_deref(), cursor, limit).await?;
+    let body = api.units.page(&id, q.parent.as_deref(), cursor, limit).await?;
     Ok(HttpResponse::Ok().json(body))
-}
-
-/// A page of `parent`'s listing as JSON: what the route answers and the `units` frame
-/// carries (`None` parent: the top level).
-pub async fn listing_json(
-    api: &Api,
-    entry: &Entry,
-    parent: Option<&str>,
-    cursor: Option<(i64, usize)>,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    let c = &entry.campaign;
-    let (tree, depth) = tree_of(api, c).await?;
-    let parent = match parent {
-        None | Some("") => None,
-        Some(code) => Some(tree.find(code).ok_or(ApiError::NotFound("unit"))?),
-    };
-    let code = parent.map(|p| tree.code(p));
-    let (listing, offset) = match cursor.and_then(|(at, o)| Some((entry.units.pinned(code, at)?, o))) {
-        Some(pinned) => pinned,
-        None => {
-            let frames = entry.frames(&*api.store).await?;
-            let listing = entry.units.get(&*api.store, c, &tree, depth, &frames, parent).await?;
-            (listing, cursor.map_or(0, |(_, o)| o))
-        }
-    };
-    // unwrap: plain structs of strings and numbers always serialise.
-    Ok(serde_json::to_value(listing.page(offset, limit)).unwrap())
 }
 
 /// The report's `units_at_peak`: the viewers at the campaign's peak of each unit of the
@@ -147,7 +104,7 @@ pub async fn report(
         Some(_) => return Err(ApiError::bad("format", "format must be json or csv")),
     };
     let c = super::campaign(&api, &id).await?;
-    let (tree, depth) = tree_of(&api, &c).await?;
+    let (tree, depth) = api.units.tree_of(&c).await?;
     let level = q
         .level
         .as_deref()

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
 use crate::broadcast::index::CampaignIndex;
+use crate::broadcast::units::UnitViews;
 use crate::broadcast::Broadcaster;
 use crate::clients::auth_failures::AuthFailures;
 use crate::clients::connects::ConnectBudget;
@@ -166,6 +167,7 @@ impl Builder {
             per_sec: NonZeroU32::new(self.max_interactions_per_sec).unwrap_or(NonZeroU32::MIN),
             drain_period: self.drain_period,
             shutdown: self.close_sockets.clone(),
+            units: Some(self.unit_views()),
         }
     }
 
@@ -218,7 +220,17 @@ impl Builder {
             allowed_origins: crate::http::cors::AllowedOrigins::new(self.allowed_origins.clone()),
             public_writes: NonZeroU32::new(self.max_public_writes_per_client).map(PublicWrites::per_minute),
             auth_failures: self.auth_failures.clone(),
+            units: self.unit_views(),
         }
+    }
+
+    /// The units reads, for the route and the operator sockets.
+    pub fn unit_views(&self) -> Arc<UnitViews> {
+        Arc::new(UnitViews {
+            store: self.store.clone(),
+            index: self.index.clone(),
+            tallies: self.tallies.clone(),
+        })
     }
 }
 

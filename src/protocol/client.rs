@@ -34,6 +34,8 @@ pub enum BadMessage {
     BadCount,
     BadSeq,
     MissingKind,
+    /// A `watch` whose `unit` is neither null nor a unit code.
+    BadUnit,
 }
 
 /// Parses one text frame.
@@ -125,8 +127,30 @@ impl From<BadMessage> for super::server::ErrorCode {
             BadMessage::BadCount => ErrorCode::BadCount,
             BadMessage::BadSeq => ErrorCode::BadSeq,
             BadMessage::MissingKind => ErrorCode::MissingKind,
+            BadMessage::BadUnit => ErrorCode::UnknownUnit,
         }
     }
+}
+
+/// An operator's `{"type":"watch","unit":CODE|null}`: `Some(Ok(unit))` (`None`: the top
+/// level), `Some(Err)` for a watch whose unit is no code, `None` for any other message.
+pub fn parse_watch(text: &str) -> Option<Result<Option<String>, BadMessage>> {
+    #[derive(Deserialize)]
+    struct Watch {
+        #[serde(rename = "type")]
+        ty: String,
+        #[serde(default)]
+        unit: serde_json::Value,
+    }
+    let w: Watch = serde_json::from_str(text).ok()?;
+    if w.ty != "watch" {
+        return None;
+    }
+    Some(match w.unit {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(u) if super::limits::UNIT_CODE.matches(&u) => Ok(Some(u)),
+        _ => Err(BadMessage::BadUnit),
+    })
 }
 
 /// `{"type":"interact","kind":K,"count":N,"seq":M}` in the canonical shape the server's

@@ -73,12 +73,14 @@ pub enum ErrorCode {
     RateLimited,
     StoreUnavailable,
     NotAViewer,
+    /// A `watch` naming a unit the campaign's org lacks (or a campaign without one).
+    UnknownUnit,
 }
 
 impl ErrorCode {
     /// Every code on the wire once (`MissingKind` is sent as `unknown_kind`), in the order
     /// of the docs' table.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::UnknownKind,
@@ -88,6 +90,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::StoreUnavailable,
         ErrorCode::NotAViewer,
+        ErrorCode::UnknownUnit,
     ];
 
     pub fn code(self) -> &'static str {
@@ -101,6 +104,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::NotAViewer => "not_a_viewer",
+            ErrorCode::UnknownUnit => "unknown_unit",
         }
     }
 
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "too many interactions; slow down",
             ErrorCode::StoreUnavailable => "the store is unreachable and the buffer is full; retry later",
             ErrorCode::NotAViewer => "operator watchers cannot interact",
+            ErrorCode::UnknownUnit => "no such unit in the campaign's organisation",
         }
     }
 
@@ -124,7 +129,7 @@ impl ErrorCode {
     pub fn is_bad_input(self) -> bool {
         !matches!(
             self,
-            ErrorCode::RateLimited | ErrorCode::StoreUnavailable | ErrorCode::NotAViewer
+            ErrorCode::RateLimited | ErrorCode::StoreUnavailable | ErrorCode::NotAViewer | ErrorCode::UnknownUnit
         )
     }
 }

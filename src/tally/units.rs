@@ -10,13 +10,31 @@
 //! sessions that qualified, the share visits and the upper units' new viewers
 //! ([`UnitTally::drain`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
+
 use crate::org::Tree;
+use crate::protocol::stats::text_frame;
 use crate::store::units::{unit_key, UNASSIGNED};
 use crate::store::{Presence, UnitCounts, UnitPath};
+
+/// A viewer gets its `unit` frame at most this often (spec: at most every 5 s).
+pub const UNIT_FRAME_EVERY_MS: i64 = 5_000;
+
+/// The code and name `unassigned` is shown under.
+const UNASSIGNED_CODE: &str = "unassigned";
+
+/// A viewer's `{"type":"unit","path":[{"code","name","viewers"}]}` message: its path down
+/// to `--unit-peak-depth` with each unit's live viewers, serialised once per path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnitFrame {
+    pub text: String,
+    /// `text` as a complete WebSocket text frame.
+    pub wire: Bytes,
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -34,6 +52,10 @@ pub struct Place {
     deep: usize,
     /// Open sockets of the campaign in this very unit on this node.
     open: AtomicI64,
+    /// This place's number in its campaign on this node (`Audience::Unit`).
+    pub id: u32,
+    /// The last `unit` frame made for this place's viewers.
+    frame: Mutex<Option<Arc<UnitFrame>>>,
 }
 
 impl Place {
@@ -44,6 +66,11 @@ impl Place {
 
     fn deep_codes(&self) -> &[String] {
         &self.path[self.path.len() - self.deep..]
+    }
+
+    /// The last `unit` frame made for this place (`None` before the first).
+    pub fn frame(&self) -> Option<Arc<UnitFrame>> {
+        lock(&self.frame).clone()
     }
 }
 
@@ -58,6 +85,8 @@ pub struct UnitTally {
     shares: Mutex<HashMap<Option<u32>, u64>>,
     /// The deep units' sockets as last written to the store.
     written: Mutex<HashMap<String, u64>>,
+    /// When `unit` frames were last made (unix ms).
+    frames_at: AtomicI64,
 }
 
 impl UnitTally {
@@ -70,6 +99,7 @@ impl UnitTally {
             queued: Mutex::new(UnitCounts::default()),
             shares: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
+            frames_at: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -85,7 +115,9 @@ impl UnitTally {
     }
 
     fn place_of(&self, index: Option<u32>) -> Arc<Place> {
-        lock(&self.places)
+        let mut places = lock(&self.places);
+        let id = places.len() as u32;
+        places
             .entry(index)
             .or_insert_with(|| {
                 let path: UnitPath = match index {
@@ -99,6 +131,8 @@ impl UnitTally {
                     upper,
                     deep,
                     open: AtomicI64::new(0),
+                    id,
+                    frame: Mutex::new(None),
                 })
             })
             .clone()
@@ -177,6 +211,60 @@ impl UnitTally {
             } else {
                 written.insert(code.clone(), *n);
             }
+        }
+    }
+
+    /// At most every [`UNIT_FRAME_EVERY_MS`]: each place's new `unit` frame from a tick's
+    /// upper-unit viewers (`units`, [`crate::store::Stats::units`]), by place id, `None`
+    /// where it did not change; `None` when none changed or it is too soon.
+    pub fn unit_frames(&self, units: &BTreeMap<String, u64>, now_ms: i64) -> Option<Vec<Option<Arc<UnitFrame>>>> {
+        if now_ms.saturating_sub(self.frames_at.load(Ordering::Relaxed)) < UNIT_FRAME_EVERY_MS {
+            return None;
+        }
+        let places: Vec<Arc<Place>> = lock(&self.places).values().cloned().collect();
+        let mut by_path: HashMap<&[String], Arc<UnitFrame>> = HashMap::new();
+        let mut out = vec![None; places.len()];
+        let mut changed = false;
+        for place in &places {
+            let upper = place.upper_codes();
+            let frame = by_path
+                .entry(upper)
+                .or_insert_with(|| Arc::new(self.frame_of(upper, units)))
+                .clone();
+            let mut last = lock(&place.frame);
+            if last.as_deref() != Some(&*frame) {
+                *last = Some(frame.clone());
+                if let Some(slot) = out.get_mut(place.id as usize) {
+                    *slot = Some(frame);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return None;
+        }
+        self.frames_at.store(now_ms, Ordering::Relaxed);
+        Some(out)
+    }
+
+    fn frame_of(&self, upper: &[String], units: &BTreeMap<String, u64>) -> UnitFrame {
+        let path: Vec<serde_json::Value> = upper
+            .iter()
+            .map(|code| {
+                let viewers = units.get(code).copied().unwrap_or(0);
+                let (code, name) = if code == UNASSIGNED {
+                    (UNASSIGNED_CODE, UNASSIGNED_CODE)
+                } else {
+                    let name = self.tree.find(code).map_or(code.as_str(), |i| self.tree.name(i));
+                    (code.as_str(), name)
+                };
+                serde_json::json!({"code": code, "name": name, "viewers": viewers})
+            })
+            .collect();
+        let text = serde_json::json!({"type": "unit", "path": path}).to_string();
+        UnitFrame {
+            wire: text_frame(text.as_bytes()),
+            text,
         }
     }
 

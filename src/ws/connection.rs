@@ -19,11 +19,13 @@ use super::policy::{self, BadWindow, Limiter, LimiterClock, RateStreak, PING_INT
 use super::stats_source::{NextStats, StatsSource};
 use super::transport::{Incoming, Io, SendError, Transport};
 use crate::broadcast::outlet::Audience;
+use crate::broadcast::units::UnitViews;
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::protocol::{self, close, Close, ErrorCode};
 use crate::tally::claim::PendingClaim;
 use crate::tally::session::SessionSlot;
+use crate::tally::units::UnitFrame;
 use crate::tally::{CampaignTally, Pending};
 
 /// Most messages handled per wake-up when they arrive in a burst, so one busy socket
@@ -41,6 +43,9 @@ pub struct SocketEnv {
     pub drain_period: Duration,
     /// Cancelled at shutdown: every socket closes with 1001.
     pub shutdown: CancellationToken,
+    /// The units reads an operator's `watch` sends (`None`: a node without them, the
+    /// tests').
+    pub units: Option<Arc<UnitViews>>,
 }
 
 /// Runs one admitted socket until it closes; dropping `admitted` at the end releases it.
@@ -73,12 +78,32 @@ pub fn run<S: Io>(
                 Err(c) => c,
                 Ok(late) => {
                     // Over plain TCP the broadcaster writes stats frames into the socket
-                    // itself from now on (after the welcome); until this is dropped.
-                    let audience = match admitted.peer {
-                        Peer::Viewer { .. } | Peer::Claiming(_) => Audience::Viewer,
-                        Peer::Operator => Audience::Operator,
+                    // itself from now on (after the welcome); until this is dropped. A
+                    // viewer in a unit gets its unit's frame first, from its own task.
+                    // Operators (few; a `watch` answers after each frame) take every frame
+                    // from the campaign's channel instead.
+                    let audience = match &admitted.peer {
+                        Peer::Viewer { slot, .. } => match &slot.unit {
+                            Some(place) => {
+                                conn.unit_sent = place.frame();
+                                if let Some(f) = &conn.unit_sent {
+                                    // A failed send shows in the loop's next read or write.
+                                    let _ = transport.send(f.text.clone()).await;
+                                }
+                                Audience::Unit(place.id)
+                            }
+                            None => Audience::Viewer,
+                        },
+                        Peer::Claiming(_) => Audience::Viewer,
+                        Peer::Operator => {
+                            stats = StatsSource::watched(tally);
+                            Audience::Operator
+                        }
                     };
-                    let _direct = transport.outlet().map(|o| tally.outlets.register(o.clone(), audience));
+                    let _direct = transport
+                        .outlet()
+                        .filter(|_| audience != Audience::Operator)
+                        .map(|o| tally.outlets.register(o.clone(), audience));
                     stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
                     conn.serve(&mut transport, &mut stats).await
                 }
@@ -133,7 +158,22 @@ struct Conn<'a> {
     last_seen: Instant,
     /// `seq` of the message being handled, echoed in its error reply.
     current_seq: Option<u64>,
+    /// The last `unit` frame this viewer got from its own task (see `run`).
+    unit_sent: Option<Arc<UnitFrame>>,
+    /// An operator's `watch`: boxed, as only operators have one.
+    watching: Option<Box<Watching>>,
 }
+
+/// What an operator watches: a unit's children (`None`: the top level), and the last
+/// `units` frame sent, without its time, so an unchanged tick sends nothing.
+struct Watching {
+    unit: Option<String>,
+    last: Option<serde_json::Value>,
+    due: bool,
+}
+
+/// Rows of a `units` frame: the route's default page.
+const WATCH_LIMIT: usize = 100;
 
 fn send_err(e: SendError) -> Closing {
     match e {
@@ -165,6 +205,8 @@ impl<'a> Conn<'a> {
             streak: RateStreak::default(),
             last_seen: Instant::now(),
             current_seq: None,
+            unit_sent: None,
+            watching: None,
         }
     }
 
@@ -241,12 +283,19 @@ impl<'a> Conn<'a> {
                             next = transport.recv().now_or_never();
                         }
                     }
+                    if let Some(c) = self.send_units(transport).await {
+                        return c;
+                    }
                 }
                 due = stats.next() => {
                     let sent = match due {
                         NextStats::Queued => transport.flush_queued().await,
                         NextStats::Frame(f) => {
-                            transport.send(if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() }).await
+                            let sent = transport.send(if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() }).await;
+                            match self.after_frame(transport).await {
+                                Some(c) => return c,
+                                None => sent,
+                            }
                         }
                         NextStats::Gone => return Closing::Code(Close::CAMPAIGN_CLOSED_HERE),
                     };
@@ -304,7 +353,7 @@ impl<'a> Conn<'a> {
         self.current_seq = None;
         let msg = match protocol::parse(text) {
             Ok(m) => m,
-            Err(bad) => return self.refuse(bad.into()),
+            Err(bad) => return self.on_other(text, bad),
         };
         self.current_seq = msg.seq;
         if self.slot.is_none() && self.claim.is_none() {
@@ -317,6 +366,79 @@ impl<'a> Conn<'a> {
             Some(claim) if self.slot.is_none() => self.hold(claim, kind, msg.count, msg.seq),
             _ => self.count(kind, msg.count, msg.seq, true),
         }
+    }
+
+    /// A message that is not an `interact`: an operator's `watch`, else refused.
+    fn on_other(&mut self, text: &str, bad: protocol::client::BadMessage) -> Result<Option<String>, Closing> {
+        if self.slot.is_some() || self.claim.is_some() {
+            return self.refuse(bad.into());
+        }
+        match protocol::client::parse_watch(text) {
+            Some(Ok(unit)) => {
+                self.watching = Some(Box::new(Watching {
+                    unit,
+                    last: None,
+                    due: true,
+                }));
+                Ok(None)
+            }
+            Some(Err(bad)) => self.refuse(bad.into()),
+            None => self.refuse(bad.into()),
+        }
+    }
+
+    /// After a stats frame: an operator's `units` frame, a viewer's new `unit` frame
+    /// (sockets whose stats frames the broadcaster does not write).
+    async fn after_frame<S: Io>(&mut self, transport: &mut Transport<S>) -> Option<Closing> {
+        if let Some(w) = self.watching.as_mut() {
+            w.due = true;
+            return self.send_units(transport).await;
+        }
+        let place = self.slot.as_ref()?.unit.as_ref()?;
+        let frame = place.frame()?;
+        if self.unit_sent.as_ref().is_some_and(|s| Arc::ptr_eq(s, &frame)) {
+            return None;
+        }
+        let text = frame.text.clone();
+        self.unit_sent = Some(frame);
+        transport.send(text).await.err().map(send_err)
+    }
+
+    /// Sends the watched listing when due and changed (an `error` when the unit is not
+    /// the campaign's). Boxed: only operators get here, and the read is a large future.
+    async fn send_units<S: Io>(&mut self, transport: &mut Transport<S>) -> Option<Closing> {
+        let w = self.watching.as_mut().filter(|w| w.due)?;
+        w.due = false;
+        let views = self.env.units.as_ref()?;
+        let page = Box::pin(views.page(&self.tally.campaign.id, w.unit.as_deref(), None, WATCH_LIMIT)).await;
+        let text = match page {
+            Ok(mut page) => {
+                let at = page.as_object_mut().and_then(|o| o.remove("at"));
+                if w.last.as_ref() == Some(&page) {
+                    return None;
+                }
+                let mut frame = serde_json::Map::new();
+                frame.insert("type".into(), "units".into());
+                frame.insert("at".into(), at.unwrap_or_default());
+                if let serde_json::Value::Object(o) = &page {
+                    frame.extend(o.clone());
+                }
+                w.last = Some(page);
+                serde_json::Value::Object(frame).to_string()
+            }
+            Err(crate::error::ApiError::NotFound(_)) => {
+                self.watching = None;
+                self.current_seq = None;
+                self.env.metrics.rejected(ErrorCode::UnknownUnit.code());
+                protocol::error(ErrorCode::UnknownUnit, None)
+            }
+            // The store is down: the next frame tries again.
+            Err(_) => {
+                w.due = false;
+                return None;
+            }
+        };
+        transport.send(text).await.err().map(send_err)
     }
 
     /// Counts one valid interaction into the session's slot (`paced`: through the rate

@@ -39,6 +39,12 @@ impl StatsSource {
         }
     }
 
+    /// The campaign's channel, whatever the stream: for sockets that answer each frame
+    /// themselves (operators, whose `watch` follows every frame).
+    pub fn watched(tally: &CampaignTally) -> Self {
+        StatsSource::Watched(tally.frames.subscribe())
+    }
+
     /// Call once the socket gets the broadcast (its outlet registered, its receiver
     /// subscribed): if a frame newer than the welcome's (`welcomed`) was published before
     /// that, this socket missed it, and the broadcaster sends a frame only when the numbers
@@ -55,7 +61,7 @@ impl StatsSource {
                         return;
                     }
                     outlet.offer(match audience {
-                        Audience::Viewer => &current.viewer_wire,
+                        Audience::Viewer | Audience::Unit(_) => &current.viewer_wire,
                         Audience::Operator => &current.operator_wire,
                     });
                     last = current;

@@ -44,6 +44,7 @@ const SOCKET_ERROR = Object.freeze({
   RATE_LIMITED: 'rate_limited',
   STORE_UNAVAILABLE: 'store_unavailable',
   NOT_A_VIEWER: 'not_a_viewer',
+  UNKNOWN_UNIT: 'unknown_unit',
 });
 /** The HTTP API's error codes: their status, and the code a LivetallyError reports. */
 const API_ERRORS = Object.freeze([
