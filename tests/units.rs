@@ -199,6 +199,16 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     let (s, _) = node.call("GET", "/api/v1/campaigns/tree/units", None, None).await;
     assert_eq!(s, 401);
 
+    // During the event the per-level report shows viewers now too.
+    let (_, live6) = node
+        .op("GET", "/api/v1/campaigns/tree/report/units?level=6", None)
+        .await;
+    assert_eq!(
+        (live6[0]["code"].as_str(), live6[0]["viewers"].as_u64()),
+        (Some("kj"), Some(1)),
+        "{live6}"
+    );
+
     // After the event: every active unit of a level, with its parent and numbers.
     let (s, _) = node.op("POST", "/api/v1/campaigns/tree/end", None).await;
     assert_eq!(s, 200);
@@ -208,7 +218,7 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     assert_eq!(s, 200, "{level6}");
     assert_eq!(
         level6,
-        json!([{"code": "kj", "name": "科技园社区", "level": 6, "parent": "yh", "sessions": 3,
+        json!([{"code": "kj", "name": "科技园社区", "level": 6, "parent": "yh", "viewers": 0, "sessions": 3,
                 "interactions": {"like": 3, "cheer": 0, "comment": 0, "share": 0},
                 "registrations": 0, "share_visits": 0}])
     );
@@ -224,13 +234,13 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(
         rows[0],
-        "code,name,level,parent,sessions,interactions,interactions.like,interactions.cheer,\
+        "code,name,level,parent,viewers,sessions,interactions,interactions.like,interactions.cheer,\
          interactions.comment,interactions.share,registrations,share_visits,peak_viewers,peak_at,unique_viewers"
     );
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[1].starts_with("gd,广东省,2,cn,5,4,4,0,0,0,0,1,5,"), "{csv}");
+    assert!(rows[1].starts_with("gd,广东省,2,cn,0,5,4,4,0,0,0,0,1,5,"), "{csv}");
     assert!(rows[1].ends_with(",5"), "gd's unique viewers: {csv}");
-    assert!(rows[2].starts_with("bj,北京市,2,cn,1,0,0,0,0,0,0,0,1,"), "{csv}");
+    assert!(rows[2].starts_with("bj,北京市,2,cn,0,1,0,0,0,0,0,0,0,1,"), "{csv}");
     let (_, level1) = node
         .op("GET", "/api/v1/campaigns/tree/report/units?level=1", None)
         .await;

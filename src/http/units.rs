@@ -88,8 +88,8 @@ pub struct ReportQuery {
 }
 
 /// `GET /api/v1/campaigns/{id}/report/units?level=N&format=json|csv` (operator): every
-/// unit of level `N` with any activity, with its parent and all its numbers (level 1 with
-/// `unassigned` too). Streamed a chunk of units at a time, so the node holds one chunk of
+/// unit of level `N` with any activity, with its parent and all its numbers, viewers now
+/// included (level 1 with `unassigned` too). Streamed a chunk of units at a time, so the node holds one chunk of
 /// numbers whatever the size of the level.
 pub async fn report(
     req: HttpRequest,
@@ -105,6 +105,13 @@ pub async fn report(
     };
     let c = super::campaign(&api, &id).await?;
     let (tree, depth) = api.units.tree_of(&c).await?;
+    // Viewers now: the upper units' from the last tick, the deeper ones from the nodes it
+    // saw live (an ended campaign's are 0).
+    let frames = indexed(&api, &id)?.frames(&*api.store).await?;
+    let (live, nodes) = match frames.stats() {
+        Some(s) if !s.ended => (s.units.clone(), s.nodes.iter().map(|n| n.node.clone()).collect()),
+        _ => Default::default(),
+    };
     let level = q
         .level
         .as_deref()
@@ -120,6 +127,8 @@ pub async fn report(
         tree,
         campaign: c,
         upper: level <= depth,
+        live,
+        nodes,
         units,
         next: 0,
         csv,
@@ -152,6 +161,10 @@ struct Rows {
     campaign: Campaign,
     /// The level is at most `--unit-peak-depth`: peaks and unique viewers are kept.
     upper: bool,
+    /// The upper units' viewers as of the last tick, and the live nodes (for the deeper
+    /// units' viewers).
+    live: std::collections::BTreeMap<String, u64>,
+    nodes: Vec<String>,
     /// The level's units (`None`: unassigned), and the next to read.
     units: Vec<Option<u32>>,
     next: usize,
@@ -164,7 +177,7 @@ struct Rows {
 
 impl Rows {
     fn header(&self) -> String {
-        let mut h = String::from("code,name,level,parent,sessions,interactions");
+        let mut h = String::from("code,name,level,parent,viewers,sessions,interactions");
         for k in &self.campaign.kinds {
             h.push_str(",interactions.");
             crate::util::csv::text(&mut h, k);
@@ -198,14 +211,16 @@ impl Rows {
         let c = &self.campaign;
         let read = async {
             let totals = self.store.unit_totals(&c.id, &c.kinds, &codes).await?;
-            let peaks = if self.upper {
-                self.store.unit_peaks(&c.id, &codes).await?
+            let (peaks, viewers) = if self.upper {
+                let viewers = codes.iter().map(|c| self.live.get(c).copied().unwrap_or(0)).collect();
+                (self.store.unit_peaks(&c.id, &codes).await?, viewers)
             } else {
-                vec![UnitPeak::default(); codes.len()]
+                let viewers = self.store.deep_viewers(&c.id, &self.nodes, &codes).await?;
+                (vec![UnitPeak::default(); codes.len()], viewers)
             };
-            Ok::<_, crate::store::StoreError>((totals, peaks))
+            Ok::<_, crate::store::StoreError>((totals, peaks, viewers))
         };
-        let (totals, peaks) = match read.await {
+        let (totals, peaks, viewers) = match read.await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(campaign = %c.id, error = %e, "units report cut short");
@@ -215,8 +230,8 @@ impl Rows {
         };
         let mut out = String::new();
         for (k, unit) in chunk.iter().enumerate() {
-            let (t, p) = (&totals[k], &peaks[k]);
-            if t.is_empty() && p.peak_viewers == 0 {
+            let (t, p, v) = (&totals[k], &peaks[k], viewers[k]);
+            if t.is_empty() && p.peak_viewers == 0 && v == 0 {
                 continue;
             }
             let (code, name, parent) = match *unit {
@@ -229,14 +244,20 @@ impl Rows {
             };
             let level = unit.map_or(1, |i| self.tree.level(i));
             if self.csv {
-                self.csv_row(&mut out, [code, name, &level.to_string(), parent.unwrap_or("")], t, p);
+                self.csv_row(
+                    &mut out,
+                    [code, name, &level.to_string(), parent.unwrap_or("")],
+                    v,
+                    t,
+                    p,
+                );
             } else {
                 if self.written > 0 {
                     out.push(',');
                 }
                 let mut row = json!({
                     "code": code, "name": name, "level": level, "parent": parent,
-                    "sessions": t.sessions, "interactions": t.interactions,
+                    "viewers": v, "sessions": t.sessions, "interactions": t.interactions,
                     "registrations": t.registrations, "share_visits": t.share_visits,
                 });
                 if let Some(o) = row.as_object_mut().filter(|_| self.upper) {
@@ -252,14 +273,14 @@ impl Rows {
         Some(Ok(Bytes::from(out)))
     }
 
-    fn csv_row(&self, out: &mut String, cells: [&str; 4], t: &UnitTotals, p: &UnitPeak) {
+    fn csv_row(&self, out: &mut String, cells: [&str; 4], viewers: u64, t: &UnitTotals, p: &UnitPeak) {
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
             crate::util::csv::text(out, cell);
         }
-        let mut numbers = vec![t.sessions, t.interactions_total()];
+        let mut numbers = vec![viewers, t.sessions, t.interactions_total()];
         numbers.extend(
             self.campaign
                 .kinds

@@ -261,7 +261,8 @@ impl UnitTally {
                 serde_json::json!({"code": code, "name": name, "viewers": viewers})
             })
             .collect();
-        let text = serde_json::json!({"type": "unit", "path": path}).to_string();
+        // `type` first, as in every server message.
+        let text = format!(r#"{{"type":"unit","path":{}}}"#, serde_json::Value::Array(path));
         UnitFrame {
             wire: text_frame(text.as_bytes()),
             text,

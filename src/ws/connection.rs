@@ -417,14 +417,14 @@ impl<'a> Conn<'a> {
                 if w.last.as_ref() == Some(&page) {
                     return None;
                 }
-                let mut frame = serde_json::Map::new();
-                frame.insert("type".into(), "units".into());
-                frame.insert("at".into(), at.unwrap_or_default());
-                if let serde_json::Value::Object(o) = &page {
-                    frame.extend(o.clone());
+                let mut frame = page.clone();
+                if let Some(o) = frame.as_object_mut() {
+                    o.insert("at".into(), at.unwrap_or_default());
                 }
                 w.last = Some(page);
-                serde_json::Value::Object(frame).to_string()
+                // `type` first, as in every server message.
+                let body = frame.to_string();
+                format!(r#"{{"type":"units",{}"#, body.strip_prefix('{').unwrap_or(&body))
             }
             Err(crate::error::ApiError::NotFound(_)) => {
                 self.watching = None;

@@ -283,13 +283,17 @@ describe('the viewer\'s branch against the unit frame\'s contract', { timeout: 1
   after(() => stopNodeAndBrowser(node, browser));
 
   /**
-   * Relays `page`'s sockets to the node, recording their URLs; `tell(frame)` sends a frame
-   * to the page's open sockets as if the node had (spec: `{"type":"unit","path":[…]}`).
+   * Relays `page`'s sockets to the node, recording their URLs, and holds back the node's
+   * own `unit` frames; `tell(frame)` sends a frame to the page's open sockets as if the
+   * node had (spec: `{"type":"unit","path":[…]}`). The real frames are the live suite's.
    */
   async function relay(page) {
     const sockets = [];
     await page.routeWebSocket(/\/ws\/v1\/campaigns\//, (ws) => {
-      ws.connectToServer();
+      const server = ws.connectToServer();
+      server.onMessage((m) => {
+        if (!(typeof m === 'string' && m.startsWith('{"type":"unit"'))) ws.send(m);
+      });
       sockets.push(ws);
     });
     return {
