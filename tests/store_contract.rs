@@ -154,6 +154,7 @@ contract!(
     unit_numbers_roll_up_to_every_ancestor,
     upper_unit_viewers_ride_in_leases_and_leave_with_the_node,
     deep_viewers_sum_the_live_nodes_and_expire_with_the_lease,
+    registrations_count_in_their_unit_and_keep_its_code,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1040,6 +1041,7 @@ fn reg(viewer: &str, fields: &str) -> Registration {
         viewer: viewer.to_owned(),
         registered_at: 1_700_000_000_000,
         fields: fields.to_owned(),
+        unit: None,
     }
 }
 
@@ -2085,6 +2087,7 @@ mod outbox {
             viewer: viewer.to_owned(),
             registered_at: 1_700_000_000_000,
             fields: format!(r#"{{"phone":"{phone}"}}"#),
+            unit: None,
         }
     }
 

@@ -125,6 +125,17 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.ends_with("?unit=sz"), "{location}");
 
+    // A sign-up through 广州市 (the body's unit; a token's claim would win).
+    let (s, r) = node
+        .call(
+            "POST",
+            "/api/v1/campaigns/tree/registrations",
+            Some(json!({"viewer": "viewer-s3", "unit": "gz"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+
     let top = await_units(&node, "tree", "", "the top level's numbers", |b| {
         b["units"][0]["share_visits"] == 1 && b["units"][0]["sessions"] == 6
     })
@@ -158,6 +169,30 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
         (Some(1), Some(2))
     );
     assert_eq!(gd["units"][0]["interactions"]["like"], 3);
+    assert_eq!(
+        (
+            gd["units"][1]["code"].as_str(),
+            gd["units"][1]["registrations"].as_u64()
+        ),
+        (Some("gz"), Some(1))
+    );
+    assert_eq!(top["units"][0]["registrations"], 1);
+    let export = node
+        .http
+        .get(node.url("/api/v1/campaigns/tree/registrations?format=csv"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = export.lines().collect();
+    assert_eq!(rows[0], "viewer,registered_at,unit");
+    assert!(
+        rows[1].starts_with("viewer-s3,") && rows[1].ends_with(",gz"),
+        "{export}"
+    );
     // Below --unit-peak-depth (3): viewers from the nodes' hashes, no peak.
     let (_, yh) = units(&node, "tree", "?parent=yh").await;
     assert_eq!(viewers(&yh), pairs(&[("kj", 3)]));
@@ -238,7 +273,7 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
          interactions.comment,interactions.share,registrations,share_visits,peak_viewers,peak_at,unique_viewers"
     );
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[1].starts_with("gd,广东省,2,cn,0,5,4,4,0,0,0,0,1,5,"), "{csv}");
+    assert!(rows[1].starts_with("gd,广东省,2,cn,0,5,4,4,0,0,0,1,1,5,"), "{csv}");
     assert!(rows[1].ends_with(",5"), "gd's unique viewers: {csv}");
     assert!(rows[2].starts_with("bj,北京市,2,cn,0,1,0,0,0,0,0,0,0,1,"), "{csv}");
     let (_, level1) = node

@@ -607,6 +607,7 @@ mod queue {
             viewer: viewer.into(),
             registered_at: livetally::util::now_ms(),
             fields: "{}".into(),
+            unit: None,
         }
     }
 

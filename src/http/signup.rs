@@ -29,8 +29,8 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// A registration's `viewer` and `fields`, as sent.
-type Body = (Option<String>, Option<Map<String, Value>>);
+/// A registration's `viewer`, `fields` and `unit`, as sent.
+type Body = (Option<String>, Option<Map<String, Value>>, Option<String>);
 
 /// `{"viewer": "...", "fields": {...}}`, read field by field so a wrong type names its
 /// field. `viewer` may be left out when the join token has `sub`. Other keys are ignored,
@@ -42,7 +42,7 @@ fn parse_body(body: Value) -> Result<Body, ApiError> {
             message: "body must be a JSON object".into(),
         });
     };
-    let (mut viewer, mut fields) = (None, None);
+    let (mut viewer, mut fields, mut unit) = (None, None, None);
     for (name, value) in body {
         match (name.as_str(), value) {
             ("viewer", Value::String(v)) if is_client_id(&v) => viewer = Some(v),
@@ -50,33 +50,48 @@ fn parse_body(body: Value) -> Result<Body, ApiError> {
             ("fields", Value::Object(f)) => fields = Some(f),
             ("fields", Value::Null) => {}
             ("fields", _) => return Err(ApiError::bad("fields", "fields must be an object of strings")),
+            ("unit", Value::String(u)) if crate::auth::is_unit_code(&u) => unit = Some(u),
+            ("unit", Value::Null) => {}
+            ("unit", _) => {
+                return Err(ApiError::bad(
+                    "unit",
+                    format!("unit must match {}", crate::protocol::limits::UNIT_CODE),
+                ))
+            }
             _ => {}
         }
     }
-    Ok((viewer, fields))
+    Ok((viewer, fields, unit))
 }
 
 /// The viewer a registration is for. A join token is required on `access:"token"`
 /// campaigns (absent 401, invalid 403, as for sockets) and checked when given to a public
-/// one; with `sub` it names the viewer, and a different `viewer` is 403.
-fn viewer_of(api: &Api, c: &Campaign, token: Option<&str>, viewer: Option<String>) -> Result<String, ApiError> {
+/// one; with `sub` it names the viewer, and a different `viewer` is 403. Also the token's
+/// `unit` claim, which wins over the body's.
+fn viewer_of(
+    api: &Api,
+    c: &Campaign,
+    token: Option<&str>,
+    viewer: Option<String>,
+) -> Result<(String, Option<String>), ApiError> {
     let token = token.filter(|t| !t.is_empty());
-    let sub = if c.access == Access::Token || token.is_some() {
+    let (sub, unit) = if c.access == Access::Token || token.is_some() {
         let now_s = (crate::util::now_ms() / 1000) as u64;
         let claims = api.auth.verify_join(token, &c.id, now_s).map_err(|e| match e {
             TokenError::Missing => ApiError::Unauthorized("join token required (?token=)"),
             TokenError::Invalid => ApiError::Forbidden("invalid or expired join token"),
         })?;
-        claims.sub
+        (claims.sub, claims.unit)
     } else {
-        None
+        (None, None)
     };
-    match (sub, viewer) {
-        (Some(sub), Some(v)) if v != sub => Err(ApiError::Forbidden("viewer differs from the token's sub")),
-        (Some(sub), _) => Ok(sub),
-        (None, Some(v)) => Ok(v),
-        (None, None) => Err(ApiError::bad("viewer", "viewer is required")),
-    }
+    let viewer = match (sub, viewer) {
+        (Some(sub), Some(v)) if v != sub => return Err(ApiError::Forbidden("viewer differs from the token's sub")),
+        (Some(sub), _) => sub,
+        (None, Some(v)) => v,
+        (None, None) => return Err(ApiError::bad("viewer", "viewer is required")),
+    };
+    Ok((viewer, unit))
 }
 
 /// `POST /api/v1/campaigns/{id}/registrations`: 201 the first time, 200 after (the first
@@ -91,17 +106,36 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     public_write(&api, &req)
         .map_err(|wait| ApiError::rate_limited("too many registrations and share visits from this address", wait))?;
-    let (viewer, fields) = parse_body(body.into_inner())?;
+    let (viewer, fields, body_unit) = parse_body(body.into_inner())?;
     let c = campaign(&api, &id).await?;
     if !c.is_live() {
         return Err(ApiError::Gone);
     }
-    let viewer = viewer_of(&api, &c, q.token.as_deref(), viewer)?;
+    let (viewer, claim_unit) = viewer_of(&api, &c, q.token.as_deref(), viewer)?;
+    // On a campaign with an org: the claim's unit, else the body's; unknown or none counts
+    // under unassigned.
+    let unit = match api.tallies.tree(&c).await {
+        Ok(Some((tree, _))) => {
+            let code = claim_unit.or(body_unit);
+            Some(match code.as_deref().and_then(|u| tree.find(u)) {
+                Some(i) => tree.unit(i).path.into(),
+                None => vec![crate::store::units::UNASSIGNED.to_owned()].into(),
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(campaign = %c.id, error = %e, "org tree not loaded");
+            return Err(ApiError::Unavailable(
+                "the campaign's org could not be read; retry later".into(),
+            ));
+        }
+    };
     let fields = check_submission(&c.registration_fields, fields).map_err(|e| ApiError::bad(e.field, e.message))?;
     let registration = Registration {
         viewer,
         registered_at: crate::util::now_ms(),
         fields,
+        unit,
     };
     let created = api.store.register(&c.id, &registration).await?;
     let body = json!({"campaign": c.id, "viewer": registration.viewer, "registered": true, "created": created});
@@ -147,6 +181,7 @@ pub async fn export(
     let rows = Rows {
         store: api.store.clone(),
         fields: c.registration_fields.iter().map(|f| f.name.clone()).collect(),
+        unit: c.org.is_some(),
         campaign: c.id.clone(),
         format,
         after: None,
@@ -171,6 +206,8 @@ struct Rows {
     campaign: String,
     /// Declared field names: the CSV's columns after `viewer` and `registered_at`.
     fields: Vec<String>,
+    /// The campaign counts by an org: a `unit` column after `registered_at`.
+    unit: bool,
     format: Format,
     /// `None` before the header; then the number of the last registration written, or
     /// `Some(u64::MAX)` once the end is written.
@@ -182,7 +219,7 @@ impl Rows {
         let Some(after) = self.after else {
             self.after = Some(0);
             return Some(Ok(Bytes::from(match self.format {
-                Format::Csv => csv_header(&self.fields),
+                Format::Csv => csv_header(&self.fields, self.unit),
                 Format::Json => "[".to_owned(),
             })));
         };
@@ -208,7 +245,7 @@ impl Rows {
         let mut out = String::with_capacity(page.len() * 96);
         for (i, (_, r)) in page.iter().enumerate() {
             match self.format {
-                Format::Csv => csv_row(&mut out, r, &self.fields),
+                Format::Csv => csv_row(&mut out, r, &self.fields, self.unit),
                 Format::Json => {
                     if after > 0 || i > 0 {
                         out.push(',');
@@ -228,13 +265,21 @@ fn stored_fields(r: &Registration) -> Map<String, Value> {
 }
 
 fn json_row(out: &mut String, r: &Registration) {
-    let row = json!({"viewer": r.viewer, "registered_at": r.registered_at, "fields": stored_fields(r)});
+    let mut row = json!({"viewer": r.viewer, "registered_at": r.registered_at, "fields": stored_fields(r)});
+    if let Some(unit) = r.unit_code() {
+        row["unit"] = unit.into();
+    }
     out.push_str(&row.to_string());
     out.push('\n');
 }
 
-fn csv_header(fields: &[String]) -> String {
-    let mut out = String::from("viewer,registered_at");
+/// With `unit`: the campaign has an org, and each row its registration's unit.
+fn csv_header(fields: &[String], unit: bool) -> String {
+    let mut out = String::from(if unit {
+        "viewer,registered_at,unit"
+    } else {
+        "viewer,registered_at"
+    });
     for f in fields {
         out.push(',');
         csv::text(&mut out, f);
@@ -243,10 +288,14 @@ fn csv_header(fields: &[String]) -> String {
     out
 }
 
-fn csv_row(out: &mut String, r: &Registration, fields: &[String]) {
+fn csv_row(out: &mut String, r: &Registration, fields: &[String], unit: bool) {
     csv::id(out, &r.viewer);
     out.push(',');
     out.push_str(&r.registered_at.to_string());
+    if unit {
+        out.push(',');
+        csv::id(out, r.unit_code().unwrap_or(""));
+    }
     let values = stored_fields(r);
     for f in fields {
         out.push(',');
@@ -283,23 +332,37 @@ mod tests {
             viewer: viewer.into(),
             registered_at: 1_700_000_000_123,
             fields: fields.into(),
+            unit: None,
         }
     }
 
     #[test]
     fn csv_rows_follow_the_declared_columns() {
         let fields = vec!["phone".to_owned(), "city".to_owned()];
-        assert_eq!(csv_header(&fields), "viewer,registered_at,phone,city\r\n");
+        assert_eq!(csv_header(&fields, false), "viewer,registered_at,phone,city\r\n");
         let mut out = String::new();
         csv_row(
             &mut out,
             &reg("viewer-01", r#"{"city":"Paris, FR","phone":"+33 1"}"#),
             &fields,
+            false,
         );
-        csv_row(&mut out, &reg("viewer-02", r#"{"phone":"1"}"#), &fields);
+        csv_row(&mut out, &reg("viewer-02", r#"{"phone":"1"}"#), &fields, false);
         assert_eq!(
             out,
             "viewer-01,1700000000123,'+33 1,\"Paris, FR\"\r\nviewer-02,1700000000123,1,\r\n"
+        );
+        // On a campaign with an org, each row's unit after its time.
+        assert_eq!(csv_header(&fields, true), "viewer,registered_at,unit,phone,city\r\n");
+        let mut out = String::new();
+        let mut r = reg("viewer-03", r#"{"phone":"3"}"#);
+        r.unit = Some(vec!["GD".to_owned(), "GD-SZ".to_owned()].into());
+        csv_row(&mut out, &r, &fields, true);
+        r.unit = Some(vec![String::new()].into());
+        csv_row(&mut out, &r, &fields, true);
+        assert_eq!(
+            out,
+            "viewer-03,1700000000123,GD-SZ,3,\r\nviewer-03,1700000000123,unassigned,3,\r\n"
         );
     }
 
@@ -316,9 +379,15 @@ mod tests {
             Some("fields".into())
         );
         assert_eq!(field(json!(["viewer-01"])), None);
-        let (v, f) = parse_body(json!({"viewer": "viewer-01", "fields": {"a": "b"}, "v1_extra": 1})).unwrap();
-        assert_eq!(v.as_deref(), Some("viewer-01"));
+        assert_eq!(
+            field(json!({"viewer": "viewer-01", "unit": "no spaces"})),
+            Some("unit".into())
+        );
+        let (v, f, u) = parse_body(json!({"viewer": "viewer-01", "fields": {"a": "b"}, "v1_extra": 1})).unwrap();
+        assert_eq!((v.as_deref(), u), (Some("viewer-01"), None));
         assert_eq!(f.unwrap()["a"], "b");
+        let (_, _, u) = parse_body(json!({"viewer": "viewer-01", "unit": "GD-SZ"})).unwrap();
+        assert_eq!(u.as_deref(), Some("GD-SZ"));
     }
 
     /// The export walks the store a page at a time: each chunk after the header holds at
@@ -341,6 +410,7 @@ mod tests {
                 store: store.clone(),
                 campaign: "big".into(),
                 fields: vec![],
+                unit: false,
                 format,
                 after: None,
             };

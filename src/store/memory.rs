@@ -337,10 +337,14 @@ impl Signups for MemoryStore {
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
         let added = d.registrations.add(registration);
         if added {
+            if let Some(path) = &registration.unit {
+                d.units.count_registration(path);
+            }
             self.outbox().push_registration(
                 campaign,
                 &registration.viewer,
                 &registration.fields,
+                registration.unit_code(),
                 crate::util::now_ms(),
             );
         }

@@ -13,6 +13,23 @@ pub struct Registration {
     /// The sign-up fields as one JSON object string, as `campaign::signup::check_submission`
     /// returns them (`{}` when the campaign declares none).
     pub fields: String,
+    /// On a campaign with an org, the unit the registration counts in: its path from the
+    /// top (`[""]`: unassigned), counted for the unit and every ancestor. Stored and read
+    /// back as its last code alone (a one-code path).
+    pub unit: Option<crate::store::UnitPath>,
+}
+
+impl Registration {
+    /// The unit's code as exports and `registration.created` show it (`unassigned` for
+    /// none known); `None` on a campaign without an org.
+    pub fn unit_code(&self) -> Option<&str> {
+        let code = self.unit.as_ref()?.last().map_or("", String::as_str);
+        Some(if code == crate::store::units::UNASSIGNED {
+            "unassigned"
+        } else {
+            code
+        })
+    }
 }
 
 /// A campaign's sign-ups.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livetally::store::units::{unit_key, UnitPath, UNASSIGNED};
-use livetally::store::{Store, UnitTotals};
+use livetally::store::{Registration, Store, UnitTotals};
 
 use super::support::wait::eventually;
 use super::{batch, claim, delta, kinds, map, new_campaign, now, presence};
@@ -179,4 +179,44 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
         async move { store.deep_viewers(&id, &nodes, &asked).await.unwrap() == vec![1, 0, 0] }
     })
     .await;
+}
+
+pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "ureg").await;
+    let reg = |viewer: &str, unit: Option<UnitPath>| Registration {
+        viewer: viewer.to_owned(),
+        registered_at: 1_700_000_000_000,
+        fields: "{}".to_owned(),
+        unit,
+    };
+    assert!(store
+        .register(&id, &reg("viewer-1", Some(path(&["GD", "SZ"]))))
+        .await
+        .unwrap());
+    assert!(store
+        .register(&id, &reg("viewer-2", Some(path(&[UNASSIGNED]))))
+        .await
+        .unwrap());
+    assert!(store.register(&id, &reg("viewer-3", None)).await.unwrap());
+    // The first registration wins: the same viewer again counts nowhere.
+    assert!(!store
+        .register(&id, &reg("viewer-1", Some(path(&["GD", "GZ"]))))
+        .await
+        .unwrap());
+    let got = store
+        .unit_totals(&id, &kinds(), &codes(&["GD", "SZ", "GZ", UNASSIGNED]))
+        .await
+        .unwrap();
+    let regs: Vec<u64> = got.iter().map(|t| t.registrations).collect();
+    assert_eq!(regs, [1, 1, 0, 1]);
+    let page = store.registrations(&id, 0, 10).await.unwrap();
+    let units: Vec<(&str, Option<&str>)> = page.iter().map(|(_, r)| (r.viewer.as_str(), r.unit_code())).collect();
+    assert_eq!(
+        units,
+        [
+            ("viewer-1", Some("SZ")),
+            ("viewer-2", Some("unassigned")),
+            ("viewer-3", None)
+        ]
+    );
 }

@@ -159,8 +159,15 @@ impl Queues {
     }
 
     /// Queues `registration.created` for `viewer` (data `{"viewer","fields"}`).
-    pub fn push_registration(&mut self, campaign: &str, viewer: &str, fields: &str, now_ms: i64) {
-        let data = format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer));
+    pub fn push_registration(&mut self, campaign: &str, viewer: &str, fields: &str, unit: Option<&str>, now_ms: i64) {
+        let data = match unit {
+            Some(u) => format!(
+                r#"{{"viewer":{},"fields":{fields},"unit":{}}}"#,
+                serde_json::Value::from(viewer),
+                serde_json::Value::from(u)
+            ),
+            None => format!(r#"{{"viewer":{},"fields":{fields}}}"#, serde_json::Value::from(viewer)),
+        };
         self.push_about(campaign, REGISTRATION, &data, Some(viewer), now_ms);
     }
 
@@ -376,7 +383,7 @@ mod tests {
         let mut o = Queues::default();
         o.set_receivers(&[receiver("dead"), receiver("live")]);
         for v in ["v1", "v2", "v3"] {
-            o.push_registration("c", v, "{}", 0);
+            o.push_registration("c", v, "{}", None, 0);
         }
         let e = leased(&mut o, "dead", "a", 0);
         let retry = Delivery {
@@ -427,9 +434,9 @@ mod tests {
         };
         o.set_receivers(&[receiver("r")]);
         o.push("c", MILESTONE, "{}", 0);
-        o.push_registration("c", "v1", r#"{"phone":"1"}"#, 0);
-        o.push_registration("c", "v2", r#"{"phone":"2"}"#, 0);
-        o.push_registration("c", "v3", r#"{"phone":"3"}"#, 0);
+        o.push_registration("c", "v1", r#"{"phone":"1"}"#, None, 0);
+        o.push_registration("c", "v2", r#"{"phone":"2"}"#, None, 0);
+        o.push_registration("c", "v3", r#"{"phone":"3"}"#, None, 0);
         assert_eq!(o.backlog(), Backlog { pending: 3, dropped: 1 });
         assert_eq!(o.backlog().dropped, 0, "counted once");
         o.erase("c", "v3");

@@ -72,6 +72,11 @@ impl UnitData {
         }
     }
 
+    /// A new registration in `path`.
+    pub(super) fn count_registration(&mut self, path: &UnitPath) {
+        self.each(path, |t| t.registrations += 1);
+    }
+
     /// Raises the upper units' peaks from a tick's `u:` entries.
     pub(super) fn raise_peaks(&mut self, at_ms: i64, regions: &BTreeMap<String, u64>) {
         for (key, n) in regions {

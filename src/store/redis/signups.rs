@@ -10,20 +10,24 @@ use crate::store::{Registration, StoreError, StoreResult};
 impl RedisStore {
     pub(super) async fn add_registration(&self, campaign: &str, r: &Registration) -> StoreResult<bool> {
         let k = CampaignKeys(campaign);
-        let mut keys = vec![k.meta(), k.regs(), k.reg_order(), k.reg_data()];
+        let mut keys = vec![k.meta(), k.regs(), k.reg_order(), k.reg_data(), k.units()];
         keys.extend(self.outbox_keys(k));
+        let unit: Vec<&str> = match (r.unit_code(), &r.unit) {
+            (Some(code), Some(path)) => std::iter::once(code).chain(path.iter().map(String::as_str)).collect(),
+            _ => vec![],
+        };
         let reply: Option<i64> = self
             .scripts
             .register
             .run(
                 &self.conn,
                 &keys,
-                (&r.viewer, &r.fields, r.registered_at, self.queue_max_arg()),
+                (&r.viewer, &r.fields, r.registered_at, self.queue_max_arg(), unit),
             )
             .await?;
         let added = reply.ok_or(StoreError::NotFound)? == 1;
         // A new registration queued `registration.created` (while there are receivers).
-        self.mark_due(campaign, u64::from(added && keys.len() > 4)).await;
+        self.mark_due(campaign, u64::from(added && keys.len() > 5)).await;
         Ok(added)
     }
 
@@ -43,14 +47,23 @@ impl RedisStore {
             .ok_or(StoreError::NotFound)?
             .into_iter()
             .map(|(n, viewer, data)| {
-                let (at, fields) = data.split_once('|').ok_or_else(|| corrupt("a reg-data entry"))?;
+                let (at, rest) = data.split_once('|').ok_or_else(|| corrupt("a reg-data entry"))?;
                 let registered_at = at.parse().map_err(|_| corrupt("a reg-data entry"))?;
+                // `unit|fields` with a unit (fields begin with `{`, a code never does).
+                let (unit, fields) = match rest.starts_with('{') {
+                    true => (None, rest),
+                    false => {
+                        let (u, f) = rest.split_once('|').ok_or_else(|| corrupt("a reg-data entry"))?;
+                        (Some(vec![u.to_owned()].into()), f)
+                    }
+                };
                 Ok((
                     n,
                     Registration {
                         viewer,
                         registered_at,
                         fields: fields.to_owned(),
+                        unit,
                     },
                 ))
             })
