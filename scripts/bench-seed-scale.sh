@@ -4,17 +4,23 @@
 # 3-master Redis Cluster started here on free ports below 55535 (bus = port + 10000).
 # Reports per phase (ramp, like-storm, kill) Redis commands/s and CPU per master and the
 # per-node tick latency, the convergence after the ramp and the kill; its last line is
-# `seed scale: viewers=... nodes=... exact=true|false ...`. Exits non-zero unless exact.
+# `seed scale: viewers=... nodes=... exact=true|false ... units=N`. With ORG_UNITS (default
+# the seed's 546,000; 0 for none) the campaign counts by an org of six levels, every viewer
+# attributed to a village, and exact also means every unit at every level showed exactly
+# the simulated numbers after the ramp, after the storm and after the kill.
+# Exits non-zero unless exact.
 # Every redis-server and the work directory are removed on exit, failure included.
-# Usage: bash scripts/bench-seed-scale.sh   (env: VIEWERS, NODES, MASTERS, SIM_FLAGS, KEEP=1)
+# Usage: bash scripts/bench-seed-scale.sh
+#   (env: VIEWERS, NODES, ORG_UNITS, MASTERS, SIM_FLAGS, KEEP=1, LIVETALLY_BIN=a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIEWERS=${VIEWERS:-4500000}
 NODES=${NODES:-300}
+ORG_UNITS=${ORG_UNITS:-546000}
 MASTERS=${MASTERS:-3}
 SIM_FLAGS=${SIM_FLAGS:-}
-B=target/release/livetally
-cargo build --release --quiet
+B=${LIVETALLY_BIN:-target/release/livetally}
+if [ -z "${LIVETALLY_BIN:-}" ]; then cargo build --release --quiet; fi
 workdir=$(mktemp -d)
 pids=()
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -72,5 +78,6 @@ slot=$(redis-cli -p "${ports[0]}" cluster keyslot 'lt:{c:seed-launch}:meta')
 echo "cluster: ${addrs[*]} (the campaign's keys are in slot $slot)"
 status=0
 # shellcheck disable=SC2086  # SIM_FLAGS is a list of flags
-$B simulate --redis-cluster "${urls%,}" --masters "$masters" --viewers "$VIEWERS" --nodes "$NODES" $SIM_FLAGS || status=$?
+$B simulate --redis-cluster "${urls%,}" --masters "$masters" --viewers "$VIEWERS" --nodes "$NODES" \
+    --org-units "$ORG_UNITS" $SIM_FLAGS || status=$?
 exit "$status"

@@ -10,8 +10,9 @@
 
 pub mod info;
 pub mod node;
+pub mod org;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 use crate::campaign::{Access, Campaign, State};
 use crate::config::defaults;
 use crate::load::hist::Hist;
+use crate::org::Tree;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
 use crate::tally::flusher::FlushTiming;
@@ -74,6 +76,13 @@ pub struct SimArgs {
     /// The campaign id (created by the run; must not exist).
     #[arg(long, default_value = "seed-launch")]
     pub campaign: String,
+    /// Units of an org in the seed's six-level proportions (`sim::org`) the campaign counts
+    /// by, every viewer attributed to a village (0: no org).
+    #[arg(long, default_value_t = 0)]
+    pub org_units: u64,
+    /// The org's levels whose viewers ride in the leases (as the node's flag).
+    #[arg(long, default_value_t = defaults::UNIT_PEAK_DEPTH, value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub unit_peak_depth: u8,
 }
 
 /// Runs the simulation; the exit code is 0 when every count was exact.
@@ -119,6 +128,8 @@ impl Expected {
 
 struct Sim {
     nodes: Vec<VirtualNode>,
+    /// The campaign's org, and `--unit-peak-depth`.
+    org: Option<(Arc<Tree>, u8)>,
     /// Indices of nodes still running.
     alive: Vec<usize>,
     masters: Masters,
@@ -224,12 +235,14 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
     } else {
         args.masters.clone()
     };
-    let (stores, campaign) = connect(&args).await?;
+    let (stores, campaign, tree) = connect(&args).await?;
+    let org = tree.map(|t| (t, args.unit_peak_depth));
     let ticks: TickHist = Arc::default();
-    let nodes = start_nodes(&args, &campaign, &stores, &ticks);
+    let nodes = start_nodes(&args, &campaign, &stores, &ticks, &org);
     let n = args.nodes;
     let mut sim = Sim {
         nodes,
+        org,
         alive: (0..n).collect(),
         masters: Masters::connect(&master_names).await?,
         master_names,
@@ -252,17 +265,21 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         ),
         None => println!("NOT converged within {:?} after the ramp", args.wait),
     }
+    let units_ramp = sim.check_units(&stores[0], &campaign, "after the ramp").await?;
 
     let storm = sim.storm(&args).await?;
     let (before, exact_before) = sim.before_kill(&args, &campaign, storm.sent).await;
+    let units_storm = sim.check_units(&stores[0], &campaign, "after the storm").await?;
     let kill = sim.kill(&args, &campaign, &before).await?;
+    let units_kill = sim.check_units(&stores[0], &campaign, "after the kill").await?;
     sim.stop_survivors().await;
 
-    let exact = converge.is_some() && exact_before && kill.left.is_some() && kill.exact;
+    let units_exact = units_ramp && units_storm && units_kill;
+    let exact = converge.is_some() && exact_before && kill.left.is_some() && kill.exact && units_exact;
     println!(
         "seed scale: viewers={} nodes={n} exact={exact} ramp_s={:.1} claims_per_s={:.0} converge_s={} \
          storm_per_s={:.0} tick_p50_ms={:.1} tick_p99_ms={:.1} busiest_master_cpu={:.0}% busiest_master_cmds_per_s={:.0} \
-         killed={} leave_s={}",
+         killed={} leave_s={} units={}",
         args.viewers,
         ramp.as_secs_f64(),
         args.viewers as f64 / ramp.as_secs_f64(),
@@ -274,18 +291,34 @@ async fn run(args: SimArgs) -> anyhow::Result<bool> {
         storm.busiest.calls_per_s,
         kill.killed,
         kill.left.map_or("none".into(), |d| format!("{:.2}", d.as_secs_f64())),
+        args.org_units,
     );
     Ok(exact)
 }
 
-/// The store connections the virtual nodes share, and the campaign, created on the first.
-async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaign)> {
+/// The store connections the virtual nodes share, and the campaign, created on the first
+/// (with `--org-units`, by an org uploaded first).
+async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaign, Option<Arc<Tree>>)> {
     let mut stores: Vec<Arc<dyn Store>> = Vec::new();
     for _ in 0..args.connections.max(1) {
         let s = RedisStore::connect_cluster(&args.redis_cluster)
             .await
             .context("connecting --redis-cluster")?;
         stores.push(Arc::new(s));
+    }
+    let tree = (args.org_units > 0).then(|| Arc::new(org::tree(args.org_units)));
+    let mut org_version = None;
+    if let Some(t) = &tree {
+        let started = Instant::now();
+        let (summary, _) = stores[0].put_org("seed-org", t.clone()).await?;
+        println!(
+            "org: {} units over levels {:?} stored as version {} in {:.1}s",
+            summary.units,
+            summary.levels,
+            summary.version,
+            started.elapsed().as_secs_f64()
+        );
+        org_version = Some(summary.version);
     }
     let campaign = Campaign {
         id: args.campaign.clone(),
@@ -300,19 +333,25 @@ async fn connect(args: &SimArgs) -> anyhow::Result<(Vec<Arc<dyn Store>>, Campaig
         milestones: Default::default(),
         registration_fields: vec![],
         share_channels: vec![],
-        org: None,
-        org_version: None,
+        org: tree.as_ref().map(|_| "seed-org".to_owned()),
+        org_version,
     };
     match stores[0].create_campaign(&campaign).await {
         Err(StoreError::Conflict) => anyhow::bail!("campaign {} exists: use a fresh store", campaign.id),
         r => r?,
     }
-    Ok((stores, campaign))
+    Ok((stores, campaign, tree))
 }
 
 /// `--nodes` virtual nodes, node i on connection i mod `--connections`, their first ticks
 /// spread over one tick.
-fn start_nodes(args: &SimArgs, campaign: &Campaign, stores: &[Arc<dyn Store>], ticks: &TickHist) -> Vec<VirtualNode> {
+fn start_nodes(
+    args: &SimArgs,
+    campaign: &Campaign,
+    stores: &[Arc<dyn Store>],
+    ticks: &TickHist,
+    org: &Option<(Arc<Tree>, u8)>,
+) -> Vec<VirtualNode> {
     let timing = FlushTiming {
         flush_interval: args.flush_interval,
         tick: args.tick,
@@ -329,6 +368,7 @@ fn start_nodes(args: &SimArgs, campaign: &Campaign, stores: &[Arc<dyn Store>], t
                 timing,
                 args.tick * i as u32 / n as u32,
                 ticks.clone(),
+                org.clone(),
             )
         })
         .collect()
@@ -360,6 +400,11 @@ impl Sim {
         let started = Instant::now();
         let nodes = &self.nodes;
         let (n, regions_n) = (args.nodes as u64, args.regions as u64);
+        // Villages are the org's last level, pushed last: tree indices from `first` on.
+        let villages = self.org.as_ref().map(|(t, _)| {
+            let v = *t.levels().last().unwrap_or(&1);
+            (t.len() as u64 - v, v)
+        });
         let failures = futures_util::stream::iter(0..args.viewers)
             .map(|i| async move {
                 let node = &nodes[(i % n) as usize];
@@ -368,7 +413,8 @@ impl Sim {
                 // again, as the SDK does; a claim that timed out but landed is marked moved
                 // and released by the node's next flush, as for any reconnect.
                 for attempt in 0..50u64 {
-                    match node.join(format!("s{i}"), format!("v{i}"), region).await {
+                    let unit = villages.map(|(first, v)| (first + org::village_of(i, v)) as u32);
+                    match node.join(format!("s{i}"), format!("v{i}"), region, unit).await {
                         Ok(()) => return 0u64,
                         Err(e) => {
                             tracing::warn!(error = %e, attempt, "claim failed; retrying");
@@ -519,6 +565,58 @@ impl Sim {
         );
         report_phase("kill", &self.master_names, &info::rates(&s4, &s5), &kill_ticks);
         Ok(Kill { killed, left, exact })
+    }
+
+    /// With an org: every unit at every level shows exactly what was put in (the live
+    /// nodes' viewers; everyone's sessions and interactions), read as the units routes
+    /// read it: the upper levels from a node's last tick, the deeper ones summed over the
+    /// live nodes' hashes, the totals from the store. Retried until `--wait`.
+    async fn check_units(&self, store: &Arc<dyn Store>, campaign: &Campaign, when: &str) -> anyhow::Result<bool> {
+        let Some((tree, depth)) = &self.org else {
+            return Ok(true);
+        };
+        let mut leaves: HashMap<u32, org::UnitNumbers> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let alive = self.alive.contains(&i);
+            for (&unit, n) in node.by_unit.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let e = leaves.entry(unit).or_default();
+                e.viewers += if alive { n.viewers } else { 0 };
+                e.sessions += n.sessions;
+                e.interactions[0] += n.interactions[0];
+                e.interactions[1] += n.interactions[1];
+            }
+        }
+        let want = org::roll_up(tree, &leaves);
+        let nodes: Vec<String> = self.alive.iter().map(|&i| self.nodes[i].id.clone()).collect();
+        let started = Instant::now();
+        loop {
+            let upper = self.nodes[self.alive[0]]
+                .tally
+                .frames
+                .borrow()
+                .stats()
+                .map(|s| s.units.clone())
+                .unwrap_or_default();
+            let (checked, wrong) = org::check(&**store, campaign, tree, *depth, &upper, &nodes, &want).await?;
+            match wrong {
+                None => {
+                    println!(
+                        "{when}: every unit exact at every level ({checked} units, {} with viewers or counts; {:.1}s to check)",
+                        want.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(true);
+                }
+                Some(w) if started.elapsed() > self.wait => {
+                    println!(
+                        "{when}: unit {} (level {}) shows {:?}, expected {:?}",
+                        w.code, w.level, w.got, w.want
+                    );
+                    return Ok(false);
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 
     /// Graceful stop of the survivors (their last flush and leave).

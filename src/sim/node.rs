@@ -2,6 +2,7 @@
 //! sessions in place of sockets. What a socket would do (claim, join, like) is done by the
 //! simulator through the same calls the socket layer makes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,9 +14,11 @@ use crate::broadcast::Broadcaster;
 use crate::campaign::Campaign;
 use crate::load::hist::Hist;
 use crate::node::Builder;
+use crate::org::Tree;
 use crate::store::{Owner, Store, StoreResult};
 use crate::tally::flusher::FlushTiming;
 use crate::tally::session::SessionSlot;
+use crate::tally::units::UnitTally;
 use crate::tally::{CampaignTally, Tallies};
 
 /// The numbers a node's last operator frame shows.
@@ -49,10 +52,12 @@ pub struct VirtualNode {
     pub tally: Arc<CampaignTally>,
     store: Arc<dyn Store>,
     presence_ttl: Duration,
-    /// Sessions open here, for the like-storm.
-    slots: Mutex<Vec<Arc<SessionSlot>>>,
+    /// Sessions open here, for the like-storm, with their unit (tree index).
+    slots: Mutex<Vec<(Arc<SessionSlot>, Option<u32>)>>,
     /// Viewers joined here, by region index.
     pub joined: Vec<AtomicU64>,
+    /// With an org: viewers joined and interactions counted here, by unit (tree index).
+    pub by_unit: Mutex<HashMap<u32, super::org::UnitNumbers>>,
     stop: CancellationToken,
     flusher: JoinHandle<()>,
     ticker: JoinHandle<()>,
@@ -68,12 +73,17 @@ impl VirtualNode {
         timing: FlushTiming,
         phase: Duration,
         ticks: TickHist,
+        org: Option<(Arc<Tree>, u8)>,
     ) -> Self {
         let mut builder = Builder::new(store.clone(), id.clone());
         builder.origin = format!("{id}/sim");
         builder.timing = timing;
         let tallies = builder.tallies.clone();
         let tally = tallies.get_or_create(campaign);
+        // One tree shared by every virtual node (a real node reads its own copy once).
+        if let Some((tree, depth)) = org {
+            let _ = tally.units.set(UnitTally::new(tree, depth));
+        }
         let stop = CancellationToken::new();
         // No one asks it to flush early: the sender is dropped and the arm never fires.
         let (_, flusher) = builder.spawn_flusher(stop.clone());
@@ -92,35 +102,42 @@ impl VirtualNode {
             store,
             presence_ttl: timing.presence_ttl,
             slots: Mutex::new(Vec::new()),
+            by_unit: Mutex::new(HashMap::new()),
             stop,
             flusher,
             ticker,
         }
     }
 
-    /// What admission does for a viewer socket: claim the session, open its slot, count it.
-    pub async fn join(&self, session: String, viewer: String, region: usize) -> StoreResult<()> {
+    /// What admission does for a viewer socket: claim the session, open its slot, count it
+    /// (in `unit`, a tree index, on a campaign with an org).
+    pub async fn join(&self, session: String, viewer: String, region: usize, unit: Option<u32>) -> StoreResult<()> {
         let region_name = self.tally.campaign.regions[region].clone();
+        let place = match (self.tally.units.get(), unit) {
+            (Some(units), Some(i)) => Some(units.place(Some(units.tree().code(i)))),
+            _ => None,
+        };
         let owner = Owner {
             node: &self.id,
             region: &region_name,
-            units: &[],
+            units: place.as_ref().map_or(&[], |p| &p.upper),
             lease: self.presence_ttl,
         };
         let (epoch, acked) = self
             .store
             .claim_session(&self.tally.campaign.id, &session, &owner)
             .await?;
-        let slot = Arc::new(SessionSlot::new(
-            session,
-            viewer,
-            epoch,
-            acked,
-            self.tally.campaign.kinds.len(),
-        ));
+        let slot = SessionSlot::new(session, viewer, epoch, acked, self.tally.campaign.kinds.len()).with_unit(place);
+        let slot = Arc::new(slot);
         self.tally.viewer_joined(region, &slot);
         self.joined[region].fetch_add(1, Ordering::Relaxed);
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        if let Some(i) = unit.filter(|_| slot.unit.is_some()) {
+            let mut by_unit = self.by_unit.lock().unwrap_or_else(|e| e.into_inner());
+            let n = by_unit.entry(i).or_default();
+            n.viewers += 1;
+            n.sessions += 1;
+        }
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).push((slot, unit));
         Ok(())
     }
 
@@ -131,9 +148,17 @@ impl VirtualNode {
         if slots.is_empty() || !self.tallies.pending().try_take(1) {
             return false;
         }
-        let slot = &slots[pick % slots.len()];
+        let (slot, unit) = &slots[pick % slots.len()];
         if slot.add(kind, 1, None) {
             self.tally.queue_dirty(slot);
+        }
+        if let Some(i) = unit.filter(|_| slot.unit.is_some()) {
+            self.by_unit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(i)
+                .or_default()
+                .interactions[kind] += 1;
         }
         true
     }
