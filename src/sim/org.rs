@@ -202,6 +202,9 @@ mod tests {
         let all = roll_up(&t, &HashMap::from([(a, one.clone()), (b, one.clone())]));
         let top = &all[&t.find("L1-0").unwrap()];
         assert_eq!((top.viewers, top.sessions, top.interactions), (2, 2, [4, 2]));
-        assert_eq!(all.len(), 6 + usize::from(t.parent(a) != t.parent(b)));
+        // Two villages of one township: their own two, and five ancestors once each.
+        assert_eq!(t.parent(a), t.parent(b));
+        assert_eq!(all.len(), 7);
+        assert_eq!(all[&a].viewers, 1);
     }
 }
