@@ -12,7 +12,7 @@ pub mod info;
 pub mod node;
 pub mod org;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -567,54 +567,19 @@ impl Sim {
         Ok(Kill { killed, left, exact })
     }
 
-    /// With an org: every unit at every level shows exactly what was put in (the live
-    /// nodes' viewers; everyone's sessions and interactions), read as the units routes
-    /// read it: the upper levels from a node's last tick, the deeper ones summed over the
-    /// live nodes' hashes, the totals from the store. Retried until `--wait`.
+    /// With an org: every unit at every level shows exactly what was put in
+    /// ([`org::check_nodes`]).
     async fn check_units(&self, store: &Arc<dyn Store>, campaign: &Campaign, when: &str) -> anyhow::Result<bool> {
-        let Some((tree, depth)) = &self.org else {
-            return Ok(true);
-        };
-        let mut leaves: HashMap<u32, org::UnitNumbers> = HashMap::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let alive = self.alive.contains(&i);
-            for (&unit, n) in node.by_unit.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                let e = leaves.entry(unit).or_default();
-                e.viewers += if alive { n.viewers } else { 0 };
-                e.sessions += n.sessions;
-                e.interactions[0] += n.interactions[0];
-                e.interactions[1] += n.interactions[1];
-            }
-        }
-        let want = org::roll_up(tree, &leaves);
-        let nodes: Vec<String> = self.alive.iter().map(|&i| self.nodes[i].id.clone()).collect();
-        let started = Instant::now();
-        loop {
-            let upper = self.nodes[self.alive[0]]
-                .tally
-                .frames
-                .borrow()
-                .stats()
-                .map(|s| s.units.clone())
-                .unwrap_or_default();
-            let (checked, wrong) = org::check(&**store, campaign, tree, *depth, &upper, &nodes, &want).await?;
-            match wrong {
-                None => {
-                    println!(
-                        "{when}: every unit exact at every level ({checked} units, {} with viewers or counts; {:.1}s to check)",
-                        want.len(),
-                        started.elapsed().as_secs_f64()
-                    );
-                    return Ok(true);
-                }
-                Some(w) if started.elapsed() > self.wait => {
-                    println!(
-                        "{when}: unit {} (level {}) shows {:?}, expected {:?}",
-                        w.code, w.level, w.got, w.want
-                    );
-                    return Ok(false);
-                }
-                Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        match &self.org {
+            None => Ok(true),
+            Some((tree, depth)) => {
+                let at = org::At {
+                    nodes: &self.nodes,
+                    alive: &self.alive,
+                    wait: self.wait,
+                    when,
+                };
+                org::check_nodes(&at, &**store, campaign, tree, *depth).await
             }
         }
     }

@@ -6,11 +6,12 @@
 //! must show, and the check of what the store shows against it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::node::VirtualNode;
 use crate::campaign::Campaign;
 use crate::org::{Tree, TreeBuilder};
-use crate::store::units::{UnitPath, UNASSIGNED};
+use crate::store::units::UNASSIGNED;
 use crate::store::{Store, StoreResult};
 
 /// The seed's units per level, level 1 first (546,000 in all).
@@ -166,9 +167,69 @@ pub async fn check(
     Ok((checked, None))
 }
 
-/// The path of tree unit `i`, as the node's place names it.
-pub fn path_of(tree: &Arc<Tree>, i: u32) -> UnitPath {
-    tree.unit(i).path.into()
+/// Where a check stands: the virtual nodes, those alive, how long to retry, and the phase
+/// it reports as.
+pub struct At<'a> {
+    pub nodes: &'a [VirtualNode],
+    pub alive: &'a [usize],
+    pub wait: Duration,
+    pub when: &'a str,
+}
+
+/// Every unit at every level shows exactly what was put in (the live nodes' viewers;
+/// everyone's sessions and interactions), read as the units routes read it: the upper
+/// levels from a live node's last tick, the deeper ones summed over the live nodes'
+/// hashes, the totals from the store ([`check`]). Retried until `at.wait`.
+pub async fn check_nodes(
+    at: &At<'_>,
+    store: &dyn Store,
+    campaign: &Campaign,
+    tree: &Tree,
+    depth: u8,
+) -> anyhow::Result<bool> {
+    let mut leaves: HashMap<u32, UnitNumbers> = HashMap::new();
+    for (i, node) in at.nodes.iter().enumerate() {
+        let alive = at.alive.contains(&i);
+        for (&unit, n) in node.by_unit.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let e = leaves.entry(unit).or_default();
+            e.viewers += if alive { n.viewers } else { 0 };
+            e.sessions += n.sessions;
+            e.interactions[0] += n.interactions[0];
+            e.interactions[1] += n.interactions[1];
+        }
+    }
+    let want = roll_up(tree, &leaves);
+    let nodes: Vec<String> = at.alive.iter().map(|&i| at.nodes[i].id.clone()).collect();
+    let started = Instant::now();
+    loop {
+        let upper = at.nodes[at.alive[0]]
+            .tally
+            .frames
+            .borrow()
+            .stats()
+            .map(|s| s.units.clone())
+            .unwrap_or_default();
+        let (checked, wrong) = check(store, campaign, tree, depth, &upper, &nodes, &want).await?;
+        match wrong {
+            None => {
+                println!(
+                    "{}: every unit exact at every level ({checked} units, {} with viewers or counts; {:.1}s to check)",
+                    at.when,
+                    want.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(true);
+            }
+            Some(w) if started.elapsed() > at.wait => {
+                println!(
+                    "{}: unit {} (level {}) shows {:?}, expected {:?}",
+                    at.when, w.code, w.level, w.got, w.want
+                );
+                return Ok(false);
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 #[cfg(test)]
