@@ -12,6 +12,7 @@
 
 pub mod index;
 pub mod outlet;
+pub mod unit_views;
 pub mod units;
 
 use std::sync::Arc;

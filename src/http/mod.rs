@@ -60,7 +60,7 @@ pub struct Api {
     /// Failed operator authentications per client, shared with the operator sockets.
     pub auth_failures: Arc<AuthFailures>,
     /// The units reads (`…/units`), shared with the operator sockets' `watch`.
-    pub units: Arc<crate::broadcast::units::UnitViews>,
+    pub units: Arc<crate::broadcast::unit_views::UnitViews>,
 }
 
 impl Api {

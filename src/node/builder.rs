@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{random_id, Auth};
 use crate::broadcast::index::CampaignIndex;
-use crate::broadcast::units::UnitViews;
+use crate::broadcast::unit_views::UnitViews;
 use crate::broadcast::Broadcaster;
 use crate::clients::auth_failures::AuthFailures;
 use crate::clients::connects::ConnectBudget;

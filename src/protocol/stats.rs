@@ -9,14 +9,21 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 
-use crate::store::units::UNIT_PREFIX;
-
 /// A presence share as seen by readers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeShare {
     pub node: String,
     pub viewers: u64,
     pub updated_at: i64,
+}
+
+/// The prefix of an upper unit's entry among a lease's regions (`u:<code>`); region names
+/// hold no `:` ([`super::limits::REGION`]).
+pub const UNIT_PREFIX: &str = "u:";
+
+/// The regions key of an upper unit's live viewers.
+pub fn unit_key(code: &str) -> String {
+    format!("{UNIT_PREFIX}{code}")
 }
 
 /// A campaign's global numbers, read once per tick.
@@ -57,7 +64,7 @@ impl Stats {
             return std::borrow::Cow::Borrowed(&self.regions);
         }
         let mut all = self.regions.clone();
-        all.extend(self.units.iter().map(|(c, n)| (crate::store::units::unit_key(c), *n)));
+        all.extend(self.units.iter().map(|(c, n)| (unit_key(c), *n)));
         std::borrow::Cow::Owned(all)
     }
 

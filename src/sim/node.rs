@@ -43,6 +43,14 @@ impl std::fmt::Display for Shown {
     }
 }
 
+/// Per unit (tree index), what was put in: open viewers, sessions, likes and hearts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitNumbers {
+    pub viewers: u64,
+    pub sessions: u64,
+    pub interactions: [u64; 2],
+}
+
 /// Tick durations (stats read, tick record, both frames encoded), shared by every node.
 pub type TickHist = Arc<Mutex<Hist>>;
 
@@ -57,7 +65,7 @@ pub struct VirtualNode {
     /// Viewers joined here, by region index.
     pub joined: Vec<AtomicU64>,
     /// With an org: viewers joined and interactions counted here, by unit (tree index).
-    pub by_unit: Mutex<HashMap<u32, super::org::UnitNumbers>>,
+    pub by_unit: Mutex<HashMap<u32, UnitNumbers>>,
     stop: CancellationToken,
     flusher: JoinHandle<()>,
     ticker: JoinHandle<()>,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::node::VirtualNode;
+use super::node::{UnitNumbers, VirtualNode};
 use crate::campaign::Campaign;
 use crate::org::{Tree, TreeBuilder};
 use crate::store::units::UNASSIGNED;
@@ -60,14 +60,6 @@ pub fn village_of(i: u64, villages: u64) -> u64 {
     x ^= x >> 32;
     let u = (x >> 11) as f64 / (1u64 << 53) as f64;
     ((u * u * u * villages as f64) as u64).min(villages - 1)
-}
-
-/// Per unit (tree index), what was put in: open viewers, sessions, likes and hearts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitNumbers {
-    pub viewers: u64,
-    pub sessions: u64,
-    pub interactions: [u64; 2],
 }
 
 /// Every unit's numbers rolled up from the villages' (`leaf` → numbers).

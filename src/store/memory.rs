@@ -25,7 +25,7 @@ use super::hll::HyperLogLog;
 use super::outbox::{self, Backlog, Delivery, Receiver, Settle};
 use super::{
     Campaigns, Health, NodeShare, Outbox, Reads, Registration, SeriesMetric, Signups, Stats, StoreError, StoreResult,
-    DEFAULT_SESSION_TTL,
+    UnitPeak, UnitTotals, Units, DEFAULT_SESSION_TTL,
 };
 use crate::campaign::{Campaign, Milestones, State};
 use queues::Queues;
@@ -404,5 +404,44 @@ impl Outbox for MemoryStore {
 
     async fn backlog(&self) -> StoreResult<Backlog> {
         Ok(self.outbox().backlog())
+    }
+}
+
+#[async_trait]
+impl Units for MemoryStore {
+    async fn put_deep_viewers(
+        &self,
+        campaign: &str,
+        node: &str,
+        changes: &[(String, u64)],
+        lease: Duration,
+    ) -> StoreResult<()> {
+        let mut map = self.lock();
+        let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
+        d.units.put_deep_viewers(node, changes, lease);
+        Ok(())
+    }
+
+    async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {
+        let map = self.lock();
+        Ok(map
+            .get(campaign)
+            .ok_or(StoreError::NotFound)?
+            .units
+            .deep_viewers(nodes, codes))
+    }
+
+    async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>> {
+        let map = self.lock();
+        Ok(map
+            .get(campaign)
+            .ok_or(StoreError::NotFound)?
+            .units
+            .totals(kinds, codes))
+    }
+
+    async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
+        let map = self.lock();
+        Ok(map.get(campaign).ok_or(StoreError::NotFound)?.units.peaks(codes))
     }
 }

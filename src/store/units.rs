@@ -34,14 +34,7 @@ pub type UnitPath = Arc<[String]>;
 /// The key `unassigned` is counted under: no unit code is empty, so it cannot collide.
 pub const UNASSIGNED: &str = "";
 
-/// The prefix of an upper unit's entry among a lease's regions (`u:<code>`); region names
-/// hold no `:` ([`crate::protocol::limits::REGION`]).
-pub const UNIT_PREFIX: &str = "u:";
-
-/// The regions key of an upper unit's live viewers.
-pub fn unit_key(code: &str) -> String {
-    format!("{UNIT_PREFIX}{code}")
-}
+pub use crate::protocol::stats::{unit_key, UNIT_PREFIX};
 
 /// A unit's cumulative numbers, its descendants' included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -19,7 +19,7 @@ use super::policy::{self, BadWindow, Limiter, LimiterClock, RateStreak, PING_INT
 use super::stats_source::{NextStats, StatsSource};
 use super::transport::{Incoming, Io, SendError, Transport};
 use crate::broadcast::outlet::Audience;
-use crate::broadcast::units::UnitViews;
+use crate::broadcast::unit_views::UnitViews;
 use crate::metrics::Metrics;
 use crate::protocol::Frames;
 use crate::protocol::{self, close, Close, ErrorCode};

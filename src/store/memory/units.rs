@@ -1,18 +1,15 @@
-//! The memory store's numbers per unit ([`Units`]): cumulative totals by code, counted in
-//! the same locked step as the campaign's own numbers; each node's deep viewers with the
-//! node's lease; the upper units' peaks and unique sketches.
+//! The memory store's numbers per unit (`store::Units`, implemented in `memory.rs` on
+//! these): cumulative totals by code, counted in the same locked step as the campaign's
+//! own numbers; each node's deep viewers with the node's lease; the upper units' peaks and
+//! unique sketches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-
-use super::campaign::CampaignData;
 use super::generations::Generations;
-use super::MemoryStore;
 use crate::store::hll::HyperLogLog;
 use crate::store::units::{UnitPath, UNIT_PREFIX};
-use crate::store::{Batch, StoreError, StoreResult, UnitPeak, UnitTotals, Units};
+use crate::store::{Batch, UnitPeak, UnitTotals};
 
 #[derive(Debug)]
 pub(super) struct UnitData {
@@ -90,25 +87,13 @@ impl UnitData {
     }
 }
 
-fn data<'a>(map: &'a mut HashMap<String, CampaignData>, campaign: &str) -> StoreResult<&'a mut CampaignData> {
-    map.get_mut(campaign).ok_or(StoreError::NotFound)
-}
-
-#[async_trait]
-impl Units for MemoryStore {
-    async fn put_deep_viewers(
-        &self,
-        campaign: &str,
-        node: &str,
-        changes: &[(String, u64)],
-        lease: Duration,
-    ) -> StoreResult<()> {
-        let mut map = self.lock();
-        let d = data(&mut map, campaign)?;
+impl UnitData {
+    /// `node`'s deep viewers: `changes` applied, its entry renewed for `lease`; expired
+    /// nodes' entries dropped.
+    pub(super) fn put_deep_viewers(&mut self, node: &str, changes: &[(String, u64)], lease: Duration) {
         let now = Instant::now();
-        d.units.deep.retain(|_, (expires, _)| *expires > now);
-        let (expires, units) = d
-            .units
+        self.deep.retain(|_, (expires, _)| *expires > now);
+        let (expires, units) = self
             .deep
             .entry(node.to_owned())
             .or_insert_with(|| (now, HashMap::new()));
@@ -120,53 +105,49 @@ impl Units for MemoryStore {
                 units.insert(code.clone(), *n);
             }
         }
-        Ok(())
     }
 
-    async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {
-        let mut map = self.lock();
-        let d = data(&mut map, campaign)?;
+    /// Each of `codes`' deep viewers summed over the live entries of `nodes`.
+    pub(super) fn deep_viewers(&self, nodes: &[String], codes: &[String]) -> Vec<u64> {
         let now = Instant::now();
         let live: Vec<&HashMap<String, u64>> = nodes
             .iter()
-            .filter_map(|n| d.units.deep.get(n))
+            .filter_map(|n| self.deep.get(n))
             .filter(|(expires, _)| *expires > now)
             .map(|(_, units)| units)
             .collect();
-        Ok(codes
+        codes
             .iter()
             .map(|c| live.iter().filter_map(|u| u.get(c)).sum())
-            .collect())
+            .collect()
     }
 
-    async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>> {
-        let mut map = self.lock();
-        let d = data(&mut map, campaign)?;
-        Ok(codes
+    /// Each of `codes`' totals, with every one of `kinds`.
+    pub(super) fn totals(&self, kinds: &[String], codes: &[String]) -> Vec<UnitTotals> {
+        codes
             .iter()
             .map(|c| {
-                let mut t = d.units.totals.get(c).cloned().unwrap_or_default();
+                let mut t = self.totals.get(c).cloned().unwrap_or_default();
                 for k in kinds {
                     t.interactions.entry(k.clone()).or_default();
                 }
                 t
             })
-            .collect())
+            .collect()
     }
 
-    async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
-        let mut map = self.lock();
-        let d = data(&mut map, campaign)?;
-        Ok(codes
+    /// Each of `codes`' peak and unique viewers.
+    pub(super) fn peaks(&self, codes: &[String]) -> Vec<UnitPeak> {
+        codes
             .iter()
             .map(|c| {
-                let (peak_viewers, at) = d.units.peaks.get(c).copied().unwrap_or_default();
+                let (peak_viewers, at) = self.peaks.get(c).copied().unwrap_or_default();
                 UnitPeak {
                     peak_viewers,
                     peak_at: (peak_viewers > 0).then_some(at),
-                    unique_viewers: d.units.uniques.get(c).map_or(0, HyperLogLog::count),
+                    unique_viewers: self.uniques.get(c).map_or(0, HyperLogLog::count),
                 }
             })
-            .collect())
+            .collect()
     }
 }
