@@ -6,12 +6,13 @@
 # scripts/bench-fanout.sh, FLOOR_SRC), so the storm's ratio to it is read within the run.
 #   BASE=/path/to/old/livetally NEW=target/release/livetally bash scripts/bench-ab.sh
 #   ONLY=storm ROUNDS=5 BASE=... bash scripts/bench-ab.sh     # the storms alone
-#   REDIS_URL=redis://127.0.0.1:16392 BASE=... bash scripts/bench-ab.sh  # + like-storm on Redis
+#   REDIS_PORT=16392 BASE=... bash scripts/bench-ab.sh   # + the like-storm on Redis
 # FLOOR_BACKLOG=8192 also storms a copy of the floor whose listener takes that accept backlog
 # (the node's, src/util/listen.rs) instead of tokio's 128: with 128 the floor's one thread
 # drops SYNs whenever it lags, and those connects wait for the client's 1 s retransmit.
 # ONLY: a space-separated subset of "idle storm likes redis" (default: all but redis, which
-# runs when REDIS_URL is set). The full reports go to $OUT (default: a fresh temporary
+# runs when REDIS_PORT is set: each of its runs gets a fresh throwaway redis-server there,
+# so builds of different store schemas never meet). The full reports go to $OUT (default: a fresh temporary
 # folder); the key lines to stdout, then the medians of the storms and their ratio to the
 # floor.
 set -u
@@ -19,7 +20,7 @@ set -u
 TOOL=${TOOL:-$NEW}
 OUT=${OUT:-$(mktemp -d)}
 ROUNDS=${ROUNDS:-2}
-ONLY=${ONLY:-idle storm likes${REDIS_URL:+ redis}}
+ONLY=${ONLY:-idle storm likes${REDIS_PORT:+ redis}}
 FLOOR_SRC=${FLOOR_SRC:-/work/shared/bench/fanout}
 FLOOR_DIR=${FLOOR_DIR:-/tmp/fanout-floor}
 T=test-operator-token-0123456789
@@ -47,7 +48,13 @@ run() { # name node_bin port node_flags... -- load_flags...
     local nflags=()
     while [ "$1" != "--" ]; do nflags+=("$1"); shift; done
     shift
-    local pid
+    local pid redis=""
+    if [[ $name == redis-* ]]; then
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" \
+            >"$OUT/$name.redis.log" 2>&1 &
+        redis=$!
+        until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+    fi
     if [ "$bin" = "$FLOOR" ] || [ "$bin" = "$DEEP" ]; then
         "$bin" --listen "127.0.0.1:$port" >/dev/null 2>&1 &
         pid=$!
@@ -68,6 +75,10 @@ run() { # name node_bin port node_flags... -- load_flags...
     fi
     kill "$pid"
     wait "$pid" 2>/dev/null
+    if [ -n "$redis" ]; then
+        kill "$redis"
+        wait "$redis" 2>/dev/null
+    fi
     echo "== $name"
     grep -E "^(machine load|connected|acked/s|stats lag|node memory|node cpu)" "$OUT/$name.txt"
     sleep 2
@@ -92,7 +103,8 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
         i=$((i + 1))
         if [[ " $ONLY " == *" redis "* ]]; then
-            run "redis-$who-$round" "$B" $((19300 + i)) --max-interactions-per-sec 100000 --redis "${REDIS_URL:?}" -- \
+            run "redis-$who-$round" "$B" $((19300 + i)) --max-interactions-per-sec 100000 \
+                --redis "redis://127.0.0.1:${REDIS_PORT:?}" -- \
                 --campaign "redis$i" --viewers 2000 --rate max --max-unacked 32 --duration 10s
         fi
     done
