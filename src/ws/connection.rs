@@ -63,51 +63,55 @@ pub fn run<S: Io>(
         let tally = &admitted.tally;
         let mut stats = StatsSource::of(&transport, tally);
         // The handshake wrote the welcome with its 101 (`ws::handshake`); a socket handed
-        // over any other way (the tests' pipes) sends it first.
-        let welcome = std::mem::take(&mut admitted.welcome);
-        let sent = if welcome.is_empty() {
-            Ok(())
-        } else {
-            transport.send(welcome).await
+        // over any other way (the tests' pipes) sends it first. In a block, and the claim's
+        // result taken in a `let`, so neither stays in the future while `serve` runs: a
+        // tokio task is allocated in steps of 128 bytes, and holding them (future 1,440
+        // bytes, 1,384 without) took an idle socket's task from 1,536 to 1,664 bytes.
+        let sent = {
+            let welcome = std::mem::take(&mut admitted.welcome);
+            if welcome.is_empty() {
+                Ok(())
+            } else {
+                transport.send(welcome).await
+            }
         };
         let mut conn = Conn::new(&env, tally, &admitted.peer);
-        let reason = if sent.is_err() {
-            Closing::Drop("client_closed")
-        } else {
-            match conn.welcome_when_claimed(&mut transport).await {
-                Err(c) => c,
-                Ok(late) => {
-                    // Over plain TCP the broadcaster writes stats frames into the socket
-                    // itself from now on (after the welcome); until this is dropped. A
-                    // viewer in a unit gets its unit's frame first, from its own task.
-                    // Operators (few; a `watch` answers after each frame) take every frame
-                    // from the campaign's channel instead.
-                    let audience = match &admitted.peer {
-                        Peer::Viewer { slot, .. } => match &slot.unit {
-                            Some(place) => {
-                                conn.unit_sent = place.frame();
-                                if let Some(f) = &conn.unit_sent {
-                                    // A failed send shows in the loop's next read or write.
-                                    let _ = transport.send(f.text.clone()).await;
-                                }
-                                Audience::Unit(place.id)
-                            }
-                            None => Audience::Viewer,
-                        },
-                        Peer::Claiming(_) => Audience::Viewer,
-                        Peer::Operator => {
-                            stats = StatsSource::watched(tally);
-                            Audience::Operator
-                        }
-                    };
-                    let _direct = transport
-                        .outlet()
-                        .filter(|_| audience != Audience::Operator)
-                        .map(|o| tally.outlets.register(o.clone(), audience));
-                    stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
-                    conn.serve(&mut transport, &mut stats).await
-                }
+        let reason = 'run: {
+            if sent.is_err() {
+                break 'run Closing::Drop("client_closed");
             }
+            let late = match conn.welcome_when_claimed(&mut transport).await {
+                Err(c) => break 'run c,
+                Ok(late) => late,
+            };
+            // Over plain TCP the broadcaster writes stats frames into the socket itself
+            // from now on (after the welcome); until this is dropped. A viewer in a unit
+            // gets its unit's frame first, from its own task. Operators (few; a `watch`
+            // answers after each frame) take every frame from the campaign's channel.
+            let audience = match &admitted.peer {
+                Peer::Viewer { slot, .. } => match &slot.unit {
+                    Some(place) => {
+                        conn.unit_sent = place.frame();
+                        if let Some(f) = &conn.unit_sent {
+                            // A failed send shows in the loop's next read or write.
+                            let _ = transport.send(f.text.clone()).await;
+                        }
+                        Audience::Unit(place.id)
+                    }
+                    None => Audience::Viewer,
+                },
+                Peer::Claiming(_) => Audience::Viewer,
+                Peer::Operator => {
+                    stats = StatsSource::watched(tally);
+                    Audience::Operator
+                }
+            };
+            let _direct = transport
+                .outlet()
+                .filter(|_| audience != Audience::Operator)
+                .map(|o| tally.outlets.register(o.clone(), audience));
+            stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
+            conn.serve(&mut transport, &mut stats).await
         };
         match reason {
             Closing::Code(c) => {
