@@ -132,8 +132,8 @@ impl CampaignTally {
     /// A viewer socket opened (called once per connection, off the hot path).
     pub fn viewer_joined(&self, region: usize, slot: &Arc<SessionSlot>) {
         self.region_viewers[region].fetch_add(1, Ordering::Relaxed);
-        if let Some(place) = &slot.unit {
-            UnitTally::joined(place);
+        if let (Some(place), Some(units)) = (&slot.unit, self.units.get()) {
+            units.joined(place);
         }
         self.presence_version.fetch_add(1, Ordering::Release);
         if self.unique_after.is_zero() {
@@ -192,8 +192,8 @@ impl CampaignTally {
     pub fn viewer_left(&self, region: usize, slot: &Arc<SessionSlot>) {
         lock(&self.open).remove(&slot.epoch);
         self.region_viewers[region].fetch_sub(1, Ordering::Relaxed);
-        if let Some(place) = &slot.unit {
-            UnitTally::left(place);
+        if let (Some(place), Some(units)) = (&slot.unit, self.units.get()) {
+            units.left(place);
         }
         self.presence_version.fetch_add(1, Ordering::Release);
         lock(&self.left).push((slot.session.clone(), slot.epoch));

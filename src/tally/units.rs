@@ -10,7 +10,7 @@
 //! sessions that qualified, the share visits and the upper units' new viewers
 //! ([`UnitTally::drain`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -50,8 +50,6 @@ pub struct Place {
     pub upper: Box<[String]>,
     /// The path's deeper units.
     deep: usize,
-    /// Open sockets of the campaign in this very unit on this node.
-    open: AtomicI64,
     /// This place's number in its campaign on this node (`Audience::Unit`).
     pub id: u32,
     /// The last `unit` frame made for this place's viewers.
@@ -74,6 +72,17 @@ impl Place {
     }
 }
 
+/// A node's open sockets by unit.
+#[derive(Debug, Default)]
+struct Open {
+    /// By upper unit, as lease keys (`u:<code>`).
+    upper: HashMap<String, u64>,
+    /// By deep unit code.
+    deep: HashMap<String, u64>,
+    /// Deep units whose number changed since it was last written.
+    changed: HashSet<String>,
+}
+
 /// The units side of one campaign's tally.
 pub struct UnitTally {
     tree: Arc<Tree>,
@@ -83,8 +92,9 @@ pub struct UnitTally {
     /// Since the last flush: qualified sessions, new viewers of upper units, share visits.
     queued: Mutex<UnitCounts>,
     shares: Mutex<HashMap<Option<u32>, u64>>,
-    /// The deep units' sockets as last written to the store.
-    written: Mutex<HashMap<String, u64>>,
+    /// This node's open sockets per unit, kept as sockets join and leave, so a flush
+    /// costs the units that changed, not every unit touched.
+    open: Mutex<Open>,
     /// When `unit` frames were last made (unix ms).
     frames_at: AtomicI64,
 }
@@ -98,7 +108,7 @@ impl UnitTally {
             places: Mutex::new(HashMap::new()),
             queued: Mutex::new(UnitCounts::default()),
             shares: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
+            open: Mutex::new(Open::default()),
             frames_at: AtomicI64::new(i64::MIN),
         }
     }
@@ -130,7 +140,6 @@ impl UnitTally {
                     path,
                     upper,
                     deep,
-                    open: AtomicI64::new(0),
                     id,
                     frame: Mutex::new(None),
                 })
@@ -138,12 +147,38 @@ impl UnitTally {
             .clone()
     }
 
-    pub fn joined(place: &Place) {
-        place.open.fetch_add(1, Ordering::Relaxed);
+    /// A socket opened in `place`.
+    pub fn joined(&self, place: &Place) {
+        let mut open = lock(&self.open);
+        for key in place.upper.iter() {
+            *open.upper.entry(key.clone()).or_default() += 1;
+        }
+        for code in place.deep_codes() {
+            *open.deep.entry(code.clone()).or_default() += 1;
+            open.changed.insert(code.clone());
+        }
     }
 
-    pub fn left(place: &Place) {
-        place.open.fetch_sub(1, Ordering::Relaxed);
+    /// A socket of `place` closed.
+    pub fn left(&self, place: &Place) {
+        let mut open = lock(&self.open);
+        for key in place.upper.iter() {
+            if let Some(n) = open.upper.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.upper.remove(key);
+                }
+            }
+        }
+        for code in place.deep_codes() {
+            if let Some(n) = open.deep.get_mut(code) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.deep.remove(code);
+                }
+            }
+            open.changed.insert(code.clone());
+        }
     }
 
     /// A socket in `place` qualified (`--unique-after`): its session counts in the unit
@@ -164,52 +199,27 @@ impl UnitTally {
 
     /// Adds this node's sockets per upper unit to its presence (as `u:<code>` entries).
     pub fn add_presence(&self, p: &mut Presence) {
-        for place in lock(&self.places).values() {
-            let n = place.open.load(Ordering::Relaxed).max(0) as u64;
-            if n > 0 {
-                for key in place.upper.iter() {
-                    *p.regions.entry(key.clone()).or_default() += n;
-                }
-            }
+        for (key, n) in &lock(&self.open).upper {
+            *p.regions.entry(key.clone()).or_default() += n;
         }
     }
 
     /// The deep units whose sockets on this node changed since the last
     /// [`deep_written`](Self::deep_written): `(code, sockets)`, 0 for a unit now empty.
     pub fn deep_changes(&self) -> Vec<(String, u64)> {
-        let mut now: HashMap<&str, u64> = HashMap::new();
-        let places = lock(&self.places);
-        for place in places.values() {
-            let n = place.open.load(Ordering::Relaxed).max(0) as u64;
-            if n > 0 {
-                for code in place.deep_codes() {
-                    *now.entry(code.as_str()).or_default() += n;
-                }
-            }
-        }
-        let written = lock(&self.written);
-        let mut changes: Vec<(String, u64)> = now
+        let open = lock(&self.open);
+        open.changed
             .iter()
-            .filter(|(c, n)| written.get(**c) != Some(n))
-            .map(|(c, n)| ((*c).to_owned(), *n))
-            .collect();
-        changes.extend(
-            written
-                .keys()
-                .filter(|c| !now.contains_key(c.as_str()))
-                .map(|c| (c.clone(), 0)),
-        );
-        changes
+            .map(|c| (c.clone(), open.deep.get(c).copied().unwrap_or(0)))
+            .collect()
     }
 
-    /// The store took `changes`.
+    /// The store took `changes`: those still at the number written are no longer changed.
     pub fn deep_written(&self, changes: &[(String, u64)]) {
-        let mut written = lock(&self.written);
+        let mut open = lock(&self.open);
         for (code, n) in changes {
-            if *n == 0 {
-                written.remove(code);
-            } else {
-                written.insert(code.clone(), *n);
+            if open.deep.get(code).copied().unwrap_or(0) == *n {
+                open.changed.remove(code);
             }
         }
     }
@@ -305,9 +315,9 @@ mod tests {
         let (v, v2, none) = (u.place(Some("V")), u.place(Some("V2")), u.place(Some("nope")));
         assert_eq!(&v.upper[..], ["u:P", "u:C", "u:D"]);
         assert_eq!(&none.path[..], [""]);
-        UnitTally::joined(&v);
-        UnitTally::joined(&v2);
-        UnitTally::joined(&none);
+        u.joined(&v);
+        u.joined(&v2);
+        u.joined(&none);
         let mut p = Presence::default();
         u.add_presence(&mut p);
         assert_eq!((p.regions["u:P"], p.regions["u:D"], p.regions["u:"]), (2, 2, 1));
@@ -316,7 +326,7 @@ mod tests {
         assert_eq!(changes, [("T".into(), 2), ("V".into(), 1), ("V2".into(), 1)]);
         u.deep_written(&changes);
         assert!(u.deep_changes().is_empty(), "nothing changed since");
-        UnitTally::left(&v);
+        u.left(&v);
         let mut changes = u.deep_changes();
         changes.sort();
         assert_eq!(changes, [("T".into(), 1), ("V".into(), 0)]);
