@@ -281,19 +281,8 @@ impl<'a> Conn<'a> {
                     }
                 }
                 due = stats.next() => {
-                    let sent = match due {
-                        NextStats::Queued => transport.flush_queued().await,
-                        NextStats::Frame(f) => {
-                            let sent = transport.send(if operator { f.operator_frame.clone() } else { f.viewer_frame.clone() }).await;
-                            match self.after_frame(transport).await {
-                                Some(c) => return c,
-                                None => sent,
-                            }
-                        }
-                        NextStats::Gone => return Closing::Code(Close::CAMPAIGN_CLOSED_HERE),
-                    };
-                    if let Err(e) = sent {
-                        return send_err(e);
+                    if let Some(c) = self.on_stats(transport, due, operator).await {
+                        return c;
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -306,6 +295,33 @@ impl<'a> Conn<'a> {
                 }
             }
         }
+    }
+
+    /// A stats frame is due: the frames the broadcaster left (plain TCP) or the campaign's
+    /// newest (then what follows it here: [`Conn::after_frame`]). `Some` to close.
+    async fn on_stats<S: Io>(
+        &mut self,
+        transport: &mut Transport<S>,
+        due: NextStats,
+        operator: bool,
+    ) -> Option<Closing> {
+        let sent = match due {
+            NextStats::Queued => transport.flush_queued().await,
+            NextStats::Frame(f) => {
+                let frame = if operator {
+                    f.operator_frame.clone()
+                } else {
+                    f.viewer_frame.clone()
+                };
+                let sent = transport.send(frame).await;
+                if let Some(c) = self.after_frame(transport).await {
+                    return Some(c);
+                }
+                sent
+            }
+            NextStats::Gone => return Some(Closing::Code(Close::CAMPAIGN_CLOSED_HERE)),
+        };
+        sent.err().map(send_err)
     }
 
     /// Decides what one thing the client did calls for: `Ok(Some(reply))` to answer,
