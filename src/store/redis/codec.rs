@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::conn::unavailable;
 use crate::campaign::{Campaign, State};
-use crate::store::{StoreError, StoreResult, UnitPath};
+use crate::store::{Batch, StoreError, StoreResult, UnitPath};
 
 /// A batch as the apply script reads it (`cjson`): short field names, numbers as strings.
 #[derive(Serialize)]
@@ -156,4 +157,58 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
     } else {
         s.parse().map(Some).map_err(|_| corrupt(what))
     }
+}
+
+/// The batch as `apply.lua` reads it (ARGV 1): one JSON object, unit paths sent once each.
+pub(super) fn batch_json(batch: &Batch) -> StoreResult<String> {
+    let presence = match &batch.presence {
+        Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
+        None => None,
+    };
+    let mut paths = UnitPaths::default();
+    let lua = LuaBatch {
+        s: batch
+            .sessions
+            .iter()
+            .map(|s| {
+                (
+                    s.session.as_str(),
+                    s.epoch.to_string(),
+                    s.seq.to_string(),
+                    s.viewer.as_str(),
+                    s.counts.iter().map(|(k, n)| (k.as_str(), n.to_string())).collect(),
+                    s.unit.as_ref().map_or(0, |p| paths.index(p)),
+                )
+            })
+            .collect(),
+        us: batch
+            .units
+            .sessions
+            .iter()
+            .map(|(s, p)| (s.as_str(), paths.index(p)))
+            .collect(),
+        uh: batch
+            .units
+            .share_visits
+            .iter()
+            .map(|(p, n)| (paths.index(p), n.to_string()))
+            .collect(),
+        uv: &batch.units.new_viewers,
+        up: None,
+        v: &batch.new_viewers,
+        i: &batch.interactors,
+        h: batch
+            .share_visits
+            .iter()
+            .map(|(c, n)| (c.as_str(), n.to_string()))
+            .collect(),
+        p: presence,
+        t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
+        l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
+    };
+    let lua = LuaBatch {
+        up: paths.into_list(),
+        ..lua
+    };
+    serde_json::to_string(&lua).map_err(unavailable)
 }

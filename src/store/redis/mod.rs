@@ -42,7 +42,7 @@ use super::{
 };
 use crate::campaign::{Campaign, Milestones};
 use crate::org::{OrgSummary, Tree};
-use codec::{campaign_from_meta, opt_i64, LuaBatch};
+use codec::{campaign_from_meta, opt_i64};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
 use schema::Schema;
@@ -306,56 +306,7 @@ impl Counting for RedisStore {
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
-        let presence = match &batch.presence {
-            Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
-            None => None,
-        };
-        let mut paths = codec::UnitPaths::default();
-        let lua = LuaBatch {
-            s: batch
-                .sessions
-                .iter()
-                .map(|s| {
-                    (
-                        s.session.as_str(),
-                        s.epoch.to_string(),
-                        s.seq.to_string(),
-                        s.viewer.as_str(),
-                        s.counts.iter().map(|(k, n)| (k.as_str(), n.to_string())).collect(),
-                        s.unit.as_ref().map_or(0, |p| paths.index(p)),
-                    )
-                })
-                .collect(),
-            us: batch
-                .units
-                .sessions
-                .iter()
-                .map(|(s, p)| (s.as_str(), paths.index(p)))
-                .collect(),
-            uh: batch
-                .units
-                .share_visits
-                .iter()
-                .map(|(p, n)| (paths.index(p), n.to_string()))
-                .collect(),
-            uv: &batch.units.new_viewers,
-            up: None,
-            v: &batch.new_viewers,
-            i: &batch.interactors,
-            h: batch
-                .share_visits
-                .iter()
-                .map(|(c, n)| (c.as_str(), n.to_string()))
-                .collect(),
-            p: presence,
-            t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
-            l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
-        };
-        let lua = LuaBatch {
-            up: paths.into_list(),
-            ..lua
-        };
-        let json = serde_json::to_string(&lua).map_err(unavailable)?;
+        let json = codec::batch_json(batch)?;
         let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
