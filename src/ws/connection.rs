@@ -87,30 +87,36 @@ pub fn run<S: Io>(
             // Over plain TCP the broadcaster writes stats frames into the socket itself
             // from now on (after the welcome); until this is dropped. A viewer in a unit
             // gets its unit's frame first, from its own task. Operators (few; a `watch`
-            // answers after each frame) take every frame from the campaign's channel.
-            let audience = match &admitted.peer {
-                Peer::Viewer { slot, .. } => match &slot.unit {
-                    Some(place) => {
-                        conn.unit_sent = place.frame();
-                        if let Some(f) = &conn.unit_sent {
-                            // A failed send shows in the loop's next read or write.
-                            let _ = transport.send(f.text.clone()).await;
+            // answers after each frame) take every frame from the campaign's channel. In a
+            // block, so `late` and the audience are not kept in the future while `serve`
+            // runs (see above).
+            let _direct = {
+                let late = late;
+                let audience = match &admitted.peer {
+                    Peer::Viewer { slot, .. } => match &slot.unit {
+                        Some(place) => {
+                            conn.unit_sent = place.frame();
+                            if let Some(f) = &conn.unit_sent {
+                                // A failed send shows in the loop's next read or write.
+                                let _ = transport.send(f.text.clone()).await;
+                            }
+                            Audience::Unit(place.id)
                         }
-                        Audience::Unit(place.id)
+                        None => Audience::Viewer,
+                    },
+                    Peer::Claiming(_) => Audience::Viewer,
+                    Peer::Operator => {
+                        stats = StatsSource::watched(tally);
+                        Audience::Operator
                     }
-                    None => Audience::Viewer,
-                },
-                Peer::Claiming(_) => Audience::Viewer,
-                Peer::Operator => {
-                    stats = StatsSource::watched(tally);
-                    Audience::Operator
-                }
+                };
+                let direct = transport
+                    .outlet()
+                    .filter(|_| audience != Audience::Operator)
+                    .map(|o| tally.outlets.register(o.clone(), audience));
+                stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
+                direct
             };
-            let _direct = transport
-                .outlet()
-                .filter(|_| audience != Audience::Operator)
-                .map(|o| tally.outlets.register(o.clone(), audience));
-            stats.catch_up(tally, late.as_ref().unwrap_or(&admitted.welcomed), audience);
             conn.serve(&mut transport, &mut stats).await
         };
         match reason {
@@ -276,8 +282,12 @@ impl<'a> Conn<'a> {
                             next = transport.recv().now_or_never();
                         }
                     }
-                    if let Some(c) = self.send_units(transport).await {
-                        return c;
+                    // Boxed, as only an operator's `watch` gets here: every socket's future
+                    // would otherwise hold the read's.
+                    if self.watching.as_ref().is_some_and(|w| w.due) {
+                        if let Some(c) = Box::pin(self.send_units(transport)).await {
+                            return c;
+                        }
                     }
                 }
                 due = stats.next() => {
@@ -314,8 +324,11 @@ impl<'a> Conn<'a> {
                     f.viewer_frame.clone()
                 };
                 let sent = transport.send(frame).await;
-                if let Some(c) = self.after_frame(transport).await {
-                    return Some(c);
+                // Boxed for the same reason: only operators and viewers in units get here.
+                if self.watching.is_some() || self.slot.as_ref().is_some_and(|s| s.unit.is_some()) {
+                    if let Some(c) = Box::pin(self.after_frame(transport)).await {
+                        return Some(c);
+                    }
                 }
                 sent
             }

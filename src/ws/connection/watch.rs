@@ -13,7 +13,7 @@ use crate::ws::transport::{Io, Transport};
 pub(super) struct Watching {
     unit: Option<String>,
     last: Option<serde_json::Value>,
-    due: bool,
+    pub(super) due: bool,
 }
 
 /// Rows of a `units` frame: the route's default page.
