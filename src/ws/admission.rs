@@ -5,7 +5,7 @@
 //! the store, registers the viewer and builds the welcome. Counting starts there, and ends
 //! when the [`Admitted`] socket is dropped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,40 +33,6 @@ use crate::tally::claim::{Claimer, PendingClaim};
 use crate::tally::session::SessionSlot;
 use crate::tally::units::Place;
 use crate::tally::{CampaignTally, Tallies};
-
-/// Open sockets of this node (viewers and operators) against `--max-connections`.
-#[derive(Debug)]
-pub struct Connections {
-    open: AtomicUsize,
-    max: usize,
-}
-
-impl Connections {
-    pub fn new(max: usize) -> Self {
-        Self {
-            open: AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// Takes a place, or `false` at the limit. Taken before the store round trip, so a
-    /// connect storm cannot overshoot.
-    fn try_take(&self) -> bool {
-        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    fn give_back(&self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-}
 
 /// What admission touches.
 pub struct Admission {
@@ -203,35 +169,6 @@ impl Drop for Admitted {
         }
         self.connections.give_back();
         self.metrics.connections.with_label_values(&[self.peer.role()]).dec();
-    }
-}
-
-/// Gives a reserved place back if admission fails after taking it.
-struct Reservation<'a> {
-    connections: &'a Connections,
-    /// Admission succeeded: the place is the socket's now, given back when it closes.
-    kept: bool,
-}
-
-impl<'a> Reservation<'a> {
-    fn new(connections: &'a Connections) -> Self {
-        Self {
-            connections,
-            kept: false,
-        }
-    }
-
-    /// The socket was admitted: its place stays taken.
-    fn keep(mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if !self.kept {
-            self.connections.give_back();
-        }
     }
 }
 
@@ -602,6 +539,11 @@ fn client_id(given: Option<String>, field: &'static str) -> Result<String, ApiEr
         Some(_) => Err(ApiError::bad(field, format!("{field} must match {CLIENT_ID}"))),
     }
 }
+
+mod connections;
+
+pub use connections::Connections;
+use connections::Reservation;
 
 #[cfg(test)]
 mod tests;
