@@ -24,21 +24,7 @@ const TTL: Duration = Duration::from_secs(2);
 
 /// Three nodes `node-a`, `node-b`, `node-c` on `redis` with `extra` flags.
 fn three_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
-    Node::spawn_many(
-        &["node-a", "node-b", "node-c"]
-            .iter()
-            .map(|id| {
-                let mut a = vec![
-                    "--redis".to_owned(),
-                    redis.url(),
-                    "--node-id".to_owned(),
-                    (*id).to_owned(),
-                ];
-                a.extend(extra.iter().map(|s| (*s).to_owned()));
-                a
-            })
-            .collect::<Vec<_>>(),
-    )
+    Node::spawn_on_redis(redis, &["node-a", "node-b", "node-c"], extra)
 }
 
 async fn open_viewers(node: &Node, campaign: &str, n: usize) -> Vec<Ws> {

@@ -91,15 +91,7 @@ async fn quiet_sockets_keep_their_session_and_closed_ones_are_forgotten() {
 
 /// Two nodes `node-a` and `node-b` on a fresh Redis with `extra` flags.
 fn two_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
-    let args: Vec<Vec<String>> = ["node-a", "node-b"]
-        .iter()
-        .map(|id| {
-            let mut a: Vec<String> = vec!["--redis".into(), redis.url(), "--node-id".into(), (*id).into()];
-            a.extend(extra.iter().map(|s| s.to_string()));
-            a
-        })
-        .collect();
-    Node::spawn_many(&args)
+    Node::spawn_on_redis(redis, &["node-a", "node-b"], extra)
 }
 
 /// Polls `node` for `period`: `viewers` never above `n`, `peak_viewers` always `n`.

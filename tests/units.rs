@@ -295,16 +295,9 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     assert_eq!(report["units_at_peak"], json!({"gd": 5, "bj": 1}), "{report}");
 }
 
+/// Two nodes `node-a` and `node-b` on `redis` with `extra` flags.
 fn two_nodes(redis: &RedisServer, extra: &[&str]) -> Vec<Node> {
-    let args: Vec<Vec<String>> = ["node-a", "node-b"]
-        .iter()
-        .map(|id| {
-            let mut a: Vec<String> = vec!["--redis".into(), redis.url(), "--node-id".into(), (*id).into()];
-            a.extend(extra.iter().map(|s| s.to_string()));
-            a
-        })
-        .collect();
-    Node::spawn_many(&args)
+    Node::spawn_on_redis(redis, &["node-a", "node-b"], extra)
 }
 
 /// SIGKILL with viewers in units: their share leaves every unit with the node's lease

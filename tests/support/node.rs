@@ -281,6 +281,20 @@ impl Node {
         })
     }
 
+    /// Node processes named `ids` on one standalone `redis`, each with `extra` flags
+    /// (started at once, as [`Node::spawn_many`]).
+    pub fn spawn_on_redis(redis: &super::redis::RedisServer, ids: &[&str], extra: &[&str]) -> Vec<Node> {
+        let args: Vec<Vec<String>> = ids
+            .iter()
+            .map(|id| {
+                let mut a: Vec<String> = vec!["--redis".into(), redis.url(), "--node-id".into(), (*id).into()];
+                a.extend(extra.iter().map(|s| s.to_string()));
+                a
+            })
+            .collect();
+        Node::spawn_many(&args)
+    }
+
     /// Spawns a node process on fresh servers of `backend`.
     ///
     /// Used by `tests/shutdown.rs`: SIGTERM, the exit status and the "stopped" log line
