@@ -1257,22 +1257,25 @@ fn servers(kind: &str) -> Vec<&'static RedisServer> {
     }
 }
 
-/// What Redis holds for campaign `id`: its `{c:<id>}` keys on every server (SCAN, so
+/// What Redis holds for campaign `id`: its `{c:<id>}` and `{ct:<id>:<s>}` keys on every server (SCAN, so
 /// other tests' campaigns on the shared servers do not count) plus its index entries.
 /// Always 0 on the memory store, where a campaign is one map entry.
 fn footprint(kind: &str, id: &str) -> usize {
-    let pattern = format!("lt:{{c:{id}}}:*");
+    // The campaign's slot, and the unit totals' shards in slots of their own.
+    let patterns = [format!("lt:{{c:{id}}}:*"), format!("lt:{{ct:{id}:*")];
     let mut n = 0;
     for server in servers(kind) {
-        let mut cursor = "0".to_owned();
-        loop {
-            let (next, keys): (String, Vec<String>) =
-                server.query(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"]);
-            n += keys.len();
-            if next == "0" {
-                break;
+        for pattern in &patterns {
+            let mut cursor = "0".to_owned();
+            loop {
+                let (next, keys): (String, Vec<String>) =
+                    server.query(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"]);
+                n += keys.len();
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
         // On Cluster only the node owning `{campaigns}` answers; the others redirect.
         let client = ::redis::Client::open(server.url()).unwrap();

@@ -18,7 +18,7 @@ use crate::campaign::Campaign;
 use crate::org::Tree;
 use crate::protocol::stats::Frames;
 use crate::store::units::UNASSIGNED;
-use crate::store::{StoreResult, Units};
+use crate::store::{StoreResult, Units, FOLD_EVERY};
 
 /// How long a listing stays readable by its cursor.
 pub const PINNED: Duration = Duration::from_secs(60);
@@ -153,6 +153,8 @@ async fn build(
         let nodes: Vec<String> = stats.nodes.iter().map(|n| n.node.clone()).collect();
         units.deep_viewers(&campaign.id, &nodes, &codes).await?
     };
+    // A campaign no node flushes (sign-ups only) is folded by its readers.
+    units.fold_units(&campaign.id, Some(FOLD_EVERY)).await?;
     let totals = units.unit_totals(&campaign.id, &campaign.kinds, &codes).await?;
     let peaks = if upper {
         Some(units.unit_peaks(&campaign.id, &codes).await?)

@@ -99,6 +99,8 @@ pub async fn check(
     nodes: &[String],
     want: &HashMap<u32, UnitNumbers>,
 ) -> StoreResult<(u64, Option<Wrong>)> {
+    // As the per-level report does: every count taken so far folded in first.
+    store.fold_units(&campaign.id, None).await?;
     let all: Vec<u32> = (0..tree.len() as u32).collect();
     let mut checked = 0u64;
     for chunk in all.chunks(CHUNK) {

@@ -255,6 +255,10 @@ impl Units for Flaky {
         self.up()?;
         self.inner.unit_totals(campaign, kinds, codes).await
     }
+    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()> {
+        self.up()?;
+        self.inner.fold_units(campaign, lease).await
+    }
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
         self.up()?;
         self.inner.unit_peaks(campaign, codes).await

@@ -440,6 +440,11 @@ impl Units for MemoryStore {
             .totals(kinds, codes))
     }
 
+    /// Counted in place: nothing to fold.
+    async fn fold_units(&self, _campaign: &str, _lease: Option<Duration>) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
         let map = self.lock();
         Ok(map.get(campaign).ok_or(StoreError::NotFound)?.units.peaks(codes))

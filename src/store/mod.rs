@@ -52,7 +52,7 @@ pub use outbox::Outbox;
 pub use reads::{bucket_of, NodeShare, Reads, SeriesMetric, Stats};
 pub use secrets::Secrets;
 pub use signups::{Registration, Signups};
-pub use units::{UnitCounts, UnitPath, UnitPeak, UnitTotals, Units};
+pub use units::{UnitCounts, UnitPath, UnitPeak, UnitTotals, Units, FOLD_EVERY};
 
 /// Why a store call failed. Callers branch on it: `Unavailable` is retried (counts stay
 /// buffered, acks withheld), the others are answers.

@@ -13,7 +13,10 @@
 //! - the cumulative numbers of every level (sessions, interactions by kind,
 //!   registrations, share visits) are counters per unit, raised for a unit and each of its
 //!   ancestors in the same atomic step that counts the campaign's own numbers, so a fenced
-//!   delta or a retried batch adds nothing.
+//!   delta or a retried batch adds nothing. The Redis store takes them there as one packed
+//!   delta and folds them later into totals spread over the cluster
+//!   ([`Units::fold_units`]), so its campaign slot's work per flush does not grow with the
+//!   units touched.
 //!
 //! The store never sees the tree: every write names the unit's whole path ([`UnitPath`]),
 //! which the node knows from its copy of the org version.
@@ -35,6 +38,11 @@ pub type UnitPath = Arc<[String]>;
 pub const UNASSIGNED: &str = "";
 
 pub use crate::protocol::stats::{unit_key, UNIT_PREFIX};
+
+/// How often a campaign's unit counts are folded into the totals the live reads show
+/// (see [`Units::fold_units`]): the spec's 5 s for cumulative numbers, with room for a
+/// missed round.
+pub const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// A unit's cumulative numbers, its descendants' included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -108,6 +116,13 @@ pub trait Units: Send + Sync + 'static {
 
     /// The cumulative numbers of each of `codes`, with every one of `kinds` (0 included).
     async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>>;
+
+    /// Brings [`Self::unit_totals`] up to date with the counts taken so far (the Redis
+    /// store folds them into its totals after the fact; the memory store counts in place).
+    /// With a `lease`, at most one caller per `lease` does the work and the others return
+    /// at once (the live reads, exact within seconds); `None` folds everything pending now
+    /// (a report after the event).
+    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()>;
 
     /// The peak and unique viewers of each of `codes` (upper units).
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>>;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::{SessionSlot, Snapshot};
 use super::{CampaignTally, Tallies};
 use crate::metrics::Metrics;
-use crate::store::{bucket_of, Batch, Counting, SessionDelta, Units};
+use crate::store::{bucket_of, Batch, Counting, SessionDelta, Units, FOLD_EVERY};
 
 /// Campaigns flushed concurrently: one slow campaign (or a hung store call) must not hold
 /// back the others, yet a node with thousands of campaigns must not open thousands of
@@ -69,6 +69,8 @@ struct FlushState {
     /// Epochs the store said moved away from this node that no open socket here holds: the
     /// next batch tells the store this node does not count them.
     release: Vec<u64>,
+    /// When this node last offered to fold the campaign's unit deltas.
+    folded_at: Option<Instant>,
 }
 
 /// The flusher's timing, from the node's flags.
@@ -158,6 +160,27 @@ impl Flusher {
                 tracing::debug!(campaign = %c, error = %e, "deep unit viewers not written; next flush");
             }
         }
+    }
+
+    /// After a batch landed: the campaign's unit deltas folded into the totals the live
+    /// reads show, at most once per [`FOLD_EVERY`] here and, through the store's lease,
+    /// by one node per [`FOLD_EVERY`] of all; in a task of its own, so no flush waits on
+    /// a fold.
+    fn fold_units(&self, tally: &CampaignTally, state: &mut FlushState) {
+        let (Some(store), Some(_)) = (&self.units, tally.units.get()) else {
+            return;
+        };
+        if state.folded_at.is_some_and(|at| at.elapsed() < FOLD_EVERY) {
+            return;
+        }
+        state.folded_at = Some(Instant::now());
+        let (store, id, metrics) = (store.clone(), tally.campaign.id.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.fold_units(&id, Some(FOLD_EVERY)).await {
+                metrics.store_errors.inc();
+                tracing::debug!(campaign = %id, error = %e, "unit deltas not folded; next round");
+            }
+        });
     }
 
     /// Runs until `stop` is cancelled, then flushes one last time and leaves presence.
@@ -458,6 +481,7 @@ impl Flusher {
             state.session_ttl = applied.session_ttl;
         }
         self.write_deep_viewers(tally, inflight.batch.presence.is_some()).await;
+        self.fold_units(tally, state);
         // Sessions claimed by another socket while this node still counted the old one: close
         // it now (4001) rather than at its next message, so this node stops counting it.
         for &epoch in &applied.moved {

@@ -6,14 +6,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use livetally::store::redis::RedisStore;
 use livetally::store::units::{unit_key, UnitPath, UNASSIGNED};
-use livetally::store::{Registration, Store, UnitTotals};
+use livetally::store::{Registration, Signups, Store, UnitTotals, Units, FOLD_EVERY};
 
+use super::support::redis::RedisServer;
 use super::support::wait::eventually;
-use super::{batch, claim, delta, kinds, map, new_campaign, now, presence};
+use super::{batch, claim, delta, footprint, kinds, map, new_campaign, now, presence};
 
 fn path(codes: &[&str]) -> UnitPath {
     codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().into()
+}
+
+fn reg(viewer: &str, unit: Option<UnitPath>) -> Registration {
+    Registration {
+        viewer: viewer.to_owned(),
+        registered_at: 1_700_000_000_000,
+        fields: "{}".to_owned(),
+        unit,
+    }
 }
 
 fn codes(cs: &[&str]) -> Vec<String> {
@@ -33,7 +44,7 @@ fn totals(sessions: u64, likes: u64, share_visits: u64) -> UnitTotals {
     t
 }
 
-pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, _: &str) {
+pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind: &str) {
     let id = new_campaign(&*store, "units").await;
     // 广东 (GD) > 广州 (GZ) > 天河 (TH); 广东 > 深圳 (SZ); and a viewer with no unit.
     let (th, sz, none) = (path(&["GD", "GZ", "TH"]), path(&["GD", "SZ"]), path(&[UNASSIGNED]));
@@ -60,6 +71,17 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, _: &s
     // A retried batch (same origin and number: its reply was lost) counts nothing again.
     store.apply(&b).await.unwrap();
 
+    // Folded into the totals by whichever reader or node gets there: two leased folds at
+    // once and a forced one fold each count once.
+    let (a, b, c) = tokio::join!(
+        store.fold_units(&id, Some(FOLD_EVERY)),
+        store.fold_units(&id, Some(FOLD_EVERY)),
+        store.fold_units(&id, None)
+    );
+    for folded in [a, b, c] {
+        folded.unwrap();
+    }
+    store.fold_units(&id, None).await.unwrap();
     let asked = codes(&["GD", "GZ", "TH", "SZ", UNASSIGNED, "ZZ"]);
     let got = store.unit_totals(&id, &kinds(), &asked).await.unwrap();
     assert_eq!(
@@ -86,6 +108,7 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, _: &s
     b2.units.sessions = vec![("s1".into(), sz.clone())];
     store.apply(&b2).await.unwrap();
     store.apply(&batch(&id, 0, vec![moved])).await.unwrap();
+    store.fold_units(&id, None).await.unwrap();
     let got = store
         .unit_totals(&id, &kinds(), &codes(&["GD", "TH", "SZ"]))
         .await
@@ -94,6 +117,43 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, _: &s
     // The campaign's own numbers agree with the top of the tree plus `unassigned`.
     let stats = store.stats(&id, &kinds(), now()).await.unwrap();
     assert_eq!(stats.interactions["like"], 6 + 1);
+    // Deleted, the totals go too (in Redis, shards outside the campaign's slot).
+    store.end_campaign(&id, now()).await.unwrap();
+    store.delete_campaign(&id).await.unwrap();
+    assert_eq!(footprint(kind, &id), 0);
+}
+
+/// A roller that died between folding some shards and trimming the deltas: the next fold
+/// takes the same entries, and the shards that had them already add nothing.
+#[tokio::test]
+async fn a_fold_cut_short_is_finished_once() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+    let id = new_campaign(&store, "cutshort").await;
+    assert!(store.register(&id, &reg("v1", Some(path(&["GD"])))).await.unwrap());
+    store.fold_units(&id, None).await.unwrap();
+    // Where GD's totals live (one of 64 shards), as a roller would have found it.
+    let keys: Vec<String> = server.query(&["KEYS", &format!("lt:{{ct:{id}:*}}:totals")]);
+    assert_eq!(keys.len(), 1);
+    let gd = &keys[0];
+    // Two more registrations' deltas, planned, and GD's shard folded; then the roller died.
+    let delta = r#"{"GD|r":5,"SZ|r":7}"#;
+    let udelta = format!("lt:{{c:{id}}}:udelta");
+    let uroll = format!("lt:{{c:{id}}}:uroll");
+    let _: i64 = server.query(&["RPUSH", &udelta, delta]);
+    let head: String = server.query(&["HGET", &uroll, "head"]);
+    let plan = (head.parse::<u64>().unwrap() + 1).to_string();
+    let _: i64 = server.query(&["HSET", &uroll, "plan", &plan]);
+    let _: i64 = server.query(&["HINCRBY", gd, "GD|r", "5"]);
+    let _: i64 = server.query(&["HSET", gd, "#plan", &plan]);
+
+    store.fold_units(&id, None).await.unwrap();
+    store.fold_units(&id, None).await.unwrap();
+    let got = store.unit_totals(&id, &kinds(), &codes(&["GD", "SZ"])).await.unwrap();
+    let regs: Vec<u64> = got.iter().map(|t| t.registrations).collect();
+    assert_eq!(regs, [6, 7]);
+    let left: i64 = server.query(&["LLEN", &udelta]);
+    assert_eq!(left, 0, "folded entries are trimmed");
 }
 
 pub async fn upper_unit_viewers_ride_in_leases_and_leave_with_the_node(store: Arc<dyn Store>, _: &str) {
@@ -183,12 +243,6 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
 
 pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "ureg").await;
-    let reg = |viewer: &str, unit: Option<UnitPath>| Registration {
-        viewer: viewer.to_owned(),
-        registered_at: 1_700_000_000_000,
-        fields: "{}".to_owned(),
-        unit,
-    };
     assert!(store
         .register(&id, &reg("viewer-1", Some(path(&["GD", "SZ"]))))
         .await
@@ -203,6 +257,7 @@ pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn 
         .register(&id, &reg("viewer-1", Some(path(&["GD", "GZ"]))))
         .await
         .unwrap());
+    store.fold_units(&id, None).await.unwrap();
     let got = store
         .unit_totals(&id, &kinds(), &codes(&["GD", "SZ", "GZ", UNASSIGNED]))
         .await

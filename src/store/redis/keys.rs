@@ -52,6 +52,16 @@
 //! | `lt:{c:<id>}:vparts` | zset | the `<p>` that have a `vseries` hash (member = score) | `tick.lua` | never |
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
 //! | `lt:{c:<id>}:iparts` | zset | the `<p>` that have an `iseries` hash (member = score) | `apply.lua` | never |
+//! | `lt:{c:<id>}:sunits:0`, `:sunits:1` | hash | generations (as `sessions:<p>`): session → `1` once it counted in a unit's `sessions` | `apply.lua` | as `sessions:<p>` |
+//! | `lt:{c:<id>}:udelta` | list | per-unit deltas not yet folded into the totals: one JSON object `{"<code>\|<metric>": n}` per batch or registration (every ancestor named) | `apply.lua`, `register.lua` (`RPUSH`, atomic with the acks or the registration) | entries: `rolled.lua` once every totals shard took them |
+//! | `lt:{c:<id>}:uroll` | hash | `head` (entries of `udelta` folded and trimmed so far), `plan` (the fold under way) | `roll.lua`, `rolled.lua` | never |
+//! | `lt:{c:<id>}:uroll-lease` | string | the node folding deltas now (`SET NX PX`) | `roll.lua` | with its lease |
+//! | `lt:{ct:<id>:<s>}:totals` | hash | shard `s` (`hash(code) mod 64`) of the unit totals: `<code>\|<metric>` → count, metric `s`, `h`, `r` or `i\|<kind>`; `#plan` → the last fold it took | `fold.lua` | `delete_campaign`, after `delete.lua` (one `DEL` per shard) |
+//! | `lt:{c:<id>}:upeak` | hash | upper unit → `<peak>\|<at ms>` | `tick.lua` (the first node to tick in a bucket) | never |
+//! | `lt:{c:<id>}:upeak-bucket` | string | the last bucket (ms) whose tick raised the upper units' peaks: the first node to tick in a bucket does, the others skip | `tick.lua` | never |
+//! | `lt:{c:<id>}:uuniq:<code>` | HLL | an upper unit's viewers seen | `apply.lua` | never |
+//! | `lt:{c:<id>}:uuniq-codes` | set | the codes that have a `uuniq` sketch | `apply.lua` | never |
+//! | `lt:{cu:<id>:<node>}:viewers` | hash | one node's open sockets by deep unit (only units not at 0) | `put_deep_viewers` | with the node's presence lease (`PEXPIRE`) |
 //!
 //! Organisations keep keys of their own, outside every campaign's slot (`orgs.rs`): the
 //! summaries under `lt:{orgs}:*`, each version's units in chunks of one slot each.
@@ -213,10 +223,37 @@ impl CampaignKeys<'_> {
         self.key("cursors")
     }
 
-    /// Per-unit counters: `<code>|<metric>` → count, the metric `s` (sessions), `i|<kind>`,
-    /// `r` (registrations) or `h` (share visits); `<code>` empty for unassigned.
-    pub(super) fn units(self) -> String {
-        self.key("units")
+    /// The unit deltas not folded yet: one JSON object per batch or registration,
+    /// `{"<code>|<metric>": n}` (see [`Self::unit_totals`]), appended atomically with the
+    /// acks and trimmed by the roller once folded.
+    pub(super) fn udelta(self) -> String {
+        self.key("udelta")
+    }
+
+    /// The roller's place in `udelta`: `head` (entries trimmed so far), `plan` (the fold
+    /// under way).
+    pub(super) fn uroll(self) -> String {
+        self.key("uroll")
+    }
+
+    /// Held (`SET NX PX`) by the node folding this campaign's deltas for a while.
+    pub(super) fn uroll_lease(self) -> String {
+        self.key("uroll-lease")
+    }
+
+    /// The last bucket whose tick raised the upper units' peaks: the first node to tick in
+    /// a bucket raises them, the others see its bucket here and skip.
+    pub(super) fn upeak_bucket(self) -> String {
+        self.key("upeak-bucket")
+    }
+
+    /// One of the [`super::rollup::UNIT_SHARDS`] hashes of the campaign's unit totals: `<code>|<metric>`
+    /// → count, the metric `s` (sessions), `i|<kind>`, `r` (registrations) or `h` (share
+    /// visits), `<code>` empty for unassigned; `#plan` the last fold it took. Each in a
+    /// slot of its own, so the totals of half a million units spread over the cluster,
+    /// away from the campaign's busy slot.
+    pub(super) fn unit_totals(self, shard: usize) -> String {
+        format!("lt:{{ct:{}:{shard}}}:totals", self.0)
     }
 
     /// The generations of the sessions already counted in a unit (session → `1`).
@@ -260,7 +297,7 @@ impl CampaignKeys<'_> {
     /// Every key of the campaign except the hour hashes of its series (those are listed
     /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
     /// session keys are included: a campaign written while v1 nodes ran may still have them.
-    pub(super) fn fixed(self) -> [String; 30] {
+    pub(super) fn fixed(self) -> [String; 33] {
         let [su0, su1] = self.sunit_gens();
         let [s0, s1] = self.session_gens();
         let [a0, a1] = self.applied_gens();
@@ -291,7 +328,10 @@ impl CampaignKeys<'_> {
             nodes,
             due,
             moved_n,
-            self.units(),
+            self.udelta(),
+            self.uroll(),
+            self.uroll_lease(),
+            self.upeak_bucket(),
             su0,
             su1,
             self.uuniq_codes(),
@@ -388,7 +428,11 @@ mod tests {
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),
             (k.iparts(), "lt:{c:x}:iparts"),
-            (k.units(), "lt:{c:x}:units"),
+            (k.udelta(), "lt:{c:x}:udelta"),
+            (k.uroll(), "lt:{c:x}:uroll"),
+            (k.uroll_lease(), "lt:{c:x}:uroll-lease"),
+            (k.upeak_bucket(), "lt:{c:x}:upeak-bucket"),
+            (k.unit_totals(7), "lt:{ct:x:7}:totals"),
             (k.sunit_gens()[0].clone(), "lt:{c:x}:sunits:0"),
             (k.upeak(), "lt:{c:x}:upeak"),
             (k.uuniq_codes(), "lt:{c:x}:uuniq-codes"),

@@ -242,6 +242,7 @@ impl RedisStore {
             0 => return Err(StoreError::NotFound),
             _ => return Err(StoreError::Live),
         }
+        self.drop_unit_totals(id).await?;
         self.conn
             .call(|mut c| async move {
                 redis::pipe()

@@ -23,6 +23,7 @@ mod lifecycle;
 mod orgs;
 mod outbox;
 mod reads;
+mod rollup;
 mod schema;
 mod script;
 mod secrets;
@@ -332,7 +333,7 @@ impl Counting for RedisStore {
         ];
         keys.extend(k.presence_totals());
         let [su0, su1] = k.sunit_gens();
-        keys.extend([k.units(), su0, su1, k.uuniq_codes()]);
+        keys.extend([k.udelta(), su0, su1, k.uuniq_codes()]);
         keys.extend(self.outbox_keys(k));
         let (ended, fenced, session_ttl_ms, moved, queued): (u8, Vec<usize>, u64, Vec<u64>, u64) = self
             .scripts
@@ -404,7 +405,7 @@ impl Reads for RedisStore {
         let k = CampaignKeys(campaign);
         let regions = serde_json::to_string(regions).map_err(unavailable)?;
         let part = partition(bucket_ms);
-        let mut keys = vec![k.meta(), k.vseries(part), k.vparts(), k.upeak()];
+        let mut keys = vec![k.meta(), k.vseries(part), k.vparts(), k.upeak(), k.upeak_bucket()];
         keys.extend(self.outbox_keys(k));
         let reply: Option<(u64, String, u64)> = self
             .scripts

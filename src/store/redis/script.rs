@@ -68,6 +68,9 @@ pub(super) struct Scripts {
     pub(super) count: LuaScript,
     pub(super) moveout: LuaScript,
     pub(super) org_switch: LuaScript,
+    pub(super) roll: LuaScript,
+    pub(super) fold: LuaScript,
+    pub(super) rolled: LuaScript,
 }
 
 impl Scripts {
@@ -99,6 +102,9 @@ impl Scripts {
             signups: LuaScript::new(include_str!("lua/signups.lua")),
             erase: LuaScript::new(include_str!("lua/erase.lua")),
             org_switch: LuaScript::new(include_str!("lua/org_switch.lua")),
+            roll: LuaScript::new(include_str!("lua/roll.lua")),
+            fold: LuaScript::new(include_str!("lua/fold.lua")),
+            rolled: LuaScript::new(include_str!("lua/rolled.lua")),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::store::{Registration, StoreError, StoreResult};
 impl RedisStore {
     pub(super) async fn add_registration(&self, campaign: &str, r: &Registration) -> StoreResult<bool> {
         let k = CampaignKeys(campaign);
-        let mut keys = vec![k.meta(), k.regs(), k.reg_order(), k.reg_data(), k.units()];
+        let mut keys = vec![k.meta(), k.regs(), k.reg_order(), k.reg_data(), k.udelta()];
         keys.extend(self.outbox_keys(k));
         let unit: Vec<&str> = match (r.unit_code(), &r.unit) {
             (Some(code), Some(path)) => std::iter::once(code).chain(path.iter().map(String::as_str)).collect(),

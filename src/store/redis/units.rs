@@ -1,15 +1,18 @@
-//! The Redis store's numbers per unit ([`Units`]). The counters and the upper units'
-//! peaks and sketches live in the campaign's slot, written by `apply.lua` and `tick.lua`
-//! with everything else the flush and the tick write; each node's deep viewers live in a
-//! slot of their own (`lt:{cu:<id>:<node>}:viewers`, expiring with the node's lease), so
-//! the deepest, largest part of the per-unit state spreads over the cluster.
+//! The Redis store's numbers per unit ([`Units`]). The upper units' peaks and sketches
+//! live in the campaign's slot, written by `tick.lua` and `apply.lua` with everything else
+//! the tick and the flush write; the counters are folded from there into totals shards
+//! spread over the cluster (`rollup.rs`); each node's deep viewers live in a slot of their
+//! own (`lt:{cu:<id>:<node>}:viewers`, expiring with the node's lease). So the largest
+//! part of the per-unit state, and its writes, stay off the campaign's busy slot.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 
 use super::codec::{corrupt, parse_u64};
 use super::keys::CampaignKeys;
+use super::rollup::{shard_of, UNIT_SHARDS};
 use super::RedisStore;
 use crate::store::{StoreResult, UnitPeak, UnitTotals, Units};
 
@@ -94,24 +97,48 @@ impl Units for RedisStore {
         if codes.is_empty() {
             return Ok(vec![]);
         }
-        let key = CampaignKeys(campaign).units();
+        let k = CampaignKeys(campaign);
         let per = 3 + kinds.len();
-        let fields: Vec<String> = codes.iter().flat_map(|c| fields_of(c, kinds)).collect();
-        let mut values: Vec<Option<String>> = Vec::with_capacity(fields.len());
-        // At most ~4,000 fields per command, so a report of a whole level stays one bounded
-        // reply per step.
-        for chunk in fields.chunks(per * (4096 / per).max(1)) {
-            let key = &key;
-            let got: Vec<Option<String>> = self
-                .conn
-                .call(|mut c| async move { redis::cmd("HMGET").arg(key).arg(chunk).query_async(&mut c).await })
-                .await?;
-            values.extend(got);
+        // The codes by shard, each shard read with one `HMGET` (of at most ~4,000 fields,
+        // so a report of a whole level stays bounded replies), all shards at once.
+        let mut by_shard: Vec<Vec<usize>> = vec![vec![]; UNIT_SHARDS];
+        for (i, code) in codes.iter().enumerate() {
+            by_shard[shard_of(code)].push(i);
         }
-        if values.len() != fields.len() {
-            return Err(corrupt("units"));
+        let reads = by_shard
+            .iter()
+            .enumerate()
+            .filter(|(_, ix)| !ix.is_empty())
+            .flat_map(|(s, ix)| {
+                let key = k.unit_totals(s);
+                ix.chunks((4096 / per).max(1)).map(move |ix| {
+                    let fields: Vec<String> = ix.iter().flat_map(|&i| fields_of(&codes[i], kinds)).collect();
+                    let key = key.clone();
+                    async move {
+                        let values: Vec<Option<String>> =
+                            self.conn
+                                .call(|mut c| async move {
+                                    redis::cmd("HMGET").arg(key).arg(fields).query_async(&mut c).await
+                                })
+                                .await?;
+                        if values.len() != ix.len() * per {
+                            return Err(corrupt("unit totals"));
+                        }
+                        Ok((ix, values))
+                    }
+                })
+            });
+        let mut out = vec![UnitTotals::default(); codes.len()];
+        for (ix, values) in try_join_all(reads).await? {
+            for (&i, v) in ix.iter().zip(values.chunks(per)) {
+                out[i] = totals_of(v, kinds)?;
+            }
         }
-        values.chunks(per).map(|v| totals_of(v, kinds)).collect()
+        Ok(out)
+    }
+
+    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()> {
+        self.fold_deltas(campaign, lease).await
     }
 
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {

@@ -5,7 +5,7 @@
 --       13 applied:1 (origin -> number|fenced), 14 sessions:0, 15 sessions:1
 --       (session -> epoch|acked|region|node), 16 moved (epoch -> region|node),
 --       17 presence-sum, 18 presence-eff, 19 presence-nodes, 20 presence-due, 21 moved-n
---       (presence.lua), 22 units (code|metric -> count), 23 sunits:0, 24 sunits:1
+--       (presence.lua), 22 udelta (packed unit deltas for `fold_units`), 23 sunits:0, 24 sunits:1
 --       (sessions counted in a unit), 25 uuniq-codes (codes with a
 --       sketch), 26 events, 27 event-regs, 28 outbox-state (absent: no webhook receivers;
 --       needs events.lua).
@@ -230,7 +230,13 @@ if b.up then
     end)
   end
   for _, h in ipairs(b.uh or {}) do count(h[1], 'h', tonumber(h[2])) end
-  for f, n in pairs(add) do redis.call('HINCRBY', KEYS[22], f, string.format('%d', n)) end
+  -- One packed delta per batch, folded into the unit totals outside this slot by a
+  -- roller (`fold_units`): here it costs one RPUSH, however many units the batch touched.
+  local parts = {}
+  for f, n in pairs(add) do
+    if n ~= 0 then parts[#parts + 1] = cjson.encode(f) .. ':' .. string.format('%d', n) end
+  end
+  if #parts > 0 then redis.call('RPUSH', KEYS[22], '{' .. table.concat(parts, ',') .. '}') end
 end
 -- The upper units' unique sketches (a batch may name no path and still bring viewers).
 for _, cv in ipairs(b.uv or {}) do

@@ -1,10 +1,10 @@
 -- Registers a viewer with its sign-up fields; the first registration of a viewer wins
 -- (needs events.lua: a new registration queues `registration.created`).
--- KEYS: 1 meta, 2 regs, 3 reg-order, 4 reg-data, 5 units, 6 events, 7 event-regs,
+-- KEYS: 1 meta, 2 regs, 3 reg-order, 4 reg-data, 5 udelta (see apply.lua), 6 events, 7 event-regs,
 --       8 outbox-state (6-8 absent: no webhook receivers).
 -- ARGV: 1 viewer, 2 fields (one JSON object string), 3 registered_at (unix ms),
 --       4 --webhook-queue-max, 5 the unit's code as shown (absent: the campaign has no
---       org), 6.. the unit's path (codes from the top), each counted in `units`.
+--       org), 6.. the unit's path (codes from the top), each counted in the unit totals.
 -- Returns 1 (added), 0 (known) or nil (no campaign).
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
@@ -16,7 +16,9 @@ local unit = ''
 if ARGV[5] then
   unit = ',"unit":' .. cjson.encode(ARGV[5])
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[5] .. '|' .. ARGV[2])
-  for i = 6, #ARGV do redis.call('HINCRBY', KEYS[5], ARGV[i] .. '|r', 1) end
+  local parts = {}
+  for i = 6, #ARGV do parts[#parts + 1] = cjson.encode(ARGV[i] .. '|r') .. ':1' end
+  if #parts > 0 then redis.call('RPUSH', KEYS[5], '{' .. table.concat(parts, ',') .. '}') end
 else
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
 end
