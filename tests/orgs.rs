@@ -6,6 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::node::{Backend, Node, TOKEN};
+use support::org::PARTY_CSV as ORG_CSV;
 
 on_every_store!(
     a_csv_org_is_read_searched_and_replaced,
@@ -13,17 +14,6 @@ on_every_store!(
     every_upload_error_names_its_line_and_field_and_stores_nothing,
     a_campaign_keeps_its_version_and_a_live_one_blocks_delete,
 );
-
-/// A small org: the national office, two provinces, cities and a village six levels down.
-const ORG_CSV: &str = "code,parent,name\n\
-cn,,中华人民共和国\n\
-gd,cn,广东省\n\
-gz,gd,广州市\n\
-sz,gd,深圳市\n\
-ns,sz,南山区\n\
-yh,ns,粤海街道\n\
-kj,yh,\"科技园社区, 南区\"\n\
-bj,cn,北京市\n";
 
 async fn upload(node: &Node, org: &str, content_type: &str, body: String) -> (u16, Value) {
     let resp = node

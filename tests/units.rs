@@ -10,22 +10,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::node::{Backend, Node, Ws, TOKEN};
+use support::org::PARTY_CSV as ORG_CSV;
 use support::redis::RedisServer;
 use support::wait::eventually;
 
 on_every_store!(units_roll_up_live_and_in_the_per_level_report);
-
-/// Six levels: 中华人民共和国 > 广东省 > {广州市, 深圳市 > 南山区 > 粤海街道 > 科技园社区};
-/// 中华人民共和国 > 北京市.
-const ORG_CSV: &str = "code,parent,name\n\
-cn,,中华人民共和国\n\
-gd,cn,广东省\n\
-gz,gd,广州市\n\
-sz,gd,深圳市\n\
-ns,sz,南山区\n\
-yh,ns,粤海街道\n\
-kj,yh,科技园社区\n\
-bj,cn,北京市\n";
 
 async fn with_org(node: &Node, campaign: &str) {
     let resp = node
@@ -202,7 +191,7 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     let (_, yh) = units(&node, "tree", "?parent=yh").await;
     assert_eq!(viewers(&yh), pairs(&[("kj", 3)]));
     assert_eq!(yh["units"][0].get("peak_viewers"), None, "{yh}");
-    assert_eq!(yh["units"][0]["name"], "科技园社区");
+    assert_eq!(yh["units"][0]["name"], "科技园社区, 南区");
 
     // Pages of one: a cursor walks the order of its tick.
     let (_, first) = units(&node, "tree", "?parent=cn&limit=1").await;
@@ -258,7 +247,7 @@ async fn units_roll_up_live_and_in_the_per_level_report(backend: Backend) {
     assert_eq!(s, 200, "{level6}");
     assert_eq!(
         level6,
-        json!([{"code": "kj", "name": "科技园社区", "level": 6, "parent": "yh", "viewers": 0, "sessions": 3,
+        json!([{"code": "kj", "name": "科技园社区, 南区", "level": 6, "parent": "yh", "viewers": 0, "sessions": 3,
                 "interactions": {"like": 3, "cheer": 0, "comment": 0, "share": 0},
                 "registrations": 0, "share_visits": 0}])
     );

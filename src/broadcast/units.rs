@@ -96,10 +96,7 @@ pub struct Listings(Mutex<Vec<Arc<Listing>>>);
 impl Listings {
     /// The listing of `parent` built at tick `at`, if still kept.
     pub fn pinned(&self, parent: Option<&str>, at: i64) -> Option<Arc<Listing>> {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        kept.iter()
-            .find(|l| l.at == at && l.parent.as_deref() == parent)
-            .cloned()
+        find(&self.0.lock().unwrap_or_else(|e| e.into_inner()), parent, at)
     }
 
     /// The listing of `parent` (`None`: the top level, tree index from [`Tree::find`]) as
@@ -120,12 +117,19 @@ impl Listings {
         let listing = Arc::new(build(units, campaign, tree, depth, frames, parent).await?);
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         kept.retain(|l| l.made.elapsed() < PINNED);
-        if let Some(l) = kept.iter().find(|l| l.at == listing.at && l.parent == listing.parent) {
-            return Ok(l.clone());
+        // Another ask of the same tick may have built it meanwhile: one listing is shared.
+        if let Some(l) = find(&kept, code, frames.at) {
+            return Ok(l);
         }
         kept.push(listing.clone());
         Ok(listing)
     }
+}
+
+fn find(kept: &[Arc<Listing>], parent: Option<&str>, at: i64) -> Option<Arc<Listing>> {
+    kept.iter()
+        .find(|l| l.at == at && l.parent.as_deref() == parent)
+        .cloned()
 }
 
 /// Reads the numbers of `parent`'s children (and, at the top, of unassigned).

@@ -50,10 +50,21 @@ pub struct Place {
     pub upper: Box<[String]>,
     /// The path's deeper units.
     deep: usize,
-    /// This place's number in its campaign on this node (`Audience::Unit`).
+    /// Its upper path's number in the campaign on this node (`Audience::Unit`): every
+    /// place below the same unit at `--unit-peak-depth` shares one `unit` frame.
     pub id: u32,
-    /// The last `unit` frame made for this place's viewers.
-    frame: Mutex<Option<Arc<UnitFrame>>>,
+    group: Arc<FrameGroup>,
+}
+
+/// The places of one upper path on this node, and their `unit` frame: the frames are
+/// made per upper path (a few hundred in the seed's org), not per place (one per village
+/// with a viewer here, tens of thousands).
+#[derive(Debug)]
+struct FrameGroup {
+    /// The path's upper codes.
+    codes: Box<[String]>,
+    /// The viewers per code the last frame showed, and that frame.
+    last: Mutex<Option<(Vec<u64>, Arc<UnitFrame>)>>,
 }
 
 impl Place {
@@ -68,7 +79,7 @@ impl Place {
 
     /// The last `unit` frame made for this place (`None` before the first).
     pub fn frame(&self) -> Option<Arc<UnitFrame>> {
-        lock(&self.frame).clone()
+        lock(&self.group.last).as_ref().map(|(_, f)| f.clone())
     }
 }
 
@@ -83,12 +94,22 @@ struct Open {
     changed: HashSet<String>,
 }
 
+/// The frame groups of a tally: by their deepest upper code, and in order (a group's id
+/// is its index).
+#[derive(Debug, Default)]
+struct Groups {
+    by_code: HashMap<String, u32>,
+    all: Vec<Arc<FrameGroup>>,
+}
+
 /// The units side of one campaign's tally.
 pub struct UnitTally {
     tree: Arc<Tree>,
     depth: usize,
     /// By unit index in the tree (`None`: unassigned), created on first use.
     places: Mutex<HashMap<Option<u32>, Arc<Place>>>,
+    /// The upper paths of those places.
+    groups: Mutex<Groups>,
     /// Since the last flush: qualified sessions, new viewers of upper units, share visits.
     queued: Mutex<UnitCounts>,
     shares: Mutex<HashMap<Option<u32>, u64>>,
@@ -106,6 +127,7 @@ impl UnitTally {
             tree,
             depth: usize::from(depth),
             places: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups::default()),
             queued: Mutex::new(UnitCounts::default()),
             shares: Mutex::new(HashMap::new()),
             open: Mutex::new(Open::default()),
@@ -126,7 +148,6 @@ impl UnitTally {
 
     fn place_of(&self, index: Option<u32>) -> Arc<Place> {
         let mut places = lock(&self.places);
-        let id = places.len() as u32;
         places
             .entry(index)
             .or_insert_with(|| {
@@ -135,16 +156,36 @@ impl UnitTally {
                     None => vec![UNASSIGNED.to_owned()].into(),
                 };
                 let deep = path.len().saturating_sub(self.depth.max(1));
-                let upper = path[..path.len() - deep].iter().map(|c| unit_key(c)).collect();
+                let upper_codes = &path[..path.len() - deep];
+                let upper = upper_codes.iter().map(|c| unit_key(c)).collect();
+                let (id, group) = self.group_of(upper_codes);
                 Arc::new(Place {
                     path,
                     upper,
                     deep,
                     id,
-                    frame: Mutex::new(None),
+                    group,
                 })
             })
             .clone()
+    }
+
+    /// The frame group of an upper path (made on first use).
+    fn group_of(&self, codes: &[String]) -> (u32, Arc<FrameGroup>) {
+        let mut groups = lock(&self.groups);
+        let Groups { by_code, all } = &mut *groups;
+        let deepest = codes.last().map_or("", String::as_str);
+        if let Some(&id) = by_code.get(deepest) {
+            return (id, all[id as usize].clone());
+        }
+        let id = all.len() as u32;
+        let group = Arc::new(FrameGroup {
+            codes: codes.into(),
+            last: Mutex::new(None),
+        });
+        by_code.insert(deepest.to_owned(), id);
+        all.push(group.clone());
+        (id, group)
     }
 
     /// A socket opened in `place`.
@@ -225,30 +266,26 @@ impl UnitTally {
     }
 
     /// At most every [`UNIT_FRAME_EVERY_MS`]: each place's new `unit` frame from a tick's
-    /// upper-unit viewers (`units`, [`crate::store::Stats::units`]), by place id, `None`
-    /// where it did not change; `None` when none changed or it is too soon.
+    /// upper-unit viewers (`units`, [`crate::store::Stats::units`]), by [`Place::id`]
+    /// (one per upper path), `None` where it did not change; `None` when none changed or
+    /// it is too soon.
     pub fn unit_frames(&self, units: &BTreeMap<String, u64>, now_ms: i64) -> Option<Vec<Option<Arc<UnitFrame>>>> {
         if now_ms.saturating_sub(self.frames_at.load(Ordering::Relaxed)) < UNIT_FRAME_EVERY_MS {
             return None;
         }
-        let places: Vec<Arc<Place>> = lock(&self.places).values().cloned().collect();
-        let mut by_path: HashMap<&[String], Arc<UnitFrame>> = HashMap::new();
-        let mut out = vec![None; places.len()];
+        let groups: Vec<Arc<FrameGroup>> = lock(&self.groups).all.clone();
+        let mut out = vec![None; groups.len()];
         let mut changed = false;
-        for place in &places {
-            let upper = place.upper_codes();
-            let frame = by_path
-                .entry(upper)
-                .or_insert_with(|| Arc::new(self.frame_of(upper, units)))
-                .clone();
-            let mut last = lock(&place.frame);
-            if last.as_deref() != Some(&*frame) {
-                *last = Some(frame.clone());
-                if let Some(slot) = out.get_mut(place.id as usize) {
-                    *slot = Some(frame);
-                    changed = true;
-                }
+        for (slot, group) in out.iter_mut().zip(&groups) {
+            let viewers: Vec<u64> = group.codes.iter().map(|c| units.get(c).copied().unwrap_or(0)).collect();
+            let mut last = lock(&group.last);
+            if last.as_ref().is_some_and(|(shown, _)| *shown == viewers) {
+                continue;
             }
+            let frame = Arc::new(self.frame_of(&group.codes, &viewers));
+            *last = Some((viewers, frame.clone()));
+            *slot = Some(frame);
+            changed = true;
         }
         if !changed {
             return None;
@@ -257,11 +294,11 @@ impl UnitTally {
         Some(out)
     }
 
-    fn frame_of(&self, upper: &[String], units: &BTreeMap<String, u64>) -> UnitFrame {
+    fn frame_of(&self, upper: &[String], viewers: &[u64]) -> UnitFrame {
         let path: Vec<serde_json::Value> = upper
             .iter()
-            .map(|code| {
-                let viewers = units.get(code).copied().unwrap_or(0);
+            .zip(viewers)
+            .map(|(code, &viewers)| {
                 let (code, name) = if code == UNASSIGNED {
                     (UNASSIGNED_CODE, UNASSIGNED_CODE)
                 } else {
@@ -330,5 +367,36 @@ mod tests {
         let mut changes = u.deep_changes();
         changes.sort();
         assert_eq!(changes, [("T".into(), 1), ("V".into(), 0)]);
+    }
+
+    #[test]
+    fn places_under_one_upper_path_share_one_frame_made_only_when_its_numbers_change() {
+        let u = UnitTally::new(tree(), 3);
+        let (v, v2, d, none) = (
+            u.place(Some("V")),
+            u.place(Some("V2")),
+            u.place(Some("D")),
+            u.place(None),
+        );
+        assert_eq!((v.id, v2.id, d.id), (0, 0, 0), "all below D share P > C > D");
+        assert_eq!(none.id, 1);
+        let units = |p: u64| BTreeMap::from([("P".to_owned(), p), ("C".to_owned(), 2), ("D".to_owned(), 1)]);
+        let frames = u.unit_frames(&units(3), 10_000).expect("first frames");
+        let text = &frames[0].as_ref().unwrap().text;
+        assert_eq!(
+            text,
+            r#"{"type":"unit","path":[{"code":"P","name":"P","viewers":3},{"code":"C","name":"C","viewers":2},{"code":"D","name":"D","viewers":1}]}"#
+        );
+        assert!(Arc::ptr_eq(&v2.frame().unwrap(), frames[0].as_ref().unwrap()));
+        assert_eq!(
+            frames[1].as_ref().unwrap().text,
+            r#"{"type":"unit","path":[{"code":"unassigned","name":"unassigned","viewers":0}]}"#
+        );
+        // Too soon, then the same numbers: nothing; then P changed: only that path's frame.
+        assert!(u.unit_frames(&units(4), 14_999).is_none());
+        assert!(u.unit_frames(&units(3), 15_000).is_none());
+        let frames = u.unit_frames(&units(4), 15_000).expect("P changed");
+        assert!(frames[0].as_ref().unwrap().text.contains(r#""viewers":4"#));
+        assert!(frames[1].is_none());
     }
 }

@@ -92,23 +92,27 @@ pub fn run<S: Io>(
             // runs (see above).
             let _direct = {
                 let late = late;
-                let audience = match &admitted.peer {
-                    Peer::Viewer { slot, .. } => match &slot.unit {
-                        Some(place) => {
-                            conn.unit_sent = place.frame();
-                            if let Some(f) = &conn.unit_sent {
-                                // A failed send shows in the loop's next read or write.
-                                let _ = transport.send(f.text.clone()).await;
-                            }
-                            Audience::Unit(place.id)
+                // A viewer admitted while its claim is pending (a store outage) is in its
+                // unit already: the claim only decides when it counts.
+                let unit = match &admitted.peer {
+                    Peer::Viewer { slot, .. } => slot.unit.as_ref(),
+                    Peer::Claiming(claim) => claim.unit.as_ref(),
+                    Peer::Operator => None,
+                };
+                let audience = match unit {
+                    Some(place) => {
+                        conn.unit_sent = place.frame();
+                        if let Some(f) = &conn.unit_sent {
+                            // A failed send shows in the loop's next read or write.
+                            let _ = transport.send(f.text.clone()).await;
                         }
-                        None => Audience::Viewer,
-                    },
-                    Peer::Claiming(_) => Audience::Viewer,
-                    Peer::Operator => {
+                        Audience::Unit(place.id)
+                    }
+                    None if matches!(admitted.peer, Peer::Operator) => {
                         stats = StatsSource::watched(tally);
                         Audience::Operator
                     }
+                    None => Audience::Viewer,
                 };
                 let direct = transport
                     .outlet()

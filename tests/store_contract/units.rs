@@ -137,7 +137,7 @@ async fn a_fold_cut_short_is_finished_once() {
     assert_eq!(keys.len(), 1);
     let gd = &keys[0];
     // Two more registrations' deltas, planned, and GD's shard folded; then the roller died.
-    let delta = r#"{"GD|r":5,"SZ|r":7}"#;
+    let delta = r#"{"p":[["GD"],["SZ"]],"c":[[1,"r",5],[2,"r",7]]}"#;
     let udelta = format!("lt:{{c:{id}}}:udelta");
     let uroll = format!("lt:{{c:{id}}}:uroll");
     let _: i64 = server.query(&["RPUSH", &udelta, delta]);

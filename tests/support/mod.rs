@@ -1,5 +1,6 @@
 pub mod load;
 pub mod node;
+pub mod org;
 pub mod receiver;
 pub mod redis;
 pub mod tls;

@@ -30,10 +30,6 @@ pub(super) struct LuaBatch<'a> {
     /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
     /// it no longer counts).
     pub(super) l: Vec<(&'a str, String)>,
-    /// The batch's unit paths (codes from the top), named by their 1-based index in `s`,
-    /// `us` and `uh`; absent when the campaign has no org.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) up: Option<Vec<&'a [String]>>,
     /// `[[session, path], ...]`: sessions that qualified in a unit.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) us: Vec<(&'a str, usize)>,
@@ -160,7 +156,10 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
 }
 
 /// The batch as `apply.lua` reads it (ARGV 1): one JSON object, unit paths sent once each.
-pub(super) fn batch_json(batch: &Batch) -> StoreResult<String> {
+/// A batch as `apply.lua` reads it: the batch, and its unit paths (codes from the top,
+/// named by their 1-based index in `s`, `us` and `uh`; empty when none), apart, so the
+/// script passes them on into the unit delta as they are, without decoding them.
+pub(super) fn batch_json(batch: &Batch) -> StoreResult<(String, String)> {
     let presence = match &batch.presence {
         Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
         None => None,
@@ -194,7 +193,6 @@ pub(super) fn batch_json(batch: &Batch) -> StoreResult<String> {
             .map(|(p, n)| (paths.index(p), n.to_string()))
             .collect(),
         uv: &batch.units.new_viewers,
-        up: None,
         v: &batch.new_viewers,
         i: &batch.interactors,
         h: batch
@@ -206,9 +204,9 @@ pub(super) fn batch_json(batch: &Batch) -> StoreResult<String> {
         t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
         l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
     };
-    let lua = LuaBatch {
-        up: paths.into_list(),
-        ..lua
+    let paths = match paths.into_list() {
+        Some(list) => serde_json::to_string(&list).map_err(unavailable)?,
+        None => String::new(),
     };
-    serde_json::to_string(&lua).map_err(unavailable)
+    Ok((serde_json::to_string(&lua).map_err(unavailable)?, paths))
 }

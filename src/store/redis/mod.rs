@@ -307,7 +307,7 @@ impl Counting for RedisStore {
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
-        let json = codec::batch_json(batch)?;
+        let (json, paths) = codec::batch_json(batch)?;
         let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
@@ -357,6 +357,7 @@ impl Counting for RedisStore {
                         self.queue_max_arg(),
                     ),
                     k.uuniq_prefix(),
+                    paths,
                 ),
             )
             .await?;

@@ -1,6 +1,7 @@
 //! The unit totals' roller: folds the deltas `apply.lua` and `register.lua` append to a
-//! campaign's `udelta` list (one packed JSON object per batch, atomic with its acks) into
-//! the totals hashes, [`UNIT_SHARDS`] of them, each in a slot of its own
+//! campaign's `udelta` list (one packed JSON object per batch, atomic with its acks, each
+//! count named by its unit's path) into the totals of the unit and every ancestor, in
+//! hashes, [`UNIT_SHARDS`] of them, each in a slot of its own
 //! (`lt:{ct:<id>:<s>}:totals`). The campaign's slot then takes one `RPUSH` per batch
 //! however many units it touched, and the half a million units' counters, their writes
 //! and their reads spread over the cluster's masters.
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
+use serde::Deserialize;
 
 use super::codec::corrupt;
 use super::keys::CampaignKeys;
@@ -39,9 +41,12 @@ pub(super) fn shard_of(code: &str) -> usize {
     (h % UNIT_SHARDS as u64) as usize
 }
 
-/// The unit code of a totals field (`<code>|<metric>`).
-fn code_of(field: &str) -> &str {
-    field.split_once('|').map_or(field, |(code, _)| code)
+/// One entry of `udelta`, as `apply.lua` and `register.lua` write it: unit paths (codes
+/// from the top) and counts by 1-based path index and metric (`s`, `h`, `r`, `i|<kind>`).
+#[derive(Deserialize)]
+struct Delta {
+    p: Vec<Vec<String>>,
+    c: Vec<(usize, String, i64)>,
 }
 
 impl RedisStore {
@@ -69,9 +74,16 @@ impl RedisStore {
             }
             let mut shards: Vec<HashMap<String, i64>> = vec![HashMap::new(); UNIT_SHARDS];
             for entry in &entries {
-                let delta: HashMap<String, i64> = serde_json::from_str(entry).map_err(|_| corrupt("udelta"))?;
-                for (field, n) in delta {
-                    *shards[shard_of(code_of(&field))].entry(field).or_default() += n;
+                let delta: Delta = serde_json::from_str(entry).map_err(|_| corrupt("udelta"))?;
+                for (path, metric, n) in delta.c {
+                    let path = path
+                        .checked_sub(1)
+                        .and_then(|i| delta.p.get(i))
+                        .ok_or_else(|| corrupt("udelta"))?;
+                    // The unit and every ancestor.
+                    for code in path {
+                        *shards[shard_of(code)].entry(format!("{code}|{metric}")).or_default() += n;
+                    }
                 }
             }
             let folds = shards
@@ -123,7 +135,5 @@ mod tests {
             used[shard_of(&format!("V{i:06}"))] += 1;
         }
         assert!(used.iter().all(|&n| (50..=150).contains(&n)), "{used:?}");
-        assert_eq!(code_of("A01|i|like"), "A01");
-        assert_eq!(code_of("|s"), "");
     }
 }

@@ -16,7 +16,8 @@
 --       campaign's declared channels, meta `share_channels`, replace this bound),
 --       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
 --       12 --webhook-queue-max, 13 the prefix of the upper units' unique sketches
---       (`lt:{c:<id>}:uuniq:`, then the code).
+--       (`lt:{c:<id>}:uuniq:`, then the code), 14 the batch's unit paths, a JSON array of
+--       arrays of codes ('' = none: the campaign has no org).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
@@ -194,16 +195,17 @@ end
 for _, v in ipairs(b.i or {}) do actors[#actors + 1] = v end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
--- Per unit (campaigns with an org): each count raised for the unit and every ancestor, in
--- this same step, so a fenced delta or a retried batch adds nothing here either. `b.up`
--- holds the batch's unit paths (codes from the top); the rest name them by index.
-if b.up then
-  local add = {}
+-- Per unit (campaigns with an org): what the batch counts per unit path, for the sessions
+-- not fenced, in this same step, so a fenced delta or a retried batch adds nothing here
+-- either. One packed delta per batch, `{"p": <ARGV[14] as sent>, "c": [[path, metric,
+-- n], ...]}` (paths by 1-based index), folded into every ancestor's totals outside this
+-- slot by the roller (`rollup.rs`): here it costs one RPUSH and no path is decoded.
+if ARGV[14] ~= '' then
+  local add, keys = {}, {}
   local function count(p, metric, n)
-    for _, code in ipairs(b.up[p]) do
-      local f = code .. '|' .. metric
-      add[f] = (add[f] or 0) + n
-    end
+    local k = p .. '|' .. metric
+    if add[k] == nil then add[k] = 0; keys[#keys + 1] = {p, metric} end
+    add[k] = add[k] + n
   end
   for i = 1, #sessions do
     local s = sessions[i]
@@ -230,17 +232,30 @@ if b.up then
     end)
   end
   for _, h in ipairs(b.uh or {}) do count(h[1], 'h', tonumber(h[2])) end
-  -- One packed delta per batch, folded into the unit totals outside this slot by a
-  -- roller (`fold_units`): here it costs one RPUSH, however many units the batch touched.
   local parts = {}
-  for f, n in pairs(add) do
-    if n ~= 0 then parts[#parts + 1] = cjson.encode(f) .. ':' .. string.format('%d', n) end
+  for _, pm in ipairs(keys) do
+    local n = add[pm[1] .. '|' .. pm[2]]
+    if n ~= 0 then
+      parts[#parts + 1] = '[' .. pm[1] .. ',' .. cjson.encode(pm[2]) .. ',' .. string.format('%d', n) .. ']'
+    end
   end
-  if #parts > 0 then redis.call('RPUSH', KEYS[22], '{' .. table.concat(parts, ',') .. '}') end
+  if #parts > 0 then
+    redis.call('RPUSH', KEYS[22], '{"p":' .. ARGV[14] .. ',"c":[' .. table.concat(parts, ',') .. ']}')
+  end
 end
--- The upper units' unique sketches (a batch may name no path and still bring viewers).
+-- The upper units' unique sketches (a batch may name no path and still bring viewers):
+-- one PFADD per unit and batch.
+local uv, ucodes = {}, {}
 for _, cv in ipairs(b.uv or {}) do
-  if redis.call('PFADD', ARGV[13] .. cv[1], cv[2]) == 1 then redis.call('SADD', KEYS[25], cv[1]) end
+  local l = uv[cv[1]]
+  if l == nil then l = {}; uv[cv[1]] = l; ucodes[#ucodes + 1] = cv[1] end
+  l[#l + 1] = cv[2]
+end
+for _, code in ipairs(ucodes) do
+  local l = uv[code]
+  chunks(l, function(i0, i1)
+    if redis.call('PFADD', ARGV[13] .. code, unpack(l, i0, i1)) == 1 then redis.call('SADD', KEYS[25], code) end
+  end)
 end
 -- Schema < 3 (v2 nodes may run): the live total by decoding every live lease.
 local function legacy_total(moved_by, now)

@@ -16,9 +16,10 @@ local unit = ''
 if ARGV[5] then
   unit = ',"unit":' .. cjson.encode(ARGV[5])
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[5] .. '|' .. ARGV[2])
-  local parts = {}
-  for i = 6, #ARGV do parts[#parts + 1] = cjson.encode(ARGV[i] .. '|r') .. ':1' end
-  if #parts > 0 then redis.call('RPUSH', KEYS[5], '{' .. table.concat(parts, ',') .. '}') end
+  -- The unit delta (see apply.lua): one path, one registration.
+  if #ARGV >= 6 then
+    redis.call('RPUSH', KEYS[5], '{"p":[' .. cjson.encode({unpack(ARGV, 6)}) .. '],"c":[[1,"r",1]]}')
+  end
 else
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
 end
