@@ -40,9 +40,10 @@ pub const UNASSIGNED: &str = "";
 pub use crate::protocol::stats::{unit_key, UNIT_PREFIX};
 
 /// How often a campaign's unit counts are folded into the totals the live reads show
-/// (see [`Units::fold_units`]): the spec's 5 s for cumulative numbers, with room for a
-/// missed round.
-pub const FOLD_EVERY: Duration = Duration::from_secs(1);
+/// (see [`Units::fold_units`]): within the spec's 5 s for cumulative numbers with room
+/// for the fold itself, and rare enough that a like-storm's second folds a unit's counts
+/// in one `HINCRBY` per field, not one per flush.
+pub const FOLD_EVERY: Duration = Duration::from_secs(2);
 
 /// A unit's cumulative numbers, its descendants' included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
