@@ -105,7 +105,7 @@ impl Listings {
         &self,
         units: &dyn Units,
         campaign: &Campaign,
-        tree: &Tree,
+        tree: &Arc<Tree>,
         depth: u8,
         frames: &Frames,
         parent: Option<u32>,
@@ -136,7 +136,7 @@ fn find(kept: &[Arc<Listing>], parent: Option<&str>, at: i64) -> Option<Arc<List
 async fn build(
     units: &dyn Units,
     campaign: &Campaign,
-    tree: &Tree,
+    tree: &Arc<Tree>,
     depth: u8,
     frames: &Frames,
     parent: Option<u32>,
@@ -158,7 +158,7 @@ async fn build(
         units.deep_viewers(&campaign.id, &nodes, &codes).await?
     };
     // A campaign no node flushes (sign-ups only) is folded by its readers.
-    units.fold_units(&campaign.id, Some(FOLD_EVERY)).await?;
+    units.fold_units(&campaign.id, tree, Some(FOLD_EVERY)).await?;
     let totals = units.unit_totals(&campaign.id, &campaign.kinds, &codes).await?;
     let peaks = if upper {
         Some(units.unit_peaks(&campaign.id, &codes).await?)

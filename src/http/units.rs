@@ -106,7 +106,7 @@ pub async fn report(
     let c = super::campaign(&api, &id).await?;
     let (tree, depth) = api.units.tree_of(&c).await?;
     // Every count taken so far, in the totals before the first row is read.
-    api.store.fold_units(&c.id, None).await?;
+    api.store.fold_units(&c.id, &tree, None).await?;
     // Viewers now: the upper units' from the last tick, the deeper ones from the nodes it
     // saw live (an ended campaign's are 0).
     let frames = indexed(&api, &id)?.frames(&*api.store).await?;

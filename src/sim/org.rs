@@ -6,6 +6,7 @@
 //! must show, and the check of what the store shows against it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::node::{UnitNumbers, VirtualNode};
@@ -93,14 +94,14 @@ pub struct Wrong {
 pub async fn check(
     store: &dyn Store,
     campaign: &Campaign,
-    tree: &Tree,
+    tree: &Arc<Tree>,
     depth: u8,
     upper: &std::collections::BTreeMap<String, u64>,
     nodes: &[String],
     want: &HashMap<u32, UnitNumbers>,
 ) -> StoreResult<(u64, Option<Wrong>)> {
     // As the per-level report does: every count taken so far folded in first.
-    store.fold_units(&campaign.id, None).await?;
+    store.fold_units(&campaign.id, tree, None).await?;
     let all: Vec<u32> = (0..tree.len() as u32).collect();
     let mut checked = 0u64;
     for chunk in all.chunks(CHUNK) {
@@ -178,7 +179,7 @@ pub async fn check_nodes(
     at: &At<'_>,
     store: &dyn Store,
     campaign: &Campaign,
-    tree: &Tree,
+    tree: &Arc<Tree>,
     depth: u8,
 ) -> anyhow::Result<bool> {
     let mut leaves: HashMap<u32, UnitNumbers> = HashMap::new();

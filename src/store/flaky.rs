@@ -255,9 +255,14 @@ impl Units for Flaky {
         self.up()?;
         self.inner.unit_totals(campaign, kinds, codes).await
     }
-    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()> {
+    async fn fold_units(
+        &self,
+        campaign: &str,
+        tree: &Arc<crate::org::Tree>,
+        lease: Option<Duration>,
+    ) -> StoreResult<()> {
         self.up()?;
-        self.inner.fold_units(campaign, lease).await
+        self.inner.fold_units(campaign, tree, lease).await
     }
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {
         self.up()?;

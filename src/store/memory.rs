@@ -441,7 +441,12 @@ impl Units for MemoryStore {
     }
 
     /// Counted in place: nothing to fold.
-    async fn fold_units(&self, _campaign: &str, _lease: Option<Duration>) -> StoreResult<()> {
+    async fn fold_units(
+        &self,
+        _campaign: &str,
+        _tree: &std::sync::Arc<crate::org::Tree>,
+        _lease: Option<Duration>,
+    ) -> StoreResult<()> {
         Ok(())
     }
 

@@ -18,8 +18,9 @@
 //!   ([`Units::fold_units`]), so its campaign slot's work per flush does not grow with the
 //!   units touched.
 //!
-//! The store never sees the tree: every write names the unit's whole path ([`UnitPath`]),
-//! which the node knows from its copy of the org version.
+//! The store keeps no tree: every write names the unit's whole path ([`UnitPath`]), which
+//! the node knows from its copy of the org version, and the one step that rolls counts
+//! up later ([`Units::fold_units`]) is handed that copy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::StoreResult;
+use crate::org::Tree;
 
 /// A unit's codes from the top down to the unit itself. [`UNASSIGNED`] alone is the path
 /// of viewers without a known unit.
@@ -123,7 +125,9 @@ pub trait Units: Send + Sync + 'static {
     /// With a `lease`, at most one caller per `lease` does the work and the others return
     /// at once (the live reads, exact within seconds); `None` folds everything pending now
     /// (a report after the event).
-    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()>;
+    /// `tree` is the campaign's org version: the counts name their unit only, and the
+    /// fold adds each to the unit's ancestors too.
+    async fn fold_units(&self, campaign: &str, tree: &Arc<Tree>, lease: Option<Duration>) -> StoreResult<()>;
 
     /// The peak and unique viewers of each of `codes` (upper units).
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>>;

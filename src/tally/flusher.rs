@@ -167,7 +167,7 @@ impl Flusher {
     /// by one node per [`FOLD_EVERY`] of all; in a task of its own, so no flush waits on
     /// a fold.
     fn fold_units(&self, tally: &CampaignTally, state: &mut FlushState) {
-        let (Some(store), Some(_)) = (&self.units, tally.units.get()) else {
+        let (Some(store), Some(units)) = (&self.units, tally.units.get()) else {
             return;
         };
         if state.folded_at.is_some_and(|at| at.elapsed() < FOLD_EVERY) {
@@ -175,8 +175,9 @@ impl Flusher {
         }
         state.folded_at = Some(Instant::now());
         let (store, id, metrics) = (store.clone(), tally.campaign.id.clone(), self.metrics.clone());
+        let tree = units.tree().clone();
         tokio::spawn(async move {
-            if let Err(e) = store.fold_units(&id, Some(FOLD_EVERY)).await {
+            if let Err(e) = store.fold_units(&id, &tree, Some(FOLD_EVERY)).await {
                 metrics.store_errors.inc();
                 tracing::debug!(campaign = %id, error = %e, "unit deltas not folded; next round");
             }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use livetally::org::{Tree, TreeBuilder};
 use livetally::store::redis::RedisStore;
 use livetally::store::units::{unit_key, UnitPath, UNASSIGNED};
 use livetally::store::{Registration, Signups, Store, UnitTotals, Units, FOLD_EVERY};
@@ -16,6 +17,15 @@ use super::{batch, claim, delta, footprint, kinds, map, new_campaign, now, prese
 
 fn path(codes: &[&str]) -> UnitPath {
     codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().into()
+}
+
+/// The org of these cases: 广东 (GD) > 广州 (GZ) > 天河 (TH); 广东 > 深圳 (SZ); 北京 (BJ).
+fn org() -> Arc<Tree> {
+    let mut b = TreeBuilder::default();
+    for (code, parent) in [("GD", ""), ("GZ", "GD"), ("TH", "GZ"), ("SZ", "GD"), ("BJ", "")] {
+        b.push(code, parent, code).unwrap();
+    }
+    Arc::new(b.finish())
 }
 
 fn reg(viewer: &str, unit: Option<UnitPath>) -> Registration {
@@ -45,6 +55,7 @@ fn totals(sessions: u64, likes: u64, share_visits: u64) -> UnitTotals {
 }
 
 pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind: &str) {
+    let org = org();
     let id = new_campaign(&*store, "units").await;
     // 广东 (GD) > 广州 (GZ) > 天河 (TH); 广东 > 深圳 (SZ); and a viewer with no unit.
     let (th, sz, none) = (path(&["GD", "GZ", "TH"]), path(&["GD", "SZ"]), path(&[UNASSIGNED]));
@@ -74,14 +85,14 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind:
     // Folded into the totals by whichever reader or node gets there: two leased folds at
     // once and a forced one fold each count once.
     let (a, b, c) = tokio::join!(
-        store.fold_units(&id, Some(FOLD_EVERY)),
-        store.fold_units(&id, Some(FOLD_EVERY)),
-        store.fold_units(&id, None)
+        store.fold_units(&id, &org, Some(FOLD_EVERY)),
+        store.fold_units(&id, &org, Some(FOLD_EVERY)),
+        store.fold_units(&id, &org, None)
     );
     for folded in [a, b, c] {
         folded.unwrap();
     }
-    store.fold_units(&id, None).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
     let asked = codes(&["GD", "GZ", "TH", "SZ", UNASSIGNED, "ZZ"]);
     let got = store.unit_totals(&id, &kinds(), &asked).await.unwrap();
     assert_eq!(
@@ -108,7 +119,7 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind:
     b2.units.sessions = vec![("s1".into(), sz.clone())];
     store.apply(&b2).await.unwrap();
     store.apply(&batch(&id, 0, vec![moved])).await.unwrap();
-    store.fold_units(&id, None).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
     let got = store
         .unit_totals(&id, &kinds(), &codes(&["GD", "TH", "SZ"]))
         .await
@@ -127,17 +138,19 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind:
 /// takes the same entries, and the shards that had them already add nothing.
 #[tokio::test]
 async fn a_fold_cut_short_is_finished_once() {
+    let org = org();
     let server = RedisServer::start();
     let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
     let id = new_campaign(&store, "cutshort").await;
     assert!(store.register(&id, &reg("v1", Some(path(&["GD"])))).await.unwrap());
-    store.fold_units(&id, None).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
     // Where GD's totals live (one of 64 shards), as a roller would have found it.
     let keys: Vec<String> = server.query(&["KEYS", &format!("lt:{{ct:{id}:*}}:totals")]);
     assert_eq!(keys.len(), 1);
     let gd = &keys[0];
-    // Two more registrations' deltas, planned, and GD's shard folded; then the roller died.
-    let delta = r#"{"p":[["GD"],["SZ"]],"c":[[1,"r",5],[2,"r",7]]}"#;
+    // Two more registrations' deltas, planned, and GD's shard folded (BJ's is another);
+    // then the roller died.
+    let delta = r#"{"p":["GD","BJ"],"c":[[1,"r",5],[2,"r",7]]}"#;
     let udelta = format!("lt:{{c:{id}}}:udelta");
     let uroll = format!("lt:{{c:{id}}}:uroll");
     let _: i64 = server.query(&["RPUSH", &udelta, delta]);
@@ -147,9 +160,9 @@ async fn a_fold_cut_short_is_finished_once() {
     let _: i64 = server.query(&["HINCRBY", gd, "GD|r", "5"]);
     let _: i64 = server.query(&["HSET", gd, "#plan", &plan]);
 
-    store.fold_units(&id, None).await.unwrap();
-    store.fold_units(&id, None).await.unwrap();
-    let got = store.unit_totals(&id, &kinds(), &codes(&["GD", "SZ"])).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
+    let got = store.unit_totals(&id, &kinds(), &codes(&["GD", "BJ"])).await.unwrap();
     let regs: Vec<u64> = got.iter().map(|t| t.registrations).collect();
     assert_eq!(regs, [6, 7]);
     let left: i64 = server.query(&["LLEN", &udelta]);
@@ -242,6 +255,7 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
 }
 
 pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn Store>, _: &str) {
+    let org = org();
     let id = new_campaign(&*store, "ureg").await;
     assert!(store
         .register(&id, &reg("viewer-1", Some(path(&["GD", "SZ"]))))
@@ -257,7 +271,7 @@ pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn 
         .register(&id, &reg("viewer-1", Some(path(&["GD", "GZ"]))))
         .await
         .unwrap());
-    store.fold_units(&id, None).await.unwrap();
+    store.fold_units(&id, &org, None).await.unwrap();
     let got = store
         .unit_totals(&id, &kinds(), &codes(&["GD", "SZ", "GZ", UNASSIGNED]))
         .await

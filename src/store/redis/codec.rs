@@ -44,24 +44,26 @@ pub(super) struct LuaBatch<'a> {
 /// `[session, epoch, seq, viewer, [[kind, count], ...], unit path index (0: none)]`
 pub(super) type LuaSession<'a> = (&'a str, String, String, &'a str, Vec<(&'a str, String)>, usize);
 
-/// The distinct unit paths of a batch, each sent once and named by its 1-based index.
+/// The distinct units of a batch, each sent once (its code: the roller finds its
+/// ancestors in the campaign's tree) and named by its 1-based index. A path is one shared
+/// allocation per unit on a node, so it is told apart by its address, not hashed.
 #[derive(Default)]
 pub(super) struct UnitPaths<'a> {
-    list: Vec<&'a [String]>,
-    index: HashMap<&'a [String], usize>,
+    list: Vec<&'a str>,
+    index: HashMap<*const String, usize>,
 }
 
 impl<'a> UnitPaths<'a> {
     pub(super) fn index(&mut self, path: &'a UnitPath) -> usize {
-        let path: &'a [String] = path;
-        *self.index.entry(path).or_insert_with(|| {
-            self.list.push(path);
+        let Some(unit) = path.last() else { return 0 };
+        *self.index.entry(unit as *const String).or_insert_with(|| {
+            self.list.push(unit);
             self.list.len()
         })
     }
 
-    /// The paths in index order; `None` when there are none.
-    pub(super) fn into_list(self) -> Option<Vec<&'a [String]>> {
+    /// The units' codes in index order; `None` when there are none.
+    pub(super) fn into_list(self) -> Option<Vec<&'a str>> {
         (!self.list.is_empty()).then_some(self.list)
     }
 }
@@ -156,9 +158,9 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
 }
 
 /// The batch as `apply.lua` reads it (ARGV 1): one JSON object, unit paths sent once each.
-/// A batch as `apply.lua` reads it: the batch, and its unit paths (codes from the top,
-/// named by their 1-based index in `s`, `us` and `uh`; empty when none), apart, so the
-/// script passes them on into the unit delta as they are, without decoding them.
+/// A batch as `apply.lua` reads it: the batch, and its units (a JSON array of codes, named
+/// by their 1-based index in `s`, `us` and `uh`; empty when none), apart, so the script
+/// passes them on into the unit delta as they are, without decoding them.
 pub(super) fn batch_json(batch: &Batch) -> StoreResult<(String, String)> {
     let presence = match &batch.presence {
         Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),

@@ -53,7 +53,7 @@
 //! | `lt:{c:<id>}:iseries:<p>` | hash | `<bucket>` → all kinds, `<bucket>:<kind>` → count, for the hour starting at `<p>` | `apply.lua` | never |
 //! | `lt:{c:<id>}:iparts` | zset | the `<p>` that have an `iseries` hash (member = score) | `apply.lua` | never |
 //! | `lt:{c:<id>}:sunits:0`, `:sunits:1` | hash | generations (as `sessions:<p>`): session → `1` once it counted in a unit's `sessions` | `apply.lua` | as `sessions:<p>` |
-//! | `lt:{c:<id>}:udelta` | list | per-unit deltas not yet folded into the totals: one JSON object `{"p": [paths], "c": [[path, metric, n]]}` per batch or registration (counts by unit path; the roller adds each to every ancestor) | `apply.lua`, `register.lua` (`RPUSH`, atomic with the acks or the registration) | entries: `rolled.lua` once every totals shard took them |
+//! | `lt:{c:<id>}:udelta` | list | per-unit deltas not yet folded into the totals: one JSON object `{"p": [codes], "c": [[unit, metric, n]]}` per batch or registration (counts by unit; the roller adds each to the unit's ancestors too, from the campaign's org version) | `apply.lua`, `register.lua` (`RPUSH`, atomic with the acks or the registration) | entries: `rolled.lua` once every totals shard took them |
 //! | `lt:{c:<id>}:uroll` | hash | `head` (entries of `udelta` folded and trimmed so far), `plan` (the fold under way) | `roll.lua`, `rolled.lua` | never |
 //! | `lt:{c:<id>}:uroll-lease` | string | the node folding deltas now (`SET NX PX`) | `roll.lua` | with its lease |
 //! | `lt:{ct:<id>:<s>}:totals` | hash | shard `s` (`hash(code) mod 64`) of the unit totals: `<code>\|<metric>` → count, metric `s`, `h`, `r` or `i\|<kind>`; `#plan` → the last fold it took | `fold.lua` | `delete_campaign`, after `delete.lua` (one `DEL` per shard) |
@@ -224,7 +224,7 @@ impl CampaignKeys<'_> {
     }
 
     /// The unit deltas not folded yet: one JSON object per batch or registration,
-    /// `{"p": [paths], "c": [[path, metric, n]]}` (see `rollup.rs`), appended atomically with the
+    /// `{"p": [codes], "c": [[unit, metric, n]]}` (see `rollup.rs`), appended atomically with the
     /// acks and trimmed by the roller once folded.
     pub(super) fn udelta(self) -> String {
         self.key("udelta")

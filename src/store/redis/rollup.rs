@@ -1,7 +1,7 @@
 //! The unit totals' roller: folds the deltas `apply.lua` and `register.lua` append to a
 //! campaign's `udelta` list (one packed JSON object per batch, atomic with its acks, each
-//! count named by its unit's path) into the totals of the unit and every ancestor, in
-//! hashes, [`UNIT_SHARDS`] of them, each in a slot of its own
+//! count named by its unit's code) into the totals of the unit and every ancestor (from
+//! the campaign's org version, which the node holds), in hashes, [`UNIT_SHARDS`] of them, each in a slot of its own
 //! (`lt:{ct:<id>:<s>}:totals`). The campaign's slot then takes one `RPUSH` per batch
 //! however many units it touched, and the half a million units' counters, their writes
 //! and their reads spread over the cluster's masters.
@@ -13,6 +13,7 @@
 //! that already took them skip. The lease only keeps nodes from doing the same work twice.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use super::codec::corrupt;
 use super::keys::CampaignKeys;
 use super::RedisStore;
+use crate::org::Tree;
 use crate::store::StoreResult;
 
 /// Totals hashes per campaign: enough to spread over any cluster this runs on, few enough
@@ -41,34 +43,45 @@ pub(super) fn shard_of(code: &str) -> usize {
     (h % UNIT_SHARDS as u64) as usize
 }
 
-/// One entry of `udelta`, as `apply.lua` and `register.lua` write it: unit paths (codes
-/// from the top) and counts by 1-based path index and metric (`s`, `h`, `r`, `i|<kind>`).
+/// One entry of `udelta`, as `apply.lua` and `register.lua` write it: unit codes, and
+/// counts by 1-based unit index and metric (`s`, `h`, `r`, `i|<kind>`).
 ///
 /// Borrowed: codes (`[A-Za-z0-9_-]`) and metrics (kinds are `[a-z0-9_]`) never need a
 /// JSON escape, so nothing is copied.
 #[derive(Deserialize)]
 struct Delta<'a> {
     #[serde(borrow)]
-    p: Vec<Vec<&'a str>>,
+    p: Vec<&'a str>,
     #[serde(borrow)]
     c: Vec<(usize, &'a str, i64)>,
 }
 
 /// The fields of `entries` summed per totals shard: each count added to its unit and every
-/// ancestor, summed by unit and metric first, borrowing from the entries (a fold of a
-/// storm's second is ~100,000 counts over a few thousand distinct fields).
-fn by_shard(entries: &[String]) -> StoreResult<Vec<Vec<(String, i64)>>> {
-    let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+/// ancestor in `tree` (the campaign's org version), summed by unit and metric first,
+/// borrowing from the entries and the tree (a fold of a storm's second is ~100,000 counts
+/// over a few thousand distinct fields). A code the tree lacks (`unassigned` is `""`)
+/// counts for itself.
+fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64)>>> {
+    let mut by_unit: HashMap<(&str, &str), i64> = HashMap::new();
     for entry in entries {
         let delta: Delta = serde_json::from_str(entry).map_err(|_| corrupt("udelta"))?;
-        for (path, metric, n) in delta.c {
-            let path = path
+        for (unit, metric, n) in delta.c {
+            let unit = unit
                 .checked_sub(1)
                 .and_then(|i| delta.p.get(i))
                 .ok_or_else(|| corrupt("udelta"))?;
-            for &code in path {
-                *sums.entry((code, metric)).or_default() += n;
-            }
+            *by_unit.entry((unit, metric)).or_default() += n;
+        }
+    }
+    let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+    for ((unit, metric), n) in by_unit {
+        let mut at = tree.find(unit);
+        if at.is_none() {
+            *sums.entry((unit, metric)).or_default() += n;
+        }
+        while let Some(i) = at {
+            *sums.entry((tree.code(i), metric)).or_default() += n;
+            at = tree.parent(i);
         }
     }
     let mut shards: Vec<Vec<(String, i64)>> = vec![vec![]; UNIT_SHARDS];
@@ -84,7 +97,12 @@ impl RedisStore {
     /// Folds the pending deltas of `campaign`. With a `lease`, only if no other node
     /// folded within it, one round; without, now and until nothing is pending (a report
     /// after the event reads every number).
-    pub(super) async fn fold_deltas(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()> {
+    pub(super) async fn fold_deltas(
+        &self,
+        campaign: &str,
+        tree: &Arc<Tree>,
+        lease: Option<Duration>,
+    ) -> StoreResult<()> {
         let k = CampaignKeys(campaign);
         let lease_ms = lease.map_or(0, |d| d.as_millis().max(1) as u64);
         loop {
@@ -106,7 +124,8 @@ impl RedisStore {
             let count = entries.len();
             // Parsed and summed off the async workers: a storm's second of deltas is
             // megabytes of JSON, and the ticks of this node must not wait behind it.
-            let shards = tokio::task::spawn_blocking(move || by_shard(&entries))
+            let tree = tree.clone();
+            let shards = tokio::task::spawn_blocking(move || by_shard(&entries, &tree))
                 .await
                 .map_err(|_| corrupt("udelta"))??;
             let folds = shards
@@ -149,11 +168,16 @@ mod tests {
 
     #[test]
     fn a_count_goes_to_its_unit_and_every_ancestor_once_per_field() {
+        let mut b = crate::org::TreeBuilder::default();
+        for (code, parent) in [("GD", ""), ("SZ", "GD"), ("GZ", "GD")] {
+            b.push(code, parent, code).unwrap();
+        }
+        let tree = b.finish();
         let entries = [
-            r#"{"p":[["GD","SZ"],[""]],"c":[[1,"i|like",3],[2,"s",1],[1,"s",1]]}"#.to_owned(),
-            r#"{"p":[["GD","GZ"]],"c":[[1,"i|like",2],[1,"r",1]]}"#.to_owned(),
+            r#"{"p":["SZ",""],"c":[[1,"i|like",3],[2,"s",1],[1,"s",1]]}"#.to_owned(),
+            r#"{"p":["GZ","XX"],"c":[[1,"i|like",2],[1,"r",1],[2,"h",4]]}"#.to_owned(),
         ];
-        let mut got: Vec<(String, i64)> = by_shard(&entries).unwrap().into_iter().flatten().collect();
+        let mut got: Vec<(String, i64)> = by_shard(&entries, &tree).unwrap().into_iter().flatten().collect();
         got.sort();
         let want = [
             ("GD|i|like", 5),
@@ -163,15 +187,16 @@ mod tests {
             ("GZ|r", 1),
             ("SZ|i|like", 3),
             ("SZ|s", 1),
+            ("XX|h", 4),
             ("|s", 1),
         ];
         assert_eq!(got, want.map(|(f, n)| (f.to_owned(), n)));
         for bad in [
-            r#"{"p":[["GD"]],"c":[[2,"s",1]]}"#,
-            r#"{"p":[["GD"]],"c":[[0,"s",1]]}"#,
+            r#"{"p":["GD"],"c":[[2,"s",1]]}"#,
+            r#"{"p":["GD"],"c":[[0,"s",1]]}"#,
             "nonsense",
         ] {
-            assert!(by_shard(&[bad.to_owned()]).is_err(), "{bad}");
+            assert!(by_shard(&[bad.to_owned()], &tree).is_err(), "{bad}");
         }
     }
 

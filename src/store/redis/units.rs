@@ -5,6 +5,7 @@
 //! own (`lt:{cu:<id>:<node>}:viewers`, expiring with the node's lease). So the largest
 //! part of the per-unit state, and its writes, stay off the campaign's busy slot.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use super::codec::{corrupt, parse_u64};
 use super::keys::CampaignKeys;
 use super::rollup::{shard_of, UNIT_SHARDS};
 use super::RedisStore;
+use crate::org::Tree;
 use crate::store::{StoreResult, UnitPeak, UnitTotals, Units};
 
 /// The counter fields of one unit, in the order [`totals_of`] reads them back.
@@ -137,8 +139,8 @@ impl Units for RedisStore {
         Ok(out)
     }
 
-    async fn fold_units(&self, campaign: &str, lease: Option<Duration>) -> StoreResult<()> {
-        self.fold_deltas(campaign, lease).await
+    async fn fold_units(&self, campaign: &str, tree: &Arc<Tree>, lease: Option<Duration>) -> StoreResult<()> {
+        self.fold_deltas(campaign, tree, lease).await
     }
 
     async fn unit_peaks(&self, campaign: &str, codes: &[String]) -> StoreResult<Vec<UnitPeak>> {

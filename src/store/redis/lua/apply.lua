@@ -16,8 +16,8 @@
 --       campaign's declared channels, meta `share_channels`, replace this bound),
 --       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
 --       12 --webhook-queue-max, 13 the prefix of the upper units' unique sketches
---       (`lt:{c:<id>}:uuniq:`, then the code), 14 the batch's unit paths, a JSON array of
---       arrays of codes ('' = none: the campaign has no org).
+--       (`lt:{c:<id>}:uuniq:`, then the code), 14 the batch's units, a JSON array of
+--       codes ('' = none: the campaign has no org).
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
@@ -195,11 +195,11 @@ end
 for _, v in ipairs(b.i or {}) do actors[#actors + 1] = v end
 chunks(actors, function(i0, i1) redis.call('PFADD', KEYS[8], unpack(actors, i0, i1)) end)
 chunks(b.v, function(i0, i1) redis.call('PFADD', KEYS[7], unpack(b.v, i0, i1)) end)
--- Per unit (campaigns with an org): what the batch counts per unit path, for the sessions
--- not fenced, in this same step, so a fenced delta or a retried batch adds nothing here
--- either. One packed delta per batch, `{"p": <ARGV[14] as sent>, "c": [[path, metric,
--- n], ...]}` (paths by 1-based index), folded into every ancestor's totals outside this
--- slot by the roller (`rollup.rs`): here it costs one RPUSH and no path is decoded.
+-- Per unit (campaigns with an org): what the batch counts per unit, for the sessions not
+-- fenced, in this same step, so a fenced delta or a retried batch adds nothing here
+-- either. One packed delta per batch, `{"p": <ARGV[14] as sent>, "c": [[unit, metric,
+-- n], ...]}` (units by 1-based index), folded into the unit's and every ancestor's totals
+-- outside this slot by the roller (`rollup.rs`): here it costs one RPUSH.
 if ARGV[14] ~= '' then
   local add, keys = {}, {}
   local function count(p, metric, n)

@@ -4,7 +4,7 @@
 --       8 outbox-state (6-8 absent: no webhook receivers).
 -- ARGV: 1 viewer, 2 fields (one JSON object string), 3 registered_at (unix ms),
 --       4 --webhook-queue-max, 5 the unit's code as shown (absent: the campaign has no
---       org), 6.. the unit's path (codes from the top), each counted in the unit totals.
+--       org), 6.. the unit's path (codes from the top; the last one counts, with its ancestors).
 -- Returns 1 (added), 0 (known) or nil (no campaign).
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
@@ -16,9 +16,9 @@ local unit = ''
 if ARGV[5] then
   unit = ',"unit":' .. cjson.encode(ARGV[5])
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[5] .. '|' .. ARGV[2])
-  -- The unit delta (see apply.lua): one path, one registration.
+  -- The unit delta (see apply.lua): one unit (its path's last code), one registration.
   if #ARGV >= 6 then
-    redis.call('RPUSH', KEYS[5], '{"p":[' .. cjson.encode({unpack(ARGV, 6)}) .. '],"c":[[1,"r",1]]}')
+    redis.call('RPUSH', KEYS[5], '{"p":[' .. cjson.encode(ARGV[#ARGV]) .. '],"c":[[1,"r",1]]}')
   end
 else
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
