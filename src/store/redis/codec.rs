@@ -89,7 +89,8 @@ pub(super) type StatsReply = (
     String,
     String,
     Vec<String>,
-    Vec<String>,
+    // The presence totals, one field or value per line ('' before schema 3).
+    String,
 );
 
 /// Sockets moved away from a node (`moved` values `<region>|<node>`): how many, and by region.

@@ -67,7 +67,7 @@ impl RedisStore {
         if totals.is_empty() {
             add_leases(&mut stats, live, moved)?;
         } else {
-            add_totals(&mut stats, live, totals)?;
+            add_totals(&mut stats, live, totals.split('\n').map(str::to_owned).collect())?;
         }
         stats.regions.retain(|_, n| *n > 0);
         stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));

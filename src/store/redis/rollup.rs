@@ -62,7 +62,8 @@ struct Delta<'a> {
 /// over a few thousand distinct fields). A code the tree lacks (`unassigned` is `""`)
 /// counts for itself.
 fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64)>>> {
-    let mut by_unit: HashMap<(&str, &str), i64> = HashMap::new();
+    // By unit, then metric: one lookup in the tree per unit.
+    let mut by_unit: HashMap<&str, HashMap<&str, i64>> = HashMap::new();
     for entry in entries {
         let delta: Delta = serde_json::from_str(entry).map_err(|_| corrupt("udelta"))?;
         for (unit, metric, n) in delta.c {
@@ -70,17 +71,21 @@ fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64
                 .checked_sub(1)
                 .and_then(|i| delta.p.get(i))
                 .ok_or_else(|| corrupt("udelta"))?;
-            *by_unit.entry((unit, metric)).or_default() += n;
+            *by_unit.entry(unit).or_default().entry(metric).or_default() += n;
         }
     }
     let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
-    for ((unit, metric), n) in by_unit {
+    for (unit, metrics) in by_unit {
         let mut at = tree.find(unit);
         if at.is_none() {
-            *sums.entry((unit, metric)).or_default() += n;
+            for (&metric, &n) in &metrics {
+                *sums.entry((unit, metric)).or_default() += n;
+            }
         }
         while let Some(i) = at {
-            *sums.entry((tree.code(i), metric)).or_default() += n;
+            for (&metric, &n) in &metrics {
+                *sums.entry((tree.code(i), metric)).or_default() += n;
+            }
             at = tree.parent(i);
         }
     }

@@ -8,9 +8,9 @@
 -- shares (flat), live leases, peak, peak_at ('' = none), peak_regions JSON ('' = none),
 -- state, moved, totals}. With the totals kept (schema 3): live leases are flat
 -- `node, <updated_at>|<counted viewers>`, moved is empty and totals is the flat
--- presence-sum hash. Before (schema < 3): live leases are flat `node, <updated_at>|<lease
+-- presence-sum hash as one string, its fields and values one per line. Before (schema < 3): live leases are flat `node, <updated_at>|<lease
 -- JSON>`, moved the sockets moved away from live nodes (flat epoch, region|node; the marks
--- of nodes without a live lease are dropped) and totals is empty.
+-- of nodes without a live lease are dropped) and totals is ''.
 local m = redis.call('HMGET', KEYS[1], 'state', 'peak', 'peak_at', 'peak_regions')
 if not m[1] then return false end
 local P = {presence = KEYS[7], exp = KEYS[8], moved = KEYS[9], sum = KEYS[10], eff = KEYS[11],
@@ -32,7 +32,9 @@ local function reply(live, moved, totals)
   }
 end
 if pres_ready(P, now_ms(), ARGV[1] == '1') then
-  return reply(redis.call('HGETALL', P.nodes), {}, redis.call('HGETALL', P.sum))
+  -- One string, not a reply of two values per field: with an org's upper units the sum
+  -- holds hundreds of fields, read by every node every tick (no field holds a line break).
+  return reply(redis.call('HGETALL', P.nodes), {}, table.concat(redis.call('HGETALL', P.sum), '\n'))
 end
 local live, is_alive = {}, {}
 local exp = redis.call('HGETALL', KEYS[8])
@@ -70,4 +72,4 @@ for i = 1, #mv, 2 do
   end
 end
 chunks(gone, function(i0, i1) redis.call('HDEL', KEYS[9], unpack(gone, i0, i1)) end)
-return reply(live, moved, {})
+return reply(live, moved, '')
