@@ -115,10 +115,10 @@ pub async fn unit_numbers_roll_up_to_every_ancestor(store: Arc<dyn Store>, kind:
     stale.unit = Some(th.clone());
     let mut moved = delta("s1", "v1", e1b, 4, &[("like", 1)]);
     moved.unit = Some(sz.clone());
-    let mut b2 = batch(&id, 0, vec![stale]);
+    // In one batch: the fenced delta is left out of the batch's unit counts, the other kept.
+    let mut b2 = batch(&id, 0, vec![stale, moved]);
     b2.units.sessions = vec![("s1".into(), sz.clone())];
     store.apply(&b2).await.unwrap();
-    store.apply(&batch(&id, 0, vec![moved])).await.unwrap();
     store.fold_units(&id, &org, None).await.unwrap();
     let got = store
         .unit_totals(&id, &kinds(), &codes(&["GD", "TH", "SZ"]))

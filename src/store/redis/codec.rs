@@ -162,7 +162,7 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
 /// A batch as `apply.lua` reads it: the batch, and its units (a JSON array of codes, named
 /// by their 1-based index in `s`, `us` and `uh`; empty when none), apart, so the script
 /// passes them on into the unit delta as they are, without decoding them.
-pub(super) fn batch_json(batch: &Batch) -> StoreResult<(String, String)> {
+pub(super) fn batch_json(batch: &Batch) -> StoreResult<LuaArgs> {
     let presence = match &batch.presence {
         Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
         None => None,
@@ -207,9 +207,52 @@ pub(super) fn batch_json(batch: &Batch) -> StoreResult<(String, String)> {
         t: batch.touch.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
         l: batch.left.iter().map(|(s, e)| (s.as_str(), e.to_string())).collect(),
     };
+    let counted = unit_counts(&lua);
     let paths = match paths.into_list() {
         Some(list) => serde_json::to_string(&list).map_err(unavailable)?,
         None => String::new(),
     };
-    Ok((serde_json::to_string(&lua).map_err(unavailable)?, paths))
+    Ok(LuaArgs {
+        batch: serde_json::to_string(&lua).map_err(unavailable)?,
+        units: paths,
+        counted,
+    })
+}
+
+/// A batch's interactions and share visits by unit and metric, as the entries of a unit
+/// delta's `c` (`[unit, "i|<kind>", n]`, `[unit, "h", n]`), so `apply.lua` need not sum
+/// them (unless it fenced a session).
+fn unit_counts(lua: &LuaBatch) -> String {
+    let mut sums: BTreeMap<(usize, &str, &str), u64> = BTreeMap::new();
+    for s in &lua.s {
+        if s.5 > 0 {
+            for (kind, n) in &s.4 {
+                *sums.entry((s.5, "i|", kind)).or_default() += n.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    for (unit, n) in &lua.uh {
+        *sums.entry((*unit, "h", "")).or_default() += n.parse::<u64>().unwrap_or(0);
+    }
+    let mut out = String::new();
+    for ((unit, metric, kind), n) in sums {
+        if n > 0 {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            // Kinds are `[a-z0-9_]`: nothing to escape.
+            out.push_str(&format!("[{unit},\"{metric}{kind}\",{n}]"));
+        }
+    }
+    out
+}
+
+/// What `apply.lua` takes besides the keys and settings (see [`batch_json`]).
+pub(super) struct LuaArgs {
+    /// The batch (ARGV 1).
+    pub(super) batch: String,
+    /// Its units, a JSON array of codes ('' = none) (ARGV 14).
+    pub(super) units: String,
+    /// Its interactions and share visits by unit (ARGV 15).
+    pub(super) counted: String,
 }

@@ -307,7 +307,7 @@ impl Counting for RedisStore {
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
-        let (json, paths) = codec::batch_json(batch)?;
+        let args = codec::batch_json(batch)?;
         let k = CampaignKeys(&batch.campaign);
         let part = partition(batch.bucket_ms);
         let ttl_ms = batch.presence_ttl.as_millis() as u64;
@@ -343,7 +343,7 @@ impl Counting for RedisStore {
                 &keys,
                 (
                     (
-                        json,
+                        args.batch,
                         batch.bucket_ms,
                         part,
                         ttl_ms,
@@ -357,7 +357,8 @@ impl Counting for RedisStore {
                         self.queue_max_arg(),
                     ),
                     k.uuniq_prefix(),
-                    paths,
+                    args.units,
+                    args.counted,
                 ),
             )
             .await?;

@@ -17,7 +17,8 @@
 --       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
 --       12 --webhook-queue-max, 13 the prefix of the upper units' unique sketches
 --       (`lt:{c:<id>}:uuniq:`, then the code), 14 the batch's units, a JSON array of
---       codes ('' = none: the campaign has no org).
+--       codes ('' = none: the campaign has no org), 15 the batch's interactions and share
+--       visits by unit, `[unit, metric, n]` entries comma-separated, for the delta.
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
 -- {epochs of this node's sockets moved away}, webhook events queued}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
@@ -207,11 +208,19 @@ if ARGV[14] ~= '' then
     if add[k] == nil then add[k] = 0; keys[#keys + 1] = {p, metric} end
     add[k] = add[k] + n
   end
-  for i = 1, #sessions do
-    local s = sessions[i]
-    if s[6] > 0 and not is_fenced[i - 1] then
-      for _, kc in ipairs(s[5]) do count(s[6], 'i|' .. kc[1], tonumber(kc[2])) end
+  -- The node sent the batch's interactions and share visits by unit already summed
+  -- (ARGV[15]), right unless a session was fenced: then they are summed here without it.
+  local parts = {}
+  if #fenced == 0 then
+    if ARGV[15] ~= '' then parts[1] = ARGV[15] end
+  else
+    for i = 1, #sessions do
+      local s = sessions[i]
+      if s[6] > 0 and not is_fenced[i - 1] then
+        for _, kc in ipairs(s[5]) do count(s[6], 'i|' .. kc[1], tonumber(kc[2])) end
+      end
     end
+    for _, h in ipairs(b.uh or {}) do count(h[1], 'h', tonumber(h[2])) end
   end
   local us, names = b.us or {}, {}
   for i = 1, #us do names[i] = us[i][1] end
@@ -231,8 +240,6 @@ if ARGV[14] ~= '' then
       gen_put(su, kv)
     end)
   end
-  for _, h in ipairs(b.uh or {}) do count(h[1], 'h', tonumber(h[2])) end
-  local parts = {}
   for _, pm in ipairs(keys) do
     local n = add[pm[1] .. '|' .. pm[2]]
     if n ~= 0 then
