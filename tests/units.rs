@@ -363,6 +363,59 @@ async fn a_half_open_socket_and_its_replacement_count_once_in_every_unit() {
     .await;
 }
 
+/// A node whose writes fail for longer than its lease (a frozen Redis) finds its deep-unit
+/// hash expired when the store is back: it writes the whole of it again, so its viewers
+/// deep in the tree count again, not only the units that changed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_viewers_come_back_after_their_hash_expired_in_an_outage() {
+    let redis = RedisServer::start();
+    let node = Node::start(&["--redis", &redis.url(), "--presence-ttl", "2s"]);
+    with_org(&node, "frozen").await;
+    let _kj = viewer(&node, "frozen", "k", "kj").await;
+    await_units(&node, "frozen", "?parent=yh", "kj's viewer", |b| {
+        viewers(b) == pairs(&[("kj", 1)])
+    })
+    .await;
+    redis.pause();
+    // Frozen past the lease: time must pass in Redis' clock, nothing to await.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.resume();
+    await_units(&node, "frozen", "?parent=yh", "kj's viewer back", |b| {
+        viewers(b) == pairs(&[("kj", 1)])
+    })
+    .await;
+}
+
+/// A viewer admitted while the store is out (its claim pending) is in its unit already:
+/// once the store is back, its socket gets its unit's frames, itself counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_admitted_during_an_outage_gets_its_units_frames() {
+    let redis = RedisServer::start();
+    let node = Node::start(&["--redis", &redis.url()]);
+    with_org(&node, "dark").await;
+    redis.pause();
+    eventually("/readyz store down", || async {
+        let (_, body) = node.call("GET", "/readyz", None, None).await;
+        (body["store"] == "down").then_some(())
+    })
+    .await;
+    let mut ws = node
+        .viewer("dark", "viewer=viewer-d&session=session-d&proto=2&unit=sz")
+        .await;
+    let welcome = ws.next_of("welcome").await;
+    assert!(
+        welcome["acked_seq"].is_null(),
+        "admitted with its claim pending: {welcome}"
+    );
+    redis.resume();
+    let unit = ws.until(|m| m["type"] == "unit" && m["path"][2]["viewers"] == 1).await;
+    assert_eq!(
+        (unit["path"][0]["code"].as_str(), unit["path"][2]["code"].as_str()),
+        (Some("cn"), Some("sz")),
+        "{unit}"
+    );
+}
+
 /// The live frames: an operator's `watch` gets a `units` frame now and whenever its
 /// listing changes; a viewer in a unit gets its path's `unit` frame (down to
 /// `--unit-peak-depth`), its own socket counted.

@@ -242,10 +242,11 @@ impl Units for Flaky {
         campaign: &str,
         node: &str,
         changes: &[(String, u64)],
+        full: bool,
         lease: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.up()?;
-        self.inner.put_deep_viewers(campaign, node, changes, lease).await
+        self.inner.put_deep_viewers(campaign, node, changes, full, lease).await
     }
     async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {
         self.up()?;

@@ -414,12 +414,12 @@ impl Units for MemoryStore {
         campaign: &str,
         node: &str,
         changes: &[(String, u64)],
+        full: bool,
         lease: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut map = self.lock();
         let d = map.get_mut(campaign).ok_or(StoreError::NotFound)?;
-        d.units.put_deep_viewers(node, changes, lease);
-        Ok(())
+        Ok(d.units.put_deep_viewers(node, changes, full, lease))
     }
 
     async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {

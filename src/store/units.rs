@@ -103,15 +103,19 @@ impl UnitCounts {
 #[async_trait]
 pub trait Units: Send + Sync + 'static {
     /// Writes `node`'s open sockets in the deeper units of `campaign`: `(code, sockets)`
-    /// of the units whose number changed since its last call (0 removes it), and renews
-    /// the node's hash for `lease` (it is gone `lease` after the node's last call).
+    /// of the units whose number changed since its last call (0 removes it), or, with
+    /// `full`, its whole map (the hash is replaced); and renews the node's hash for
+    /// `lease` (it is gone `lease` after the node's last call). Returns whether the hash
+    /// was there before the call: when it was not (expired while the node's writes
+    /// failed), changes alone leave it incomplete and the node writes it in full next.
     async fn put_deep_viewers(
         &self,
         campaign: &str,
         node: &str,
         changes: &[(String, u64)],
+        full: bool,
         lease: Duration,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
     /// The deep viewers of each of `codes`, summed over the hashes of `nodes` (the live
     /// ones, from the stats read).

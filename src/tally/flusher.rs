@@ -71,6 +71,8 @@ struct FlushState {
     release: Vec<u64>,
     /// When this node last offered to fold the campaign's unit deltas.
     folded_at: Option<Instant>,
+    /// The store holds this node's whole deep-unit map (see `write_deep_viewers`).
+    deep_whole: bool,
 }
 
 /// The flusher's timing, from the node's flags.
@@ -138,23 +140,30 @@ impl Flusher {
     }
 
     /// After a batch landed: this node's sockets in the deep units, the units that changed
-    /// since the last write, and the hash's lease renewed with the presence lease. A failed
-    /// write is retried with the next flush (the changes stay unwritten); the deep numbers
-    /// are exact within seconds, not within the flush.
-    async fn write_deep_viewers(&self, tally: &CampaignTally, renew: bool) {
+    /// since the last write, and the hash's lease renewed with the presence lease. The
+    /// first write of a campaign replaces the node's hash (a node restarted under the same
+    /// name leaves nothing behind), and so does the write after one that found the hash
+    /// gone (expired while this node's writes failed: changes alone would leave it
+    /// incomplete). A failed write is retried with the next flush (the changes stay
+    /// unwritten); the deep numbers are exact within seconds, not within the flush.
+    async fn write_deep_viewers(&self, tally: &CampaignTally, state: &mut FlushState, renew: bool) {
         let (Some(store), Some(units)) = (&self.units, tally.units.get()) else {
             return;
         };
-        let changes = units.deep_changes();
-        if changes.is_empty() && !renew {
+        let full = !state.deep_whole;
+        let changes = if full { units.deep_all() } else { units.deep_changes() };
+        if changes.is_empty() && !renew && !full {
             return;
         }
         let c = &tally.campaign.id;
         match store
-            .put_deep_viewers(c, &self.node_id, &changes, self.timing.presence_ttl)
+            .put_deep_viewers(c, &self.node_id, &changes, full, self.timing.presence_ttl)
             .await
         {
-            Ok(()) => units.deep_written(&changes),
+            Ok(was) => {
+                units.deep_written(&changes);
+                state.deep_whole = full || was;
+            }
             Err(e) => {
                 self.metrics.store_errors.inc();
                 tracing::debug!(campaign = %c, error = %e, "deep unit viewers not written; next flush");
@@ -481,7 +490,8 @@ impl Flusher {
         if applied.session_ttl.is_some() {
             state.session_ttl = applied.session_ttl;
         }
-        self.write_deep_viewers(tally, inflight.batch.presence.is_some()).await;
+        self.write_deep_viewers(tally, state, inflight.batch.presence.is_some())
+            .await;
         self.fold_units(tally, state);
         // Sessions claimed by another socket while this node still counted the old one: close
         // it now (4001) rather than at its next message, so this node stops counting it.

@@ -255,6 +255,13 @@ impl UnitTally {
             .collect()
     }
 
+    /// Every deep unit with sockets on this node, `(code, sockets)`: the whole map, for a
+    /// write that replaces the store's.
+    pub fn deep_all(&self) -> Vec<(String, u64)> {
+        let open = lock(&self.open);
+        open.deep.iter().map(|(c, n)| (c.clone(), *n)).collect()
+    }
+
     /// The store took `changes`: those still at the number written are no longer changed.
     pub fn deep_written(&self, changes: &[(String, u64)]) {
         let mut open = lock(&self.open);

@@ -220,14 +220,14 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
     let id = new_campaign(&*store, "deep").await;
     let lease = Duration::from_secs(600);
     let nodes = codes(&["node-a", "node-b"]);
-    store
-        .put_deep_viewers(&id, "node-a", &[("TH".into(), 3), ("XC".into(), 1)], lease)
-        .await
-        .unwrap();
-    store
-        .put_deep_viewers(&id, "node-b", &[("TH".into(), 2)], lease)
-        .await
-        .unwrap();
+    let put = |node: &'static str, changes: &[(&str, u64)], full: bool, lease: Duration| {
+        let (store, id) = (store.clone(), id.clone());
+        let changes: Vec<(String, u64)> = changes.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+        async move { store.put_deep_viewers(&id, node, &changes, full, lease).await.unwrap() }
+    };
+    // A node's first write is whole; the answer says whether its hash was there before.
+    assert!(!put("node-a", &[("TH", 3), ("XC", 1)], true, lease).await);
+    assert!(!put("node-b", &[("TH", 2)], true, lease).await);
     let asked = codes(&["TH", "XC", "ZZ"]);
     assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![5, 1, 0]);
     // Only the nodes named count (a node missing from the stats read is dead).
@@ -236,22 +236,21 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
         vec![2, 0, 0]
     );
     // A change replaces the node's number; 0 removes it.
-    store
-        .put_deep_viewers(&id, "node-a", &[("TH".into(), 1), ("XC".into(), 0)], lease)
-        .await
-        .unwrap();
+    assert!(put("node-a", &[("TH", 1), ("XC", 0)], false, lease).await);
     assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![3, 0, 0]);
+    // A whole write replaces the node's map: what it no longer names is gone.
+    assert!(put("node-a", &[("XC", 4)], true, lease).await);
+    assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![2, 4, 0]);
 
-    // A node that stops writing is gone a lease after its last write.
-    store
-        .put_deep_viewers(&id, "node-b", &[], Duration::from_millis(300))
-        .await
-        .unwrap();
+    // A node that stops writing is gone a lease after its last write, and its next write
+    // is told so.
+    assert!(put("node-b", &[], false, Duration::from_millis(300)).await);
     eventually("node-b's deep viewers expire", || {
         let (store, id, nodes, asked) = (store.clone(), id.clone(), nodes.clone(), asked.clone());
-        async move { store.deep_viewers(&id, &nodes, &asked).await.unwrap() == vec![1, 0, 0] }
+        async move { store.deep_viewers(&id, &nodes, &asked).await.unwrap() == vec![0, 4, 0] }
     })
     .await;
+    assert!(!put("node-b", &[("TH", 1)], false, lease).await);
 }
 
 pub async fn registrations_count_in_their_unit_and_keep_its_code(store: Arc<dyn Store>, _: &str) {

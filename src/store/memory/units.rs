@@ -90,14 +90,24 @@ impl UnitData {
 impl UnitData {
     /// `node`'s deep viewers: `changes` applied, its entry renewed for `lease`; expired
     /// nodes' entries dropped.
-    pub(super) fn put_deep_viewers(&mut self, node: &str, changes: &[(String, u64)], lease: Duration) {
+    pub(super) fn put_deep_viewers(
+        &mut self,
+        node: &str,
+        changes: &[(String, u64)],
+        full: bool,
+        lease: Duration,
+    ) -> bool {
         let now = Instant::now();
         self.deep.retain(|_, (expires, _)| *expires > now);
+        let was = self.deep.contains_key(node);
         let (expires, units) = self
             .deep
             .entry(node.to_owned())
             .or_insert_with(|| (now, HashMap::new()));
         *expires = now + lease;
+        if full {
+            units.clear();
+        }
         for (code, n) in changes {
             if *n == 0 {
                 units.remove(code);
@@ -105,6 +115,7 @@ impl UnitData {
                 units.insert(code.clone(), *n);
             }
         }
+        was
     }
 
     /// Each of `codes`' deep viewers summed over the live entries of `nodes`.

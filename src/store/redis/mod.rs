@@ -14,7 +14,9 @@
 //! per command, with the sessions that sent something, are refreshed or closed, never with
 //! the number of interactions, and never with the number of nodes: the presence totals are
 //! kept incrementally (`lua/presence.lua`), so a flush touches its own lease only
-//! (`tests/store_contract.rs` checks both against `INFO commandstats`).
+//! (`tests/store_contract.rs` checks both against `INFO commandstats`). A campaign with an
+//! org adds one `RPUSH` (the batch's unit delta), `2·⌈qualified/1000⌉` and one `PFADD` per
+//! upper unit with a new viewer; the unit totals are folded elsewhere (`rollup.rs`).
 
 mod codec;
 mod conn;

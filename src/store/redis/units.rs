@@ -49,23 +49,31 @@ impl Units for RedisStore {
         campaign: &str,
         node: &str,
         changes: &[(String, u64)],
+        full: bool,
         lease: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let key = CampaignKeys(campaign).deep_viewers(node);
         let (gone, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, n)| *n == 0);
         let gone: Vec<&str> = gone.iter().map(|(c, _)| c.as_str()).collect();
         let set: Vec<(&str, u64)> = set.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        let ms = lease.as_millis() as i64;
         self.conn
             .call(|mut c| async move {
+                // One slot, one round trip: whether the hash was there (its first PEXPIRE),
+                // then the write.
                 let mut pipe = redis::pipe();
-                if !gone.is_empty() {
+                pipe.pexpire(&key, ms);
+                if full {
+                    pipe.del(&key).ignore();
+                } else if !gone.is_empty() {
                     pipe.hdel(&key, gone).ignore();
                 }
                 if !set.is_empty() {
                     pipe.hset_multiple(&key, &set).ignore();
                 }
-                pipe.pexpire(&key, lease.as_millis() as i64).ignore();
-                pipe.query_async::<()>(&mut c).await
+                pipe.pexpire(&key, ms).ignore();
+                let (was,): (bool,) = pipe.query_async(&mut c).await?;
+                Ok(was)
             })
             .await
     }
