@@ -76,7 +76,12 @@ impl Masters {
                 format!("redis://{a}")
             };
             let client = redis::Client::open(url.as_str())?;
-            conns.push(client.get_multiplexed_async_connection().await?);
+            // INFO waits behind the scripts of a saturated master (a 200,000/s storm on
+            // 50 nodes queues ~10 ms scripts): the client's default response timeout
+            // (500 ms) would end the run, not measure it.
+            let config =
+                redis::AsyncConnectionConfig::new().set_response_timeout(Some(std::time::Duration::from_secs(60)));
+            conns.push(client.get_multiplexed_async_connection_with_config(&config).await?);
         }
         Ok(Masters {
             conns,
