@@ -158,10 +158,10 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
     }
 }
 
-/// The batch as `apply.lua` reads it (ARGV 1): one JSON object, unit paths sent once each.
-/// A batch as `apply.lua` reads it: the batch, and its units (a JSON array of codes, named
-/// by their 1-based index in `s`, `us` and `uh`; empty when none), apart, so the script
-/// passes them on into the unit delta as they are, without decoding them.
+/// A batch as `apply.lua` reads it ([`LuaArgs`]): the batch as one JSON object; its units
+/// apart (a JSON array of codes, each sent once, named by their 1-based index in `s`, `us`
+/// and `uh`), so the script passes them on into the unit delta without decoding them; and
+/// its unit counts already summed.
 pub(super) fn batch_json(batch: &Batch) -> StoreResult<LuaArgs> {
     let presence = match &batch.presence {
         Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
