@@ -133,6 +133,7 @@ contract!(
     presence_sums_nodes_and_drops_on_leave,
     presence_expires_after_ttl,
     end_drops_viewers_to_zero,
+    regions_at_peak_follow_the_peak_through_reads,
     record_tick_tracks_peak_and_viewer_series,
     interaction_series_per_kind_and_total,
     register_is_idempotent,
@@ -874,6 +875,46 @@ async fn end_drops_viewers_to_zero(store: Arc<dyn Store>, _: &str) {
     assert!(late > e && acked == 0, "{late} {acked}");
 }
 
+/// The regions at the peak are the totals of the moment the peak was raised, by a flush
+/// or a tick, however often they are read in between (a node keeps them while the peak
+/// stays where it was).
+async fn regions_at_peak_follow_the_peak_through_reads(store: Arc<dyn Store>, _: &str) {
+    let id = new_campaign(&*store, "at-peak").await;
+    let write = |node: &str, p: Presence| {
+        let mut b = batch(&id, 0, vec![]);
+        b.presence = Some((node.into(), p));
+        b
+    };
+    let at_peak = || async { store.stats(&id, &kinds(), now()).await.unwrap().regions_at_peak };
+    store
+        .apply(&write("node-a", presence(3, &[("US", 2), ("CN", 1)])))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 2)]));
+    }
+    store.apply(&write("node-b", presence(2, &[("US", 2)]))).await.unwrap();
+    assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 4)]));
+    // Below the peak: the regions stay those of the peak.
+    store.apply(&write("node-b", presence(1, &[("US", 1)]))).await.unwrap();
+    assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 4)]));
+    assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 4)]));
+    // A tick that saw more raises them, and a flush past that raises them again.
+    store
+        .record_tick(&id, 1_000, 1_010, 9, &map(&[("DE", 9)]))
+        .await
+        .unwrap();
+    assert_eq!(at_peak().await, map(&[("DE", 9)]));
+    store.apply(&write("node-a", presence(8, &[("US", 8)]))).await.unwrap();
+    assert_eq!(at_peak().await, map(&[("DE", 9)]), "9 is not above 9");
+    store
+        .apply(&write("node-a", presence(10, &[("US", 10)])))
+        .await
+        .unwrap();
+    let s = store.stats(&id, &kinds(), now()).await.unwrap();
+    assert_eq!((s.peak_viewers, s.regions_at_peak), (11, map(&[("US", 11)])));
+}
+
 async fn record_tick_tracks_peak_and_viewer_series(store: Arc<dyn Store>, _: &str) {
     let id = new_campaign(&*store, "tick").await;
     let hour = 3_600_000;
@@ -1146,8 +1187,10 @@ async fn delete_removes_an_ended_campaign_and_all_its_data(store: Arc<dyn Store>
     if kind != "memory" {
         // 14 keys that do not depend on the hour (one generation each of session state and
         // retry records: a v2 store writes no v1 `epochs`/`sessions`, and `moved` only while
-        // a socket is moved), 4 of the presence totals (`moved-n` only while a socket is
-        // moved), two hour hashes per series, and the index entries.
+        // a socket is moved; the one node's lease hash, not schema 3's `presence`), 3 of the
+        // presence totals (not schema 3's `presence-eff`; `moved-n` only while a socket is
+        // moved) and the totals at the peak, two hour hashes per series, and the index
+        // entries.
         assert_eq!(footprint(kind, &id), 14 + 4 + 4 + 2, "the probe sees every key");
     }
     // A live campaign is refused and keeps everything.
@@ -1486,6 +1529,8 @@ mod redis_only {
         for n in 2..200 {
             store.apply(&lease(format!("node-{n}"), 3)).await.unwrap();
         }
+        // As before `few`: the regions at the new peak are read once, then kept by the node.
+        store.stats(&id, &kinds(), now()).await.unwrap();
         let many = cost(200).await;
         assert_eq!(few, many, "(write, read) commands with 2 and with 200 nodes");
         // Neither a flush nor a read decodes another node's lease: one that would not parse

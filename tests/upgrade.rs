@@ -9,13 +9,14 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::load::{total_upto, Client};
-use support::node::{End, Node, PATIENCE, TOKEN};
+use support::node::{End, Node, Ws, PATIENCE, TOKEN};
 use support::redis::RedisServer;
 use support::wait::{eventually, poll_blocking, throughout};
 
@@ -263,16 +264,12 @@ async fn a_node_marks_an_empty_store_and_refuses_a_newer_one() {
     );
 }
 
-/// A v2 deployment (schema 2) moves to the presence totals of schema 3: while v2 nodes
-/// may run, a v3 node writes leases only as v2 reads them and sums them on every read;
-/// after `upgrade-store` the totals are built from the live leases and kept from then on,
-/// with every viewer, region and the peak exactly where they were.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
-    let redis = RedisServer::start();
-    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", "2"]);
-    let a = Node::start(&["--redis", &redis.url(), "--node-id", "v3-a"]);
-    let b = Node::start(&["--redis", &redis.url(), "--node-id", "v3-b"]);
+/// A store at `schema` (older nodes may run) and two nodes `<name>-a` and `<name>-b` on
+/// it, with three viewers of campaign `launch`: CN and US on a, US on b.
+async fn three_viewers_at_schema(redis: &RedisServer, schema: u64, name: &str) -> (Node, Node, Vec<Ws>) {
+    let _: () = redis.query(&["SET", "lt:{campaigns}:schema", &schema.to_string()]);
+    let a = Node::start(&["--redis", &redis.url(), "--node-id", &format!("{name}-a")]);
+    let b = Node::start(&["--redis", &redis.url(), "--node-id", &format!("{name}-b")]);
     a.campaign_with(serde_json::json!({"id": "launch", "title": "Launch", "regions": ["CN", "US"]}))
         .await;
     b.await_known("launch").await;
@@ -286,6 +283,17 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
             .await,
         );
     }
+    (a, b, viewers)
+}
+
+/// A v2 deployment (schema 2) moves to the presence totals of schema 3: while v2 nodes
+/// may run, a v3 node writes leases only as v2 reads them and sums them on every read;
+/// after `upgrade-store` the totals are built from the live leases and kept from then on,
+/// with every viewer, region and the peak exactly where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
+    let redis = RedisServer::start();
+    let (a, b, mut viewers) = three_viewers_at_schema(&redis, 2, "v3").await;
     let sum = |r: &RedisServer| r.query::<bool>(&["EXISTS", "lt:{c:launch}:presence-sum"]);
     let three = |s: &serde_json::Value| s["viewers"] == 3 && s["peak_viewers"] == 3;
     a.await_stats("launch", "three viewers on two v3 nodes, mixed", three)
@@ -298,7 +306,7 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
         .expect("run upgrade-store");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eventually("the totals to be built", || async { sum(&redis) }).await;
-    let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
+    let totals: HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
     assert_eq!(totals["viewers"], "3", "built from the live leases: {totals:?}");
     assert_eq!((totals["r:CN"].as_str(), totals["r:US"].as_str()), ("1", "2"));
     b.await_stats("launch", "still three", three).await;
@@ -309,8 +317,70 @@ async fn a_v2_store_moves_to_presence_totals_without_losing_a_viewer() {
         s["viewers"] == 2 && s["peak_viewers"] == 3
     })
     .await;
-    let totals: std::collections::HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
+    let totals: HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
     assert_eq!((totals["viewers"].as_str(), totals["r:US"].as_str()), ("2", "1"));
+}
+
+/// A v1.1 deployment (schema 3) keeps each lease as one JSON value, re-encoded whole on
+/// every write: while v1.1 nodes may run, newer nodes write them so; after `upgrade-store`
+/// each campaign's leases move to one hash per node, written from each node's changes,
+/// with every viewer, region and the peak exactly where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_1_store_moves_its_leases_to_hashes_without_losing_a_viewer() {
+    let redis = RedisServer::start();
+    let (a, b, mut viewers) = three_viewers_at_schema(&redis, 3, "v4").await;
+    let layout = |r: &RedisServer| r.query::<Option<String>>(&["HGET", "lt:{c:launch}:presence-sum", "_v"]);
+    let lease_of = |r: &RedisServer, node: &str| {
+        r.query::<HashMap<String, String>>(&["HGETALL", &format!("lt:{{c:launch}}:presence:{node}")])
+    };
+    let three = |s: &serde_json::Value| s["viewers"] == 3 && s["peak_viewers"] == 3;
+    a.await_stats("launch", "three viewers on two nodes, mixed", three)
+        .await;
+    assert_eq!(layout(&redis).as_deref(), Some("3"), "leases as v1.1 reads them");
+    let json: HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence"]);
+    assert!(json["v4-a"].contains(r#""viewers":2"#), "{json:?}");
+    assert!(lease_of(&redis, "v4-a").is_empty());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_livetally"))
+        .args(["upgrade-store", "--redis", &redis.url()])
+        .output()
+        .expect("run upgrade-store");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually("the leases to move to hashes", || async {
+        layout(&redis).as_deref() == Some("4")
+    })
+    .await;
+    let lease = lease_of(&redis, "v4-a");
+    assert_eq!(
+        (
+            lease["viewers"].as_str(),
+            lease["r:CN"].as_str(),
+            lease["r:US"].as_str()
+        ),
+        ("2", "1", "1"),
+        "{lease:?}"
+    );
+    for gone in ["lt:{c:launch}:presence", "lt:{c:launch}:presence-eff"] {
+        let exists: bool = redis.query(&["EXISTS", gone]);
+        assert!(!exists, "{gone} is schema 3's");
+    }
+    b.await_stats("launch", "still three", three).await;
+
+    // From now on each lease moves by its changes: a viewer leaves, the peak stays.
+    viewers.remove(1).close().await;
+    b.await_stats("launch", "two viewers, peak three", |s| {
+        s["viewers"] == 2 && s["peak_viewers"] == 3
+    })
+    .await;
+    let totals: HashMap<String, String> = redis.query(&["HGETALL", "lt:{c:launch}:presence-sum"]);
+    assert_eq!((totals["viewers"].as_str(), totals["r:US"].as_str()), ("2", "1"));
+    let lease = lease_of(&redis, "v4-a");
+    assert_eq!(
+        (lease["viewers"].as_str(), lease["r:CN"].as_str()),
+        ("1", "1"),
+        "{lease:?}"
+    );
+    assert!(!lease.contains_key("r:US"), "a region at 0 leaves the lease: {lease:?}");
 }
 
 /// A v1.1 deployment's webhooks were flags and one `outbox` list per campaign:

@@ -2,6 +2,7 @@
 //! live, one unit's children at a time from the node's per-tick listing
 //! (`broadcast::units`), and after the event, every active unit of one level, streamed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header;
@@ -107,13 +108,6 @@ pub async fn report(
     let (tree, depth) = api.units.tree_of(&c).await?;
     // Every count taken so far, in the totals before the first row is read.
     api.store.fold_units(&c.id, &tree, None).await?;
-    // Viewers now: the upper units' from the last tick, the deeper ones from the nodes it
-    // saw live (an ended campaign's are 0).
-    let frames = indexed(&api, &id)?.frames(&*api.store).await?;
-    let (live, nodes) = match frames.stats() {
-        Some(s) if !s.ended => (s.units.clone(), s.nodes.iter().map(|n| n.node.clone()).collect()),
-        _ => Default::default(),
-    };
     let level = q
         .level
         .as_deref()
@@ -124,13 +118,23 @@ pub async fn report(
     if level == 1 {
         units.push(None);
     }
+    // Viewers now: the upper units' from the last tick, the deeper ones read once from
+    // the nodes it saw live, whole (an ended campaign's are 0).
+    let frames = indexed(&api, &id)?.frames(&*api.store).await?;
+    let live = match frames.stats() {
+        Some(s) if !s.ended && level <= depth => s.units.iter().map(|(c, &n)| (c.clone(), n)).collect(),
+        Some(s) if !s.ended => {
+            let nodes: Vec<String> = s.nodes.iter().map(|n| n.node.clone()).collect();
+            api.store.all_deep_viewers(&c.id, &nodes).await?
+        }
+        _ => HashMap::new(),
+    };
     let rows = Rows {
         store: api.store.clone(),
         tree,
         campaign: c,
         upper: level <= depth,
         live,
-        nodes,
         units,
         next: 0,
         csv,
@@ -163,10 +167,8 @@ struct Rows {
     campaign: Campaign,
     /// The level is at most `--unit-peak-depth`: peaks and unique viewers are kept.
     upper: bool,
-    /// The upper units' viewers as of the last tick, and the live nodes (for the deeper
-    /// units' viewers).
-    live: std::collections::BTreeMap<String, u64>,
-    nodes: Vec<String>,
+    /// The level's viewers now, by code (units with none left out).
+    live: HashMap<String, u64>,
     /// The level's units (`None`: unassigned), and the next to read.
     units: Vec<Option<u32>>,
     next: usize,
@@ -211,18 +213,17 @@ impl Rows {
             .map(|u| u.map_or(UNASSIGNED.to_owned(), |i| self.tree.code(i).to_owned()))
             .collect();
         let c = &self.campaign;
+        let viewers: Vec<u64> = codes.iter().map(|c| self.live.get(c).copied().unwrap_or(0)).collect();
         let read = async {
             let totals = self.store.unit_totals(&c.id, &c.kinds, &codes).await?;
-            let (peaks, viewers) = if self.upper {
-                let viewers = codes.iter().map(|c| self.live.get(c).copied().unwrap_or(0)).collect();
-                (self.store.unit_peaks(&c.id, &codes).await?, viewers)
+            let peaks = if self.upper {
+                self.store.unit_peaks(&c.id, &codes).await?
             } else {
-                let viewers = self.store.deep_viewers(&c.id, &self.nodes, &codes).await?;
-                (vec![UnitPeak::default(); codes.len()], viewers)
+                vec![UnitPeak::default(); codes.len()]
             };
-            Ok::<_, crate::store::StoreError>((totals, peaks, viewers))
+            Ok::<_, crate::store::StoreError>((totals, peaks))
         };
-        let (totals, peaks, viewers) = match read.await {
+        let (totals, peaks) = match read.await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(campaign = %c.id, error = %e, "units report cut short");

@@ -13,7 +13,7 @@ use super::node::{UnitNumbers, VirtualNode};
 use crate::campaign::Campaign;
 use crate::org::{Tree, TreeBuilder};
 use crate::store::units::UNASSIGNED;
-use crate::store::{Store, StoreResult};
+use crate::store::{Store, StoreError, StoreResult};
 
 /// The seed's units per level, level 1 first (546,000 in all).
 const SEED_LEVELS: [u64; 6] = [1, 31, 340, 2_900, 33_000, 509_728];
@@ -88,8 +88,8 @@ pub struct Wrong {
     pub got: UnitNumbers,
 }
 
-/// Reads every unit's numbers from the store as the units routes do (the upper levels'
-/// viewers from a node's tick, `upper`; the deeper ones summed over `nodes`) and compares
+/// Reads every unit's numbers from the store as the per-level report does (the upper
+/// levels' viewers from a node's tick, `upper`; the deeper ones summed over `nodes`) and compares
 /// them with `want`. Returns how many units were checked and the first wrong one.
 pub async fn check(
     store: &dyn Store,
@@ -102,22 +102,18 @@ pub async fn check(
 ) -> StoreResult<(u64, Option<Wrong>)> {
     // As the per-level report does: every count taken so far folded in first.
     store.fold_units(&campaign.id, tree, None).await?;
+    let deep = store.all_deep_viewers(&campaign.id, nodes).await?;
     let all: Vec<u32> = (0..tree.len() as u32).collect();
     let mut checked = 0u64;
     for chunk in all.chunks(CHUNK) {
         let codes: Vec<String> = chunk.iter().map(|&i| tree.code(i).to_owned()).collect();
         let totals = store.unit_totals(&campaign.id, &campaign.kinds, &codes).await?;
-        let deep: Vec<u64> = if chunk.iter().all(|&i| tree.level(i) <= depth) {
-            vec![0; chunk.len()]
-        } else {
-            store.deep_viewers(&campaign.id, nodes, &codes).await?
-        };
         for (k, &i) in chunk.iter().enumerate() {
             let level = tree.level(i);
             let viewers = if level <= depth {
                 upper.get(&codes[k]).copied().unwrap_or(0)
             } else {
-                deep[k]
+                deep.get(&codes[k]).copied().unwrap_or(0)
             };
             let t = &totals[k];
             let got = UnitNumbers {
@@ -204,7 +200,17 @@ pub async fn check_nodes(
             .stats()
             .map(|s| s.units.clone())
             .unwrap_or_default();
-        let (checked, wrong) = check(store, campaign, tree, depth, &upper, &nodes, &want).await?;
+        // A read of hundreds of nodes' unit hashes at once can outlast a call's timeout on a
+        // busy master: the check reads again, as an operator's page would on its next tick.
+        let (checked, wrong) = match check(store, campaign, tree, depth, &upper, &nodes, &want).await {
+            Ok(found) => found,
+            Err(e @ StoreError::Unavailable(_)) if started.elapsed() <= at.wait => {
+                println!("{}: a read failed ({e}); reading again", at.when);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         match wrong {
             None => {
                 println!(

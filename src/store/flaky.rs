@@ -3,7 +3,7 @@
 //! broadcaster) are unit-tested without a Redis to kill. It implements every seam; a test
 //! of a task that names one seam can use a smaller double of its own (see `broadcast`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -251,6 +251,10 @@ impl Units for Flaky {
     async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>> {
         self.up()?;
         self.inner.deep_viewers(campaign, nodes, codes).await
+    }
+    async fn all_deep_viewers(&self, campaign: &str, nodes: &[String]) -> StoreResult<HashMap<String, u64>> {
+        self.up()?;
+        self.inner.all_deep_viewers(campaign, nodes).await
     }
     async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>> {
         self.up()?;

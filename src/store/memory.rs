@@ -431,6 +431,15 @@ impl Units for MemoryStore {
             .deep_viewers(nodes, codes))
     }
 
+    async fn all_deep_viewers(&self, campaign: &str, nodes: &[String]) -> StoreResult<HashMap<String, u64>> {
+        let map = self.lock();
+        Ok(map
+            .get(campaign)
+            .ok_or(StoreError::NotFound)?
+            .units
+            .all_deep_viewers(nodes))
+    }
+
     async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>> {
         let map = self.lock();
         Ok(map

@@ -22,7 +22,7 @@
 //! the node knows from its copy of the org version, and the one step that rolls counts
 //! up later ([`Units::fold_units`]) is handed that copy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +120,12 @@ pub trait Units: Send + Sync + 'static {
     /// The deep viewers of each of `codes`, summed over the hashes of `nodes` (the live
     /// ones, from the stats read).
     async fn deep_viewers(&self, campaign: &str, nodes: &[String], codes: &[String]) -> StoreResult<Vec<u64>>;
+
+    /// Every deep unit's viewers summed over the hashes of `nodes`, units with none left
+    /// out: one read of each node's whole hash, as long as that node's units with sockets.
+    /// For a whole level at once (the per-level report, the simulator's check), where
+    /// [`Self::deep_viewers`] would read every node for every unit of the level.
+    async fn all_deep_viewers(&self, campaign: &str, nodes: &[String]) -> StoreResult<HashMap<String, u64>>;
 
     /// The cumulative numbers of each of `codes`, with every one of `kinds` (0 included).
     async fn unit_totals(&self, campaign: &str, kinds: &[String], codes: &[String]) -> StoreResult<Vec<UnitTotals>>;

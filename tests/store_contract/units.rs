@@ -235,9 +235,20 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
         store.deep_viewers(&id, &codes(&["node-b"]), &asked).await.unwrap(),
         vec![2, 0, 0]
     );
+    // The same numbers read whole (a level at once), units with none left out.
+    let all = |nodes: Vec<String>| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.all_deep_viewers(&id, &nodes).await.unwrap() }
+    };
+    assert_eq!(
+        all(nodes.clone()).await,
+        [("TH".to_owned(), 5), ("XC".to_owned(), 1)].into()
+    );
+    assert_eq!(all(codes(&["node-b"])).await, [("TH".to_owned(), 2)].into());
     // A change replaces the node's number; 0 removes it.
     assert!(put("node-a", &[("TH", 1), ("XC", 0)], false, lease).await);
     assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![3, 0, 0]);
+    assert_eq!(all(nodes.clone()).await, [("TH".to_owned(), 3)].into());
     // A whole write replaces the node's map: what it no longer names is gone.
     assert!(put("node-a", &[("XC", 4)], true, lease).await);
     assert_eq!(store.deep_viewers(&id, &nodes, &asked).await.unwrap(), vec![2, 4, 0]);
@@ -250,6 +261,7 @@ pub async fn deep_viewers_sum_the_live_nodes_and_expire_with_the_lease(store: Ar
         async move { store.deep_viewers(&id, &nodes, &asked).await.unwrap() == vec![0, 4, 0] }
     })
     .await;
+    assert_eq!(all(nodes.clone()).await, [("XC".to_owned(), 4)].into());
     assert!(!put("node-b", &[("TH", 1)], false, lease).await);
 }
 

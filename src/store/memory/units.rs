@@ -133,6 +133,22 @@ impl UnitData {
             .collect()
     }
 
+    /// Every deep unit's viewers over the live hashes of `nodes`, units with none left out.
+    pub(super) fn all_deep_viewers(&self, nodes: &[String]) -> HashMap<String, u64> {
+        let now = Instant::now();
+        let mut sums = HashMap::new();
+        for (_, units) in nodes
+            .iter()
+            .filter_map(|n| self.deep.get(n))
+            .filter(|(expires, _)| *expires > now)
+        {
+            for (code, &n) in units.iter().filter(|(_, &n)| n > 0) {
+                *sums.entry(code.clone()).or_default() += n;
+            }
+        }
+        sums
+    }
+
     /// Each of `codes`' totals, with every one of `kinds`.
     pub(super) fn totals(&self, kinds: &[String], codes: &[String]) -> Vec<UnitTotals> {
         codes

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::conn::unavailable;
+use super::leases::LeaseWrite;
 use crate::campaign::{Campaign, State};
 use crate::store::{Batch, StoreError, StoreResult, UnitPath};
 
@@ -22,9 +23,9 @@ pub(super) struct LuaBatch<'a> {
     pub(super) i: &'a [String],
     /// `[[channel, visits], ...]`
     pub(super) h: Vec<(&'a str, String)>,
-    /// `[node, presence JSON]`
+    /// `[node, lease JSON, "1" when whole]` (`leases.rs`: otherwise only its changes)
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) p: Option<(&'a str, String)>,
+    pub(super) p: Option<(&'a str, String, &'static str)>,
     /// `[[session, epoch], ...]` to keep alive.
     pub(super) t: Vec<(&'a str, String)>,
     /// `[[session, epoch], ...]` of sockets this node closed (session "" for a moved epoch
@@ -162,10 +163,14 @@ pub(super) fn opt_i64(s: &str, what: &str) -> StoreResult<Option<i64>> {
 /// apart (a JSON array of codes, each sent once, named by their 1-based index in `s`, `us`
 /// and `uh`), so the script passes them on into the unit delta without decoding them; and
 /// its unit counts already summed.
-pub(super) fn batch_json(batch: &Batch) -> StoreResult<LuaArgs> {
-    let presence = match &batch.presence {
-        Some((node, p)) => Some((node.as_str(), serde_json::to_string(p).map_err(unavailable)?)),
-        None => None,
+pub(super) fn batch_json(batch: &Batch, lease: Option<&LeaseWrite>) -> StoreResult<LuaArgs> {
+    let presence = match (&batch.presence, lease) {
+        (Some((node, _)), Some(w)) => Some((
+            node.as_str(),
+            serde_json::to_string(&w.lease).map_err(unavailable)?,
+            if w.whole { "1" } else { "0" },
+        )),
+        _ => None,
     };
     let mut paths = UnitPaths::default();
     let lua = LuaBatch {

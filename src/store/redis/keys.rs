@@ -20,7 +20,7 @@
 //! | `lt:{campaigns}:join-key` | string | the deployment's join key (32 random bytes, base64url): signs and verifies join tokens when no `--join-secret` is set | a node on an empty store, or `livetally upgrade-store` (`SET NX`) | never |
 //! | `lt:{campaigns}:ticket-key` | string | the HMAC key of operator tickets (as above) | the first node that mints or checks a ticket (`SET NX`) | never |
 //! | `lt:ticket:<nonce>` | string | a spent operator ticket | `spend_once` (`SET NX PX`, the ticket's life) | with the ticket's validity |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by) | `create.lua`; `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by) | `create.lua`; `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`: `peak_regions` only while v2 nodes may run, else cleared for `peak-sum`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
@@ -34,12 +34,14 @@
 //! | `lt:{c:<id>}:reg-order` | zset | member = viewer, score = its registration's number (the size of `regs` after adding it): the export's order and cursor | `register.lua` | member: `erase.lua` |
 //! | `lt:{c:<id>}:reg-data` | hash | viewer → `<registered_at ms>\|<fields JSON object>` | `register.lua` | field: `erase.lua` |
 //! | `lt:{c:<id>}:shares` | hash | channel → share visits | `apply.lua` | never |
-//! | `lt:{c:<id>}:presence` | hash | node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`) |
+//! | `lt:{c:<id>}:presence` | hash | schema < 4: node → `<updated_at ms>\|<Presence JSON>` | `apply.lua` | field: when its lease has expired (`stats.lua`) or its node leaves (`drop_presence`); key: when the campaign ends (`end.lua`), or when its leases move to hashes |
+//! | `lt:{c:<id>}:presence:<node>` | hash | schema 4: one node's lease, `_at` → updated_at ms, `viewers` and `r:<region or u:code>` → its open sockets (fields at 0 left out) | `presence.lua` (`pres_put`, from `apply`) | key: when its lease has expired or its node leaves; when the campaign ends (`end.lua`) |
 //! | `lt:{c:<id>}:presence-exp` | hash | node → lease expiry (unix ms, Redis clock); a node's first claim starts its lease before its first presence write | `apply.lua`, `claim.lua` | as `presence` |
-//! | `lt:{c:<id>}:presence-sum` | hash | schema 3: the live total, kept incrementally: `viewers`, `r:<region>` → counted viewers of the live leases; `_v` → `3` once built | `presence.lua` (from `apply`, `claim`, `stats`, `leave`) | key: when the campaign ends |
+//! | `lt:{c:<id>}:presence-sum` | hash | schema 3: the live total, kept incrementally: `viewers`, `r:<region>` → counted viewers of the live leases; `_v` → the layout (`3`: JSON leases, `4`: lease hashes) once built | `presence.lua` (from `apply`, `claim`, `stats`, `leave`) | key: when the campaign ends |
 //! | `lt:{c:<id>}:presence-eff` | hash | schema 3: node → its share inside `presence-sum`, JSON `{"v":n,"r":{region:n}}` (its lease less its moved marks) | `presence.lua` | field: with the node's lease; key: when the campaign ends |
 //! | `lt:{c:<id>}:presence-nodes` | hash | schema 3: node → `<updated_at ms>\|<counted viewers>`, what stats lists per node | `presence.lua` | as `presence-eff` |
 //! | `lt:{c:<id>}:presence-due` | zset | schema 3: node by lease expiry, so an expired lease is found without reading the others and subtracted once | `presence.lua` | as `presence-eff` |
+//! | `lt:{c:<id>}:peak-sum` | hash | schema 3: `presence-sum` as it was at the peak (`COPY`), the regions at the peak unless `meta`'s `peak_regions` is set | `apply.lua` (`raise_peak`) | key: when the campaign is deleted |
 //! | `lt:{c:<id>}:moved-n` | hash | schema 3: node → JSON `{"n":n,"r":{region:n}}`, its `moved` marks counted | `presence.lua` | field: when its marks go; key: when the campaign ends |
 //! | `lt:{c:<id>}:events` | zset | schema 4: webhook events, member = the event's JSON body, score = its number (`<id>-<n>`) | `events.lua` (in `apply.lua`, `tick.lua`, `end.lua`, `register.lua`; the bound drops the oldest registration first) | an event once every receiver's cursor passed it (`settle.lua`, `retarget.lua`); a person's `registration.created` on erasure (`erase.lua`) or `delete_campaign` (`forget.lua`); the rest is kept after `delete_campaign`, so the last events still go out |
 //! | `lt:{c:<id>}:event-regs` | zset | schema 4: member = viewer, score = the number of its queued `registration.created`, so erasure and the bound find them without reading bodies | `events.lua` | with its event |
@@ -88,15 +90,22 @@
 //! forgetting because epochs come from the campaign-wide `meta.epoch` counter: an epoch is
 //! never handed out twice, and a delta whose session has no entry is fenced.
 //!
-//! **Presence totals** (schema 3). Every node's lease is still written to `presence` and
-//! `presence-exp` as in schema 2 (so v2 nodes read them during a rolling upgrade), but
-//! once the store is at schema 3 the scripts keep the total beside them: each change to a
-//! node's lease or moved marks moves `presence-sum` by the difference of that node's share
-//! (`presence-eff`), and an expired lease, found through `presence-due`, is subtracted once,
-//! by whichever script meets it first. A flush costs O(its own lease), a stats read
-//! O(regions + nodes' short values), instead of decoding every node's lease on every write.
-//! The totals are built from the leases by the first script to run once no v2 node may
-//! (`presence.lua`, `pres_build`).
+//! **Presence totals** (schema 3). While v2 nodes may run, every node's lease is written to
+//! `presence` and `presence-exp` as in schema 2 and readers sum them. Once the store is at
+//! schema 3 the scripts keep the total beside them: each change to a node's lease or moved
+//! marks moves `presence-sum` by the difference of that node's share, and an expired
+//! lease, found through `presence-due`, is subtracted once, by whichever script meets it
+//! first. A stats read costs O(regions + nodes' short values) instead of decoding every
+//! node's lease on every write. The totals are built from the leases by the first script
+//! to run once no v2 node may (`presence.lua`, `pres_build`).
+//!
+//! **Lease hashes** (schema 4). At schema 3 a lease is still one JSON value and each write
+//! re-encodes it and its share (`presence-eff`) whole: with an org, ~400 upper units per
+//! lease, that is ~0.4 ms of the campaign's master per flush. At schema 4 each node's lease
+//! is its own hash `presence:<node>`, the node sends only the entries that changed since
+//! its last acknowledged write (`leases.rs`), and the share moves field by field: a write
+//! costs O(its changes). A campaign's leases move to it on the first script once no v1.1
+//! node may run (`pres_build` again, from `presence`).
 //!
 //! Presence leases use the Redis server clock (`TIME`) for both `updated_at` and expiry, so
 //! nodes with skewed clocks still agree on which leases are alive.
@@ -282,6 +291,11 @@ impl CampaignKeys<'_> {
         format!("lt:{{cu:{}:{node}}}:viewers", self.0)
     }
 
+    /// The presence totals as they were at the peak (`raise_peak` in `apply.lua`).
+    pub(super) fn peak_sum(self) -> String {
+        self.key("peak-sum")
+    }
+
     /// The presence totals' keys (schema 3), in the order the scripts take them: sum, eff,
     /// nodes, due, moved-n.
     pub(super) fn presence_totals(self) -> [String; 5] {
@@ -297,7 +311,7 @@ impl CampaignKeys<'_> {
     /// Every key of the campaign except the hour hashes of its series (those are listed
     /// in `vparts` and `iparts`): what `delete_campaign` removes besides them. The v1
     /// session keys are included: a campaign written while v1 nodes ran may still have them.
-    pub(super) fn fixed(self) -> [String; 33] {
+    pub(super) fn fixed(self) -> [String; 34] {
         let [su0, su1] = self.sunit_gens();
         let [s0, s1] = self.session_gens();
         let [a0, a1] = self.applied_gens();
@@ -328,6 +342,7 @@ impl CampaignKeys<'_> {
             nodes,
             due,
             moved_n,
+            self.peak_sum(),
             self.udelta(),
             self.uroll(),
             self.uroll_lease(),
@@ -424,6 +439,7 @@ mod tests {
             (k.presence_totals()[2].clone(), "lt:{c:x}:presence-nodes"),
             (k.presence_totals()[3].clone(), "lt:{c:x}:presence-due"),
             (k.presence_totals()[4].clone(), "lt:{c:x}:moved-n"),
+            (k.peak_sum(), "lt:{c:x}:peak-sum"),
             (k.vseries(3_600_000), "lt:{c:x}:vseries:3600000"),
             (k.vparts(), "lt:{c:x}:vparts"),
             (k.iseries(-3_600_000), "lt:{c:x}:iseries:-3600000"),

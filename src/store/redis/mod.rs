@@ -21,6 +21,7 @@
 mod codec;
 mod conn;
 mod keys;
+mod leases;
 mod lifecycle;
 mod orgs;
 mod outbox;
@@ -48,6 +49,7 @@ use crate::org::{OrgSummary, Tree};
 use codec::{campaign_from_meta, opt_i64};
 use conn::{unavailable, Conn};
 use keys::{partition, CampaignKeys};
+use leases::LeaseWrite;
 use schema::Schema;
 use script::Scripts;
 
@@ -76,6 +78,10 @@ pub struct RedisStore {
     queue_max: usize,
     /// The org trees this node read last (`orgs.rs`).
     trees: orgs::TreeCache,
+    /// What this node last wrote of its leases (`leases.rs`).
+    leases: leases::Leases,
+    /// The regions at each campaign's peak as last read (`reads.rs`).
+    peaks: reads::PeakRegions,
 }
 
 impl RedisStore {
@@ -104,6 +110,8 @@ impl RedisStore {
             receiver_ids: std::sync::Mutex::default(),
             queue_max: crate::config::defaults::WEBHOOK_QUEUE_MAX,
             trees: orgs::TreeCache::default(),
+            leases: leases::Leases::default(),
+            peaks: reads::PeakRegions::default(),
         })
     }
 
@@ -132,13 +140,67 @@ impl RedisStore {
         }
     }
 
-    /// `"1"` while v2 nodes may still run: the presence totals are not kept yet.
-    async fn legacy_arg(&self) -> &'static str {
-        if self.schema.legacy_presence(&self.conn).await {
-            "1"
-        } else {
-            "0"
-        }
+    /// The presence layout older nodes allow (`Schema::presence_layout`).
+    async fn layout_arg(&self) -> &'static str {
+        self.schema.presence_layout(&self.conn).await
+    }
+
+    /// One run of `apply.lua` (see its header for the reply).
+    async fn run_apply(&self, batch: &Batch, lease: Option<&LeaseWrite>, layout: &str) -> StoreResult<ApplyReply> {
+        let args = codec::batch_json(batch, lease)?;
+        let k = CampaignKeys(&batch.campaign);
+        let part = partition(batch.bucket_ms);
+        let ttl_ms = batch.presence_ttl.as_millis() as u64;
+        let [s0, s1] = k.session_gens();
+        let [a0, a1] = k.applied_gens();
+        let mut keys = vec![
+            k.meta(),
+            k.epochs(),
+            k.sessions(),
+            k.counts(),
+            k.iseries(part),
+            k.iparts(),
+            k.uniq(),
+            k.actors(),
+            k.shares(),
+            k.presence(),
+            k.presence_exp(),
+            a0,
+            a1,
+            s0,
+            s1,
+            k.moved(),
+        ];
+        keys.extend(k.presence_totals());
+        let [su0, su1] = k.sunit_gens();
+        keys.extend([k.udelta(), su0, su1, k.uuniq_codes(), k.peak_sum()]);
+        keys.extend(self.outbox_keys(k));
+        self.scripts
+            .apply
+            .run(
+                &self.conn,
+                &keys,
+                (
+                    (
+                        args.batch,
+                        batch.bucket_ms,
+                        part,
+                        ttl_ms,
+                        &batch.origin,
+                        batch.number.to_string(),
+                        self.ttl_ms(),
+                        self.mixed_arg().await,
+                        &batch.node,
+                        batch.max_share_channels.to_string(),
+                        layout,
+                        self.queue_max_arg(),
+                    ),
+                    k.uuniq_prefix(),
+                    args.units,
+                    args.counted,
+                ),
+            )
+            .await
     }
 
     /// Finishes a node-by-node upgrade from v1 (`livetally upgrade-store`, once no v1 node
@@ -205,6 +267,9 @@ impl RedisStore {
 }
 
 /// `(campaign JSON, state, ended_at)` of a meta hash; all `None` for an unknown campaign.
+/// `apply.lua`'s reply: ended, fenced, session TTL ms, moved epochs, events queued, lease lost.
+type ApplyReply = (u8, Vec<usize>, u64, Vec<u64>, u64, u8);
+
 pub(super) type MetaFields = (Option<String>, Option<String>, Option<String>);
 
 #[async_trait]
@@ -301,7 +366,7 @@ impl Counting for RedisStore {
                     owner.node,
                     owner.counted_in(),
                     lease_ms,
-                    self.legacy_arg().await,
+                    self.layout_arg().await,
                 ),
             )
             .await?;
@@ -309,61 +374,38 @@ impl Counting for RedisStore {
     }
 
     async fn apply(&self, batch: &Batch) -> StoreResult<Applied> {
-        let args = codec::batch_json(batch)?;
-        let k = CampaignKeys(&batch.campaign);
-        let part = partition(batch.bucket_ms);
-        let ttl_ms = batch.presence_ttl.as_millis() as u64;
-        let [s0, s1] = k.session_gens();
-        let [a0, a1] = k.applied_gens();
-        let mut keys = vec![
-            k.meta(),
-            k.epochs(),
-            k.sessions(),
-            k.counts(),
-            k.iseries(part),
-            k.iparts(),
-            k.uniq(),
-            k.actors(),
-            k.shares(),
-            k.presence(),
-            k.presence_exp(),
-            a0,
-            a1,
-            s0,
-            s1,
-            k.moved(),
-        ];
-        keys.extend(k.presence_totals());
-        let [su0, su1] = k.sunit_gens();
-        keys.extend([k.udelta(), su0, su1, k.uuniq_codes()]);
-        keys.extend(self.outbox_keys(k));
-        let (ended, fenced, session_ttl_ms, moved, queued): (u8, Vec<usize>, u64, Vec<u64>, u64) = self
-            .scripts
-            .apply
-            .run(
-                &self.conn,
-                &keys,
-                (
-                    (
-                        args.batch,
-                        batch.bucket_ms,
-                        part,
-                        ttl_ms,
-                        &batch.origin,
-                        batch.number.to_string(),
-                        self.ttl_ms(),
-                        self.mixed_arg().await,
-                        &batch.node,
-                        batch.max_share_channels.to_string(),
-                        self.legacy_arg().await,
-                        self.queue_max_arg(),
-                    ),
-                    k.uuniq_prefix(),
-                    args.units,
-                    args.counted,
-                ),
-            )
-            .await?;
+        let layout = self.layout_arg().await;
+        let lease = batch
+            .presence
+            .as_ref()
+            .map(|(node, p)| self.leases.write(&batch.campaign, node, p, layout == "4"));
+        let mut reply = self.run_apply(batch, lease.as_ref(), layout).await;
+        if let (Ok((0, .., 1)), Some((_, p))) = (&reply, &batch.presence) {
+            // Its changes found no lease: it expired while this node could not write.
+            // Written again at once, whole and alone (nothing else of the batch twice).
+            let alone = Batch {
+                campaign: batch.campaign.clone(),
+                origin: batch.origin.clone(),
+                bucket_ms: batch.bucket_ms,
+                presence: batch.presence.clone(),
+                presence_ttl: batch.presence_ttl,
+                node: batch.node.clone(),
+                ..Batch::default()
+            };
+            let whole = LeaseWrite {
+                lease: p.clone(),
+                whole: true,
+            };
+            reply = match self.run_apply(&alone, Some(&whole), layout).await {
+                Ok(again) => reply.map(|r| (r.0, r.1, r.2, r.3, r.4, again.5)),
+                Err(e) => Err(e),
+            };
+        }
+        if let Some((node, p)) = &batch.presence {
+            let held = matches!(reply, Ok((0, .., 0)));
+            self.leases.settle(&batch.campaign, node, p, held && layout == "4");
+        }
+        let (ended, fenced, session_ttl_ms, moved, queued, _) = reply?;
         self.mark_due(&batch.campaign, queued).await;
         Ok(Applied {
             fenced,
@@ -374,6 +416,7 @@ impl Counting for RedisStore {
     }
 
     async fn drop_presence(&self, campaign: &str, node: &str) -> StoreResult<()> {
+        self.leases.forget(campaign, node);
         let k = CampaignKeys(campaign);
         let _: i64 = self
             .scripts
@@ -384,7 +427,7 @@ impl Counting for RedisStore {
                     .into_iter()
                     .chain(k.presence_totals())
                     .collect::<Vec<_>>(),
-                (node, self.legacy_arg().await),
+                (node, self.layout_arg().await),
             )
             .await?;
         Ok(())

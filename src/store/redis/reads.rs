@@ -3,6 +3,7 @@
 //! `mod.rs` call these.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use super::codec::{corrupt, moved_by_node, opt_i64, pairs, parse_u64, StatsReply, StoredPresence};
 use super::keys::{partition, CampaignKeys};
@@ -31,12 +32,17 @@ impl RedisStore {
                 ]
                 .into_iter()
                 .chain(k.presence_totals())
+                .chain([k.peak_sum()])
                 .collect::<Vec<_>>(),
-                self.legacy_arg().await,
+                (self.layout_arg().await, self.peaks.held(campaign)),
             )
             .await?;
+        let Some(reply) = reply else {
+            self.peaks.hold(campaign, String::new(), &BTreeMap::new());
+            return Err(StoreError::NotFound);
+        };
         let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved, totals) =
-            reply.ok_or(StoreError::NotFound)?;
+            reply;
         let counts: HashMap<String, String> = pairs(counts).collect();
         let mut stats = Stats {
             peak_viewers: parse_u64(&peak, "peak")?,
@@ -45,13 +51,22 @@ impl RedisStore {
             interactors,
             registrations,
             ended: state != "live",
-            regions_at_peak: if regions.is_empty() {
-                BTreeMap::new()
-            } else {
-                serde_json::from_str(&regions).map_err(|_| corrupt("peak_regions"))?
+            regions_at_peak: match regions.as_str() {
+                "" => BTreeMap::new(),
+                "=" => self.peaks.regions(campaign),
+                json if json.starts_with('{') => serde_json::from_str(json).map_err(|_| corrupt("peak_regions"))?,
+                sum => at_peak(sum)?,
             },
             ..Stats::default()
         };
+        if regions != "=" {
+            let held = if peak_at.is_empty() {
+                String::new()
+            } else {
+                format!("{peak}|{peak_at}")
+            };
+            self.peaks.hold(campaign, held, &stats.regions_at_peak);
+        }
         for kind in kinds {
             let n = match counts.get(kind) {
                 Some(n) => parse_u64(n, "count")?,
@@ -170,6 +185,51 @@ fn add_leases(stats: &mut Stats, live: Vec<String>, moved: Vec<String>) -> Store
         });
     }
     Ok(())
+}
+
+/// The regions (and `u:` units) at the peak from the totals copied then (`peak-sum`).
+fn at_peak(sum: &str) -> StoreResult<BTreeMap<String, u64>> {
+    let mut regions = BTreeMap::new();
+    for (field, n) in pairs(sum.split('\n').map(str::to_owned).collect()) {
+        if let Some(region) = field.strip_prefix("r:") {
+            let n = parse_u64(&n, "peak-sum")?;
+            if n > 0 {
+                regions.insert(region.to_owned(), n);
+            }
+        }
+    }
+    Ok(regions)
+}
+
+/// The regions at each campaign's peak as this node last read them, and that peak's
+/// `<peak>|<peak_at>`: a stats read brings them back only when the peak moved (with an org they are
+/// hundreds of upper units, read by every node every tick).
+#[derive(Default)]
+pub(super) struct PeakRegions(Mutex<HashMap<String, HeldPeak>>);
+
+/// `<peak>|<peak_at>` and the regions at that peak.
+type HeldPeak = (String, BTreeMap<String, u64>);
+
+impl PeakRegions {
+    /// The `<peak>|<peak_at>` whose regions are held for `campaign` ("" = none).
+    pub(super) fn held(&self, campaign: &str) -> String {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.get(campaign).map(|(at, _)| at.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn regions(&self, campaign: &str) -> BTreeMap<String, u64> {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.get(campaign).map(|(_, r)| r.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn hold(&self, campaign: &str, peak: String, regions: &BTreeMap<String, u64>) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if peak.is_empty() {
+            held.remove(campaign);
+        } else {
+            held.insert(campaign.to_owned(), (peak, regions.clone()));
+        }
+    }
 }
 
 /// Schema 3: the totals as the scripts keep them, and each node's counted share

@@ -6,7 +6,7 @@
 //! | 1 (or no key, with campaigns) | session state in `epochs` and `sessions` hashes kept forever | v1 nodes (which never write the key); newer nodes that find a v1 store |
 //! | 2 | session state in generation hashes, campaign-wide epochs (`keys.rs`) | v2 nodes on an empty store; v2's `livetally upgrade-store` |
 //! | 3 | version 2 plus the presence totals kept incrementally (`keys.rs`, "Presence totals") | v3 nodes on an empty store; `livetally upgrade-store` |
-//! | 4 | version 3 plus webhook receivers in the store (`lt:{webhooks}:receivers`) and per-receiver cursors over a numbered queue (`events`, `event-regs`, `cursors`) in place of the `outbox` list | v4 nodes on an empty store; `livetally upgrade-store`, which also seeds the receivers from its `--webhook-url` flags and moves every `outbox` list into `events` |
+//! | 4 | version 3 plus webhook receivers in the store (`lt:{webhooks}:receivers`) and per-receiver cursors over a numbered queue (`events`, `event-regs`, `cursors`) in place of the `outbox` list; each presence lease a hash written from its node's changes (`keys.rs`, "Lease hashes") | v4 nodes on an empty store; `livetally upgrade-store`, which also seeds the receivers from its `--webhook-url` flags and moves every `outbox` list into `events` |
 //!
 //! A node on a store at an older version runs *mixed*: older nodes may still be running.
 //! At version 1 its scripts keep the v1 session keys true as well (the v1 epoch moves with
@@ -18,7 +18,9 @@
 //! the presence totals from the leases on their next script. Below version 4, v1.1 nodes
 //! may still queue into their `outbox` lists and deliver them to their own flags; v4
 //! nodes queue into the new layout only, so each event is in exactly one queue, and
-//! `upgrade-store` moves what is left of the lists.
+//! `upgrade-store` moves what is left of the lists. Below version 4 every lease is also
+//! written whole, as one JSON value v1.1 reads; from version 4 the scripts move each
+//! campaign's leases to hashes on their next run, and nodes send only their changes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -33,6 +35,9 @@ pub const VERSION: u64 = 4;
 
 /// The first version whose scripts keep the presence totals.
 const PRESENCE_TOTALS: u64 = 3;
+
+/// The first version whose leases are hashes written from each node's changes.
+const LEASE_HASHES: u64 = 4;
 
 /// The first version whose scripts keep no v1 session keys.
 const SESSIONS_V2: u64 = 2;
@@ -120,9 +125,15 @@ impl Schema {
         self.version(conn).await < SESSIONS_V2
     }
 
-    /// True while v2 nodes may run (presence totals are not kept; readers sum the leases).
-    pub(super) async fn legacy_presence(&self, conn: &Conn) -> bool {
-        self.version(conn).await < PRESENCE_TOTALS
+    /// The presence layout the oldest node that may run allows, as the scripts take it
+    /// (`presence.lua`, `pres_ready`): `2` while v2 nodes may run (no totals; readers sum
+    /// the leases), `3` while v1.1 nodes may (leases as JSON), else `4` (lease hashes).
+    pub(super) async fn presence_layout(&self, conn: &Conn) -> &'static str {
+        match self.version(conn).await {
+            v if v < PRESENCE_TOTALS => "2",
+            v if v < LEASE_HASHES => "3",
+            _ => "4",
+        }
     }
 
     /// The store's version. Looks at the store again every [`RECHECK`] until the upgrade is

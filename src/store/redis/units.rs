@@ -5,6 +5,7 @@
 //! own (`lt:{cu:<id>:<node>}:viewers`, expiring with the node's lease). So the largest
 //! part of the per-unit state, and its writes, stay off the campaign's busy slot.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +99,26 @@ impl Units for RedisStore {
         for counts in futures_util::future::try_join_all(reads).await? {
             for (sum, n) in sums.iter_mut().zip(counts) {
                 *sum += n.unwrap_or(0);
+            }
+        }
+        Ok(sums)
+    }
+
+    async fn all_deep_viewers(&self, campaign: &str, nodes: &[String]) -> StoreResult<HashMap<String, u64>> {
+        let k = CampaignKeys(campaign);
+        let reads = nodes.iter().map(|node| {
+            let key = k.deep_viewers(node);
+            self.conn.call(|mut c| async move {
+                redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async::<Vec<(String, u64)>>(&mut c)
+                    .await
+            })
+        });
+        let mut sums = HashMap::new();
+        for units in try_join_all(reads).await? {
+            for (code, n) in units {
+                *sums.entry(code).or_default() += n;
             }
         }
         Ok(sums)

@@ -7,40 +7,60 @@
 --       17 presence-sum, 18 presence-eff, 19 presence-nodes, 20 presence-due, 21 moved-n
 --       (presence.lua), 22 udelta (packed unit deltas for `fold_units`), 23 sunits:0, 24 sunits:1
 --       (sessions counted in a unit), 25 uuniq-codes (codes with a
---       sketch), 26 events, 27 event-regs, 28 outbox-state (absent: no webhook receivers;
---       needs events.lua).
+--       sketch), 26 peak-sum (the totals at the peak), 27 events, 28 event-regs,
+--       29 outbox-state (absent: no webhook receivers; needs events.lua).
 -- ARGV: 1 batch JSON (see `LuaBatch`), 2 bucket_ms, 3 partition start, 4 lease ms,
 --       5 origin, 6 batch number ('0': no retry check), 7 this node's session TTL ms,
 --       8 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
 --       9 this node's name in presence ('' = none), 10 max share channels ('0': none; a
 --       campaign's declared channels, meta `share_channels`, replace this bound),
---       11 '1' while v2 nodes may run (schema < 3: presence totals not built),
+--       11 the presence layout older nodes allow (presence.lua, pres_ready: '2', '3', '4'),
 --       12 --webhook-queue-max, 13 the prefix of the upper units' unique sketches
 --       (`lt:{c:<id>}:uuniq:`, then the code), 14 the batch's units, a JSON array of
 --       codes ('' = none: the campaign has no org), 15 the batch's interactions and share
 --       visits by unit, `[unit, metric, n]` entries comma-separated, for the delta.
+-- The batch's `p` is [node, lease JSON {viewers, regions}, '1' when whole]: in layout 4
+-- only its changes unless whole.
 -- Returns {ended (0/1), {fenced 0-based session indices}, the campaign's session TTL ms,
--- {epochs of this node's sockets moved away}, webhook events queued}.
+-- {epochs of this node's sockets moved away}, webhook events queued, 1 when the lease's
+-- changes found no lease to change (the node then writes it whole)}.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl', 'share_channels')
-if m[1] ~= 'live' then return {1, {}, 0, {}, 0} end
-ev_open(KEYS[1], KEYS[26], KEYS[27], KEYS[28], ARGV[12])
+if m[1] ~= 'live' then return {1, {}, 0, {}, 0, 0} end
+ev_open(KEYS[1], KEYS[27], KEYS[28], KEYS[29], ARGV[12])
 local ttl = session_ttl(KEYS[1], m[2], ARGV[7])
 local now = now_ms()
 local mixed = ARGV[8] == '1'
 local P = {presence = KEYS[10], exp = KEYS[11], moved = KEYS[16], sum = KEYS[17], eff = KEYS[18],
   nodes = KEYS[19], due = KEYS[20], movedn = KEYS[21]}
+-- Writes the batch's lease `p` and renews it. Returns 1 when its changes found no lease
+-- to change (pres_put; nothing written), else 0.
+local function write_lease(p, built)
+  local at, lost = string.format('%d', now), 0
+  if P.hash then
+    if not pres_put(P, p[1], at, cjson.decode(p[2]), p[3] == '1') then lost = 1 end
+  else
+    redis.call('HSET', KEYS[10], p[1], at .. '|' .. p[2])
+    if built then pres_reshare(P, p[1]) end
+  end
+  pres_lease(P, p[1], now + tonumber(ARGV[4]), built)
+  return lost
+end
 local retry = ARGV[6] ~= '0' and generation(KEYS[12], KEYS[13], ttl, now)
 if retry then
   local prev = gen_get(retry, {ARGV[5]}, 1, 1)[1]
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if tonumber(string.sub(prev, 1, sep - 1)) >= tonumber(ARGV[6]) then
-      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}, 0}
+      -- A batch applied before, sent again: nothing of it counts twice, but its lease is
+      -- written (again): absolute numbers, and the node may have sent it whole this time.
+      local b, lost = cjson.decode(ARGV[1]), 0
+      if b.p then lost = write_lease(b.p, pres_ready(P, now, ARGV[11])) end
+      return {0, cjson.decode(string.sub(prev, sep + 1)), ttl, {}, 0, lost}
     end
   end
 end
 local b = cjson.decode(ARGV[1])
-local built = pres_ready(P, now, ARGV[11] == '1')
+local built = pres_ready(P, now, ARGV[11])
 local sess = generation(KEYS[14], KEYS[15], ttl, now)
 local sessions = b.s
 local names = {}
@@ -291,18 +311,26 @@ local function legacy_total(moved_by, now)
   return total, regions
 end
 -- THE place a flush raises the campaign's peak (tick.lua is the other writer): when the
--- live total exceeds it, the peak, its time and its regions are set together.
-local function raise_peak(total, regions, now)
+-- live total exceeds it, the peak, its time and its regions are set together. With the
+-- totals kept (`regions` nil) the regions are the totals themselves, copied server-side
+-- into peak-sum (no walk in Lua over an org's hundreds of upper units, on the write
+-- that a ramp makes every flush); `peak_regions` JSON otherwise (stats.lua reads either).
+local function raise_peak(total, now, regions)
   local peak = tonumber(redis.call('HGET', KEYS[1], 'peak') or '0')
   ev_peak(peak, total, now)
-  if total > peak then
+  if total <= peak then return end
+  local t, at = string.format('%d', total), string.format('%d', now)
+  if regions then
     local parts = {}
     for r, n in pairs(regions) do
       parts[#parts + 1] = cjson.encode(r) .. ':' .. string.format('%d', n)
     end
     table.sort(parts)
-    redis.call('HSET', KEYS[1], 'peak', string.format('%d', total), 'peak_at', string.format('%d', now),
-      'peak_regions', '{' .. table.concat(parts, ',') .. '}')
+    redis.call('HSET', KEYS[1], 'peak', t, 'peak_at', at, 'peak_regions', '{' .. table.concat(parts, ',') .. '}')
+  else
+    redis.call('COPY', P.sum, KEYS[26], 'REPLACE')
+    redis.call('HSET', KEYS[1], 'peak', t, 'peak_at', at)
+    redis.call('HDEL', KEYS[1], 'peak_regions')
   end
 end
 -- Sockets moved away from their node: subtracted from its lease below and in stats.lua;
@@ -358,25 +386,20 @@ end
 for _, c in ipairs(channels) do
   redis.call('HINCRBY', KEYS[9], c, string.format('%d', ch[c]))
 end
-if b.p then
-  redis.call('HSET', KEYS[10], b.p[1], string.format('%d', now) .. '|' .. b.p[2])
-  pres_lease(P, b.p[1], now + tonumber(ARGV[4]), built)
-  if built then remarked[b.p[1]] = true end
-end
-for node in pairs(remarked) do pres_set(P, node, pres_share(P, node)) end
+local lost = b.p and write_lease(b.p, built) or 0
+for node in pairs(remarked) do pres_reshare(P, node) end
 if b.p then
   -- The peak moves with presence: raised here (and by tick.lua) to the live total if higher.
-  local total, regions
   if built then
-    total, regions = pres_totals(P)
+    raise_peak(tonumber(redis.call('HGET', P.sum, 'viewers') or '0'), now)
   else
-    total, regions = legacy_total(moved_by, now)
+    local total, regions = legacy_total(moved_by, now)
+    raise_peak(total, now, regions)
   end
-  raise_peak(total, regions, now)
 end
 if retry then
   local parts = {}
   for i, f in ipairs(fenced) do parts[i] = string.format('%d', f) end
   gen_put(retry, {ARGV[5], ARGV[6] .. '|[' .. table.concat(parts, ',') .. ']'})
 end
-return {0, fenced, ttl, mine, EV.queued}
+return {0, fenced, ttl, mine, EV.queued, lost}

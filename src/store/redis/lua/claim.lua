@@ -9,7 +9,7 @@
 -- ARGV: 1 session, 2 this node's session TTL ms (used if the campaign has none yet),
 --       3 '1' while v1 nodes may run (schema 1: keep the v1 session keys true too),
 --       4 node, 5 region, 6 the node's lease ms,
---       7 '1' while v2 nodes may run (schema < 3: presence totals not built).
+--       7 the presence layout older nodes allow (presence.lua, pres_ready: '2', '3', '4').
 -- Returns {epoch, acked seq}, or nil when the campaign is unknown.
 local m = redis.call('HMGET', KEYS[1], 'state', 'session_ttl')
 if not m[1] then return false end
@@ -17,7 +17,7 @@ local s, node = ARGV[1], ARGV[4]
 local now = now_ms()
 local P = {presence = KEYS[8], exp = KEYS[6], moved = KEYS[7], sum = KEYS[9], eff = KEYS[10],
   nodes = KEYS[11], due = KEYS[12], movedn = KEYS[13]}
-local built = pres_ready(P, now, ARGV[7] == '1')
+local built = pres_ready(P, now, ARGV[7])
 local sess = generation(KEYS[2], KEYS[3], session_ttl(KEYS[1], m[2], ARGV[2]), now)
 local entry = gen_get(sess, {s}, 1, 1)[1]
 local acked = '0'
@@ -28,7 +28,7 @@ if entry then
   if counted_by ~= '' and tonumber(redis.call('HGET', KEYS[6], counted_by) or '0') > now then
     if redis.call('HSET', KEYS[7], old, owner) == 1 and built then
       pres_moved(P, counted_by, string.match(owner, '^([^|]*)|'), 1)
-      pres_set(P, counted_by, pres_share(P, counted_by))
+      pres_reshare(P, counted_by)
     end
   end
 end

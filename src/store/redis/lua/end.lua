@@ -12,6 +12,8 @@ if not m[1] then return false end
 ev_open(KEYS[1], KEYS[17], KEYS[18], KEYS[19], ARGV[2])
 if m[2] == 'live' then
   redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_at', ARGV[1])
+  -- Each lease hash (presence.lua, layout 4) belongs to a node with an expiry in KEYS[3].
+  for _, node in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('DEL', KEYS[2] .. ':' .. node) end
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
     KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16])
   ev_emit('campaign.ended', 'null')
