@@ -133,7 +133,7 @@ impl Broadcaster {
             }
             Err(e) => tracing::debug!(campaign = %c.id, error = %e, "tick record failed"),
         }
-        let frames = Arc::new(Frames::build(&c.id, at, &stats));
+        let frames = Arc::new(Frames::of(&c.id, at, stats));
         self.publish_to_index(&tally, &frames);
         let published = tally.frames.send_if_modified(|current| {
             if current.same_numbers(&frames) {
@@ -145,7 +145,10 @@ impl Broadcaster {
         });
         // Viewers in units: their unit's frame after the stats frame, where it changed
         // (at most every 5 s); the path is serialised once per path, the wire once per place.
-        let unit_frames = tally.units.get().and_then(|u| u.unit_frames(&stats.units, at));
+        let unit_frames = frames
+            .stats()
+            .zip(tally.units.get())
+            .and_then(|(s, u)| u.unit_frames(&s.units, at));
         if published || unit_frames.is_some() {
             let units: Vec<Option<Bytes>> = unit_frames
                 .unwrap_or_default()

@@ -35,6 +35,11 @@ pub struct Tree {
     nodes: Vec<Node>,
     by_code: Vec<u32>,
     by_name: Vec<u32>,
+    /// Code → index as an open-addressing table of indices ([`NONE`]: empty), at most
+    /// three quarters full: a lookup reads a slot or two where a binary search over
+    /// `by_code` reads ~20 units scattered over memory (the roller looks up every unit a
+    /// storm's counts touch, every fold). 4 to 8 bytes a unit.
+    slots: Vec<u32>,
     /// Children by parent, parents in index order (the top level last): unit `i`'s are
     /// `kids[kids_at[i]..kids_at[i + 1]]`, in upload order. 8 bytes a unit.
     kids: Vec<u32>,
@@ -115,8 +120,15 @@ impl Tree {
 
     /// The unit with this code.
     pub fn find(&self, code: &str) -> Option<u32> {
-        let at = self.by_code.partition_point(|&i| self.code(i) < code);
-        self.by_code.get(at).copied().filter(|&i| self.code(i) == code)
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut at = slot_of(code) & mask;
+        loop {
+            match self.slots[at] {
+                NONE => return None,
+                i if self.code(i) == code => return Some(i),
+                _ => at = (at + 1) & mask,
+            }
+        }
     }
 
     /// The unit at index `i` (from [`Tree::find`] or [`Tree::search`]).
@@ -201,6 +213,13 @@ impl Tree {
         }
         Ok(b.finish())
     }
+}
+
+/// Where a code's search starts in [`Tree`]'s `slots`: FNV-1a, 64 bits.
+fn slot_of(code: &str) -> usize {
+    code.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    }) as usize
 }
 
 /// Builds a [`Tree`] unit by unit, checking each as it comes (the upload's rules): the
@@ -301,6 +320,16 @@ impl TreeBuilder {
         by_name.sort_by(|&a, &b| tree.name(a).cmp(tree.name(b)));
         tree.by_code = by_code;
         tree.by_name = by_name;
+        let mut slots = vec![NONE; (tree.nodes.len() * 4 / 3 + 1).next_power_of_two()];
+        let mask = slots.len() - 1;
+        for i in 0..tree.nodes.len() as u32 {
+            let mut at = slot_of(tree.code(i)) & mask;
+            while slots[at] != NONE {
+                at = (at + 1) & mask;
+            }
+            slots[at] = i;
+        }
+        tree.slots = slots;
         // Counting sort by parent (the top level as parent `len`).
         let n = tree.nodes.len();
         let parent_of = |node: &Node| if node.parent == NONE { n } else { node.parent as usize };
@@ -336,6 +365,23 @@ mod tests {
         b.push("sz", "gd", "深圳市").unwrap();
         b.push("bj", "cn", "北京市").unwrap();
         b.finish()
+    }
+
+    #[test]
+    fn every_code_is_found_and_no_other() {
+        let mut b = TreeBuilder::default();
+        b.push("top", "", "Top").unwrap();
+        for i in 0..20_000 {
+            b.push(&format!("u{i}"), "top", "Unit").unwrap();
+        }
+        let t = b.finish();
+        for i in 0..t.len() as u32 {
+            assert_eq!(t.find(t.code(i)), Some(i));
+        }
+        for absent in ["", "u20000", "U1", "top "] {
+            assert_eq!(t.find(absent), None, "{absent:?}");
+        }
+        assert_eq!(TreeBuilder::default().finish().find("top"), None, "an empty tree");
     }
 
     #[test]

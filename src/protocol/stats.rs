@@ -204,10 +204,16 @@ impl Frames {
     }
 
     pub fn build(campaign: &str, at: i64, stats: &Stats) -> Self {
+        Self::of(campaign, at, stats.clone())
+    }
+
+    /// [`Self::build`] keeping `stats` rather than a copy (the tick's, with an org's
+    /// hundreds of upper units).
+    pub fn of(campaign: &str, at: i64, stats: Stats) -> Self {
         // unwrap: serialising plain structs of strings and integers cannot fail.
-        let viewer = serde_json::to_string(&ViewerStats::new(campaign, at, stats)).unwrap();
-        let operator = serde_json::to_string(&OperatorStats::new(campaign, at, stats)).unwrap();
-        let mut numbers = stats.clone();
+        let viewer = serde_json::to_string(&ViewerStats::new(campaign, at, &stats)).unwrap();
+        let operator = serde_json::to_string(&OperatorStats::new(campaign, at, &stats)).unwrap();
+        let mut numbers = stats;
         for n in &mut numbers.nodes {
             n.updated_at = 0;
         }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use super::codec::{corrupt, moved_by_node, opt_i64, pairs, parse_u64, StatsReply, StoredPresence};
 use super::keys::{partition, CampaignKeys};
 use super::RedisStore;
+use crate::store::units::UNIT_PREFIX;
 use crate::store::{NodeShare, SeriesMetric, Stats, StoreError, StoreResult};
 
 impl RedisStore {
@@ -238,8 +239,19 @@ fn add_totals(stats: &mut Stats, nodes: Vec<String>, totals: Vec<String>) -> Sto
     for (field, n) in pairs(totals) {
         if field == "viewers" {
             stats.viewers = parse_u64(&n, "presence-sum")?;
-        } else if let Some(region) = field.strip_prefix("r:") {
-            stats.regions.insert(region.to_owned(), parse_u64(&n, "presence-sum")?);
+        } else if let Some(key) = field.strip_prefix("r:") {
+            let n = parse_u64(&n, "presence-sum")?;
+            // Upper units straight into `units` (what `Stats::split_units` would move there),
+            // those at 0 left out as regions' are.
+            match key.strip_prefix(UNIT_PREFIX) {
+                Some(code) if n > 0 => {
+                    stats.units.insert(code.to_owned(), n);
+                }
+                Some(_) => {}
+                None => {
+                    stats.regions.insert(key.to_owned(), n);
+                }
+            }
         }
     }
     for (node, value) in pairs(nodes) {

@@ -74,23 +74,26 @@ fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64
             *by_unit.entry(unit).or_default().entry(metric).or_default() += n;
         }
     }
-    let mut sums: HashMap<(&str, &str), i64> = HashMap::new();
+    // By unit index while walking up (the codes only at the end), codes the tree lacks apart.
+    let mut sums: HashMap<(u32, &str), i64> = HashMap::new();
+    let mut strays: HashMap<(&str, &str), i64> = HashMap::new();
     for (unit, metrics) in by_unit {
         let mut at = tree.find(unit);
         if at.is_none() {
             for (&metric, &n) in &metrics {
-                *sums.entry((unit, metric)).or_default() += n;
+                *strays.entry((unit, metric)).or_default() += n;
             }
         }
         while let Some(i) = at {
             for (&metric, &n) in &metrics {
-                *sums.entry((tree.code(i), metric)).or_default() += n;
+                *sums.entry((i, metric)).or_default() += n;
             }
             at = tree.parent(i);
         }
     }
     let mut shards: Vec<Vec<(String, i64)>> = vec![vec![]; UNIT_SHARDS];
-    for ((code, metric), n) in sums {
+    let codes = sums.into_iter().map(|((i, metric), n)| ((tree.code(i), metric), n));
+    for ((code, metric), n) in codes.chain(strays) {
         if n != 0 {
             shards[shard_of(code)].push((format!("{code}|{metric}"), n));
         }
