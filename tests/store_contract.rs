@@ -887,11 +887,13 @@ async fn regions_at_peak_follow_the_peak_through_reads(store: Arc<dyn Store>, _:
     };
     let at_peak = || async { store.stats(&id, &kinds(), now()).await.unwrap().regions_at_peak };
     store
-        .apply(&write("node-a", presence(3, &[("US", 2), ("CN", 1)])))
+        .apply(&write("node-a", presence(3, &[("US", 2), ("CN", 1), ("u:GD", 3)])))
         .await
         .unwrap();
     for _ in 0..2 {
-        assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 2)]));
+        let s = store.stats(&id, &kinds(), now()).await.unwrap();
+        assert_eq!(s.regions_at_peak, map(&[("CN", 1), ("US", 2)]));
+        assert_eq!(s.units_at_peak, map(&[("GD", 3)]), "upper units at the peak, apart");
     }
     store.apply(&write("node-b", presence(2, &[("US", 2)]))).await.unwrap();
     assert_eq!(at_peak().await, map(&[("CN", 1), ("US", 4)]));

@@ -39,7 +39,7 @@ impl RedisStore {
             )
             .await?;
         let Some(reply) = reply else {
-            self.peaks.hold(campaign, String::new(), &BTreeMap::new());
+            self.peaks.hold(campaign, String::new(), &Stats::default());
             return Err(StoreError::NotFound);
         };
         let (counts, uniques, interactors, registrations, shares, live, peak, peak_at, regions, state, moved, totals) =
@@ -54,20 +54,13 @@ impl RedisStore {
             ended: state != "live",
             regions_at_peak: match regions.as_str() {
                 "" => BTreeMap::new(),
-                "=" => self.peaks.regions(campaign),
+                // Filled from what this node holds once split (below).
+                "=" => BTreeMap::new(),
                 json if json.starts_with('{') => serde_json::from_str(json).map_err(|_| corrupt("peak_regions"))?,
                 sum => at_peak(sum)?,
             },
             ..Stats::default()
         };
-        if regions != "=" {
-            let held = if peak_at.is_empty() {
-                String::new()
-            } else {
-                format!("{peak}|{peak_at}")
-            };
-            self.peaks.hold(campaign, held, &stats.regions_at_peak);
-        }
         for kind in kinds {
             let n = match counts.get(kind) {
                 Some(n) => parse_u64(n, "count")?,
@@ -88,6 +81,16 @@ impl RedisStore {
         stats.regions.retain(|_, n| *n > 0);
         stats.nodes.sort_by(|a, b| a.node.cmp(&b.node));
         stats.split_units();
+        if regions == "=" {
+            self.peaks.fill(campaign, &mut stats);
+        } else {
+            let held = if peak_at.is_empty() {
+                String::new()
+            } else {
+                format!("{peak}|{peak_at}")
+            };
+            self.peaks.hold(campaign, held, &stats);
+        }
         Ok(stats)
     }
 
@@ -208,27 +211,34 @@ fn at_peak(sum: &str) -> StoreResult<BTreeMap<String, u64>> {
 #[derive(Default)]
 pub(super) struct PeakRegions(Mutex<HashMap<String, HeldPeak>>);
 
-/// `<peak>|<peak_at>` and the regions at that peak.
-type HeldPeak = (String, BTreeMap<String, u64>);
+/// `<peak>|<peak_at>`, and the regions and the upper units at that peak (split as
+/// [`Stats::split_units`] leaves them, so a tick does not split them again).
+type HeldPeak = (String, BTreeMap<String, u64>, BTreeMap<String, u64>);
 
 impl PeakRegions {
     /// The `<peak>|<peak_at>` whose regions are held for `campaign` ("" = none).
     pub(super) fn held(&self, campaign: &str) -> String {
         let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(campaign).map(|(at, _)| at.clone()).unwrap_or_default()
+        held.get(campaign).map(|(at, ..)| at.clone()).unwrap_or_default()
     }
 
-    pub(super) fn regions(&self, campaign: &str) -> BTreeMap<String, u64> {
+    /// `stats`' regions and units at the peak, as held for `campaign`.
+    pub(super) fn fill(&self, campaign: &str, stats: &mut Stats) {
         let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(campaign).map(|(_, r)| r.clone()).unwrap_or_default()
+        if let Some((_, regions, units)) = held.get(campaign) {
+            stats.regions_at_peak.clone_from(regions);
+            stats.units_at_peak.clone_from(units);
+        }
     }
 
-    pub(super) fn hold(&self, campaign: &str, peak: String, regions: &BTreeMap<String, u64>) {
+    /// Holds `stats`' regions and units at the peak `peak` ("": none, forgets them).
+    pub(super) fn hold(&self, campaign: &str, peak: String, stats: &Stats) {
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if peak.is_empty() {
             held.remove(campaign);
         } else {
-            held.insert(campaign.to_owned(), (peak, regions.clone()));
+            let (regions, units) = (stats.regions_at_peak.clone(), stats.units_at_peak.clone());
+            held.insert(campaign.to_owned(), (peak, regions, units));
         }
     }
 }
