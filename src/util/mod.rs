@@ -1,8 +1,10 @@
 //! Leaf helpers that several parts need (the node, its tasks and the load tool), so none of
-//! them has to import another for a small function: the clock of the wire, duration flags,
+//! them has to import another for a small function: the clock of the wire, background
+//! threads, duration flags,
 //! the open-file limit, listener binding and the cells of the CSV exports. Nothing here
 //! imports the rest of the crate.
 
+pub mod background;
 pub mod csv;
 pub mod duration;
 pub mod fd;

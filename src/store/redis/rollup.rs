@@ -22,8 +22,9 @@ use serde::Deserialize;
 use super::codec::corrupt;
 use super::keys::CampaignKeys;
 use super::RedisStore;
-use crate::org::Tree;
-use crate::store::StoreResult;
+use crate::org::{Tree, MAX_DEPTH};
+use crate::store::{StoreError, StoreResult};
+use crate::util::background;
 
 /// Totals hashes per campaign: enough to spread over any cluster this runs on, few enough
 /// that a fold's calls stay a small fan-out.
@@ -57,46 +58,61 @@ struct Delta<'a> {
 }
 
 /// The fields of `entries` summed per totals shard: each count added to its unit and every
-/// ancestor in `tree` (the campaign's org version), summed by unit and metric first,
-/// borrowing from the entries and the tree (a fold of a storm's second is ~100,000 counts
-/// over a few thousand distinct fields). A code the tree lacks (`unassigned` is `""`)
-/// counts for itself.
+/// ancestor in `tree` (the campaign's org version). A code the tree lacks (`unassigned` is
+/// `""`) counts for itself.
+///
+/// A fold of a storm's two seconds is ~1,000 entries naming ~100,000 villages, so this is
+/// the roller's CPU: the counts are summed one level at a time, deepest first, each
+/// level's sums handed to the parents as one entry each (a count is hashed once per level
+/// it reaches after summing, not once per ancestor), keyed by unit index and a metric
+/// number, borrowing from the entries and the tree.
 fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64)>>> {
-    // By unit, then metric: one lookup in the tree per unit.
-    let mut by_unit: HashMap<&str, HashMap<&str, i64>> = HashMap::new();
+    let mut metrics: Vec<&str> = Vec::new();
+    // Per level (index = level - 1), the counts that reach it: (unit index, metric, n).
+    let mut reach: Vec<Vec<(u32, u16, i64)>> = vec![Vec::new(); MAX_DEPTH];
+    let mut strays: HashMap<(&str, u16), i64> = HashMap::new();
     for entry in entries {
         let delta: Delta = serde_json::from_str(entry).map_err(|_| corrupt("udelta"))?;
+        let units: Vec<Option<u32>> = delta.p.iter().map(|code| tree.find(code)).collect();
         for (unit, metric, n) in delta.c {
-            let unit = unit
+            let k = unit
                 .checked_sub(1)
-                .and_then(|i| delta.p.get(i))
+                .filter(|&k| k < units.len())
                 .ok_or_else(|| corrupt("udelta"))?;
-            *by_unit.entry(unit).or_default().entry(metric).or_default() += n;
-        }
-    }
-    // By unit index while walking up (the codes only at the end), codes the tree lacks apart.
-    let mut sums: HashMap<(u32, &str), i64> = HashMap::new();
-    let mut strays: HashMap<(&str, &str), i64> = HashMap::new();
-    for (unit, metrics) in by_unit {
-        let mut at = tree.find(unit);
-        if at.is_none() {
-            for (&metric, &n) in &metrics {
-                *strays.entry((unit, metric)).or_default() += n;
+            let m = match metrics.iter().position(|&known| known == metric) {
+                Some(m) => m,
+                None => {
+                    metrics.push(metric);
+                    metrics.len() - 1
+                }
+            } as u16;
+            match units[k] {
+                Some(i) => reach[usize::from(tree.level(i)) - 1].push((i, m, n)),
+                None => *strays.entry((delta.p[k], m)).or_default() += n,
             }
-        }
-        while let Some(i) = at {
-            for (&metric, &n) in &metrics {
-                *sums.entry((i, metric)).or_default() += n;
-            }
-            at = tree.parent(i);
         }
     }
     let mut shards: Vec<Vec<(String, i64)>> = vec![vec![]; UNIT_SHARDS];
-    let codes = sums.into_iter().map(|((i, metric), n)| ((tree.code(i), metric), n));
-    for ((code, metric), n) in codes.chain(strays) {
+    let mut push = |code: &str, m: u16, n: i64| {
         if n != 0 {
-            shards[shard_of(code)].push((format!("{code}|{metric}"), n));
+            shards[shard_of(code)].push((format!("{code}|{}", metrics[usize::from(m)]), n));
         }
+    };
+    let mut level_sums: HashMap<(u32, u16), i64> = HashMap::new();
+    for level in (0..MAX_DEPTH).rev() {
+        level_sums.clear();
+        for (i, m, n) in std::mem::take(&mut reach[level]) {
+            *level_sums.entry((i, m)).or_default() += n;
+        }
+        for (&(i, m), &n) in &level_sums {
+            push(tree.code(i), m, n);
+            if let (Some(parent), Some(up)) = (tree.parent(i), level.checked_sub(1)) {
+                reach[up].push((parent, m, n));
+            }
+        }
+    }
+    for ((code, m), n) in strays {
+        push(code, m, n);
     }
     Ok(shards)
 }
@@ -130,21 +146,25 @@ impl RedisStore {
                 return Ok(());
             }
             let count = entries.len();
-            // Parsed and summed off the async workers: a storm's second of deltas is
-            // megabytes of JSON, and the ticks of this node must not wait behind it.
+            // Summed on a thread of lowest priority: two seconds of a storm's deltas are
+            // ~1,000 entries naming ~100,000 units, ~100 ms of a core that this node's
+            // ticks and flushes (and, on a shared host, the Redis servers) come before.
             let tree = tree.clone();
-            let shards = tokio::task::spawn_blocking(move || by_shard(&entries, &tree))
+            let shards = background::run(move || by_shard(&entries, &tree))
                 .await
-                .map_err(|_| corrupt("udelta"))??;
-            let folds = shards
-                .into_iter()
-                .enumerate()
-                .filter(|(_, s)| !s.is_empty())
-                .map(|(s, pairs)| {
-                    let key = k.unit_totals(s);
-                    async move { self.scripts.fold.run::<i64>(&self.conn, key, (plan, pairs)).await }
-                });
-            try_join_all(folds).await?;
+                .ok_or_else(|| StoreError::Unavailable("unit deltas not summed: no thread to sum them on".into()))??;
+            // One shard at a time: each script is ~1/64 of the fold, so a master holds at
+            // most one of them ahead of a tick's read; all 64 at once kept the ticks of
+            // every node waiting behind a third of the fold each (BENCHMARKS.md, "The fold
+            // paced").
+            for (s, pairs) in shards.into_iter().enumerate() {
+                if !pairs.is_empty() {
+                    self.scripts
+                        .fold
+                        .run::<i64>(&self.conn, k.unit_totals(s), (plan, pairs))
+                        .await?;
+                }
+            }
             let _: i64 = self
                 .scripts
                 .rolled
@@ -206,6 +226,71 @@ mod tests {
         ] {
             assert!(by_shard(&[bad.to_owned()], &tree).is_err(), "{bad}");
         }
+    }
+
+    /// The level-by-level sums against the plainest fold: every count walked up to the top.
+    #[test]
+    fn a_six_level_fold_sums_as_walking_every_count_up() {
+        use rand::{Rng, SeedableRng};
+        let mut b = crate::org::TreeBuilder::default();
+        let mut level: Vec<String> = vec!["N".to_owned()];
+        b.push("N", "", "N").unwrap();
+        for depth in 2..=MAX_DEPTH {
+            let mut next = Vec::new();
+            for parent in &level {
+                for k in 0..3 {
+                    let code = format!("{parent}-{depth}{k}");
+                    b.push(&code, parent, &code).unwrap();
+                    next.push(code);
+                }
+            }
+            level = next;
+        }
+        let tree = b.finish();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+        let metrics = ["s", "h", "r", "i|like", "i|cheer"];
+        let mut want: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        let mut entries = Vec::new();
+        for _ in 0..200 {
+            let mut p: Vec<String> = Vec::new();
+            let mut c = Vec::new();
+            for _ in 0..rng.random_range(1..20) {
+                let code = match rng.random_range(0..10) {
+                    0 => String::new(),
+                    1 => "NOT-IN-TREE".to_owned(),
+                    _ => tree.code(rng.random_range(0..tree.len() as u32)).to_owned(),
+                };
+                p.push(code.clone());
+                let metric = metrics[rng.random_range(0..metrics.len())];
+                let n: i64 = rng.random_range(-3..10);
+                c.push((p.len(), metric, n));
+                let mut at = tree.find(&code);
+                if at.is_none() {
+                    *want.entry((code, metric.to_owned())).or_default() += n;
+                }
+                while let Some(i) = at {
+                    *want.entry((tree.code(i).to_owned(), metric.to_owned())).or_default() += n;
+                    at = tree.parent(i);
+                }
+            }
+            entries.push(serde_json::json!({ "p": p, "c": c }).to_string());
+        }
+        let mut want: Vec<(String, i64)> = want
+            .into_iter()
+            .filter(|&(_, n)| n != 0)
+            .map(|((code, metric), n)| (format!("{code}|{metric}"), n))
+            .collect();
+        want.sort();
+        let shards = by_shard(&entries, &tree).unwrap();
+        for (s, pairs) in shards.iter().enumerate() {
+            for (field, _) in pairs {
+                assert_eq!(shard_of(field.split('|').next().unwrap()), s, "{field}");
+            }
+        }
+        let mut got: Vec<(String, i64)> = shards.into_iter().flatten().collect();
+        got.sort();
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
     }
 
     #[test]
