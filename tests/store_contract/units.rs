@@ -9,11 +9,11 @@ use std::time::Duration;
 use livetally::org::{Tree, TreeBuilder};
 use livetally::store::redis::RedisStore;
 use livetally::store::units::{unit_key, UnitPath, UNASSIGNED};
-use livetally::store::{Registration, Signups, Store, UnitTotals, Units, FOLD_EVERY};
+use livetally::store::{Campaigns, Registration, Signups, Store, UnitTotals, Units, FOLD_EVERY};
 
 use super::support::redis::RedisServer;
 use super::support::wait::eventually;
-use super::{batch, claim, delta, footprint, kinds, map, new_campaign, now, presence};
+use super::{batch, campaign, claim, delta, footprint, kinds, map, new_campaign, now, presence};
 
 fn path(codes: &[&str]) -> UnitPath {
     codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().into()
@@ -167,6 +167,43 @@ async fn a_fold_cut_short_is_finished_once() {
     assert_eq!(regs, [6, 7]);
     let left: i64 = server.query(&["LLEN", &udelta]);
     assert_eq!(left, 0, "folded entries are trimmed");
+}
+
+/// A roller still folding for a campaign when it is deleted: its writes land after the
+/// delete. A campaign created again under the same id neither reads them nor takes its
+/// own first folds for ones those shards already had.
+#[tokio::test]
+async fn a_stale_rollers_writes_reach_no_campaign_created_again() {
+    let org = org();
+    let server = RedisServer::start();
+    let store = RedisStore::connect_standalone(&server.url()).await.unwrap();
+    let id = new_campaign(&store, "again").await;
+    for viewer in ["v1", "v2", "v3"] {
+        assert!(store.register(&id, &reg(viewer, Some(path(&["GD"])))).await.unwrap());
+    }
+    store.fold_units(&id, &org, None).await.unwrap();
+    let pattern = format!("lt:{{ct:{id}:*}}:totals");
+    let keys: Vec<String> = server.query(&["KEYS", &pattern]);
+    assert_eq!(keys.len(), 1, "GD's shard");
+    let written: Vec<(String, String)> = server.query(&["HGETALL", &keys[0]]);
+    assert!(written.contains(&("GD|r".to_owned(), "3".to_owned())), "{written:?}");
+    store.end_campaign(&id, now()).await.unwrap();
+    store.delete_campaign(&id).await.unwrap();
+    let left: Vec<String> = server.query(&["KEYS", &pattern]);
+    assert_eq!(left, Vec::<String>::new());
+
+    // The stale roller's writes, then the campaign again with one registration in GD.
+    for (field, value) in &written {
+        let _: i64 = server.query(&["HSET", &keys[0], field, value]);
+    }
+    store.create_campaign(&campaign(&id, 1_000)).await.unwrap();
+    assert!(store.register(&id, &reg("v9", Some(path(&["GD"])))).await.unwrap());
+    let asked = codes(&["GD"]);
+    let got = store.unit_totals(&id, &kinds(), &asked).await.unwrap();
+    assert_eq!(got[0].registrations, 0, "nothing folded yet for this campaign");
+    store.fold_units(&id, &org, None).await.unwrap();
+    let got = store.unit_totals(&id, &kinds(), &asked).await.unwrap();
+    assert_eq!(got[0].registrations, 1);
 }
 
 pub async fn upper_unit_viewers_ride_in_leases_and_leave_with_the_node(store: Arc<dyn Store>, _: &str) {

@@ -20,7 +20,7 @@
 //! | `lt:{campaigns}:join-key` | string | the deployment's join key (32 random bytes, base64url): signs and verifies join tokens when no `--join-secret` is set | a node on an empty store, or `livetally upgrade-store` (`SET NX`) | never |
 //! | `lt:{campaigns}:ticket-key` | string | the HMAC key of operator tickets (as above) | the first node that mints or checks a ticket (`SET NX`) | never |
 //! | `lt:ticket:<nonce>` | string | a spent operator ticket | `spend_once` (`SET NX PX`, the ticket's life) | with the ticket's validity |
-//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by) | `create.lua`; `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`: `peak_regions` only while v2 nodes may run, else cleared for `peak-sum`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
+//! | `lt:{c:<id>}:meta` | hash | `campaign` (JSON as created), `state` (`live`/`ended`), `ended_at`, `peak`, `peak_at`, `peak_regions` (JSON), `regs_erased` (erasures so far, numbering `regs`' placeholders), `session_ttl` (ms, fixed by the first node that writes one), `epoch` (the last session epoch handed out), `share_channels` (the declared channels, comma-separated, absent or empty: none; what `apply.lua` counts by), `ugen` (the generation of its unit totals' shards, random, set by the first fold) | `create.lua`; `roll.lua` (ugen); `milestones.lua` (campaign, share_channels); `end.lua` (state, ended_at); `apply.lua` (`raise_peak`: `peak_regions` only while v2 nodes may run, else cleared for `peak-sum`), `tick.lua` (peak fields); `claim.lua` (epoch; session_ttl on a campaign created by v1); `erase.lua` (regs_erased) | never |
 //! | `lt:{c:<id>}:counts` | hash | kind → interactions | `apply.lua` | never |
 //! | `lt:{c:<id>}:sessions:0`, `:sessions:1` | hash | the generations of session resume state: session → `<epoch>\|<acked seq>\|<region>\|<node>` (where its socket is counted; region and node empty once it closed), and `_g` → the generation held | `claim.lua`, `apply.lua` (sessions that sent something, [`Batch::touch`](crate::store::Batch::touch), [`Batch::left`](crate::store::Batch::left)) | expires at the end of the generation after its own (`PEXPIREAT`); deleted when the campaign ends |
 //! | `lt:{c:<id>}:moved` | hash | epoch of a socket whose session was claimed by another socket while a node with a live lease still counted it → `<region>\|<node>`; subtracted from that node's lease | `claim.lua` | field: when the node reports the socket closed (`apply.lua`), or its lease is gone (`stats.lua`); key: when the campaign ends |
@@ -58,7 +58,7 @@
 //! | `lt:{c:<id>}:udelta` | list | per-unit deltas not yet folded into the totals: one JSON object `{"p": [codes], "c": [[unit, metric, n]]}` per batch or registration (counts by unit; the roller adds each to the unit's ancestors too, from the campaign's org version) | `apply.lua`, `register.lua` (`RPUSH`, atomic with the acks or the registration) | entries: `rolled.lua` once every totals shard took them |
 //! | `lt:{c:<id>}:uroll` | hash | `head` (entries of `udelta` folded and trimmed so far), `plan` (the fold under way) | `roll.lua`, `rolled.lua` | never |
 //! | `lt:{c:<id>}:uroll-lease` | string | the node folding deltas now (`SET NX PX`) | `roll.lua` | with its lease |
-//! | `lt:{ct:<id>:<s>}:totals` | hash | shard `s` (`hash(code) mod 64`) of the unit totals: `<code>\|<metric>` → count, metric `s`, `h`, `r` or `i\|<kind>`; `#plan` → the last fold it took | `fold.lua` | `delete_campaign`, after `delete.lua` (one `DEL` per shard) |
+//! | `lt:{ct:<id>:<g>:<s>}:totals` | hash | shard `s` (`hash(code) mod 64`) of the unit totals of generation `g` (meta `ugen`): `<code>\|<metric>` → count, metric `s`, `h`, `r` or `i\|<kind>`; `#plan` → the last fold it took | `fold.lua` | `delete_campaign`, after `delete.lua` (one `DEL` per shard); a roller whose `rolled.lua` finds the generation gone |
 //! | `lt:{c:<id>}:upeak` | hash | upper unit → `<peak>\|<at ms>` | `tick.lua` (the first node to tick in a bucket) | never |
 //! | `lt:{c:<id>}:upeak-bucket` | string | the last bucket (ms) whose tick raised the upper units' peaks: the first node to tick in a bucket does, the others skip | `tick.lua` | never |
 //! | `lt:{c:<id>}:uuniq:<code>` | HLL | an upper unit's viewers seen | `apply.lua` | never |
@@ -260,9 +260,11 @@ impl CampaignKeys<'_> {
     /// → count, the metric `s` (sessions), `i|<kind>`, `r` (registrations) or `h` (share
     /// visits), `<code>` empty for unassigned; `#plan` the last fold it took. Each in a
     /// slot of its own, so the totals of half a million units spread over the cluster,
-    /// away from the campaign's busy slot.
-    pub(super) fn unit_totals(self, shard: usize) -> String {
-        format!("lt:{{ct:{}:{shard}}}:totals", self.0)
+    /// away from the campaign's busy slot. Named by the campaign's totals generation
+    /// `gen` (meta `ugen`): a roller still folding for a deleted campaign writes shards
+    /// that a campaign created again under the same id never reads.
+    pub(super) fn unit_totals(self, gen: &str, shard: usize) -> String {
+        format!("lt:{{ct:{}:{gen}:{shard}}}:totals", self.0)
     }
 
     /// The generations of the sessions already counted in a unit (session → `1`).
@@ -448,7 +450,7 @@ mod tests {
             (k.uroll(), "lt:{c:x}:uroll"),
             (k.uroll_lease(), "lt:{c:x}:uroll-lease"),
             (k.upeak_bucket(), "lt:{c:x}:upeak-bucket"),
-            (k.unit_totals(7), "lt:{ct:x:7}:totals"),
+            (k.unit_totals("9f2c", 7), "lt:{ct:x:9f2c:7}:totals"),
             (k.sunit_gens()[0].clone(), "lt:{c:x}:sunits:0"),
             (k.upeak(), "lt:{c:x}:upeak"),
             (k.uuniq_codes(), "lt:{c:x}:uuniq-codes"),

@@ -207,17 +207,20 @@ impl RedisStore {
     /// complete. A SCAN for `lt:{c:<id>}:*` would find the same keys but walk the whole
     /// keyspace on a standalone server, and on Cluster it would have to be sent to the node
     /// owning the slot, outside the one-call-per-campaign shape of everything else.
-    /// (2) `delete.lua` re-checks the state and deletes all of it atomically. (3) The index
+    /// (2) `delete.lua` re-checks the state and deletes all of it atomically, then the unit
+    /// totals' shards of the generation read in (1) go. (3) The index
     /// entries, in their own slot. If (3) fails the call is `Unavailable` and the campaign is
     /// gone but for an index entry without meta, which listing skips and a new campaign of
     /// the same id reuses.
     pub(super) async fn delete(&self, id: &str) -> StoreResult<()> {
         let k = CampaignKeys(id);
-        let (state, vparts, iparts, sketched): (Option<String>, Vec<i64>, Vec<i64>, Vec<String>) = self
+        type Found = (Option<String>, Option<String>, Vec<i64>, Vec<i64>, Vec<String>);
+        let (state, gen, vparts, iparts, sketched): Found = self
             .conn
             .call(|mut c| async move {
                 redis::pipe()
                     .hget(k.meta(), "state")
+                    .hget(k.meta(), "ugen")
                     .zrange(k.vparts(), 0, -1)
                     .zrange(k.iparts(), 0, -1)
                     .smembers(k.uuniq_codes())
@@ -242,7 +245,11 @@ impl RedisStore {
             0 => return Err(StoreError::NotFound),
             _ => return Err(StoreError::Live),
         }
-        self.drop_unit_totals(id).await?;
+        // The unit totals' shards (a fold that began after the read above is dropped by
+        // its roller, whose `rolled.lua` finds the generation gone).
+        if let Some(gen) = gen {
+            self.drop_unit_totals(id, &gen).await?;
+        }
         self.conn
             .call(|mut c| async move {
                 redis::pipe()

@@ -1,16 +1,22 @@
 //! The unit totals' roller: folds the deltas `apply.lua` and `register.lua` append to a
 //! campaign's `udelta` list (one packed JSON object per batch, atomic with its acks, each
 //! count named by its unit's code) into the totals of the unit and every ancestor (from
-//! the campaign's org version, which the node holds), in hashes, [`UNIT_SHARDS`] of them, each in a slot of its own
-//! (`lt:{ct:<id>:<s>}:totals`). The campaign's slot then takes one `RPUSH` per batch
-//! however many units it touched, and the half a million units' counters, their writes
-//! and their reads spread over the cluster's masters.
+//! the campaign's org version, which the node holds), in hashes, [`UNIT_SHARDS`] of them,
+//! each in a slot of its own (`lt:{ct:<id>:<g>:<s>}:totals`). The campaign's slot then
+//! takes one `RPUSH` per batch however many units it touched, and the half a million
+//! units' counters, their writes and their reads spread over the cluster's masters.
 //!
 //! A fold is exactly-once without a lock: `roll.lua` fixes a *plan* (the entries up to a
 //! number), every shard takes a plan once (`fold.lua` keeps the last one it took), and
 //! `rolled.lua` trims the entries only after every shard took them. A roller that dies
 //! mid-fold leaves the plan in place; the next one folds the same entries, and the shards
 //! that already took them skip. The lease only keeps nodes from doing the same work twice.
+//!
+//! The shards are named by the campaign's totals generation `g` (meta `ugen`, set by its
+//! first fold): a roller still folding when the campaign is deleted writes shards that a
+//! campaign created again under the same id never reads (nor would their `#plan` make it
+//! skip its own first folds), and removes them when `rolled.lua` finds its generation
+//! gone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,16 +136,17 @@ impl RedisStore {
         let k = CampaignKeys(campaign);
         let lease_ms = lease.map_or(0, |d| d.as_millis().max(1) as u64);
         loop {
-            let planned: Option<(u64, Vec<String>)> = self
+            let fresh = format!("{:016x}", rand::random::<u64>());
+            let planned: Option<(u64, Vec<String>, String)> = self
                 .scripts
                 .roll
                 .run(
                     &self.conn,
-                    &[k.udelta(), k.uroll(), k.uroll_lease()],
-                    (lease_ms, FOLD_MAX),
+                    &[k.udelta(), k.uroll(), k.uroll_lease(), k.meta()],
+                    (lease_ms, FOLD_MAX, fresh),
                 )
                 .await?;
-            let Some((plan, entries)) = planned else {
+            let Some((plan, entries, gen)) = planned else {
                 return Ok(());
             };
             if entries.is_empty() {
@@ -159,29 +166,31 @@ impl RedisStore {
             // paced").
             for (s, pairs) in shards.into_iter().enumerate() {
                 if !pairs.is_empty() {
-                    self.scripts
-                        .fold
-                        .run::<i64>(&self.conn, k.unit_totals(s), (plan, pairs))
-                        .await?;
+                    let key = k.unit_totals(&gen, s);
+                    self.scripts.fold.run::<i64>(&self.conn, key, (plan, pairs)).await?;
                 }
             }
-            let _: i64 = self
+            let rolled: i64 = self
                 .scripts
                 .rolled
-                .run(&self.conn, &[k.udelta(), k.uroll()], plan)
+                .run(&self.conn, &[k.udelta(), k.uroll(), k.meta()], (plan, &gen))
                 .await?;
+            if rolled < 0 {
+                // The campaign was deleted while this fold ran: what it wrote is nobody's.
+                return self.drop_unit_totals(campaign, &gen).await;
+            }
             if lease.is_some() || count < FOLD_MAX {
                 return Ok(());
             }
         }
     }
 
-    /// Removes the totals shards of a deleted campaign (each in its own slot, so outside
-    /// `delete.lua`).
-    pub(super) async fn drop_unit_totals(&self, campaign: &str) -> StoreResult<()> {
+    /// Removes the totals shards of generation `gen` of a campaign (each in its own slot,
+    /// so outside `delete.lua`).
+    pub(super) async fn drop_unit_totals(&self, campaign: &str, gen: &str) -> StoreResult<()> {
         let k = CampaignKeys(campaign);
         let dels = (0..UNIT_SHARDS).map(|s| {
-            let key = k.unit_totals(s);
+            let key = k.unit_totals(gen, s);
             self.conn
                 .call(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
         });

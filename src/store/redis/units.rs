@@ -130,6 +130,15 @@ impl Units for RedisStore {
         }
         let k = CampaignKeys(campaign);
         let per = 3 + kinds.len();
+        // No generation: nothing was ever folded (and no stale roller's shards are read).
+        let gen: Option<String> = self
+            .conn
+            .call(|mut c| async move { redis::cmd("HGET").arg(k.meta()).arg("ugen").query_async(&mut c).await })
+            .await?;
+        let Some(gen) = gen else {
+            return Ok(vec![totals_of(&vec![None; per], kinds)?; codes.len()]);
+        };
+        let gen = &gen;
         // The codes by shard, each shard read with one `HMGET` (of at most ~4,000 fields,
         // so a report of a whole level stays bounded replies), all shards at once.
         let mut by_shard: Vec<Vec<usize>> = vec![vec![]; UNIT_SHARDS];
@@ -141,7 +150,7 @@ impl Units for RedisStore {
             .enumerate()
             .filter(|(_, ix)| !ix.is_empty())
             .flat_map(|(s, ix)| {
-                let key = k.unit_totals(s);
+                let key = k.unit_totals(gen, s);
                 ix.chunks((4096 / per).max(1)).map(move |ix| {
                     let fields: Vec<String> = ix.iter().flat_map(|&i| fields_of(&codes[i], kinds)).collect();
                     let key = key.clone();
