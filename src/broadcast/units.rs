@@ -6,7 +6,7 @@
 //! units' viewers from the tick's stats (the leases' `u:` entries, no store read); the
 //! deeper units' viewers by summing the live nodes' hashes for these children only; the
 //! cumulative numbers and the upper units' peaks from the units seam, for these children
-//! only. A listing costs the store two or three reads whatever the size of the org.
+//! only. A listing costs the store three or four reads whatever the size of the org.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
