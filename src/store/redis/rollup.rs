@@ -91,7 +91,9 @@ fn by_shard(entries: &[String], tree: &Tree) -> StoreResult<Vec<Vec<(String, i64
                     metrics.push(metric);
                     metrics.len() - 1
                 }
-            } as u16;
+            };
+            // A campaign has a handful of metrics; more than a u16 holds is not a delta.
+            let m = u16::try_from(m).map_err(|_| corrupt("udelta"))?;
             match units[k] {
                 Some(i) => reach[usize::from(tree.level(i)) - 1].push((i, m, n)),
                 None => *strays.entry((delta.p[k], m)).or_default() += n,
